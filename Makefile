@@ -1,0 +1,49 @@
+# Two commands: `make demo` (install, seed the demo trial, serve it) and `make test` (install, run the whole suite).
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export DJANGO_SETTINGS_MODULE := config.settings
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cxr_trial
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: demo test install install-all chromium lint reliability benchmarks clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# The demo needs no torch (retrieval baseline); tests install the inference extra too.
+$(VENV)/.installed-base: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-all: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[inference,dev]'
+	touch $@ $(VENV)/.installed-base
+
+install: $(VENV)/.installed-base
+install-all: $(VENV)/.installed-all
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+demo: install
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py seed_demo
+	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+
+test: install-all chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
+	  DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install-all
+	$(VENV)/bin/ruff check .
+
+reliability: install-all chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) benchmarks/reliability.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 media staticfiles

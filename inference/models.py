@@ -1,0 +1,69 @@
+"""Model registry and drafts (DESIGN.md sections 2 and 6)."""
+from __future__ import annotations
+
+from django.db import models
+
+
+class ModelVersion(models.Model):
+    class Backend(models.TextChoices):
+        RETRIEVAL = "retrieval", "Retrieval baseline"
+        JANUS = "janus", "Janus (transformers)"
+
+    name = models.CharField(max_length=120, unique=True)
+    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.RETRIEVAL)
+    weights_path = models.CharField(max_length=500, blank=True)
+    weights_sha256 = models.CharField(max_length=64, blank=True)
+    generation_params = models.JSONField(default=dict, blank=True)
+    prompt_template = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_label(self) -> str:
+        return "retrieval baseline" if self.backend == self.Backend.RETRIEVAL else self.name
+
+
+class Draft(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="drafts")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="drafts")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    findings_text = models.TextField(blank=True)
+    impression_text = models.TextField(blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)
+    boxes = models.JSONField(default=list, blank=True)
+    neighbours = models.JSONField(default=list, blank=True)
+    prompt = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(default=0)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    queue_wait_s = models.FloatField(null=True, blank=True)
+    load_s = models.FloatField(null=True, blank=True)
+    generate_s = models.FloatField(null=True, blank=True)
+    worker_host = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["case", "model_version"]
+        constraints = [models.UniqueConstraint(fields=["case", "model_version"], name="uniq_draft_per_case_model")]
+
+    def __str__(self) -> str:
+        return f"Draft {self.case} / {self.model_version} ({self.status})"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY

@@ -1,0 +1,115 @@
+"""Reads (one reader, one case, one arm) and expert ratings (DESIGN.md sections 2 and 4)."""
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+
+
+def opaque_id() -> str:
+    # Random, so ids neither sort by arm nor by creation order.
+    return secrets.token_urlsafe(12)
+
+
+class Read(models.Model):
+    class Status(models.TextChoices):
+        TODO = "todo", "To do"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+
+    public_id = models.CharField(max_length=24, unique=True, default=opaque_id, editable=False)
+    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="reads")
+    arm = models.ForeignKey("trial.Arm", on_delete=models.PROTECT, related_name="reads")
+    reader = models.ForeignKey(
+        "trial.Membership", null=True, blank=True, on_delete=models.PROTECT, related_name="reads",
+        help_text="Null until a reader of the arm at the case's center is enrolled",
+    )
+    session = models.PositiveSmallIntegerField(default=1, help_text="Crossover: 1st or 2nd read of the case")
+    after_read = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="Crossover: held back until this read is submitted and the washout has passed",
+    )
+    order_key = models.BigIntegerField(default=0, help_text="Worklist order, shuffled per reader")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TODO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(default=0.0)
+    # The report (autosaved while in progress, final once submitted)
+    findings_text = models.TextField(blank=True)
+    impression_text = models.TextField(blank=True)
+    finding_marks = models.JSONField(default=dict, blank=True, help_text="{code: {present: bool, confidence: 1-5}}")
+    autosaved_at = models.DateTimeField(null=True, blank=True)
+    # AI arm: the draft shown, and how much the reader changed it
+    draft = models.ForeignKey("inference.Draft", null=True, blank=True, on_delete=models.PROTECT, related_name="reads")
+    draft_edit_distance = models.FloatField(null=True, blank=True)
+    flipped_findings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["order_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "arm", "reader"], name="uniq_read_case_arm_reader"),
+        ]
+        indexes = [models.Index(fields=["reader", "status"])]
+
+    def __str__(self) -> str:
+        return f"Read {self.public_id}"
+
+    @property
+    def wall_seconds(self) -> float | None:
+        if self.opened_at and self.submitted_at:
+            return (self.submitted_at - self.opened_at).total_seconds()
+        return None
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.submitted_at is not None
+
+
+class Rating(models.Model):
+    """One expert's blinded judgement of a case's reports, shown as A and B in an order drawn per rating."""
+
+    class Status(models.TextChoices):
+        TODO = "todo", "To do"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+
+    class Preference(models.TextChoices):
+        A = "A", "Report A"
+        B = "B", "Report B"
+        NONE = "none", "No preference"
+
+    public_id = models.CharField(max_length=24, unique=True, default=opaque_id, editable=False)
+    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="ratings")
+    expert = models.ForeignKey("trial.Membership", on_delete=models.PROTECT, related_name="ratings")
+    read_a = models.ForeignKey(Read, on_delete=models.PROTECT, related_name="+")
+    read_b = models.ForeignKey(Read, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    order_seed = models.CharField(max_length=64, blank=True, help_text="Seed the A/B order was drawn from")
+    order_key = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TODO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    autosaved_at = models.DateTimeField(null=True, blank=True)
+    preference = models.CharField(max_length=4, choices=Preference.choices, blank=True)
+    quality_a = models.PositiveSmallIntegerField(null=True, blank=True)
+    quality_b = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["order_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "expert"], name="uniq_rating_case_expert"),
+            models.CheckConstraint(
+                condition=models.Q(quality_a__isnull=True) | models.Q(quality_a__gte=1, quality_a__lte=5),
+                name="rating_quality_a_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(quality_b__isnull=True) | models.Q(quality_b__gte=1, quality_b__lte=5),
+                name="rating_quality_b_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rating {self.public_id}"

@@ -1,0 +1,55 @@
+"""Test setup. The suite talks to real PostgreSQL and Redis; a missing service fails the run (never skips)."""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session):
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    problems = []
+    if os.environ.get("CI") == "true" and "postgresql" not in engine:
+        problems.append(f"CI must run on PostgreSQL, DATABASE_URL gives {engine}")
+    if "postgresql" in engine:
+        db = settings.DATABASES["default"]
+        if not _reachable(db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)):
+            problems.append("PostgreSQL is not reachable at DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    host_port = redis_url.split("//", 1)[1].split("/", 1)[0]
+    host, _, port = host_port.partition(":")
+    if not _reachable(host, int(port or 6379)):
+        problems.append(f"Redis is not reachable at {redis_url}")
+    if problems:
+        pytest.exit("Required services missing: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture(autouse=True)
+def _media_root(tmp_path, settings):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.AXES_ENABLED = False
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+from tests.factories import *  # noqa: E402,F401,F403  (fixtures)

@@ -1,0 +1,84 @@
+"""Factories for tests: people and trials are made through the real services, so audit and rules apply."""
+from __future__ import annotations
+
+import factory
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from trial import services
+from trial.models import Trial
+
+User = get_user_model()
+PASSWORD = "correct-horse-battery"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+
+def make_trial(
+    *,
+    code: str = "T1",
+    design: str = Trial.Design.PAIRED_BY_CASE,
+    centers: int = 2,
+    readers_per_arm_per_center: int = 1,
+    experts: int = 2,
+    ai_model: bool = True,
+    seed: str = "seed-1",
+    block_sizes=(2, 4),
+    slots_per_stratum: int | None = None,
+    status: str = Trial.Status.READING,
+    enrol_readers: bool = True,
+    **settings,
+) -> dict:
+    """A ready trial: coordinator, centers, two arms, readers, experts, a statistician, a sealed list."""
+    coord = UserFactory(username=f"{code.lower()}-coord", is_staff=True)
+    coord.user_permissions.add(*Permission.objects.filter(codename="add_trial"))
+    coord = User.objects.get(pk=coord.pk)
+    trial = services.create_trial(coord, code=code, title=f"Trial {code}", design=design, **settings)
+    cs = [services.add_center(coord, trial, code=f"c{i + 1}", name=f"Center {i + 1}") for i in range(centers)]
+    un = services.add_arm(coord, trial, code="unassisted", name="Standard care")
+    ai = services.add_arm(coord, trial, code="ai_assisted", name="AI-assisted", is_ai=ai_model)
+    readers = []
+    for c in cs:
+        for j in range(2 * readers_per_arm_per_center):
+            u = UserFactory(username=f"{code.lower()}-reader-{c.code}-{j}")
+            readers.append(services.add_member(coord, trial, user=u, role="reader", center=c, experience="junior"))
+    expert_ms = []
+    for j in range(experts):
+        u = UserFactory(username=f"{code.lower()}-expert-{j}")
+        expert_ms.append(services.add_member(coord, trial, user=u, role="expert", center=cs[j % len(cs)]))
+    stat = services.add_member(coord, trial, user=UserFactory(username=f"{code.lower()}-stat"), role="statistician")
+    services.generate_allocation_list(coord, trial, seed=seed, block_sizes=list(block_sizes),
+                                      slots_per_stratum=slots_per_stratum)
+    order = services.STATUS_ORDER
+    while order.index(trial.status) < order.index(status):
+        trial = services.advance_status(coord, trial, order[order.index(trial.status) + 1],
+                                        reason="test" if order[order.index(trial.status) + 1] == "locked" else "")
+    if enrol_readers and trial.randomisation_unit == "reader" and trial.status in ("enrolling", "reading"):
+        readers = [services.enrol_reader(coord, m) for m in readers]
+    trial.refresh_from_db()
+    return {"trial": trial, "coordinator": coord, "centers": cs, "arms": {"unassisted": un, "ai_assisted": ai},
+            "readers": readers, "experts": expert_ms, "statistician": stat}
+
+
+def add_cases(t: dict, n: int, enrol: bool = True, prefix: str = "CASE") -> list:
+    cases = []
+    for i in range(n):
+        c = services.add_case(t["coordinator"], t["trial"], center=t["centers"][i % len(t["centers"])], code=f"{prefix}{i:05d}")
+        if enrol:
+            c = services.enrol_case(t["coordinator"], c)
+        cases.append(c)
+    return cases
+
+
+@pytest.fixture
+def trial_setup(db):
+    return make_trial()

@@ -1,0 +1,184 @@
+"""REST API for coordinators: the same resources as the pages. Role checks via TrialRolePermission."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from . import selectors, services
+from .models import Case, Membership, Trial
+from .permissions import Role, TrialRolePermission
+from .serializers import (
+    AllocationListCreateSerializer,
+    AllocationListSerializer,
+    AllocationSerializer,
+    ArmSerializer,
+    CaseCreateSerializer,
+    CaseSerializer,
+    CenterSerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    StatusSerializer,
+    TrialSerializer,
+)
+
+
+def _valid(serializer_cls, data):
+    s = serializer_cls(data=data)
+    s.is_valid(raise_exception=True)
+    return s.validated_data
+
+
+class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = TrialSerializer
+    lookup_field = "code"
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        return selectors.trials_for_user(self.request.user).order_by("code")
+
+    @extend_schema(request=TrialSerializer, responses=TrialSerializer)
+    def create(self, request):
+        d = _valid(TrialSerializer, request.data)
+        trial = services.create_trial(
+            request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
+            findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
+            **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
+                                 "washout_days", "date_policy", "keep_identity_key") if k in d},
+        )
+        return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
+
+    def _coordinated(self, code: str) -> Trial:
+        trial = get_object_or_404(self.get_queryset(), code=code)
+        services.ensure_coordinator(self.request.user, trial)
+        return trial
+
+    @extend_schema(request=AllocationListCreateSerializer, responses=AllocationListSerializer)
+    @action(detail=True, methods=["post"], url_path="allocation-list")
+    def allocation_list(self, request, code=None):
+        trial = self._coordinated(code)
+        d = _valid(AllocationListCreateSerializer, request.data)
+        alist = services.generate_allocation_list(request.user, trial, **d)
+        return Response(AllocationListSerializer(alist).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=StatusSerializer, responses=TrialSerializer)
+    @action(detail=True, methods=["post"])
+    def status(self, request, code=None):
+        trial = self._coordinated(code)
+        d = _valid(StatusSerializer, request.data)
+        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
+        return Response(TrialSerializer(trial).data)
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"])
+    def progress(self, request, code=None):
+        trial = self._coordinated(code)
+        return Response(selectors.trial_progress(trial))
+
+
+class TrialScopedViewSet(viewsets.GenericViewSet):
+    """Nested under /api/trials/{code}/...; coordinators only unless `read_roles` says otherwise."""
+
+    permission_classes = [IsAuthenticated, TrialRolePermission]
+    read_roles: tuple[str, ...] = (Role.COORDINATOR,)
+    write_roles: tuple[str, ...] = (Role.COORDINATOR,)
+
+    def get_trial(self) -> Trial:
+        if not hasattr(self, "_trial"):
+            self._trial = get_object_or_404(Trial, code=self.kwargs["trial_code"])
+        return self._trial
+
+    def roles_for_action(self) -> tuple[str, ...]:
+        return self.read_roles if self.request.method in ("GET", "HEAD", "OPTIONS") else self.write_roles
+
+
+class CenterViewSet(mixins.ListModelMixin, TrialScopedViewSet):
+    serializer_class = CenterSerializer
+
+    def get_queryset(self):
+        return self.get_trial().centers.all()
+
+    @extend_schema(request=CenterSerializer, responses=CenterSerializer)
+    def create(self, request, trial_code=None):
+        d = _valid(CenterSerializer, request.data)
+        center = services.add_center(request.user, self.get_trial(), code=d["code"], name=d["name"])
+        return Response(CenterSerializer(center).data, status=status.HTTP_201_CREATED)
+
+
+class ArmViewSet(mixins.ListModelMixin, TrialScopedViewSet):
+    serializer_class = ArmSerializer
+
+    def get_queryset(self):
+        return self.get_trial().arms.select_related("model_version")
+
+    @extend_schema(request=ArmSerializer, responses=ArmSerializer)
+    def create(self, request, trial_code=None):
+        d = _valid(ArmSerializer, request.data)
+        arm = services.add_arm(request.user, self.get_trial(), code=d["code"], name=d["name"],
+                               is_ai=d.get("is_ai", False), ratio=d.get("ratio", 1))
+        return Response(ArmSerializer(arm).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
+    serializer_class = MembershipSerializer
+
+    def get_queryset(self):
+        return self.get_trial().memberships.select_related("user", "center", "arm").order_by("role", "user__username")
+
+    @extend_schema(request=MembershipCreateSerializer, responses=MembershipSerializer)
+    def create(self, request, trial_code=None):
+        trial = self.get_trial()
+        d = _valid(MembershipCreateSerializer, request.data)
+        center = None
+        if d.get("center"):
+            center = trial.centers.filter(code=d["center"]).first()
+            if center is None:
+                raise ValidationError({"center": f"No center {d['center']} in this trial."})
+        user = services.get_or_create_user(d["username"])
+        m = services.add_member(request.user, trial, user=user, role=d["role"], center=center,
+                                experience=d.get("experience") or "")
+        return Response(MembershipSerializer(m).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=MembershipSerializer)
+    @action(detail=True, methods=["post"])
+    def enrol(self, request, trial_code=None, pk=None):
+        m = get_object_or_404(Membership, pk=pk, trial=self.get_trial())
+        m = services.enrol_reader(request.user, m)
+        return Response(MembershipSerializer(m).data)
+
+
+class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrialScopedViewSet):
+    serializer_class = CaseSerializer
+
+    def get_queryset(self):
+        return self.get_trial().cases.select_related("center", "arm").order_by("code")
+
+    @extend_schema(request=CaseCreateSerializer, responses=CaseSerializer)
+    def create(self, request, trial_code=None):
+        trial = self.get_trial()
+        d = _valid(CaseCreateSerializer, request.data)
+        center = trial.centers.filter(code=d["center"]).first()
+        if center is None:
+            raise ValidationError({"center": f"No center {d['center']} in this trial."})
+        case = services.add_case(request.user, trial, center=center, code=d["code"])
+        return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=CaseSerializer)
+    @action(detail=True, methods=["post"])
+    def enrol(self, request, trial_code=None, pk=None):
+        case = get_object_or_404(Case, pk=pk, trial=self.get_trial())
+        case = services.enrol_case(request.user, case)
+        return Response(CaseSerializer(case).data)
+
+
+class AllocationViewSet(mixins.ListModelMixin, TrialScopedViewSet):
+    """Revealed allocations only; the sealed list itself has no route."""
+
+    serializer_class = AllocationSerializer
+
+    def get_queryset(self):
+        return selectors.revealed_allocations(self.request.user, self.get_trial())

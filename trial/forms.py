@@ -1,0 +1,96 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from .models import Center, Membership, Trial
+
+User = get_user_model()
+
+
+class TrialForm(forms.Form):
+    code = forms.SlugField(max_length=40, label="Protocol code", help_text="e.g. NCT07117266")
+    title = forms.CharField(max_length=300)
+    design = forms.ChoiceField(choices=Trial.Design.choices, initial=Trial.Design.PAIRED_BY_CASE)
+    findings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="One finding per line as code: label. Leave empty for the six default findings.",
+    )
+    expert_panel_size = forms.IntegerField(min_value=1, max_value=50, initial=5)
+    preference_majority = forms.IntegerField(min_value=1, max_value=50, initial=3)
+
+    def clean_findings(self):
+        raw = self.cleaned_data["findings"].strip()
+        if not raw:
+            return None
+        out = []
+        for n, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            code, _, label = line.partition(":")
+            if not code.strip():
+                raise forms.ValidationError(f"Line {n}: missing finding code.")
+            out.append({"code": code.strip(), "label": label.strip()})
+        return out
+
+    def clean(self):
+        data = super().clean()
+        if data.get("preference_majority") and data.get("expert_panel_size"):
+            if data["preference_majority"] > data["expert_panel_size"]:
+                self.add_error("preference_majority", "The majority cannot exceed the panel size.")
+        return data
+
+
+class CenterForm(forms.Form):
+    code = forms.SlugField(max_length=40)
+    name = forms.CharField(max_length=200)
+
+
+class ArmForm(forms.Form):
+    code = forms.SlugField(max_length=40, help_text="e.g. unassisted or ai_assisted")
+    name = forms.CharField(max_length=200)
+    is_ai = forms.BooleanField(required=False, label="AI-assisted (readers see the model's draft)")
+    ratio = forms.IntegerField(min_value=1, max_value=10, initial=1)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150, help_text="An existing user, or a new one to create")
+    email = forms.EmailField(required=False)
+    password = forms.CharField(required=False, widget=forms.PasswordInput, help_text="Only for a new user")
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+    center = forms.ModelChoiceField(queryset=Center.objects.none(), required=False)
+    experience = forms.ChoiceField(choices=Membership.Experience.choices, required=False)
+
+    def __init__(self, *args, trial: Trial, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["center"].queryset = trial.centers.all()
+
+
+class CaseForm(forms.Form):
+    code = forms.CharField(max_length=64, label="Case code")
+    center = forms.ModelChoiceField(queryset=Center.objects.none())
+
+    def __init__(self, *args, trial: Trial, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["center"].queryset = trial.centers.all()
+
+
+class AllocationListForm(forms.Form):
+    block_sizes = forms.CharField(
+        required=False, help_text="Comma-separated, multiples of the ratio total; empty for the default (e.g. 2,4)"
+    )
+    slots_per_stratum = forms.IntegerField(min_value=1, max_value=100000, required=False)
+    stratify_by_experience = forms.BooleanField(required=False, help_text="Readers only")
+
+    def clean_block_sizes(self):
+        raw = self.cleaned_data["block_sizes"].strip()
+        if not raw:
+            return None
+        try:
+            return [int(x) for x in raw.split(",") if x.strip()]
+        except ValueError as exc:
+            raise forms.ValidationError("Block sizes must be whole numbers separated by commas.") from exc
+
+
+class StatusForm(forms.Form):
+    to_status = forms.ChoiceField(choices=Trial.Status.choices)
+    reason = forms.CharField(required=False, max_length=500)

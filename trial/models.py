@@ -1,0 +1,256 @@
+"""Trials, centers, arms, people, cases, the sealed allocation list and the audit log (DESIGN.md sections 1, 2, 5)."""
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+DEFAULT_FINDINGS = [
+    {"code": "pleural_effusion", "label": "Pleural effusion"},
+    {"code": "pneumothorax", "label": "Pneumothorax"},
+    {"code": "atelectasis", "label": "Atelectasis"},
+    {"code": "consolidation", "label": "Consolidation"},
+    {"code": "cardiomegaly", "label": "Cardiomegaly"},
+    {"code": "lung_opacity", "label": "Lung opacity"},
+]
+
+
+def default_findings() -> list[dict]:
+    return [dict(f) for f in DEFAULT_FINDINGS]
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)
+
+
+class Trial(models.Model):
+    class Design(models.TextChoices):
+        PAIRED_BY_CASE = "paired_by_case", "Paired by case"
+        CASE_RANDOMISED = "case_randomised", "Case-randomised"
+        CROSSOVER = "crossover", "Crossover (fully crossed MRMC)"
+
+    class Status(models.TextChoices):
+        SETUP = "setup", "Setup"
+        ENROLLING = "enrolling", "Enrolling"
+        READING = "reading", "Reading"
+        RATING = "rating", "Rating"
+        LOCKED = "locked", "Locked"
+
+    code = models.SlugField(max_length=40, unique=True, help_text="Protocol code, e.g. NCT07117266")
+    title = models.CharField(max_length=300)
+    design = models.CharField(max_length=20, choices=Design.choices, default=Design.PAIRED_BY_CASE)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.SETUP)
+    findings = models.JSONField(default=default_findings, help_text="The trial's findings: [{code, label}]")
+    # Rating and reading settings
+    expert_panel_size = models.PositiveSmallIntegerField(default=5)
+    preference_majority = models.PositiveSmallIntegerField(default=3)
+    experts_off_own_center = models.BooleanField(default=False)
+    washout_days = models.PositiveSmallIntegerField(default=28)
+    # Import settings
+    allowed_modalities = models.JSONField(default=list, blank=True, help_text="Extra modalities beyond CR/DX")
+    date_policy = models.CharField(max_length=10, choices=[("shift", "Shift"), ("remove", "Remove")], default="shift")
+    keep_identity_key = models.BooleanField(default=False)
+    # Secret material: never shown in any view; UIDs and A/B orders derive from it.
+    secret = models.CharField(max_length=64, default=new_secret, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.title}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.status == self.Status.LOCKED
+
+    @property
+    def finding_codes(self) -> list[str]:
+        return [f["code"] for f in self.findings]
+
+    @property
+    def randomisation_unit(self) -> str:
+        return "case" if self.design == self.Design.CASE_RANDOMISED else "reader"
+
+    @property
+    def is_paired(self) -> bool:
+        return self.design != self.Design.CASE_RANDOMISED
+
+
+class Center(models.Model):
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="centers")
+    code = models.SlugField(max_length=40)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="uniq_center_code")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Arm(models.Model):
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
+    code = models.SlugField(max_length=40, help_text="e.g. unassisted, ai_assisted")
+    name = models.CharField(max_length=200)
+    is_ai = models.BooleanField(default=False)
+    model_version = models.ForeignKey(
+        "inference.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="arms"
+    )
+    ratio = models.PositiveSmallIntegerField(default=1, help_text="Allocation ratio weight")
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="uniq_arm_code")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        COORDINATOR = "coordinator", "Coordinator"
+        READER = "reader", "Reader"
+        EXPERT = "expert", "Expert"
+        STATISTICIAN = "statistician", "Statistician"
+
+    class Experience(models.TextChoices):
+        NONE = "", "-"
+        JUNIOR = "junior", "Junior"
+        SENIOR = "senior", "Senior"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships")
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="memberships")
+    role = models.CharField(max_length=14, choices=Role.choices)
+    center = models.ForeignKey(Center, null=True, blank=True, on_delete=models.PROTECT, related_name="memberships")
+    experience = models.CharField(max_length=8, choices=Experience.choices, blank=True, default="")
+    # A reader's arm, set only when enrolment reveals the reader's allocation.
+    arm = models.ForeignKey(Arm, null=True, blank=True, on_delete=models.PROTECT, related_name="readers")
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial", "role", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["user", "trial", "role"], name="uniq_membership_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}, {self.trial.code})"
+
+
+class Case(models.Model):
+    class Status(models.TextChoices):
+        IMPORTED = "imported", "Imported"
+        ENROLLED = "enrolled", "Enrolled"
+        READ = "read", "Read"
+        RATED = "rated", "Rated"
+        EXCLUDED = "excluded", "Excluded"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="cases")
+    center = models.ForeignKey(Center, on_delete=models.PROTECT, related_name="cases")
+    code = models.CharField(max_length=64, help_text="Pseudonymous case code")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.IMPORTED)
+    # Set when enrolment reveals a case allocation (case-randomised design).
+    arm = models.ForeignKey(Arm, null=True, blank=True, on_delete=models.PROTECT, related_name="allocated_cases")
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    exclusion_reason = models.CharField(max_length=300, blank=True)
+    # Reference standard: {finding_code: 0/1} and a reference report, for AI evaluation.
+    reference_findings = models.JSONField(default=dict, blank=True)
+    reference_report = models.TextField(blank=True)
+    study_uid_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [models.UniqueConstraint(fields=["trial", "code"], name="uniq_case_code")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class AllocationList(models.Model):
+    """The sealed list, generated once at setup. Its entries are never shown until revealed."""
+
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="allocation_list")
+    unit = models.CharField(max_length=8, choices=[("reader", "Reader"), ("case", "Case")])
+    seed = models.CharField(max_length=64, editable=False)
+    block_sizes = models.JSONField()
+    ratio = models.JSONField(help_text="{arm_code: weight}")
+    stratify_by_experience = models.BooleanField(default=False)
+    slots_per_stratum = models.PositiveIntegerField()
+    list_hash = models.CharField(max_length=64, help_text="sha256 commitment to the whole sealed list")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+
+
+class AllocationStratum(models.Model):
+    """One stratum's pointer into the list; its row lock serialises concurrent enrolments."""
+
+    allocation_list = models.ForeignKey(AllocationList, on_delete=models.PROTECT, related_name="strata")
+    key = models.CharField(max_length=120)
+    next_sequence = models.PositiveIntegerField(default=0)
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["allocation_list", "key"], name="uniq_stratum")]
+
+
+class AllocationSlot(models.Model):
+    stratum = models.ForeignKey(AllocationStratum, on_delete=models.PROTECT, related_name="slots")
+    sequence = models.PositiveIntegerField()
+    block_index = models.PositiveIntegerField()
+    block_size = models.PositiveSmallIntegerField()
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="+")
+    revealed_at = models.DateTimeField(null=True, blank=True)
+    revealed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    case = models.OneToOneField(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="allocation")
+    membership = models.OneToOneField(
+        Membership, null=True, blank=True, on_delete=models.PROTECT, related_name="allocation"
+    )
+
+    class Meta:
+        ordering = ["stratum", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["stratum", "sequence"], name="uniq_slot_sequence")]
+
+
+class AuditHead(models.Model):
+    """The tip of one hash chain (one per trial, plus a global one); locked while appending."""
+
+    trial = models.OneToOneField(Trial, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_head")
+    chain = models.CharField(max_length=60, unique=True)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    count = models.PositiveBigIntegerField(default=0)
+
+
+class AuditEntry(models.Model):
+    """Append-only: saving an existing entry or deleting one raises."""
+
+    chain = models.CharField(max_length=60, db_index=True)
+    sequence = models.PositiveBigIntegerField()
+    trial = models.ForeignKey(Trial, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)
+    at = models.DateTimeField()
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=80)
+    object_id = models.CharField(max_length=80)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["chain", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["chain", "sequence"], name="uniq_audit_sequence")]
+        verbose_name_plural = "audit entries"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit entries are append-only.")

@@ -1,0 +1,52 @@
+"""Who may do what: the one place role checks live (views, API and services call these)."""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+
+from .models import Membership, Trial
+
+Role = Membership.Role
+
+
+def roles_of(user, trial: Trial) -> set[str]:
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    cache = getattr(user, "_trial_roles_cache", None)
+    if cache is None:
+        cache = {}
+        user._trial_roles_cache = cache
+    if trial.pk not in cache:
+        cache[trial.pk] = set(
+            Membership.objects.filter(user=user, trial=trial).values_list("role", flat=True)
+        )
+    return cache[trial.pk]
+
+
+def has_role(user, trial: Trial, *roles: str) -> bool:
+    return bool(roles_of(user, trial) & set(roles))
+
+
+def require_role(user, trial: Trial, *roles: str) -> None:
+    if not has_role(user, trial, *roles):
+        raise PermissionDenied("You do not have the role this page needs in this trial.")
+
+
+def can_create_trials(user) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.has_perm("trial.add_trial")))
+
+
+def membership_of(user, trial: Trial, role: str) -> Membership:
+    m = Membership.objects.filter(user=user, trial=trial, role=role).select_related("center", "arm").first()
+    if m is None:
+        raise PermissionDenied("You are not a member of this trial in that role.")
+    return m
+
+
+class TrialRolePermission(BasePermission):
+    """DRF permission: the view's `trial_roles` (per action) must be held in the view's trial."""
+
+    def has_permission(self, request, view) -> bool:
+        trial = view.get_trial()
+        roles = view.roles_for_action()
+        return has_role(request.user, trial, *roles)

@@ -1,0 +1,52 @@
+"""Reads that respect permissions. Never returns unrevealed allocations."""
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from .models import AllocationSlot, AuditEntry, Case, Membership, Trial
+from .permissions import Role, require_role
+
+
+def trials_for_user(user) -> QuerySet[Trial]:
+    return Trial.objects.filter(memberships__user=user).distinct()
+
+
+def trial_for_coordinator(user, code: str) -> Trial:
+    trial = Trial.objects.get(code=code)
+    require_role(user, trial, Role.COORDINATOR)
+    return trial
+
+
+def revealed_allocations(user, trial: Trial) -> QuerySet[AllocationSlot]:
+    """Coordinators see allocations already revealed by enrolment, nothing else."""
+    require_role(user, trial, Role.COORDINATOR)
+    return (
+        AllocationSlot.objects.filter(stratum__allocation_list__trial=trial, revealed_at__isnull=False)
+        .select_related("arm", "case", "membership__user", "stratum")
+        .order_by("revealed_at", "pk")
+    )
+
+
+def trial_progress(trial: Trial) -> dict:
+    cases = Case.objects.filter(trial=trial).aggregate(
+        total=Count("id"),
+        enrolled=Count("id", filter=Q(enrolled_at__isnull=False)),
+        excluded=Count("id", filter=Q(status=Case.Status.EXCLUDED)),
+    )
+    members = dict(
+        Membership.objects.filter(trial=trial).values_list("role").annotate(n=Count("id")).values_list("role", "n")
+    )
+    readers_enrolled = Membership.objects.filter(trial=trial, role=Role.READER, enrolled_at__isnull=False).count()
+    progress = {"cases": cases, "members": members, "readers_enrolled": readers_enrolled}
+    try:
+        from reading.selectors import reading_progress
+
+        progress.update(reading_progress(trial))
+    except ImportError:  # reading app not wired yet
+        pass
+    return progress
+
+
+def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
+    require_role(user, trial, Role.COORDINATOR)
+    return AuditEntry.objects.filter(trial=trial).select_related("actor").order_by("-sequence")

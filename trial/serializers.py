@@ -1,0 +1,105 @@
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from .models import AllocationSlot, Arm, Case, Center, Membership, Trial
+
+User = get_user_model()
+
+
+class FindingSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    label = serializers.CharField(required=False, allow_blank=True)
+
+
+class TrialSerializer(serializers.ModelSerializer):
+    findings = FindingSerializer(many=True, required=False)
+
+    class Meta:
+        model = Trial
+        fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
+                  "experts_off_own_center", "washout_days", "date_policy", "keep_identity_key", "created_at", "locked_at"]
+        read_only_fields = ["status", "created_at", "locked_at"]
+
+
+class CenterSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Center
+        fields = ["id", "code", "name"]
+
+
+class ArmSerializer(serializers.ModelSerializer):
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Arm
+        fields = ["id", "code", "name", "is_ai", "ratio", "model_version"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    center = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    arm = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "center", "experience", "arm", "enrolled_at"]
+        read_only_fields = ["arm", "enrolled_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+    center = serializers.CharField(required=False, allow_blank=True)
+    experience = serializers.ChoiceField(choices=Membership.Experience.choices, required=False, allow_blank=True)
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    center = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    arm = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Case
+        fields = ["id", "code", "center", "status", "arm", "enrolled_at", "exclusion_reason"]
+
+    def get_arm(self, obj) -> str | None:
+        # Revealed only after enrolment (the allocation is made then).
+        return obj.arm.code if obj.arm_id and obj.enrolled_at else None
+
+
+class CaseCreateSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64)
+    center = serializers.CharField(max_length=40)
+
+
+class AllocationSerializer(serializers.ModelSerializer):
+    stratum = serializers.CharField(source="stratum.key")
+    arm = serializers.CharField(source="arm.code")
+    unit = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AllocationSlot
+        fields = ["stratum", "sequence", "arm", "revealed_at", "unit"]
+
+    def get_unit(self, obj) -> str:
+        if obj.case_id:
+            return f"case:{obj.case.code}"
+        return f"reader:{obj.membership.user.username}" if obj.membership_id else ""
+
+
+class AllocationListCreateSerializer(serializers.Serializer):
+    block_sizes = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
+    slots_per_stratum = serializers.IntegerField(min_value=1, max_value=100000, required=False)
+    stratify_by_experience = serializers.BooleanField(required=False, default=False)
+
+
+class StatusSerializer(serializers.Serializer):
+    to_status = serializers.ChoiceField(choices=Trial.Status.choices)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class AllocationListSerializer(serializers.Serializer):
+    unit = serializers.CharField()
+    block_sizes = serializers.ListField(child=serializers.IntegerField())
+    ratio = serializers.DictField(child=serializers.IntegerField())
+    list_hash = serializers.CharField()
+    created_at = serializers.DateTimeField()

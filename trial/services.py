@@ -1,0 +1,465 @@
+"""Writes to trial data. Each public function is one transaction, checks the actor's role and the trial's
+lock, and records what it changed in the audit log."""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import audit
+from .exceptions import Conflict, InvalidInput, NotAllowed, TrialLocked
+from .models import (
+    AllocationList,
+    AllocationSlot,
+    AllocationStratum,
+    Arm,
+    AuditHead,
+    Case,
+    Center,
+    Membership,
+    Trial,
+    default_findings,
+)
+from .permissions import Role, can_create_trials, has_role
+from .randomisation import default_block_sizes, generate_stratum, list_commitment, validate_blocks
+
+User = get_user_model()
+
+STATUS_ORDER = [s.value for s in Trial.Status]
+TRIAL_SETTINGS = (
+    "title",
+    "expert_panel_size",
+    "preference_majority",
+    "experts_off_own_center",
+    "washout_days",
+    "allowed_modalities",
+    "date_policy",
+    "keep_identity_key",
+)
+
+
+# -- guards -------------------------------------------------------------------------------------------------
+def ensure_writable(trial: Trial) -> None:
+    """Locked trials are read-only for everyone; checked against the database row, not a cached object."""
+    status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
+    if status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+
+
+def ensure_coordinator(actor, trial: Trial) -> None:
+    if actor is not None and not has_role(actor, trial, Role.COORDINATOR):
+        raise NotAllowed("Only the trial's coordinators may do this.")
+
+
+def _lock_trial_row(trial: Trial) -> Trial:
+    locked = Trial.objects.select_for_update().get(pk=trial.pk)
+    if locked.status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+    return locked
+
+
+def validate_findings(findings: Iterable[dict]) -> list[dict]:
+    out, seen = [], set()
+    for f in findings:
+        code = str(f.get("code", "")).strip()
+        label = str(f.get("label", "")).strip() or code.replace("_", " ").capitalize()
+        if not code or not code.replace("_", "").isalnum() or code != code.lower():
+            raise InvalidInput(f"Finding code {code!r} must be lower-case letters, digits and underscores.")
+        if code in seen:
+            raise InvalidInput(f"Finding {code!r} is listed twice.")
+        seen.add(code)
+        out.append({"code": code, "label": label})
+    if not out:
+        raise InvalidInput("A trial needs at least one finding.")
+    return out
+
+
+# -- trial setup ---------------------------------------------------------------------------------------------
+@transaction.atomic
+def create_trial(
+    actor, *, code: str, title: str, design: str = Trial.Design.PAIRED_BY_CASE, findings=None, **settings
+) -> Trial:
+    if actor is not None and not can_create_trials(actor):
+        raise NotAllowed("You may not create trials.")
+    if design not in Trial.Design.values:
+        raise InvalidInput(f"Unknown design {design!r}; choose one of {', '.join(Trial.Design.values)}.")
+    if not code or not title:
+        raise InvalidInput("A trial needs a protocol code and a title.")
+    unknown = set(settings) - set(TRIAL_SETTINGS)
+    if unknown:
+        raise InvalidInput(f"Unknown trial settings: {', '.join(sorted(unknown))}.")
+    if Trial.objects.filter(code=code).exists():
+        raise Conflict(f"A trial with code {code} already exists.")
+    trial = Trial(code=code, title=title, design=design, findings=validate_findings(findings or default_findings()))
+    for k, v in settings.items():
+        setattr(trial, k, v)
+    _validate_settings(trial)
+    try:
+        with transaction.atomic():
+            trial.save()
+    except IntegrityError as exc:
+        raise Conflict(f"A trial with code {code} already exists.") from exc
+    AuditHead.objects.create(trial=trial, chain=audit.chain_name(trial))
+    audit.record(actor=actor, trial=trial, action="create", obj=trial, after=audit.snapshot(trial))
+    if actor is not None:
+        m = Membership.objects.create(user=actor, trial=trial, role=Role.COORDINATOR)
+        audit.record(actor=actor, trial=trial, action="create", obj=m, after=audit.snapshot(m))
+        actor.__dict__.pop("_trial_roles_cache", None)
+    return trial
+
+
+def _validate_settings(trial: Trial) -> None:
+    if trial.expert_panel_size < 1:
+        raise InvalidInput("The expert panel needs at least one expert.")
+    if not (1 <= trial.preference_majority <= trial.expert_panel_size):
+        raise InvalidInput("The preference majority must be between 1 and the panel size.")
+    if trial.date_policy not in ("shift", "remove"):
+        raise InvalidInput("Date policy must be 'shift' or 'remove'.")
+
+
+@transaction.atomic
+def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> Trial:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    unknown = set(changes) - set(TRIAL_SETTINGS) - {"findings"}
+    if unknown:
+        raise InvalidInput(f"Unknown trial settings: {', '.join(sorted(unknown))}.")
+    if "findings" in changes:
+        if trial.status != Trial.Status.SETUP:
+            raise Conflict("Findings can only be changed during setup.")
+        changes["findings"] = validate_findings(changes["findings"])
+    before = audit.snapshot(trial)
+    for k, v in changes.items():
+        setattr(trial, k, v)
+    _validate_settings(trial)
+    trial.save()
+    audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial), reason=reason)
+    return trial
+
+
+@transaction.atomic
+def add_center(actor, trial: Trial, *, code: str, name: str) -> Center:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    if not code or not name:
+        raise InvalidInput("A center needs a code and a name.")
+    if trial.centers.filter(code=code).exists():
+        raise Conflict(f"Center {code} already exists in this trial.")
+    if hasattr(trial, "allocation_list"):
+        raise Conflict("The allocation list is sealed; centers can no longer be added (they are strata).")
+    center = Center.objects.create(trial=trial, code=code, name=name)
+    audit.record(actor=actor, trial=trial, action="create", obj=center, after=audit.snapshot(center))
+    return center
+
+
+@transaction.atomic
+def add_arm(actor, trial: Trial, *, code: str, name: str, is_ai: bool = False, model_version=None, ratio: int = 1) -> Arm:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    if trial.status != Trial.Status.SETUP or hasattr(trial, "allocation_list"):
+        raise Conflict("Arms can only be added during setup, before the allocation list is generated.")
+    if not code or not name:
+        raise InvalidInput("An arm needs a code and a name.")
+    if ratio < 1:
+        raise InvalidInput("The allocation ratio must be at least 1.")
+    if trial.arms.filter(code=code).exists():
+        raise Conflict(f"Arm {code} already exists in this trial.")
+    if is_ai and model_version is None:
+        from inference.selectors import default_model_version
+
+        model_version = default_model_version()
+    arm = Arm.objects.create(trial=trial, code=code, name=name, is_ai=is_ai, model_version=model_version, ratio=ratio)
+    audit.record(actor=actor, trial=trial, action="create", obj=arm, after=audit.snapshot(arm))
+    return arm
+
+
+@transaction.atomic
+def add_member(
+    actor, trial: Trial, *, user, role: str, center: Center | None = None, experience: str = ""
+) -> Membership:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)  # serialises membership changes: reader/expert exclusivity holds under concurrency
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role {role!r}.")
+    if center is not None and center.trial_id != trial.pk:
+        raise InvalidInput("That center belongs to another trial.")
+    if role == Role.READER and center is None:
+        raise InvalidInput("A reader needs a center.")
+    if role == Role.READER and experience not in ("junior", "senior"):
+        raise InvalidInput("A reader's experience must be junior or senior.")
+    if role != Role.READER:
+        experience = ""
+    existing = set(Membership.objects.filter(trial=trial, user=user).values_list("role", flat=True))
+    if role in existing:
+        raise Conflict(f"{user.username} is already a {role} in this trial.")
+    if {role} | existing >= {Role.READER, Role.EXPERT}:
+        raise Conflict("One person cannot be both a reader and an expert in the same trial.")
+    m = Membership.objects.create(user=user, trial=trial, role=role, center=center, experience=experience)
+    audit.record(actor=actor, trial=trial, action="create", obj=m, after=audit.snapshot(m))
+    user.__dict__.pop("_trial_roles_cache", None)
+    return m
+
+
+@transaction.atomic
+def remove_member(actor, membership: Membership, reason: str) -> None:
+    trial = membership.trial
+    ensure_coordinator(actor, trial)
+    _lock_trial_row(trial)
+    if membership.enrolled_at:
+        raise Conflict("An enrolled reader cannot be removed; their allocation is on record.")
+    if not reason:
+        raise InvalidInput("Removing a member needs a reason.")
+    before = audit.snapshot(membership)
+    pk = membership.pk
+    membership.delete()
+    audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk), before=before, reason=reason)
+
+
+def get_or_create_user(username: str, *, email: str = "", password: str | None = None, first_name: str = "", last_name: str = ""):
+    user, created = User.objects.get_or_create(username=username, defaults={"email": email, "first_name": first_name, "last_name": last_name})
+    if created:
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+    return user
+
+
+@transaction.atomic
+def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    if center.trial_id != trial.pk:
+        raise InvalidInput("That center belongs to another trial.")
+    code = (code or "").strip()
+    if not code:
+        raise InvalidInput("A case needs a code.")
+    if trial.cases.filter(code=code).exists():
+        raise Conflict(f"Case {code} already exists in this trial.")
+    case = Case.objects.create(trial=trial, center=center, code=code)
+    audit.record(actor=actor, trial=trial, action="create", obj=case, after=audit.snapshot(case))
+    return case
+
+
+# -- status workflow -----------------------------------------------------------------------------------------
+@transaction.atomic
+def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Trial:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    if to_status not in STATUS_ORDER:
+        raise InvalidInput(f"Unknown status {to_status!r}.")
+    current, target = STATUS_ORDER.index(trial.status), STATUS_ORDER.index(to_status)
+    if target != current + 1:
+        raise Conflict(f"A trial moves one step forward at a time: {trial.status} -> {STATUS_ORDER[current + 1]}.")
+    if to_status == Trial.Status.ENROLLING:
+        if not hasattr(trial, "allocation_list"):
+            raise Conflict("Generate the allocation list before enrolment starts.")
+    if to_status == Trial.Status.LOCKED and not reason:
+        raise InvalidInput("Locking a trial needs a reason.")
+    before = audit.snapshot(trial)
+    trial.status = to_status
+    if to_status == Trial.Status.LOCKED:
+        trial.locked_at = timezone.now()
+    trial.save(update_fields=["status", "locked_at"])
+    audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before, after=audit.snapshot(trial), reason=reason)
+    return trial
+
+
+def lock_trial(actor, trial: Trial, reason: str) -> Trial:
+    """Locks from any status before lock, one audited step at a time."""
+    trial.refresh_from_db()
+    while trial.status != Trial.Status.LOCKED:
+        nxt = STATUS_ORDER[STATUS_ORDER.index(trial.status) + 1]
+        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}")
+    return trial
+
+
+# -- randomisation -------------------------------------------------------------------------------------------
+def strata_keys(trial: Trial, stratify_by_experience: bool) -> list[str]:
+    centers = list(trial.centers.values_list("code", flat=True))
+    if not centers:
+        raise Conflict("Add at least one center before generating the allocation list (centers are strata).")
+    if stratify_by_experience and trial.randomisation_unit == "reader":
+        return [f"{c}|{e}" for c in centers for e in ("junior", "senior")]
+    return centers
+
+
+def stratum_key_for_case(case: Case) -> str:
+    return case.center.code
+
+
+def stratum_key_for_reader(m: Membership, stratify_by_experience: bool) -> str:
+    return f"{m.center.code}|{m.experience}" if stratify_by_experience else m.center.code
+
+
+@transaction.atomic
+def generate_allocation_list(
+    actor,
+    trial: Trial,
+    *,
+    seed: str | None = None,
+    block_sizes: list[int] | None = None,
+    slots_per_stratum: int | None = None,
+    stratify_by_experience: bool = False,
+) -> AllocationList:
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    if trial.status != Trial.Status.SETUP:
+        raise Conflict("The allocation list is generated during setup.")
+    if AllocationList.objects.filter(trial=trial).exists():
+        raise Conflict("This trial's allocation list is already generated and sealed.")
+    arms = {a.code: a for a in trial.arms.all()}
+    ratio = {code: arm.ratio for code, arm in arms.items()}
+    block_sizes = list(block_sizes or default_block_sizes(ratio))
+    try:
+        validate_blocks(ratio, block_sizes)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    unit = trial.randomisation_unit
+    n = slots_per_stratum or (2000 if unit == "case" else 100)
+    if n < 1 or n > 100_000:
+        raise InvalidInput("Slots per stratum must be between 1 and 100000.")
+    seed = seed or secrets.token_hex(16)
+    keys = strata_keys(trial, stratify_by_experience)
+    strata = {k: generate_stratum(seed, k, ratio, block_sizes, n) for k in keys}
+    alist = AllocationList.objects.create(
+        trial=trial,
+        unit=unit,
+        seed=seed,
+        block_sizes=block_sizes,
+        ratio=ratio,
+        stratify_by_experience=stratify_by_experience,
+        slots_per_stratum=n,
+        list_hash=list_commitment(seed, strata),
+        created_by=actor,
+    )
+    for key, slots in strata.items():
+        stratum = AllocationStratum.objects.create(allocation_list=alist, key=key, size=len(slots))
+        AllocationSlot.objects.bulk_create(
+            AllocationSlot(stratum=stratum, sequence=s.sequence, block_index=s.block_index, block_size=s.block_size, arm=arms[s.arm])
+            for s in slots
+        )
+    # The audit entry records the commitment and settings, never the seed or the entries.
+    audit.record(
+        actor=actor,
+        trial=trial,
+        action="allocation_list:generate",
+        obj=alist,
+        after={"unit": unit, "block_sizes": block_sizes, "ratio": ratio, "strata": keys, "slots_per_stratum": n,
+               "stratify_by_experience": stratify_by_experience, "list_hash": alist.list_hash},
+    )
+    return alist
+
+
+def _reveal_next(trial: Trial, key: str, actor) -> AllocationSlot:
+    """Lock the stratum's pointer row, take its next slot. The row lock makes concurrent enrolments queue."""
+    try:
+        stratum = AllocationStratum.objects.select_for_update().get(allocation_list__trial=trial, key=key)
+    except AllocationStratum.DoesNotExist as exc:
+        raise Conflict(f"No allocation stratum {key!r} in the sealed list.") from exc
+    if stratum.next_sequence >= stratum.size:
+        raise Conflict(f"The allocation list for stratum {key} is exhausted ({stratum.size} slots).")
+    slot = AllocationSlot.objects.select_related("arm").get(stratum=stratum, sequence=stratum.next_sequence)
+    slot.revealed_at = timezone.now()
+    slot.revealed_by = actor if getattr(actor, "pk", None) else None
+    stratum.next_sequence += 1
+    stratum.save(update_fields=["next_sequence"])
+    return slot
+
+
+def _ensure_enrolment_open(trial: Trial) -> None:
+    if trial.status not in (Trial.Status.ENROLLING, Trial.Status.READING):
+        raise Conflict(f"Enrolment is closed while the trial is in {trial.get_status_display().lower()}.")
+
+
+@transaction.atomic
+def enrol_reader(actor, membership: Membership) -> Membership:
+    trial = membership.trial
+    ensure_coordinator(actor, trial)
+    trial = Trial.objects.get(pk=trial.pk)
+    ensure_writable(trial)
+    _ensure_enrolment_open(trial)
+    m = Membership.objects.select_for_update().select_related("center").get(pk=membership.pk)
+    if m.role != Role.READER:
+        raise InvalidInput("Only readers are enrolled and allocated.")
+    if m.enrolled_at:
+        raise Conflict(f"{m.user.username} is already enrolled.")
+    if trial.randomisation_unit != "reader":
+        before = audit.snapshot(m)
+        m.enrolled_at = timezone.now()
+        m.save(update_fields=["enrolled_at"])
+        audit.record(actor=actor, trial=trial, action="enrol", obj=m, before=before, after=audit.snapshot(m))
+        return m
+    alist = trial.allocation_list
+    slot = _reveal_next(trial, stratum_key_for_reader(m, alist.stratify_by_experience), actor)
+    slot.membership = m
+    slot.save(update_fields=["revealed_at", "revealed_by", "membership"])
+    before = audit.snapshot(m)
+    m.arm = slot.arm
+    m.enrolled_at = slot.revealed_at
+    m.save(update_fields=["arm", "enrolled_at"])
+    audit.record(actor=actor, trial=trial, action="enrol", obj=m, before=before, after=audit.snapshot(m))
+    _after_reader_enrolled(m, actor)
+    return m
+
+
+@transaction.atomic
+def enrol_case(actor, case: Case) -> Case:
+    trial = case.trial
+    ensure_coordinator(actor, trial)
+    trial = Trial.objects.get(pk=trial.pk)
+    ensure_writable(trial)
+    _ensure_enrolment_open(trial)
+    case = Case.objects.select_for_update().select_related("center", "trial").get(pk=case.pk)
+    if case.enrolled_at:
+        raise Conflict(f"Case {case.code} is already enrolled.")
+    if case.status == Case.Status.EXCLUDED:
+        raise Conflict(f"Case {case.code} is excluded.")
+    before = audit.snapshot(case)
+    if trial.randomisation_unit == "case":
+        slot = _reveal_next(trial, stratum_key_for_case(case), actor)
+        slot.case = case
+        slot.save(update_fields=["revealed_at", "revealed_by", "case"])
+        case.arm = slot.arm
+        case.enrolled_at = slot.revealed_at
+    else:
+        case.enrolled_at = timezone.now()
+    case.status = Case.Status.ENROLLED
+    case.save(update_fields=["arm", "enrolled_at", "status"])
+    audit.record(actor=actor, trial=trial, action="enrol", obj=case, before=before, after=audit.snapshot(case))
+    _after_case_enrolled(case, actor)
+    return case
+
+
+@transaction.atomic
+def exclude_case(actor, case: Case, reason: str) -> Case:
+    ensure_coordinator(actor, case.trial)
+    ensure_writable(case.trial)
+    if not reason:
+        raise InvalidInput("Excluding a case needs a reason.")
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    before = audit.snapshot(case)
+    case.status = Case.Status.EXCLUDED
+    case.exclusion_reason = reason
+    case.save(update_fields=["status", "exclusion_reason"])
+    audit.record(actor=actor, trial=case.trial, action="exclude", obj=case, before=before, after=audit.snapshot(case), reason=reason)
+    return case
+
+
+def _after_case_enrolled(case: Case, actor) -> None:
+    """Enrolment creates the case's reads and queues its drafts (both inside this transaction / on commit)."""
+    from inference.services import queue_drafts_for_case
+    from reading.services import create_reads_for_case
+
+    create_reads_for_case(case, actor=actor)
+    queue_drafts_for_case(case)
+
+
+def _after_reader_enrolled(m: Membership, actor) -> None:
+    from reading.services import on_reader_enrolled
+
+    on_reader_enrolled(m, actor=actor)

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+app_name = "trial"
+urlpatterns = [
+    path("new/", views.trial_create, name="create"),
+    path("<slug:code>/", views.trial_detail, name="detail"),
+    path("<slug:code>/centers/", views.center_add, name="center_add"),
+    path("<slug:code>/arms/", views.arm_add, name="arm_add"),
+    path("<slug:code>/members/", views.member_add, name="member_add"),
+    path("<slug:code>/cases/", views.case_add, name="case_add"),
+    path("<slug:code>/allocation-list/", views.allocation_generate, name="allocation_generate"),
+    path("<slug:code>/allocations/", views.allocations, name="allocations"),
+    path("<slug:code>/members/<int:member_id>/enrol/", views.enrol_reader, name="enrol_reader"),
+    path("<slug:code>/cases/<int:case_id>/enrol/", views.enrol_case, name="enrol_case"),
+    path("<slug:code>/status/", views.status_change, name="status"),
+    path("<slug:code>/audit/", views.audit_log, name="audit"),
+]

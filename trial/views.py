@@ -1,0 +1,188 @@
+"""Coordinator pages. Thin: forms in, services do the work, TrialError becomes a message."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from . import selectors, services
+from .exceptions import TrialError
+from .forms import AllocationListForm, ArmForm, CaseForm, CenterForm, MemberForm, StatusForm, TrialForm
+from .models import Case, Membership, Trial
+from .permissions import Role, can_create_trials, require_role
+
+
+def home(request):
+    """Landing page: what each of the user's roles should do next."""
+    memberships = (
+        Membership.objects.filter(user=request.user).select_related("trial", "center").order_by("trial__code", "role")
+    )
+    return render(request, "trial/home.html", {"memberships": memberships, "can_create": can_create_trials(request.user)})
+
+
+def _trial(request, code: str, *roles: str) -> Trial:
+    trial = get_object_or_404(Trial, code=code)
+    require_role(request.user, trial, *(roles or (Role.COORDINATOR,)))
+    return trial
+
+
+def _run(request, fn, *args, success: str, **kwargs):
+    try:
+        result = fn(request.user, *args, **kwargs)
+    except TrialError as exc:
+        messages.error(request, exc.message)
+        return None, False
+    messages.success(request, success)
+    return result, True
+
+
+def trial_create(request):
+    if not can_create_trials(request.user):
+        return render(request, "403.html", {"message": "You may not create trials."}, status=403)
+    form = TrialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        trial, ok = _run(
+            request, services.create_trial, code=d["code"], title=d["title"], design=d["design"],
+            findings=d["findings"], expert_panel_size=d["expert_panel_size"],
+            preference_majority=d["preference_majority"], success="Trial created.",
+        )
+        if ok:
+            return redirect("trial:detail", code=trial.code)
+    return render(request, "trial/trial_form.html", {"form": form})
+
+
+def trial_detail(request, code: str):
+    trial = _trial(request, code)
+    cases = Paginator(trial.cases.select_related("center", "arm").order_by("code"), 50).get_page(request.GET.get("page"))
+    ctx = {
+        "trial": trial,
+        "progress": selectors.trial_progress(trial),
+        "centers": trial.centers.all(),
+        "arms": trial.arms.select_related("model_version"),
+        "members": trial.memberships.select_related("user", "center", "arm").order_by("role", "user__username"),
+        "cases": cases,
+        "allocation_list": getattr(trial, "allocation_list", None),
+        "center_form": CenterForm(),
+        "arm_form": ArmForm(),
+        "member_form": MemberForm(trial=trial),
+        "case_form": CaseForm(trial=trial),
+        "list_form": AllocationListForm(),
+        "next_status": _next_status(trial),
+    }
+    return render(request, "trial/trial_detail.html", ctx)
+
+
+def _next_status(trial: Trial) -> str | None:
+    order = services.STATUS_ORDER
+    i = order.index(trial.status)
+    return order[i + 1] if i + 1 < len(order) else None
+
+
+def _form_errors(request, form) -> None:
+    for field, errs in form.errors.items():
+        label = form.fields[field].label or field.replace("_", " ") if field in form.fields else ""
+        for e in errs:
+            messages.error(request, f"{label.capitalize()}: {e}" if label else e)
+
+
+@require_POST
+def center_add(request, code: str):
+    trial = _trial(request, code)
+    form = CenterForm(request.POST)
+    if form.is_valid():
+        _run(request, services.add_center, trial, success="Center added.", **form.cleaned_data)
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def arm_add(request, code: str):
+    trial = _trial(request, code)
+    form = ArmForm(request.POST)
+    if form.is_valid():
+        _run(request, services.add_arm, trial, success="Arm added.", **form.cleaned_data)
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def member_add(request, code: str):
+    trial = _trial(request, code)
+    form = MemberForm(request.POST, trial=trial)
+    if form.is_valid():
+        d = form.cleaned_data
+        user = services.get_or_create_user(d["username"], email=d["email"], password=d["password"] or None)
+        _run(request, services.add_member, trial, user=user, role=d["role"], center=d["center"],
+             experience=d["experience"] or "", success=f"{user.username} added as {d['role']}.")
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def case_add(request, code: str):
+    trial = _trial(request, code)
+    form = CaseForm(request.POST, trial=trial)
+    if form.is_valid():
+        _run(request, services.add_case, trial, success="Case added.", **form.cleaned_data)
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def allocation_generate(request, code: str):
+    trial = _trial(request, code)
+    form = AllocationListForm(request.POST)
+    if form.is_valid():
+        d = form.cleaned_data
+        _run(request, services.generate_allocation_list, trial, block_sizes=d["block_sizes"],
+             slots_per_stratum=d["slots_per_stratum"], stratify_by_experience=d["stratify_by_experience"],
+             success="Allocation list generated and sealed.")
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def enrol_reader(request, code: str, member_id: int):
+    trial = _trial(request, code)
+    m = get_object_or_404(Membership, pk=member_id, trial=trial)
+    _run(request, services.enrol_reader, m, success=f"{m.user.username} enrolled.")
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def enrol_case(request, code: str, case_id: int):
+    trial = _trial(request, code)
+    case = get_object_or_404(Case, pk=case_id, trial=trial)
+    _run(request, services.enrol_case, case, success=f"Case {case.code} enrolled.")
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
+def status_change(request, code: str):
+    trial = _trial(request, code)
+    form = StatusForm(request.POST)
+    if form.is_valid():
+        _run(request, services.advance_status, trial, form.cleaned_data["to_status"],
+             reason=form.cleaned_data["reason"], success="Status changed.")
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", code=code)
+
+
+def allocations(request, code: str):
+    trial = _trial(request, code)
+    slots = Paginator(selectors.revealed_allocations(request.user, trial), 100).get_page(request.GET.get("page"))
+    return render(request, "trial/allocations.html", {"trial": trial, "slots": slots})
+
+
+def audit_log(request, code: str):
+    trial = _trial(request, code)
+    entries = Paginator(selectors.audit_entries(request.user, trial), 100).get_page(request.GET.get("page"))
+    return render(request, "trial/audit.html", {"trial": trial, "entries": entries})
