@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from . import audit
 from .exceptions import Conflict, InvalidInput, NotAllowed, TrialLocked
+
+__all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
 from .models import (
     AllocationList,
     AllocationSlot,
@@ -383,7 +385,7 @@ def enrol_reader(actor, membership: Membership) -> Membership:
     trial = Trial.objects.get(pk=trial.pk)
     ensure_writable(trial)
     _ensure_enrolment_open(trial)
-    m = Membership.objects.select_for_update().select_related("center").get(pk=membership.pk)
+    m = Membership.objects.select_for_update(of=("self",)).select_related("center").get(pk=membership.pk)
     if m.role != Role.READER:
         raise InvalidInput("Only readers are enrolled and allocated.")
     if m.enrolled_at:
@@ -414,7 +416,7 @@ def enrol_case(actor, case: Case) -> Case:
     trial = Trial.objects.get(pk=trial.pk)
     ensure_writable(trial)
     _ensure_enrolment_open(trial)
-    case = Case.objects.select_for_update().select_related("center", "trial").get(pk=case.pk)
+    case = Case.objects.select_for_update(of=("self",)).select_related("center", "trial").get(pk=case.pk)
     if case.enrolled_at:
         raise Conflict(f"Case {case.code} is already enrolled.")
     if case.status == Case.Status.EXCLUDED:

@@ -1,0 +1,109 @@
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, UserFactory, make_trial
+from trial.models import AuditEntry, Case, Center, Membership, Trial
+
+
+@pytest.fixture
+def t(db):
+    return make_trial(code="PG", status=Trial.Status.ENROLLING)
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def test_anonymous_is_sent_to_login(client, t):
+    r = client.get(f"/trials/{t['trial'].code}/")
+    assert r.status_code == 302 and "/accounts/login/" in r["Location"]
+    assert APIClient().get("/api/trials/").status_code in (401, 403)
+
+
+def test_reader_cannot_reach_coordinator_pages_or_api(client, t):
+    reader = t["readers"][0].user
+    login(client, reader)
+    code = t["trial"].code
+    for url in [f"/trials/{code}/", f"/trials/{code}/allocations/", f"/trials/{code}/audit/"]:
+        assert client.get(url).status_code == 403
+    assert client.post(f"/trials/{code}/centers/", {"code": "zz", "name": "Z"}).status_code == 403
+    api = APIClient()
+    api.force_authenticate(reader)
+    assert api.get(f"/api/trials/{code}/allocations/").status_code == 403
+    assert api.get(f"/api/trials/{code}/members/").status_code == 403
+    assert not Center.objects.filter(code="zz").exists()
+
+
+def test_coordinator_workflow_through_pages(client, t):
+    login(client, t["coordinator"])
+    code = t["trial"].code
+    r = client.post(f"/trials/{code}/cases/", {"code": "WEB1", "center": t["centers"][0].pk}, follow=True)
+    assert b"Case added" in r.content
+    case = Case.objects.get(code="WEB1")
+    r = client.post(f"/trials/{code}/cases/{case.pk}/enrol/", follow=True)
+    assert b"enrolled" in r.content
+    case.refresh_from_db()
+    assert case.enrolled_at is not None
+    r = client.get(f"/trials/{code}/")
+    assert r.status_code == 200 and b"WEB1" in r.content
+
+
+@pytest.mark.parametrize(
+    "url,data,message",
+    [
+        ("centers/", {"code": "c1", "name": "Dup"}, b"already exists"),
+        ("centers/", {"code": "bad code!", "name": "X"}, b"Code"),
+        ("members/", {"username": "newbie", "role": "reader"}, b"A reader needs a center"),
+        ("cases/", {"code": "", "center": ""}, b"required"),
+    ],
+)
+def test_bad_form_input_gets_a_message_and_writes_nothing(client, t, url, data, message):
+    login(client, t["coordinator"])
+    before = (AuditEntry.objects.count(), Center.objects.count(), Membership.objects.count(), Case.objects.count())
+    r = client.post(f"/trials/{t['trial'].code}/{url}", data, follow=True)
+    assert r.status_code == 200 and message in r.content
+    after = (AuditEntry.objects.count(), Center.objects.count(), Membership.objects.count(), Case.objects.count())
+    assert before == after
+
+
+def test_create_trial_form_errors(client, db):
+    staff = UserFactory(username="staffer", is_superuser=True)
+    login(client, staff)
+    r = client.post("/trials/new/", {"code": "N1", "title": "T", "design": "paired_by_case",
+                                     "findings": "Bad Code: x", "expert_panel_size": 3, "preference_majority": 5})
+    assert r.status_code == 200
+    assert b"majority cannot exceed" in r.content
+    assert not Trial.objects.filter(code="N1").exists()
+    r = client.post("/trials/new/", {"code": "N1", "title": "T", "design": "paired_by_case",
+                                     "findings": "Bad Code: x", "expert_panel_size": 3, "preference_majority": 2})
+    assert b"lower-case" in r.content and not Trial.objects.filter(code="N1").exists()
+    r = client.post("/trials/new/", {"code": "N1", "title": "T", "design": "crossover", "findings": "",
+                                     "expert_panel_size": 3, "preference_majority": 2})
+    assert r.status_code == 302 and Trial.objects.get(code="N1").findings[0]["code"] == "pleural_effusion"
+
+
+def test_api_with_token_auth_and_reader_expert_exclusivity(t):
+    token = Token.objects.create(user=t["coordinator"])
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    code = t["trial"].code
+    r = api.get(f"/api/trials/{code}/members/")
+    assert r.status_code == 200 and r.json()["count"] >= 5
+    reader_name = t["readers"][0].user.username
+    r = api.post(f"/api/trials/{code}/members/", {"username": reader_name, "role": "expert"}, format="json")
+    assert r.status_code == 409 and "reader and an expert" in r.json()["detail"]
+    r = api.post(f"/api/trials/{code}/cases/", {"code": "API1", "center": "c1"}, format="json")
+    assert r.status_code == 201 and r.json()["arm"] is None
+    r = api.post(f"/api/trials/{code}/cases/", {"code": "API2", "center": "nowhere"}, format="json")
+    assert r.status_code == 400 and "center" in r.json()
+    assert api.get("/api/schema/").status_code == 200
+
+
+def test_api_allocations_list_only_revealed(t):
+    api = APIClient()
+    api.force_authenticate(t["coordinator"])
+    r = api.get(f"/api/trials/{t['trial'].code}/allocations/")
+    assert r.status_code == 200
+    assert r.json()["count"] == len(t["readers"])  # readers enrolled; nothing else revealed
