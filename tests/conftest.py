@@ -52,4 +52,5 @@ def redis_url() -> str:
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+from tests.browser import browser, page  # noqa: E402,F401  (fixtures)
 from tests.factories import *  # noqa: E402,F401,F403  (fixtures)
