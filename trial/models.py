@@ -184,6 +184,10 @@ class AllocationList(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
 
+    def __str__(self) -> str:
+        return f"Allocation list of {self.trial_id}"
+
+
 
 class AllocationStratum(models.Model):
     """One stratum's pointer into the list; its row lock serialises concurrent enrolments."""
@@ -195,6 +199,10 @@ class AllocationStratum(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["allocation_list", "key"], name="uniq_stratum")]
+
+    def __str__(self) -> str:
+        return f"Stratum {self.key}"
+
 
 
 class AllocationSlot(models.Model):
@@ -214,6 +222,10 @@ class AllocationSlot(models.Model):
         ordering = ["stratum", "sequence"]
         constraints = [models.UniqueConstraint(fields=["stratum", "sequence"], name="uniq_slot_sequence")]
 
+    def __str__(self) -> str:
+        return f"Slot {self.sequence}"
+
+
 
 class AuditHead(models.Model):
     """The tip of one hash chain (one per trial, plus a global one); locked while appending."""
@@ -222,6 +234,10 @@ class AuditHead(models.Model):
     chain = models.CharField(max_length=60, unique=True)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     count = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.chain
+
 
 
 class AuditEntry(models.Model):
@@ -247,6 +263,9 @@ class AuditEntry(models.Model):
         constraints = [models.UniqueConstraint(fields=["chain", "sequence"], name="uniq_audit_sequence")]
         verbose_name_plural = "audit entries"
 
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.sequence} {self.action}"
+
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise PermissionError("Audit entries are append-only.")
@@ -254,6 +273,7 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries are append-only.")
+
 
 
 def image_upload_path(instance, filename: str) -> str:
@@ -287,10 +307,14 @@ class Image(models.Model):
         ordering = ["case", "created_at"]
         constraints = [models.UniqueConstraint(fields=["case", "source_sha256"], name="uniq_image_source")]
 
+    def __str__(self) -> str:
+        return self.public_id
+
     def save(self, *args, **kwargs):
         if not self.public_id:
             self.public_id = new_secret()[:24]
         super().save(*args, **kwargs)
+
 
 
 class IdentityKey(models.Model):
@@ -303,3 +327,6 @@ class IdentityKey(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trial", "kind", "original"], name="uniq_identity_key")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key"

@@ -80,7 +80,7 @@ def test_reader_enrolment_reveals_in_stratum_order(db):
     seqs = defaultdict(list)
     for m in revealed:
         seqs[m.allocation.stratum.key].append(m.allocation.sequence)
-    for key, s in seqs.items():
+    for s in seqs.values():
         assert s == list(range(len(s)))
 
 

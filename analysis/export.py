@@ -1,0 +1,219 @@
+"""The tidy export: cases, allocations, reads, drafts, ratings as CSV, a data dictionary and a manifest.
+
+Before lock the arms are masked as X/Y (the mapping is drawn from the trial's secret, so it is stable across exports
+but not guessable from arm order); after lock they are named. The manifest carries row counts, a sha256 per table,
+a hash of all the data, and the code version, so an analysis can be reproduced from the export alone.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from inference.models import Draft
+from reading.models import Rating, Read
+from trial.models import AllocationSlot, Case, Membership, Trial
+
+MASK_LABELS = ["X", "Y", "Z", "W"]
+
+DICTIONARY = {
+    "cases": {
+        "case_code": "Pseudonymous case code",
+        "center": "Center code",
+        "status": "imported / enrolled / read / rated / excluded",
+        "enrolled": "1 if the case was enrolled",
+        "exclusion_reason": "Why a case was excluded (CONSORT flow)",
+        "ref_<finding>": "Reference standard for the finding: 1 present, 0 absent, empty unknown",
+    },
+    "allocations": {
+        "unit_type": "reader or case", "unit": "Reader code or case code", "stratum": "Randomisation stratum",
+        "sequence": "Position in the stratum's list", "block_size": "Size of the permuted block",
+        "arm": "Allocated arm (masked before lock)",
+    },
+    "reads": {
+        "read_id": "Opaque read id", "case_code": "Case", "center": "Center of the case",
+        "reader": "Reader code (R01...)", "reader_experience": "junior / senior", "arm": "Arm (masked before lock)",
+        "session": "Crossover: 1st or 2nd read of the case", "status": "todo / in_progress / done",
+        "active_seconds": "Active reading time reported by the browser (visible and in use), capped by wall time",
+        "wall_seconds": "submitted_at - opened_at, server clock",
+        "draft_edit_distance": "AI arm: normalised edit distance between draft and final text (0 = unchanged)",
+        "n_flipped_findings": "AI arm: findings whose present/absent call differs from the draft",
+        "finding_<finding>": "Reader's call: 1 present, 0 absent", "confidence_<finding>": "Reader's confidence 1-5",
+    },
+    "drafts": {
+        "case_code": "Case", "model_version": "Model version (masked as 'model' before lock)", "status": "Draft status",
+        "prob_<finding>": "Model probability of the finding", "generate_s": "Generation time (s)",
+        "queue_wait_s": "Time queued before generation (s)",
+    },
+    "ratings": {
+        "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case", "expert": "Expert code (E01...)",
+        "arm_a": "Arm of report A (masked before lock)", "arm_b": "Arm of report B (empty for single-report ratings)",
+        "preference": "A, B or none", "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
+        "status": "todo / in_progress / done",
+    },
+}
+
+
+@dataclass
+class Export:
+    tables: dict[str, list[dict]]
+    manifest: dict
+    dictionary: list[dict]
+
+    def csv_text(self, name: str) -> str:
+        return _to_csv(self.tables[name])
+
+    def write(self, out: Path) -> list[Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in self.tables:
+            p = out / f"{name}.csv"
+            p.write_text(self.csv_text(name))
+            paths.append(p)
+        p = out / "data_dictionary.csv"
+        p.write_text(_to_csv(self.dictionary))
+        paths.append(p)
+        p = out / "manifest.json"
+        p.write_text(json.dumps(self.manifest, indent=2, sort_keys=True))
+        paths.append(p)
+        return paths
+
+
+def _to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=settings.BASE_DIR,
+                             capture_output=True, text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import version
+
+    return f"cxr-trial {version('cxr-trial')}"
+
+
+def arm_labels(trial: Trial) -> dict[int, str]:
+    """Arm id -> label in exports: the arm code after lock, a mask letter before."""
+    arms = list(trial.arms.order_by("pk"))
+    if trial.is_locked:
+        return {a.pk: a.code for a in arms}
+    order = sorted(arms, key=lambda a: hmac.new(trial.secret.encode(), f"mask|{a.pk}".encode(), hashlib.sha256).hexdigest())
+    return {a.pk: MASK_LABELS[i] for i, a in enumerate(order)}
+
+
+def _people_codes(trial: Trial, role: str, prefix: str) -> dict[int, str]:
+    ids = Membership.objects.filter(trial=trial, role=role).order_by("pk").values_list("pk", flat=True)
+    return {pk: f"{prefix}{i + 1:02d}" for i, pk in enumerate(ids)}
+
+
+def _iso(dt) -> str:
+    return dt.isoformat() if dt else ""
+
+
+def build_export(trial: Trial) -> Export:
+    codes = trial.finding_codes
+    arms = arm_labels(trial)
+    readers = _people_codes(trial, "reader", "R")
+    experts = _people_codes(trial, "expert", "E")
+    tables: dict[str, list[dict]] = {}
+
+    rows = []
+    for c in Case.objects.filter(trial=trial).select_related("center").order_by("code"):
+        row = {"case_code": c.code, "center": c.center.code, "status": c.status,
+               "enrolled": int(c.enrolled_at is not None), "exclusion_reason": c.exclusion_reason}
+        for f in codes:
+            v = c.reference_findings.get(f)
+            row[f"ref_{f}"] = "" if v is None else int(v)
+        rows.append(row)
+    tables["cases"] = rows
+
+    rows = []
+    slots = (AllocationSlot.objects.filter(stratum__allocation_list__trial=trial, revealed_at__isnull=False)
+             .select_related("stratum", "case").order_by("stratum__key", "sequence"))
+    for s in slots:
+        rows.append({"unit_type": "case" if s.case_id else "reader",
+                     "unit": s.case.code if s.case_id else readers.get(s.membership_id, ""),
+                     "stratum": s.stratum.key, "sequence": s.sequence, "block_size": s.block_size,
+                     "arm": arms[s.arm_id]})
+    tables["allocations"] = rows
+
+    rows = []
+    reads = (Read.objects.filter(case__trial=trial).select_related("case__center", "reader")
+             .order_by("case__code", "session", "pk"))
+    for r in reads:
+        row = {"read_id": r.public_id, "case_code": r.case.code, "center": r.case.center.code,
+               "reader": readers.get(r.reader_id, ""), "reader_experience": r.reader.experience if r.reader else "",
+               "arm": arms[r.arm_id], "session": r.session, "status": r.status,
+               "active_seconds": round(r.active_seconds, 3) if r.submitted_at else "",
+               "wall_seconds": round(r.wall_seconds, 3) if r.wall_seconds is not None else "",
+               "draft_edit_distance": "" if r.draft_edit_distance is None else round(r.draft_edit_distance, 4),
+               "n_flipped_findings": len(r.flipped_findings or []) if r.draft_id else ""}
+        for f in codes:
+            mark = (r.finding_marks or {}).get(f) or {}
+            present = mark.get("present")
+            row[f"finding_{f}"] = "" if present is None or not r.submitted_at else int(bool(present))
+            row[f"confidence_{f}"] = mark.get("confidence", "") if r.submitted_at else ""
+        rows.append(row)
+    tables["reads"] = rows
+
+    rows = []
+    for d in Draft.objects.filter(case__trial=trial).select_related("case", "model_version").order_by("case__code"):
+        row = {"case_code": d.case.code, "model_version": d.model_version.name if trial.is_locked else "model",
+               "status": d.status}
+        for f in codes:
+            p = (d.probabilities or {}).get(f)
+            row[f"prob_{f}"] = "" if p is None else round(float(p), 6)
+        row["generate_s"] = "" if d.generate_s is None else round(d.generate_s, 4)
+        row["queue_wait_s"] = "" if d.queue_wait_s is None else round(d.queue_wait_s, 4)
+        rows.append(row)
+    tables["drafts"] = rows
+
+    rows = []
+    ratings = (Rating.objects.filter(case__trial=trial).select_related("case__center", "read_a", "read_b")
+               .order_by("case__code", "expert_id"))
+    for g in ratings:
+        done = g.submitted_at is not None
+        rows.append({"rating_id": g.public_id, "case_code": g.case.code, "center": g.case.center.code,
+                     "expert": experts.get(g.expert_id, ""), "arm_a": arms[g.read_a.arm_id],
+                     "arm_b": arms[g.read_b.arm_id] if g.read_b_id else "", "status": g.status,
+                     "preference": g.preference if done else "", "quality_a": g.quality_a if done else "",
+                     "quality_b": g.quality_b if done and g.quality_b is not None else ""})
+    tables["ratings"] = rows
+
+    table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
+    manifest = {
+        "trial": trial.code,
+        "design": trial.design,
+        "status": trial.status,
+        "arms_masked": not trial.is_locked,
+        "assisted_arm": next((arms[a.pk] for a in trial.arms.all() if a.is_ai), None) if trial.is_locked else None,
+        "findings": codes,
+        "preference_majority": trial.preference_majority,
+        "expert_panel_size": trial.expert_panel_size,
+        "generated_at": timezone.now().isoformat(),
+        "code_version": code_version(),
+        "tables": {name: {"rows": len(t), "sha256": table_hashes[name]} for name, t in tables.items()},
+        "data_sha256": hashlib.sha256(json.dumps(table_hashes, sort_keys=True).encode()).hexdigest(),
+    }
+    dictionary = []
+    for table, cols in DICTIONARY.items():
+        for col, desc in cols.items():
+            dictionary.append({"table": table, "column": col, "description": desc})
+    return Export(tables, manifest, dictionary)
