@@ -24,3 +24,36 @@ def ready_draft(case, model_version) -> Draft | None:
     if model_version is None:
         return None
     return Draft.objects.filter(case=case, model_version=model_version, status=Draft.Status.READY).first()
+
+
+def drafts_for_trial(trial, status: str = ""):
+    qs = Draft.objects.filter(case__trial=trial).select_related("case", "model_version").order_by("-queued_at")
+    if status in Draft.Status.values:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def draft_summary(trial) -> dict:
+    from django.db.models import Avg, Count, Q
+
+    return Draft.objects.filter(case__trial=trial).aggregate(
+        total=Count("id"),
+        ready=Count("id", filter=Q(status=Draft.Status.READY)),
+        failed=Count("id", filter=Q(status=Draft.Status.FAILED)),
+        queued=Count("id", filter=Q(status=Draft.Status.QUEUED)),
+        running=Count("id", filter=Q(status=Draft.Status.RUNNING)),
+        mean_generate_s=Avg("generate_s"),
+        mean_queue_wait_s=Avg("queue_wait_s"),
+    )
+
+
+def queue_depth() -> int | None:
+    """Messages waiting on the `gpu` queue (Redis broker); None when tasks run in-process or the broker is down."""
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        return None
+    import redis
+
+    try:
+        return int(redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1).llen("gpu"))
+    except redis.RedisError:
+        return None

@@ -38,3 +38,38 @@ def send_draft_task(draft_id: int) -> bool:
     except Exception as exc:  # broker unreachable: enrolment has committed, the draft waits in 'queued'
         log.warning("Could not queue draft %s: %s", draft_id, exc)
         return False
+
+
+@transaction.atomic
+def retry_draft(actor, draft: Draft) -> Draft:
+    """A coordinator re-queues a failed draft (same row: one draft per case and model version)."""
+    from trial import audit
+    from trial.services import ensure_coordinator, ensure_writable
+
+    trial = draft.case.trial
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
+    draft = Draft.objects.select_for_update().get(pk=draft.pk)
+    if draft.status != Draft.Status.FAILED:
+        from trial.exceptions import Conflict
+
+        raise Conflict(f"Only failed drafts can be retried (this one is {draft.status}).")
+    before = {"status": draft.status, "error": draft.error}
+    draft.status = Draft.Status.QUEUED
+    draft.error = ""
+    draft.save(update_fields=["status", "error"])
+    audit.record(actor=actor, trial=trial, action="draft:retry", obj=draft, before=before, after={"status": draft.status})
+    transaction.on_commit(lambda: send_draft_task(draft.pk))
+    return draft
+
+
+def requeue_stale_drafts(older_than_s: float = 600.0) -> int:
+    """Re-send drafts still queued after `older_than_s` (e.g. the broker was down at enrolment). Idempotent:
+    the task itself skips drafts that are already ready."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    ids = list(Draft.objects.filter(status=Draft.Status.QUEUED, queued_at__lte=cutoff).values_list("pk", flat=True))
+    return sum(send_draft_task(pk) for pk in ids)

@@ -1,4 +1,9 @@
 from django.urls import path
 
+from . import views
+
 app_name = "inference"
-urlpatterns: list = []
+urlpatterns = [
+    path("<slug:code>/", views.drafts_page, name="drafts"),
+    path("<slug:code>/drafts/<int:draft_id>/retry/", views.retry, name="retry"),
+]
