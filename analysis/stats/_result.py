@@ -1,0 +1,103 @@
+"""The small result type every statistics function returns, and JSON helpers."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy/pandas scalars and containers into plain JSON types; NaN and inf become None."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, StatResult):
+        return value.to_dict()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, pd.DataFrame):
+        return [jsonable(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, pd.Series):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    return str(value)
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    f = float(x)
+    return f if math.isfinite(f) else None
+
+
+@dataclass
+class StatResult:
+    """One estimate with its interval and test.
+
+    ``estimate`` is the headline quantity, ``ci`` its (low, high) interval at ``conf_level``, ``statistic``/``df``/``p``
+    the test (``df`` may be a float for Satterthwaite-type degrees of freedom), ``n`` the number of units that went in,
+    ``method`` a human-readable name and ``extras`` anything method specific (JSON-able after ``to_dict``).
+    """
+
+    method: str
+    estimate: float | None = None
+    ci: tuple[float | None, float | None] | None = None
+    statistic: float | None = None
+    df: float | None = None
+    p: float | None = None
+    n: int = 0
+    conf_level: float = 0.95
+    extras: dict[str, Any] = field(default_factory=dict)
+    raw: Any = field(default=None, repr=False, compare=False)  # the underlying library result; never serialised
+
+    def __post_init__(self) -> None:
+        self.estimate = _num(self.estimate)
+        self.statistic = _num(self.statistic)
+        self.df = _num(self.df)
+        self.p = _num(self.p)
+        if self.ci is not None:
+            self.ci = (_num(self.ci[0]), _num(self.ci[1]))
+        self.n = int(self.n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "estimate": self.estimate,
+            "ci": list(self.ci) if self.ci is not None else None,
+            "statistic": self.statistic,
+            "df": self.df,
+            "p": self.p,
+            "n": self.n,
+            "conf_level": self.conf_level,
+            **{k: jsonable(v) for k, v in self.extras.items()},
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        """Dictionary-style access to extras (and to the main fields), for notebook convenience."""
+        if key in self.extras:
+            return self.extras[key]
+        return getattr(self, key)
+
+
+def empty_result(method: str, reason: str = "no data", **extras: Any) -> StatResult:
+    """A result for an analysis that could not run (n=0 or too few units): null estimates, never an exception."""
+    return StatResult(method=method, n=extras.pop("n", 0), extras={"note": reason, **extras})
+
+
+def as_float_array(x: Any) -> np.ndarray:
+    return np.asarray(pd.to_numeric(pd.Series(np.asarray(x).ravel()), errors="coerce"), dtype=float)

@@ -1,0 +1,101 @@
+"""Proportions: exact binomial test, Clopper-Pearson intervals, expert preference rates and panel majorities."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._result import StatResult, empty_result
+
+Alternative = Literal["two-sided", "less", "greater"]
+
+
+def clopper_pearson(k: int, n: int, conf_level: float = 0.95) -> tuple[float | None, float | None]:
+    """Exact (Clopper-Pearson) interval for k successes in n trials (scipy binomtest(...).proportion_ci('exact'))."""
+    if n <= 0:
+        return (None, None)
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence_level=conf_level, method="exact")
+    return (float(ci.low), float(ci.high))
+
+
+def binomial_test(
+    k: int, n: int, p0: float = 0.5, alternative: Alternative = "two-sided", conf_level: float = 0.95
+) -> StatResult:
+    """Exact binomial test of k of n against p0 (scipy.stats.binomtest, same p as R's binom.test) with C-P interval."""
+    method = "Exact binomial test"
+    if n <= 0:
+        return empty_result(method, "no trials", p0=p0)
+    res = stats.binomtest(int(k), int(n), p0, alternative=alternative)
+    ci = res.proportion_ci(confidence_level=conf_level, method="exact")
+    return StatResult(method=method, estimate=k / n, ci=(ci.low, ci.high), statistic=k, p=res.pvalue, n=n,
+                      conf_level=conf_level, extras={"successes": int(k), "p0": p0, "alternative": alternative,
+                                                     "ci_method": "Clopper-Pearson"})
+
+
+def preference_rate(
+    preferences: Iterable[Any],
+    assisted: Any = "assisted",
+    tie: Any = "none",
+    conf_level: float = 0.95,
+) -> StatResult:
+    """Share of decisive pairs in which the assisted report was preferred; ties are counted apart.
+
+    ``preferences`` holds one value per judged pair: ``assisted`` (the assisted report won), ``tie`` (no
+    preference) or anything else (the other report won). Estimate = wins / (wins + losses) with a Clopper-Pearson CI
+    and an exact binomial test against 0.5; ``extras`` carries the counts and the shares among all pairs (ties
+    included in the denominator).
+    """
+    method = "Preference rate among decisive pairs (Clopper-Pearson CI, exact binomial test vs 0.5)"
+    vals = [v for v in preferences if v is not None and not (isinstance(v, float) and np.isnan(v))]
+    n_all = len(vals)
+    wins = sum(1 for v in vals if v == assisted)
+    ties = sum(1 for v in vals if v == tie)
+    losses = n_all - wins - ties
+    counts = {"n_pairs": n_all, "assisted_preferred": wins, "other_preferred": losses, "ties": ties,
+              "share_assisted_of_all": wins / n_all if n_all else None,
+              "share_ties_of_all": ties / n_all if n_all else None,
+              "share_other_of_all": losses / n_all if n_all else None}
+    decisive = wins + losses
+    if decisive == 0:
+        return empty_result(method, "no decisive pairs", **counts)
+    b = binomial_test(wins, decisive, 0.5, conf_level=conf_level)
+    ci_all = clopper_pearson(wins, n_all, conf_level)
+    return StatResult(method=method, estimate=b.estimate, ci=b.ci, statistic=wins, p=b.p, n=decisive,
+                      conf_level=conf_level, extras={**counts, "ci_share_assisted_of_all": ci_all})
+
+
+def panel_majority(
+    ratings: pd.DataFrame,
+    case_col: str = "case_code",
+    preference_col: str = "preferred",
+    assisted: Any = "assisted",
+    k: int | None = None,
+    conf_level: float = 0.95,
+) -> StatResult:
+    """Case-level panel verdict: a case is 'assisted preferred' when at least ``k`` of its experts prefer the assisted
+    report (``k`` default: a strict majority of the experts who rated that case, floor(n/2) + 1).
+
+    ``ratings`` has one row per expert judgement with ``case_col`` and ``preference_col`` (value ``assisted`` when
+    the expert preferred the assisted report). Estimate = share of cases assisted-preferred, Clopper-Pearson CI,
+    exact binomial test against 0.5 (descriptive; the reference trial reports only the share).
+    ``extras['cases']`` lists the per-case counts.
+    """
+    method = "Case-level panel majority preference (Clopper-Pearson CI)"
+    if ratings is None or len(ratings) == 0:
+        return empty_result(method, "no ratings", k=k, cases=[])
+    df = ratings[[case_col, preference_col]].dropna(subset=[case_col])
+    g = df.groupby(case_col, sort=True)[preference_col]
+    per_case = pd.DataFrame({"n_experts": g.size(), "n_assisted": g.apply(lambda s: int((s == assisted).sum()))})
+    need = per_case["n_experts"] // 2 + 1 if k is None else pd.Series(int(k), index=per_case.index)
+    per_case["threshold"] = need
+    per_case["assisted_preferred"] = per_case["n_assisted"] >= need
+    n_cases = len(per_case)
+    hits = int(per_case["assisted_preferred"].sum())
+    b = binomial_test(hits, n_cases, 0.5, conf_level=conf_level)
+    return StatResult(method=method, estimate=b.estimate, ci=b.ci, statistic=hits, p=b.p, n=n_cases,
+                      conf_level=conf_level,
+                      extras={"k": k if k is not None else "majority", "cases_assisted_preferred": hits,
+                              "cases": per_case.reset_index().rename(columns={case_col: "case"})})
