@@ -12,8 +12,19 @@ trial_router.register("arms", trial_api.ArmViewSet, basename="arm")
 trial_router.register("members", trial_api.MembershipViewSet, basename="member")
 trial_router.register("cases", trial_api.CaseViewSet, basename="case")
 trial_router.register("allocations", trial_api.AllocationViewSet, basename="allocation")
+trial_router.register("imports", trial_api.ImportViewSet, basename="import")
+trial_router.register("reference-standard", trial_api.ReferenceViewSet, basename="reference")
 
 urlpatterns = [
     path("", include(router.urls)),
     path("trials/<slug:trial_code>/", include(trial_router.urls)),
 ]
+
+# Blinded expert rating (issue 6)
+urlpatterns += [path("rating/", include("reading.rating_api_urls"))]
+
+# Reading: the reader's worklist and reads (issue 4)
+urlpatterns += [path("reading/", include("reading.api_urls"))]
+
+# Analysis runs (issue 7)
+urlpatterns += [path("analysis/", include("analysis.api_urls"))]

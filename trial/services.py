@@ -395,6 +395,7 @@ def enrol_reader(actor, membership: Membership) -> Membership:
         m.enrolled_at = timezone.now()
         m.save(update_fields=["enrolled_at"])
         audit.record(actor=actor, trial=trial, action="enrol", obj=m, before=before, after=audit.snapshot(m))
+        _after_reader_enrolled(m, actor)
         return m
     alist = trial.allocation_list
     slot = _reveal_next(trial, stratum_key_for_reader(m, alist.stratify_by_experience), actor)

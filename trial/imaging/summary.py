@@ -1,0 +1,67 @@
+"""Header summary of an instance: the fields the Image model stores."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pydicom.dataset import Dataset
+
+
+@dataclass(frozen=True)
+class InstanceSummary:
+    modality: str
+    view_position: str
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    photometric_interpretation: str
+    pixel_spacing: list[float] | None  # [row, column] mm; Pixel Spacing, else Imager Pixel Spacing
+    pixel_spacing_source: str  # PixelSpacing | ImagerPixelSpacing | ""
+    study_instance_uid: str
+    sop_instance_uid: str
+    body_part_examined: str
+    laterality: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def _int(ds: Dataset, keyword: str) -> int:
+    try:
+        return int(ds.get(keyword, 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def instance_summary(ds: Dataset) -> InstanceSummary:
+    """Summarise a (validated or de-identified) data set. Zero spacings count as absent."""
+    spacing, source = None, ""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            pair = [float(v) for v in ds.get(keyword) or []]
+        except (TypeError, ValueError):
+            continue
+        if len(pair) == 2 and all(v > 0 for v in pair):
+            spacing, source = pair, keyword
+            break
+    bits_allocated = _int(ds, "BitsAllocated")
+    return InstanceSummary(
+        modality=_text(ds, "Modality").upper(),
+        view_position=_text(ds, "ViewPosition").upper(),
+        rows=_int(ds, "Rows"),
+        columns=_int(ds, "Columns"),
+        bits_allocated=bits_allocated,
+        bits_stored=_int(ds, "BitsStored") or bits_allocated,
+        photometric_interpretation=_text(ds, "PhotometricInterpretation").upper(),
+        pixel_spacing=spacing,
+        pixel_spacing_source=source,
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        body_part_examined=_text(ds, "BodyPartExamined").upper(),
+        laterality=(_text(ds, "ImageLaterality") or _text(ds, "Laterality")).upper(),
+    )
