@@ -1,10 +1,229 @@
 """Reads that respect permissions and blinding."""
 from __future__ import annotations
 
-from trial.models import Trial
+from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from trial.models import Case, Membership, Trial
+from trial.permissions import Role, has_role
+
+from .models import Rating, Read
 from .services import reading_counts
 
 
 def reading_progress(trial: Trial) -> dict:
     return reading_counts(trial)
+
+
+# -- images -------------------------------------------------------------------------------------------------
+def can_view_case_images(user, case: Case) -> bool:
+    """Who may load a case's images: the reader assigned a read of the case, the trial's coordinators, and
+    experts who have a rating task (a Rating row) for the case. Nobody else, whatever their other roles."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    trial = case.trial
+    if has_role(user, trial, Role.COORDINATOR):
+        return True
+    if Read.objects.filter(case=case, reader__user=user, reader__role=Role.READER).exists():
+        return True
+    return Rating.objects.filter(case=case, expert__user=user, expert__role=Role.EXPERT).exists()
+
+
+# -- availability rules (the worklist and open_read both use these) ------------------------------------------
+def _ai_ready_q() -> Q:
+    """An AI-arm read is available once its draft is ready (model latency never counts as reading time); a read
+    that already holds the draft it showed stays available."""
+    from inference.models import Draft
+
+    ready = Draft.objects.filter(
+        case=OuterRef("case"), model_version=OuterRef("arm__model_version"), status=Draft.Status.READY
+    )
+    return Q(arm__is_ai=False) | Q(draft__isnull=False) | Q(Exists(ready))
+
+
+def _washout_q(trial: Trial, now) -> Q:
+    """Crossover: a later read of a case waits until the reader's earlier read of it is submitted and the trial's
+    washout period has passed since."""
+    cutoff = now - timedelta(days=trial.washout_days)
+    return Q(after_read__isnull=True) | Q(after_read__submitted_at__isnull=False, after_read__submitted_at__lte=cutoff)
+
+
+def available_reads(qs: QuerySet[Read], trial: Trial, now=None) -> QuerySet[Read]:
+    now = now or timezone.now()
+    return qs.filter(_ai_ready_q()).filter(_washout_q(trial, now))
+
+
+def is_available(read: Read, now=None) -> bool:
+    return available_reads(Read.objects.filter(pk=read.pk), read.case.trial, now).exists()
+
+
+def unavailable_reason(read: Read, now=None) -> str:
+    """Why a read is not (yet) on the worklist, in words for the reader; empty when it is available."""
+    now = now or timezone.now()
+    trial = read.case.trial
+    qs = Read.objects.filter(pk=read.pk)
+    if not qs.filter(_washout_q(trial, now)).exists():
+        return "This read opens after the washout period that follows your earlier read of this case."
+    if not qs.filter(_ai_ready_q()).exists():
+        return "This read is not ready yet. It appears on your worklist as soon as it is."
+    return ""
+
+
+# -- the reader's side --------------------------------------------------------------------------------------
+def reader_membership(user, trial: Trial) -> Membership:
+    m = Membership.objects.filter(user=user, trial=trial, role=Role.READER).select_related("center", "arm").first()
+    if m is None:
+        raise PermissionDenied("You are not a reader in this trial.")
+    return m
+
+
+def worklist_for(user, trial: Trial, now=None) -> QuerySet[Read]:
+    """The reader's reads in their shuffled order (order_key): every read of theirs that is available now
+    (AI-arm reads once the draft is ready; crossover second reads once the washout has passed), done ones
+    included so the reader sees their progress."""
+    m = reader_membership(user, trial)
+    qs = Read.objects.filter(reader=m, case__trial=trial).select_related("case", "arm")
+    return available_reads(qs, trial, now).order_by("order_key", "pk")
+
+
+def worklist_summary(user, trial: Trial, now=None) -> dict:
+    """Counts, the list and the next read (an in-progress one first, then the next to do in order)."""
+    m = reader_membership(user, trial)
+    reads = list(worklist_for(user, trial, now))
+    counts = {s: sum(1 for r in reads if r.status == s) for s in Read.Status.values}
+    total_assigned = Read.objects.filter(reader=m, case__trial=trial).count()
+    nxt = next((r for r in reads if r.status == Read.Status.IN_PROGRESS), None) or next(
+        (r for r in reads if r.status == Read.Status.TODO), None
+    )
+    return {
+        "membership": m,
+        "reads": reads,
+        "counts": {
+            "todo": counts[Read.Status.TODO],
+            "in_progress": counts[Read.Status.IN_PROGRESS],
+            "done": counts[Read.Status.DONE],
+            "waiting": total_assigned - len(reads),
+            "total": total_assigned,
+        },
+        "next": nxt,
+    }
+
+
+def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
+    """The read with this opaque id, if it is the user's own: unknown ids (or another trial's) are 404,
+    another reader's read is 403."""
+    read = (
+        Read.objects.select_related("case", "case__trial", "case__center", "arm", "arm__model_version", "reader",
+                                    "reader__user", "draft")
+        .filter(public_id=public_id)
+        .first()
+    )
+    if read is None or (trial is not None and read.case.trial_id != trial.pk):
+        raise Http404("No such read.")
+    if read.reader is None or read.reader.user_id != user.pk or read.reader.role != Role.READER:
+        raise PermissionDenied("This read is assigned to another reader.")
+    return read
+
+
+def shown_draft(read: Read):
+    """The draft an AI-arm read shows: the one stored at first open, else the ready one. Never for other arms."""
+    if not read.arm.is_ai:
+        return None
+    if read.draft_id:
+        return read.draft
+    from inference.selectors import ready_draft
+
+    return ready_draft(read.case, read.arm.model_version)
+
+
+def images_of(case: Case) -> list:
+    return list(case.images.order_by("created_at", "pk"))
+
+
+# -- what the reader's page and API carry -------------------------------------------------------------------
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def read_payload(read: Read) -> dict:
+    """The read as the reader's page and API see it. Blinding: only an AI-arm read carries the key "draft" (the
+    shown draft's text and its probabilities for the trial's findings) and the draft-change measures; every other
+    arm's payload has no draft field at all, whatever drafts exist for the case."""
+    from django.urls import reverse
+
+    from .image_views import image_entries
+
+    trial = read.case.trial
+    payload = {
+        "public_id": read.public_id,
+        "trial": trial.code,
+        "case": read.case.code,
+        "arm": {"code": read.arm.code, "name": read.arm.name, "is_ai": read.arm.is_ai},
+        "status": read.status,
+        "findings": [{"code": f["code"], "label": f["label"]} for f in trial.findings],
+        "report": {
+            "findings_text": read.findings_text,
+            "impression_text": read.impression_text,
+            "finding_marks": read.finding_marks or {},
+        },
+        "opened_at": _iso(read.opened_at),
+        "submitted_at": _iso(read.submitted_at),
+        "autosaved_at": _iso(read.autosaved_at),
+        "active_seconds": round(read.active_seconds or 0.0, 1),
+        "wall_seconds": read.wall_seconds,
+        "images": image_entries(read.case),
+        "urls": {
+            "page": reverse("reading:read", args=[trial.code, read.public_id]),
+            "worklist": reverse("reading:worklist", args=[trial.code]),
+            "open": reverse("reading-api:open", args=[read.public_id]),
+            "heartbeat": reverse("reading-api:heartbeat", args=[read.public_id]),
+            "autosave": reverse("reading-api:autosave", args=[read.public_id]),
+            "submit": reverse("reading-api:submit", args=[read.public_id]),
+        },
+    }
+    if read.arm.is_ai:
+        draft = shown_draft(read)
+        if draft is not None:
+            payload["draft"] = assist_data(read, draft)
+            if read.is_submitted:
+                payload["draft_edit_distance"] = read.draft_edit_distance
+                payload["flipped_findings"] = list(read.flipped_findings or [])
+    return payload
+
+
+def assist_data(read: Read, draft) -> dict:
+    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display)."""
+    probs = draft.probabilities or {}
+    return {
+        "findings_text": draft.findings_text,
+        "impression_text": draft.impression_text,
+        "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
+        "source": draft.model_version.display_label,
+    }
+
+
+def worklist_payload(user, trial: Trial) -> dict:
+    from django.urls import reverse
+
+    s = worklist_summary(user, trial)
+    return {
+        "trial": trial.code,
+        "counts": s["counts"],
+        "next": s["next"].public_id if s["next"] else None,
+        "reads": [
+            {
+                "public_id": r.public_id,
+                "position": i + 1,
+                "case": r.case.code,
+                "arm": r.arm.name,
+                "status": r.status,
+                "url": reverse("reading:read", args=[trial.code, r.public_id]),
+                "api_url": reverse("reading-api:detail", args=[r.public_id]),
+            }
+            for i, r in enumerate(s["reads"])
+        ],
+    }

@@ -22,9 +22,14 @@ def worklist_order_key(trial: Trial, reader_id: int, case_id: int, session: int 
 
 
 def _least_loaded_reader(trial: Trial, arm, center) -> Membership | None:
+    """The enrolled reader at the case's center with the fewest reads (ties: the earliest membership). In reader-
+    randomised designs the reader must be of the read's arm; in the case-randomised design readers have no arm and
+    any enrolled reader at the center reads the case in its allocated arm."""
+    qs = Membership.objects.filter(trial=trial, role=Role.READER, center=center, enrolled_at__isnull=False)
+    if trial.randomisation_unit == "reader":
+        qs = qs.filter(arm=arm)
     return (
-        Membership.objects.filter(trial=trial, role=Role.READER, arm=arm, center=center, enrolled_at__isnull=False)
-        .annotate(n=Count("reads"))
+        qs.annotate(n=Count("reads"))
         .order_by("n", "pk")
         .first()
     )
@@ -78,8 +83,10 @@ def on_reader_enrolled(reader: Membership, actor=None) -> list[Read]:
             audit.record(actor=actor, trial=trial, action="create", obj=r, after=audit.snapshot(r))
         return made
     unassigned = Read.objects.select_for_update().filter(
-        case__trial=trial, arm=reader.arm, case__center=reader.center, reader__isnull=True
+        case__trial=trial, case__center=reader.center, reader__isnull=True
     )
+    if trial.randomisation_unit == "reader":
+        unassigned = unassigned.filter(arm=reader.arm)
     for r in unassigned:
         before = audit.snapshot(r)
         r.reader = reader
@@ -97,3 +104,258 @@ def reading_counts(trial: Trial) -> dict:
         reads_in_progress=Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
         reads_unassigned=Count("id", filter=Q(reader__isnull=True)),
     )
+
+
+# -- the reader's side: open, heartbeat, autosave, submit (issue 4) -------------------------------------------
+# Each is one transaction holding the Read row (select_for_update), refuses writes to a locked trial, and acts
+# only on the actor's own read. Opening and submitting are audited. Autosaves and heartbeats are NOT audited:
+# they are frequent, in-progress states (the audit chain would grow by one entry every few seconds per reader);
+# the report as submitted, with its times, is what the submit entry records.
+
+TEXT_MAX = 20_000
+HEARTBEAT_MAX_SECONDS = 600.0  # one beat never claims more than this, whatever the wall time since the last
+CONFIDENCE_RANGE = range(1, 6)
+DRAFT_THRESHOLD = 0.5
+
+
+def _locked_own_read(actor, read: Read) -> Read:
+    from trial.exceptions import NotAllowed
+    from trial.services import ensure_writable
+
+    ensure_writable(read.case.trial)
+    locked = (
+        Read.objects.select_for_update(of=("self",))
+        .select_related("case", "case__trial", "arm", "arm__model_version", "reader")
+        .get(pk=read.pk)
+    )
+    if locked.reader is None or locked.reader.user_id != getattr(actor, "pk", None) or locked.reader.role != Role.READER:
+        raise NotAllowed("This read is assigned to another reader.")
+    return locked
+
+
+def _ensure_available(read: Read) -> None:
+    from trial.exceptions import Conflict
+
+    from .selectors import unavailable_reason
+
+    reason = unavailable_reason(read)
+    if reason:
+        raise Conflict(reason, code="not_available")
+
+
+def _clean_text(data: dict, key: str) -> str:
+    from trial.exceptions import InvalidInput
+
+    value = data.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be text.")
+    if len(value) > TEXT_MAX:
+        raise InvalidInput(f"{key} is longer than {TEXT_MAX} characters.")
+    return value.replace("\r\n", "\n")
+
+
+def clean_report(trial: Trial, data, *, complete: bool) -> dict:
+    """Validate a report payload: {findings_text, impression_text, finding_marks: {code: {present, confidence}}}.
+    Autosaves may be partial (unmarked findings stay null); a submit needs text and every finding marked present
+    or absent with a confidence of 1-5."""
+    from trial.exceptions import InvalidInput
+
+    if not isinstance(data, dict):
+        raise InvalidInput("The report must be a JSON object.")
+    findings_text = _clean_text(data, "findings_text")
+    impression_text = _clean_text(data, "impression_text")
+    marks_in = data.get("finding_marks") or {}
+    if not isinstance(marks_in, dict):
+        raise InvalidInput("finding_marks must be an object {code: {present, confidence}}.")
+    codes = trial.finding_codes
+    unknown = sorted(set(marks_in) - set(codes))
+    if unknown:
+        raise InvalidInput(f"Unknown findings: {', '.join(map(str, unknown))}.")
+    marks: dict = {}
+    for code in codes:
+        m = marks_in.get(code) or {}
+        if not isinstance(m, dict):
+            raise InvalidInput(f"The mark for {code} must be an object {{present, confidence}}.")
+        present, confidence = m.get("present"), m.get("confidence")
+        if present is not None and not isinstance(present, bool):
+            raise InvalidInput(f"{code}: present must be true or false.")
+        if confidence is not None:
+            if isinstance(confidence, bool) or not isinstance(confidence, int) or confidence not in CONFIDENCE_RANGE:
+                raise InvalidInput(f"{code}: confidence must be a whole number from 1 to 5.")
+        if complete and (present is None or confidence is None):
+            raise InvalidInput(f"Mark {code.replace('_', ' ')} present or absent, with a confidence of 1-5.")
+        marks[code] = {"present": present, "confidence": confidence}
+    if complete and not (findings_text.strip() or impression_text.strip()):
+        raise InvalidInput("Write the findings or the impression before submitting.")
+    return {"findings_text": findings_text, "impression_text": impression_text, "finding_marks": marks}
+
+
+def _clean_seconds(value) -> float:
+    from trial.exceptions import InvalidInput
+
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, bool):
+        raise InvalidInput("seconds must be a number.")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("seconds must be a number.") from exc
+    if seconds != seconds or seconds < 0 or seconds in (float("inf"),):
+        raise InvalidInput("seconds must be a non-negative number.")
+    return seconds
+
+
+def _credit_active_time(read: Read, seconds: float, now) -> float:
+    """Add the client's active seconds, capped by the wall time since the last beat (or the open), so a client
+    cannot claim more time than has passed. Returns the credited increment."""
+    since = read.last_heartbeat_at or read.opened_at or now
+    elapsed = max(0.0, (now - since).total_seconds())
+    credited = min(seconds, elapsed, HEARTBEAT_MAX_SECONDS)
+    read.active_seconds = (read.active_seconds or 0.0) + credited
+    read.last_heartbeat_at = now
+    return credited
+
+
+@transaction.atomic
+def open_read(actor, read: Read) -> Read:
+    """First open stamps opened_at and, in an AI arm, stores the draft shown and prefills the report with its
+    text. Reopening resumes (same read, same clock); a submitted read opens read-only and changes nothing."""
+    from django.utils import timezone
+
+    read = _locked_own_read(actor, read)
+    if read.is_submitted:
+        return read
+    _ensure_available(read)
+    now = timezone.now()
+    first = read.opened_at is None
+    fields = ["last_heartbeat_at"]
+    read.last_heartbeat_at = now  # the active-time cap counts from this (re)open
+    if first:
+        read.opened_at = now
+        read.status = Read.Status.IN_PROGRESS
+        fields += ["opened_at", "status"]
+        if read.arm.is_ai and read.draft_id is None:
+            from inference.selectors import ready_draft
+
+            draft = ready_draft(read.case, read.arm.model_version)
+            read.draft = draft
+            if draft is not None and not (read.findings_text or read.impression_text):
+                read.findings_text = draft.findings_text
+                read.impression_text = draft.impression_text
+            fields += ["draft", "findings_text", "impression_text"]
+    read.save(update_fields=fields)
+    if first:
+        audit.record(actor=actor, trial=read.case.trial, action="read:open", obj=read,
+                     after={"opened_at": read.opened_at, "status": read.status, "draft_id": read.draft_id})
+    return read
+
+
+@transaction.atomic
+def heartbeat(actor, read: Read, seconds) -> Read:
+    """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited."""
+    from django.utils import timezone
+
+    seconds = _clean_seconds(seconds)
+    read = _locked_own_read(actor, read)
+    if read.is_submitted or read.opened_at is None:
+        return read
+    _credit_active_time(read, seconds, timezone.now())
+    read.save(update_fields=["active_seconds", "last_heartbeat_at"])
+    return read
+
+
+@transaction.atomic
+def autosave(actor, read: Read, data, seconds=None) -> Read:
+    """Save the report in progress (partial marks allowed). After submit it changes nothing and returns the
+    submitted read (a late autosave from a closing tab is not an error). Not audited."""
+    from django.utils import timezone
+
+    read = _locked_own_read(actor, read)
+    if read.is_submitted:
+        return read
+    cleaned = clean_report(read.case.trial, data, complete=False)
+    if read.opened_at is None:
+        _ensure_available(read)
+    now = timezone.now()
+    for k, v in cleaned.items():
+        setattr(read, k, v)
+    read.autosaved_at = now
+    fields = ["findings_text", "impression_text", "finding_marks", "autosaved_at"]
+    if seconds is not None and read.opened_at is not None:
+        _credit_active_time(read, _clean_seconds(seconds), now)
+        fields += ["active_seconds", "last_heartbeat_at"]
+    if read.status == Read.Status.TODO:
+        read.status = Read.Status.IN_PROGRESS
+        fields.append("status")
+    read.save(update_fields=fields)
+    return read
+
+
+def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, codes: list[str]):
+    """How much the reader changed the draft: normalised edit distance (1 - difflib ratio) between the draft's
+    report text and the final text, and the findings whose final mark differs from the draft's call at 0.5."""
+    from difflib import SequenceMatcher
+
+    before = f"{draft.findings_text.strip()}\n{draft.impression_text.strip()}"
+    after = f"{findings_text.strip()}\n{impression_text.strip()}"
+    distance = 1.0 - SequenceMatcher(None, before, after, autojunk=False).ratio()
+    flipped = []
+    probs = draft.probabilities or {}
+    for code in codes:
+        p = probs.get(code)
+        present = (marks.get(code) or {}).get("present")
+        if p is None or present is None:
+            continue
+        if bool(float(p) >= DRAFT_THRESHOLD) != bool(present):
+            flipped.append(code)
+    return round(distance, 6), flipped
+
+
+@transaction.atomic
+def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
+    """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
+    (AI arm), audits, and tells rating (reading.rating_services.on_read_submitted). Idempotent: a second submit
+    (double click, retry, two tabs) returns the saved read with created=False and changes nothing."""
+    from django.utils import timezone
+
+    read = _locked_own_read(actor, read)
+    if read.is_submitted:
+        return read, False
+    trial = read.case.trial
+    cleaned = clean_report(trial, data, complete=True)
+    if read.opened_at is None:  # submitted through the API without an open: it opens now
+        _ensure_available(read)
+        read = open_read(actor, read)
+        read = Read.objects.select_for_update(of=("self",)).select_related(
+            "case", "case__trial", "arm", "arm__model_version", "reader", "draft").get(pk=read.pk)
+    now = timezone.now()
+    before = audit.snapshot(read)
+    for k, v in cleaned.items():
+        setattr(read, k, v)
+    if seconds is not None:
+        _credit_active_time(read, _clean_seconds(seconds), now)
+    read.submitted_at = now
+    read.status = Read.Status.DONE
+    if read.arm.is_ai and read.draft_id:
+        read.draft_edit_distance, read.flipped_findings = draft_changes(
+            read.draft, read.findings_text, read.impression_text, read.finding_marks, trial.finding_codes
+        )
+    read.save()
+    audit.record(actor=actor, trial=trial, action="read:submit", obj=read, before=before, after=audit.snapshot(read))
+    _tell_rating(read)
+    return read, True
+
+
+def _tell_rating(read: Read) -> None:
+    """Rating tasks are made by reading.rating_services (another module, written alongside). Imported lazily;
+    guarded only while that module may be absent from a checkout."""
+    import importlib.util
+
+    if importlib.util.find_spec("reading.rating_services") is None:
+        return
+    from reading.rating_services import on_read_submitted
+
+    on_read_submitted(read)

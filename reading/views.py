@@ -1,0 +1,92 @@
+"""Reader pages: the worklist and the read page (viewer and form side by side). Thin: the selectors decide what a
+reader sees (availability, blinding), the services do the writes; the page's JavaScript talks to the reading API."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from trial.exceptions import TrialError, TrialLocked
+from trial.models import Trial
+
+from . import selectors, services
+
+PAGE_KEYS = ("public_id", "trial", "case", "arm", "status", "findings", "report", "opened_at", "submitted_at",
+             "autosaved_at", "active_seconds", "wall_seconds", "images", "urls")
+
+
+def _trial(code: str) -> Trial:
+    return get_object_or_404(Trial, code=code)
+
+
+def worklist(request, trial_code: str):
+    trial = _trial(trial_code)
+    summary = selectors.worklist_summary(request.user, trial)
+    return render(request, "reading/worklist.html", {"trial": trial, **summary})
+
+
+def next_read(request, trial_code: str):
+    trial = _trial(trial_code)
+    nxt = selectors.worklist_summary(request.user, trial)["next"]
+    if nxt is None:
+        messages.info(request, "No read is waiting for you right now.")
+        return redirect("reading:worklist", trial_code=trial.code)
+    return redirect("reading:read", trial_code=trial.code, public_id=nxt.public_id)
+
+
+def read_page(request, trial_code: str, public_id: str):
+    trial = _trial(trial_code)
+    read = selectors.read_for_reader(request.user, public_id, trial)
+    notice = ""
+    if not read.is_submitted:
+        try:
+            read = services.open_read(request.user, read)
+        except TrialLocked as exc:
+            notice = exc.message
+        except TrialError as exc:
+            return render(request, "reading/unavailable.html", {"trial": trial, "message": exc.message},
+                          status=exc.status)
+    payload = selectors.read_payload(read)
+    # The page's generic JSON never holds the draft; an AI page gets its hints in a separate block.
+    page_data = {k: payload[k] for k in PAGE_KEYS}
+    page_data["readonly"] = read.is_submitted or trial.is_locked
+    assist = payload.get("draft")
+    marks = payload["report"]["finding_marks"]
+    rows = [
+        {
+            "code": f["code"],
+            "label": f["label"],
+            "present": (marks.get(f["code"]) or {}).get("present"),
+            "confidence": (marks.get(f["code"]) or {}).get("confidence"),
+            "probability": assist["probabilities"].get(f["code"]) if assist else None,
+        }
+        for f in payload["findings"]
+    ]
+    ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows,
+           "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"]}
+    return render(request, "reading/read.html", ctx)
+
+
+def _report_from_form(trial: Trial, post) -> dict:
+    """The no-JavaScript form: present_<code> = present/absent, confidence_<code> = 1-5."""
+    marks = {}
+    for code in trial.finding_codes:
+        present = {"present": True, "absent": False}.get(post.get(f"present_{code}", ""))
+        conf = post.get(f"confidence_{code}", "")
+        marks[code] = {"present": present, "confidence": int(conf) if conf.isdigit() else None}
+    return {"findings_text": post.get("findings_text", ""), "impression_text": post.get("impression_text", ""),
+            "finding_marks": marks}
+
+
+@require_POST
+def read_submit(request, trial_code: str, public_id: str):
+    """Submit without JavaScript. A repeat is answered with the saved result."""
+    trial = _trial(trial_code)
+    read = selectors.read_for_reader(request.user, public_id, trial)
+    try:
+        read, created = services.submit_read(request.user, read, _report_from_form(trial, request.POST))
+    except TrialError as exc:
+        messages.error(request, exc.message)
+        return redirect("reading:read", trial_code=trial.code, public_id=read.public_id)
+    messages.success(request, "Report submitted." if created else "This read was already submitted; it is kept as it was.")
+    return redirect("reading:worklist", trial_code=trial.code)

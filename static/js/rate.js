@@ -1,0 +1,203 @@
+/* Blinded rating page: image viewer, autosave, resume and one submit.
+   Everything it knows comes from the #rating-config JSON and the rating API (both blinded server-side). */
+(function () {
+  "use strict";
+  var cfgEl = document.getElementById("rating-config");
+  if (!cfgEl) return;
+  var cfg = JSON.parse(cfgEl.textContent);
+  var form = document.getElementById("rating-form");
+  var saveState = document.getElementById("save-state");
+  var errorBox = document.getElementById("form-error");
+  var storeKey = "rating:" + cfg.id;
+  var pending = null, saving = false, dirty = false, retryMs = 2000, timer = null;
+
+  // -- viewer ------------------------------------------------------------------------------------------
+  function startViewer() {
+    var el = document.getElementById("viewer");
+    if (!el || !cfg.images.length) return;
+    var tabs = document.getElementById("viewer-images");
+    function fallback(img) {
+      el.innerHTML = "";
+      fetch(img.meta_url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (m) {
+        var i = document.createElement("img");
+        i.src = m.display_url;
+        i.alt = "Chest radiograph";
+        i.className = "viewer-fallback";
+        el.appendChild(i);
+      });
+    }
+    var viewer = null;
+    if (window.CXRViewer) {
+      try { viewer = new window.CXRViewer(el, { keyboard: "document" }); } catch (e) { viewer = null; }
+    }
+    function show(index) {
+      var img = cfg.images[index];
+      if (tabs) {
+        Array.prototype.forEach.call(tabs.querySelectorAll("button"), function (b, i) { b.classList.toggle("active", i === index); });
+      }
+      if (viewer) {
+        viewer.load(img.meta_url).catch(function () { viewer = null; fallback(img); });
+      } else {
+        fallback(img);
+      }
+    }
+    if (tabs && cfg.images.length > 1) {
+      cfg.images.forEach(function (img, i) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.textContent = "Image " + (i + 1);
+        b.addEventListener("click", function () { show(i); });
+        tabs.appendChild(b);
+      });
+    }
+    window.ratingViewer = viewer;
+    show(0);
+  }
+
+  // -- answer ------------------------------------------------------------------------------------------
+  function csrf() {
+    var i = form.querySelector("input[name=csrfmiddlewaretoken]");
+    return i ? i.value : "";
+  }
+  function radio(name) {
+    var c = form.querySelector("input[name=" + name + "]:checked");
+    return c ? c.value : null;
+  }
+  function answer() {
+    var a = { quality_a: radio("quality_a"), comment: form.comment.value };
+    if (cfg.kind === "pair") {
+      a.preference = radio("preference");
+      a.quality_b = radio("quality_b");
+    }
+    ["quality_a", "quality_b"].forEach(function (k) { if (a[k] !== null && a[k] !== undefined) a[k] = parseInt(a[k], 10); });
+    return a;
+  }
+  function fill(a) {
+    ["preference", "quality_a", "quality_b"].forEach(function (k) {
+      if (a[k] === null || a[k] === undefined || a[k] === "") return;
+      var el = form.querySelector("input[name=" + k + "][value='" + a[k] + "']");
+      if (el) el.checked = true;
+    });
+    if (a.comment) form.comment.value = a.comment;
+  }
+  function isEmpty(a) {
+    return !a.preference && a.quality_a == null && a.quality_b == null && !a.comment;
+  }
+  function setState(text, cls) {
+    saveState.textContent = text;
+    saveState.className = cls || "muted";
+  }
+
+  function post(path, body) {
+    return fetch(cfg.api + path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf(), "Accept": "application/json" },
+      body: JSON.stringify(body),
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (j) { return { status: r.status, body: j }; });
+    });
+  }
+
+  // -- autosave: debounced, retried on a dropped connection, backed by localStorage -------------------------
+  function remember() {
+    try { localStorage.setItem(storeKey, JSON.stringify(answer())); } catch (e) { /* private mode */ }
+  }
+  function forget() {
+    try { localStorage.removeItem(storeKey); } catch (e) { /* ignore */ }
+  }
+  function schedule(delay) {
+    dirty = true;
+    remember();
+    setState("Not saved yet");
+    clearTimeout(timer);
+    timer = setTimeout(save, delay === undefined ? 700 : delay);
+  }
+  function save() {
+    if (cfg.readonly || !dirty) return Promise.resolve();
+    if (saving) { schedule(500); return Promise.resolve(); }
+    saving = true; dirty = false;
+    var a = answer();
+    setState("Saving…");
+    return post("autosave/", a).then(function (r) {
+      saving = false;
+      if (r.status === 200) {
+        retryMs = 2000;
+        if (!dirty) { forget(); setState("Saved", "ok"); } // the server has it; keep only unsaved input locally
+        return;
+      }
+      if (r.status === 400) { setState("Not saved", "error"); errorBox.textContent = r.body.detail || "Invalid answer."; return; }
+      if (r.status === 409) { setState(""); errorBox.textContent = r.body.detail || "This task can no longer be changed."; lock(); return; }
+      throw new Error("status " + r.status);
+    }).catch(function () {
+      saving = false; dirty = true;
+      setState("Offline: your answer is kept in this browser and will be saved when the connection is back", "error");
+      clearTimeout(timer);
+      timer = setTimeout(save, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
+    });
+  }
+
+  function lock() {
+    cfg.readonly = true;
+    Array.prototype.forEach.call(form.querySelectorAll("input, textarea"), function (el) { if (el.type !== "hidden") el.disabled = true; });
+    var b = document.getElementById("submit-rating");
+    if (b) b.remove();
+  }
+
+  function missing(a) {
+    var m = [];
+    if (cfg.kind === "pair" && !a.preference) m.push("a preference");
+    if (a.quality_a == null) m.push("a quality score for report A");
+    if (cfg.kind === "pair" && a.quality_b == null) m.push("a quality score for report B");
+    return m;
+  }
+
+  function submit(ev) {
+    ev.preventDefault();
+    if (cfg.readonly) return;
+    errorBox.textContent = "";
+    var a = answer();
+    var m = missing(a);
+    if (m.length) { errorBox.textContent = "Please give " + m.join(" and ") + " before submitting."; return; }
+    clearTimeout(timer);
+    var btn = document.getElementById("submit-rating");
+    btn.disabled = true;
+    setState("Submitting…");
+    post("submit/", a).then(function (r) {
+      if (r.status === 200) {
+        forget(); dirty = false; lock();
+        document.getElementById("task-status").textContent = "Done";
+        setState(r.body.already_submitted ? "Already submitted" : "Submitted", "ok");
+        window.location.href = r.body.next ? cfg.worklist + r.body.next + "/" : cfg.worklist;
+        return;
+      }
+      btn.disabled = false;
+      setState("");
+      errorBox.textContent = (r.body && r.body.detail) || "The rating could not be submitted.";
+      if (r.status === 409) lock();
+    }).catch(function () {
+      btn.disabled = false;
+      setState("Offline: not submitted yet; your answer is kept in this browser. Try again.", "error");
+      remember();
+    });
+  }
+
+  // -- start -------------------------------------------------------------------------------------------
+  startViewer();
+  if (cfg.readonly) { forget(); return; }
+  var server = cfg.answer || {};
+  var local = null;
+  try { local = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { local = null; }
+  if (local && !isEmpty(local) && JSON.stringify(local) !== JSON.stringify(answer())) {
+    fill(local); // typed while offline: restore it and save it now
+    schedule(0);
+  } else if (!isEmpty(server)) {
+    setState("Resumed", "ok");
+  }
+  form.addEventListener("change", function () { errorBox.textContent = ""; schedule(); });
+  form.comment.addEventListener("input", function () { schedule(1500); });
+  form.addEventListener("submit", submit);
+  document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden" && dirty) save(); });
+  window.addEventListener("beforeunload", function (e) { if (dirty && !cfg.readonly) { save(); e.preventDefault(); e.returnValue = ""; } });
+})();

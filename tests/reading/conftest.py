@@ -1,0 +1,24 @@
+"""Fixtures for reading tests: a paired trial with images and ready drafts; helpers to find readers' reads."""
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import add_cases, make_trial
+from tests.factories_reading import reader_in, with_images_and_drafts
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """PBKDF2 costs ~0.2 s per test user; a fast hasher keeps the reading suite quick (tests only)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def paired(db):
+    t = make_trial(code="RD1")
+    cases = add_cases(t, 4)
+    with_images_and_drafts(t, cases)
+    t["cases"] = cases
+    t["ai_reader"] = reader_in(t, "ai_assisted")
+    t["un_reader"] = reader_in(t, "unassisted")
+    return t
