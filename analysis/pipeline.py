@@ -1,0 +1,191 @@
+"""From export tables to the results dict (no Django): the analysis set, the CONSORT flow and the primary analysis.
+
+The Django side writes the export, reads the CSVs back and calls :func:`analyse`, so every number in a report can be
+reproduced from the export directory alone (``python -m analysis trial EXPORT_DIR`` runs the same statistics on the
+same analysis set when the tables hold only analysable rows; :func:`analyse_export` here also applies the filters).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .stats import jsonable
+from .stats.trial import analyse_trial_tables, read_export_dir
+
+MASKED_ARMS = ("X", "Y")
+
+
+def _t(tables: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    t = tables.get(name)
+    return t.copy() if isinstance(t, pd.DataFrame) else pd.DataFrame()
+
+
+def _excluded_codes(cases: pd.DataFrame) -> set[str]:
+    if cases.empty or "status" not in cases or "case_code" not in cases:
+        return set()
+    return set(cases.loc[cases["status"].astype(str) == "excluded", "case_code"].astype(str))
+
+
+def _enrolled_mask(cases: pd.DataFrame) -> pd.Series:
+    m = pd.Series(True, index=cases.index)
+    if "enrolled" in cases:
+        m &= pd.to_numeric(cases["enrolled"], errors="coerce").fillna(0) > 0
+    if "status" in cases:
+        m &= cases["status"].astype(str) != "excluded"
+    return m
+
+
+def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The analysis set, by rules that depend on the export alone.
+
+    - cases: enrolled and not excluded;
+    - reads: of those cases; ``submitted`` = 1 when status is done (the statistics count the others as excluded);
+    - ratings: submitted (status done) ratings of those cases;
+    - drafts: ready drafts of those cases.
+    Tables without status columns (e.g. the synthetic ones) pass through unchanged.
+    """
+    cases = _t(tables, "cases")
+    keep: set[str] | None = None
+    if not cases.empty and "case_code" in cases:
+        cases["case_code"] = cases["case_code"].astype(str)
+        cases = cases[_enrolled_mask(cases)]
+        keep = set(cases["case_code"])
+    out: dict[str, pd.DataFrame] = {"cases": cases}
+    for name in ("reads", "ratings", "drafts", "allocations"):
+        t = _t(tables, name)
+        if keep is not None and "case_code" in t:
+            t = t[t["case_code"].astype(str).isin(keep)]
+        if name == "reads" and "status" in t and "submitted" not in t:
+            t = t.assign(submitted=(t["status"].astype(str) == "done").astype(int))
+        if name == "ratings" and "status" in t:
+            t = t[t["status"].astype(str) == "done"]
+        if name == "drafts" and "status" in t:
+            t = t[t["status"].astype(str) == "ready"]
+        out[name] = t.reset_index(drop=True)
+    return out
+
+
+def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, Any]:
+    """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables."""
+    cases, reads, ratings = _t(tables, "cases"), _t(tables, "reads"), _t(tables, "ratings")
+    allocations = _t(tables, "allocations")
+    n_cases = len(cases)
+    excluded = _excluded_codes(cases)
+    reasons: dict[str, int] = {}
+    if excluded:
+        ex = cases[cases["case_code"].astype(str).isin(excluded)]
+        col = ex["exclusion_reason"].fillna("").astype(str) if "exclusion_reason" in ex else pd.Series("", ex.index)
+        for r in col.replace("", "no reason recorded"):
+            reasons[r] = reasons.get(r, 0) + 1
+    enrolled = int(_enrolled_mask(cases).sum()) if n_cases else 0
+    not_enrolled = n_cases - enrolled - len(excluded)
+    if not reads.empty and "case_code" in reads:
+        reads = reads[~reads["case_code"].astype(str).isin(excluded)]
+    if not ratings.empty and "case_code" in ratings:
+        ratings = ratings[~ratings["case_code"].astype(str).isin(excluded)]
+    done = (reads["status"].astype(str) == "done") if "status" in reads else pd.Series(True, index=reads.index)
+    by_arm: dict[str, dict[str, int]] = {}
+    for arm in arms:
+        ra = reads[reads["arm"].astype(str) == arm] if "arm" in reads else reads.iloc[0:0]
+        da = ra[done.loc[ra.index]] if len(ra) else ra
+        alloc_readers = alloc_cases = 0
+        if not allocations.empty and {"unit_type", "arm"} <= set(allocations.columns):
+            al = allocations[allocations["arm"].astype(str) == arm]
+            alloc_readers = int((al["unit_type"] == "reader").sum())
+            alloc_cases = int((al["unit_type"] == "case").sum())
+        by_arm[arm] = {
+            "readers_allocated": alloc_readers,
+            "cases_allocated": alloc_cases,
+            "cases_assigned": int(ra["case_code"].nunique()) if len(ra) else 0,
+            "reads": len(ra),
+            "reads_submitted": len(da),
+            "reads_not_submitted": len(ra) - len(da),
+            "cases_read": int(da["case_code"].nunique()) if len(da) else 0,
+        }
+    rated_done = ratings[ratings["status"].astype(str) == "done"] if "status" in ratings else ratings
+    return {
+        "cases_registered": n_cases,
+        "cases_not_enrolled": max(0, not_enrolled),
+        "cases_excluded": len(excluded),
+        "exclusion_reasons": reasons,
+        "cases_enrolled": enrolled,
+        "by_arm": by_arm,
+        "rating_tasks": len(ratings),
+        "ratings_submitted": len(rated_done),
+        "ratings_not_submitted": len(ratings) - len(rated_done),
+        "cases_rated": int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
+    }
+
+
+def arm_labels(manifest: dict) -> tuple[str, str, list[str]]:
+    """(assisted label, control label, warnings). Masked exports compare X with Y, direction unknown."""
+    warnings: list[str] = []
+    if manifest.get("arms_masked") or not manifest.get("assisted_arm"):
+        warnings.append("Arms are masked as X and Y until the trial is locked: differences are X - Y and ratios X / Y; "
+                        "which arm is AI-assisted is not known to this analysis.")
+        return MASKED_ARMS[0], MASKED_ARMS[1], warnings
+    return str(manifest["assisted_arm"]), "", warnings
+
+
+def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:
+    """The full results dict: the statistics of :func:`analyse_trial_tables` on the analysis set, plus ``consort``,
+    ``labels`` and ``manifest``."""
+    assisted, control, warnings = arm_labels(manifest)
+    design = manifest.get("design") or "paired_by_case"
+    k = manifest.get("preference_majority")
+    res = analyse_trial_tables(prepare_tables(tables), design=design, assisted_arm=assisted,
+                               control_arm=control or None, majority_k=int(k) if k else None, threshold=threshold)
+    a, c = res["arms"]["assisted"], res["arms"]["control"]
+    res["warnings"] = warnings + list(res.get("warnings", []))
+    res["labels"] = {"assisted": a, "control": c, "masked": bool(manifest.get("arms_masked"))}
+    res["consort"] = consort_flow(tables, [x for x in (a, c) if x])
+    res["manifest"] = {k: manifest.get(k) for k in ("trial", "design", "status", "arms_masked", "assisted_arm",
+                                                     "findings", "generated_at", "code_version", "data_sha256",
+                                                     "tables", "preference_majority", "expert_panel_size")}
+    return jsonable(res)
+
+
+def analyse_export(path: str | Path) -> dict[str, Any]:
+    """Read an export directory (CSVs + manifest.json) and analyse it: the reproducible path."""
+    path = Path(path)
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").exists() else {}
+    return analyse(read_export_tables(path), manifest)
+
+
+def read_export_tables(path: str | Path) -> dict[str, pd.DataFrame]:
+    """The four analysis tables plus allocations.csv."""
+    tables = read_export_dir(path)
+    f = Path(path) / "allocations.csv"
+    try:
+        tables["allocations"] = pd.read_csv(f, dtype={"unit": str, "arm": str}) if f.exists() and f.stat().st_size \
+            else pd.DataFrame()
+    except pd.errors.EmptyDataError:
+        tables["allocations"] = pd.DataFrame()
+    for name in ("reads", "ratings"):
+        t = tables[name]
+        for col in ("arm", "arm_a", "arm_b", "status", "preference"):
+            if col in t:
+                t[col] = t[col].astype("string")
+    return tables
+
+
+def primary_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The handful of headline numbers (for the page, the API and the command's printout)."""
+    q, t, p = results.get("quality", {}), results.get("reading_time", {}), results.get("preference", {})
+    qd = q.get("paired_t") or q.get("welch_t") or {}
+    gm = t.get("geometric_mean_ratio") or {}
+    rr = t.get("relative_reduction") or {}
+    pr = p.get("pairs") or {}
+    lab = results.get("labels", {})
+    return {
+        "assisted": lab.get("assisted"), "control": lab.get("control"), "masked": lab.get("masked"),
+        "quality_difference": qd.get("estimate"), "quality_ci": qd.get("ci"), "quality_p": qd.get("p"),
+        "quality_n": qd.get("n"),
+        "time_ratio": gm.get("estimate"), "time_ratio_ci": gm.get("ci"), "time_ratio_p": gm.get("p"),
+        "time_relative_reduction": rr.get("estimate"), "time_relative_reduction_ci": rr.get("ci"),
+        "preference_rate": pr.get("estimate"), "preference_ci": pr.get("ci"), "preference_p": pr.get("p"),
+        "preference_ties": pr.get("ties"), "preference_n": pr.get("n"),
+    }

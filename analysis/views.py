@@ -1,0 +1,86 @@
+"""The statistician's page: runs, progress, downloads. Files are served through permission-checked views only."""
+from __future__ import annotations
+
+import mimetypes
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from trial.exceptions import TrialError
+from trial.models import Trial
+from trial.permissions import require_role
+
+from . import services
+from .models import AnalysisRun
+
+
+def _trial(request, trial_code: str) -> Trial:
+    trial = get_object_or_404(Trial, code=trial_code)
+    require_role(request.user, trial, *services.ANALYSIS_ROLES)
+    return trial
+
+
+def _run(trial: Trial, run_id: int) -> AnalysisRun:
+    return get_object_or_404(AnalysisRun, pk=run_id, trial=trial)
+
+
+def run_status(run: AnalysisRun) -> dict:
+    return {"id": run.pk, "status": run.status, "progress": run.progress, "message": run.message,
+            "created_at": run.created_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at
+            else None, "data_sha256": run.data_sha256, "arms_masked": run.arms_masked, "summary": run.summary}
+
+
+def analysis_page(request, trial_code: str):
+    trial = _trial(request, trial_code)
+    if request.method == "POST":
+        try:
+            run = services.request_analysis(request.user, trial)
+        except TrialError as exc:
+            messages.error(request, exc.message)
+        else:
+            run.refresh_from_db()
+            if run.status == AnalysisRun.Status.FAILED:
+                messages.error(request, f"Analysis run {run.pk} failed: {run.message}")
+            else:
+                messages.success(request, f"Analysis run {run.pk} requested.")
+        return redirect("analysis:page", trial_code=trial.code)
+    runs = list(AnalysisRun.objects.filter(trial=trial).select_related("requested_by")[:50])
+    for r in runs:
+        r.files = services.run_files(r)
+    latest = next((r for r in runs if r.status == AnalysisRun.Status.DONE), None)
+    figures = [f for f in (latest.files if latest else []) if f["name"].endswith(".png")]
+    ctx = {"trial": trial, "runs": runs, "latest": latest, "figures": figures,
+           "active": [r.pk for r in runs if r.is_active]}
+    return render(request, "analysis/page.html", ctx)
+
+
+@require_GET
+def status_json(request, trial_code: str, run_id: int):
+    trial = _trial(request, trial_code)
+    run = _run(trial, run_id)
+    data = run_status(run)
+    if run.status == AnalysisRun.Status.DONE:
+        data["files"] = [{**f, "url": reverse("analysis:file", args=[trial.code, run.pk, f["name"]])}
+                         for f in services.run_files(run)]
+    return JsonResponse(data)
+
+
+@require_GET
+def run_file(request, trial_code: str, run_id: int, name: str):
+    trial = _trial(request, trial_code)
+    run = _run(trial, run_id)
+    path = services.resolve_run_file(run, name)
+    if path is None:
+        raise Http404("No such file in this analysis run.")
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    attach = request.GET.get("download") == "1" or path.suffix in (".zip", ".json")
+    filename = f"{trial.code}-run{run.pk}-{path.name}"
+    resp = FileResponse(path.open("rb"), content_type=ctype, as_attachment=attach, filename=filename)
+    resp["Cache-Control"] = "private, no-store"
+    if path.suffix == ".html":
+        # Our own generated page: inline styles and images only, no scripts.
+        resp["Content-Security-Policy"] = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
+    return resp

@@ -1,0 +1,59 @@
+"""The report renders from the results and tables alone (no database)."""
+from __future__ import annotations
+
+import json
+import re
+
+from analysis.pipeline import analyse
+from analysis.report import FIGURES, render_report
+from analysis.stats.synthetic import make_trial_tables
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _render(tmp_path, manifest, **kw):
+    tables = make_trial_tables(n_cases=40, n_readers=6, n_experts=3, n_centers=2, seed=5, **kw)
+    results = analyse(tables, manifest)
+    return results, render_report(results, tables, manifest, tmp_path)
+
+
+def test_report_has_results_table_and_png_figures(tmp_path):
+    manifest = {"trial": "REP", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
+                "data_sha256": "ab" * 32, "code_version": "test", "preference_majority": 2,
+                "tables": {"reads": {"rows": 80, "sha256": "cd" * 32}}}
+    results, report = _render(tmp_path, manifest)
+    html = report.read_text()
+    assert '<table class="results">' in html
+    for text in ("Report quality", "mean ± SD", "median (IQR)", "relative reduction", "Clopper-Pearson",
+                 "ties", "DeLong", "Paired t-test", "Wilcoxon", "mixed model", "Fleiss", "ai_assisted",
+                 "ab" * 32, "Methods", "Data manifest"):
+        assert text in html, text
+    srcs = re.findall(r'<img src="([^"]+)"', html)
+    assert len(srcs) == len(FIGURES)
+    for src in srcs:
+        assert src.startswith("figures/")
+        f = tmp_path / src
+        assert f.is_file() and f.read_bytes()[:8] == PNG
+    standalone = (tmp_path / "report-standalone.html").read_text()
+    assert standalone.count('src="data:image/png;base64,') == len(FIGURES)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["quality"]["paired_t"]["estimate"] == results["quality"]["paired_t"]["estimate"]
+
+
+def test_masked_report_shows_x_and_y(tmp_path):
+    # a masked export: arms relabelled X/Y, no assisted arm in the manifest
+    tables = make_trial_tables(n_cases=30, n_readers=4, n_experts=2, n_centers=2, seed=2, assisted_arm="X",
+                               control_arm="Y")
+    manifest = {"trial": "MSK", "design": "paired_by_case", "arms_masked": True, "assisted_arm": None}
+    results = analyse(tables, manifest)
+    html = render_report(results, tables, manifest, tmp_path).read_text()
+    assert results["labels"]["masked"] is True
+    assert "Arms are masked" in html and "X − Y" in html
+
+
+def test_report_survives_empty_tables(tmp_path):
+    manifest = {"trial": "EMPTY", "design": "paired_by_case", "arms_masked": True}
+    results = analyse({}, manifest)
+    report = render_report(results, {}, manifest, tmp_path)
+    assert report.is_file()
+    assert all((tmp_path / "figures" / f"{n}.png").is_file() for n in FIGURES)
