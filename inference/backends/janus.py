@@ -215,6 +215,9 @@ class JanusBackend(Backend):
             kwargs["repetition_penalty"] = float(gen.repetition_penalty)
         if self.config.options.get("static_cache"):
             kwargs["cache_implementation"] = "static"
+        if self.config.options.get("min_new_tokens"):
+            # a site may force a minimum report length (also used by tests to make generation take a while)
+            kwargs["min_new_tokens"] = int(self.config.options["min_new_tokens"])
         return kwargs
 
     def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[DraftResult]:

@@ -1,0 +1,185 @@
+"""Drafts through a real Celery worker on Redis, with the real Janus loading path on a tiny random model."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+
+from config.celery import app
+from inference.models import Draft, ModelVersion
+from inference.tiny import build_tiny_janus
+from tests.factories import make_trial
+from tests.factories_reading import add_image
+from trial import services
+from trial.models import Trial
+
+pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
+ROOT = Path(settings.BASE_DIR)
+
+
+@pytest.fixture(scope="module")
+def tiny_janus(tmp_path_factory) -> Path:
+    return build_tiny_janus(tmp_path_factory.mktemp("janus") / "tiny-janus")
+
+
+@pytest.fixture
+def broker(redis_url, settings):
+    r = redis.Redis.from_url(redis_url)
+    r.flushdb()
+    old = {k: app.conf.get(k) for k in ("broker_url", "task_always_eager")}
+    app.conf.update(broker_url=redis_url, task_always_eager=False)
+    settings.CELERY_BROKER_URL = redis_url
+    _reset_pool()
+    yield r
+    app.conf.update(**old)
+    _reset_pool()
+    r.flushdb()
+
+
+def _reset_pool() -> None:
+    # Drop (not close) the cached pools: a closed pool may still be referenced by the producer pool.
+    app._pool = None  # recreated lazily for the current broker_url
+    app.amqp._producer_pool = None
+
+
+class Worker:
+    """A real `celery worker -Q gpu` subprocess on the test database."""
+
+    def __init__(self, redis_url: str, media_root: Path, log: Path):
+        db = settings.DATABASES["default"]
+        env = dict(os.environ)
+        env.update(
+            CELERY_BROKER_URL=redis_url,
+            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            MEDIA_ROOT=str(media_root), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+        )
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "-c", "1", "-P", "prefork",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
+            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def child_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    pytest.fail(f"Timed out waiting for {what}.\n{tail}")
+
+
+def _janus_trial(weights: Path, code: str, options: dict | None = None) -> tuple[dict, ModelVersion]:
+    mv = ModelVersion.objects.create(
+        name=f"tiny-janus-{code}", backend=ModelVersion.Backend.JANUS, weights_path=str(weights),
+        generation_params={"max_new_tokens": 24, "options": options or {}},
+    )
+    t = make_trial(code=code, status=Trial.Status.READING)
+    arm = t["arms"]["ai_assisted"]
+    arm.model_version = mv
+    arm.save(update_fields=["model_version"])
+    return t, mv
+
+
+def _enrol_with_image(t: dict, code: str):
+    case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code=code)
+    add_image(case)
+    return services.enrol_case(t["coordinator"], case)
+
+
+def test_worker_makes_a_janus_draft(tiny_janus, broker, redis_url, tmp_path, settings):
+    assert connection.vendor == "postgresql"
+    t, mv = _janus_trial(tiny_janus, "WRK")
+    worker = Worker(redis_url, Path(settings.MEDIA_ROOT), tmp_path / "worker.log")
+    try:
+        case = _enrol_with_image(t, "W1")
+        draft = Draft.objects.get(case=case, model_version=mv)
+        wait_for(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 120,
+                 "the draft", worker.log)
+        draft.refresh_from_db()
+        assert draft.status == "ready", draft.error
+        assert (draft.findings_text + draft.impression_text).strip()
+        assert set(draft.probabilities) == set(t["trial"].finding_codes)
+        assert all(0.0 <= p <= 1.0 for p in draft.probabilities.values())
+        assert draft.generate_s > 0 and draft.queue_wait_s is not None and draft.worker_host
+        assert "pleural effusion" in draft.prompt.lower()  # the classifier's probabilities are in the prompt
+        assert draft.attempts == 1
+    finally:
+        worker.stop()
+
+
+def test_killed_worker_draft_is_redone_once(tiny_janus, broker, redis_url, tmp_path, settings):
+    # Long generations so the kill lands mid-task.
+    t, mv = _janus_trial(tiny_janus, "KIL", options={"min_new_tokens": 1500})
+    mv.generation_params = {"max_new_tokens": 1500, "options": {"min_new_tokens": 1500}}
+    mv.save(update_fields=["generation_params"])
+    log = tmp_path / "worker.log"
+    worker = Worker(redis_url, Path(settings.MEDIA_ROOT), log)
+    try:
+        case = _enrol_with_image(t, "K1")
+        draft = Draft.objects.get(case=case, model_version=mv)
+        wait_for(lambda: Draft.objects.filter(pk=draft.pk, status="running").exists(), 120, "the task to start", log)
+        time.sleep(1.0)
+        children = wait_for(worker.child_pids, 10, "the pool process")
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)  # the process running the task dies mid-generation
+        worker.stop()
+        assert Draft.objects.get(pk=draft.pk).status == "running"
+        # reject_on_worker_lost + acks_late: the message goes back to the queue; a new worker redoes it.
+        worker = Worker(redis_url, Path(settings.MEDIA_ROOT), log)
+        wait_for(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 240,
+                 "the redone draft", log)
+        draft.refresh_from_db()
+        assert draft.status == "ready", draft.error
+        assert draft.attempts >= 2
+        assert Draft.objects.filter(case=case, model_version=mv).count() == 1
+    finally:
+        worker.stop()
+
+
+def test_corrupt_weights_fail_clearly_and_do_not_block_the_queue(tiny_janus, broker, redis_url, tmp_path, settings):
+    bad = tmp_path / "corrupt-janus"
+    bad.mkdir()
+    for f in tiny_janus.iterdir():
+        if f.is_file():
+            data = f.read_bytes()
+            (bad / f.name).write_bytes(data[: len(data) // 3] if f.suffix == ".safetensors" else data)
+    t, mv = _janus_trial(bad, "BAD")
+    worker = Worker(redis_url, Path(settings.MEDIA_ROOT), tmp_path / "worker.log")
+    try:
+        c1 = _enrol_with_image(t, "B1")
+        c2 = _enrol_with_image(t, "B2")
+        for case in (c1, c2):
+            wait_for(lambda case=case: Draft.objects.filter(case=case, status__in=["ready", "failed"]).exists(),
+                     120, "a failed draft", worker.log)
+        for case in (c1, c2):
+            d = Draft.objects.get(case=case, model_version=mv)
+            assert d.status == "failed"
+            assert str(bad) in d.error and "load" in d.error.lower()
+        assert broker.llen("gpu") == 0
+    finally:
+        worker.stop()
