@@ -38,12 +38,11 @@ def trial_progress(trial: Trial) -> dict:
     )
     readers_enrolled = Membership.objects.filter(trial=trial, role=Role.READER, enrolled_at__isnull=False).count()
     progress = {"cases": cases, "members": members, "readers_enrolled": readers_enrolled}
-    try:
-        from reading.selectors import reading_progress
+    from reading.rating_selectors import rating_progress
+    from reading.selectors import reading_progress
 
-        progress.update(reading_progress(trial))
-    except ImportError:  # reading app not wired yet
-        pass
+    progress.update(reading_progress(trial))
+    progress.update(rating_progress(trial))
     return progress
 
 
