@@ -46,7 +46,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return selectors.trials_for_user(self.request.user).order_by("code")
 
     @extend_schema(request=TrialSerializer, responses=TrialSerializer)
-    def create(self, request):
+    def create(self, request, *args, **kwargs):
         d = _valid(TrialSerializer, request.data)
         trial = services.create_trial(
             request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
@@ -63,7 +63,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=AllocationListCreateSerializer, responses=AllocationListSerializer)
     @action(detail=True, methods=["post"], url_path="allocation-list")
-    def allocation_list(self, request, code=None):
+    def allocation_list(self, request, code=None, **kwargs):
         trial = self._coordinated(code)
         d = _valid(AllocationListCreateSerializer, request.data)
         alist = services.generate_allocation_list(request.user, trial, **d)
@@ -71,7 +71,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=StatusSerializer, responses=TrialSerializer)
     @action(detail=True, methods=["post"])
-    def status(self, request, code=None):
+    def status(self, request, code=None, **kwargs):
         trial = self._coordinated(code)
         d = _valid(StatusSerializer, request.data)
         trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
@@ -79,7 +79,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(responses=dict)
     @action(detail=True, methods=["get"])
-    def progress(self, request, code=None):
+    def progress(self, request, code=None, **kwargs):
         trial = self._coordinated(code)
         return Response(selectors.trial_progress(trial))
 

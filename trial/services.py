@@ -466,3 +466,18 @@ def _after_reader_enrolled(m: Membership, actor) -> None:
     from reading.services import on_reader_enrolled
 
     on_reader_enrolled(m, actor=actor)
+
+
+def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:
+    """Enrol every imported, not excluded case, each in its own transaction (one refusal does not undo others)."""
+    ensure_coordinator(actor, trial)
+    done, problems = 0, []
+    for case in trial.cases.filter(enrolled_at__isnull=True, status=Case.Status.IMPORTED).order_by("code"):
+        try:
+            enrol_case(actor, case)
+            done += 1
+        except (Conflict, InvalidInput) as exc:
+            problems.append(f"{case.code}: {exc.message}")
+            if isinstance(exc, Conflict) and "Enrolment is closed" in exc.message:
+                break
+    return done, problems

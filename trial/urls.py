@@ -14,6 +14,7 @@ urlpatterns = [
     path("<slug:code>/allocations/", views.allocations, name="allocations"),
     path("<slug:code>/members/<int:member_id>/enrol/", views.enrol_reader, name="enrol_reader"),
     path("<slug:code>/cases/<int:case_id>/enrol/", views.enrol_case, name="enrol_case"),
+    path("<slug:code>/cases/enrol-all/", views.enrol_all, name="enrol_all"),
     path("<slug:code>/status/", views.status_change, name="status"),
     path("<slug:code>/audit/", views.audit_log, name="audit"),
 ]

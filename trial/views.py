@@ -165,6 +165,20 @@ def enrol_case(request, code: str, case_id: int):
 
 
 @require_POST
+def enrol_all(request, code: str):
+    trial = _trial(request, code)
+    try:
+        done, problems = services.enrol_all_imported(request.user, trial)
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{done} case(s) enrolled.")
+        for p in problems[:10]:
+            messages.error(request, p)
+    return redirect("trial:detail", code=code)
+
+
+@require_POST
 def status_change(request, code: str):
     trial = _trial(request, code)
     form = StatusForm(request.POST)

@@ -107,3 +107,13 @@ def test_api_allocations_list_only_revealed(t):
     r = api.get(f"/api/trials/{t['trial'].code}/allocations/")
     assert r.status_code == 200
     assert r.json()["count"] == len(t["readers"])  # readers enrolled; nothing else revealed
+
+
+def test_enrol_all_imported_cases(client, t):
+    for i in range(3):
+        Case.objects.create(trial=t["trial"], center=t["centers"][i % 2], code=f"ALL{i}")
+    login(client, t["coordinator"])
+    r = client.post(f"/trials/{t['trial'].code}/cases/enrol-all/", follow=True)
+    assert b"3 case(s) enrolled" in r.content
+    assert not Case.objects.filter(trial=t["trial"], enrolled_at__isnull=True).exists()
+    assert b"Reads done" in client.get(f"/trials/{t['trial'].code}/").content
