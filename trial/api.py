@@ -142,9 +142,8 @@ class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
             center = trial.centers.filter(code=d["center"]).first()
             if center is None:
                 raise ValidationError({"center": f"No center {d['center']} in this trial."})
-        user = services.get_or_create_user(d["username"])
-        m = services.add_member(request.user, trial, user=user, role=d["role"], center=center,
-                                experience=d.get("experience") or "")
+        m = services.add_member_by_username(request.user, trial, username=d["username"], role=d["role"],
+                                            center=center, experience=d.get("experience") or "")
         return Response(MembershipSerializer(m).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=MembershipSerializer)

@@ -206,6 +206,17 @@ def add_member(
 
 
 @transaction.atomic
+def add_member_by_username(
+    actor, trial: Trial, *, username: str, role: str, center: Center | None = None, experience: str = "",
+    email: str = "", password: str = "",
+) -> Membership:
+    """Adds a person, creating the user if new; a refusal leaves no user behind (one transaction)."""
+    ensure_coordinator(actor, trial)
+    user = get_or_create_user(username, email=email, password=password or None)
+    return add_member(actor, trial, user=user, role=role, center=center, experience=experience or "")
+
+
+@transaction.atomic
 def remove_member(actor, membership: Membership, reason: str) -> None:
     trial = membership.trial
     ensure_coordinator(actor, trial)

@@ -87,51 +87,35 @@ def _form_errors(request, form) -> None:
             messages.error(request, f"{label.capitalize()}: {e}" if label else e)
 
 
-@require_POST
-def center_add(request, code: str):
+def _post_form(request, code: str, form_class, service, success: str, with_trial: bool = False):
+    """The shared shape of the coordinator's add-forms: validate, call one service, say what happened."""
     trial = _trial(request, code)
-    form = CenterForm(request.POST)
+    form = form_class(request.POST, **({"trial": trial} if with_trial else {}))
     if form.is_valid():
-        _run(request, services.add_center, trial, success="Center added.", **form.cleaned_data)
+        _run(request, service, trial, success=success, **form.cleaned_data)
     else:
         _form_errors(request, form)
     return redirect("trial:detail", code=code)
+
+
+@require_POST
+def center_add(request, code: str):
+    return _post_form(request, code, CenterForm, services.add_center, "Center added.")
 
 
 @require_POST
 def arm_add(request, code: str):
-    trial = _trial(request, code)
-    form = ArmForm(request.POST)
-    if form.is_valid():
-        _run(request, services.add_arm, trial, success="Arm added.", **form.cleaned_data)
-    else:
-        _form_errors(request, form)
-    return redirect("trial:detail", code=code)
+    return _post_form(request, code, ArmForm, services.add_arm, "Arm added.")
 
 
 @require_POST
 def member_add(request, code: str):
-    trial = _trial(request, code)
-    form = MemberForm(request.POST, trial=trial)
-    if form.is_valid():
-        d = form.cleaned_data
-        user = services.get_or_create_user(d["username"], email=d["email"], password=d["password"] or None)
-        _run(request, services.add_member, trial, user=user, role=d["role"], center=d["center"],
-             experience=d["experience"] or "", success=f"{user.username} added as {d['role']}.")
-    else:
-        _form_errors(request, form)
-    return redirect("trial:detail", code=code)
+    return _post_form(request, code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True)
 
 
 @require_POST
 def case_add(request, code: str):
-    trial = _trial(request, code)
-    form = CaseForm(request.POST, trial=trial)
-    if form.is_valid():
-        _run(request, services.add_case, trial, success="Case added.", **form.cleaned_data)
-    else:
-        _form_errors(request, form)
-    return redirect("trial:detail", code=code)
+    return _post_form(request, code, CaseForm, services.add_case, "Case added.", with_trial=True)
 
 
 @require_POST

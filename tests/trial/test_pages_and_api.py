@@ -2,7 +2,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, UserFactory, make_trial
+from tests.factories import PASSWORD, User, UserFactory, make_trial
 from trial.models import AuditEntry, Case, Center, Membership, Trial
 
 
@@ -61,10 +61,14 @@ def test_coordinator_workflow_through_pages(client, t):
 )
 def test_bad_form_input_gets_a_message_and_writes_nothing(client, t, url, data, message):
     login(client, t["coordinator"])
-    before = (AuditEntry.objects.count(), Center.objects.count(), Membership.objects.count(), Case.objects.count())
+    def counts():
+        return (AuditEntry.objects.count(), Center.objects.count(), Membership.objects.count(), Case.objects.count(),
+                User.objects.count())
+
+    before = counts()
     r = client.post(f"/trials/{t['trial'].code}/{url}", data, follow=True)
     assert r.status_code == 200 and message in r.content
-    after = (AuditEntry.objects.count(), Center.objects.count(), Membership.objects.count(), Case.objects.count())
+    after = counts()
     assert before == after
 
 
