@@ -43,7 +43,8 @@ lint: install-all
 	$(VENV)/bin/ruff check .
 
 reliability: install-all chromium
-	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) benchmarks/reliability.py
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
+	  DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) benchmarks/reliability.py $(RELIABILITY_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

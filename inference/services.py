@@ -28,12 +28,24 @@ def queue_drafts_for_case(case: Case) -> list[Draft]:
     return drafts
 
 
+# Sending a draft must fail fast when the broker is down: it runs after the enrolment's commit, inside the
+# coordinator's request. kombu would otherwise retry the connection for broker_connection_timeout plus its
+# back-off sleeps (about 6 s per draft, measured). One attempt, a short connect timeout, no publish retry; the
+# draft stays 'queued' and `manage.py requeue_drafts` sends it once the broker is back.
+SEND_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": 2, "socket_timeout": 5}
+
+
 def send_draft_task(draft_id: int) -> bool:
     """Send to the broker; if it is down the draft stays queued and `requeue_drafts` sends it later."""
     from .tasks import make_draft
 
+    app = make_draft.app
     try:
-        make_draft.apply_async(args=[draft_id], queue="gpu", retry=False)
+        if app.conf.task_always_eager:
+            make_draft.apply_async(args=[draft_id], queue="gpu", retry=False)
+        else:
+            with app.connection_for_write(transport_options=SEND_TRANSPORT_OPTIONS) as conn:
+                make_draft.apply_async(args=[draft_id], queue="gpu", retry=False, connection=conn)
         return True
     except Exception as exc:  # broker unreachable: enrolment has committed, the draft waits in 'queued'
         log.warning("Could not queue draft %s: %s", draft_id, exc)
