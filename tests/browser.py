@@ -26,7 +26,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    # bypass_csp: Playwright's wait_for_function() evaluates strings in the page, which the app's strict CSP
+    # (no 'unsafe-eval') refuses. The app's own CSP compliance is tested in tests/security/test_csp_browser.py.
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
     pg = ctx.new_page()
     pg.set_default_timeout(15000)
     yield pg

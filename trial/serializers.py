@@ -28,7 +28,7 @@ class CenterSerializer(serializers.ModelSerializer):
 
 
 class ArmSerializer(serializers.ModelSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = Arm
@@ -37,8 +37,8 @@ class ArmSerializer(serializers.ModelSerializer):
 
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
-    center = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    arm = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    center = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    arm = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = Membership
@@ -118,6 +118,10 @@ class ImportResultSerializer(serializers.Serializer):
     case_code = serializers.CharField(allow_blank=True)
     image_id = serializers.CharField(allow_blank=True)
     flags = serializers.ListField(child=serializers.CharField())
+
+
+class ImportResponseSerializer(serializers.Serializer):
+    results = ImportResultSerializer(many=True)
 
 
 class ReferenceCsvSerializer(serializers.Serializer):

@@ -1,0 +1,315 @@
+"""Permission matrix (issue 8): every URL pattern the resolver knows, for every role, GET and POST.
+
+The routes come from `django.urls.get_resolver()` (tests/security/routes.py), never from a hand list; EXPECTED below
+says, per route name (or pattern string when the route has no name), what each role must get. A route without an
+entry fails `test_every_route_has_expectations`: add one when you add a route.
+
+Roles: anonymous; coordinator, reader (of the unassisted arm), expert, statistician of trial PM; outsider = the
+coordinator of another trial (staff, may create trials); superuser (admin routes only). The path kwargs are
+objects of PM (tests/security/matrix_support.py). Every response is also scanned: no role ever receives the
+allocation list's seed or the trial secret; the unassisted reader never receives draft text; the expert never
+receives an arm code or name, a model name or a reader's name.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import resolve
+
+from tests.factories_reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
+from tests.security.conftest import ADMIN_ROLES, ROLES
+from tests.security.matrix_support import body_of, client_for, kwargs_for
+from tests.security.routes import all_routes
+
+pytestmark = pytest.mark.django_db
+
+ROUTES = all_routes()
+
+
+def roles(default, **overrides) -> dict:
+    """Expected statuses for every role: `default`, except the roles named."""
+    unknown = set(overrides) - set(ADMIN_ROLES)
+    assert not unknown, unknown
+    return {r: overrides.get(r, default) for r in ADMIN_ROLES}
+
+
+# Shorthands for the common shapes.
+def page_only(**allowed) -> dict:
+    """A login-required page: anonymous is sent to the login page, non-members get 403."""
+    return roles(403, anonymous=302, **allowed)
+
+
+def page_post_only(**allowed) -> dict:
+    """GET of a POST-only page view: 405 for everyone logged in (the method is refused before the role check)."""
+    return roles(405, anonymous=302, **allowed)
+
+
+def api_only(**allowed) -> dict:
+    """An API route: anonymous gets 403 (session auth first, so no WWW-Authenticate challenge), others 403."""
+    return roles(403, **allowed)
+
+
+def api_refuses_method(**overrides) -> dict:
+    """An API route that does not take this method: 405 once authenticated."""
+    return roles(405, anonymous=403, **overrides)
+
+
+EXPECTED: dict[str, dict[str, dict]] = {
+    # --- accounts and home
+    "home": {"GET": roles(200, anonymous=302), "POST": roles(200, anonymous=302)},
+    "login": {"GET": roles(200), "POST": roles(200)},  # POST without credentials: the form again, with errors
+    "logout": {"GET": roles(405, anonymous=302), "POST": roles(302)},
+    # --- coordinator pages (trial:*), imports, drafts
+    "trial:create": {"GET": page_only(coordinator=200, outsider=200), "POST": page_only(coordinator=200, outsider=200)},
+    "trial:detail": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "trial:center_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:arm_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:member_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:case_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:allocation_generate": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:allocations": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "trial:enrol_reader": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:enrol_case": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:enrol_all": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:status": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:audit": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "inference:drafts": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "inference:retry": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    # --- images: coordinators and the case's readers/experts; this image's case (1) has no rating task and the
+    # reader's read of it is elsewhere, so only the coordinator may see it
+    "reading:image-meta": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "reading:image-display": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "reading:image-full": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    # --- reader pages
+    "reading:worklist": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
+    "reading:next": {"GET": page_only(reader=302), "POST": page_only(reader=302)},
+    "reading:read": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
+    "reading:submit": {"GET": page_post_only(), "POST": page_only(reader=302)},
+    # --- expert pages
+    "rating:worklist": {"GET": page_only(expert=200), "POST": page_only(expert=200)},
+    "rating:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},  # POST without an answer: 400
+    # --- statistician pages
+    "analysis:page": {"GET": page_only(coordinator=200, statistician=200),
+                      "POST": page_only(coordinator=302, statistician=302)},
+    "analysis:run_status": {"GET": page_only(coordinator=200, statistician=200), "POST": page_post_only()},
+    "analysis:file": {"GET": page_only(coordinator=200, statistician=200), "POST": page_post_only()},
+    # --- API: schema, docs, token
+    "schema": {"GET": api_only(**{r: 200 for r in ROLES[1:]}), "POST": api_refuses_method()},
+    "api-docs": {"GET": api_only(**{r: 200 for r in ROLES[1:]}), "POST": api_refuses_method()},
+    "api-token": {"GET": roles(405), "POST": roles(400)},  # no credentials given: 400
+    "api-root": {"GET": roles(200, anonymous=403), "POST": api_refuses_method()},
+    # --- API: trials (members see their trials; writes are the coordinator's)
+    "trial-list": {"GET": roles(200, anonymous=403), "POST": roles(400, anonymous=403)},  # empty body: 400
+    "trial-detail": {"GET": roles(200, anonymous=403, outsider=404), "POST": api_refuses_method()},
+    "trial-allocation-list": {"GET": api_refuses_method(),
+                              "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
+    "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
+    "trial-status": {"GET": api_refuses_method(), "POST": api_only(coordinator=400, outsider=404)},
+    # --- API: trial-scoped resources, coordinators only
+    "center-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
+    "arm-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
+    "member-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
+    "member-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},  # already enrolled
+    "case-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
+    "case-detail": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
+    "case-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},
+    "allocation-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
+    "import-list": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)},
+    "reference-list": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)},
+    # --- API: expert rating
+    "rating-worklist": {"GET": api_only(expert=200), "POST": api_refuses_method()},
+    "rating-task": {"GET": api_only(expert=200), "POST": api_refuses_method()},
+    "rating-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
+    "rating-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
+    "rating-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
+    # --- API: reading
+    "reading-api:worklist": {"GET": api_only(reader=200), "POST": api_refuses_method()},
+    "reading-api:detail": {"GET": api_only(reader=200), "POST": api_refuses_method()},
+    "reading-api:open": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
+    "reading-api:heartbeat": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
+    "reading-api:autosave": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
+    "reading-api:submit": {"GET": api_refuses_method(), "POST": api_only(reader=400)},
+    # --- API: analysis runs
+    "analysis-run-list": {"GET": api_only(coordinator=200, statistician=200),
+                          "POST": api_only(coordinator=201, statistician=201)},
+    "analysis-run-detail": {"GET": api_only(coordinator=200, statistician=200),
+                            "POST": api_only(coordinator=405, statistician=405)},
+}
+
+# --- admin (GET only). Non-staff members are sent to the admin login; staff without model permissions get 403.
+# FINDING (reported to the lead): coordinators are staff (demo and factories) and hold trial.add_trial, so they reach
+# the admin index and the admin's "add trial" form, which creates a trial outside the services (no audit entry, no
+# coordinator membership). trial/admin.py says the admin is for superusers; restricting admin.site.has_permission to
+# superusers would turn the two 200s below into 302s.
+STAFF = ("coordinator", "outsider")  # both coordinators are staff
+
+
+def admin_page(staff, superuser=200, anonymous=302) -> dict:
+    return roles(302, anonymous=anonymous, superuser=superuser, **{r: staff for r in STAFF})
+
+
+def admin_model(app: str, model: str, *, add=200, delete=200, change=200, coordinator_add=403) -> dict:
+    p = f"admin:{app}_{model}_"
+    return {
+        p + "changelist": {"GET": admin_page(403)},
+        p + "add": {"GET": admin_page(coordinator_add, superuser=add)},
+        p + "history": {"GET": admin_page(403)},
+        p + "delete": {"GET": admin_page(403, superuser=delete)},
+        p + "change": {"GET": admin_page(403, superuser=change)},
+        f"admin/{app}/{model}/<path:object_id>/": {"GET": admin_page(302, superuser=302)},  # redirects to change
+    }
+
+
+EXPECTED.update({
+    "admin:index": {"GET": admin_page(200)},
+    "admin:login": {"GET": roles(200, superuser=302, **{r: 302 for r in STAFF})},
+    "admin:logout": {"GET": admin_page(405, superuser=405)},
+    "admin:password_change": {"GET": admin_page(200)},
+    "admin:password_change_done": {"GET": admin_page(200)},
+    "admin:autocomplete": {"GET": admin_page(403, superuser=403)},  # no parameters: refused
+    "admin:jsi18n": {"GET": admin_page(200)},
+    "admin:view_on_site": {"GET": admin_page(404, superuser=404)},  # Trial has no get_absolute_url
+    "admin:app_list": {"GET": admin_page(200)},
+    "admin/(?P<url>.*)$": {"GET": admin_page(404, superuser=404)},
+    "admin:auth_user_password_change": {"GET": admin_page(403)},
+    **admin_model("auth", "group"),
+    **admin_model("auth", "user"),
+    **admin_model("authtoken", "tokenproxy"),
+    **admin_model("axes", "accessattempt", add=403),
+    **admin_model("axes", "accesslog", add=403),
+    **admin_model("axes", "accessfailurelog", add=403),
+    **admin_model("trial", "trial", delete=403, coordinator_add=200),  # see FINDING above
+    **admin_model("trial", "center", delete=403),
+    **admin_model("trial", "arm", delete=403),
+    **admin_model("trial", "membership", delete=403),
+    **admin_model("trial", "case", delete=403),
+    **admin_model("trial", "auditentry", add=403, delete=403),  # change: read-only view
+    **admin_model("inference", "modelversion"),
+    **admin_model("inference", "draft"),
+})
+
+
+def _route_id(route) -> str:
+    return route.pattern
+
+
+def test_every_route_has_expectations():
+    missing = sorted({r.key for r in ROUTES if r.key not in EXPECTED})
+    assert not missing, (
+        "These URL patterns have no entry in EXPECTED (tests/security/test_permission_matrix.py). Add one per route, "
+        "keyed by its name (or pattern string when unnamed), saying what each role must get for GET "
+        f"(and POST for non-admin routes): {missing}"
+    )
+    stale = sorted(set(EXPECTED) - {r.key for r in ROUTES})
+    assert not stale, f"EXPECTED names routes that no longer exist; remove them: {stale}"
+
+
+def _forbidden_strings(world) -> dict[str, list[str]]:
+    """What each role must never receive, on any route."""
+    t = world
+    never = [t["allocation_list"].seed, t["trial"].secret]
+    arms = t["arms"]
+    mv = arms["ai_assisted"].model_version
+    reader_names = [m.user.username for m in t["readers"]]
+    blind = [arms["ai_assisted"].code, arms["unassisted"].code, arms["ai_assisted"].name, arms["unassisted"].name,
+             mv.name, *reader_names]
+    draft = [DRAFT_FINDINGS, DRAFT_IMPRESSION, "Zebra-striped", "Sentinel apical", "0.8731", "0.9113"]
+    out = {r: list(never) for r in ADMIN_ROLES}
+    out["reader"] += draft
+    out["expert"] += blind
+    return out
+
+
+STATIC_DOCS = {"schema", "api-docs"}  # the same text for everyone ("e.g. unassisted, ai_assisted"): no trial data
+
+
+def _check(route, world, client, method: str, role: str, forbidden: list[str], expected) -> list[str]:
+    path = route.path(kwargs_for(route, world))
+    if route.key in STATIC_DOCS:
+        forbidden = _forbidden_strings(world)["anonymous"]  # the seed and secret only
+    resp = client.get(path) if method == "GET" else client.post(path)
+    problems = []
+    ok = expected if isinstance(expected, (set, frozenset)) else {expected}
+    if resp.status_code not in ok:
+        problems.append(f"{method} {path} as {role}: {resp.status_code}, expected {sorted(ok)}")
+    if resp.status_code >= 500:
+        return problems
+    body = body_of(resp).decode("utf-8", "replace").lower()
+    for s in forbidden:
+        if s and s.lower() in body:
+            problems.append(f"{method} {path} as {role}: the response contains {s!r}")
+    if role == "reader" and resp.get("Content-Type", "").startswith("application/json"):
+        if '"draft"' in body:
+            problems.append(f"{method} {path} as the unassisted reader: a `draft` key in the JSON")
+    return problems
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=_route_id)
+def test_route_permissions(route, world):
+    entry = EXPECTED.get(route.key)
+    if entry is None:
+        pytest.fail(f"No EXPECTED entry for {route.key!r}: add one (see test_every_route_has_expectations).")
+    path = route.path(kwargs_for(route, world))
+    assert resolve(path).func == route.callback, f"{path} does not resolve to {route.key}"
+    forbidden = _forbidden_strings(world)
+    role_list = ADMIN_ROLES if route.is_admin else ROLES
+    methods = ["GET"] if route.is_admin else ["GET", "POST"]
+    assert set(entry) == set(methods), f"{route.key}: give expectations for exactly {methods}"
+    problems = []
+    for role in role_list:
+        client = client_for(world, role)
+        for method in methods:
+            problems += _check(route, world, client, method, role, forbidden[role], entry[method][role])
+    assert not problems, "\n".join(problems)
+
+
+def test_unassisted_reader_never_receives_a_draft(world):
+    """Every route, with each of the unassisted reader's reads as the read: no draft text, no `draft` key."""
+    from reading.models import Read
+
+    reader = world["un_reader"]
+    client = client_for(world, "reader")
+    forbidden = _forbidden_strings(world)["reader"]
+    problems = []
+    for read in Read.objects.filter(reader=reader):
+        w = {**world, "read": read, "image": read.case.images.first()}
+        for route in ROUTES:
+            if route.is_admin:
+                continue
+            for method in ("GET", "POST"):
+                problems += _check(route, w, client, method, "reader", forbidden, {*range(200, 600)})
+    assert not problems, "\n".join(problems)
+
+
+def test_the_ai_reader_does_receive_the_draft(world):
+    """The control for the test above: the same markers do reach the AI arm's reader."""
+    client = client_for(world, "coordinator")
+    client.force_login(world["ai_reader"].user)
+    read = world["ai_read"]
+    api = client.get(f"/api/reading/reads/{read.public_id}/").json()
+    assert "Zebra-striped" in json.dumps(api["draft"])
+    page = client.get(f"/reading/PM/read/{read.public_id}/")
+    assert b"Zebra-striped" in page.content
+
+
+def test_revealed_allocations_are_exactly_the_revealed_slots(world):
+    from trial.models import AllocationSlot
+
+    slots = AllocationSlot.objects.filter(stratum__allocation_list__trial=world["trial"])
+    revealed = slots.filter(revealed_at__isnull=False)
+    assert 0 < revealed.count() < slots.count(), "the fixture should have revealed and unrevealed slots"
+    client = client_for(world, "coordinator")
+    api = client.get("/api/trials/PM/allocations/").json()
+    got = {(r["stratum"], r["sequence"], r["arm"]) for r in api["results"]}
+    assert api["count"] == revealed.count()
+    assert got == {(s.stratum.key, s.sequence, s.arm.code) for s in revealed}
+    page = client.get("/trials/PM/allocations/").content.decode()
+    assert page.count("<tr") - 1 == revealed.count()  # one header row
+    for s in revealed:
+        unit = s.membership.user.username if s.membership_id else s.case.code
+        assert unit in page
+    for role in ROLES:
+        if role != "coordinator":
+            assert client_for(world, role).get("/api/trials/PM/allocations/").status_code == 403
