@@ -206,7 +206,7 @@ class ImportViewSet(TrialScopedViewSet):
         400: OpenApiResponse(description="Every file refused ({results: [...]}), or a request error ({code, ...})"),
     })
     def create(self, request, trial_code=None):
-        from .imports import import_files
+        from .imports import import_uploads
 
         trial = self.get_trial()
         center = trial.centers.filter(code=request.data.get("center", "")).first()
@@ -215,7 +215,7 @@ class ImportViewSet(TrialScopedViewSet):
         files = request.FILES.getlist("files")
         if not files:
             raise ValidationError({"code": "invalid", "files": "Attach one or more DICOM files as `files`."})
-        results = [r.as_dict() for r in import_files(request.user, trial, center, ((f.name, f.read()) for f in files))]
+        results = [r.as_dict() for r in import_uploads(request.user, trial, center, files)]
         refused = sum(r["status"] == "refused" for r in results)
         code = 201 if not refused else (400 if refused == len(results) else 207)
         return Response({"results": results}, status=code)

@@ -37,7 +37,7 @@ def upload(request, code: str):
             messages.error(request, "Choose one or more DICOM files.")
         else:
             try:
-                results = imports.import_files(request.user, trial, center, ((f.name, f.read()) for f in files))
+                results = imports.import_uploads(request.user, trial, center, files)
             except TrialError as exc:
                 messages.error(request, exc.message)
             else:

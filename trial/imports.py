@@ -175,6 +175,19 @@ def import_files(
     return results
 
 
+def import_uploads(actor, trial: Trial, center: Center, uploads) -> list[FileResult]:
+    """Uploaded files (Django UploadedFile): an oversized file is refused from its size, before it is read."""
+    limit = settings.DICOM_MAX_FILE_BYTES
+    results = []
+    for f in uploads:
+        if f.size > limit:
+            results.append(FileResult(f.name, "refused", "too_large",
+                                      f"file is {f.size} bytes, limit {limit}"))
+            continue
+        results.append(import_file(actor, trial, center, f.name, f.read()))
+    return results
+
+
 def iter_dir(path: Path) -> list[Path]:
     return sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith("."))
 

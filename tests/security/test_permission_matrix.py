@@ -138,16 +138,14 @@ EXPECTED: dict[str, dict[str, dict]] = {
                             "POST": api_only(coordinator=405, statistician=405)},
 }
 
-# --- admin (GET only). Non-staff members are sent to the admin login; staff without model permissions get 403.
-# FINDING (reported to the lead): coordinators are staff (demo and factories) and hold trial.add_trial, so they reach
-# the admin index and the admin's "add trial" form, which creates a trial outside the services (no audit entry, no
-# coordinator membership). trial/admin.py says the admin is for superusers; restricting admin.site.has_permission to
-# superusers would turn the two 200s below into 302s.
+# --- admin (GET only). The admin is for superusers (trial/admin.py): everyone else, staff coordinators included,
+# is sent to the admin login, so nobody changes trial data around the audited services.
 STAFF = ("coordinator", "outsider")  # both coordinators are staff
 
 
-def admin_page(staff, superuser=200, anonymous=302) -> dict:
-    return roles(302, anonymous=anonymous, superuser=superuser, **{r: staff for r in STAFF})
+def admin_page(staff=302, superuser=200, anonymous=302) -> dict:
+    del staff  # staff who are not superusers are treated like everyone else
+    return roles(302, anonymous=anonymous, superuser=superuser)
 
 
 def admin_model(app: str, model: str, *, add=200, delete=200, change=200, coordinator_add=403) -> dict:
@@ -164,7 +162,7 @@ def admin_model(app: str, model: str, *, add=200, delete=200, change=200, coordi
 
 EXPECTED.update({
     "admin:index": {"GET": admin_page(200)},
-    "admin:login": {"GET": roles(200, superuser=302, **{r: 302 for r in STAFF})},
+    "admin:login": {"GET": roles(200, superuser=302)},
     "admin:logout": {"GET": admin_page(405, superuser=405)},
     "admin:password_change": {"GET": admin_page(200)},
     "admin:password_change_done": {"GET": admin_page(200)},
@@ -180,7 +178,7 @@ EXPECTED.update({
     **admin_model("axes", "accessattempt", add=403),
     **admin_model("axes", "accesslog", add=403),
     **admin_model("axes", "accessfailurelog", add=403),
-    **admin_model("trial", "trial", delete=403, coordinator_add=200),  # see FINDING above
+    **admin_model("trial", "trial", delete=403),
     **admin_model("trial", "center", delete=403),
     **admin_model("trial", "arm", delete=403),
     **admin_model("trial", "membership", delete=403),
