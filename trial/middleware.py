@@ -16,8 +16,8 @@ class ContentSecurityPolicyMiddleware:
     Scripts, styles, images and connections come from this origin only; no inline script (the templates load
     their JavaScript from static files), no plugins, no framing, forms post to this origin only. Inline styles stay
     allowed: templates size progress bars with style attributes, which a nonce cannot cover. Paths listed in
-    settings.CSP_RELAXED (the Swagger UI at /api/docs/, which drf-spectacular renders with an inline script and
-    assets from a CDN) get their own policy. A view that sets its own policy (the analysis report) keeps it.
+    settings.CSP_RELAXED get their own policy (none today: the API docs come from drf-spectacular-sidecar's static
+    files with a separate init script). A view that sets its own policy (the analysis report) keeps it.
     """
 
     def __init__(self, get_response):
