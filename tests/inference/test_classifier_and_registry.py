@@ -28,7 +28,8 @@ def test_classifier_fallback_uses_retrieval_neighbours(make_cxr):
 
 
 def test_classifier_with_weights(tmp_path, make_cxr):
-    torch = pytest.importorskip("torch")
+    import torch
+
     from inference.backends.classifier import build_small_cxr_net, save_checkpoint
 
     torch.manual_seed(0)
@@ -46,7 +47,7 @@ def test_classifier_with_weights(tmp_path, make_cxr):
 
 
 def test_classifier_bad_checkpoints(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     with pytest.raises(ModelLoadError, match="not found"):
         get_backend("classifier").load({"weights_path": str(tmp_path / "missing.pt")})
     junk = tmp_path / "junk.pt"

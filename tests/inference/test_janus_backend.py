@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+import torch  # noqa: F401  (make test installs the inference extra: a missing torch fails, never skips)
 
 from inference.backends import (
     DEFAULT_FINDINGS,
@@ -21,9 +22,6 @@ from inference.backends import (
 )
 from inference.backends.janus import build_prompt_text
 from inference.backends.text import parse_report
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
