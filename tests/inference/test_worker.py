@@ -133,9 +133,10 @@ def test_worker_makes_a_janus_draft(tiny_janus, broker, redis_url, tmp_path, set
 
 
 def test_killed_worker_draft_is_redone_once(tiny_janus, broker, redis_url, tmp_path, settings):
-    # Long generations so the kill lands mid-task.
-    t, mv = _janus_trial(tiny_janus, "KIL", options={"min_new_tokens": 1500})
-    mv.generation_params = {"max_new_tokens": 1500, "options": {"min_new_tokens": 1500}}
+    # The first attempt is made to run for minutes, so the kill surely lands mid-generation; before the kill the
+    # model version is set back to a short generation, so the redelivered task finishes quickly.
+    t, mv = _janus_trial(tiny_janus, "KIL")
+    mv.generation_params = {"max_new_tokens": 100_000, "options": {"min_new_tokens": 100_000}}
     mv.save(update_fields=["generation_params"])
     log = tmp_path / "worker.log"
     worker = Worker(redis_url, Path(settings.MEDIA_ROOT), log)
@@ -143,7 +144,10 @@ def test_killed_worker_draft_is_redone_once(tiny_janus, broker, redis_url, tmp_p
         case = _enrol_with_image(t, "K1")
         draft = Draft.objects.get(case=case, model_version=mv)
         wait_for(lambda: Draft.objects.filter(pk=draft.pk, status="running").exists(), 120, "the task to start", log)
-        time.sleep(1.0)
+        time.sleep(2.0)  # well into generate()
+        # The running attempt keeps its long settings; the redelivered one will read these short ones.
+        mv.generation_params = {"max_new_tokens": 24}
+        mv.save(update_fields=["generation_params"])
         children = wait_for(worker.child_pids, 10, "the pool process")
         for pid in children:
             os.kill(pid, signal.SIGKILL)  # the process running the task dies mid-generation
