@@ -10,7 +10,7 @@ What it does, in order (bounded: every phase has a time limit; gunicorn is alway
 2. Seeds a paired-by-case trial through the services: coordinator, 5 centers, 2 arms (the AI arm on the
    retrieval baseline), the readers (randomised to arms by the sealed allocation list, enrolled), 5 experts, and a
    sample of cases added and enrolled through ``trial.services.enrol_case``. Enrolment through the services is
-   strictly sequential (every enrolment appends to the trial's audit chain under a row lock, and picks the least
+   strictly sequential (every enrolment appends to the coordinator's audit chain under a row lock, and picks the least
    loaded reader with a COUNT over the reads), so its rate is measured on the sample; when 10,000 cases would take
    more than 3 minutes that way, the rest are bulk-created (Case + Read rows as enrolment would make them, same
    reader balancing and worklist order keys) without audit entries. Drafts are marked ready in bulk (the model is

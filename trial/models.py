@@ -228,9 +228,10 @@ class AllocationSlot(models.Model):
 
 
 class AuditHead(models.Model):
-    """The tip of one hash chain (one per trial, plus a global one); locked while appending."""
+    """The tip of one hash chain (per actor within a trial, the trial's own, the global one; see trial.audit);
+    locked while appending."""
 
-    trial = models.OneToOneField(Trial, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_head")
+    trial = models.ForeignKey(Trial, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_heads")
     chain = models.CharField(max_length=60, unique=True)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     count = models.PositiveBigIntegerField(default=0)
@@ -261,6 +262,7 @@ class AuditEntry(models.Model):
     class Meta:
         ordering = ["chain", "sequence"]
         constraints = [models.UniqueConstraint(fields=["chain", "sequence"], name="uniq_audit_sequence")]
+        indexes = [models.Index(fields=["trial", "at"], name="audit_trial_at")]
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:

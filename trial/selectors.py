@@ -48,4 +48,8 @@ def trial_progress(trial: Trial) -> dict:
 
 def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
     require_role(user, trial, Role.COORDINATOR)
-    return AuditEntry.objects.filter(trial=trial).select_related("actor").order_by("-sequence")
+    from .audit import CHAIN_OPEN
+
+    # Newest first across the trial's chains; the registry entries of actor chains are bookkeeping, not changes.
+    return (AuditEntry.objects.filter(trial=trial).exclude(action=CHAIN_OPEN)
+            .select_related("actor").order_by("-at", "-pk"))

@@ -68,3 +68,87 @@ def test_change_records_before_and_after_with_reason(t):
     e = AuditEntry.objects.filter(trial=t["trial"], action="update").latest("sequence")
     assert e.before["washout_days"] == 28 and e.after["washout_days"] == 14
     assert e.reason == "protocol amendment 2" and e.actor_name == t["coordinator"].username
+
+
+def test_each_actor_writes_to_own_chain_registered_in_the_trials_chain(t):
+    trial = t["trial"]
+    reader_a, reader_b = (m.user for m in t["readers"][:2])
+    a = audit.record(actor=reader_a, trial=trial, action="note", object_type="x", object_id="1")
+    b = audit.record(actor=reader_b, trial=trial, action="note", object_type="x", object_id="2")
+    system = audit.record(actor=None, trial=trial, action="note", object_type="x", object_id="3")
+    assert a.chain == f"trial:{trial.pk}:user:{reader_a.pk}" and a.sequence == 1
+    assert b.chain == f"trial:{trial.pk}:user:{reader_b.pk}" and b.sequence == 1
+    assert system.chain == f"trial:{trial.pk}"
+    registry = set(AuditEntry.objects.filter(chain=f"trial:{trial.pk}", action=audit.CHAIN_OPEN)
+                   .values_list("object_id", flat=True))
+    assert {a.chain, b.chain} <= registry
+    assert audit.verify_all()[1] is None
+    # The registry is bookkeeping: the coordinator's audit page lists changes only.
+    from trial import selectors
+
+    listed = list(selectors.audit_entries(t["coordinator"], trial))
+    assert audit.CHAIN_OPEN not in {e.action for e in listed}
+    assert listed[0].pk == system.pk  # newest first across chains
+
+
+def test_a_whole_actor_chain_deleted_is_detected(t):
+    trial = t["trial"]
+    reader = t["readers"][0].user
+    entry = audit.record(actor=reader, trial=trial, action="note", object_type="x", object_id="1")
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM trial_auditentry WHERE chain = %s", [entry.chain])
+        cur.execute("DELETE FROM trial_audithead WHERE chain = %s", [entry.chain])
+    with pytest.raises(CommandError, match=rf"{entry.chain}.*no head \(deleted\)"):
+        call_command("verify_audit")
+
+
+def test_an_unregistered_actor_chain_is_detected(t):
+    trial = t["trial"]
+    reader = t["readers"][0].user
+    entry = audit.record(actor=reader, trial=trial, action="note", object_type="x", object_id="1")
+    with connection.cursor() as cur:  # drop the registry entry: the trial chain's tail, so truncate its head too
+        opened = AuditEntry.objects.get(action=audit.CHAIN_OPEN, object_id=entry.chain)
+        cur.execute("DELETE FROM trial_auditentry WHERE id = %s", [opened.pk])
+        cur.execute("UPDATE trial_audithead SET count = count - 1, last_hash = %s WHERE chain = %s",
+                    [opened.prev_hash, opened.chain])
+    assert audit.verify_chain(opened.chain) is None  # the trial chain alone looks intact...
+    count, broken = audit.verify_all()
+    assert broken is not None and broken.chain == entry.chain and "not registered" in broken.problem
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_actors_append_without_breaking_any_chain():
+    """8 threads, 4 actors (two threads each, racing to open the same chain), 25 entries per thread."""
+    import threading
+
+    from django.db import connections, transaction
+
+    assert connection.vendor == "postgresql", "row locks are only meaningful on PostgreSQL"
+    t = make_trial(code="AUDC", readers_per_arm_per_center=1)
+    trial = t["trial"]
+    actors = [m.user for m in t["readers"][:4]]
+    errors: list[Exception] = []
+
+    def worker(user, n):
+        try:
+            for i in range(n):
+                with transaction.atomic():
+                    audit.record(actor=user, trial=trial, action="note", object_type="x", object_id=str(i))
+                    audit.record(actor=None, trial=trial, action="note", object_type="y", object_id=str(i))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(actors[i % 4], 25)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    for user in actors:
+        chain = audit.chain_name(trial, user)
+        assert AuditEntry.objects.filter(chain=chain).count() == 50
+        assert AuditEntry.objects.filter(action=audit.CHAIN_OPEN, object_id=chain).count() == 1
+    assert AuditEntry.objects.filter(chain=audit.chain_name(trial), object_type="y").count() == 200
+    assert audit.verify_all()[1] is None
