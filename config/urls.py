@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from trial import views as trial_views
+from trial.api import TokenView
 
 urlpatterns = [
     path("", trial_views.home, name="home"),
@@ -19,6 +19,6 @@ urlpatterns = [
     path("analysis/", include("analysis.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
-    path("api/token/", obtain_auth_token, name="api-token"),
+    path("api/token/", TokenView.as_view(), name="api-token"),
     path("api/", include("config.api_urls")),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -235,3 +236,23 @@ class ReferenceViewSet(TrialScopedViewSet):
         if result.errors:
             return Response({"code": "invalid_rows", "errors": result.errors}, status=400)
         return Response({"updated": result.updated}, status=200)
+
+
+class TokenView(ObtainAuthToken):
+    """DRF's token login, except that a login refused by django-axes' lockout says so (429 with a retry hint)
+    instead of DRF's generic "unable to log in" 400: Django's authenticate() hides the lockout as "no user"."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            if not getattr(request, "axes_locked_out", False):
+                raise
+            from django.conf import settings
+
+            cooloff = int(settings.AXES_COOLOFF_TIME.total_seconds())
+            return Response(
+                {"detail": "Account locked: too many failed logins. Try again later.", "code": "locked_out"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(cooloff)},
+            )

@@ -73,8 +73,10 @@ def test_token_endpoint_is_locked_too(settings):
     for i in range(5):
         c.post("/api/token/", {"username": "apiuser", "password": f"wrong-{i}"})
     r = c.post("/api/token/", {"username": "apiuser", "password": PASSWORD})
-    # Django's authenticate() turns axes' refusal into "no user", so DRF answers its generic 400; no token is issued.
-    assert r.status_code in (400, 403, 429)
+    # The right password during the lockout: refused, and said so (not DRF's generic "unable to log in").
+    assert r.status_code == 429, r.content
+    assert r.json()["code"] == "locked_out" and "locked" in r.json()["detail"]
+    assert int(r["Retry-After"]) > 0
     assert "token" not in r.json()
     assert not Token.objects.filter(user__username="apiuser").exists()
 
@@ -297,3 +299,9 @@ def test_an_oversized_request_body_is_refused_with_400(settings):
     assert r.status_code in (400, 413), r.status_code
     r = c.post("/trials/UB/centers/", {"code": "c9", "name": "x" * 5000})
     assert r.status_code in (400, 413), r.status_code
+
+
+def test_anonymous_api_request_is_challenged_with_401():
+    r = Client().get("/api/trials/")
+    assert r.status_code == 401
+    assert r["WWW-Authenticate"] == "Token"

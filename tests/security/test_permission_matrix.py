@@ -46,13 +46,13 @@ def page_post_only(**allowed) -> dict:
 
 
 def api_only(**allowed) -> dict:
-    """An API route: anonymous gets 403 (session auth first, so no WWW-Authenticate challenge), others 403."""
-    return roles(403, **allowed)
+    """An API route: anonymous gets 401 with a `WWW-Authenticate: Token` challenge, others 403."""
+    return roles(403, anonymous=401, **allowed)
 
 
 def api_refuses_method(**overrides) -> dict:
     """An API route that does not take this method: 405 once authenticated."""
-    return roles(405, anonymous=403, **overrides)
+    return roles(405, anonymous=401, **overrides)
 
 
 EXPECTED: dict[str, dict[str, dict]] = {
@@ -98,11 +98,11 @@ EXPECTED: dict[str, dict[str, dict]] = {
     # --- API: schema, docs, token
     "schema": {"GET": api_only(**{r: 200 for r in ROLES[1:]}), "POST": api_refuses_method()},
     "api-docs": {"GET": api_only(**{r: 200 for r in ROLES[1:]}), "POST": api_refuses_method()},
-    "api-token": {"GET": roles(405), "POST": roles(400)},  # no credentials given: 400
-    "api-root": {"GET": roles(200, anonymous=403), "POST": api_refuses_method()},
+    "api-token": {"GET": roles(405), "POST": roles(400)},  # no credentials given: 400 (a lockout: 429)
+    "api-root": {"GET": roles(200, anonymous=401), "POST": api_refuses_method()},
     # --- API: trials (members see their trials; writes are the coordinator's)
-    "trial-list": {"GET": roles(200, anonymous=403), "POST": roles(400, anonymous=403)},  # empty body: 400
-    "trial-detail": {"GET": roles(200, anonymous=403, outsider=404), "POST": api_refuses_method()},
+    "trial-list": {"GET": roles(200, anonymous=401), "POST": roles(400, anonymous=401)},  # empty body: 400
+    "trial-detail": {"GET": roles(200, anonymous=401, outsider=404), "POST": api_refuses_method()},
     "trial-allocation-list": {"GET": api_refuses_method(),
                               "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
     "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
@@ -310,4 +310,5 @@ def test_revealed_allocations_are_exactly_the_revealed_slots(world):
         assert unit in page
     for role in ROLES:
         if role != "coordinator":
-            assert client_for(world, role).get("/api/trials/PM/allocations/").status_code == 403
+            expected = 401 if role == "anonymous" else 403
+            assert client_for(world, role).get("/api/trials/PM/allocations/").status_code == expected
