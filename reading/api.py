@@ -7,7 +7,7 @@ unassisted read's responses carry no draft field at all (reading.selectors.read_
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
@@ -28,11 +28,14 @@ def _read(request, public_id: str):
     return selectors.read_for_reader(request.user, public_id)
 
 
-@extend_schema(responses={200: OpenApiResponse(description="The reader's worklist: counts, next, reads")})
+@extend_schema(
+    parameters=[OpenApiParameter("page", int, description=f"page of {selectors.WORKLIST_PAGE_SIZE} reads")],
+    responses={200: OpenApiResponse(description="The reader's worklist: counts, next, page, pages, reads")},
+)
 @api_view(["GET"])
 def worklist(request, trial_code: str):
     trial = get_object_or_404(Trial, code=trial_code)
-    return Response(selectors.worklist_payload(request.user, trial))
+    return Response(selectors.worklist_payload(request.user, trial, page=request.query_params.get("page")))
 
 
 @extend_schema(responses={200: OpenApiResponse(description="The read (no draft field outside AI arms)")})

@@ -3,7 +3,7 @@ rating_selectors, already blinded); writes go through rating_services."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -48,9 +48,11 @@ class _RatingView(APIView):
 
 
 class WorklistView(_RatingView):
-    @extend_schema(operation_id="rating_worklist", responses=dict, summary="The expert's rating worklist with progress")
+    @extend_schema(operation_id="rating_worklist", responses=dict, summary="The expert's rating worklist with progress",
+                   parameters=[OpenApiParameter("page", int, description=f"page of {selectors.WORKLIST_PAGE_SIZE} tasks")])
     def get(self, request, trial_code: str):
-        return Response(selectors.worklist_payload(request.user, self.trial(trial_code)))
+        page = request.query_params.get("page")
+        return Response(selectors.worklist_payload(request.user, self.trial(trial_code), page=page))
 
 
 class TaskView(_RatingView):
@@ -78,5 +80,5 @@ class SubmitView(_RatingView):
     def post(self, request, trial_code: str, public_id: str):
         trial = self.trial(trial_code)
         rating, created = services.submit_rating(request.user, self.rating(trial_code, public_id), _answer(request))
-        nxt = selectors.worklist_payload(request.user, trial)["next"]
+        nxt = selectors.next_task_id(request.user, trial)
         return Response({"submitted": True, "already_submitted": not created, "status": rating.status, "next": nxt})

@@ -160,34 +160,58 @@ def rating_for_expert(user, trial: Trial, public_id: str) -> Rating:
     return rating
 
 
-def worklist_progress(tasks) -> dict:
-    tasks = list(tasks)
-    done = sum(1 for t in tasks if t.status == Rating.Status.DONE)
+WORKLIST_PAGE_SIZE = 50
+
+
+def worklist_progress(tasks: QuerySet[Rating]) -> dict:
+    """Counted in the database: an expert of a large trial has thousands of tasks."""
+    by_status = dict(tasks.order_by().values_list("status").annotate(n=Count("pk")))
+    total = sum(by_status.values())
+    done = by_status.get(Rating.Status.DONE, 0)
     return {
-        "total": len(tasks),
+        "total": total,
         "done": done,
-        "in_progress": sum(1 for t in tasks if t.status == Rating.Status.IN_PROGRESS),
-        "percent": round(100 * done / len(tasks)) if tasks else 0,
+        "in_progress": by_status.get(Rating.Status.IN_PROGRESS, 0),
+        "percent": round(100 * done / total) if total else 0,
     }
 
 
-def worklist_payload(user, trial: Trial) -> dict:
-    tasks = list(worklist(user, trial))
-    next_id = next((t.public_id for t in tasks if t.status != Rating.Status.DONE), None)
+def next_task_id(user, trial: Trial) -> str | None:
+    """The first task in the expert's order that is not done."""
+    return (worklist(user, trial).exclude(status=Rating.Status.DONE)
+            .values_list("public_id", flat=True).first())
+
+
+def position_of(user, trial: Trial, rating: Rating) -> int:
+    """The task's 1-based place in the expert's order."""
+    before = worklist(user, trial).filter(
+        Q(order_key__lt=rating.order_key) | Q(order_key=rating.order_key, public_id__lt=rating.public_id)
+    )
+    return before.count() + 1
+
+
+def worklist_payload(user, trial: Trial, page=None) -> dict:
+    """Progress and the next task over the whole worklist, and one page of it (``page``: a number, default 1)."""
+    from django.core.paginator import Paginator
+
+    tasks = worklist(user, trial)
+    page_of = Paginator(tasks, WORKLIST_PAGE_SIZE).get_page(page)
     return {
         "trial": trial.code,
         "progress": worklist_progress(tasks),
-        "next": next_id,
+        "next": next_task_id(user, trial),
+        "page": page_of.number,
+        "pages": page_of.paginator.num_pages,
         "tasks": [
             {
                 "id": t.public_id,
-                "position": i,
+                "position": page_of.start_index() + i,
                 "case": t.case.code,
                 "kind": "single" if t.read_b_id is None else "pair",
                 "status": t.status,
                 "status_label": STATUS_LABELS[t.status],
             }
-            for i, t in enumerate(tasks, start=1)
+            for i, t in enumerate(page_of)
         ],
     }
 

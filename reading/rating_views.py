@@ -16,7 +16,7 @@ ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment")
 
 def worklist(request, trial_code: str):
     trial = get_object_or_404(Trial, code=trial_code)
-    payload = selectors.worklist_payload(request.user, trial)
+    payload = selectors.worklist_payload(request.user, trial, page=request.GET.get("page"))
     return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked})
 
 
@@ -41,13 +41,12 @@ def task(request, trial_code: str, public_id: str):
             messages.error(request, exc.message)
     rating = selectors.rating_for_expert(request.user, trial, public_id)
     payload = selectors.task_payload(rating)
-    wl = selectors.worklist_payload(request.user, trial)
-    position = next((t["position"] for t in wl["tasks"] if t["id"] == rating.public_id), None)
+    position = selectors.position_of(request.user, trial, rating)
     ctx = {
         "trial": trial,
         "task": payload,
         "position": position,
-        "progress": wl["progress"],
+        "progress": selectors.worklist_progress(selectors.worklist(request.user, trial)),
         "readonly": payload["submitted"] or trial.is_locked,
         "locked": trial.is_locked,
         "config": {

@@ -90,15 +90,33 @@ def worklist_for(user, trial: Trial, now=None) -> QuerySet[Read]:
     return available_reads(qs, trial, now).order_by("order_key", "pk")
 
 
-def worklist_summary(user, trial: Trial, now=None) -> dict:
-    """Counts, the list and the next read (an in-progress one first, then the next to do in order)."""
+WORKLIST_PAGE_SIZE = 50
+
+
+def _next_of(available: QuerySet[Read]) -> Read | None:
+    return (available.filter(status=Read.Status.IN_PROGRESS).first()
+            or available.filter(status=Read.Status.TODO).first())
+
+
+def next_read_for(user, trial: Trial, now=None) -> Read | None:
+    """The read the "next" key opens: the one in progress, else the next to do in the reader's order."""
+    return _next_of(worklist_for(user, trial, now))
+
+
+def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
+    """Counts, one page of the list (``page``: a page number, default the first), and the next read (an
+    in-progress one first, then the next to do in order). Counted and picked in the database: a reader of a large
+    trial has thousands of reads."""
+    from django.core.paginator import Paginator
+    from django.db.models import Count
+
     m = reader_membership(user, trial)
-    reads = list(worklist_for(user, trial, now))
-    counts = {s: sum(1 for r in reads if r.status == s) for s in Read.Status.values}
+    available = worklist_for(user, trial, now)
+    by_status = dict(available.order_by().values_list("status").annotate(n=Count("pk")))
+    counts = {s: by_status.get(s, 0) for s in Read.Status.values}
     total_assigned = Read.objects.filter(reader=m, case__trial=trial).count()
-    nxt = next((r for r in reads if r.status == Read.Status.IN_PROGRESS), None) or next(
-        (r for r in reads if r.status == Read.Status.TODO), None
-    )
+    nxt = _next_of(available)
+    reads = Paginator(available, WORKLIST_PAGE_SIZE).get_page(page)
     return {
         "membership": m,
         "reads": reads,
@@ -106,7 +124,7 @@ def worklist_summary(user, trial: Trial, now=None) -> dict:
             "todo": counts[Read.Status.TODO],
             "in_progress": counts[Read.Status.IN_PROGRESS],
             "done": counts[Read.Status.DONE],
-            "waiting": total_assigned - len(reads),
+            "waiting": total_assigned - sum(counts.values()),
             "total": total_assigned,
         },
         "next": nxt,
@@ -206,24 +224,27 @@ def assist_data(read: Read, draft) -> dict:
     }
 
 
-def worklist_payload(user, trial: Trial) -> dict:
+def worklist_payload(user, trial: Trial, page=None) -> dict:
     from django.urls import reverse
 
-    s = worklist_summary(user, trial)
+    s = worklist_summary(user, trial, page=page)
+    reads = s["reads"]
     return {
         "trial": trial.code,
         "counts": s["counts"],
         "next": s["next"].public_id if s["next"] else None,
+        "page": reads.number,
+        "pages": reads.paginator.num_pages,
         "reads": [
             {
                 "public_id": r.public_id,
-                "position": i + 1,
+                "position": reads.start_index() + i,
                 "case": r.case.code,
                 "arm": r.arm.name,
                 "status": r.status,
                 "url": reverse("reading:read", args=[trial.code, r.public_id]),
                 "api_url": reverse("reading-api:detail", args=[r.public_id]),
             }
-            for i, r in enumerate(s["reads"])
+            for i, r in enumerate(reads)
         ],
     }

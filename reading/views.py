@@ -21,13 +21,13 @@ def _trial(code: str) -> Trial:
 
 def worklist(request, trial_code: str):
     trial = _trial(trial_code)
-    summary = selectors.worklist_summary(request.user, trial)
+    summary = selectors.worklist_summary(request.user, trial, page=request.GET.get("page"))
     return render(request, "reading/worklist.html", {"trial": trial, **summary})
 
 
 def next_read(request, trial_code: str):
     trial = _trial(trial_code)
-    nxt = selectors.worklist_summary(request.user, trial)["next"]
+    nxt = selectors.next_read_for(request.user, trial)
     if nxt is None:
         messages.info(request, "No read is waiting for you right now.")
         return redirect("reading:worklist", trial_code=trial.code)

@@ -184,7 +184,7 @@ def test_non_experts_have_no_rating_worklist(rt, client):
     assert client.get(f"/rating/{rt['trial'].code}/").status_code == 403
     assert api_for(reader).get(f"/api/rating/{rt['trial'].code}/").status_code == 403
     assert api_for(rt["coordinator"]).get(url(rt, rt["rating"])).status_code == 403
-    assert APIClient().get(f"/api/rating/{rt['trial'].code}/").status_code in (401, 403)
+    assert APIClient().get(f"/api/rating/{rt['trial'].code}/").status_code == 401
 
 
 # -- invalid scores -----------------------------------------------------------------------------------------
@@ -268,3 +268,22 @@ def test_worklist_shows_progress(rt, client):
     assert [t["position"] for t in wl["tasks"]] == [1, 2]
     assert {t["id"] for t in wl["tasks"]} == set(
         Rating.objects.filter(expert=rt["experts"][0]).values_list("public_id", flat=True))
+
+
+def test_worklist_is_paginated_with_progress_next_and_positions_over_all_pages(rt, client, monkeypatch):
+    monkeypatch.setattr(rating_selectors, "WORKLIST_PAGE_SIZE", 1)
+    code = rt["trial"].code
+    api = api_for(rt["expert"])
+    first, second = api.get(f"/api/rating/{code}/").json(), api.get(f"/api/rating/{code}/?page=2").json()
+    assert (first["page"], first["pages"], second["page"]) == (1, 2, 2)
+    ids = [first["tasks"][0]["id"], second["tasks"][0]["id"]]
+    assert [t["position"] for t in first["tasks"] + second["tasks"]] == [1, 2]
+    assert first["progress"] == second["progress"] and first["progress"]["total"] == 2
+    assert first["next"] == ids[0]
+    # Done with the first task: "next" is the one on page 2; the task page knows its place in the whole list.
+    first_task = Rating.objects.get(public_id=ids[0])
+    rating_services.submit_rating(rt["expert"], first_task, GOOD)
+    assert api.get(f"/api/rating/{code}/?page=2").json()["next"] == ids[1]
+    client.login(username=rt["expert"].username, password=PASSWORD)
+    assert "page 1 of 2" in client.get(f"/rating/{code}/").content.decode()
+    assert rating_selectors.position_of(rt["expert"], rt["trial"], Rating.objects.get(public_id=ids[1])) == 2

@@ -117,10 +117,14 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
     for expert in t["experts"]:
         api = APIClient()
         api.force_authenticate(expert.user)
-        wl = api.get(f"/api/rating/{t['trial'].code}/").json()
-        for item in wl["tasks"]:
-            doc = api.get(f"/api/rating/{t['trial'].code}/{item['id']}/").json()
-            rows[item["id"]] = {"worklist": item, "task": doc}
+        page, pages = 1, 1
+        while page <= pages:  # every page of the worklist
+            wl = api.get(f"/api/rating/{t['trial'].code}/?page={page}").json()
+            pages = wl["pages"]
+            page += 1
+            for item in wl["tasks"]:
+                doc = api.get(f"/api/rating/{t['trial'].code}/{item['id']}/").json()
+                rows[item["id"]] = {"worklist": item, "task": doc}
     assert set(rows) == set(a_is_ai)
     ids = list(rows)
     y = [a_is_ai[i] for i in ids]

@@ -203,3 +203,28 @@ def test_worklist_api_counts_and_next(paired):
     assert body["counts"]["todo"] == len(body["reads"]) == 2  # 4 cases over 2 centers
     assert body["next"] == body["reads"][0]["public_id"]
     assert [r["position"] for r in body["reads"]] == [1, 2]
+
+
+def test_worklist_is_paginated_with_counts_and_next_over_all_pages(paired, monkeypatch):
+    from reading import selectors
+
+    monkeypatch.setattr(selectors, "WORKLIST_PAGE_SIZE", 1)
+    m = paired["un_reader"]
+    c = client_for(m.user)
+    first = c.get("/api/reading/trials/RD1/worklist/").json()
+    second = c.get("/api/reading/trials/RD1/worklist/?page=2").json()
+    assert (first["page"], first["pages"], second["page"]) == (1, 2, 2)
+    assert [r["position"] for r in first["reads"] + second["reads"]] == [1, 2]
+    assert first["counts"] == second["counts"] and first["counts"]["todo"] == 2
+    # The read in progress is "next" wherever it sits in the order, on every page.
+    later = second["reads"][0]["public_id"]
+    assert c.post(f"/api/reading/reads/{later}/open/").status_code == 200
+    again = c.get("/api/reading/trials/RD1/worklist/").json()
+    assert again["next"] == later and again["counts"]["in_progress"] == 1
+    # Out-of-range or junk page numbers give the nearest real page, not an error.
+    assert c.get("/api/reading/trials/RD1/worklist/?page=99").json()["page"] == 2
+    assert c.get("/api/reading/trials/RD1/worklist/?page=x").json()["page"] == 1
+    # The page shows the pager and numbers rows across pages.
+    c.force_login(m.user)
+    html = c.get("/reading/RD1/?page=2").content.decode()
+    assert "page 2 of 2" in html and "<td>2</td>" in html
