@@ -106,7 +106,8 @@ def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
 
 def _claim(draft_id: int) -> Draft | None:
     with transaction.atomic():
-        draft = Draft.objects.select_for_update().select_related("case__trial", "model_version").get(pk=draft_id)
+        draft = (Draft.objects.select_for_update(of=("self",))  # the draft row only, not its case and trial
+                 .select_related("case__trial", "model_version").get(pk=draft_id))
         if draft.status == Draft.Status.READY:
             return None
         now = timezone.now()

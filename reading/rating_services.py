@@ -94,7 +94,9 @@ def on_read_submitted(read: Read) -> list[Rating]:
     """Called after a read is submitted (inside submit_read's transaction). Locks the case row so that two
     reads of one case submitted at the same moment cannot both miss the other: the second waits, then sees
     the first committed."""
-    case = Case.objects.select_for_update().select_related("trial", "center").get(pk=read.case_id)
+    # of=self: lock the case row only. A plain select_for_update with select_related would also lock the trial
+    # row FOR UPDATE, which blocks every insert that references the trial (audit entries) until this commits.
+    case = Case.objects.select_for_update(of=("self",)).select_related("trial", "center").get(pk=read.case_id)
     return _create_tasks_locked(case)
 
 
@@ -102,7 +104,7 @@ def on_read_submitted(read: Read) -> list[Rating]:
 def create_rating_tasks(case: Case) -> list[Rating]:
     """Idempotent: makes the case's rating tasks once all its reads are in, or tops up a short panel (an expert
     added later). Returns the tasks made by this call."""
-    case = Case.objects.select_for_update().select_related("trial", "center").get(pk=case.pk)
+    case = Case.objects.select_for_update(of=("self",)).select_related("trial", "center").get(pk=case.pk)
     return _create_tasks_locked(case)
 
 
@@ -115,7 +117,7 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
         return []
     # Serialise panel assignment across cases of the trial so workload balancing sees every earlier task.
     experts = list(
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .filter(trial=trial, role=Role.EXPERT)
         .select_related("user")
         .order_by("pk")

@@ -103,6 +103,31 @@ def next_read_for(user, trial: Trial, now=None) -> Read | None:
     return _next_of(worklist_for(user, trial, now))
 
 
+WAITING_SHOWN = 20
+
+
+def waiting_reads(user, trial: Trial, now=None, limit: int = WAITING_SHOWN) -> list[dict]:
+    """The reader's reads that are not on the worklist yet, first ``limit`` in their order, each with why and,
+    for a crossover read in its washout, from when: so a reader can plan, not only see a count."""
+    now = now or timezone.now()
+    m = reader_membership(user, trial)
+    mine = Read.objects.filter(reader=m, case__trial=trial)
+    held = (mine.exclude(pk__in=available_reads(mine, trial, now).values("pk"))
+            .select_related("case", "arm", "after_read").order_by("order_key", "pk")[:limit])
+    out = []
+    for r in held:
+        available_from = None
+        if r.after_read_id and r.after_read.submitted_at is None:
+            reason = "After your first read of this case and the washout period"
+        elif r.after_read_id and r.after_read.submitted_at + timedelta(days=trial.washout_days) > now:
+            available_from = r.after_read.submitted_at + timedelta(days=trial.washout_days)
+            reason = "Washout period after your first read of this case"
+        else:
+            reason = "Waiting for the AI draft"
+        out.append({"case": r.case.code, "arm": r.arm.name, "reason": reason, "available_from": available_from})
+    return out
+
+
 def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
     """Counts, one page of the list (``page``: a page number, default the first), and the next read (an
     in-progress one first, then the next to do in order). Counted and picked in the database: a reader of a large
@@ -117,14 +142,16 @@ def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
     total_assigned = Read.objects.filter(reader=m, case__trial=trial).count()
     nxt = _next_of(available)
     reads = Paginator(available, WORKLIST_PAGE_SIZE).get_page(page)
+    waiting = total_assigned - sum(counts.values())
     return {
         "membership": m,
         "reads": reads,
+        "waiting_reads": waiting_reads(user, trial, now) if waiting else [],
         "counts": {
             "todo": counts[Read.Status.TODO],
             "in_progress": counts[Read.Status.IN_PROGRESS],
             "done": counts[Read.Status.DONE],
-            "waiting": total_assigned - sum(counts.values()),
+            "waiting": waiting,
             "total": total_assigned,
         },
         "next": nxt,
@@ -247,4 +274,5 @@ def worklist_payload(user, trial: Trial, page=None) -> dict:
             }
             for i, r in enumerate(reads)
         ],
+        "waiting": [{**w, "available_from": _iso(w["available_from"])} for w in s["waiting_reads"]],
     }

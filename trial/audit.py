@@ -89,11 +89,19 @@ def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
             AuditHead.objects.create(chain=name, trial=trial)
             if name != chain_name(trial):
                 # Register the new actor chain in the trial's chain (see the module docstring).
-                _append(_locked_head(trial), actor=actor, trial=trial, action=CHAIN_OPEN,
+                _append(_locked_head(trial), actor=None, trial=trial, action=CHAIN_OPEN,
                         object_type="trial.AuditHead", object_id=name)
     except IntegrityError:
         pass  # created concurrently by another transaction, which registered it
     return AuditHead.objects.select_for_update().get(chain=name)
+
+
+def open_chain(trial: Trial, user) -> AuditHead:
+    """Make (and register) a person's chain in the trial ahead of their first change. Called when they join the
+    trial, in the coordinator's transaction: registering locks the trial's chain, and doing it later, inside a
+    reader's open or submit that goes on to lock case and expert rows, could deadlock with a submit that holds those
+    rows and then appends to the trial's chain (rating tasks are recorded there)."""
+    return _locked_head(trial, user)
 
 
 def _append(head: AuditHead, *, actor, trial: Trial | None, action: str, object_type: str, object_id: str,

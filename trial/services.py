@@ -201,6 +201,7 @@ def add_member(
         raise Conflict("One person cannot be both a reader and an expert in the same trial.")
     m = Membership.objects.create(user=user, trial=trial, role=role, center=center, experience=experience)
     audit.record(actor=actor, trial=trial, action="create", obj=m, after=audit.snapshot(m))
+    audit.open_chain(trial, user)
     user.__dict__.pop("_trial_roles_cache", None)
     return m
 

@@ -287,3 +287,48 @@ def test_worklist_is_paginated_with_progress_next_and_positions_over_all_pages(r
     client.login(username=rt["expert"].username, password=PASSWORD)
     assert "page 1 of 2" in client.get(f"/rating/{code}/").content.decode()
     assert rating_selectors.position_of(rt["expert"], rt["trial"], Rating.objects.get(public_id=ids[1])) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submit_completing_a_pair_does_not_block_other_audited_writes_of_the_trial():
+    """Regression (found by benchmarks/load.py as deadlocks): making rating tasks locked the trial row FOR UPDATE
+    through select_related, so every other audited write of the trial (an audit entry references the trial)
+    waited for that submit, and a reader's write that held its own chain could deadlock with it."""
+    assert connection.vendor == "postgresql", "row locks are only meaningful on PostgreSQL"
+    t = rating_trial(code="RLK", experts=2, panel=2, cases=1)
+    case = t["cases"][0]
+    first, second = Read.objects.filter(case=case).order_by("pk")
+    submit_read(first)
+    holding, release, outcome = threading.Event(), threading.Event(), {}
+
+    def complete_pair_and_hold():
+        from django.db import transaction
+
+        try:
+            with transaction.atomic():
+                submit_read(second)  # completes the pair: rating tasks are made in this transaction
+                outcome["tasks"] = Rating.objects.filter(case=case).count()
+                holding.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    th = threading.Thread(target=complete_pair_and_hold)
+    th.start()
+    try:
+        assert holding.wait(10)
+        from django.db import transaction
+
+        from trial import audit
+
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("SET LOCAL lock_timeout = '2s'")
+            other_reader = next(m for m in t["readers"] if m.pk not in (first.reader_id, second.reader_id))
+            entry = audit.record(actor=other_reader.user, trial=t["trial"], action="note", object_type="x",
+                                 object_id="1")
+        assert entry.pk is not None
+    finally:
+        release.set()
+        th.join()
+    assert outcome["tasks"] == 2

@@ -71,6 +71,22 @@ def test_crossover_both_arms_second_read_held_back_until_washout():
     later = timezone.now() + timedelta(days=14, minutes=1)
     assert second in selectors.worklist_for(user, t["trial"], now=later)
     assert second not in selectors.worklist_for(user, t["trial"], now=later - timedelta(days=1))
+    # The reader sees the held reads as rows, with why and (in the washout) from when.
+    waiting = {w["case"]: w for w in selectors.waiting_reads(user, t["trial"])}
+    assert len(waiting) == len(cases)
+    first.refresh_from_db()
+    in_washout = waiting[first.case.code]
+    assert in_washout["available_from"] == first.submitted_at + timedelta(days=14)
+    assert "Washout" in in_washout["reason"]
+    assert all("first read" in w["reason"] and w["available_from"] is None
+               for code, w in waiting.items() if code != first.case.code)
+    assert selectors.waiting_reads(user, t["trial"], now=later)[0]["case"] != first.case.code
+    from django.test import Client
+
+    c = Client()
+    c.force_login(user)
+    html = c.get("/reading/CX1/").content.decode()
+    assert "Not yet available" in html and in_washout["available_from"].strftime("%Y-%m-%d") in html
 
 
 def test_worklist_order_shuffled_per_reader_from_recorded_key():

@@ -72,6 +72,11 @@ def test_change_records_before_and_after_with_reason(t):
 
 def test_each_actor_writes_to_own_chain_registered_in_the_trials_chain(t):
     trial = t["trial"]
+    # Every member's chain is made and registered when they join (not inside their first open or submit).
+    from trial.models import AuditHead
+
+    for m in [*t["readers"], *t["experts"], t["statistician"]]:
+        assert AuditHead.objects.filter(chain=audit.chain_name(trial, m.user), count=0).exists()
     reader_a, reader_b = (m.user for m in t["readers"][:2])
     a = audit.record(actor=reader_a, trial=trial, action="note", object_type="x", object_id="1")
     b = audit.record(actor=reader_b, trial=trial, action="note", object_type="x", object_id="2")
@@ -103,9 +108,11 @@ def test_a_whole_actor_chain_deleted_is_detected(t):
 
 
 def test_an_unregistered_actor_chain_is_detected(t):
+    from tests.factories import UserFactory
+
     trial = t["trial"]
-    reader = t["readers"][0].user
-    entry = audit.record(actor=reader, trial=trial, action="note", object_type="x", object_id="1")
+    outsider = UserFactory(username="not-a-member")  # no membership: the chain is opened at the first change
+    entry = audit.record(actor=outsider, trial=trial, action="note", object_type="x", object_id="1")
     with connection.cursor() as cur:  # drop the registry entry: the trial chain's tail, so truncate its head too
         opened = AuditEntry.objects.get(action=audit.CHAIN_OPEN, object_id=entry.chain)
         cur.execute("DELETE FROM trial_auditentry WHERE id = %s", [opened.pk])
