@@ -250,7 +250,15 @@ def task_payload(rating: Rating) -> dict:
 
 
 def rating_progress(trial: Trial) -> dict:
-    """For the coordinator's progress view (merged by the lead)."""
-    return Rating.objects.filter(case__trial=trial).aggregate(
+    """For the coordinator's progress view: ratings made and done, and the cases whose reads are complete but whose
+    expert panel is short (too few eligible experts; topped up when an expert joins)."""
+    from trial.models import Case
+
+    progress = Rating.objects.filter(case__trial=trial).aggregate(
         ratings_total=Count("id"), ratings_done=Count("id", filter=Q(status=Rating.Status.DONE)),
     )
+    progress["cases_short_of_panel"] = (
+        Case.objects.filter(trial=trial, status=Case.Status.READ)
+        .annotate(n=Count("ratings")).filter(n__lt=trial.expert_panel_size).count()
+    )
+    return progress

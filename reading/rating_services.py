@@ -108,6 +108,25 @@ def create_rating_tasks(case: Case) -> list[Rating]:
     return _create_tasks_locked(case)
 
 
+def top_up_panels(trial: Trial) -> list[Rating]:
+    """After an expert joins: cases whose reads are complete but whose panel came out short (too few eligible
+    experts at the time) get their missing tasks. Locks the short cases first, in id order, and only then the
+    experts and the audit chain, the same order a submit takes (its one case, experts, chain): no deadlock."""
+    short = list(
+        Case.objects.filter(trial=trial, status=Case.Status.READ)
+        .annotate(n=Count("ratings")).filter(n__lt=trial.expert_panel_size)
+        .order_by("pk").values_list("pk", flat=True)
+    )
+    if not short:
+        return []
+    cases = list(Case.objects.select_for_update(of=("self",)).select_related("trial", "center")
+                 .filter(pk__in=short).order_by("pk"))
+    made: list[Rating] = []
+    for case in cases:
+        made += _create_tasks_locked(case)
+    return made
+
+
 def _create_tasks_locked(case: Case) -> list[Rating]:
     trial = case.trial
     if case.status == Case.Status.EXCLUDED or trial.is_locked:

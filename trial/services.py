@@ -57,7 +57,9 @@ def ensure_coordinator(actor, trial: Trial) -> None:
 
 
 def _lock_trial_row(trial: Trial) -> Trial:
-    locked = Trial.objects.select_for_update().get(pk=trial.pk)
+    # NO KEY UPDATE: serialises changes of the trial without blocking inserts that merely reference it (every
+    # audit entry does), which a plain FOR UPDATE would hold up trial-wide.
+    locked = Trial.objects.select_for_update(no_key=True).get(pk=trial.pk)
     if locked.status == Trial.Status.LOCKED:
         raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
     return locked
@@ -201,9 +203,19 @@ def add_member(
         raise Conflict("One person cannot be both a reader and an expert in the same trial.")
     m = Membership.objects.create(user=user, trial=trial, role=role, center=center, experience=experience)
     audit.record(actor=actor, trial=trial, action="create", obj=m, after=audit.snapshot(m))
-    audit.open_chain(trial, user)
     user.__dict__.pop("_trial_roles_cache", None)
+    if role == Role.EXPERT:
+        _top_up_rating_panels(trial)
+    audit.open_chain(trial, user)  # last: it takes the trial's chain, which a top-up takes only after case rows
     return m
+
+
+def _top_up_rating_panels(trial: Trial) -> None:
+    """A new expert fills panels that came out short (reading.rating_services, imported lazily: the trial app
+    does not depend on reading at import time)."""
+    from reading.rating_services import top_up_panels
+
+    top_up_panels(trial)
 
 
 @transaction.atomic

@@ -38,10 +38,14 @@ def test_short_panel_is_topped_up_when_an_expert_joins():
     t = rating_trial(code="RT2", experts=1, panel=2, cases=1)
     complete_case(t["cases"][0])
     assert Rating.objects.count() == 1
-    services.add_member(t["coordinator"], t["trial"], user=UserFactory(username="late-expert"), role="expert")
-    assert len(rating_services.create_rating_tasks(t["cases"][0])) == 1
-    assert Rating.objects.count() == 2
+    from reading.rating_selectors import rating_progress
+
+    assert rating_progress(t["trial"])["cases_short_of_panel"] == 1  # the coordinator is told
+    late = services.add_member(t["coordinator"], t["trial"], user=UserFactory(username="late-expert"), role="expert")
+    # Joining tops the panel up, in the same transaction: no one has to run anything.
+    assert Rating.objects.count() == 2 and Rating.objects.filter(expert=late).count() == 1
     assert rating_services.create_rating_tasks(t["cases"][0]) == []
+    assert rating_progress(t["trial"])["cases_short_of_panel"] == 0
 
 
 def test_workload_is_balanced_and_panel_size_respected():
@@ -124,13 +128,13 @@ def test_case_is_rated_when_its_panel_has_submitted_and_progress_counts():
     t = rating_trial(code="RT8", experts=2, panel=2, cases=2)
     for c in t["cases"]:
         complete_case(c)
-    assert rating_selectors.rating_progress(t["trial"]) == {"ratings_total": 4, "ratings_done": 0}
+    assert rating_selectors.rating_progress(t["trial"]) == {"ratings_total": 4, "ratings_done": 0, "cases_short_of_panel": 0}
     case = t["cases"][0]
     for r in Rating.objects.filter(case=case).select_related("expert__user"):
         rating_services.submit_rating(r.expert.user, r, GOOD)
     case.refresh_from_db()
     assert case.status == Case.Status.RATED
-    assert rating_selectors.rating_progress(t["trial"]) == {"ratings_total": 4, "ratings_done": 2}
+    assert rating_selectors.rating_progress(t["trial"]) == {"ratings_total": 4, "ratings_done": 2, "cases_short_of_panel": 0}
 
 
 def test_excluded_case_gets_no_tasks():
