@@ -85,7 +85,10 @@ def worklist_for(user, trial: Trial, now=None) -> QuerySet[Read]:
     """The reader's reads in their shuffled order (order_key): every read of theirs that is available now
     (AI-arm reads once the draft is ready; crossover second reads once the washout has passed), done ones
     included so the reader sees their progress."""
-    m = reader_membership(user, trial)
+    return _worklist_of(reader_membership(user, trial), trial, now)
+
+
+def _worklist_of(m: Membership, trial: Trial, now=None) -> QuerySet[Read]:
     qs = Read.objects.filter(reader=m, case__trial=trial).select_related("case", "arm")
     return available_reads(qs, trial, now).order_by("order_key", "pk")
 
@@ -109,8 +112,11 @@ WAITING_SHOWN = 20
 def waiting_reads(user, trial: Trial, now=None, limit: int = WAITING_SHOWN) -> list[dict]:
     """The reader's reads that are not on the worklist yet, first ``limit`` in their order, each with why and,
     for a crossover read in its washout, from when: so a reader can plan, not only see a count."""
+    return _waiting_of(reader_membership(user, trial), trial, now, limit)
+
+
+def _waiting_of(m: Membership, trial: Trial, now=None, limit: int = WAITING_SHOWN) -> list[dict]:
     now = now or timezone.now()
-    m = reader_membership(user, trial)
     mine = Read.objects.filter(reader=m, case__trial=trial)
     held = (mine.exclude(pk__in=available_reads(mine, trial, now).values("pk"))
             .select_related("case", "arm", "after_read").order_by("order_key", "pk")[:limit])
@@ -136,7 +142,7 @@ def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
     from django.db.models import Count
 
     m = reader_membership(user, trial)
-    available = worklist_for(user, trial, now)
+    available = _worklist_of(m, trial, now)
     by_status = dict(available.order_by().values_list("status").annotate(n=Count("pk")))
     counts = {s: by_status.get(s, 0) for s in Read.Status.values}
     total_assigned = Read.objects.filter(reader=m, case__trial=trial).count()
@@ -146,7 +152,7 @@ def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
     return {
         "membership": m,
         "reads": reads,
-        "waiting_reads": waiting_reads(user, trial, now) if waiting else [],
+        "waiting_reads": _waiting_of(m, trial, now) if waiting else [],
         "counts": {
             "todo": counts[Read.Status.TODO],
             "in_progress": counts[Read.Status.IN_PROGRESS],

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from inference.models import Draft, ModelVersion
 from inference.tiny import build_tiny_janus
 from tests.factories import make_trial
 from tests.factories_reading import add_image
+from tests.processes import CeleryWorker, wait_until
 from trial import services
 from trial.models import Trial
 
@@ -50,49 +49,6 @@ def _reset_pool() -> None:
     app.amqp._producer_pool = None
 
 
-class Worker:
-    """A real `celery worker -Q gpu` subprocess on the test database."""
-
-    def __init__(self, redis_url: str, media_root: Path, log: Path):
-        db = settings.DATABASES["default"]
-        env = dict(os.environ)
-        env.update(
-            CELERY_BROKER_URL=redis_url,
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            MEDIA_ROOT=str(media_root), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
-        )
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "-c", "1", "-P", "prefork",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
-            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def child_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-
-def wait_for(predicate, timeout: float, what: str, log: Path | None = None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    pytest.fail(f"Timed out waiting for {what}.\n{tail}")
-
-
 def _janus_trial(weights: Path, code: str, options: dict | None = None) -> tuple[dict, ModelVersion]:
     mv = ModelVersion.objects.create(
         name=f"tiny-janus-{code}", backend=ModelVersion.Backend.JANUS, weights_path=str(weights),
@@ -114,11 +70,11 @@ def _enrol_with_image(t: dict, code: str):
 def test_worker_makes_a_janus_draft(tiny_janus, broker, redis_url, tmp_path, settings):
     assert connection.vendor == "postgresql"
     t, mv = _janus_trial(tiny_janus, "WRK")
-    worker = Worker(redis_url, Path(settings.MEDIA_ROOT), tmp_path / "worker.log")
+    worker = CeleryWorker(redis_url, tmp_path / "worker.log")
     try:
         case = _enrol_with_image(t, "W1")
         draft = Draft.objects.get(case=case, model_version=mv)
-        wait_for(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 120,
+        wait_until(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 120,
                  "the draft", worker.log)
         draft.refresh_from_db()
         assert draft.status == "ready", draft.error
@@ -139,22 +95,22 @@ def test_killed_worker_draft_is_redone_once(tiny_janus, broker, redis_url, tmp_p
     mv.generation_params = {"max_new_tokens": 100_000, "options": {"min_new_tokens": 100_000}}
     mv.save(update_fields=["generation_params"])
     log = tmp_path / "worker.log"
-    worker = Worker(redis_url, Path(settings.MEDIA_ROOT), log)
+    worker = CeleryWorker(redis_url, log)
     try:
         case = _enrol_with_image(t, "K1")
         draft = Draft.objects.get(case=case, model_version=mv)
-        wait_for(lambda: Draft.objects.filter(pk=draft.pk, status="running").exists(), 120, "the task to start", log)
+        wait_until(lambda: Draft.objects.filter(pk=draft.pk, status="running").exists(), 120, "the task to start", log)
         time.sleep(2.0)  # well into generate()
         # The running attempt keeps its long settings; the redelivered one will read these short ones.
         mv.generation_params = {"max_new_tokens": 24}
         mv.save(update_fields=["generation_params"])
-        children = wait_for(worker.child_pids, 10, "the pool process")
+        children = wait_until(worker.child_pids, 10, "the pool process")
         for pid in children:
             os.kill(pid, signal.SIGKILL)  # the process running the task dies mid-generation
         assert Draft.objects.get(pk=draft.pk).status == "running"  # killed before it could finish
         # reject_on_worker_lost + acks_late: the message goes back to the queue and the worker's replacement
         # process (a fresh process that loads the model again) redoes the draft.
-        wait_for(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 240,
+        wait_until(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 240,
                  "the redone draft", log)
         draft.refresh_from_db()
         assert draft.status == "ready", draft.error
@@ -173,12 +129,12 @@ def test_corrupt_weights_fail_clearly_and_do_not_block_the_queue(tiny_janus, bro
             data = f.read_bytes()
             (bad / f.name).write_bytes(data[: len(data) // 3] if f.suffix == ".safetensors" else data)
     t, mv = _janus_trial(bad, "BAD")
-    worker = Worker(redis_url, Path(settings.MEDIA_ROOT), tmp_path / "worker.log")
+    worker = CeleryWorker(redis_url, tmp_path / "worker.log")
     try:
         c1 = _enrol_with_image(t, "B1")
         c2 = _enrol_with_image(t, "B2")
         for case in (c1, c2):
-            wait_for(lambda case=case: Draft.objects.filter(case=case, status__in=["ready", "failed"]).exists(),
+            wait_until(lambda case=case: Draft.objects.filter(case=case, status__in=["ready", "failed"]).exists(),
                      120, "a failed draft", worker.log)
         for case in (c1, c2):
             d = Draft.objects.get(case=case, model_version=mv)

@@ -5,58 +5,21 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from django.conf import settings
 
-ROOT = Path(settings.BASE_DIR)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(predicate, timeout: float, what: str, log: Path | None = None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"Timed out waiting for {what}.\n{tail}")
-
-
-def app_database_url() -> str:
-    db = settings.DATABASES["default"]
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _stop_group(proc: subprocess.Popen, grace: float = 10) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        except ProcessLookupError:
-            pass
+from tests.processes import (  # noqa: F401  (re-exported for the fault tests)
+    ROOT,
+    CeleryWorker,
+    app_database_url,
+    free_port,
+    port_open,
+    stop_group,
+    wait_until,
+)
 
 
 class GunicornServer:
@@ -89,7 +52,7 @@ class GunicornServer:
             raise
 
     def stop(self) -> None:
-        _stop_group(self.proc)
+        stop_group(self.proc)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------------------
@@ -146,27 +109,9 @@ class ThrowawayRedis:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc, grace=5)
+            stop_group(self.proc, grace=5)
             self.proc = None
         wait_until(lambda: not port_open("127.0.0.1", self.port), 10, f"redis-server on {self.port} to stop")
-
-
-class CeleryWorker:
-    """A real `celery worker -Q gpu` subprocess on the test database (as tests/inference/test_worker.py)."""
-
-    def __init__(self, broker_url: str, log: Path):
-        env = dict(os.environ)
-        env.update(CELERY_BROKER_URL=broker_url, DATABASE_URL=app_database_url(),
-                   MEDIA_ROOT=str(settings.MEDIA_ROOT), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-        self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "-c", "1", "-P", "prefork",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
-            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        _stop_group(self.proc, grace=20)
 
 
 def point_celery_at(broker_url: str | None, **conf) -> dict:
