@@ -106,6 +106,13 @@ def icc(ratings: Any, form: str = "ICC(2,1)", conf_level: float = 0.95) -> StatR
     bms, wms, jms, ems = ms["bms"], ms["wms"], ms["jms"], ms["ems"]
     a = 1 - conf_level
     model, avg = form[4], form.endswith("k)")
+    error_ms = wms if model == "1" else ems
+    if error_ms == 0:
+        # Every judge gave every target the same score: the ICC is 1, but its F test and interval divide by the
+        # (zero) error mean square, so they are undefined; say so rather than print inf/nan.
+        return StatResult(method=method, estimate=1.0 if bms > 0 else None, n=n, conf_level=conf_level,
+                          extras={"note": "no residual variance (the judges agree exactly): no F test or interval",
+                                  "form": form, "n_judges": k, **ms})
     if model == "1":
         f, df1, df2 = bms / wms, n - 1, n * (k - 1)
         fl, fu = f / stats.f.ppf(1 - a / 2, df1, df2), f * stats.f.ppf(1 - a / 2, df2, df1)

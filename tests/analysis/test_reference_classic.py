@@ -97,3 +97,18 @@ def test_direction_option_is_fixed_not_auto(asah):
     gt = auc_delong(asah.outcome, asah.s100b, positive="Poor", direction=">")
     assert lt.extras["direction"] == "<" and gt.extras["direction"] == ">"
     assert gt.estimate == pytest.approx(1 - lt.estimate)
+
+
+def test_icc_when_judges_agree_exactly_says_so_without_dividing_by_zero():
+    import warnings
+
+    import pandas as pd
+
+    same = pd.DataFrame({"j1": [3, 4, 5, 2], "j2": [3, 4, 5, 2], "j3": [3, 4, 5, 2]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a divide-by-zero RuntimeWarning fails the test
+        results = icc_all(same)
+    for form, r in results.items():
+        assert r.estimate == 1.0, form
+        assert r.ci is None and r.p is None
+        assert "agree exactly" in r.extras["note"]
