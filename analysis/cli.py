@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--mixed-sims", type=int, default=0, help="also fit the mixed models on this many simulations")
     w.set_defaults(func=_cmd_power)
 
-    t = sub.add_parser("trial", help="the DESIGN.md section 7 analysis of an export directory")
+    t = sub.add_parser("trial", help="the docs/design.md section 7 analysis of an export directory")
     t.add_argument("export_dir", help="directory with reads.csv, ratings.csv, drafts.csv, cases.csv")
     t.add_argument("--design", choices=DESIGNS, default="paired_by_case")
     t.add_argument("--assisted", default="ai_assisted", help="arm code of the assisted arm (X or Y when masked)")

@@ -1,4 +1,4 @@
-"""Analysis runs: one export + analysis + report of a trial, run in the background (DESIGN.md section 7)."""
+"""Analysis runs: one export + analysis + report of a trial, run in the background (docs/design.md section 7)."""
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,4 @@
-"""Export -> analysis -> report, and analysis runs (DESIGN.md section 7).
+"""Export -> analysis -> report, and analysis runs (docs/design.md section 7).
 
 The analysis is computed on DataFrames read back from the CSVs the export wrote, never from the database, so
 whatever the report says can be reproduced from the export alone (``analysis.pipeline.analyse_export``).

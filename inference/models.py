@@ -1,4 +1,4 @@
-"""Model registry and drafts (DESIGN.md sections 2 and 6)."""
+"""Model registry and drafts (docs/design.md sections 2 and 6)."""
 from __future__ import annotations
 
 from django.db import models

@@ -1,4 +1,4 @@
-"""Reads (one reader, one case, one arm) and expert ratings (DESIGN.md sections 2 and 4)."""
+"""Reads (one reader, one case, one arm) and expert ratings (docs/design.md sections 2 and 4)."""
 from __future__ import annotations
 
 import secrets

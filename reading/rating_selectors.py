@@ -1,5 +1,5 @@
 """Reads for blinded expert rating. Everything an expert's page or API receives is built here, from
-`worklist_payload` and `task_payload`, so the blinding rules live in one place (DESIGN.md section 5):
+`worklist_payload` and `task_payload`, so the blinding rules live in one place (docs/design.md section 5):
 no arm, model, reader, draft, timestamp, or id that sorts by arm or creation order."""
 from __future__ import annotations
 

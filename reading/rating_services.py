@@ -1,4 +1,4 @@
-"""Writes for blinded expert rating (issue 6, DESIGN.md sections 2, 4 and 5). Each public function is one
+"""Writes for blinded expert rating (issue 6, docs/design.md sections 2, 4 and 5). Each public function is one
 transaction.
 
 - `on_read_submitted(read)` is called by `reading.services.submit_read` inside its transaction; when all the

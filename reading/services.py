@@ -42,7 +42,7 @@ def _new_read(case: Case, arm, reader: Membership | None, session: int = 1, afte
 
 @transaction.atomic
 def create_reads_for_case(case: Case, actor=None) -> list[Read]:
-    """Reads from the design (DESIGN.md sections 1 and 4), made inside the enrolment's transaction."""
+    """Reads from the design (docs/design.md sections 1 and 4), made inside the enrolment's transaction."""
     trial = case.trial
     arms = list(trial.arms.all())
     reads: list[Read] = []

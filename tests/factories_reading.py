@@ -14,7 +14,6 @@ from trial.models import Case, Image
 
 SAMPLE_PNGS = [
     Path(__file__).resolve().parent.parent / "fixtures" / "cxr-png" / "00000001_000.png",
-    Path("/work/shared/data/cxr-png/00000001_000.png"),
 ]
 FULL_SCALE = 16  # the 16-bit file holds 12 bits: display value * 16 plus a smooth ramp, so W/L has range to use
 

@@ -1,4 +1,4 @@
-"""Append-only, hash-chained audit log (DESIGN.md section 5).
+"""Append-only, hash-chained audit log (docs/design.md section 5).
 
 Each trial has one chain per actor (``trial:<id>:user:<id>``) plus the trial's own chain (``trial:<id>``, for
 actions without a user and for the registry of actor chains), and there is a global chain for changes outside any

@@ -1,4 +1,4 @@
-"""Trials, centers, arms, people, cases, the sealed allocation list and the audit log (DESIGN.md sections 1, 2, 5)."""
+"""Trials, centers, arms, people, cases, the sealed allocation list and the audit log (docs/design.md sections 1, 2, 5)."""
 from __future__ import annotations
 
 import secrets

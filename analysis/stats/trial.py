@@ -1,4 +1,4 @@
-"""Whole-trial analysis (DESIGN.md section 7) from the tidy export tables, as one JSON-able dict.
+"""Whole-trial analysis (docs/design.md section 7) from the tidy export tables, as one JSON-able dict.
 
 Export table schema (CSV files in the export directory, one header row, UTF-8; the Django export writes exactly this):
 
@@ -388,7 +388,7 @@ def analyse_trial_tables(
     threshold: float | dict[str, float] = 0.5,
     findings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """DESIGN.md section 7, primary and secondary analyses, from the export tables (see module docstring).
+    """docs/design.md section 7, primary and secondary analyses, from the export tables (see module docstring).
 
     ``design``: 'paired_by_case' (default), 'case_randomised' or 'crossover'. ``majority_k``: experts needed for a
     case to count as 'assisted preferred' (default strict majority of the panel that rated it; the reference trial

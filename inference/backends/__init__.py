@@ -1,4 +1,4 @@
-"""Django-free draft backends (DESIGN.md section 6).
+"""Django-free draft backends (docs/design.md section 6).
 
 >>> backend = load_backend("retrieval", {"k": 10})          # loaded once per process (cached)
 >>> draft = backend.generate([pil_image], ["pleural_effusion", ...], {"case_id": "C001"})

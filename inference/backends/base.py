@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-#: The trial's default six critical findings (DESIGN.md section 3); a trial's findings are data, not code.
+#: The trial's default six critical findings (docs/design.md section 3); a trial's findings are data, not code.
 DEFAULT_FINDINGS: tuple[str, ...] = (
     "pleural_effusion",
     "pneumothorax",
@@ -174,7 +174,7 @@ class Box:
 
 @dataclass
 class DraftResult:
-    """A model's output for one case (DESIGN.md "Draft")."""
+    """A model's output for one case (docs/design.md "Draft")."""
 
     findings: str
     impression: str

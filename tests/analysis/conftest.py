@@ -3,13 +3,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-REF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "reference-stats"
+# Published results kept beside the tests (the way statsmodels keeps R results); sources and licences in its README.
+REF = Path(__file__).resolve().parent / "results"
 
 
 @pytest.fixture(scope="session")
 def ref() -> Path:
     if not (REF / "README.md").exists():
-        pytest.fail(f"reference data missing: expected {REF} (shared/data/reference-stats next to the repo)")
+        pytest.fail(f"reference data missing: expected {REF} (tests/analysis/results)")
     return REF
 
 
