@@ -7,7 +7,7 @@ export DJANGO_SETTINGS_MODULE := config.settings
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cxr_trial
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test install install-all chromium lint reliability benchmarks clean
+.PHONY: demo test install install-all chromium rlang lint reliability benchmarks clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,18 +29,24 @@ install-all: $(VENV)/.installed-all
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# R is the statistics tests' oracle (lme4 + lmerTest + pbkrtest), never a runtime dependency.
+rlang:
+	@Rscript -e 'library(lmerTest); library(pbkrtest)' >/dev/null 2>&1 || (apt-get update -qq && \
+	  apt-get install -y -qq r-base-core r-cran-lme4 r-cran-lmertest r-cran-pbkrtest >/dev/null)
+
 demo: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo --port $(PORT)
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 
-test: install-all chromium
+test: install-all chromium rlang
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
 	  DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install-all
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 reliability: install-all chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \

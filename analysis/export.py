@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import io
 import json
 import subprocess
@@ -18,8 +17,10 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from core.keyed import keyed_hex
 from inference.models import Draft
-from reading.models import Rating, Read
+from rating.models import Rating
+from reading.models import Read
 from trial.models import AllocationSlot, Case, Membership, Trial
 
 MASK_LABELS = ["X", "Y", "Z", "W"]
@@ -114,7 +115,7 @@ def arm_labels(trial: Trial) -> dict[int, str]:
     arms = list(trial.arms.order_by("pk"))
     if trial.is_locked:
         return {a.pk: a.code for a in arms}
-    order = sorted(arms, key=lambda a: hmac.new(trial.secret.encode(), f"mask|{a.pk}".encode(), hashlib.sha256).hexdigest())
+    order = sorted(arms, key=lambda a: keyed_hex(trial.secret, "mask", a.pk))
     return {a.pk: MASK_LABELS[i] for i, a in enumerate(order)}
 
 

@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import NotAllowed
 from trial import audit
-from trial.exceptions import NotAllowed
 from trial.models import Trial
 from trial.permissions import Role, has_role
 

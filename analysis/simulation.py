@@ -2,7 +2,7 @@
 
 Setup, allocation, enrolment: ``trial.services`` (create_trial, add_center, add_arm, add_member,
 generate_allocation_list, advance_status, enrol_reader, add_case, enrol_case). Reads: ``reading.services``
-(open_read, submit_read). Ratings: ``reading.rating_services`` (open_rating, submit_rating).
+(open_read, submit_read). Ratings: ``rating.services`` (open_rating, submit_rating).
 
 Three things are written directly, each marked where it happens:
 - the reference standard (``Case.reference_findings``): no service sets it (the import does, from source data);
@@ -32,9 +32,10 @@ from django.utils import timezone
 from scipy.stats import norm
 
 from inference.models import Draft, ModelVersion
-from reading import rating_services
+from rating import services as rating_services
+from rating.models import Rating
 from reading import services as reading_services
-from reading.models import Rating, Read
+from reading.models import Read
 from trial import services
 from trial.models import Case, Membership, Trial
 from trial.models import default_findings as trial_findings
@@ -183,7 +184,7 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
                                                autosaved_at=submitted, active_seconds=round(secs, 3))
     log(f"{len(reads)} reads submitted ({unassigned} unassigned)")
 
-    # -- ratings (reading.rating_services) ------------------------------------------------------------------
+    # -- ratings (rating.services) ------------------------------------------------------------------
     trial = services.advance_status(coord, trial, Trial.Status.RATING)
     expert_pos = {m.pk: j for j, m in enumerate(experts)}
     expert_q = rng.normal(0, p.expert_sd, p.experts)

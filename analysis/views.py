@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from trial.exceptions import TrialError
+from core.errors import TrialError
 from trial.models import Trial
 from trial.permissions import require_role
 

@@ -32,9 +32,9 @@ def main() -> None:
     from django.core.management import call_command
     from pydicom.uid import generate_uid
 
+    from imaging import services as imports
+    from imaging.dicom.synthetic import to_bytes
     from tests.factories import make_trial  # the same factory the tests use
-    from trial import imports
-    from trial.imaging.synthetic import to_bytes
 
     call_command("migrate", verbosity=0)
     t = make_trial(code="BENCH", status="setup", enrol_readers=False, centers=1)

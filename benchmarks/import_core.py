@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from trial.imaging import deidentify, make_rendition, to_bytes, validate
+from imaging.dicom import deidentify, make_rendition, to_bytes, validate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dicom"
 FILES = [

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter, SimpleRouter
 
+from imaging import api as imaging_api
 from trial import api as trial_api
 
 router = DefaultRouter()
@@ -12,8 +13,8 @@ trial_router.register("arms", trial_api.ArmViewSet, basename="arm")
 trial_router.register("members", trial_api.MembershipViewSet, basename="member")
 trial_router.register("cases", trial_api.CaseViewSet, basename="case")
 trial_router.register("allocations", trial_api.AllocationViewSet, basename="allocation")
-trial_router.register("imports", trial_api.ImportViewSet, basename="import")
-trial_router.register("reference-standard", trial_api.ReferenceViewSet, basename="reference")
+trial_router.register("imports", imaging_api.ImportViewSet, basename="import")
+trial_router.register("reference-standard", imaging_api.ReferenceViewSet, basename="reference")
 
 urlpatterns = [
     path("", include(router.urls)),
@@ -21,7 +22,7 @@ urlpatterns = [
 ]
 
 # Blinded expert rating (issue 6)
-urlpatterns += [path("rating/", include("reading.rating_api_urls"))]
+urlpatterns += [path("rating/", include("rating.api_urls"))]
 
 # Reading: the reader's worklist and reads (issue 4)
 urlpatterns += [path("reading/", include("reading.api_urls"))]

@@ -34,10 +34,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: nothing fetched from a CDN
     "axes",
+    # Ours, from the base up; dependencies point one way (docs/architecture.md, checked by lint-imports).
+    "core",
     "trial",
-    "reading",
+    "imaging",
     "inference",
+    "reading",
+    "rating",
+    "enrolment",
     "analysis",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -48,8 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "trial.middleware.ContentSecurityPolicyMiddleware",
-    "trial.middleware.LoginRequiredMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.LoginRequiredMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -120,7 +126,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-# Content-Security-Policy (trial.middleware.ContentSecurityPolicyMiddleware): this origin only, no inline script.
+# Content-Security-Policy (core.middleware.ContentSecurityPolicyMiddleware): this origin only, no inline script.
 CSP_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
               "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
               "frame-ancestors 'none'")
@@ -151,7 +157,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "trial.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "cxr-trial API",

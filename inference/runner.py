@@ -18,7 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from trial.models import Case, Image
+from imaging.models import Image
+from trial.models import Case
 
 from .models import Draft, ModelVersion
 

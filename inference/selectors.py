@@ -57,3 +57,8 @@ def queue_depth() -> int | None:
         return int(redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1).llen("gpu"))
     except redis.RedisError:
         return None
+
+
+def default_model_version_receiver(sender, **kwargs) -> ModelVersion:
+    """trial.signals.default_model_version_requested: the model version of an AI arm added without one."""
+    return default_model_version()

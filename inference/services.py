@@ -63,7 +63,7 @@ def retry_draft(actor, draft: Draft) -> Draft:
     ensure_writable(trial)
     draft = Draft.objects.select_for_update().get(pk=draft.pk)
     if draft.status != Draft.Status.FAILED:
-        from trial.exceptions import Conflict
+        from core.errors import Conflict
 
         raise Conflict(f"Only failed drafts can be retried (this one is {draft.status}).")
     before = {"status": draft.status, "error": draft.error}

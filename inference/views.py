@@ -6,7 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from trial.exceptions import TrialError
+from core.errors import TrialError
 from trial.models import Trial
 from trial.permissions import Role, require_role
 

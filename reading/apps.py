@@ -4,4 +4,14 @@ from django.apps import AppConfig
 class ReadingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "reading"
-    verbose_name = "Reading and rating"
+    verbose_name = "Reading"
+
+    def ready(self) -> None:
+        # What this app adds to the apps below it: the reader's image access, its progress counts.
+        from imaging.selectors import register_image_access
+        from trial.signals import progress_requested
+
+        from . import selectors
+
+        register_image_access(selectors.reader_sees_case_images)
+        progress_requested.connect(selectors.progress_receiver, dispatch_uid="reading.progress")

@@ -1,4 +1,4 @@
-"""Reads (one reader, one case, one arm) and expert ratings (docs/design.md sections 2 and 4)."""
+"""Reads (one reader, one case, one arm) (docs/design.md sections 2 and 4)."""
 from __future__ import annotations
 
 import secrets
@@ -65,51 +65,3 @@ class Read(models.Model):
     @property
     def is_submitted(self) -> bool:
         return self.submitted_at is not None
-
-
-class Rating(models.Model):
-    """One expert's blinded judgement of a case's reports, shown as A and B in an order drawn per rating."""
-
-    class Status(models.TextChoices):
-        TODO = "todo", "To do"
-        IN_PROGRESS = "in_progress", "In progress"
-        DONE = "done", "Done"
-
-    class Preference(models.TextChoices):
-        A = "A", "Report A"
-        B = "B", "Report B"
-        NONE = "none", "No preference"
-
-    public_id = models.CharField(max_length=24, unique=True, default=opaque_id, editable=False)
-    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="ratings")
-    expert = models.ForeignKey("trial.Membership", on_delete=models.PROTECT, related_name="ratings")
-    read_a = models.ForeignKey(Read, on_delete=models.PROTECT, related_name="+")
-    read_b = models.ForeignKey(Read, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    order_seed = models.CharField(max_length=64, blank=True, help_text="Seed the A/B order was drawn from")
-    order_key = models.BigIntegerField(default=0)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TODO)
-    created_at = models.DateTimeField(auto_now_add=True)
-    opened_at = models.DateTimeField(null=True, blank=True)
-    submitted_at = models.DateTimeField(null=True, blank=True)
-    autosaved_at = models.DateTimeField(null=True, blank=True)
-    preference = models.CharField(max_length=4, choices=Preference.choices, blank=True)
-    quality_a = models.PositiveSmallIntegerField(null=True, blank=True)
-    quality_b = models.PositiveSmallIntegerField(null=True, blank=True)
-    comment = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["order_key"]
-        constraints = [
-            models.UniqueConstraint(fields=["case", "expert"], name="uniq_rating_case_expert"),
-            models.CheckConstraint(
-                condition=models.Q(quality_a__isnull=True) | models.Q(quality_a__gte=1, quality_a__lte=5),
-                name="rating_quality_a_range",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(quality_b__isnull=True) | models.Q(quality_b__gte=1, quality_b__lte=5),
-                name="rating_quality_b_range",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Rating {self.public_id}"

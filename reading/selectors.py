@@ -8,10 +8,11 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from imaging.selectors import image_entries
 from trial.models import Case, Membership, Trial
-from trial.permissions import Role, has_role
+from trial.permissions import Role
 
-from .models import Rating, Read
+from .models import Read
 from .services import reading_counts
 
 
@@ -19,18 +20,15 @@ def reading_progress(trial: Trial) -> dict:
     return reading_counts(trial)
 
 
+def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
+    """trial.signals.progress_requested: the reading counts for the trial's progress page and API."""
+    return reading_progress(trial)
+
+
 # -- images -------------------------------------------------------------------------------------------------
-def can_view_case_images(user, case: Case) -> bool:
-    """Who may load a case's images: the reader assigned a read of the case, the trial's coordinators, and
-    experts who have a rating task (a Rating row) for the case. Nobody else, whatever their other roles."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    trial = case.trial
-    if has_role(user, trial, Role.COORDINATOR):
-        return True
-    if Read.objects.filter(case=case, reader__user=user, reader__role=Role.READER).exists():
-        return True
-    return Rating.objects.filter(case=case, expert__user=user, expert__role=Role.EXPERT).exists()
+def reader_sees_case_images(user, case: Case) -> bool:
+    """Image access rule registered with imaging (reading/apps.py): the reader assigned a read of the case."""
+    return Read.objects.filter(case=case, reader__user=user, reader__role=Role.READER).exists()
 
 
 # -- availability rules (the worklist and open_read both use these) ------------------------------------------
@@ -205,8 +203,6 @@ def read_payload(read: Read) -> dict:
     shown draft's text and its probabilities for the trial's findings) and the draft-change measures; every other
     arm's payload has no draft field at all, whatever drafts exist for the case."""
     from django.urls import reverse
-
-    from .image_views import image_entries
 
     trial = read.case.trial
     payload = {

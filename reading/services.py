@@ -1,24 +1,22 @@
-"""Writes for reads and ratings. Each public function is one transaction."""
+"""Writes for reads. Each public function is one transaction."""
 from __future__ import annotations
-
-import hashlib
-import hmac
 
 from django.db import transaction
 from django.db.models import Count, Q
 
+from core.keyed import keyed_int
 from trial import audit
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role
 
+from . import signals
 from .models import Read
 
 
 def worklist_order_key(trial: Trial, reader_id: int, case_id: int, session: int = 1) -> int:
     """Each reader's worklist order: a keyed hash (the trial's secret is the recorded seed), so it is
     reproducible, differs per reader and reveals nothing about arm or case order."""
-    msg = f"{reader_id}|{case_id}|{session}".encode()
-    return int.from_bytes(hmac.new(trial.secret.encode(), msg, hashlib.sha256).digest()[:7], "big")
+    return keyed_int(trial.secret, reader_id, case_id, session)
 
 
 def _least_loaded_reader(trial: Trial, arm, center) -> Membership | None:
@@ -119,7 +117,7 @@ DRAFT_THRESHOLD = 0.5
 
 
 def _locked_own_read(actor, read: Read) -> Read:
-    from trial.exceptions import NotAllowed
+    from core.errors import NotAllowed
     from trial.services import ensure_writable
 
     ensure_writable(read.case.trial)
@@ -134,7 +132,7 @@ def _locked_own_read(actor, read: Read) -> Read:
 
 
 def _ensure_available(read: Read) -> None:
-    from trial.exceptions import Conflict
+    from core.errors import Conflict
 
     from .selectors import unavailable_reason
 
@@ -144,7 +142,7 @@ def _ensure_available(read: Read) -> None:
 
 
 def _clean_text(data: dict, key: str) -> str:
-    from trial.exceptions import InvalidInput
+    from core.errors import InvalidInput
 
     value = data.get(key, "")
     if value is None:
@@ -160,7 +158,7 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     """Validate a report payload: {findings_text, impression_text, finding_marks: {code: {present, confidence}}}.
     Autosaves may be partial (unmarked findings stay null); a submit needs text and every finding marked present
     or absent with a confidence of 1-5."""
-    from trial.exceptions import InvalidInput
+    from core.errors import InvalidInput
 
     if not isinstance(data, dict):
         raise InvalidInput("The report must be a JSON object.")
@@ -193,7 +191,7 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
 
 
 def _clean_seconds(value) -> float:
-    from trial.exceptions import InvalidInput
+    from core.errors import InvalidInput
 
     if value is None or value == "":
         return 0.0
@@ -317,7 +315,7 @@ def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, 
 @transaction.atomic
 def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
     """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
-    (AI arm), audits, and tells rating (reading.rating_services.on_read_submitted). Idempotent: a second submit
+    (AI arm), audits, and tells rating (rating.services.on_read_submitted). Idempotent: a second submit
     (double click, retry, two tabs) returns the saved read with created=False and changes nothing."""
     from django.utils import timezone
 
@@ -345,17 +343,5 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
         )
     read.save()
     audit.record(actor=actor, trial=trial, action="read:submit", obj=read, before=before, after=audit.snapshot(read))
-    _tell_rating(read)
+    signals.read_submitted.send(sender=Read, read=read)  # rating tasks once both reads of a case are in
     return read, True
-
-
-def _tell_rating(read: Read) -> None:
-    """Rating tasks are made by reading.rating_services (another module, written alongside). Imported lazily;
-    guarded only while that module may be absent from a checkout."""
-    import importlib.util
-
-    if importlib.util.find_spec("reading.rating_services") is None:
-        return
-    from reading.rating_services import on_read_submitted
-
-    on_read_submitted(read)

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from trial.exceptions import TrialError, TrialLocked
+from core.errors import TrialError, TrialLocked
 from trial.models import Trial
 
 from . import selectors, services

@@ -9,10 +9,12 @@ import random
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from reading.models import Rating, Read
+from imaging.models import Image
+from rating.models import Rating
+from reading.models import Read
 from tests.factories import add_cases, make_trial
 from trial import services
-from trial.models import Case, Image, Trial
+from trial.models import Case, Trial
 
 # The same clinical content in two surface styles: what a model draft edited by a reader looks like, and what an
 # unaided reader writes. After normalisation both must read the same.

@@ -1,5 +1,5 @@
 """Test data for reading: case images (an 8-bit display PNG and a 16-bit full-range PNG under MEDIA_ROOT, plus the
-trial.Image row) and ready drafts. The import pipeline is not used here: these stand in for its output."""
+imaging.Image row) and ready drafts. The import pipeline is not used here: these stand in for its output."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +9,9 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
+from imaging.models import Image
 from inference.models import Draft
-from trial.models import Case, Image
+from trial.models import Case
 
 SAMPLE_PNGS = [
     Path(__file__).resolve().parent.parent / "fixtures" / "cxr-png" / "00000001_000.png",

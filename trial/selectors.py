@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
+from . import signals
 from .models import AllocationSlot, AuditEntry, Case, Membership, Trial
 from .permissions import Role, require_role
 
@@ -38,11 +39,8 @@ def trial_progress(trial: Trial) -> dict:
     )
     readers_enrolled = Membership.objects.filter(trial=trial, role=Role.READER, enrolled_at__isnull=False).count()
     progress = {"cases": cases, "members": members, "readers_enrolled": readers_enrolled}
-    from reading.rating_selectors import rating_progress
-    from reading.selectors import reading_progress
-
-    progress.update(reading_progress(trial))
-    progress.update(rating_progress(trial))
+    for _receiver, counts in signals.progress_requested.send(sender=Trial, trial=trial):
+        progress.update(counts)  # reading's and rating's counts (their apps connect the receivers)
     return progress
 
 

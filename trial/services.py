@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import audit
-from .exceptions import Conflict, InvalidInput, NotAllowed, TrialLocked
+from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
+
+from . import audit, signals
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
 from .models import (
@@ -172,9 +173,7 @@ def add_arm(actor, trial: Trial, *, code: str, name: str, is_ai: bool = False, m
     if trial.arms.filter(code=code).exists():
         raise Conflict(f"Arm {code} already exists in this trial.")
     if is_ai and model_version is None:
-        from inference.selectors import default_model_version
-
-        model_version = default_model_version()
+        model_version = _default_model_version()
     arm = Arm.objects.create(trial=trial, code=code, name=name, is_ai=is_ai, model_version=model_version, ratio=ratio)
     audit.record(actor=actor, trial=trial, action="create", obj=arm, after=audit.snapshot(arm))
     return arm
@@ -205,17 +204,9 @@ def add_member(
     audit.record(actor=actor, trial=trial, action="create", obj=m, after=audit.snapshot(m))
     user.__dict__.pop("_trial_roles_cache", None)
     if role == Role.EXPERT:
-        _top_up_rating_panels(trial)
+        signals.expert_joined.send(sender=Trial, trial=trial)  # fills panels that came out short
     audit.open_chain(trial, user)  # last: it takes the trial's chain, which a top-up takes only after case rows
     return m
-
-
-def _top_up_rating_panels(trial: Trial) -> None:
-    """A new expert fills panels that came out short (reading.rating_services, imported lazily: the trial app
-    does not depend on reading at import time)."""
-    from reading.rating_services import top_up_panels
-
-    top_up_panels(trial)
 
 
 @transaction.atomic
@@ -399,7 +390,8 @@ def _reveal_next(trial: Trial, key: str, actor) -> AllocationSlot:
 
 def _ensure_enrolment_open(trial: Trial) -> None:
     if trial.status not in (Trial.Status.ENROLLING, Trial.Status.READING):
-        raise Conflict(f"Enrolment is closed while the trial is in {trial.get_status_display().lower()}.")
+        raise Conflict(f"Enrolment is closed while the trial is in {trial.get_status_display().lower()}.",
+                       code=ErrorCode.ENROLMENT_CLOSED)
 
 
 @transaction.atomic
@@ -419,7 +411,7 @@ def enrol_reader(actor, membership: Membership) -> Membership:
         m.enrolled_at = timezone.now()
         m.save(update_fields=["enrolled_at"])
         audit.record(actor=actor, trial=trial, action="enrol", obj=m, before=before, after=audit.snapshot(m))
-        _after_reader_enrolled(m, actor)
+        signals.reader_enrolled.send(sender=Membership, membership=m, actor=actor)
         return m
     alist = trial.allocation_list
     slot = _reveal_next(trial, stratum_key_for_reader(m, alist.stratify_by_experience), actor)
@@ -430,7 +422,7 @@ def enrol_reader(actor, membership: Membership) -> Membership:
     m.enrolled_at = slot.revealed_at
     m.save(update_fields=["arm", "enrolled_at"])
     audit.record(actor=actor, trial=trial, action="enrol", obj=m, before=before, after=audit.snapshot(m))
-    _after_reader_enrolled(m, actor)
+    signals.reader_enrolled.send(sender=Membership, membership=m, actor=actor)
     return m
 
 
@@ -458,7 +450,7 @@ def enrol_case(actor, case: Case) -> Case:
     case.status = Case.Status.ENROLLED
     case.save(update_fields=["arm", "enrolled_at", "status"])
     audit.record(actor=actor, trial=trial, action="enrol", obj=case, before=before, after=audit.snapshot(case))
-    _after_case_enrolled(case, actor)
+    signals.case_enrolled.send(sender=Case, case=case, actor=actor)  # reads and drafts, in this transaction
     return case
 
 
@@ -477,19 +469,12 @@ def exclude_case(actor, case: Case, reason: str) -> Case:
     return case
 
 
-def _after_case_enrolled(case: Case, actor) -> None:
-    """Enrolment creates the case's reads and queues its drafts (both inside this transaction / on commit)."""
-    from inference.services import queue_drafts_for_case
-    from reading.services import create_reads_for_case
-
-    create_reads_for_case(case, actor=actor)
-    queue_drafts_for_case(case)
-
-
-def _after_reader_enrolled(m: Membership, actor) -> None:
-    from reading.services import on_reader_enrolled
-
-    on_reader_enrolled(m, actor=actor)
+def _default_model_version():
+    """An AI arm without a named model version gets the inference app's default (its receiver answers)."""
+    answers = [mv for _r, mv in signals.default_model_version_requested.send(sender=Arm) if mv is not None]
+    if not answers:
+        raise InvalidInput("An AI arm needs a model version, and none is configured.")
+    return answers[0]
 
 
 def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:
@@ -502,6 +487,6 @@ def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:
             done += 1
         except (Conflict, InvalidInput) as exc:
             problems.append(f"{case.code}: {exc.message}")
-            if isinstance(exc, Conflict) and "Enrolment is closed" in exc.message:
+            if exc.code == ErrorCode.ENROLMENT_CLOSED:
                 break
     return done, problems

@@ -6,8 +6,9 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.errors import TrialError
+
 from . import selectors, services
-from .exceptions import TrialError
 from .forms import AllocationListForm, ArmForm, CaseForm, CenterForm, MemberForm, StatusForm, TrialForm
 from .models import Case, Membership, Trial
 from .permissions import Role, can_create_trials, require_role

@@ -7,7 +7,7 @@ import pytest
 
 from analysis.export import build_export
 from analysis.services import run_analysis
-from reading.models import Rating
+from rating.models import Rating
 from trial import services
 from trial.models import Trial
 

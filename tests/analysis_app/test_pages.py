@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from analysis import services
 from analysis.models import AnalysisRun
-from trial.exceptions import NotAllowed
+from core.errors import NotAllowed
 from trial.models import Membership
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.core.management import call_command
 
 from analysis.pipeline import analyse_export
 from analysis.simulation import SimulationParams, simulate_trial
-from reading.models import Rating, Read
+from rating.models import Rating
+from reading.models import Read
 from trial.models import Case
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from analysis.models import AnalysisRun
+from demo.seed import DEMO_CODE, DEMO_PASSWORD, seed_demo
 from tests.browser import login, screenshot
-from trial.demo import DEMO_CODE, DEMO_PASSWORD, seed_demo
 from trial.models import Case
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

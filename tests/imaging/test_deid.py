@@ -7,9 +7,9 @@ import io
 import pydicom
 import pytest
 
-from trial.imaging import deidentify, pseudonymous_uid, to_bytes, validate
-from trial.imaging.profile import BASIC_PROFILE, resolve_action
-from trial.imaging.synthetic import (
+from imaging.dicom import deidentify, pseudonymous_uid, to_bytes, validate
+from imaging.dicom.profile import BASIC_PROFILE, resolve_action
+from imaging.dicom.synthetic import (
     FAKE_ACCESSION,
     FAKE_BIRTH_DATE,
     FAKE_PATIENT_ID,
@@ -18,7 +18,7 @@ from trial.imaging.synthetic import (
     fill_profile_attributes,
     make_secondary_capture_cxr,
 )
-from trial.imaging.synthetic import to_bytes as synthetic_bytes
+from imaging.dicom.synthetic import to_bytes as synthetic_bytes
 
 SECRET = "trial-secret-0123456789abcdef"
 SHIFT = -123

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trial.imaging import instance_summary, make_rendition, validate
-from trial.imaging.synthetic import make_secondary_capture_cxr
+from imaging.dicom import instance_summary, make_rendition, validate
+from imaging.dicom.synthetic import make_secondary_capture_cxr
 
 
 def _png(data: bytes) -> tuple[Image.Image, np.ndarray]:

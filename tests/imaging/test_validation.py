@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from trial.imaging import REASON_CODES, DicomRefused, validate
-from trial.imaging.synthetic import make_secondary_capture_cxr, to_bytes, truncate
+from imaging.dicom import REASON_CODES, DicomRefused, validate
+from imaging.dicom.synthetic import make_secondary_capture_cxr, to_bytes, truncate
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "fixtures" / "dicom" / "bad"

@@ -12,11 +12,12 @@ from django.core.management import call_command
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
+from imaging import services as imports
+from imaging.dicom.synthetic import make_secondary_capture_cxr
+from imaging.dicom.synthetic import to_bytes as sc_bytes
+from imaging.models import IdentityKey, Image
 from tests.factories import PASSWORD, make_trial
-from trial import imports
-from trial.imaging.synthetic import make_secondary_capture_cxr
-from trial.imaging.synthetic import to_bytes as sc_bytes
-from trial.models import AuditEntry, Case, IdentityKey, Image, Trial
+from trial.models import AuditEntry, Case, Trial
 
 FIX = Path(settings.BASE_DIR) / "fixtures"
 PNG = FIX / "cxr-png" / "00000001_000.png"
@@ -58,7 +59,7 @@ def test_real_chest_radiographs_import_with_renditions(t):
         with PILImage.open(root / img.full_range_file) as full:
             assert full.mode.startswith("I")
         assert {"window_center", "window_width"} <= set(img.display)
-    assert AuditEntry.objects.filter(trial=trial, action="import", object_type="trial.Image").count() == 4
+    assert AuditEntry.objects.filter(trial=trial, action="import", object_type="imaging.Image").count() == 4
 
 
 def test_same_file_twice_gives_one_image(t):

@@ -9,7 +9,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from inference.models import Draft, ModelVersion
-from reading.models import Rating, Read
+from rating.models import Rating
+from reading.models import Read
 from tests.browser import NetworkLog, login, screenshot
 from tests.factories import PASSWORD
 from tests.factories_rating import FIXED_READ_TIME, add_image, complete_case, rating_trial

@@ -6,12 +6,14 @@ import pytest
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
-from reading import rating_selectors, rating_services
-from reading.models import Rating, Read
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
+from rating import selectors as rating_selectors
+from rating import services as rating_services
+from rating.models import Rating
+from reading.models import Read
 from tests.factories import PASSWORD
 from tests.factories_rating import GOOD, complete_case, rating_trial, submit_read
 from trial import services
-from trial.exceptions import Conflict, InvalidInput, NotAllowed, TrialLocked
 from trial.models import AuditEntry
 
 

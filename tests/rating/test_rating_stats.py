@@ -10,8 +10,9 @@ import pytest
 from rest_framework.test import APIClient
 from scipy import stats
 
-from reading.models import Rating, Read
-from reading.rating_selectors import normalise_text
+from rating.models import Rating
+from rating.selectors import normalise_text
+from reading.models import Read
 from tests.factories import PASSWORD
 from tests.factories_rating import EXTRA, complete_case, rating_trial
 

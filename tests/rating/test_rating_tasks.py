@@ -5,12 +5,14 @@ from collections import Counter
 
 import pytest
 
-from reading import rating_selectors, rating_services
-from reading.models import Rating, Read
+from core.errors import InvalidInput
+from rating import selectors as rating_selectors
+from rating import services as rating_services
+from rating.models import Rating
+from reading.models import Read
 from tests.factories import PASSWORD, UserFactory
 from tests.factories_rating import GOOD, complete_case, rating_trial, submit_read
 from trial import services
-from trial.exceptions import InvalidInput
 from trial.models import AuditEntry, Case, Trial
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +40,7 @@ def test_short_panel_is_topped_up_when_an_expert_joins():
     t = rating_trial(code="RT2", experts=1, panel=2, cases=1)
     complete_case(t["cases"][0])
     assert Rating.objects.count() == 1
-    from reading.rating_selectors import rating_progress
+    from rating.selectors import rating_progress
 
     assert rating_progress(t["trial"])["cases_short_of_panel"] == 1  # the coordinator is told
     late = services.add_member(t["coordinator"], t["trial"], user=UserFactory(username="late-expert"), role="expert")

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.test import Client
 from PIL import Image as PILImage
 
-from reading.models import Rating, Read
-from reading.selectors import can_view_case_images
+from imaging.selectors import can_view_case_images
+from rating.models import Rating
+from reading.models import Read
 from tests.factories_reading import reads_of
 
 pytestmark = pytest.mark.django_db

@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.errors import InvalidInput, NotAllowed, TrialLocked
 from reading import services
 from reading.models import Read
 from tests.factories_reading import DRAFT_FINDINGS, reads_of
 from trial import services as trial_services
-from trial.exceptions import InvalidInput, NotAllowed, TrialLocked
 from trial.models import AuditEntry
 
 pytestmark = pytest.mark.django_db

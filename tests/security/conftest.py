@@ -46,7 +46,8 @@ def world(request, django_db_setup, django_db_blocker, world_media):
 
     from analysis.models import AnalysisRun
     from inference.models import Draft
-    from reading.models import Rating, Read
+    from rating.models import Rating
+    from reading.models import Read
     from tests.factories_rating import complete_case
     from tests.factories_reading import reader_in, with_images_and_drafts
     from trial.models import AllocationList, AuditEntry

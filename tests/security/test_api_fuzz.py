@@ -23,7 +23,8 @@ MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))  # per operation: ~15 
 def seeded(monkeypatch, live_server):
     monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
     monkeypatch.setattr("analysis.services.send_analysis_task", lambda run_id: False)
-    from reading.models import Rating, Read
+    from rating.models import Rating
+    from reading.models import Read
     from tests.factories_rating import complete_case
     from tests.factories_reading import reader_in, with_images_and_drafts
 

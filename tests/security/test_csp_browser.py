@@ -29,7 +29,7 @@ def _until(pg, expression: str, timeout: float = 10.0):
 def test_app_pages_run_under_the_csp(live_server, browser, monkeypatch):
     monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
     from analysis.models import AnalysisRun
-    from reading.models import Rating
+    from rating.models import Rating
     from tests.factories_rating import complete_case
     from tests.factories_reading import reader_in, with_images_and_drafts
 

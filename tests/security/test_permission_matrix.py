@@ -79,9 +79,9 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "inference:retry": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     # --- images: coordinators and the case's readers/experts; this image's case (1) has no rating task and the
     # reader's read of it is elsewhere, so only the coordinator may see it
-    "reading:image-meta": {"GET": page_only(coordinator=200), "POST": page_post_only()},
-    "reading:image-display": {"GET": page_only(coordinator=200), "POST": page_post_only()},
-    "reading:image-full": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "imaging:image-meta": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "imaging:image-display": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "imaging:image-full": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     # --- reader pages
     "reading:worklist": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
     "reading:next": {"GET": page_only(reader=302), "POST": page_only(reader=302)},

@@ -2,9 +2,9 @@
 import pytest
 from rest_framework.test import APIClient
 
+from core.errors import TrialLocked
 from tests.factories import PASSWORD, make_trial
 from trial import services
-from trial.exceptions import TrialLocked
 from trial.models import AuditEntry, Case, Center, Trial
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trial.exceptions import TrialError
+from core.errors import TrialError
 from trial.models import Trial
 
 from ...simulation import SimulationParams, simulate_trial

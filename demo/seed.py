@@ -1,0 +1,246 @@
+"""The demo trial: a paired-by-case trial from the fixtures, seeded through the same services as real use."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from imaging.dicom import make_rendition, make_secondary_capture_cxr, validate
+from imaging.dicom.synthetic import to_bytes as sc_bytes
+from imaging.services import import_file, import_reference_csv
+from inference.reportbank import load_iu_bank
+from rating import services as rating_services
+from rating.models import Rating
+from reading import services as reading
+from reading.models import Read
+from trial import services
+from trial.models import Trial, default_findings
+
+User = get_user_model()
+DEMO_CODE = "DEMO-CXR"
+DEMO_PASSWORD = "demo-password"
+
+
+@dataclass
+class DemoResult:
+    trial: Trial
+    logins: dict[str, str] = field(default_factory=dict)
+    created: bool = True
+
+
+def _user(username: str, **extra) -> User:
+    return services.get_or_create_user(username, password=DEMO_PASSWORD, **extra)
+
+
+@transaction.atomic
+def seed_people(n_centers: int = 3) -> tuple[Trial, dict[str, str]]:
+    coord = _user("coordinator", first_name="Casey", last_name="Coordinator")
+    coord.is_staff = True
+    coord.save(update_fields=["is_staff"])
+    coord.user_permissions.add(*Permission.objects.filter(codename="add_trial"))
+    coord = User.objects.get(pk=coord.pk)
+    trial = services.create_trial(
+        coord, code=DEMO_CODE, title="Demo: AI-drafted chest X-ray reports for junior radiologists",
+        design=Trial.Design.PAIRED_BY_CASE, expert_panel_size=3, preference_majority=2,
+    )
+    centers = [services.add_center(coord, trial, code=f"c{i + 1}", name=name)
+               for i, name in enumerate(["North Hospital", "River Clinic", "Hill Medical Center"][:n_centers])]
+    services.add_arm(coord, trial, code="unassisted", name="Standard care")
+    services.add_arm(coord, trial, code="ai_assisted", name="AI-assisted", is_ai=True)
+    readers = []
+    for c in centers:
+        for j in range(2):
+            u = _user(f"reader{len(readers) + 1}")
+            readers.append(services.add_member(coord, trial, user=u, role="reader", center=c,
+                                               experience="junior" if j == 0 else "senior"))
+    for j in range(3):
+        services.add_member(coord, trial, user=_user(f"expert{j + 1}"), role="expert", center=centers[j % len(centers)])
+    services.add_member(coord, trial, user=_user("statistician"), role="statistician")
+    # Block size 2 per center: each center's two readers land in different arms.
+    services.generate_allocation_list(coord, trial, seed="demo-seed", block_sizes=[2], slots_per_stratum=20)
+    services.advance_status(coord, trial, Trial.Status.ENROLLING)
+    for m in readers:
+        services.enrol_reader(coord, m)
+    services.advance_status(coord, trial, Trial.Status.READING)
+    logins = {"coordinator": "coordinator", "reader (AI arm)": "", "reader (unassisted)": "",
+              "expert": "expert1", "statistician": "statistician"}
+    for m in trial.memberships.filter(role="reader").select_related("arm", "user").order_by("user__username"):
+        key = "reader (AI arm)" if m.arm.is_ai else "reader (unassisted)"
+        logins[key] = logins[key] or m.user.username
+    return trial, logins
+
+
+def seed_demo(n_cases: int = 24, leave_open_cases: int = 2) -> DemoResult:
+    existing = Trial.objects.filter(code=DEMO_CODE).first()
+    if existing is not None:
+        return DemoResult(existing, demo_logins(existing), created=False)
+    trial, logins = seed_people()
+    seed_cases(trial, n_cases)
+    enrol_cases(trial, leave_open=leave_open_cases)
+    prefill_reads(trial)
+    prefill_ratings(trial)
+    return DemoResult(trial, logins)
+
+
+# -- cases: real chest radiographs, each paired with a real IU report as its reference -------------------------
+REAL_FILES = ["NIH_DX_chest_MONO2_implicitLE.dcm", "SIIM_CR_chest_MONO2_jpeg_baseline.dcm",
+              "CR-MONO1-10-chest_nometa.dcm", "RG1_CR_chest_MONO1_J2K_lossless.dcm"]
+
+
+def _fixture_dir() -> Path:
+    return Path(settings.BASE_DIR) / "fixtures"
+
+
+def _base_images() -> list[np.ndarray]:
+    """8-bit pixel arrays of the fixture chest radiographs (display orientation: bone bright)."""
+
+    out = []
+    for png in sorted((_fixture_dir() / "cxr-png").glob("*.png")):
+        with PILImage.open(png) as im:
+            out.append(np.asarray(im.convert("L")))
+    for name in REAL_FILES[:2]:
+        data = (_fixture_dir() / "dicom" / name).read_bytes()
+        inst = validate(data, name)
+        r = make_rendition(inst.dataset, pixels=inst.pixels, max_size=768)
+        with PILImage.open(io.BytesIO(r.display_png)) as im:
+            out.append(np.asarray(im.convert("L")))
+    return out
+
+
+def _variant(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A distinct study from a real radiograph: small crop, slight exposure change (a demo needs more cases
+    than there are openly licensed chest radiographs)."""
+    h, w = base.shape
+    dy, dx = (int(rng.integers(0, max(1, h // 12))) for _ in range(2))
+    crop = base[dy: h - int(rng.integers(0, max(1, h // 12))), dx: w - int(rng.integers(0, max(1, w // 12)))]
+    gamma = float(rng.uniform(0.85, 1.15))
+    out = 255.0 * (crop / 255.0) ** gamma
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _demo_reports(n: int) -> list[dict]:
+    """IU reports with a findings section, half with at least one of the trial's findings, in a stable order."""
+
+    bank = load_iu_bank()
+    codes = [f["code"] for f in default_findings()]
+    usable = [e for e in bank.entries if e.findings and e.impression]
+    positive = [e for e in usable if any(e.labels.get(c) for c in codes)]
+    normal = [e for e in usable if not any(e.labels.get(c) for c in codes)]
+    picked = [x for pair in zip(positive[: n // 2 + 1], normal[: n // 2 + 1], strict=False) for x in pair][:n]
+    return [{"id": e.id, "findings": e.findings, "impression": e.impression,
+             "labels": {c: int(bool(e.labels.get(c))) for c in codes}} for e in picked]
+
+
+def seed_cases(trial: Trial, n_cases: int) -> None:
+
+    coord = trial.memberships.get(role="coordinator").user
+    centers = list(trial.centers.order_by("code"))
+    rng = np.random.default_rng(7)
+    png = next(iter(sorted((_fixture_dir() / "cxr-png").glob("*.png"))))
+    files: list[tuple[str, bytes]] = [(n, (_fixture_dir() / "dicom" / n).read_bytes()) for n in REAL_FILES]
+    bases = _base_images()
+    while len(files) < n_cases:
+        arr = _variant(bases[len(files) % len(bases)], rng)
+        ds = make_secondary_capture_cxr(png, pixels=arr, modality="CR")
+        files.append((f"demo-{len(files):02d}.dcm", sc_bytes(ds)))
+    codes = []
+    for i, (name, data) in enumerate(files[:n_cases]):
+        r = import_file(coord, trial, centers[i % len(centers)], name, data)
+        if r.status != "imported":
+            raise RuntimeError(f"Demo fixture {name} was refused: {r.reason_code} {r.message}")
+        codes.append(r.case_code)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    finding_codes = trial.finding_codes
+    w.writerow(["case", *finding_codes, "report"])
+    for code, rep in zip(codes, _demo_reports(len(codes)), strict=True):
+        text = f"Findings: {rep['findings']}\nImpression: {rep['impression']}"
+        w.writerow([code, *[rep["labels"][c] for c in finding_codes], text])
+    result = import_reference_csv(coord, trial, buf.getvalue())
+    if result.errors:
+        raise RuntimeError(f"Demo reference standard refused: {result.errors}")
+
+
+def enrol_cases(trial: Trial, leave_open: int) -> None:
+    """Enrol all but a few cases (left for the visitor); drafts are made in-process by the retrieval baseline."""
+    coord = trial.memberships.get(role="coordinator").user
+    cases = list(trial.cases.order_by("code"))
+    for case in cases[: len(cases) - leave_open]:
+        services.enrol_case(coord, case)
+
+
+def _reader_text(case, read, rng) -> tuple[str, str, dict]:
+    findings, _, impression = case.reference_report.partition("\nImpression: ")
+    findings = findings.removeprefix("Findings: ")
+    if read.draft_id and rng.random() < 0.7:
+        # AI arm: the reader mostly keeps the draft and edits a little
+        findings, impression = read.draft.findings_text or findings, read.draft.impression_text or impression
+        if rng.random() < 0.5:
+            findings = findings + " Heart size is within normal limits."
+    marks = {}
+    for code in case.trial.finding_codes:
+        truth = bool(case.reference_findings.get(code))
+        call = truth if rng.random() < (0.9 if read.draft_id else 0.85) else not truth
+        marks[code] = {"present": call, "confidence": int(rng.integers(3, 6))}
+    return findings, impression, marks
+
+
+def prefill_reads(trial: Trial, share: float = 0.75) -> None:
+    """Most reads submitted through the reading services; the first reader of each arm keeps a few open."""
+
+    rng = np.random.default_rng(11)
+    clock = timezone.now() - timedelta(days=3)
+    for m in trial.memberships.filter(role="reader").select_related("user", "arm").order_by("user__username"):
+        reads = list(Read.objects.filter(reader=m).select_related("case__trial", "arm").order_by("order_key"))
+        keep_open = 3 if m.user.username in ("reader1", "reader2") else 1
+        for read in reads[: max(0, min(int(len(reads) * share), len(reads) - keep_open))]:
+            read = reading.open_read(m.user, read)
+            findings, impression, marks = _reader_text(read.case, read, rng)
+            reading.submit_read(m.user, read, {"findings_text": findings, "impression_text": impression,
+                                               "finding_marks": marks})
+            # Demo data: give the pre-filled reads realistic durations (the services stamp the real clock).
+            seconds = float(rng.lognormal(np.log(119 if read.arm.is_ai else 146), 0.35))
+            opened = clock + timedelta(minutes=float(rng.uniform(1, 30)))
+            Read.objects.filter(pk=read.pk).update(
+                opened_at=opened, submitted_at=opened + timedelta(seconds=seconds * 1.15),
+                last_heartbeat_at=opened + timedelta(seconds=seconds), active_seconds=round(seconds, 1))
+
+
+def prefill_ratings(trial: Trial) -> None:
+    """Rate most pairs through the rating services; expert1 keeps a few open for the visitor."""
+
+    rng = np.random.default_rng(13)
+    open_left = 0
+    for r in Rating.objects.filter(case__trial=trial).select_related("expert__user", "read_a__arm", "read_b__arm",
+                                                                     "read_b").order_by("order_key"):
+        if r.expert.user.username == "expert1" and open_left < 3:
+            open_left += 1
+            continue
+        rating_services.open_rating(r.expert.user, r)
+        if r.read_b_id is None:
+            rating_services.submit_rating(r.expert.user, r, {"quality_a": int(rng.integers(3, 6))})
+            continue
+        q = {x.pk: int(np.clip(round(rng.normal(4.3 if x.arm.is_ai else 4.1, 0.6)), 1, 5))
+             for x in (r.read_a, r.read_b)}
+        better_a = q[r.read_a_id] - q[r.read_b_id]
+        pref = "A" if better_a > 0 else "B" if better_a < 0 else rng.choice(["A", "B", "none"])
+        rating_services.submit_rating(r.expert.user, r, {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id],
+                                                         "preference": str(pref)})
+
+
+def demo_logins(trial: Trial) -> dict[str, str]:
+    logins = {"coordinator": "coordinator", "expert": "expert1", "statistician": "statistician"}
+    for m in trial.memberships.filter(role="reader").select_related("arm", "user").order_by("user__username"):
+        key = "reader (AI arm)" if m.arm and m.arm.is_ai else "reader (unassisted)"
+        logins.setdefault(key, m.user.username)
+    return logins

@@ -1,0 +1,138 @@
+"""Permission-checked image serving for the viewer (readers, coordinators, and experts with a rating task).
+
+Images are never served from /media/: every file goes through these views, which check
+`imaging.selectors.can_view_case_images(user, case)` and answer 404 for an unknown id, 403 for a user who may
+not see the case.
+
+URLs (names in the `imaging` namespace), all keyed by the image's opaque `public_id`:
+
+- ``/reading/images/<public_id>/meta.json`` (``image-meta``): what the viewer needs: ``width``, ``height`` (of the
+  renditions), ``display`` (the import's viewer metadata, imaging/dicom/rendition.py: ``min``, ``max``,
+  ``window_center``, ``window_width`` in modality units; ``full_range`` ``{slope, intercept}`` mapping stored
+  16-bit values to modality units; ``invert`` true for MONOCHROME1, whose full range is stored un-inverted), the
+  URLs below and ``photometric_interpretation``.
+- ``/reading/images/<public_id>/display.png`` (``image-display``): the 8-bit display rendition (VOI applied,
+  MONOCHROME1 already inverted). The viewer draws this first: it is small and decodes natively, so the image is on
+  screen quickly and the default view is exactly the rendition.
+- ``/reading/images/<public_id>/full.bin`` (``image-full``): the full dynamic range for window/level, as raw
+  little-endian uint16 pixels, row-major, ``width * height * 2`` bytes; the size is also in the response headers
+  ``X-Image-Width`` / ``X-Image-Height``.
+
+Why a binary endpoint and not the 16-bit PNG: browsers decode a 16-bit PNG to 8 bits per channel when it is drawn
+on a canvas, which throws away exactly the range window/level needs. The server decodes the 16-bit PNG once with
+Pillow/numpy and caches the raw array under ``MEDIA_ROOT/cache/full-range/<public_id>.u16`` (written atomically;
+regenerated when the PNG is newer). The viewer fetches it in the background after the display image is shown and
+switches to it on the first window/level gesture.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from PIL import Image as PILImage
+
+from .models import Image
+from .selectors import can_view_case_images
+
+CACHE_CONTROL = "private, max-age=3600"
+
+
+def _image_for(request, public_id: str) -> Image:
+    image = get_object_or_404(Image.objects.select_related("case", "case__trial"), public_id=public_id)
+    if not can_view_case_images(request.user, image.case):
+        raise PermissionDenied("You may not view this case's images.")
+    return image
+
+
+def _media_path(relative: str) -> Path:
+    """A stored path relative to MEDIA_ROOT, refused if it escapes MEDIA_ROOT or does not exist."""
+    if not relative:
+        raise Http404("No such rendition.")
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents or not path.is_file():
+        raise Http404("No such rendition.")
+    return path
+
+
+def _file_response(path: Path, content_type: str, **headers) -> FileResponse:
+    resp = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115  (FileResponse closes it)
+    resp["Cache-Control"] = CACHE_CONTROL
+    resp["X-Content-Type-Options"] = "nosniff"
+    for k, v in headers.items():
+        resp[k] = str(v)
+    return resp
+
+
+def full_range_cache(image: Image) -> tuple[Path, int, int]:
+    """Decode the 16-bit PNG to raw little-endian uint16 once and cache it; returns (path, width, height)."""
+    src = _media_path(image.full_range_file)
+    cache_dir = Path(settings.MEDIA_ROOT) / "cache" / "full-range"
+    out = cache_dir / f"{image.public_id}.u16"
+    meta_w, meta_h = _rendition_size(image)
+    if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
+        size = out.stat().st_size
+        if meta_w and meta_h and size == meta_w * meta_h * 2:
+            return out, meta_w, meta_h
+    with PILImage.open(src) as im:
+        arr = np.asarray(im)
+    if arr.ndim == 3:  # a grey+alpha or RGB file: take the first channel
+        arr = arr[..., 0]
+    arr = np.clip(arr, 0, 65535).astype("<u2", copy=False)
+    h, w = arr.shape
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(np.ascontiguousarray(arr).tobytes())
+    os.replace(tmp, out)
+    return out, w, h
+
+
+def _rendition_size(image: Image) -> tuple[int, int]:
+    """The renditions' size (the import may downscale; display.width/height), else the stored rows/columns."""
+    d = image.display or {}
+    w, h = d.get("width"), d.get("height")
+    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        return w, h
+    return image.columns, image.rows
+
+
+@require_GET
+def image_meta(request, public_id: str):
+    image = _image_for(request, public_id)
+    display = dict(image.display or {})
+    width, height = _rendition_size(image)
+    resp = JsonResponse({
+        "id": image.public_id,
+        "width": width,
+        "height": height,
+        "photometric_interpretation": image.photometric_interpretation,
+        "view_position": image.view_position,
+        "pixel_spacing": image.pixel_spacing,
+        "display": display,
+        "display_url": reverse("imaging:image-display", args=[image.public_id]),
+        "full_url": reverse("imaging:image-full", args=[image.public_id]) if image.full_range_file else None,
+    })
+    resp["Cache-Control"] = CACHE_CONTROL
+    return resp
+
+
+@require_GET
+def image_display(request, public_id: str):
+    image = _image_for(request, public_id)
+    return _file_response(_media_path(image.display_file), "image/png")
+
+
+@require_GET
+def image_full(request, public_id: str):
+    image = _image_for(request, public_id)
+    path, w, h = full_range_cache(image)
+    return _file_response(path, "application/octet-stream", **{"X-Image-Width": w, "X-Image-Height": h})

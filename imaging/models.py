@@ -1,0 +1,63 @@
+"""De-identified images of cases and the optional identity key (docs/design.md section 2)."""
+from __future__ import annotations
+
+from django.db import models
+
+from trial.models import new_secret
+
+
+def image_upload_path(instance, filename: str) -> str:
+    return f"images/{instance.case.trial_id}/{filename}"
+
+
+class Image(models.Model):
+    """One de-identified DICOM instance of a case, stored content-addressed, with its display renditions."""
+
+    public_id = models.CharField(max_length=24, unique=True, editable=False)
+    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="images")
+    source_sha256 = models.CharField(max_length=64, help_text="Hash of the original file: re-import is idempotent")
+    sha256 = models.CharField(max_length=64, help_text="Hash of the stored de-identified file")
+    dicom_file = models.CharField(max_length=300)
+    display_file = models.CharField(max_length=300, help_text="8-bit lossless PNG after VOI/window")
+    full_range_file = models.CharField(max_length=300, help_text="16-bit PNG of the full dynamic range")
+    sop_instance_uid = models.CharField(max_length=64, help_text="Pseudonymous UID")
+    modality = models.CharField(max_length=8)
+    view_position = models.CharField(max_length=16, blank=True)
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    bits_allocated = models.PositiveSmallIntegerField()
+    bits_stored = models.PositiveSmallIntegerField()
+    photometric_interpretation = models.CharField(max_length=16)
+    pixel_spacing = models.JSONField(null=True, blank=True)
+    display = models.JSONField(default=dict, help_text="What the viewer needs for window/level on the full range")
+    burned_in_annotation = models.BooleanField(default=False, help_text="Flagged for coordinator review")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "trial_image"  # moved from trial; the table keeps its name (no data copied)
+        ordering = ["case", "created_at"]
+        constraints = [models.UniqueConstraint(fields=["case", "source_sha256"], name="uniq_image_source")]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    def save(self, *args, **kwargs):
+        if not self.public_id:
+            self.public_id = new_secret()[:24]
+        super().save(*args, **kwargs)
+
+
+class IdentityKey(models.Model):
+    """Original to pseudonymous identifiers, kept only when the trial chooses to; never shown to readers/experts."""
+
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="identity_keys")
+    kind = models.CharField(max_length=20)  # patient_id, study_uid, sop_uid
+    original = models.CharField(max_length=200)
+    pseudonym = models.CharField(max_length=200)
+
+    class Meta:
+        db_table = "trial_identitykey"
+        constraints = [models.UniqueConstraint(fields=["trial", "kind", "original"], name="uniq_identity_key")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key"

@@ -1,0 +1,41 @@
+"""Reads for images: who may see a case's images, and a case's images as the viewer's page data."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.urls import reverse
+
+from trial.models import Case
+from trial.permissions import Role, has_role
+
+ImageAccessRule = Callable[[object, Case], bool]
+_access_rules: list[ImageAccessRule] = []
+
+
+def register_image_access(rule: ImageAccessRule) -> None:
+    """Apps above imaging (reading: the case's readers; rating: its experts) register who else may see a case's
+    images from their AppConfig.ready(), so imaging imports none of them (docs/architecture.md)."""
+    if rule not in _access_rules:
+        _access_rules.append(rule)
+
+
+def image_access_rules() -> tuple[ImageAccessRule, ...]:
+    return tuple(_access_rules)
+
+
+def can_view_case_images(user, case: Case) -> bool:
+    """The trial's coordinators, plus whoever a registered rule admits (the reader assigned a read of the case,
+    experts with a rating task for it). Nobody else, whatever their other roles."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if has_role(user, case.trial, Role.COORDINATOR):
+        return True
+    return any(rule(user, case) for rule in _access_rules)
+
+
+def image_entries(case: Case) -> list[dict]:
+    """The case's images as the viewer's page data: [{id, meta_url}] (used by the read and rating pages)."""
+    return [
+        {"id": im.public_id, "meta_url": reverse("imaging:image-meta", args=[im.public_id])}
+        for im in case.images.order_by("created_at", "pk")
+    ]

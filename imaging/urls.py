@@ -1,0 +1,6 @@
+from django.urls import path
+
+from . import views
+
+app_name = "imports"  # URL names kept: imports:upload
+urlpatterns = [path("<slug:code>/", views.upload, name="upload")]

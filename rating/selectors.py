@@ -1,0 +1,275 @@
+"""Reads for blinded expert rating. Everything an expert's page or API receives is built here, from
+`worklist_payload` and `task_payload`, so the blinding rules live in one place (docs/design.md section 5):
+no arm, model, reader, draft, timestamp, or id that sorts by arm or creation order."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from reading.models import Read
+from trial.models import Membership, Trial
+from trial.permissions import Role, membership_of, require_role
+
+from .models import Rating
+
+# The 5-point quality scale, anchors written out on the page and in the API.
+QUALITY_SCALE = [
+    {"score": 1, "label": "Unacceptable",
+     "description": "Major errors or omissions that could harm the patient; the report must be rewritten."},
+    {"score": 2, "label": "Poor",
+     "description": "Significant errors or omissions; needs substantial revision before it could be signed."},
+    {"score": 3, "label": "Acceptable",
+     "description": "Minor errors or omissions without clinical consequence; usable after some revision."},
+    {"score": 4, "label": "Good",
+     "description": "Accurate and complete; only minor wording or style changes needed."},
+    {"score": 5, "label": "Excellent",
+     "description": "Accurate, complete and clearly written; would sign as is."},
+]
+PREFERENCE_CHOICES = [
+    {"value": "A", "label": "Report A"},
+    {"value": "B", "label": "Report B"},
+    {"value": "none", "label": "No preference"},
+]
+STATUS_LABELS = {"todo": "To do", "in_progress": "In progress", "done": "Done"}
+
+
+# -- text normalisation -------------------------------------------------------------------------------------
+# Words kept upper-case after sentence-casing (same rule for every report, so casing edits leave no trace).
+ACRONYMS = {
+    "ap", "pa", "ct", "mri", "icu", "ng", "og", "ett", "picc", "cvc", "ij", "svc", "ivc", "copd", "chf", "ards",
+    "ecg", "ekg", "aicd", "icd", "lv", "rv", "rul", "rml", "rll", "lul", "lll", "cabg", "tb", "hiv", "covid",
+    "cxr", "dx", "cr", "et",
+}
+ABBREVIATIONS = {"e.g.", "i.e.", "vs.", "approx.", "cf.", "no.", "dr.", "etc.", "fig.", "incl."}
+SECTION_LABEL = re.compile(r"^(?:findings?|impressions?|conclusions?|opinion|report)\s*[:\-]\s*", re.I)
+# A list marker at the start of a line: bullets, dashes, numbers and letters with . or ), (1).
+LINE_MARKER = re.compile(
+    r"^\s*(?:[-*+>\u2022\u00b7\u2023\u25e6\u25aa\u25cf\u2013\u2014]+\s*"
+    r"|\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)](?=\s|[A-Za-z])\s*"
+    r"|\(\d{1,3}\)\s*)"
+)
+# A number marker inside a line, after the start or a sentence end: "1. Heart normal. 2. Lungs clear."
+INLINE_NUMBER = re.compile(r"(^|[.;:]\s+)(?:\(?\d{1,2}[.)]|\(?[a-z]\))\s+(?=[A-Za-z])")
+VERTEBRA = re.compile(r"\b([tcl])(\d{1,2})\b")
+TRANSLATE = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\t": " ",
+    "\u2013": "-", "\u2014": "-", "\u2212": "-",
+})
+
+
+def _split_items(text: str) -> list[str]:
+    """Lines into items: a marked line or one after a blank line starts an item; other lines continue it."""
+    items: list[str] = []
+    new_item = True
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            new_item = True
+            continue
+        line = SECTION_LABEL.sub("", line)
+        marked = LINE_MARKER.match(line)
+        if marked:
+            line = line[marked.end():]
+        if not line:
+            new_item = True
+            continue
+        if marked or new_item or not items:
+            items.append(line)
+        else:
+            items[-1] += " " + line
+        new_item = False
+    return items
+
+
+def _sentences(item: str) -> list[str]:
+    words = item.split(" ")
+    out: list[str] = []
+    current: list[str] = []
+    for w in words:
+        current.append(w)
+        if w[-1:] in ".!?" and w.lower() not in ABBREVIATIONS and not re.fullmatch(r"\d+\.\d*", w):
+            out.append(" ".join(current))
+            current = []
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
+def _sentence_case(sentence: str) -> str:
+    s = sentence.lower()
+    s = re.sub(r"[a-z]+", lambda m: m.group(0).upper() if m.group(0) in ACRONYMS else m.group(0), s)
+    s = VERTEBRA.sub(lambda m: m.group(1).upper() + m.group(2), s)
+    s = re.sub(r"\bx-ray", "X-ray", s)
+    return s[:1].upper() + s[1:]
+
+
+def normalise_text(text: str) -> list[str]:
+    """A report section as a list of sentences: whitespace collapsed, bullets and numbering removed,
+    sentence-cased, each ending with a full stop. Two texts that differ only in such formatting normalise
+    to the same list, so the edit traces of a draft do not show."""
+    text = unicodedata.normalize("NFKC", text or "").translate(TRANSLATE).replace("\r\n", "\n").replace("\r", "\n")
+    sentences: list[str] = []
+    for item in _split_items(text):
+        item = re.sub(r"\s+", " ", item).strip()
+        item = INLINE_NUMBER.sub(lambda m: m.group(1), item)
+        item = re.sub(r"\s+([,.;:!?])", r"\1", item)  # no space before punctuation
+        item = re.sub(r"([,;:])(?=[A-Za-z])", r"\1 ", item)  # one space after
+        item = re.sub(r"\.{2,}", ".", item)
+        item = re.sub(r"\s+-\s+|\s+-(?=\s)|(?<=\s)-\s+", " - ", item)
+        item = re.sub(r"\s+", " ", item).strip()
+        for s in _sentences(item):
+            s = s.strip(" ,;:-")
+            if not s or not any(ch.isalnum() for ch in s):
+                continue
+            if s[-1] not in ".!?":
+                s += "."
+            sentences.append(_sentence_case(s))
+    return sentences
+
+
+def blinded_report(read: Read) -> dict:
+    """The only view of a read an expert gets: its findings and impression, normalised. Nothing else of the read
+    (arm, reader, draft, marks, times, ids) is included."""
+    return {"findings": normalise_text(read.findings_text), "impression": normalise_text(read.impression_text)}
+
+
+# -- who sees what ------------------------------------------------------------------------------------------
+def expert_membership(user, trial: Trial) -> Membership:
+    require_role(user, trial, Role.EXPERT)
+    return membership_of(user, trial, Role.EXPERT)
+
+
+def worklist(user, trial: Trial) -> QuerySet[Rating]:
+    """The expert's own tasks, in their drawn order (a keyed hash of the opaque id: not creation or arm order)."""
+    expert = expert_membership(user, trial)
+    return Rating.objects.filter(expert=expert, case__trial=trial).select_related("case").order_by("order_key", "public_id")
+
+
+def rating_for_expert(user, trial: Trial, public_id: str) -> Rating:
+    """The expert's own task; 404 for anyone else's (their existence is not revealed)."""
+    expert = expert_membership(user, trial)
+    rating = (
+        Rating.objects.filter(public_id=public_id, case__trial=trial, expert=expert)
+        .select_related("case__trial", "read_a", "read_b", "expert")
+        .first()
+    )
+    if rating is None:
+        raise Http404("No such rating task.")
+    return rating
+
+
+WORKLIST_PAGE_SIZE = 50
+
+
+def worklist_progress(tasks: QuerySet[Rating]) -> dict:
+    """Counted in the database: an expert of a large trial has thousands of tasks."""
+    by_status = dict(tasks.order_by().values_list("status").annotate(n=Count("pk")))
+    total = sum(by_status.values())
+    done = by_status.get(Rating.Status.DONE, 0)
+    return {
+        "total": total,
+        "done": done,
+        "in_progress": by_status.get(Rating.Status.IN_PROGRESS, 0),
+        "percent": round(100 * done / total) if total else 0,
+    }
+
+
+def next_task_id(user, trial: Trial) -> str | None:
+    """The first task in the expert's order that is not done."""
+    return (worklist(user, trial).exclude(status=Rating.Status.DONE)
+            .values_list("public_id", flat=True).first())
+
+
+def position_of(user, trial: Trial, rating: Rating) -> int:
+    """The task's 1-based place in the expert's order."""
+    before = worklist(user, trial).filter(
+        Q(order_key__lt=rating.order_key) | Q(order_key=rating.order_key, public_id__lt=rating.public_id)
+    )
+    return before.count() + 1
+
+
+def worklist_payload(user, trial: Trial, page=None) -> dict:
+    """Progress and the next task over the whole worklist, and one page of it (``page``: a number, default 1)."""
+    from django.core.paginator import Paginator
+
+    tasks = worklist(user, trial)
+    page_of = Paginator(tasks, WORKLIST_PAGE_SIZE).get_page(page)
+    return {
+        "trial": trial.code,
+        "progress": worklist_progress(tasks),
+        "next": next_task_id(user, trial),
+        "page": page_of.number,
+        "pages": page_of.paginator.num_pages,
+        "tasks": [
+            {
+                "id": t.public_id,
+                "position": page_of.start_index() + i,
+                "case": t.case.code,
+                "kind": "single" if t.read_b_id is None else "pair",
+                "status": t.status,
+                "status_label": STATUS_LABELS[t.status],
+            }
+            for i, t in enumerate(page_of)
+        ],
+    }
+
+
+def images_for(rating: Rating) -> list[dict]:
+    """The case's images, by their per-image opaque id (shared by both reports)."""
+    from .images import image_entries
+
+    return image_entries(rating.case)
+
+
+def task_payload(rating: Rating) -> dict:
+    """Everything the expert's page and API show for one task."""
+    single = rating.read_b_id is None
+    reports = [{"label": "A", **blinded_report(rating.read_a)}]
+    if not single:
+        reports.append({"label": "B", **blinded_report(rating.read_b)})
+    return {
+        "id": rating.public_id,
+        "case": rating.case.code,
+        "kind": "single" if single else "pair",
+        "status": rating.status,
+        "status_label": STATUS_LABELS[rating.status],
+        "submitted": rating.status == Rating.Status.DONE,
+        "reports": reports,
+        "images": images_for(rating),
+        "answer": {
+            "preference": rating.preference or None,
+            "quality_a": rating.quality_a,
+            "quality_b": rating.quality_b,
+            "comment": rating.comment,
+        },
+        "scale": QUALITY_SCALE,
+        "preferences": [] if single else PREFERENCE_CHOICES,
+    }
+
+
+def rating_progress(trial: Trial) -> dict:
+    """For the coordinator's progress view: ratings made and done, and the cases whose reads are complete but whose
+    expert panel is short (too few eligible experts; topped up when an expert joins)."""
+    from trial.models import Case
+
+    progress = Rating.objects.filter(case__trial=trial).aggregate(
+        ratings_total=Count("id"), ratings_done=Count("id", filter=Q(status=Rating.Status.DONE)),
+    )
+    progress["cases_short_of_panel"] = (
+        Case.objects.filter(trial=trial, status=Case.Status.READ)
+        .annotate(n=Count("ratings")).filter(n__lt=trial.expert_panel_size).count()
+    )
+    return progress
+
+
+def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
+    """trial.signals.progress_requested: the rating counts for the trial's progress page and API."""
+    return rating_progress(trial)
+
+
+def expert_sees_case_images(user, case) -> bool:
+    """Image access rule registered with imaging (rating/apps.py): experts with a rating task for the case."""
+    return Rating.objects.filter(case=case, expert__user=user, expert__role=Role.EXPERT).exists()

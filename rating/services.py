@@ -1,0 +1,343 @@
+"""Writes for blinded expert rating (issue 6, docs/design.md sections 2, 4 and 5). Each public function is one
+transaction.
+
+- `on_read_submitted(read)` is called by `reading.services.submit_read` inside its transaction; when all the
+  reads a case needs are submitted it makes the case's rating tasks.
+- `create_rating_tasks(case)` is idempotent: it makes (or tops up) the case's panel of experts.
+- `open_rating`, `autosave_rating`, `submit_rating`: the expert's side, with the same autosave, resume and
+  idempotent-submit rules as reads.
+
+Which reports are compared:
+- paired-by-case: the case's two reads (one per arm);
+- crossover: the two reads (one per arm) of one reader of the case, drawn from the trial's secret, so the
+  pair is fixed in advance and does not depend on who finished first;
+- case-randomised: the case's single read, scored alone (read_b is null, no preference).
+
+The A/B order of each task is drawn from `order_seed = HMAC(trial.secret, rating.public_id)` and stored.
+"""
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from core.errors import Conflict, InvalidInput, NotAllowed
+from core.keyed import keyed_hex
+from reading.models import Read
+from trial import audit
+from trial.models import Case, Membership, Trial
+from trial.permissions import Role
+from trial.services import ensure_writable
+
+from .models import Rating
+
+PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
+COMMENT_MAX = 5000
+
+
+# -- seeds and draws ----------------------------------------------------------------------------------------
+def _hmac(trial: Trial, msg: str) -> str:
+    return keyed_hex(trial.secret, msg)
+
+
+def order_seed_for(trial: Trial, public_id: str) -> str:
+    """The recorded seed of one task's A/B order."""
+    return _hmac(trial, f"rating-order|{public_id}")
+
+
+def swap_from_seed(order_seed: str) -> bool:
+    """True when the canonical pair (first, second) is shown as (B, A). One fair bit of the seed."""
+    return int(order_seed[:16], 16) & 1 == 1
+
+
+def _worklist_key(trial: Trial, public_id: str) -> int:
+    return int(_hmac(trial, f"rating-worklist|{public_id}")[:14], 16)
+
+
+# -- which reads a case needs -------------------------------------------------------------------------------
+def _is_submitted(read: Read) -> bool:
+    return read.status == Read.Status.DONE and read.submitted_at is not None
+
+
+def _canonical(reads: list[Read]) -> list[Read]:
+    """Unassisted-type arm first, then by arm code: the order before the per-task draw."""
+    return sorted(reads, key=lambda r: (r.arm.is_ai, r.arm.code, r.pk))
+
+
+def pair_reads(case: Case) -> list[Read] | None:
+    """The reads to rate for a case, in canonical order; None when the design gives no rateable set."""
+    trial = case.trial
+    reads = list(Read.objects.filter(case=case).select_related("arm").order_by("pk"))
+    if trial.design == Trial.Design.CASE_RANDOMISED:
+        return reads[:1] if len(reads) == 1 else None
+    if trial.design == Trial.Design.PAIRED_BY_CASE:
+        by_arm = {r.arm_id: r for r in reads}
+        if len(reads) != 2 or len(by_arm) != 2:
+            return None
+        return _canonical(reads)
+    # crossover: one reader's pair, drawn in advance among the readers who have one read in each of two arms
+    per_reader: dict[int, dict[int, Read]] = {}
+    for r in reads:
+        if r.reader_id is not None:
+            per_reader.setdefault(r.reader_id, {})[r.arm_id] = r
+    candidates = sorted(rid for rid, arms in per_reader.items() if len(arms) == 2)
+    if not candidates:
+        return None
+    pick = candidates[int(_hmac(trial, f"crossover-pair|{case.pk}")[:14], 16) % len(candidates)]
+    return _canonical(list(per_reader[pick].values()))
+
+
+# -- task creation ------------------------------------------------------------------------------------------
+@transaction.atomic
+def on_read_submitted(read: Read) -> list[Rating]:
+    """Called after a read is submitted (inside submit_read's transaction). Locks the case row so that two
+    reads of one case submitted at the same moment cannot both miss the other: the second waits, then sees
+    the first committed."""
+    # of=self: lock the case row only. A plain select_for_update with select_related would also lock the trial
+    # row FOR UPDATE, which blocks every insert that references the trial (audit entries) until this commits.
+    case = Case.objects.select_for_update(of=("self",)).select_related("trial", "center").get(pk=read.case_id)
+    return _create_tasks_locked(case)
+
+
+@transaction.atomic
+def create_rating_tasks(case: Case) -> list[Rating]:
+    """Idempotent: makes the case's rating tasks once all its reads are in, or tops up a short panel (an expert
+    added later). Returns the tasks made by this call."""
+    case = Case.objects.select_for_update(of=("self",)).select_related("trial", "center").get(pk=case.pk)
+    return _create_tasks_locked(case)
+
+
+def top_up_panels(trial: Trial) -> list[Rating]:
+    """After an expert joins: cases whose reads are complete but whose panel came out short (too few eligible
+    experts at the time) get their missing tasks. Locks the short cases first, in id order, and only then the
+    experts and the audit chain, the same order a submit takes (its one case, experts, chain): no deadlock."""
+    short = list(
+        Case.objects.filter(trial=trial, status=Case.Status.READ)
+        .annotate(n=Count("ratings")).filter(n__lt=trial.expert_panel_size)
+        .order_by("pk").values_list("pk", flat=True)
+    )
+    if not short:
+        return []
+    cases = list(Case.objects.select_for_update(of=("self",)).select_related("trial", "center")
+                 .filter(pk__in=short).order_by("pk"))
+    made: list[Rating] = []
+    for case in cases:
+        made += _create_tasks_locked(case)
+    return made
+
+
+def _create_tasks_locked(case: Case) -> list[Rating]:
+    trial = case.trial
+    if case.status == Case.Status.EXCLUDED or trial.is_locked:
+        return []
+    reads = pair_reads(case)
+    if not reads or not all(_is_submitted(r) for r in reads):
+        return []
+    # Serialise panel assignment across cases of the trial so workload balancing sees every earlier task.
+    experts = list(
+        Membership.objects.select_for_update(of=("self",))
+        .filter(trial=trial, role=Role.EXPERT)
+        .select_related("user")
+        .order_by("pk")
+    )
+    existing = set(Rating.objects.filter(case=case).values_list("expert_id", flat=True))
+    need = trial.expert_panel_size - len(existing)
+    made: list[Rating] = []
+    if need > 0:
+        eligible = [
+            e for e in experts
+            if e.pk not in existing
+            and not (trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)
+        ]
+        load = dict(
+            Rating.objects.filter(case__trial=trial, expert__in=eligible)
+            .values_list("expert").annotate(n=Count("id")).values_list("expert", "n")
+        )
+        # Least loaded first; ties broken by a keyed draw so no expert is systematically first.
+        eligible.sort(key=lambda e: (load.get(e.pk, 0), _hmac(trial, f"panel|{case.pk}|{e.pk}")))
+        for expert in eligible[:need]:
+            made.append(_new_task(case, expert, reads))
+    if case.status == Case.Status.ENROLLED:
+        before = audit.snapshot(case)
+        case.status = Case.Status.READ
+        case.save(update_fields=["status"])
+        audit.record(actor=None, trial=trial, action="case:read", obj=case, before=before, after=audit.snapshot(case))
+    return made
+
+
+def _new_task(case: Case, expert: Membership, reads: list[Read]) -> Rating:
+    trial = case.trial
+    rating = Rating(case=case, expert=expert)
+    rating.order_seed = order_seed_for(trial, rating.public_id)
+    rating.order_key = _worklist_key(trial, rating.public_id)
+    if len(reads) == 1:
+        rating.read_a, rating.read_b = reads[0], None
+    else:
+        first, second = reads
+        rating.read_a, rating.read_b = (second, first) if swap_from_seed(rating.order_seed) else (first, second)
+    rating.save()
+    audit.record(actor=None, trial=trial, action="rating:create", obj=rating, after=audit.snapshot(rating))
+    return rating
+
+
+# -- the expert's side --------------------------------------------------------------------------------------
+def _locked_own(actor, rating: Rating) -> Rating:
+    r = Rating.objects.select_for_update(of=("self",)).select_related("case__trial", "expert").get(pk=rating.pk)
+    if r.expert.user_id != getattr(actor, "pk", None) or r.expert.role != Role.EXPERT:
+        raise NotAllowed("This rating task is not yours.")
+    ensure_writable(r.case.trial)
+    return r
+
+
+def _score(value, label: str) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(f"The quality score for {label} must be a whole number from 1 to 5.")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            raise InvalidInput(f"The quality score for {label} must be a whole number from 1 to 5, not {value!r}.")
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= 5:
+        raise InvalidInput(f"The quality score for {label} must be a whole number from 1 to 5, not {value!r}.")
+    return value
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
+    """Validate an expert's answer. `complete` (submit) requires every part; autosave accepts a partial one.
+    Returns only the fields present in `data`, cleaned."""
+    single = rating.read_b_id is None
+    allowed = {"preference", "quality_a", "quality_b", "comment"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    out: dict = {}
+    if "preference" in data and not (single and _is_blank(data["preference"])):
+        pref = data["preference"]
+        if single:
+            raise InvalidInput("This task scores a single report: there is no preference to give.")
+        if _is_blank(pref):
+            out["preference"] = ""
+        else:
+            pref = str(pref).strip()
+            pref = {"a": "A", "b": "B", "none": "none"}.get(pref.lower(), pref)
+            if pref not in PREFERENCES:
+                raise InvalidInput("Preference must be A, B or none (no preference).")
+            out["preference"] = pref
+    for key, label in (("quality_a", "report A"), ("quality_b", "report B")):
+        if key not in data:
+            continue
+        if key == "quality_b" and single:
+            if _is_blank(data[key]):
+                continue
+            raise InvalidInput("This task scores a single report: there is no report B.")
+        out[key] = None if _is_blank(data[key]) else _score(data[key], label)
+    if "comment" in data:
+        comment = "" if data["comment"] is None else str(data["comment"])
+        if len(comment) > COMMENT_MAX:
+            raise InvalidInput(f"The comment is too long (at most {COMMENT_MAX} characters).")
+        out["comment"] = comment.strip()
+    if complete:
+        merged = {k: getattr(rating, k) for k in allowed} | out
+        missing = []
+        if not single and not merged["preference"]:
+            missing.append("a preference (A, B or no preference)")
+        if merged["quality_a"] is None:
+            missing.append("a quality score for report A")
+        if not single and merged["quality_b"] is None:
+            missing.append("a quality score for report B")
+        if missing:
+            raise InvalidInput("Please give " + " and ".join(missing) + " before submitting.")
+    return out
+
+
+@transaction.atomic
+def open_rating(actor, rating: Rating) -> Rating:
+    """Opening stamps opened_at once; reopening resumes. Opening a submitted task only shows it."""
+    r = Rating.objects.select_related("expert", "case__trial").get(pk=rating.pk)
+    if r.expert.user_id != getattr(actor, "pk", None):
+        raise NotAllowed("This rating task is not yours.")
+    if r.status != Rating.Status.TODO or r.case.trial.is_locked:
+        return r
+    r = _locked_own(actor, r)
+    if r.status == Rating.Status.TODO:
+        before = audit.snapshot(r)
+        r.status = Rating.Status.IN_PROGRESS
+        r.opened_at = timezone.now()
+        r.save(update_fields=["status", "opened_at"])
+        audit.record(actor=actor, trial=r.case.trial, action="rating:open", obj=r, before=before,
+                     after=audit.snapshot(r))
+    return r
+
+
+@transaction.atomic
+def autosave_rating(actor, rating: Rating, data: dict) -> Rating:
+    """Keep what the expert has entered so far (partial answers allowed). Refused after submit."""
+    r = _locked_own(actor, rating)
+    if r.status == Rating.Status.DONE:
+        raise Conflict("This rating is already submitted; it can no longer be changed.", code="already_submitted")
+    cleaned = clean_answer(r, data, complete=False)
+    for k, v in cleaned.items():
+        setattr(r, k, v)
+    now = timezone.now()
+    if r.opened_at is None:
+        r.opened_at = now
+    r.status = Rating.Status.IN_PROGRESS
+    r.autosaved_at = now
+    r.save(update_fields=[*cleaned, "opened_at", "status", "autosaved_at"])
+    return r
+
+
+def _same_answer(r: Rating, cleaned: dict) -> bool:
+    return all(getattr(r, k) == v for k, v in cleaned.items())
+
+
+@transaction.atomic
+def submit_rating(actor, rating: Rating, data: dict) -> tuple[Rating, bool]:
+    """Submit once. Returns (rating, created). Re-sending the same answer (a retried request) is answered as a
+    success without storing anything again; a different answer after submit is refused."""
+    r = _locked_own(actor, rating)
+    if r.status == Rating.Status.DONE:
+        try:
+            cleaned = clean_answer(r, data, complete=False)
+        except InvalidInput:
+            cleaned = None
+        if cleaned is not None and _same_answer(r, cleaned):
+            return r, False
+        raise Conflict("This rating was already submitted; a rating cannot be changed or given twice.",
+                       code="already_submitted")
+    cleaned = clean_answer(r, data, complete=True)
+    before = audit.snapshot(r)
+    for k, v in cleaned.items():
+        setattr(r, k, v)
+    if r.read_b_id is None:
+        r.preference, r.quality_b = "", None
+    now = timezone.now()
+    r.opened_at = r.opened_at or now
+    r.submitted_at = now
+    r.status = Rating.Status.DONE
+    r.save()
+    audit.record(actor=actor, trial=r.case.trial, action="rating:submit", obj=r, before=before,
+                 after=audit.snapshot(r))
+    _after_rating_submitted(r)
+    return r, True
+
+
+def _after_rating_submitted(r: Rating) -> None:
+    """A case is rated when its whole panel has submitted."""
+    case = Case.objects.select_for_update().get(pk=r.case_id)
+    if case.status != Case.Status.READ:
+        return
+    if Rating.objects.filter(case=case).exclude(status=Rating.Status.DONE).exists():
+        return
+    if Rating.objects.filter(case=case).count() < case.trial.expert_panel_size:
+        return
+    before = audit.snapshot(case)
+    case.status = Case.Status.RATED
+    case.save(update_fields=["status"])
+    audit.record(actor=None, trial=case.trial, action="case:rated", obj=case, before=before, after=audit.snapshot(case))

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "rating"
+urlpatterns: list = [
+    path("<slug:trial_code>/", views.worklist, name="worklist"),
+    path("<slug:trial_code>/<str:public_id>/", views.task, name="task"),
+]

@@ -1,0 +1,61 @@
+"""Expert pages: the rating worklist and the blinded rating page. Thin: selectors build what is shown
+(already blinded), services do the writes, TrialError becomes a message."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+
+from core.errors import TrialError
+from trial.models import Trial
+
+from . import selectors, services
+
+ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment")
+
+
+def worklist(request, trial_code: str):
+    trial = get_object_or_404(Trial, code=trial_code)
+    payload = selectors.worklist_payload(request.user, trial, page=request.GET.get("page"))
+    return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked})
+
+
+def task(request, trial_code: str, public_id: str):
+    trial = get_object_or_404(Trial, code=trial_code)
+    rating = selectors.rating_for_expert(request.user, trial, public_id)
+    status = 200
+    if request.method == "POST":  # the form works without JavaScript too
+        data = {k: request.POST.get(k) for k in ANSWER_FIELDS if k in request.POST}
+        try:
+            _, created = services.submit_rating(request.user, rating, data)
+        except TrialError as exc:
+            messages.error(request, exc.message)
+            status = exc.status
+        else:
+            messages.success(request, "Rating submitted." if created else "This rating was already submitted.")
+            return redirect("rating:worklist", trial_code=trial.code)
+    else:
+        try:
+            rating = services.open_rating(request.user, rating)
+        except TrialError as exc:
+            messages.error(request, exc.message)
+    rating = selectors.rating_for_expert(request.user, trial, public_id)
+    payload = selectors.task_payload(rating)
+    position = selectors.position_of(request.user, trial, rating)
+    ctx = {
+        "trial": trial,
+        "task": payload,
+        "position": position,
+        "progress": selectors.worklist_progress(selectors.worklist(request.user, trial)),
+        "readonly": payload["submitted"] or trial.is_locked,
+        "locked": trial.is_locked,
+        "config": {
+            "id": payload["id"],
+            "kind": payload["kind"],
+            "answer": payload["answer"],
+            "images": payload["images"],
+            "readonly": payload["submitted"] or trial.is_locked,
+            "api": f"/api/rating/{trial.code}/{payload['id']}/",
+            "worklist": f"/rating/{trial.code}/",
+        },
+    }
+    return render(request, "rating/task.html", ctx, status=status)
