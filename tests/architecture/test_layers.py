@@ -24,12 +24,9 @@ def test_import_contracts_kept():
 
 
 def _receivers(signal) -> set:
-    # Django keeps weak references; resolve them to the functions.
-    live = set()
-    for _key, ref in signal.receivers:
-        fn = ref() if callable(ref) and not hasattr(ref, "__code__") else ref
-        live.add(fn)
-    return live
+    # The receivers Django would call for any sender (it keeps weak references; this resolves them).
+    sync_receivers, async_receivers = signal._live_receivers(None)
+    return set(sync_receivers) | set(async_receivers)
 
 
 def test_enrolment_workflow_receivers_connected():
