@@ -11,8 +11,8 @@ from trial.permissions import Role, require_role
 from . import services as imports
 
 
-def upload(request, code: str):
-    trial = get_object_or_404(Trial, code=code)
+def upload(request, trial_code: str):
+    trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, Role.COORDINATOR)
     results, ref = None, None
     if request.method == "POST" and request.POST.get("kind") == "reference":

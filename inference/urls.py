@@ -4,6 +4,6 @@ from . import views
 
 app_name = "inference"
 urlpatterns = [
-    path("<slug:code>/", views.drafts_page, name="drafts"),
-    path("<slug:code>/drafts/<int:draft_id>/retry/", views.retry, name="retry"),
+    path("<slug:trial_code>/", views.drafts_page, name="drafts"),
+    path("<slug:trial_code>/drafts/<int:draft_id>/retry/", views.retry, name="retry"),
 ]

@@ -14,8 +14,8 @@ from . import selectors, services
 from .models import Draft
 
 
-def drafts_page(request, code: str):
-    trial = get_object_or_404(Trial, code=code)
+def drafts_page(request, trial_code: str):
+    trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, Role.COORDINATOR)
     status = request.GET.get("status", "")
     drafts = selectors.drafts_for_trial(trial, status=status)
@@ -31,8 +31,8 @@ def drafts_page(request, code: str):
 
 
 @require_POST
-def retry(request, code: str, draft_id: int):
-    trial = get_object_or_404(Trial, code=code)
+def retry(request, trial_code: str, draft_id: int):
+    trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, Role.COORDINATOR)
     draft = get_object_or_404(Draft, pk=draft_id, case__trial=trial)
     try:
@@ -40,4 +40,4 @@ def retry(request, code: str, draft_id: int):
         messages.success(request, f"Draft for case {draft.case.code} queued again.")
     except TrialError as exc:
         messages.error(request, exc.message)
-    return redirect("inference:drafts", code=code)
+    return redirect("inference:drafts", trial_code=trial_code)

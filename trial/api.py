@@ -37,6 +37,7 @@ def _valid(serializer_cls, data):
 class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TrialSerializer
     lookup_field = "code"
+    lookup_url_kwarg = "trial_code"  # one URL parameter name across pages and API
     permission_classes = [IsAuthenticated]
 
     def get_queryset(self):
@@ -62,29 +63,29 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=AllocationListCreateSerializer, responses=AllocationListSerializer)
     @action(detail=True, methods=["post"], url_path="allocation-list")
-    def allocation_list(self, request, code=None, **kwargs):
-        trial = self._coordinated(code)
+    def allocation_list(self, request, trial_code=None, **kwargs):
+        trial = self._coordinated(trial_code)
         d = _valid(AllocationListCreateSerializer, request.data)
         alist = services.generate_allocation_list(request.user, trial, **d)
         return Response(AllocationListSerializer(alist).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=StatusSerializer, responses=TrialSerializer)
     @action(detail=True, methods=["post"])
-    def status(self, request, code=None, **kwargs):
-        trial = self._coordinated(code)
+    def status(self, request, trial_code=None, **kwargs):
+        trial = self._coordinated(trial_code)
         d = _valid(StatusSerializer, request.data)
         trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
         return Response(TrialSerializer(trial).data)
 
     @extend_schema(responses=dict)
     @action(detail=True, methods=["get"])
-    def progress(self, request, code=None, **kwargs):
-        trial = self._coordinated(code)
+    def progress(self, request, trial_code=None, **kwargs):
+        trial = self._coordinated(trial_code)
         return Response(selectors.trial_progress(trial))
 
 
 class TrialScopedViewSet(viewsets.GenericViewSet):
-    """Nested under /api/trials/{code}/...; coordinators only unless `read_roles` says otherwise."""
+    """Nested under /api/trials/{trial_code}/...; coordinators only unless `read_roles` says otherwise."""
 
     permission_classes = [IsAuthenticated, TrialRolePermission]
     read_roles: tuple[str, ...] = (Role.COORDINATOR,)

@@ -22,8 +22,8 @@ def home(request):
     return render(request, "trial/home.html", {"memberships": memberships, "can_create": can_create_trials(request.user)})
 
 
-def _trial(request, code: str, *roles: str) -> Trial:
-    trial = get_object_or_404(Trial, code=code)
+def _trial(request, trial_code: str, *roles: str) -> Trial:
+    trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, *(roles or (Role.COORDINATOR,)))
     return trial
 
@@ -50,12 +50,12 @@ def trial_create(request):
             preference_majority=d["preference_majority"], success="Trial created.",
         )
         if ok:
-            return redirect("trial:detail", code=trial.code)
+            return redirect("trial:detail", trial_code=trial.code)
     return render(request, "trial/trial_form.html", {"form": form})
 
 
-def trial_detail(request, code: str):
-    trial = _trial(request, code)
+def trial_detail(request, trial_code: str):
+    trial = _trial(request, trial_code)
     cases = Paginator(trial.cases.select_related("center", "arm").order_by("code"), 50).get_page(request.GET.get("page"))
     ctx = {
         "trial": trial,
@@ -88,40 +88,40 @@ def _form_errors(request, form) -> None:
             messages.error(request, f"{label.capitalize()}: {e}" if label else e)
 
 
-def _post_form(request, code: str, form_class, service, success: str, with_trial: bool = False):
+def _post_form(request, trial_code: str, form_class, service, success: str, with_trial: bool = False):
     """The shared shape of the coordinator's add-forms: validate, call one service, say what happened."""
-    trial = _trial(request, code)
+    trial = _trial(request, trial_code)
     form = form_class(request.POST, **({"trial": trial} if with_trial else {}))
     if form.is_valid():
         _run(request, service, trial, success=success, **form.cleaned_data)
     else:
         _form_errors(request, form)
-    return redirect("trial:detail", code=code)
+    return redirect("trial:detail", trial_code=trial_code)
 
 
 @require_POST
-def center_add(request, code: str):
-    return _post_form(request, code, CenterForm, services.add_center, "Center added.")
+def center_add(request, trial_code: str):
+    return _post_form(request, trial_code, CenterForm, services.add_center, "Center added.")
 
 
 @require_POST
-def arm_add(request, code: str):
-    return _post_form(request, code, ArmForm, services.add_arm, "Arm added.")
+def arm_add(request, trial_code: str):
+    return _post_form(request, trial_code, ArmForm, services.add_arm, "Arm added.")
 
 
 @require_POST
-def member_add(request, code: str):
-    return _post_form(request, code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True)
+def member_add(request, trial_code: str):
+    return _post_form(request, trial_code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True)
 
 
 @require_POST
-def case_add(request, code: str):
-    return _post_form(request, code, CaseForm, services.add_case, "Case added.", with_trial=True)
+def case_add(request, trial_code: str):
+    return _post_form(request, trial_code, CaseForm, services.add_case, "Case added.", with_trial=True)
 
 
 @require_POST
-def allocation_generate(request, code: str):
-    trial = _trial(request, code)
+def allocation_generate(request, trial_code: str):
+    trial = _trial(request, trial_code)
     form = AllocationListForm(request.POST)
     if form.is_valid():
         d = form.cleaned_data
@@ -130,28 +130,28 @@ def allocation_generate(request, code: str):
              success="Allocation list generated and sealed.")
     else:
         _form_errors(request, form)
-    return redirect("trial:detail", code=code)
+    return redirect("trial:detail", trial_code=trial_code)
 
 
 @require_POST
-def enrol_reader(request, code: str, member_id: int):
-    trial = _trial(request, code)
+def enrol_reader(request, trial_code: str, member_id: int):
+    trial = _trial(request, trial_code)
     m = get_object_or_404(Membership, pk=member_id, trial=trial)
     _run(request, services.enrol_reader, m, success=f"{m.user.username} enrolled.")
-    return redirect("trial:detail", code=code)
+    return redirect("trial:detail", trial_code=trial_code)
 
 
 @require_POST
-def enrol_case(request, code: str, case_id: int):
-    trial = _trial(request, code)
+def enrol_case(request, trial_code: str, case_id: int):
+    trial = _trial(request, trial_code)
     case = get_object_or_404(Case, pk=case_id, trial=trial)
     _run(request, services.enrol_case, case, success=f"Case {case.code} enrolled.")
-    return redirect("trial:detail", code=code)
+    return redirect("trial:detail", trial_code=trial_code)
 
 
 @require_POST
-def enrol_all(request, code: str):
-    trial = _trial(request, code)
+def enrol_all(request, trial_code: str):
+    trial = _trial(request, trial_code)
     try:
         done, problems = services.enrol_all_imported(request.user, trial)
     except TrialError as exc:
@@ -160,28 +160,28 @@ def enrol_all(request, code: str):
         messages.success(request, f"{done} case(s) enrolled.")
         for p in problems[:10]:
             messages.error(request, p)
-    return redirect("trial:detail", code=code)
+    return redirect("trial:detail", trial_code=trial_code)
 
 
 @require_POST
-def status_change(request, code: str):
-    trial = _trial(request, code)
+def status_change(request, trial_code: str):
+    trial = _trial(request, trial_code)
     form = StatusForm(request.POST)
     if form.is_valid():
         _run(request, services.advance_status, trial, form.cleaned_data["to_status"],
              reason=form.cleaned_data["reason"], success="Status changed.")
     else:
         _form_errors(request, form)
-    return redirect("trial:detail", code=code)
+    return redirect("trial:detail", trial_code=trial_code)
 
 
-def allocations(request, code: str):
-    trial = _trial(request, code)
+def allocations(request, trial_code: str):
+    trial = _trial(request, trial_code)
     slots = Paginator(selectors.revealed_allocations(request.user, trial), 100).get_page(request.GET.get("page"))
     return render(request, "trial/allocations.html", {"trial": trial, "slots": slots})
 
 
-def audit_log(request, code: str):
-    trial = _trial(request, code)
+def audit_log(request, trial_code: str):
+    trial = _trial(request, trial_code)
     entries = Paginator(selectors.audit_entries(request.user, trial), 100).get_page(request.GET.get("page"))
     return render(request, "trial/audit.html", {"trial": trial, "entries": entries})
