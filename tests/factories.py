@@ -64,9 +64,25 @@ def make_trial(
                                         reason="test" if order[order.index(trial.status) + 1] == "locked" else "")
     if enrol_readers and trial.randomisation_unit == "reader" and trial.status in ("enrolling", "reading"):
         readers = [services.enrol_reader(coord, m) for m in readers]
+        readers += _complete_arms_per_center(coord, trial, cs, readers, code)
     trial.refresh_from_db()
     return {"trial": trial, "coordinator": coord, "centers": cs, "arms": {"unassisted": un, "ai_assisted": ai},
             "readers": readers, "experts": expert_ms, "statistician": stat}
+
+
+def _complete_arms_per_center(coord, trial, centers, readers, code: str) -> list:
+    """The sealed list's seed has a secret random part (issue 14), so which arm a center's two readers get is no
+    longer fixed: with block sizes 2 and 4 both may land in one arm (p = 1/6). Paired designs need a reader of each
+    arm at each center, as a real coordinator would ensure: enrol one more reader there until both arms are present
+    (one suffices with block sizes 2 and 4). Extra readers go at the end of the list."""
+    extra = []
+    for c in centers:
+        while len({m.arm_id for m in [*readers, *extra] if m.center_id == c.pk}) < trial.arms.count():
+            n = sum(m.center_id == c.pk for m in [*readers, *extra])
+            u = UserFactory(username=f"{code.lower()}-reader-{c.code}-{n}")
+            m = services.add_member(coord, trial, user=u, role="reader", center=c, experience="junior")
+            extra.append(services.enrol_reader(coord, m))
+    return extra
 
 
 def add_cases(t: dict, n: int, enrol: bool = True, prefix: str = "CASE") -> list:
