@@ -71,13 +71,12 @@ def verify_allocation(trial: Trial) -> AllocationCheck:
     check = AllocationCheck(trial_code=trial.code, scheme=alist.scheme)
     stored = _stored_slots(alist)
     check.strata = len(stored)
-    regenerated: dict[str, list[Slot]] = {}
-    for key, slots in stored.items():
-        n = max(alist.slots_per_stratum, 1)
-        regenerated[key] = generate_stratum(alist.seed, key, alist.ratio, alist.block_sizes, n, scheme=alist.scheme)
-        _compare_stratum(check, key, slots, regenerated[key])
+    regenerated = {key: generate_stratum(alist.seed, key, alist.ratio, alist.block_sizes, alist.slots_per_stratum,
+                                         scheme=alist.scheme) for key in stored}
     check.commitment_ok = list_commitment(alist.salt, alist.seed, regenerated, scheme=alist.scheme) == alist.list_hash
     if not check.commitment_ok:
         check.add("the commitment does not match the list regenerated from the disclosed seed and salt "
                   "(seed, salt, block sizes, ratio or strata differ from what was sealed)")
+    for key, slots in stored.items():
+        _compare_stratum(check, key, slots, regenerated[key])
     return check
