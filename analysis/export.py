@@ -36,7 +36,8 @@ DICTIONARY = {
     },
     "allocations": {
         "unit_type": "reader or case", "unit": "Reader code or case code", "stratum": "Randomisation stratum",
-        "sequence": "Position in the stratum's list", "block_size": "Size of the permuted block",
+        "sequence": "Position in the stratum's list",
+        "block_size": "Size of the permuted block (after lock only: block sizes stay sealed until then)",
         "arm": "Allocated arm (masked before lock)",
     },
     "reads": {
@@ -151,7 +152,9 @@ def build_export(trial: Trial) -> Export:
     for s in slots:
         rows.append({"unit_type": "case" if s.case_id else "reader",
                      "unit": s.case.code if s.case_id else readers.get(s.membership_id, ""),
-                     "stratum": s.stratum.key, "sequence": s.sequence, "block_size": s.block_size,
+                     "stratum": s.stratum.key, "sequence": s.sequence,
+                     # Block sizes are sealed until lock (DESIGN.md section 5): they make allocations predictable.
+                     **({"block_size": s.block_size} if trial.is_locked else {}),
                      "arm": arms[s.arm_id]})
     tables["allocations"] = rows
 

@@ -83,6 +83,9 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
         raise services.InvalidInput(f"design must be one of {', '.join(Trial.Design.values)}")
     if p.readers < 2 * p.centers and p.design != Trial.Design.CROSSOVER:
         raise services.InvalidInput("Need at least two readers per center (one per arm).")
+    if p.readers < 3 * p.centers and p.design == Trial.Design.PAIRED_BY_CASE:
+        raise services.InvalidInput("Need at least three readers per center: block sizes vary (2 or 4), so two "
+                                    "readers of a center can land in one arm.")
     rng = np.random.default_rng(p.seed)
     prefix = p.code.lower()
     findings = [f["code"] for f in trial_findings()]
@@ -111,7 +114,7 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
         experts.append(services.add_member(coord, trial, user=u, role="expert", center=centers[j % p.centers]))
     services.add_member(coord, trial, user=_user(f"{prefix}-stat", p.password), role="statistician")
     per_center = math.ceil(p.cases / p.centers)
-    services.generate_allocation_list(coord, trial, seed=f"simulation-{p.seed}", block_sizes=[2],
+    services.generate_allocation_list(coord, trial, seed=f"simulation-{p.seed}", block_sizes=[2, 4],
                                       slots_per_stratum=max(100, per_center + 10))
     trial = services.advance_status(coord, trial, Trial.Status.ENROLLING)
     for m in readers:

@@ -68,6 +68,7 @@ def app_env(db_name: str, conn_max_age: int = 60) -> dict:
         DJANGO_SETTINGS_MODULE="config.settings",
         DEBUG="false",
         SECRET_KEY="load-benchmark-" + secrets.token_hex(24),
+        AUDIT_SIGNING_KEY="load-benchmark-audit-" + secrets.token_hex(24),
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         CELERY_BROKER_URL="",  # no broker: nothing is queued while reading
@@ -384,7 +385,8 @@ def run(seconds: float = 60, readers: int = 50, cases: int = 10_000, workers: in
         raise SystemExit(f"migrate failed: {mig.stderr[-2000:]}")
 
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY",
-                                           "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "CELERY_BROKER_URL")})
+                                           "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT",
+                                           "CELERY_BROKER_URL")})
     os.environ["CONN_MAX_AGE"] = "0"
     sys.path.insert(0, str(ROOT))
     import django

@@ -18,6 +18,14 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default=DEMO_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEMO_SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (the demo key is public).")
+# Signs the audit chains' heads (trial.audit): kept outside the database and apart from SECRET_KEY, so neither
+# database access nor a leaked SECRET_KEY is enough to rewrite the audit log unnoticed.
+DEMO_AUDIT_SIGNING_KEY = "demo-insecure-audit-signing-key-change-me-0123456789abcdef"
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default=DEMO_AUDIT_SIGNING_KEY)
+if not DEBUG and AUDIT_SIGNING_KEY == DEMO_AUDIT_SIGNING_KEY:
+    raise ImproperlyConfigured("AUDIT_SIGNING_KEY must be set when DEBUG is off (the demo key is public).")
+if not DEBUG and (len(AUDIT_SIGNING_KEY) < 32 or AUDIT_SIGNING_KEY == SECRET_KEY):
+    raise ImproperlyConfigured("AUDIT_SIGNING_KEY must be at least 32 random characters and differ from SECRET_KEY.")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

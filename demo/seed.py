@@ -59,15 +59,17 @@ def seed_people(n_centers: int = 3) -> tuple[Trial, dict[str, str]]:
     services.add_arm(coord, trial, code="ai_assisted", name="AI-assisted", is_ai=True)
     readers = []
     for c in centers:
-        for j in range(2):
+        # Three readers per center: block sizes vary (2 or 4, issue 14), so two readers of a center could land in
+        # one arm; with three, each center always has a reader of each arm.
+        for j in range(3):
             u = _user(f"reader{len(readers) + 1}")
             readers.append(services.add_member(coord, trial, user=u, role="reader", center=c,
-                                               experience="junior" if j == 0 else "senior"))
+                                               experience="senior" if j == 1 else "junior"))
     for j in range(3):
         services.add_member(coord, trial, user=_user(f"expert{j + 1}"), role="expert", center=centers[j % len(centers)])
     services.add_member(coord, trial, user=_user("statistician"), role="statistician")
-    # Block size 2 per center: each center's two readers land in different arms.
-    services.generate_allocation_list(coord, trial, seed="demo-seed", block_sizes=[2], slots_per_stratum=20)
+    # The seed gets a secret random part (trial.randomisation.sealed_seed); block sizes stay hidden until lock.
+    services.generate_allocation_list(coord, trial, seed="demo-seed", block_sizes=[2, 4], slots_per_stratum=20)
     services.advance_status(coord, trial, Trial.Status.ENROLLING)
     for m in readers:
         services.enrol_reader(coord, m)

@@ -1,14 +1,18 @@
+"""Read-only for superusers (trial/admin.py): drafts are trial data and model versions name what an arm's drafts
+came from; both change only through the services and commands."""
 from django.contrib import admin
+
+from trial.admin import ReadOnlyTrialData
 
 from .models import Draft, ModelVersion
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ReadOnlyTrialData):
     list_display = ["name", "backend", "active", "weights_path"]
 
 
 @admin.register(Draft)
-class DraftAdmin(admin.ModelAdmin):
+class DraftAdmin(ReadOnlyTrialData):
     list_display = ["case", "model_version", "status", "generate_s", "worker_host"]
     list_filter = ["status", "model_version"]

@@ -1,64 +1,58 @@
-"""Admin for superusers. The sealed allocation list is deliberately absent; audit entries are read-only."""
+"""Admin for superusers: read-only views of trial data (writes go through the audited services). The sealed
+allocation list is deliberately absent."""
 from django.contrib import admin
 
 from .models import Arm, AuditEntry, Case, Center, Membership, Trial
 
 
-class ReadOnlyAfterLock(admin.ModelAdmin):
-    def _trial_of(self, obj):
-        return obj if isinstance(obj, Trial) else getattr(obj, "trial", None)
+class ReadOnlyTrialData(admin.ModelAdmin):
+    """Superusers may look, never write: every change to trial data goes through the services, which check the
+    lock and the roles and record it in the audit log (issue 14: cases and memberships were added to a locked trial
+    here, unaudited)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
     def has_change_permission(self, request, obj=None):
-        trial = self._trial_of(obj) if obj else None
-        if trial is not None and trial.is_locked:
-            return False
-        return super().has_change_permission(request, obj)
+        return False
 
     def has_delete_permission(self, request, obj=None):
-        return False  # deletions go through services, which audit them
+        return False
 
 
 @admin.register(Trial)
-class TrialAdmin(ReadOnlyAfterLock):
+class TrialAdmin(ReadOnlyTrialData):
     list_display = ["code", "title", "design", "status"]
     readonly_fields = ["status", "locked_at"]
     exclude = ["secret"]
 
 
 @admin.register(Center)
-class CenterAdmin(ReadOnlyAfterLock):
+class CenterAdmin(ReadOnlyTrialData):
     list_display = ["code", "name", "trial"]
 
 
 @admin.register(Arm)
-class ArmAdmin(ReadOnlyAfterLock):
+class ArmAdmin(ReadOnlyTrialData):
     list_display = ["code", "name", "trial", "is_ai", "model_version"]
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyAfterLock):
+class MembershipAdmin(ReadOnlyTrialData):
     list_display = ["user", "trial", "role", "center", "experience"]
     exclude = ["arm"]  # a reader's arm is their allocation: set only by enrolment
     readonly_fields = ["enrolled_at"]
 
 
 @admin.register(Case)
-class CaseAdmin(ReadOnlyAfterLock):
+class CaseAdmin(ReadOnlyTrialData):
     list_display = ["code", "trial", "center", "status"]
     exclude = ["arm"]
     readonly_fields = ["enrolled_at"]
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyTrialData):
     list_display = ["chain", "sequence", "at", "actor_name", "action", "object_type", "object_id"]
     list_filter = ["chain", "action"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -61,13 +61,23 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         services.ensure_coordinator(self.request.user, trial)
         return trial
 
-    @extend_schema(request=AllocationListCreateSerializer, responses=AllocationListSerializer)
-    @action(detail=True, methods=["post"], url_path="allocation-list")
+    @extend_schema(methods=["GET"], responses=AllocationListSerializer)
+    @extend_schema(methods=["POST"], request=AllocationListCreateSerializer, responses=AllocationListSerializer)
+    @action(detail=True, methods=["get", "post"], url_path="allocation-list")
     def allocation_list(self, request, trial_code=None, **kwargs):
+        """GET (coordinator, statistician): the commitment; seed, salt and block sizes after lock. POST
+        (coordinator): generate and seal the list."""
+        if request.method == "GET":
+            trial = get_object_or_404(self.get_queryset(), code=trial_code)
+            summary = selectors.allocation_list_summary(request.user, trial)
+            if summary is None:
+                raise NotFound("This trial has no allocation list yet.")
+            return Response(AllocationListSerializer(summary).data)
         trial = self._coordinated(trial_code)
         d = _valid(AllocationListCreateSerializer, request.data)
-        alist = services.generate_allocation_list(request.user, trial, **d)
-        return Response(AllocationListSerializer(alist).data, status=status.HTTP_201_CREATED)
+        services.generate_allocation_list(request.user, trial, **d)
+        return Response(AllocationListSerializer(selectors.allocation_list_summary(request.user, trial)).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(request=StatusSerializer, responses=TrialSerializer)
     @action(detail=True, methods=["post"])

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -70,6 +72,18 @@ def _hashed_fields(entry: AuditEntry) -> dict:
 CHAIN_OPEN = "audit:chain-open"
 
 
+def head_signature(chain: str, count: int, last_hash: str, key: str | None = None) -> str:
+    """HMAC-SHA256 of a chain head under AUDIT_SIGNING_KEY (from the environment, never in the database): anyone
+    with database access can recompute sha256 links, but not this, so a rewritten and re-hashed chain is found."""
+    key = settings.AUDIT_SIGNING_KEY if key is None else key
+    msg = f"cxr-trial-audit-head|{chain}|{count}|{last_hash}".encode()
+    return hmac.new(key.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def sign_head(head: AuditHead) -> None:
+    head.signature = head_signature(head.chain, head.count, head.last_hash)
+
+
 def chain_name(trial: Trial | None, actor=None) -> str:
     """The chain an entry goes to: the actor's chain within the trial, the trial's own chain when there is no
     user (system actions), or the global chain outside any trial."""
@@ -86,7 +100,9 @@ def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
         return head
     try:
         with transaction.atomic():
-            AuditHead.objects.create(chain=name, trial=trial)
+            new_head = AuditHead(chain=name, trial=trial)
+            sign_head(new_head)
+            new_head.save()
             if name != chain_name(trial):
                 # Register the new actor chain in the trial's chain (see the module docstring).
                 _append(_locked_head(trial), actor=None, trial=trial, action=CHAIN_OPEN,
@@ -125,7 +141,8 @@ def _append(head: AuditHead, *, actor, trial: Trial | None, action: str, object_
     entry.save()
     head.last_hash = entry.hash
     head.count = entry.sequence
-    head.save(update_fields=["last_hash", "count"])
+    sign_head(head)
+    head.save(update_fields=["last_hash", "count", "signature"])
     return entry
 
 
@@ -169,8 +186,8 @@ class BrokenLink:
         return f"chain {self.chain}, entry #{self.sequence} (id {self.entry_id}): {self.problem}"
 
 
-def verify_chain(chain: str) -> BrokenLink | None:
-    """Return the first broken link of a chain, or None when it is intact."""
+def verify_chain(chain: str, check_signature: bool = True) -> BrokenLink | None:
+    """Return the first broken link of a chain, or None when it is intact (its head signed with our key)."""
     prev = GENESIS
     expected_seq = 1
     for entry in AuditEntry.objects.filter(chain=chain).order_by("sequence").iterator(chunk_size=2000):
@@ -185,6 +202,18 @@ def verify_chain(chain: str) -> BrokenLink | None:
     head = AuditHead.objects.filter(chain=chain).first()
     if head is not None and (head.count != expected_seq - 1 or head.last_hash != prev):
         return BrokenLink(chain, expected_seq - 1, None, "chain head does not match the last entry (truncated)")
+    if head is not None and check_signature:
+        return _check_signature(head)
+    return None
+
+
+def _check_signature(head: AuditHead) -> BrokenLink | None:
+    if not head.signature:
+        return BrokenLink(head.chain, 0, None, "chain head is not signed (migration 0005_integ_audit_signature "
+                                              "signed every head; this one was made or changed around the services)")
+    if not hmac.compare_digest(head.signature, head_signature(head.chain, head.count, head.last_hash)):
+        return BrokenLink(head.chain, 0, None, "chain head signature does not verify with AUDIT_SIGNING_KEY (the "
+                                              "chain was rewritten and re-hashed, or the key is not the one used)")
     return None
 
 

@@ -76,7 +76,9 @@ class CaseForm(forms.Form):
 
 class AllocationListForm(forms.Form):
     block_sizes = forms.CharField(
-        required=False, help_text="Comma-separated, multiples of the ratio total; empty for the default (e.g. 2,4)"
+        required=False,
+        help_text="At least two, comma-separated, each a multiple of the ratio total; empty for the default "
+                  "(e.g. 2,4,6). Hidden from every page until lock.",
     )
     slots_per_stratum = forms.IntegerField(min_value=1, max_value=100000, required=False)
     stratify_by_experience = forms.BooleanField(required=False, help_text="Readers only")

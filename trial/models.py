@@ -175,17 +175,25 @@ class AllocationList(models.Model):
 
     trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="allocation_list")
     unit = models.CharField(max_length=8, choices=[("reader", "Reader"), ("case", "Case")])
-    seed = models.CharField(max_length=64, editable=False)
-    block_sizes = models.JSONField()
+    # Secret until the trial is locked (DESIGN.md section 5): never in a page, API, export or error before then.
+    seed = models.CharField(max_length=200, editable=False)
+    salt = models.CharField(max_length=64, editable=False, blank=True, help_text="Secret 256-bit commitment salt")
+    scheme = models.CharField(max_length=12, default="v2", editable=False, help_text="trial.randomisation scheme")
+    block_sizes = models.JSONField(help_text="Secret until lock")
     ratio = models.JSONField(help_text="{arm_code: weight}")
     stratify_by_experience = models.BooleanField(default=False)
     slots_per_stratum = models.PositiveIntegerField()
-    list_hash = models.CharField(max_length=64, help_text="sha256 commitment to the whole sealed list")
+    list_hash = models.CharField(max_length=64, help_text="sha256 over (salt, seed, list): the commitment")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
 
     def __str__(self) -> str:
         return f"Allocation list of {self.trial_id}"
+
+    @property
+    def is_disclosed(self) -> bool:
+        """Seed, salt and block sizes are disclosed once the trial is locked."""
+        return self.trial.is_locked
 
 
 
@@ -235,6 +243,9 @@ class AuditHead(models.Model):
     chain = models.CharField(max_length=60, unique=True)
     last_hash = models.CharField(max_length=64, default="0" * 64)
     count = models.PositiveBigIntegerField(default=0)
+    # HMAC-SHA256 of (chain, count, last_hash) under settings.AUDIT_SIGNING_KEY, a key kept outside the database:
+    # rewriting and re-hashing a chain with database access alone leaves a head whose signature does not verify.
+    signature = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return self.chain

@@ -23,6 +23,26 @@ def roles_of(user, trial: Trial) -> set[str]:
     return cache[trial.pk]
 
 
+def _a(role: str) -> str:
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+
+
+def role_conflict(held: set[str] | frozenset[str], role: str) -> str | None:
+    """The one rule of role exclusivity within a trial (DESIGN.md section 5: one person, one side): an expert holds
+    no other role, and a reader is not also statistician or coordinator. Returns why `role` cannot be added to the
+    roles already `held` in the trial, or None when it can (coordinator with statistician is allowed)."""
+    for other in sorted(set(held) - {role}):
+        combo = {role, other}
+        if Role.EXPERT in combo:
+            return (f"One person cannot be both {_a(other)} and {_a(role)} in the same trial: an expert holds no "
+                    "other role, so the blind rating never meets the arms, readers or drafts that other roles see.")
+        if Role.READER in combo and combo & {Role.STATISTICIAN, Role.COORDINATOR}:
+            return (f"One person cannot be both {_a(other)} and {_a(role)} in the same trial: a reader is not also "
+                    "statistician or coordinator, whose exports and pages show the allocations and the model's "
+                    "output for cases still on the reader's worklist.")
+    return None
+
+
 def has_role(user, trial: Trial, *roles: str) -> bool:
     return bool(roles_of(user, trial) & set(roles))
 

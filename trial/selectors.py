@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from . import signals
-from .models import AllocationSlot, AuditEntry, Case, Membership, Trial
+from .models import AllocationList, AllocationSlot, AuditEntry, Case, Membership, Trial
 from .permissions import Role, require_role
 
 
@@ -51,3 +51,18 @@ def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
     # Newest first across the trial's chains; the registry entries of actor chains are bookkeeping, not changes.
     return (AuditEntry.objects.filter(trial=trial).exclude(action=CHAIN_OPEN)
             .select_related("actor").order_by("-at", "-pk"))
+
+
+def allocation_list_summary(user, trial: Trial) -> dict | None:
+    """What the coordinator and statistician may know of the sealed list: its commitment and public settings;
+    seed, salt and block sizes only once the trial is locked (DESIGN.md section 5). None when not generated."""
+    require_role(user, trial, Role.COORDINATOR, Role.STATISTICIAN)
+    alist = AllocationList.objects.filter(trial=trial).first()
+    if alist is None:
+        return None
+    out = {"unit": alist.unit, "ratio": alist.ratio, "stratify_by_experience": alist.stratify_by_experience,
+           "slots_per_stratum": alist.slots_per_stratum, "list_hash": alist.list_hash, "created_at": alist.created_at,
+           "disclosed": trial.is_locked}
+    if trial.is_locked:
+        out.update(block_sizes=alist.block_sizes, seed=alist.seed, salt=alist.salt, scheme=alist.scheme)
+    return out

@@ -98,8 +98,17 @@ class StatusSerializer(serializers.Serializer):
 
 
 class AllocationListSerializer(serializers.Serializer):
+    """Shapes trial.selectors.allocation_list_summary: the disclosed fields are present only after lock."""
+
     unit = serializers.CharField()
-    block_sizes = serializers.ListField(child=serializers.IntegerField())
     ratio = serializers.DictField(child=serializers.IntegerField())
-    list_hash = serializers.CharField()
+    stratify_by_experience = serializers.BooleanField()
+    slots_per_stratum = serializers.IntegerField()
+    list_hash = serializers.CharField(help_text="sha256 over (salt, seed, list)")
     created_at = serializers.DateTimeField()
+    disclosed = serializers.BooleanField(help_text="True once the trial is locked")
+    block_sizes = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="After lock")
+    seed = serializers.CharField(required=False, help_text="After lock")
+    salt = serializers.CharField(required=False, help_text="After lock")
+    scheme = serializers.CharField(required=False, help_text="After lock")
+

@@ -2,7 +2,6 @@
 lock, and records what it changed in the audit log."""
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
@@ -26,8 +25,15 @@ from .models import (
     Trial,
     default_findings,
 )
-from .permissions import Role, can_create_trials, has_role
-from .randomisation import default_block_sizes, generate_stratum, list_commitment, validate_blocks
+from .permissions import Role, can_create_trials, has_role, role_conflict
+from .randomisation import (
+    default_block_sizes,
+    generate_stratum,
+    list_commitment,
+    new_salt,
+    sealed_seed,
+    validate_blocks,
+)
 
 User = get_user_model()
 
@@ -184,7 +190,7 @@ def add_member(
     actor, trial: Trial, *, user, role: str, center: Center | None = None, experience: str = ""
 ) -> Membership:
     ensure_coordinator(actor, trial)
-    trial = _lock_trial_row(trial)  # serialises membership changes: reader/expert exclusivity holds under concurrency
+    trial = _lock_trial_row(trial)  # serialises membership changes: role exclusivity holds under concurrency
     if role not in Role.values:
         raise InvalidInput(f"Unknown role {role!r}.")
     if center is not None and center.trial_id != trial.pk:
@@ -198,8 +204,9 @@ def add_member(
     existing = set(Membership.objects.filter(trial=trial, user=user).values_list("role", flat=True))
     if role in existing:
         raise Conflict(f"{user.username} is already a {role} in this trial.")
-    if {role} | existing >= {Role.READER, Role.EXPERT}:
-        raise Conflict("One person cannot be both a reader and an expert in the same trial.")
+    conflict = role_conflict(existing, role)
+    if conflict:
+        raise Conflict(conflict)
     m = Membership.objects.create(user=user, trial=trial, role=role, center=center, experience=experience)
     audit.record(actor=actor, trial=trial, action="create", obj=m, after=audit.snapshot(m))
     user.__dict__.pop("_trial_roles_cache", None)
@@ -283,6 +290,8 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
         trial.locked_at = timezone.now()
     trial.save(update_fields=["status", "locked_at"])
     audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before, after=audit.snapshot(trial), reason=reason)
+    if to_status == Trial.Status.LOCKED:
+        _disclose_allocation_list(actor, trial)
     return trial
 
 
@@ -334,24 +343,27 @@ def generate_allocation_list(
     block_sizes = list(block_sizes or default_block_sizes(ratio))
     try:
         validate_blocks(ratio, block_sizes)
+        # A protocol seed (often a date) is joined to a secret random part; see trial.randomisation.
+        seed = sealed_seed(None if seed is None else str(seed))
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
     unit = trial.randomisation_unit
     n = slots_per_stratum or (2000 if unit == "case" else 100)
     if n < 1 or n > 100_000:
         raise InvalidInput("Slots per stratum must be between 1 and 100000.")
-    seed = seed or secrets.token_hex(16)
+    salt = new_salt()
     keys = strata_keys(trial, stratify_by_experience)
     strata = {k: generate_stratum(seed, k, ratio, block_sizes, n) for k in keys}
     alist = AllocationList.objects.create(
         trial=trial,
         unit=unit,
         seed=seed,
+        salt=salt,
         block_sizes=block_sizes,
         ratio=ratio,
         stratify_by_experience=stratify_by_experience,
         slots_per_stratum=n,
-        list_hash=list_commitment(seed, strata),
+        list_hash=list_commitment(salt, seed, strata),
         created_by=actor,
     )
     for key, slots in strata.items():
@@ -360,16 +372,28 @@ def generate_allocation_list(
             AllocationSlot(stratum=stratum, sequence=s.sequence, block_index=s.block_index, block_size=s.block_size, arm=arms[s.arm])
             for s in slots
         )
-    # The audit entry records the commitment and settings, never the seed or the entries.
+    # The audit entry records the commitment and the public settings, never the seed, salt, block sizes or entries
+    # (they are recorded when the lock discloses them: _disclose_allocation_list).
     audit.record(
         actor=actor,
         trial=trial,
         action="allocation_list:generate",
         obj=alist,
-        after={"unit": unit, "block_sizes": block_sizes, "ratio": ratio, "strata": keys, "slots_per_stratum": n,
+        after={"unit": unit, "ratio": ratio, "strata": keys, "slots_per_stratum": n,
                "stratify_by_experience": stratify_by_experience, "list_hash": alist.list_hash},
     )
     return alist
+
+
+def _disclose_allocation_list(actor, trial: Trial) -> None:
+    """At lock: seed, salt and block sizes go on record (coordinator and statistician may now read them and run
+    `verify_allocation`)."""
+    alist = AllocationList.objects.filter(trial=trial).first()
+    if alist is None:
+        return
+    audit.record(actor=actor, trial=trial, action="allocation_list:disclose", obj=alist,
+                 after={"scheme": alist.scheme, "seed": alist.seed, "salt": alist.salt,
+                        "block_sizes": alist.block_sizes, "list_hash": alist.list_hash})
 
 
 def _reveal_next(trial: Trial, key: str, actor) -> AllocationSlot:

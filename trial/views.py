@@ -64,7 +64,7 @@ def trial_detail(request, trial_code: str):
         "arms": trial.arms.select_related("model_version"),
         "members": trial.memberships.select_related("user", "center", "arm").order_by("role", "user__username"),
         "cases": cases,
-        "allocation_list": getattr(trial, "allocation_list", None),
+        "allocation_list": selectors.allocation_list_summary(request.user, trial),
         "center_form": CenterForm(),
         "arm_form": ArmForm(),
         "member_form": MemberForm(trial=trial),

@@ -13,7 +13,7 @@ def _no_draft_tasks(monkeypatch):
 
 def small_simulated_trial(code: str = "SMALL", lock: bool = False, **kw) -> dict:
     """A quick simulated trial (8 cases) whose people can log in with the factories' password."""
-    params = dict(code=code, cases=8, readers=4, centers=2, experts=2, seed=7, lock=lock, password=PASSWORD)
+    params = dict(code=code, cases=8, readers=6, centers=2, experts=2, seed=7, lock=lock, password=PASSWORD)
     params.update(kw)
     return simulate_trial(SimulationParams(**params))
 

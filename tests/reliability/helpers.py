@@ -32,6 +32,7 @@ class GunicornServer:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=app_database_url(), DEBUG="false", SECRET_KEY="reliability-" + secrets.token_hex(24),
+            AUDIT_SIGNING_KEY=settings.AUDIT_SIGNING_KEY,  # tests/reliability/conftest.py: verified in this process
             ALLOWED_HOSTS="127.0.0.1,localhost", SECURE_SSL_REDIRECT="false", CELERY_BROKER_URL="",
             CONN_MAX_AGE="60", LOG_LEVEL="ERROR", MEDIA_ROOT=str(settings.MEDIA_ROOT), PYTHONUNBUFFERED="1",
         )

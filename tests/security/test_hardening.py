@@ -28,9 +28,10 @@ TEMPLATES = ROOT / "templates"
 
 
 def _prod_env(**extra) -> dict:
-    drop = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")  # the last is a test-only setting
+    drop = ("DEBUG", "SECRET_KEY", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")  # the last: test-only
     env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="trial.example.org,testserver",
+    env.update(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), AUDIT_SIGNING_KEY=secrets.token_urlsafe(40),
+               ALLOWED_HOSTS="trial.example.org,testserver",
                DJANGO_SETTINGS_MODULE="config.settings", **extra)
     return env
 
@@ -226,6 +227,20 @@ def test_production_refuses_the_demo_secret_key():
     r = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "SECRET_KEY must be set" in r.stderr
+
+
+def test_production_refuses_the_demo_audit_signing_key():
+    """Issue 14: the audit chain heads are signed with a key from the environment; the public demo key, a short
+    key or SECRET_KEY itself is refused at startup with DEBUG off."""
+    for key in (None, "short", "same"):
+        env = _prod_env()
+        if key is None:
+            env.pop("AUDIT_SIGNING_KEY")
+        else:
+            env["AUDIT_SIGNING_KEY"] = env["SECRET_KEY"] if key == "same" else key
+        r = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "AUDIT_SIGNING_KEY must" in r.stderr, (key, r.stderr[-500:])
 
 
 PROD_PAGES = """

@@ -103,7 +103,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     # --- API: trials (members see their trials; writes are the coordinator's)
     "trial-list": {"GET": roles(200, anonymous=401), "POST": roles(400, anonymous=401)},  # empty body: 400
     "trial-detail": {"GET": roles(200, anonymous=401, outsider=404), "POST": api_refuses_method()},
-    "trial-allocation-list": {"GET": api_refuses_method(),
+    # GET: the commitment (seed, salt, block sizes only after lock) for the coordinator and the statistician
+    "trial-allocation-list": {"GET": api_only(coordinator=200, statistician=200, outsider=404),
                               "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
     "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
     "trial-status": {"GET": api_refuses_method(), "POST": api_only(coordinator=400, outsider=404)},
@@ -139,7 +140,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
 }
 
 # --- admin (GET only). The admin is for superusers (trial/admin.py): everyone else, staff coordinators included,
-# is sent to the admin login, so nobody changes trial data around the audited services.
+# is sent to the admin login, so nobody changes trial data around the audited services. For superusers trial data
+# is read-only (issue 14): no add or delete page (403), the change page is a read-only view (200).
 STAFF = ("coordinator", "outsider")  # both coordinators are staff
 
 
@@ -178,14 +180,14 @@ EXPECTED.update({
     **admin_model("axes", "accessattempt", add=403),
     **admin_model("axes", "accesslog", add=403),
     **admin_model("axes", "accessfailurelog", add=403),
-    **admin_model("trial", "trial", delete=403),
-    **admin_model("trial", "center", delete=403),
-    **admin_model("trial", "arm", delete=403),
-    **admin_model("trial", "membership", delete=403),
-    **admin_model("trial", "case", delete=403),
+    **admin_model("trial", "trial", add=403, delete=403),
+    **admin_model("trial", "center", add=403, delete=403),
+    **admin_model("trial", "arm", add=403, delete=403),
+    **admin_model("trial", "membership", add=403, delete=403),
+    **admin_model("trial", "case", add=403, delete=403),
     **admin_model("trial", "auditentry", add=403, delete=403),  # change: read-only view
-    **admin_model("inference", "modelversion"),
-    **admin_model("inference", "draft"),
+    **admin_model("inference", "modelversion", add=403, delete=403),
+    **admin_model("inference", "draft", add=403, delete=403),
 })
 
 

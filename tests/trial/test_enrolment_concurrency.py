@@ -7,7 +7,7 @@ from django.db import connection, connections
 
 from tests.factories import make_trial
 from trial import services
-from trial.models import AllocationSlot, Case, Trial
+from trial.models import AllocationSlot, AllocationStratum, Case, Trial
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,11 +86,15 @@ def test_reader_enrolment_reveals_in_stratum_order(db):
 
 def test_list_exhaustion_is_a_clear_error(db):
     t = make_trial(code="EXH", design=Trial.Design.CASE_RANDOMISED, ai_model=False, slots_per_stratum=2,
-                   block_sizes=(2,), centers=1, status=Trial.Status.ENROLLING)
-    cases = [services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code=f"E{i}") for i in range(3)]
-    services.enrol_case(t["coordinator"], cases[0])
-    services.enrol_case(t["coordinator"], cases[1])
+                   block_sizes=(2, 4), centers=1, status=Trial.Status.ENROLLING)
+    # The last block is completed: 2 or 4 slots, depending on the (secret) first block size.
+    size = AllocationStratum.objects.get(allocation_list__trial=t["trial"]).size
+    assert size in (2, 4)
+    cases = [services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code=f"E{i}")
+             for i in range(size + 1)]
+    for case in cases[:size]:
+        services.enrol_case(t["coordinator"], case)
     with pytest.raises(services.Conflict, match="exhausted"):
-        services.enrol_case(t["coordinator"], cases[2])
-    cases[2].refresh_from_db()
-    assert cases[2].enrolled_at is None and cases[2].arm_id is None
+        services.enrol_case(t["coordinator"], cases[size])
+    cases[size].refresh_from_db()
+    assert cases[size].enrolled_at is None and cases[size].arm_id is None

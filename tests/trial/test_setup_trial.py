@@ -11,7 +11,7 @@ def test_example_protocol_creates_the_trial(db, settings):
     call_command("setup_trial", str(settings.BASE_DIR / "fixtures" / "protocol.example.yaml"))
     trial = Trial.objects.get(code="EXAMPLE-CXR-01")
     assert trial.centers.count() == 2 and trial.arms.count() == 2
-    assert Membership.objects.filter(trial=trial, role="reader").count() == 4
+    assert Membership.objects.filter(trial=trial, role="reader").count() == 6
     assert trial.allocation_list.block_sizes == [2, 4]
     assert not AllocationSlot.objects.filter(revealed_at__isnull=False).exists()
     assert trial.arms.get(code="ai_assisted").model_version.name == "retrieval-baseline-v1"
