@@ -30,11 +30,26 @@ class PermanentDraftError(Exception):
 
 
 def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
+    """The backend config of a model version. ``prompt_template`` holds a template name (``janus-pro-cxr``, the
+    default, or ``cxr-trial-v1``), a JSON object of template fields, or an older free-text ``cxr-trial-v1``
+    format string (inference/backends/prompts.py)."""
+    import json
+
+    from inference.backends.prompts import TEMPLATE_NAMES
+
     cfg = dict(mv.generation_params or {})
     if mv.weights_path:
         cfg["weights_path"] = mv.weights_path
-    if mv.prompt_template:
-        cfg["prompt_template"] = mv.prompt_template
+    text = (mv.prompt_template or "").strip()
+    if text in TEMPLATE_NAMES:
+        cfg["prompt"] = text
+    elif text.startswith("{"):
+        try:
+            cfg["prompt"] = json.loads(text)
+        except ValueError as exc:
+            raise PermanentDraftError(f"Model version {mv.name}: prompt_template is not valid JSON: {exc}") from exc
+    elif text:
+        cfg["prompt"], cfg["prompt_template"] = "cxr-trial-v1", mv.prompt_template
     return cfg
 
 

@@ -96,7 +96,7 @@ def resolve_dtype_name(device: str, dtype: str = "auto") -> str:
 class GenerationParams:
     """Decoding parameters; greedy by default so that a draft is reproducible."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: int = 512  # Janus-Pro-CXR's inference.py
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -112,15 +112,19 @@ class BackendConfig:
       file, see :mod:`inference.backends.classifier`); never a hub id (nothing is downloaded).
     - ``device``: ``'auto'`` (CUDA if available) / ``'cpu'`` / ``'cuda'`` / ``'cuda:1'``; ``dtype``: ``'auto'``
       (bf16 on CUDA, float32 on CPU) or a torch dtype name.
+    - ``prompt``: the ``janus`` prompt template, a name (default ``'janus-pro-cxr'``, the published one) or a
+      mapping of fields (:func:`inference.backends.prompts.get_template`); ``prompt_template`` is the format
+      string of the older ``'cxr-trial-v1'`` template only.
     - ``bank_path``: the retrieval report bank (``None``: the bundled IU X-ray reports).
     - ``k``: neighbours used for the retrieval probabilities.
-    - ``classifier``: the expert-classifier config the ``janus`` backend uses for its prompt (``None``: a
-      classifier without weights, i.e. its documented fallback).
+    - ``classifier``: the expert-classifier config the ``janus`` backend uses for its prompt (``None``: no expert
+      model: the draft has no probabilities and the prompt no expert sentence).
     - ``options``: backend-specific extras (kept in the draft's parameters).
     """
 
     weights_path: str | None = None
     generation: GenerationParams = field(default_factory=GenerationParams)
+    prompt: str | dict[str, Any] = "janus-pro-cxr"
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     report_style: str = DEFAULT_REPORT_STYLE
     device: str = "auto"
