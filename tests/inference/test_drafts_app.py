@@ -25,7 +25,8 @@ def test_enrolment_makes_a_retrieval_draft_for_every_case(t):
     d = Draft.objects.get(case=case)
     assert d.status == "ready", d.error
     assert d.model_version.backend == "retrieval" and d.parameters["backend"] == "retrieval"
-    assert d.findings_text and set(d.probabilities) == set(t["trial"].finding_codes)
+    # one case: the bundled IU bank (no images) is used, so the draft has text and no probabilities
+    assert d.findings_text and d.probabilities == {} and d.parameters["retrieval_mode"] == "hash"
     assert d.neighbours and d.queue_wait_s is not None and d.generate_s is not None and d.attempts == 1
 
 

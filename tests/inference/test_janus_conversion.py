@@ -27,7 +27,6 @@ from inference.backends.deepseek_janus import (
 )
 from inference.backends.prompts import PUBLISHED_INSTRUCTION, get_template
 from inference.tiny import TINY_VISION_HEADS, build_tiny_deepseek_janus, tiny_native_model
-
 from tests.inference.deepseek_reference import deepseek_input_ids, deepseek_logits, deepseek_pixels
 
 
