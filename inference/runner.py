@@ -41,13 +41,14 @@ def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
     if mv.weights_path:
         cfg["weights_path"] = mv.weights_path
     text = (mv.prompt_template or "").strip()
+    try:
+        fields = json.loads(text) if text.startswith("{") else None
+    except ValueError:
+        fields = None  # an older format string such as "{style} ..."
     if text in TEMPLATE_NAMES:
         cfg["prompt"] = text
-    elif text.startswith("{"):
-        try:
-            cfg["prompt"] = json.loads(text)
-        except ValueError as exc:
-            raise PermanentDraftError(f"Model version {mv.name}: prompt_template is not valid JSON: {exc}") from exc
+    elif isinstance(fields, dict):
+        cfg["prompt"] = fields
     elif text:
         cfg["prompt"], cfg["prompt_template"] = "cxr-trial-v1", mv.prompt_template
     return cfg

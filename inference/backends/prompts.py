@@ -161,5 +161,12 @@ def get_template(spec: str | Mapping[str, Any] | None, legacy_format: str = "") 
         fields.setdefault("name", f"{base.name}+custom")
         template = PromptTemplate(**{**base.__dict__, **fields})
     if legacy_format and template.legacy_format:
+        try:
+            legacy_format.format(style="", findings="", probabilities="", context="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                "prompt_template is neither a template name, a JSON object of template fields, nor a valid "
+                f"cxr-trial-v1 format string ({type(exc).__name__}: {exc})"
+            ) from exc
         template = PromptTemplate(**{**template.__dict__, "legacy_format": legacy_format})
     return template
