@@ -54,19 +54,35 @@ def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
     return cfg
 
 
-def case_images(case: Case) -> list[PILImage.Image]:
-    """The display renditions (VOI applied, MONOCHROME1 inverted), as RGB: the Janus processor wants RGB."""
-    images = []
-    for img in Image.objects.filter(case=case).order_by("created_at"):
+#: Views in the order a draft uses them: frontal first (PA, then AP), laterals and unknown views after.
+VIEW_ORDER = ("PA", "AP")
+
+
+def _view_rank(view_position: str) -> int:
+    view = (view_position or "").strip().upper()
+    return VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER)
+
+
+def case_views(case: Case) -> list[tuple[Image, PILImage.Image]]:
+    """The case's images, frontal first (PA, then AP, then the rest, each by import time), with their display
+    renditions (VOI applied, MONOCHROME1 inverted) as RGB: the Janus processor wants RGB."""
+    rows = sorted(Image.objects.filter(case=case).order_by("created_at", "pk"), key=lambda i: _view_rank(i.view_position))
+    views = []
+    for img in rows:
         path = Path(settings.MEDIA_ROOT) / img.display_file
         try:
             with PILImage.open(path) as im:
-                images.append(im.convert("RGB"))
+                views.append((img, im.convert("RGB")))
         except OSError as exc:
             raise PermanentDraftError(f"Image {img.public_id} of case {case.code} cannot be read: {exc}") from exc
-    if not images:
+    if not views:
         raise PermanentDraftError(f"Case {case.code} has no images to draft from.")
-    return images
+    return views
+
+
+def case_images(case: Case) -> list[PILImage.Image]:
+    """The display renditions, frontal first (see :func:`case_views`)."""
+    return [im for _img, im in case_views(case)]
 
 
 _bank_lock = threading.Lock()
@@ -158,8 +174,10 @@ def run_draft(task, draft_id: int) -> str:
     case, mv = draft.case, draft.model_version
     findings = case.trial.finding_codes
     try:
-        images = case_images(case)
+        views = case_views(case)
+        images = [im for _img, im in views]
         backend, load_s = get_loaded_backend(mv, findings, case.trial)
+        weights_digest = _check_weights_identity(mv, backend)
         seed = int((mv.generation_params or {}).get("seed", 0))
         result = backend.generate(images, findings, {"seed": seed, "exclude_ids": [case.code]})
     except PermanentDraftError as exc:
@@ -188,7 +206,11 @@ def run_draft(task, draft_id: int) -> str:
         draft.boxes = [b.__dict__ if hasattr(b, "__dict__") else b for b in (result.boxes or [])]
         draft.neighbours = list(result.neighbours or [])
         draft.prompt = result.prompt or ""
-        draft.parameters = result.to_dict().get("parameters", {})
+        draft.parameters = {
+            **result.to_dict().get("parameters", {}),
+            # the views given to the model, in order (frontal first); the backend uses up to max_images of them
+            "images": [{"public_id": img.public_id, "view_position": img.view_position} for img, _im in views],
+        }
         draft.seed = int(result.seed or 0)
         draft.load_s = load_s + float(result.load_s or 0.0)
         draft.generate_s = float(result.generate_s or 0.0)
@@ -196,4 +218,24 @@ def run_draft(task, draft_id: int) -> str:
         draft.error = ""
         draft.finished_at = timezone.now()
         draft.save()
+        if weights_digest:  # first draft: the model version now names its weights (a later change is refused)
+            ModelVersion.objects.filter(pk=mv.pk, weights_sha256="").update(weights_sha256=weights_digest)
     return "ready"
+
+
+def _check_weights_identity(mv: ModelVersion, backend) -> str:
+    """One SHA-256 over the loaded weight files' hashes. A model version whose weights changed after its first
+    draft is refused: drafts of one version must come from one model (a change makes a new version)."""
+    import hashlib
+    import json
+
+    files = getattr(backend, "weights_sha256", None) or {}
+    if not files:
+        return ""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    if mv.weights_sha256 and mv.weights_sha256 != digest:
+        raise PermanentDraftError(
+            f"Model version {mv.name}: the weights at {mv.weights_path} changed since its first draft "
+            f"(recorded {mv.weights_sha256[:12]}, now {digest[:12]}); register the new weights as a new model version."
+        )
+    return digest

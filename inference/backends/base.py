@@ -86,10 +86,19 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype_name(device: str, dtype: str = "auto") -> str:
-    """``'auto'`` -> ``'bfloat16'`` on CUDA, ``'float32'`` elsewhere (CPU bf16 matmuls are slow and lossy)."""
+    """``'auto'`` -> ``'bfloat16'`` on a CUDA device that supports it (compute capability 8.0+), ``'float16'`` on
+    an older one, ``'float32'`` elsewhere (CPU bf16 matmuls are slow and lossy). The choice is recorded per draft."""
     if dtype != "auto":
         return dtype
-    return "bfloat16" if device.startswith("cuda") else "float32"
+    if not device.startswith("cuda"):
+        return "float32"
+    try:
+        import torch
+
+        with torch.cuda.device(device):
+            return "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
+    except Exception:  # noqa: BLE001 - no usable CUDA here: keep the documented default
+        return "bfloat16"
 
 
 @dataclass

@@ -116,6 +116,40 @@ def _check_folder(path: Path) -> None:
             raise ModelLoadError(str(path), f"missing weight shards: {', '.join(missing)}")
 
 
+_PROVENANCE_FILES = {
+    "tokenizer": ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"),
+    "processor": ("preprocessor_config.json", "processor_config.json", "chat_template.jinja", "chat_template.json"),
+    "conversion": ("conversion_manifest.json",),
+}
+
+
+def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[str, Any]:
+    """What besides the weights decides a draft: tokenizer, processor and template hashes, library and code
+    versions (recorded in every draft's parameters)."""
+    import importlib.metadata
+
+    import torch
+    import transformers
+
+    def digest(names: tuple[str, ...]) -> dict[str, str]:
+        return {n: hashlib.sha256((path / n).read_bytes()).hexdigest() for n in names if (path / n).is_file()}
+
+    try:
+        code_version = importlib.metadata.version("cxr-trial")
+    except importlib.metadata.PackageNotFoundError:
+        code_version = "unknown"
+    return {
+        **{f"{kind}_sha256": digest(names) for kind, names in _PROVENANCE_FILES.items()},
+        "template_sha256": hashlib.sha256(
+            json.dumps(template.__dict__, sort_keys=True).encode("utf-8")
+        ).hexdigest(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "code_version": code_version,
+        "dtype": dtype_name,
+    }
+
+
 def converted_folder(path: Path, options: Mapping[str, Any]) -> Path:
     """``path`` itself, or -- for a DeepSeek-format folder with ``options['convert_cache']`` set -- its conversion
     in that cache (made once, keyed by the source weights' hashes)."""
@@ -148,6 +182,7 @@ class JanusBackend(Backend):
         self.dtype_name = "float32"
         self.weights_sha256: dict[str, str] = {}
         self.template: PromptTemplate = get_template(None)
+        self.provenance: dict[str, Any] = {}
         self.weights_dir: Path | None = None
 
     # loading ---------------------------------------------------------------------------------------------------
@@ -193,6 +228,7 @@ class JanusBackend(Backend):
         self.device, self.dtype_name = device, dtype_name
         if config.options.get("hash_weights", True):
             self.weights_sha256 = weights_sha256(path)
+        self.provenance = _provenance(path, self.template, self.dtype_name)
         if config.options.get("compile"):
             self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
         self.classifier = None
@@ -351,6 +387,10 @@ class JanusBackend(Backend):
                         "new_tokens": n_new,
                         "batch_size": len(requests),
                         "prompt_template": self.template.name,
+                        "provenance": {
+                            **self.provenance,
+                            "expert_weights_sha256": getattr(self.classifier, "weights_sha256", None) or None,
+                        },
                         "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
                         "image_resize": self.config.options.get("image_resize", "deepseek"),
                         "user_text": user_text,

@@ -2,6 +2,8 @@
 coordinators with their timing, failed drafts retried."""
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 
 from inference.models import Draft
@@ -52,3 +54,79 @@ def test_failed_draft_is_shown_and_retried(t, client):
 def test_readers_cannot_see_the_drafts_page(t, client):
     client.login(username=t["readers"][0].user.username, password=PASSWORD)
     assert client.get(f"/inference/{t['trial'].code}/").status_code == 403
+
+
+def _janus_arm(t: dict, weights):
+    from inference.models import ModelVersion
+
+    mv = ModelVersion.objects.create(
+        name=f"tiny-janus-{t['trial'].code}", backend=ModelVersion.Backend.JANUS, weights_path=str(weights),
+        generation_params={"max_new_tokens": 6, "device": "cpu"},
+    )
+    arm = t["arms"]["ai_assisted"]
+    arm.model_version = mv
+    arm.save(update_fields=["model_version"])
+    return mv
+
+
+def test_janus_draft_in_process_uses_the_frontal_view_and_records_provenance(t, tiny_janus_path):
+    mv = _janus_arm(t, tiny_janus_path)
+    case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code="D5")
+    lateral = add_image(case, name="lateral")
+    lateral.view_position = "LL"
+    lateral.save(update_fields=["view_position"])
+    add_image(case, name="frontal")  # PA, imported after the lateral
+    services.enrol_case(t["coordinator"], case)
+    d = Draft.objects.get(case=case, model_version=mv)
+    assert d.status == "ready", d.error
+    assert [v["view_position"] for v in d.parameters["images"]] == ["PA", "LL"]  # frontal first
+    provenance = d.parameters["provenance"]
+    assert provenance["tokenizer_sha256"]["tokenizer.json"] and provenance["template_sha256"]
+    assert provenance["torch"] and provenance["transformers"] and provenance["expert_weights_sha256"] is None
+    assert d.probabilities == {} and d.parameters["prompt_template"] == "janus-pro-cxr"
+    mv.refresh_from_db()
+    assert len(mv.weights_sha256) == 64  # written with the first draft
+
+
+def test_changed_weights_are_refused_for_an_existing_model_version(tmp_path):
+    import torch
+
+    from inference.backends import get_backend
+    from inference.backends.classifier import build_small_cxr_net, save_checkpoint
+    from inference.models import ModelVersion
+    from inference.runner import PermanentDraftError, _check_weights_identity
+
+    net = build_small_cxr_net(2, width=4, depth=1)
+    backend = get_backend("classifier")
+    backend.load({"weights_path": str(save_checkpoint(net, tmp_path / "a.pt", ["x", "y"], width=4, depth=1))})
+    mv = ModelVersion(name="expert", weights_path=str(tmp_path / "a.pt"))
+    digest = _check_weights_identity(mv, backend)
+    mv.weights_sha256 = digest
+    assert _check_weights_identity(mv, backend) == digest
+    with torch.no_grad():
+        net[-1].bias.add_(1.0)
+    backend.load({"weights_path": str(save_checkpoint(net, tmp_path / "a.pt", ["x", "y"], width=4, depth=1))})
+    with pytest.raises(PermanentDraftError, match="changed since its first draft"):
+        _check_weights_identity(mv, backend)
+
+
+def test_stale_running_draft_is_requeued_and_redone(t):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code="D6")
+    add_image(case)
+    services.enrol_case(t["coordinator"], case)
+    d = Draft.objects.get(case=case)
+    assert d.status == "ready"
+    # a worker host vanished mid-draft: RUNNING for two hours, its message gone
+    Draft.objects.filter(pk=d.pk).update(status="running", started_at=timezone.now() - timedelta(hours=2))
+    call_command("requeue_drafts", "--older-than", "86400", "--stale", "7200", stdout=StringIO())
+    d.refresh_from_db()
+    assert d.status == "ready" and d.attempts == 2 and d.error == ""
+    # a draft running for less than the limit is left alone
+    Draft.objects.filter(pk=d.pk).update(status="running", started_at=timezone.now())
+    call_command("requeue_drafts", "--older-than", "86400", "--stale", "7200", stdout=StringIO())
+    assert Draft.objects.get(pk=d.pk).status == "running"
