@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from inference.backends.base import BackendConfig
 from trial.models import Case, Image
 
 from .models import Draft, ModelVersion
@@ -178,8 +179,9 @@ def run_draft(task, draft_id: int) -> str:
         images = [im for _img, im in views]
         backend, load_s = get_loaded_backend(mv, findings, case.trial)
         weights_digest = _check_weights_identity(mv, backend)
-        seed = int((mv.generation_params or {}).get("seed", 0))
-        result = backend.generate(images, findings, {"seed": seed, "exclude_ids": [case.code]})
+        generation = BackendConfig.from_dict(backend_config(mv, findings)).generation
+        context = {"seed": generation.seed, "exclude_ids": [case.code], "generation": generation}
+        result = backend.generate(images, findings, context)
     except PermanentDraftError as exc:
         _fail(draft_id, str(exc))
         return "failed"

@@ -170,7 +170,11 @@ class BackendConfig:
         return cls(generation=GenerationParams(**gen), **data)
 
     def cache_key(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """What identifies a loaded model: everything but the generation settings (given per call), so model
+        versions that differ only in how they generate share one copy per process."""
+        data = self.to_dict()
+        data.pop("generation")
+        return json.dumps(data, sort_keys=True, default=str)
 
 
 @dataclass

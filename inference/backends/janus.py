@@ -43,6 +43,7 @@ from .base import (
     Backend,
     BackendConfig,
     DraftResult,
+    GenerationParams,
     GenerationRequest,
     ModelLoadError,
     resolve_device,
@@ -293,8 +294,16 @@ class JanusBackend(Backend):
         ]
 
     # generation ------------------------------------------------------------------------------------------------
-    def _generation_kwargs(self) -> dict[str, Any]:
-        gen = self.config.generation
+    def generation_params(self, context: Mapping[str, Any] | None) -> GenerationParams:
+        """Per call: ``context['generation']`` (a mapping of :class:`GenerationParams` fields), else the config's.
+        One loaded model serves model versions that differ only in how they generate."""
+        given = (context or {}).get("generation")
+        if isinstance(given, GenerationParams):
+            return given
+        return GenerationParams(**given) if given else self.config.generation
+
+    def _generation_kwargs(self, gen: GenerationParams | None = None) -> dict[str, Any]:
+        gen = gen or self.config.generation
         tok = self.processor.tokenizer
         kwargs: dict[str, Any] = {
             "max_new_tokens": int(gen.max_new_tokens),
@@ -331,7 +340,8 @@ class JanusBackend(Backend):
             probs, positive, expert = self._expert(views, findings, context)
             user_text, conversation = self.prompt_text(len(views), findings, probs, positive, context)
             prepared.append((views, probs, positive, expert, user_text, conversation))
-        seed = int((requests[0].context or {}).get("seed", self.config.generation.seed))
+        gen = self.generation_params(requests[0].context)  # a batch shares its generation settings
+        seed = int((requests[0].context or {}).get("seed", gen.seed))
 
         start = time.perf_counter()
         inputs = self.processor(
@@ -351,7 +361,7 @@ class JanusBackend(Backend):
         if self.device.startswith("cuda"):
             torch.cuda.manual_seed_all(seed)
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **self._generation_kwargs())
+            output = self.model.generate(**inputs, **self._generation_kwargs(gen))
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
@@ -383,7 +393,7 @@ class JanusBackend(Backend):
                         "weights_sha256": self.weights_sha256,
                         "device": self.device,
                         "dtype": self.dtype_name,
-                        "generation": self._generation_kwargs(),
+                        "generation": self._generation_kwargs(gen),
                         "new_tokens": n_new,
                         "batch_size": len(requests),
                         "prompt_template": self.template.name,

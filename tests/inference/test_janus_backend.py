@@ -268,3 +268,22 @@ def test_legacy_template_lists_probabilities_in_finding_order():
     template = get_template("cxr-trial-v1", legacy_format="{style}|{findings}|{probabilities}{context}")
     text = template.user_text(None, findings=["pneumothorax", "x_y"], probabilities={"pneumothorax": 0.126}, style="S")
     assert text == "S|pneumothorax, x y|- pneumothorax: 0.13"
+
+
+def test_one_copy_per_process_for_versions_that_differ_only_in_generation(tiny_janus_path, make_cxr):
+    from inference.backends import clear_cache, load_backend
+
+    clear_cache()
+    try:
+        base = {"weights_path": str(tiny_janus_path), "device": "cpu"}
+        short = load_backend("janus", {**base, "max_new_tokens": 2})
+        long = load_backend("janus", {**base, "max_new_tokens": 12, "options": {"min_new_tokens": 12}})
+        assert long is not short  # options differ: another model setup
+        again = load_backend("janus", {**base, "max_new_tokens": 7})
+        assert again is short  # same weights and options: the same loaded copy
+        a = again.generate([make_cxr(1)], context={"generation": {"max_new_tokens": 2}})
+        b = again.generate([make_cxr(1)], context={"generation": {"max_new_tokens": 5, "seed": 3}})
+        assert a.parameters["generation"]["max_new_tokens"] == 2 and a.parameters["new_tokens"] <= 2
+        assert b.parameters["generation"]["max_new_tokens"] == 5 and b.seed == 3
+    finally:
+        clear_cache()
