@@ -130,3 +130,39 @@ def test_stale_running_draft_is_requeued_and_redone(t):
     Draft.objects.filter(pk=d.pk).update(status="running", started_at=timezone.now())
     call_command("requeue_drafts", "--older-than", "86400", "--stale", "7200", stdout=StringIO())
     assert Draft.objects.get(pk=d.pk).status == "running"
+
+
+def test_queued_drafts_of_one_model_version_are_generated_as_one_batch(t, tiny_janus_path):
+    from inference.runner import IN_BATCH, run_draft
+
+    mv = _janus_arm(t, tiny_janus_path)
+    drafts = []
+    for code in ("B1", "B2", "B3"):
+        case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code=code)
+        add_image(case)
+        drafts.append(Draft.objects.create(case=case, model_version=mv))  # queued; no task sent yet
+    assert run_draft(None, drafts[0].pk) == "ready"  # the first task takes the other two along
+    for d in drafts:
+        d.refresh_from_db()
+        assert d.status == "ready", d.error
+        assert d.parameters["batch_size"] == 3 and d.attempts == 1 and d.prompt
+    assert run_draft(None, drafts[1].pk) == "already ready"  # the companion's own message does nothing
+    # while a batch runs, a companion's own message leaves it to the batch
+    Draft.objects.filter(pk=drafts[2].pk).update(status="running", parameters={"batch_leader": drafts[0].pk})
+    assert run_draft(None, drafts[2].pk) == IN_BATCH
+
+
+def test_batching_can_be_switched_off(t, tiny_janus_path):
+    from inference.runner import run_draft
+
+    mv = _janus_arm(t, tiny_janus_path)
+    mv.generation_params = {**mv.generation_params, "options": {"batch_max": 1}}
+    mv.save(update_fields=["generation_params"])
+    drafts = []
+    for code in ("S1", "S2"):
+        case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code=code)
+        add_image(case)
+        drafts.append(Draft.objects.create(case=case, model_version=mv))
+    assert run_draft(None, drafts[0].pk) == "ready"
+    assert Draft.objects.get(pk=drafts[1].pk).status == "queued"
+    assert Draft.objects.get(pk=drafts[0].pk).parameters["batch_size"] == 1

@@ -168,3 +168,23 @@ def test_corrupt_weights_fail_clearly_and_do_not_block_the_queue(tiny_janus, bro
         assert broker.llen("gpu") == 0
     finally:
         worker.stop()
+
+
+def test_worker_batches_drafts_queued_together(tiny_janus, broker, redis_url, tmp_path, settings):
+    # Three cases enrolled while no worker runs: their tasks wait in Redis. The first task the worker takes
+    # generates all three in one padded batch; the other two tasks then find their drafts ready.
+    t, mv = _janus_trial(tiny_janus, "BAT")
+    cases = [_enrol_with_image(t, f"B{i}") for i in range(3)]
+    drafts = list(Draft.objects.filter(case__in=cases, model_version=mv))
+    assert {d.status for d in drafts} == {"queued"}
+    worker = CeleryWorker(redis_url, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: Draft.objects.filter(pk__in=[d.pk for d in drafts], status="ready").count() == 3, 120,
+                   "the batch", worker.log)
+        for d in drafts:
+            d.refresh_from_db()
+            assert d.parameters["batch_size"] == 3 and d.attempts == 1
+        time.sleep(1.0)  # the two companion tasks ran as no-ops
+        assert all(Draft.objects.get(pk=d.pk).attempts == 1 for d in drafts)
+    finally:
+        worker.stop()
