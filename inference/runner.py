@@ -1,9 +1,16 @@
-"""Runs one draft inside a worker (or in-process when no broker is configured).
+"""Runs drafts inside a worker (or in-process when no broker is configured).
 
 Idempotent: a draft that is already ready is left alone, so a redelivered message (worker killed, `acks_late`)
 never makes a second draft; the unique constraint (case, model version) backs that up in the database.
-Failures that retrying cannot fix (bad weights, no image) mark the draft failed with a clear error at once;
-anything else is retried with exponential backoff, then marked failed.
+Failures that retrying cannot fix (bad weights, no image, out of memory even at half the batch) mark the draft
+failed with a clear error at once; anything else is retried with exponential backoff, then marked failed.
+
+Dynamic batching (janus): the task that claims a draft also claims up to ``options.batch_max - 1`` other queued
+drafts of the same model version, waiting up to ``options.batch_window_ms`` for them, and generates them in one
+left-padded batch; each is stored on its own with ``parameters.batch_size``. Their own messages then find them
+ready (or running in that batch) and do nothing. Chosen over celery-batches because the drafts' state already
+lives in PostgreSQL (claims with ``SKIP LOCKED``), so acks_late, redelivery and the stale sweep keep working per
+draft, and no extra dependency is needed (docs/janus.md).
 """
 from __future__ import annotations
 
