@@ -1,15 +1,23 @@
-"""Runs one draft inside a worker (or in-process when no broker is configured).
+"""Runs drafts inside a worker (or in-process when no broker is configured).
 
 Idempotent: a draft that is already ready is left alone, so a redelivered message (worker killed, `acks_late`)
 never makes a second draft; the unique constraint (case, model version) backs that up in the database.
-Failures that retrying cannot fix (bad weights, no image) mark the draft failed with a clear error at once;
-anything else is retried with exponential backoff, then marked failed.
+Failures that retrying cannot fix (bad weights, no image, out of memory even at half the batch) mark the draft
+failed with a clear error at once; anything else is retried with exponential backoff, then marked failed.
+
+Dynamic batching (janus): the task that claims a draft also claims up to ``options.batch_max - 1`` other queued
+drafts of the same model version, waiting up to ``options.batch_window_ms`` for them, and generates them in one
+left-padded batch; each is stored on its own with ``parameters.batch_size``. Their own messages then find them
+ready (or running in that batch) and do nothing. Chosen over celery-batches because the drafts' state already
+lives in PostgreSQL (claims with ``SKIP LOCKED``), so acks_late, redelivery and the stale sweep keep working per
+draft, and no extra dependency is needed (docs/janus.md).
 """
 from __future__ import annotations
 
 import logging
 import socket
 import threading
+import time
 from pathlib import Path
 
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -19,6 +27,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from imaging.models import Image
+from inference.backends.base import BackendConfig, GenerationRequest
 from trial.models import Case
 
 from .models import Draft, ModelVersion
@@ -31,27 +40,59 @@ class PermanentDraftError(Exception):
 
 
 def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
+    """The backend config of a model version. ``prompt_template`` holds a template name (``janus-pro-cxr``, the
+    default, or ``cxr-trial-v1``), a JSON object of template fields, or an older free-text ``cxr-trial-v1``
+    format string (inference/backends/prompts.py)."""
+    import json
+
+    from inference.backends.prompts import TEMPLATE_NAMES
+
     cfg = dict(mv.generation_params or {})
     if mv.weights_path:
         cfg["weights_path"] = mv.weights_path
-    if mv.prompt_template:
-        cfg["prompt_template"] = mv.prompt_template
+    text = (mv.prompt_template or "").strip()
+    try:
+        fields = json.loads(text) if text.startswith("{") else None
+    except ValueError:
+        fields = None  # an older format string such as "{style} ..."
+    if text in TEMPLATE_NAMES:
+        cfg["prompt"] = text
+    elif isinstance(fields, dict):
+        cfg["prompt"] = fields
+    elif text:
+        cfg["prompt"], cfg["prompt_template"] = "cxr-trial-v1", mv.prompt_template
     return cfg
 
 
-def case_images(case: Case) -> list[PILImage.Image]:
-    """The display renditions (VOI applied, MONOCHROME1 inverted), as RGB: the Janus processor wants RGB."""
-    images = []
-    for img in Image.objects.filter(case=case).order_by("created_at"):
+#: Views in the order a draft uses them: frontal first (PA, then AP), laterals and unknown views after.
+VIEW_ORDER = ("PA", "AP")
+
+
+def _view_rank(view_position: str) -> int:
+    view = (view_position or "").strip().upper()
+    return VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER)
+
+
+def case_views(case: Case) -> list[tuple[Image, PILImage.Image]]:
+    """The case's images, frontal first (PA, then AP, then the rest, each by import time), with their display
+    renditions (VOI applied, MONOCHROME1 inverted) as RGB: the Janus processor wants RGB."""
+    rows = sorted(Image.objects.filter(case=case).order_by("created_at", "pk"), key=lambda i: _view_rank(i.view_position))
+    views = []
+    for img in rows:
         path = Path(settings.MEDIA_ROOT) / img.display_file
         try:
             with PILImage.open(path) as im:
-                images.append(im.convert("RGB"))
+                views.append((img, im.convert("RGB")))
         except OSError as exc:
             raise PermanentDraftError(f"Image {img.public_id} of case {case.code} cannot be read: {exc}") from exc
-    if not images:
+    if not views:
         raise PermanentDraftError(f"Case {case.code} has no images to draft from.")
-    return images
+    return views
+
+
+def case_images(case: Case) -> list[PILImage.Image]:
+    """The display renditions, frontal first (see :func:`case_views`)."""
+    return [im for _img, im in case_views(case)]
 
 
 _bank_lock = threading.Lock()
@@ -105,21 +146,36 @@ def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
     return backend, time.perf_counter() - t0
 
 
-def _claim(draft_id: int) -> Draft | None:
+#: Returned by :func:`_claim` for a draft another task is generating in its batch.
+IN_BATCH = "in a batch"
+#: A batch leader that has not finished after this long is presumed dead (the task's hard time limit).
+BATCH_STALE_S = 660.0
+
+
+def _claim(draft_id: int) -> Draft | str | None:
     with transaction.atomic():
         draft = (Draft.objects.select_for_update(of=("self",))  # the draft row only, not its case and trial
                  .select_related("case__trial", "model_version").get(pk=draft_id))
         if draft.status == Draft.Status.READY:
             return None
         now = timezone.now()
-        if draft.started_at is None:
-            draft.queue_wait_s = (now - draft.queued_at).total_seconds()
-        draft.status = Draft.Status.RUNNING
-        draft.started_at = now
-        draft.attempts += 1
-        draft.worker_host = socket.gethostname()
-        draft.save(update_fields=["status", "started_at", "attempts", "worker_host", "queue_wait_s"])
+        leader = (draft.parameters or {}).get("batch_leader")
+        if (draft.status == Draft.Status.RUNNING and leader not in (None, draft.pk) and draft.started_at
+                and (now - draft.started_at).total_seconds() < BATCH_STALE_S):
+            return IN_BATCH  # another task generates it with its own; the stale sweep recovers a dead batch
+        _mark_running(draft, now)
+        draft.parameters = {}
+        draft.save(update_fields=["status", "started_at", "attempts", "worker_host", "queue_wait_s", "parameters"])
         return draft
+
+
+def _mark_running(draft: Draft, now) -> None:
+    if draft.started_at is None:
+        draft.queue_wait_s = (now - draft.queued_at).total_seconds()
+    draft.status = Draft.Status.RUNNING
+    draft.started_at = now
+    draft.attempts += 1
+    draft.worker_host = socket.gethostname()
 
 
 def _fail(draft_id: int, message: str) -> None:
@@ -133,6 +189,106 @@ def _fail(draft_id: int, message: str) -> None:
         draft.save(update_fields=["status", "error", "finished_at"])
 
 
+def _batch_settings(mv: ModelVersion) -> tuple[int, float]:
+    """(largest batch, seconds to wait for companions): ``options.batch_max`` (default 8 for janus, 1 = off) and
+    ``options.batch_window_ms`` (default 200) of the model version's generation_params."""
+    if mv.backend != ModelVersion.Backend.JANUS:
+        return 1, 0.0
+    options = (mv.generation_params or {}).get("options") or {}
+    return max(1, int(options.get("batch_max", 8))), max(0.0, float(options.get("batch_window_ms", 200)) / 1000.0)
+
+
+def claim_companions(leader: Draft, limit: int, window_s: float) -> list[Draft]:
+    """Claim up to ``limit`` other queued drafts of the leader's model version, waiting up to ``window_s`` for
+    them (dynamic batching). Each is marked running with ``parameters.batch_leader``; its own task message, when
+    it arrives, finds it running in this batch (or ready) and does nothing."""
+    claimed: list[Draft] = []
+    deadline = time.monotonic() + window_s
+    while len(claimed) < limit:
+        with transaction.atomic():
+            rows = list(
+                Draft.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("case__trial", "model_version")
+                .filter(model_version=leader.model_version, status=Draft.Status.QUEUED)
+                .exclude(pk=leader.pk)
+                .order_by("queued_at", "pk")[: limit - len(claimed)]
+            )
+            now = timezone.now()
+            for draft in rows:
+                _mark_running(draft, now)
+                draft.parameters = {"batch_leader": leader.pk}
+                draft.save(update_fields=["status", "started_at", "attempts", "worker_host", "queue_wait_s",
+                                          "parameters"])
+            claimed += rows
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        time.sleep(min(0.05, remaining))
+    return claimed
+
+
+def _release(drafts: list[Draft]) -> None:
+    """Companions of a batch that failed transiently go back to the queue (their messages may be gone)."""
+    from .services import send_draft_task
+
+    ids = [d.pk for d in drafts]
+    if not ids:
+        return
+    with transaction.atomic():
+        Draft.objects.filter(pk__in=ids, status=Draft.Status.RUNNING).update(status=Draft.Status.QUEUED, parameters={})
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: send_draft_task(pk))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def generate_group(backend, requests: list) -> list:
+    """One ``generate_batch``; on out-of-memory the batch is halved and each half tried once, then the drafts
+    fail with the reason (retrying an out-of-memory batch unchanged would fail again)."""
+    try:
+        return backend.generate_batch(requests)
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+        _free_device_memory()
+        if len(requests) == 1:
+            raise PermanentDraftError(f"Out of memory generating one draft: {exc}") from exc
+        half = len(requests) // 2
+        log.warning("Out of memory at batch size %d; retrying as %d + %d", len(requests), half, len(requests) - half)
+        try:
+            return backend.generate_batch(requests[:half]) + backend.generate_batch(requests[half:])
+        except Exception as again:
+            if _is_oom(again):
+                _free_device_memory()
+                raise PermanentDraftError(
+                    f"Out of memory at batch size {len(requests)} and again at {half}: {again}"
+                ) from again
+            raise
+
+
+def _free_device_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def _prepare(drafts: list[Draft]) -> list[tuple[Draft, list]]:
+    """Each companion with its views; one whose images cannot be read fails alone."""
+    ready = []
+    for draft in drafts:
+        try:
+            ready.append((draft, case_views(draft.case)))
+        except PermanentDraftError as exc:
+            _fail(draft.pk, str(exc))
+    return ready
+
+
 def run_draft(task, draft_id: int) -> str:
     try:
         draft = _claim(draft_id)
@@ -140,22 +296,43 @@ def run_draft(task, draft_id: int) -> str:
         return "missing"
     if draft is None:
         return "already ready"
+    if isinstance(draft, str):
+        return IN_BATCH
     case, mv = draft.case, draft.model_version
     findings = case.trial.finding_codes
+    companions: list[tuple[Draft, list]] = []
     try:
-        images = case_images(case)
+        views = case_views(case)
         backend, load_s = get_loaded_backend(mv, findings, case.trial)
-        seed = int((mv.generation_params or {}).get("seed", 0))
-        result = backend.generate(images, findings, {"seed": seed, "exclude_ids": [case.code]})
+        weights_digest = _check_weights_identity(mv, backend)
+        generation = BackendConfig.from_dict(backend_config(mv, findings)).generation
+        batch_max, window_s = _batch_settings(mv)
+        if batch_max > 1:
+            companions = _prepare(claim_companions(draft, batch_max - 1, window_s))
+        group = [(draft, views), *companions]
+        requests = [
+            GenerationRequest(
+                images=[im for _img, im in v], findings=d.case.trial.finding_codes,
+                context={"seed": generation.seed, "exclude_ids": [d.case.code], "generation": generation},
+            )
+            for d, v in group
+        ]
+        results = generate_group(backend, requests) if len(group) > 1 else [
+            backend.generate(requests[0].images, requests[0].findings, requests[0].context)
+        ]
     except PermanentDraftError as exc:
+        for companion, _v in companions:
+            _fail(companion.pk, str(exc))
         _fail(draft_id, str(exc))
         return "failed"
     except SoftTimeLimitExceeded:
+        _release([c for c, _v in companions])
         _fail(draft_id, "Generation exceeded the task time limit.")
         return "failed"
     except Retry:
         raise
-    except Exception as exc:  # transient (e.g. CUDA OOM, I/O): retry with backoff, then fail clearly
+    except Exception as exc:  # transient (e.g. I/O): retry with backoff, then fail clearly
+        _release([c for c, _v in companions])
         retries = getattr(task.request, "retries", 0) if task is not None else 0
         max_retries = getattr(task, "max_retries", 0) if task is not None else 0
         if task is not None and not task.request.is_eager and retries < max_retries:
@@ -163,17 +340,29 @@ def run_draft(task, draft_id: int) -> str:
             raise task.retry(exc=exc, countdown=min(60, 2 ** (retries + 1))) from exc
         _fail(draft_id, f"{type(exc).__name__}: {exc}")
         return "failed"
+    for (member, member_views), result in zip(group, results, strict=True):
+        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group))
+    return "ready"
+
+
+def _store(draft_id: int, result, views: list, load_s: float, weights_digest: str, mv: ModelVersion,
+           batch_size: int) -> None:
     with transaction.atomic():
         draft = Draft.objects.select_for_update().get(pk=draft_id)
         if draft.status == Draft.Status.READY:
-            return "already ready"
+            return
         draft.findings_text = result.findings
         draft.impression_text = result.impression
         draft.probabilities = {k: float(v) for k, v in result.probabilities.items()}
         draft.boxes = [b.__dict__ if hasattr(b, "__dict__") else b for b in (result.boxes or [])]
         draft.neighbours = list(result.neighbours or [])
         draft.prompt = result.prompt or ""
-        draft.parameters = result.to_dict().get("parameters", {})
+        draft.parameters = {
+            **result.to_dict().get("parameters", {}),
+            # the views given to the model, in order (frontal first); the backend uses up to max_images of them
+            "images": [{"public_id": img.public_id, "view_position": img.view_position} for img, _im in views],
+            "batch_size": batch_size,
+        }
         draft.seed = int(result.seed or 0)
         draft.load_s = load_s + float(result.load_s or 0.0)
         draft.generate_s = float(result.generate_s or 0.0)
@@ -181,4 +370,23 @@ def run_draft(task, draft_id: int) -> str:
         draft.error = ""
         draft.finished_at = timezone.now()
         draft.save()
-    return "ready"
+        if weights_digest:  # first draft: the model version now names its weights (a later change is refused)
+            ModelVersion.objects.filter(pk=mv.pk, weights_sha256="").update(weights_sha256=weights_digest)
+
+
+def _check_weights_identity(mv: ModelVersion, backend) -> str:
+    """One SHA-256 over the loaded weight files' hashes. A model version whose weights changed after its first
+    draft is refused: drafts of one version must come from one model (a change makes a new version)."""
+    import hashlib
+    import json
+
+    files = getattr(backend, "weights_sha256", None) or {}
+    if not files:
+        return ""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    if mv.weights_sha256 and mv.weights_sha256 != digest:
+        raise PermanentDraftError(
+            f"Model version {mv.name}: the weights at {mv.weights_path} changed since its first draft "
+            f"(recorded {mv.weights_sha256[:12]}, now {digest[:12]}); register the new weights as a new model version."
+        )
+    return digest

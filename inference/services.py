@@ -75,13 +75,28 @@ def retry_draft(actor, draft: Draft) -> Draft:
     return draft
 
 
-def requeue_stale_drafts(older_than_s: float = 600.0) -> int:
-    """Re-send drafts still queued after `older_than_s` (e.g. the broker was down at enrolment). Idempotent:
-    the task itself skips drafts that are already ready."""
+def requeue_stale_drafts(older_than_s: float = 600.0, *, running_older_than_s: float | None = None) -> int:
+    """Re-send drafts still queued after `older_than_s` (e.g. the broker was down at enrolment) and, with
+    `running_older_than_s`, drafts left RUNNING longer than that (their worker died and the message was lost, e.g.
+    the whole host went away): those go back to QUEUED first. Idempotent: the task itself skips drafts that are
+    already ready, and a late finisher of the old attempt finds the draft ready and writes nothing."""
     from datetime import timedelta
 
     from django.utils import timezone
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    ids = list(Draft.objects.filter(status=Draft.Status.QUEUED, queued_at__lte=cutoff).values_list("pk", flat=True))
-    return sum(send_draft_task(pk) for pk in ids)
+    now = timezone.now()
+    if running_older_than_s is not None:
+        with transaction.atomic():
+            stale = list(
+                Draft.objects.select_for_update(skip_locked=True)
+                .filter(status=Draft.Status.RUNNING, started_at__lte=now - timedelta(seconds=running_older_than_s))
+                .values_list("pk", flat=True)
+            )
+            Draft.objects.filter(pk__in=stale).update(
+                status=Draft.Status.QUEUED, error=f"re-queued: still running after {running_older_than_s:.0f} s"
+            )
+    else:
+        stale = []
+    cutoff = now - timedelta(seconds=older_than_s)
+    ids = set(Draft.objects.filter(status=Draft.Status.QUEUED, queued_at__lte=cutoff).values_list("pk", flat=True))
+    return sum(send_draft_task(pk) for pk in sorted(ids | set(stale)))

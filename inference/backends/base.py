@@ -86,17 +86,26 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype_name(device: str, dtype: str = "auto") -> str:
-    """``'auto'`` -> ``'bfloat16'`` on CUDA, ``'float32'`` elsewhere (CPU bf16 matmuls are slow and lossy)."""
+    """``'auto'`` -> ``'bfloat16'`` on a CUDA device that supports it (compute capability 8.0+), ``'float16'`` on
+    an older one, ``'float32'`` elsewhere (CPU bf16 matmuls are slow and lossy). The choice is recorded per draft."""
     if dtype != "auto":
         return dtype
-    return "bfloat16" if device.startswith("cuda") else "float32"
+    if not device.startswith("cuda"):
+        return "float32"
+    try:
+        import torch
+
+        with torch.cuda.device(device):
+            return "bfloat16" if torch.cuda.is_bf16_supported(including_emulation=False) else "float16"
+    except Exception:  # noqa: BLE001 - no usable CUDA here: keep the documented default
+        return "bfloat16"
 
 
 @dataclass
 class GenerationParams:
     """Decoding parameters; greedy by default so that a draft is reproducible."""
 
-    max_new_tokens: int = 256
+    max_new_tokens: int = 512  # Janus-Pro-CXR's inference.py
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
@@ -112,15 +121,19 @@ class BackendConfig:
       file, see :mod:`inference.backends.classifier`); never a hub id (nothing is downloaded).
     - ``device``: ``'auto'`` (CUDA if available) / ``'cpu'`` / ``'cuda'`` / ``'cuda:1'``; ``dtype``: ``'auto'``
       (bf16 on CUDA, float32 on CPU) or a torch dtype name.
+    - ``prompt``: the ``janus`` prompt template, a name (default ``'janus-pro-cxr'``, the published one) or a
+      mapping of fields (:func:`inference.backends.prompts.get_template`); ``prompt_template`` is the format
+      string of the older ``'cxr-trial-v1'`` template only.
     - ``bank_path``: the retrieval report bank (``None``: the bundled IU X-ray reports).
     - ``k``: neighbours used for the retrieval probabilities.
-    - ``classifier``: the expert-classifier config the ``janus`` backend uses for its prompt (``None``: a
-      classifier without weights, i.e. its documented fallback).
+    - ``classifier``: the expert-classifier config the ``janus`` backend uses for its prompt (``None``: no expert
+      model: the draft has no probabilities and the prompt no expert sentence).
     - ``options``: backend-specific extras (kept in the draft's parameters).
     """
 
     weights_path: str | None = None
     generation: GenerationParams = field(default_factory=GenerationParams)
+    prompt: str | dict[str, Any] = "janus-pro-cxr"
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE
     report_style: str = DEFAULT_REPORT_STYLE
     device: str = "auto"
@@ -157,7 +170,11 @@ class BackendConfig:
         return cls(generation=GenerationParams(**gen), **data)
 
     def cache_key(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """What identifies a loaded model: everything but the generation settings (given per call), so model
+        versions that differ only in how they generate share one copy per process."""
+        data = self.to_dict()
+        data.pop("generation")
+        return json.dumps(data, sort_keys=True, default=str)
 
 
 @dataclass

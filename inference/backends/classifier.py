@@ -20,8 +20,8 @@ Two modes, recorded in the draft's ``parameters['classifier_mode']``:
 ``'retrieval-fallback'`` -- no ``weights_path``: a deterministic fallback, the label frequencies of the
     retrieval baseline's k nearest neighbours (distance-weighted, shrunk to the bank prevalence; see
     :meth:`inference.reportbank.ReportBank.query`), using the same bank settings (``config.bank_path``). With a
-    bank that has no images (the bundled IU reports alone) the neighbours are hash-picked and the probabilities
-    carry no image information; this is said in ``parameters['note']``.
+    bank that has no images (the bundled IU reports alone) it gives **no** probabilities (hash-picked
+    neighbours carry no image information); ``parameters['note']`` says so.
 
 The draft's text is a templated summary of the probabilities (``Findings:`` one sentence per finding at or above
 ``config.options['threshold']``, default 0.5); the classifier is mainly used through ``probabilities``.
@@ -176,6 +176,9 @@ class ClassifierBackend(Backend):
                 "note": "k-NN label frequencies of the retrieval baseline"
                 + (" (hash-picked: the bank has no images)" if result.mode == "hash" else ""),
             }
+            if result.mode == "hash":  # no image information: give none rather than hash-derived numbers
+                info["note"] = "no probabilities: no classifier weights and the retrieval bank has no images"
+                return {}, info
             return {c: clamp_probability(p) for c, p in result.probabilities.items() if c in findings}, info
         import numpy as np
 
@@ -202,12 +205,13 @@ class ClassifierBackend(Backend):
         probs, info = self.predict(images, findings)
         threshold = float(self.config.options.get("threshold", 0.5))
         positives = [FINDING_NAMES.get(c, c.replace("_", " ")) for c, p in probs.items() if p >= threshold]
-        findings_text = (
-            " ".join(f"Probable {name}." for name in positives)
-            if positives
-            else "No critical finding detected."
-        )
-        impression = ", ".join(positives).capitalize() + "." if positives else "No critical finding."
+        if not probs:
+            findings_text, impression = "", "No expert classifier output."
+        elif positives:
+            findings_text = " ".join(f"Probable {name}." for name in positives)
+            impression = ", ".join(positives).capitalize() + "."
+        else:
+            findings_text, impression = "No critical finding detected.", "No critical finding."
         return DraftResult(
             findings=findings_text,
             impression=impression,

@@ -1,16 +1,24 @@
 """``janus``: Janus-Pro(-CXR) through transformers' ``JanusForConditionalGeneration`` and ``JanusProcessor``.
 
-- ``load(config)``: ``config.weights_path`` is a local folder written by ``save_pretrained`` (a converted
-  Janus-Pro-1B, a Janus-Pro-CXR fine-tune, or :func:`inference.tiny.build_tiny_janus`); loaded with
+- ``load(config)``: ``config.weights_path`` is a local folder in transformers' layout (``save_pretrained``
+  output: a converted Janus-Pro-CXR, or :func:`inference.tiny.build_tiny_janus`); loaded with
   ``local_files_only=True`` (nothing is ever downloaded), bf16 on CUDA / float32 on CPU (``config.dtype``
-  overrides), on ``config.device`` (``'auto'``: CUDA if available). Any failure -- missing folder, missing
-  ``config.json``, no weight files, truncated safetensors, a broken tokenizer -- raises :class:`ModelLoadError`
-  naming the path and the cause. The SHA-256 of every weight file is recorded (:func:`weights_sha256`).
-- The prompt is ``config.prompt_template`` filled with the trial's report style and the expert classifier's
-  probabilities of the findings (the paper's large-small collaboration): from ``context['finding_probabilities']``
-  when the caller has them, else from the ``classifier`` backend configured in ``config.classifier`` (default: a
-  classifier without weights, i.e. its retrieval fallback). The draft's ``probabilities`` are those classifier
-  probabilities (the language model does not score findings).
+  overrides), on ``config.device`` (``'auto'``: CUDA if available). A folder in DeepSeek's own format (the
+  published weights, ``model_type: multi_modality``) is refused with the command that converts it
+  (``manage.py convert_janus``), or converted once into ``config.options['convert_cache']`` when that is set
+  (docs/janus.md). Any other failure raises :class:`ModelLoadError` naming the path and the cause. The SHA-256 of
+  every weight file is recorded (:func:`weights_sha256`).
+- The prompt is the model version's named template (:mod:`inference.backends.prompts`; default
+  ``janus-pro-cxr``, the published one: DeepSeek's system prompt, ``User:``/``Assistant:``, the published
+  instruction, and the expert sentence naming the expert model's positive labels when an expert model ran).
+  The draft's ``prompt`` is the model's input decoded token for token (special tokens, the expanded image
+  tokens and the system prompt included), so it is exactly what the model received.
+- Expert model: ``context['finding_probabilities']`` when the caller has them, else the ``classifier`` backend
+  configured in ``config.classifier``; with neither, the draft has **no** probabilities and the prompt no expert
+  sentence (nothing is made up). Positive = probability >= ``config.options['expert_threshold']`` (0.5).
+- Images are resized and padded the way DeepSeek's ``VLMImageProcessor`` does (``int()`` sizes; transformers
+  rounds) before the processor sees them (``config.options['image_resize']``: ``'deepseek'``, or
+  ``'transformers'`` to leave it to the processor).
 - Decoding: greedy by default (reproducible); ``do_sample`` with ``temperature``/``top_p`` and a seed
   (``context['seed']`` or ``config.generation.seed``) when configured.
 - Output: decoded with special tokens skipped, cleaned of control characters and split into findings/impression
@@ -20,6 +28,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -30,11 +39,11 @@ from typing import Any
 from PIL import Image
 
 from .base import (
-    FINDING_NAMES,
     WEIGHT_SUFFIXES,
     Backend,
     BackendConfig,
     DraftResult,
+    GenerationParams,
     GenerationRequest,
     ModelLoadError,
     resolve_device,
@@ -42,9 +51,10 @@ from .base import (
     to_rgb,
     weights_sha256,
 )
+from .prompts import PromptTemplate, get_template
 from .text import clean_text, parse_report
 
-__all__ = ["JanusBackend", "ModelLoadError", "weights_sha256", "build_prompt_text", "LABEL"]
+__all__ = ["JanusBackend", "ModelLoadError", "weights_sha256", "LABEL"]
 
 LABEL = "janus"
 
@@ -68,25 +78,12 @@ def silence_generate_noise() -> None:
         logger.addFilter(_JanusGenerateNoise())
 
 
-def build_prompt_text(
-    template: str,
-    style: str,
-    findings: Sequence[str],
-    probabilities: Mapping[str, float],
-    context_text: str = "",
-) -> str:
-    """Fill the prompt template (see :data:`inference.backends.base.DEFAULT_PROMPT_TEMPLATE`)."""
-    names = [FINDING_NAMES.get(c, c.replace("_", " ")) for c in findings]
-    lines = [
-        f"- {FINDING_NAMES.get(c, c.replace('_', ' '))}: {probabilities[c]:.2f}"
-        for c in findings
-        if c in probabilities
-    ]
-    return template.format(
-        style=style.strip(),
-        findings=", ".join(names),
-        probabilities="\n".join(lines) if lines else "- (not available)",
-        context=f"\n{context_text.strip()}" if context_text.strip() else "",
+def _deepseek_message(path: Path) -> str:
+    return (
+        "this folder is in DeepSeek's own janus format (config.json model_type 'multi_modality', the published "
+        "Janus-Pro-CXR layout); convert it once, offline: "
+        f"python manage.py convert_janus {path} {path.parent / (path.name + '-hf')} "
+        "and set the model version's weights_path to the new folder (docs/janus.md)"
     )
 
 
@@ -101,6 +98,8 @@ def _check_folder(path: Path) -> None:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(str(path), f"config.json is unreadable: {exc}") from exc
+    if config.get("model_type") == "multi_modality":
+        raise ModelLoadError(str(path), _deepseek_message(path))
     if config.get("model_type") != "janus":
         raise ModelLoadError(
             str(path), f"config.json has model_type {config.get('model_type')!r}, expected 'janus'"
@@ -118,6 +117,59 @@ def _check_folder(path: Path) -> None:
             raise ModelLoadError(str(path), f"missing weight shards: {', '.join(missing)}")
 
 
+_PROVENANCE_FILES = {
+    "tokenizer": ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"),
+    "processor": ("preprocessor_config.json", "processor_config.json", "chat_template.jinja", "chat_template.json"),
+    "conversion": ("conversion_manifest.json",),
+}
+
+
+def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[str, Any]:
+    """What besides the weights decides a draft: tokenizer, processor and template hashes, library and code
+    versions (recorded in every draft's parameters)."""
+    import importlib.metadata
+
+    import torch
+    import transformers
+
+    def digest(names: tuple[str, ...]) -> dict[str, str]:
+        return {n: hashlib.sha256((path / n).read_bytes()).hexdigest() for n in names if (path / n).is_file()}
+
+    try:
+        code_version = importlib.metadata.version("cxr-trial")
+    except importlib.metadata.PackageNotFoundError:
+        code_version = "unknown"
+    return {
+        **{f"{kind}_sha256": digest(names) for kind, names in _PROVENANCE_FILES.items()},
+        "template_sha256": hashlib.sha256(
+            json.dumps(template.__dict__, sort_keys=True).encode("utf-8")
+        ).hexdigest(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "code_version": code_version,
+        "dtype": dtype_name,
+    }
+
+
+def converted_folder(path: Path, options: Mapping[str, Any]) -> Path:
+    """``path`` itself, or -- for a DeepSeek-format folder with ``options['convert_cache']`` set -- its conversion
+    in that cache (made once, keyed by the source weights' hashes)."""
+    from .deepseek_janus import MANIFEST, ConversionError, convert_deepseek_janus, is_deepseek_janus
+
+    cache = options.get("convert_cache")
+    if not cache or not path.is_dir() or not is_deepseek_janus(path):
+        return path
+    digest = hashlib.sha256(json.dumps(weights_sha256(path), sort_keys=True).encode()).hexdigest()[:16]
+    target = Path(cache).expanduser() / f"{path.name}-{digest}"
+    if (target / MANIFEST).is_file():
+        return target
+    try:
+        convert_deepseek_janus(path, target, vision_heads=options.get("vision_heads"), overwrite=True)
+    except ConversionError as exc:
+        raise ModelLoadError(str(path), f"conversion failed: {exc}") from exc
+    return target
+
+
 class JanusBackend(Backend):
     name = "janus"
     label = LABEL
@@ -130,6 +182,9 @@ class JanusBackend(Backend):
         self.device = "cpu"
         self.dtype_name = "float32"
         self.weights_sha256: dict[str, str] = {}
+        self.template: PromptTemplate = get_template(None)
+        self.provenance: dict[str, Any] = {}
+        self.weights_dir: Path | None = None
 
     # loading ---------------------------------------------------------------------------------------------------
     def _load(self, config: BackendConfig) -> None:
@@ -137,8 +192,12 @@ class JanusBackend(Backend):
             raise ModelLoadError(
                 None, "the janus backend needs weights_path (a local save_pretrained folder)"
             )
-        path = Path(config.weights_path).expanduser()
+        path = converted_folder(Path(config.weights_path).expanduser(), config.options)
         _check_folder(path)
+        try:
+            self.template = get_template(config.prompt, legacy_format=config.prompt_template)
+        except (TypeError, ValueError) as exc:
+            raise ModelLoadError(str(path), f"prompt template: {exc}") from exc
         try:
             import torch
             from transformers import JanusForConditionalGeneration, JanusProcessor
@@ -162,46 +221,89 @@ class JanusBackend(Backend):
                 f"tokenizer's {processor.image_token!r} is id {image_token_id}, model expects {model.config.image_token_id}",
             )
         silence_generate_noise()
+        # The template writes the whole conversation, system prompt included; the processor must add nothing
+        # (a folder converted by transformers' own script would prepend DeepSeek's system prompt a second time).
+        processor.use_default_system_prompt = False
         self.processor, self.model = processor, model
+        self.weights_dir = path
         self.device, self.dtype_name = device, dtype_name
         if config.options.get("hash_weights", True):
             self.weights_sha256 = weights_sha256(path)
+        self.provenance = _provenance(path, self.template, self.dtype_name)
         if config.options.get("compile"):
             self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
-        from . import get_backend
+        self.classifier = None
+        if config.classifier is not None:  # the expert model; without one a draft carries no probabilities
+            from . import get_backend
 
-        self.classifier = get_backend("classifier")
-        classifier_cfg = config.classifier or BackendConfig(bank_path=config.bank_path, k=config.k)
-        self.classifier.load(classifier_cfg)
+            self.classifier = get_backend("classifier")
+            self.classifier.load(config.classifier)
 
     # prompting -------------------------------------------------------------------------------------------------
-    def _probabilities(
+    def _expert(
         self, images: Sequence[Image.Image], findings: Sequence[str], context: Mapping[str, Any]
-    ) -> tuple[dict[str, float], dict[str, Any]]:
+    ) -> tuple[dict[str, float], list[str] | None, dict[str, Any]]:
+        """(probabilities, positive codes or None when no expert model ran, provenance)."""
+        threshold = float(self.config.options.get("expert_threshold", 0.5))
         given = context.get("finding_probabilities")
         if given:
-            return {c: float(given[c]) for c in findings if c in given}, {"source": "context"}
-        assert self.classifier is not None
-        result = self.classifier.generate(images, findings, {})
-        return dict(result.probabilities), {
-            "source": result.backend,
-            **{k: v for k, v in result.parameters.items() if k in ("classifier_mode", "retrieval_mode")},
-        }
+            probs = {c: float(given[c]) for c in findings if c in given}
+            info: dict[str, Any] = {"source": "context"}
+        elif self.classifier is not None:
+            result = self.classifier.generate(images, findings, {})
+            probs = dict(result.probabilities)
+            info = {
+                "source": result.backend,
+                **{k: v for k, v in result.parameters.items() if k in ("classifier_mode", "retrieval_mode", "note")},
+            }
+            if not probs:  # e.g. a retrieval fallback without images: it gives none, and says so
+                return {}, None, info
+        else:
+            return {}, None, {"source": None, "note": "no expert model configured: no probabilities"}
+        info["threshold"] = threshold
+        return probs, [c for c in findings if probs.get(c, 0.0) >= threshold], info
 
-    def build_prompt(self, n_images: int, user_text: str) -> str:
-        processor = self.processor
-        content: list[dict[str, str]] = [{"type": "image"} for _ in range(n_images)]
-        content.append({"type": "text", "text": user_text})
-        if getattr(processor, "chat_template", None):
-            return processor.apply_chat_template(
-                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-            )
-        images = "".join(f"{processor.image_token}\n" for _ in range(n_images))
-        return f"<|User|>: {images}{user_text}\n\n<|Assistant|>:"
+    def prompt_text(
+        self,
+        n_images: int,
+        findings: Sequence[str],
+        probabilities: Mapping[str, float],
+        positive: Sequence[str] | None,
+        context: Mapping[str, Any],
+    ) -> tuple[str, str]:
+        """(user text, conversation text before tokenisation) for one case."""
+        user_text = self.template.user_text(
+            positive,
+            findings=findings,
+            probabilities=probabilities,
+            style=str(context.get("report_style") or self.config.report_style),
+            context=str(context.get("indication") or ""),
+        )
+        return user_text, self.template.render(n_images, user_text)
+
+    def _views(self, images: Sequence[Image.Image]) -> list[Image.Image]:
+        views = [to_rgb(im) for im in list(images)[: max(1, self.config.max_images)]]
+        if self.config.options.get("image_resize", "deepseek") != "deepseek":
+            return views
+        from .deepseek_janus import deepseek_resize
+
+        ip = self.processor.image_processor
+        return [
+            deepseek_resize(v, int(ip.size["height"]), int(getattr(ip, "min_size", 14)), tuple(ip.background_color))
+            for v in views
+        ]
 
     # generation ------------------------------------------------------------------------------------------------
-    def _generation_kwargs(self) -> dict[str, Any]:
-        gen = self.config.generation
+    def generation_params(self, context: Mapping[str, Any] | None) -> GenerationParams:
+        """Per call: ``context['generation']`` (a mapping of :class:`GenerationParams` fields), else the config's.
+        One loaded model serves model versions that differ only in how they generate."""
+        given = (context or {}).get("generation")
+        if isinstance(given, GenerationParams):
+            return given
+        return GenerationParams(**given) if given else self.config.generation
+
+    def _generation_kwargs(self, gen: GenerationParams | None = None) -> dict[str, Any]:
+        gen = gen or self.config.generation
         tok = self.processor.tokenizer
         kwargs: dict[str, Any] = {
             "max_new_tokens": int(gen.max_new_tokens),
@@ -234,19 +336,12 @@ class JanusBackend(Backend):
                 raise ValueError("every request needs at least one image")
             findings = tuple(req.findings or self.config.findings)
             context = dict(req.context or {})
-            views = [to_rgb(im) for im in list(req.images)[: max(1, self.config.max_images)]]
-            probs, prob_info = self._probabilities(views, findings, context)
-            user_text = build_prompt_text(
-                self.config.prompt_template,
-                str(context.get("report_style") or self.config.report_style),
-                findings,
-                probs,
-                str(context.get("indication") or ""),
-            )
-            prepared.append(
-                (views, findings, probs, prob_info, user_text, self.build_prompt(len(views), user_text))
-            )
-        seed = int((requests[0].context or {}).get("seed", self.config.generation.seed))
+            views = self._views(req.images)
+            probs, positive, expert = self._expert(views, findings, context)
+            user_text, conversation = self.prompt_text(len(views), findings, probs, positive, context)
+            prepared.append((views, probs, positive, expert, user_text, conversation))
+        gen = self.generation_params(requests[0].context)  # a batch shares its generation settings
+        seed = int((requests[0].context or {}).get("seed", gen.seed))
 
         start = time.perf_counter()
         inputs = self.processor(
@@ -255,13 +350,18 @@ class JanusBackend(Backend):
             padding=True,
             return_tensors="pt",
         )
+        # what the model receives, token for token (left padding removed)
+        prompts = [
+            self.processor.tokenizer.decode(ids[mask.bool()].tolist(), skip_special_tokens=False)
+            for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"], strict=True)
+        ]
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         torch.manual_seed(seed)
         if self.device.startswith("cuda"):
             torch.cuda.manual_seed_all(seed)
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **self._generation_kwargs())
+            output = self.model.generate(**inputs, **self._generation_kwargs(gen))
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
@@ -272,8 +372,8 @@ class JanusBackend(Backend):
         pad = self.processor.tokenizer.pad_token_id
         texts = self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         results = []
-        for row, text, (_views, _findings, probs, prob_info, user_text, prompt) in zip(
-            new_tokens.tolist(), texts, prepared, strict=True
+        for row, text, prompt, (_views, probs, positive, expert, user_text, _conv) in zip(
+            new_tokens.tolist(), texts, prompts, prepared, strict=True
         ):
             n_new = next((i + 1 for i, t in enumerate(row) if t == eos), len([t for t in row if t != pad]))
             cleaned = clean_text(text)
@@ -289,14 +389,23 @@ class JanusBackend(Backend):
                     parameters={
                         "backend": self.name,
                         "weights_path": str(self.config.weights_path),
+                        "weights_dir": str(self.weights_dir),
                         "weights_sha256": self.weights_sha256,
                         "device": self.device,
                         "dtype": self.dtype_name,
-                        "generation": self._generation_kwargs(),
+                        "generation": self._generation_kwargs(gen),
                         "new_tokens": n_new,
                         "batch_size": len(requests),
-                        "probabilities_from": prob_info,
+                        "prompt_template": self.template.name,
+                        "provenance": {
+                            **self.provenance,
+                            "expert_weights_sha256": getattr(self.classifier, "weights_sha256", None) or None,
+                        },
+                        "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
+                        "image_resize": self.config.options.get("image_resize", "deepseek"),
                         "user_text": user_text,
+                        "expert": {**expert, "positive": positive},
+                        "probabilities_from": expert.get("source"),
                     },
                     seed=seed,
                     load_s=self.load_s,

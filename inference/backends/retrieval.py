@@ -3,14 +3,16 @@
 It embeds the case's image(s) (:mod:`inference.backends.embedding`: histogram-equalised tiny image + two-scale
 HOG, deterministic, no weights), finds the most similar entries of a report bank
 (:mod:`inference.reportbank`) and returns the nearest entry's report verbatim, the six findings' probabilities
-from the k nearest neighbours' labels (distance-weighted, shrunk to the bank prevalence) and the neighbours' ids.
+from the k nearest neighbours' labels (distance-weighted, shrunk to the bank prevalence; labelled in
+``parameters['probabilities_from']`` as the baseline's, not a classifier's) and the neighbours' ids.
 Its label is ``"retrieval baseline"``, which the UI shows.
 
 Bank: ``config.bank_path`` (an IU-style ``.tgz`` or a ``.npz`` saved by :meth:`ReportBank.save_npz`), else the
 bundled IU X-ray reports; or set programmatically with :meth:`RetrievalBackend.set_bank` (a trial's reference
 cases, or IU reports paired with images). If the bank has no image embeddings (the IU reports alone), the report
 is chosen by a deterministic hash of the image embedding and ``parameters['retrieval_mode']`` is ``'hash'``:
-reproducible, but carrying no information from the image.
+reproducible, but carrying no information from the image, so the draft then has text only and **no**
+probabilities (DESIGN.md section 6: nothing is ever derived from a hash).
 
 Several images of one case (PA + lateral): the first ``config.max_images`` embeddings are averaged.
 No torch import: works in the demo install.
@@ -70,11 +72,16 @@ class RetrievalBackend(Backend):
     ) -> DraftResult:
         start = time.perf_counter()
         result = self.retrieve(images, findings, exclude=tuple(context.get("exclude_ids", ())))
-        probs = {
-            code: clamp_probability(result.probabilities[code])
-            for code in findings
-            if code in result.probabilities
-        }
+        # Hash mode carries no image information: no probabilities then (never made-up expert findings).
+        probs = (
+            {}
+            if result.mode == "hash"
+            else {
+                code: clamp_probability(result.probabilities[code])
+                for code in findings
+                if code in result.probabilities
+            }
+        )
         entry = result.entry
         return DraftResult(
             findings=entry.findings,
@@ -96,8 +103,11 @@ class RetrievalBackend(Backend):
                     None if s != s else round(s, 6) for s in (n.similarity for n in result.neighbours)
                 ],
                 "unknown_findings": [c for c in findings if c not in result.probabilities],
+                "probabilities_from": (
+                    None if result.mode == "hash" else "retrieval baseline: label frequencies of the k nearest bank images"
+                ),
                 "note": (
-                    "report picked by a hash of the image embedding: the bank has no images"
+                    "report picked by a hash of the image embedding: the bank has no images, so no probabilities"
                     if result.mode == "hash"
                     else "report of the most similar bank image"
                 ),

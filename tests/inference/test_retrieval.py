@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from inference.backends import DEFAULT_FINDINGS, get_backend
 from inference.backends.embedding import EMBEDDING_DIM, embed_image
@@ -100,6 +101,7 @@ def test_nearest_neighbour_returns_the_query_cases_own_report(reference_bank, cx
         assert draft.parameters["similarities"][0] == pytest.approx(1.0, abs=1e-5)
         assert set(draft.probabilities) == set(DEFAULT_FINDINGS)
         assert all(0.0 <= p <= 1.0 for p in draft.probabilities.values())
+        assert draft.parameters["probabilities_from"].startswith("retrieval baseline: label frequencies")
         # the query's own labels dominate the distance-weighted vote
         own = reference_bank[f"REF{i:02d}"].labels
         for code in DEFAULT_FINDINGS:
@@ -135,7 +137,10 @@ def test_text_only_bank_falls_back_to_a_deterministic_hash(iu_bank, make_cxr):
     assert a1.neighbours == a2.neighbours and a1.text == a2.text
     assert len(others | {a1.neighbours[0]}) >= 4
     assert a1.findings  # hash mode picks reports that have a findings section
-    assert all(0.0 <= p <= 1.0 for p in a1.probabilities.values())
+    # no image information, so no probabilities: an all-black and an all-white image get none, not made-up ones
+    black, white = (backend.generate([Image.new("L", (64, 64), v)]) for v in (0, 255))
+    assert a1.probabilities == black.probabilities == white.probabilities == {}
+    assert black.parameters["probabilities_from"] is None and "no probabilities" in black.parameters["note"]
 
 
 def test_iu_reports_paired_with_images_become_searchable(iu_bank, make_cxr):

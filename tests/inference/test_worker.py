@@ -4,16 +4,19 @@ from __future__ import annotations
 import os
 import signal
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from config.celery import app
+from inference.backends.prompts import DEEPSEEK_SYSTEM_PROMPT, PUBLISHED_INSTRUCTION
 from inference.models import Draft, ModelVersion
-from inference.tiny import build_tiny_janus
+from inference.tiny import BOS, TINY_VISION_HEADS, build_tiny_deepseek_janus, build_tiny_janus
 from tests.factories import make_trial
 from tests.factories_reading import add_image
 from tests.processes import CeleryWorker, wait_until
@@ -79,11 +82,33 @@ def test_worker_makes_a_janus_draft(tiny_janus, broker, redis_url, tmp_path, set
         draft.refresh_from_db()
         assert draft.status == "ready", draft.error
         assert (draft.findings_text + draft.impression_text).strip()
-        assert set(draft.probabilities) == set(t["trial"].finding_codes)
-        assert all(0.0 <= p <= 1.0 for p in draft.probabilities.values())
+        assert draft.probabilities == {}  # no expert model configured: none, rather than made-up ones
         assert draft.generate_s > 0 and draft.queue_wait_s is not None and draft.worker_host
-        assert "pleural effusion" in draft.prompt.lower()  # the classifier's probabilities are in the prompt
+        assert draft.prompt.startswith(f"{BOS}{DEEPSEEK_SYSTEM_PROMPT}\n\nUser: ")  # the published prompt
+        assert draft.prompt.endswith(f"\n{PUBLISHED_INSTRUCTION}\n\nAssistant:")
         assert draft.attempts == 1
+    finally:
+        worker.stop()
+
+
+def test_worker_drafts_from_converted_published_weights(broker, redis_url, tmp_path, settings):
+    # The published weights are in DeepSeek's format: converted with the management command, then served.
+    published = build_tiny_deepseek_janus(tmp_path / "Janus-Pro-CXR-tiny")
+    converted = tmp_path / "Janus-Pro-CXR-tiny-hf"
+    call_command("convert_janus", str(published), str(converted), "--vision-heads", str(TINY_VISION_HEADS),
+                 stdout=StringIO())
+    t, mv = _janus_trial(converted, "PUB")
+    worker = CeleryWorker(redis_url, tmp_path / "worker.log")
+    try:
+        case = _enrol_with_image(t, "P1")
+        draft = Draft.objects.get(case=case, model_version=mv)
+        wait_until(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 120,
+                   "the draft", worker.log)
+        draft.refresh_from_db()
+        assert draft.status == "ready", draft.error
+        assert draft.parameters["weights_dir"] == str(converted)
+        assert draft.parameters["prompt_template"] == "janus-pro-cxr"
+        assert draft.prompt.endswith(f"\n{PUBLISHED_INSTRUCTION}\n\nAssistant:")
     finally:
         worker.stop()
 
@@ -141,5 +166,25 @@ def test_corrupt_weights_fail_clearly_and_do_not_block_the_queue(tiny_janus, bro
             assert d.status == "failed"
             assert str(bad) in d.error and "load" in d.error.lower()
         assert broker.llen("gpu") == 0
+    finally:
+        worker.stop()
+
+
+def test_worker_batches_drafts_queued_together(tiny_janus, broker, redis_url, tmp_path, settings):
+    # Three cases enrolled while no worker runs: their tasks wait in Redis. The first task the worker takes
+    # generates all three in one padded batch; the other two tasks then find their drafts ready.
+    t, mv = _janus_trial(tiny_janus, "BAT")
+    cases = [_enrol_with_image(t, f"B{i}") for i in range(3)]
+    drafts = list(Draft.objects.filter(case__in=cases, model_version=mv))
+    assert {d.status for d in drafts} == {"queued"}
+    worker = CeleryWorker(redis_url, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: Draft.objects.filter(pk__in=[d.pk for d in drafts], status="ready").count() == 3, 120,
+                   "the batch", worker.log)
+        for d in drafts:
+            d.refresh_from_db()
+            assert d.parameters["batch_size"] == 3 and d.attempts == 1
+        time.sleep(1.0)  # the two companion tasks ran as no-ops
+        assert all(Draft.objects.get(pk=d.pk).attempts == 1 for d in drafts)
     finally:
         worker.stop()
