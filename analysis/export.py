@@ -153,7 +153,7 @@ def build_export(trial: Trial) -> Export:
         rows.append({"unit_type": "case" if s.case_id else "reader",
                      "unit": s.case.code if s.case_id else readers.get(s.membership_id, ""),
                      "stratum": s.stratum.key, "sequence": s.sequence,
-                     # Block sizes are sealed until lock (DESIGN.md section 5): they make allocations predictable.
+                     # Block sizes are sealed until lock (docs/design.md section 5): they make allocations predictable.
                      **({"block_size": s.block_size} if trial.is_locked else {}),
                      "arm": arms[s.arm_id]})
     tables["allocations"] = rows

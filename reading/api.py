@@ -1,7 +1,7 @@
 """REST API for readers (issue 4): worklist, read detail, open, heartbeat, autosave, submit.
 
 Session or token auth (project defaults). Reads are addressed by their opaque public_id; another reader's read
-is 403, an unknown id 404. Service errors become {code, detail} with 400/403/409 (trial.api_errors). An
+is 403, an unknown id 404. Service errors become {code, detail} with 400/403/409 (core.api_errors). An
 unassisted read's responses carry no draft field at all (reading.selectors.read_payload).
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """After lock: regenerate the sealed allocation list from its disclosed seed and check it against the commitment
-and against the stored list and revealed allocations (`manage.py verify_allocation`; DESIGN.md section 5)."""
+and against the stored list and revealed allocations (`manage.py verify_allocation`; docs/design.md section 5)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

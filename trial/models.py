@@ -175,7 +175,7 @@ class AllocationList(models.Model):
 
     trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="allocation_list")
     unit = models.CharField(max_length=8, choices=[("reader", "Reader"), ("case", "Case")])
-    # Secret until the trial is locked (DESIGN.md section 5): never in a page, API, export or error before then.
+    # Secret until the trial is locked (docs/design.md section 5): never in a page, API, export or error before then.
     seed = models.CharField(max_length=200, editable=False)
     salt = models.CharField(max_length=64, editable=False, blank=True, help_text="Secret 256-bit commitment salt")
     scheme = models.CharField(max_length=12, default="v2", editable=False, help_text="trial.randomisation scheme")

@@ -28,7 +28,7 @@ def _a(role: str) -> str:
 
 
 def role_conflict(held: set[str] | frozenset[str], role: str) -> str | None:
-    """The one rule of role exclusivity within a trial (DESIGN.md section 5: one person, one side): an expert holds
+    """The one rule of role exclusivity within a trial (docs/design.md section 5: one person, one side): an expert holds
     no other role, and a reader is not also statistician or coordinator. Returns why `role` cannot be added to the
     roles already `held` in the trial, or None when it can (coordinator with statistician is allowed)."""
     for other in sorted(set(held) - {role}):

@@ -1,4 +1,4 @@
-"""Stratified permuted blocks with randomly varying block sizes, from a sealed seed (DESIGN.md section 5).
+"""Stratified permuted blocks with randomly varying block sizes, from a sealed seed (docs/design.md section 5).
 
 Pure functions (no database). `generate_stratum` gives one stratum's sequence of arms; the same seed and stratum key
 always give the same sequence, so the list can be regenerated and checked after lock (`verify_allocation`).

@@ -55,7 +55,7 @@ def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
 
 def allocation_list_summary(user, trial: Trial) -> dict | None:
     """What the coordinator and statistician may know of the sealed list: its commitment and public settings;
-    seed, salt and block sizes only once the trial is locked (DESIGN.md section 5). None when not generated."""
+    seed, salt and block sizes only once the trial is locked (docs/design.md section 5). None when not generated."""
     require_role(user, trial, Role.COORDINATOR, Role.STATISTICIAN)
     alist = AllocationList.objects.filter(trial=trial).first()
     if alist is None:

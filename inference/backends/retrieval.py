@@ -12,7 +12,7 @@ bundled IU X-ray reports; or set programmatically with :meth:`RetrievalBackend.s
 cases, or IU reports paired with images). If the bank has no image embeddings (the IU reports alone), the report
 is chosen by a deterministic hash of the image embedding and ``parameters['retrieval_mode']`` is ``'hash'``:
 reproducible, but carrying no information from the image, so the draft then has text only and **no**
-probabilities (DESIGN.md section 6: nothing is ever derived from a hash).
+probabilities (docs/design.md section 6: nothing is ever derived from a hash).
 
 Several images of one case (PA + lateral): the first ``config.max_images`` embeddings are averaged.
 No torch import: works in the demo install.

@@ -1,4 +1,4 @@
-"""Audit anchoring (issue 14; DESIGN.md section 5): someone with database write access rewrites an audit entry and
+"""Audit anchoring (issue 14; docs/design.md section 5): someone with database write access rewrites an audit entry and
 recomputes every hash after it (the hash function is public), so every link checks out. Before issue 14
 `verify_audit` then said "intact"; the chain heads are now signed with AUDIT_SIGNING_KEY, a key from the environment
 that the database never holds, and the rewrite is found."""

@@ -1,4 +1,4 @@
-"""Allocation concealment under attack (issue 14; DESIGN.md section 5).
+"""Allocation concealment under attack (issue 14; docs/design.md section 5).
 
 Attacks, each tried from what a coordinator (or statistician) receives before lock: pages, API, export.
 1. A protocol seed taken from the protocol file (a date) is brute-forced over five years of dates and checked against
@@ -20,9 +20,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
-from trial.protocol import apply_protocol
 
 from analysis.export import build_export
+from enrolment.protocol import apply_protocol
 from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
 from tests.security.concealment_support import share_certain
 from trial import services

@@ -1,4 +1,4 @@
-"""One person, one side (issue 14; DESIGN.md section 5): within a trial an expert holds no other role, and a reader
+"""One person, one side (issue 14; docs/design.md section 5): within a trial an expert holds no other role, and a reader
 is not also statistician or coordinator. Before issue 14 only reader + expert was refused: an expert who was also
 statistician found its own tasks' A/B arms in the export, and an unassisted reader who was also statistician got
 the model's probabilities for cases still on their worklist. The rule lives in trial.permissions.role_conflict and
