@@ -31,8 +31,8 @@ chromium:
 
 # R is the statistics tests' oracle (lme4 + lmerTest + pbkrtest), never a runtime dependency.
 rlang:
-	@Rscript -e 'library(lmerTest); library(pbkrtest)' >/dev/null 2>&1 || (apt-get update -qq && \
-	  apt-get install -y -qq r-base-core r-cran-lme4 r-cran-lmertest r-cran-pbkrtest >/dev/null)
+	@Rscript -e 'library(lmerTest); library(pbkrtest); library(jsonlite)' >/dev/null 2>&1 || (apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends r-base-core r-cran-lme4 r-cran-lmertest r-cran-pbkrtest r-cran-jsonlite >/dev/null)
 
 demo: install
 	$(PY) manage.py migrate --noinput -v0

@@ -53,7 +53,9 @@ def test_ai_reader_reads_edits_the_draft_and_submits(live_server, page):
     page.add_init_script(FAST)
     login(page, live_server, m.user.username, PASSWORD)
     page.goto(f"{live_server.url}/reading/BRA/")
-    assert page.inner_text("#count-todo") == "2"
+    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories.py).
+    mine = Read.objects.filter(reader=m).count()
+    assert mine >= 1 and page.inner_text("#count-todo") == str(mine)
     screenshot(page, "worklist")
     page.keyboard.press("n")
     page.wait_for_url(re.compile(r"/reading/BRA/read/[^/]+/$"))
