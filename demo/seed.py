@@ -52,6 +52,7 @@ def seed_people(n_centers: int = 3) -> tuple[Trial, dict[str, str]]:
     trial = services.create_trial(
         coord, code=DEMO_CODE, title="Demo: AI-drafted chest X-ray reports for junior radiologists",
         design=Trial.Design.PAIRED_BY_CASE, expert_panel_size=3, preference_majority=2,
+        allow_retrieval_baseline=True, ask_blinding_guess=True,  # the demo's model is the retrieval baseline
     )
     centers = [services.add_center(coord, trial, code=f"c{i + 1}", name=name)
                for i, name in enumerate(["North Hospital", "River Clinic", "Hill Medical Center"][:n_centers])]

@@ -22,6 +22,7 @@ from imaging.models import Image
 from trial.models import Case
 
 from .models import Draft, ModelVersion
+from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,9 @@ def run_draft(task, draft_id: int) -> str:
         return "already ready"
     case, mv = draft.case, draft.model_version
     findings = case.trial.finding_codes
+    if retrieval_not_allowed(case.trial, mv):  # the setting may have been turned off after queueing
+        _fail(draft_id, RETRIEVAL_NOT_ALLOWED)
+        return "failed"
     try:
         images = case_images(case)
         backend, load_s = get_loaded_backend(mv, findings, case.trial)

@@ -9,6 +9,7 @@ import unicodedata
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
+from inference.backends.text import remove_redactions
 from reading.models import Read
 from trial.models import Membership, Trial
 from trial.permissions import Role, membership_of, require_role
@@ -44,7 +45,14 @@ ACRONYMS = {
     "cxr", "dx", "cr", "et",
 }
 ABBREVIATIONS = {"e.g.", "i.e.", "vs.", "approx.", "cf.", "no.", "dr.", "etc.", "fig.", "incl."}
-SECTION_LABEL = re.compile(r"^(?:findings?|impressions?|conclusions?|opinion|report)\s*[:\-]\s*", re.I)
+# Section headers, alone on a line or before its text: "FINDINGS:", "Findings and impression -", "## Impression".
+_SECTION_WORDS = (r"(?:findings?|impressions?|conclusions?|opinion|report|comparisons?|indications?|history|"
+                  r"technique|clinical\s+(?:history|information|indications?|details))")
+SECTION_LABEL = re.compile(
+    rf"^{_SECTION_WORDS}(?:\s*(?:and|&|/)\s*{_SECTION_WORDS})?\s*(?:[:\-]\s*|$)", re.I)
+MARKUP = re.compile(r"<[^<>]{1,40}>|(?<![\w*_])[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}(?![\w*_])|^\s*#{1,6}\s*", re.M)
+# "2)" inside a line with no sentence end before it: "Heart normal 2) Lungs clear".
+INLINE_PAREN_NUMBER = re.compile(r"\s+\(?\d{1,2}\)\s+(?=[A-Za-z])")
 # A list marker at the start of a line: bullets, dashes, numbers and letters with . or ), (1).
 LINE_MARKER = re.compile(
     r"^\s*(?:[-*+>\u2022\u00b7\u2023\u25e6\u25aa\u25cf\u2013\u2014]+\s*"
@@ -107,21 +115,25 @@ def _sentence_case(sentence: str) -> str:
 
 
 def normalise_text(text: str) -> list[str]:
-    """A report section as a list of sentences: whitespace collapsed, bullets and numbering removed,
-    sentence-cased, each ending with a full stop. Two texts that differ only in such formatting normalise
+    """A report section as a list of sentences: markup (HTML tags, Markdown emphasis and headings) and section
+    headers removed, whitespace collapsed, bullets and numbering removed, semicolons made sentence ends, public-corpus
+    redaction tokens removed, sentence-cased, each ending with a full stop. Two texts that differ only in such formatting normalise
     to the same list, so the edit traces of a draft do not show."""
     text = unicodedata.normalize("NFKC", text or "").translate(TRANSLATE).replace("\r\n", "\n").replace("\r", "\n")
+    text = MARKUP.sub("", text)
     sentences: list[str] = []
     for item in _split_items(text):
         item = re.sub(r"\s+", " ", item).strip()
+        item = INLINE_PAREN_NUMBER.sub(". ", item)
         item = INLINE_NUMBER.sub(lambda m: m.group(1), item)
+        item = re.sub(r"\s*;\s*", ". ", item)  # "a; b" and "a. b" are one style
         item = re.sub(r"\s+([,.;:!?])", r"\1", item)  # no space before punctuation
         item = re.sub(r"([,;:])(?=[A-Za-z])", r"\1 ", item)  # one space after
         item = re.sub(r"\.{2,}", ".", item)
         item = re.sub(r"\s+-\s+|\s+-(?=\s)|(?<=\s)-\s+", " - ", item)
         item = re.sub(r"\s+", " ", item).strip()
         for s in _sentences(item):
-            s = s.strip(" ,;:-")
+            s = remove_redactions(s).strip(" ,;:-")  # public-corpus artefacts ("XXXX") never reach an expert
             if not s or not any(ch.isalnum() for ch in s):
                 continue
             if s[-1] not in ".!?":
