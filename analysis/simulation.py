@@ -71,6 +71,9 @@ class SimulationParams:
     seed: int = 1
     lock: bool = True
     password: str | None = None
+    # Blinding question (asked when either share is > 0): shares of right and of don't-know answers; the rest wrong.
+    guess_right: float = 0.0
+    guess_dont_know: float = 0.0
 
 
 def _user(username: str, password: str | None):
@@ -93,7 +96,7 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
     coord = type(coord).objects.get(pk=coord.pk)  # fresh permission cache
     trial = services.create_trial(coord, code=p.code, title=f"Simulated trial {p.code}", design=p.design,
                                   expert_panel_size=p.experts, preference_majority=p.experts // 2 + 1,
-                                  washout_days=0)
+                                  washout_days=0, ask_blinding_guess=p.guess_right + p.guess_dont_know > 0)
     centers = [services.add_center(coord, trial, code=f"c{i + 1}", name=f"Simulated center {i + 1}")
                for i in range(p.centers)]
     mv, _ = ModelVersion.objects.get_or_create(name=SIM_MODEL, defaults={
@@ -212,6 +215,11 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
             a_is_ai = r.read_a.arm.is_ai
             pref = "none" if pref_ai is None else ("A" if pref_ai == a_is_ai else "B")
             answer = {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id], "preference": pref}
+            if trial.ask_blinding_guess:
+                u = rng.random()
+                ai_letter = "A" if a_is_ai else "B"
+                answer["blinding_guess"] = (ai_letter if u < p.guess_right else "dont_know"
+                                            if u < p.guess_right + p.guess_dont_know else "AB".replace(ai_letter, ""))
         rating_services.submit_rating(user, r, answer)
     log(f"{len(ratings)} ratings submitted")
 

@@ -235,8 +235,12 @@ def prefill_ratings(trial: Trial) -> None:
              for x in (r.read_a, r.read_b)}
         better_a = q[r.read_a_id] - q[r.read_b_id]
         pref = "A" if better_a > 0 else "B" if better_a < 0 else rng.choice(["A", "B", "none"])
-        rating_services.submit_rating(r.expert.user, r, {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id],
-                                                         "preference": str(pref)})
+        answer = {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id], "preference": str(pref)}
+        if trial.ask_blinding_guess:  # demo experts: mostly unsure, right a little more often than wrong
+            ai_letter = "A" if r.read_a.arm.is_ai else "B"
+            answer["blinding_guess"] = str(rng.choice([ai_letter, "B" if ai_letter == "A" else "A", "dont_know"],
+                                                      p=[0.35, 0.25, 0.4]))
+        rating_services.submit_rating(r.expert.user, r, answer)
 
 
 def demo_logins(trial: Trial) -> dict[str, str]:

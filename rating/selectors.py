@@ -9,6 +9,7 @@ import unicodedata
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
+from core.keyed import keyed_hex
 from inference.backends.text import remove_redactions
 from reading.models import Read
 from trial.models import Membership, Trial
@@ -28,6 +29,12 @@ QUALITY_SCALE = [
      "description": "Accurate and complete; only minor wording or style changes needed."},
     {"score": 5, "label": "Excellent",
      "description": "Accurate, complete and clearly written; would sign as is."},
+]
+GUESS_QUESTION = "Which report do you think was written with AI assistance?"
+GUESS_CHOICES = [
+    {"value": "A", "label": "Report A"},
+    {"value": "B", "label": "Report B"},
+    {"value": "dont_know", "label": "Don't know"},
 ]
 PREFERENCE_CHOICES = [
     {"value": "A", "label": "Report A"},
@@ -142,6 +149,12 @@ def normalise_text(text: str) -> list[str]:
     return sentences
 
 
+def task_label(rating: Rating) -> str:
+    """What the expert calls a task: keyed on the task's opaque id, so it names neither the case (whose code carries
+    the center) nor anything that sorts by arm, and two experts' tasks of one case have unrelated labels."""
+    return "T-" + keyed_hex(rating.case.trial.secret, "rating-task-label", rating.public_id)[:8].upper()
+
+
 def blinded_report(read: Read) -> dict:
     """The only view of a read an expert gets: its findings and impression, normalised. Nothing else of the read
     (arm, reader, draft, marks, times, ids) is included."""
@@ -157,7 +170,8 @@ def expert_membership(user, trial: Trial) -> Membership:
 def worklist(user, trial: Trial) -> QuerySet[Rating]:
     """The expert's own tasks, in their drawn order (a keyed hash of the opaque id: not creation or arm order)."""
     expert = expert_membership(user, trial)
-    return Rating.objects.filter(expert=expert, case__trial=trial).select_related("case").order_by("order_key", "public_id")
+    return (Rating.objects.filter(expert=expert, case__trial=trial).select_related("case__trial")
+            .order_by("order_key", "public_id"))
 
 
 def rating_for_expert(user, trial: Trial, public_id: str) -> Rating:
@@ -219,7 +233,7 @@ def worklist_payload(user, trial: Trial, page=None) -> dict:
             {
                 "id": t.public_id,
                 "position": page_of.start_index() + i,
-                "case": t.case.code,
+                "label": task_label(t),
                 "kind": "single" if t.read_b_id is None else "pair",
                 "status": t.status,
                 "status_label": STATUS_LABELS[t.status],
@@ -239,12 +253,13 @@ def images_for(rating: Rating) -> list[dict]:
 def task_payload(rating: Rating) -> dict:
     """Everything the expert's page and API show for one task."""
     single = rating.read_b_id is None
+    asked = not single and rating.case.trial.ask_blinding_guess
     reports = [{"label": "A", **blinded_report(rating.read_a)}]
     if not single:
         reports.append({"label": "B", **blinded_report(rating.read_b)})
     return {
         "id": rating.public_id,
-        "case": rating.case.code,
+        "label": task_label(rating),
         "kind": "single" if single else "pair",
         "status": rating.status,
         "status_label": STATUS_LABELS[rating.status],
@@ -256,9 +271,11 @@ def task_payload(rating: Rating) -> dict:
             "quality_a": rating.quality_a,
             "quality_b": rating.quality_b,
             "comment": rating.comment,
+            "blinding_guess": rating.blinding_guess or None,
         },
         "scale": QUALITY_SCALE,
         "preferences": [] if single else PREFERENCE_CHOICES,
+        "guess": {"asked": asked, "question": GUESS_QUESTION if asked else "", "choices": GUESS_CHOICES if asked else []},
     }
 
 

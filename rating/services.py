@@ -32,6 +32,8 @@ from trial.services import ensure_writable
 from .models import Rating
 
 PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
+GUESSES = {"a": "A", "b": "B", "dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know",
+           "unknown": "dont_know"}
 COMMENT_MAX = 5000
 
 
@@ -212,11 +214,11 @@ def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
     """Validate an expert's answer. `complete` (submit) requires every part; autosave accepts a partial one.
     Returns only the fields present in `data`, cleaned."""
     single = rating.read_b_id is None
-    allowed = {"preference", "quality_a", "quality_b", "comment"}
+    allowed = {"preference", "quality_a", "quality_b", "comment", "blinding_guess"}
     unknown = set(data) - allowed
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    out: dict = {}
+    out: dict = _clean_guess(rating, data)
     if "preference" in data and not (single and _is_blank(data["preference"])):
         pref = data["preference"]
         if single:
@@ -251,9 +253,27 @@ def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
             missing.append("a quality score for report A")
         if not single and merged["quality_b"] is None:
             missing.append("a quality score for report B")
+        if guess_asked(rating) and not merged["blinding_guess"]:
+            missing.append("your guess of which report was written with AI assistance (A, B or don't know)")
         if missing:
             raise InvalidInput("Please give " + " and ".join(missing) + " before submitting.")
     return out
+
+
+def guess_asked(rating: Rating) -> bool:
+    """The blinding question (docs/design.md section 5) is asked of pair tasks when the trial measures blinding."""
+    return rating.read_b_id is not None and rating.case.trial.ask_blinding_guess
+
+
+def _clean_guess(rating: Rating, data: dict) -> dict:
+    if "blinding_guess" not in data or _is_blank(data["blinding_guess"]):
+        return {"blinding_guess": ""} if "blinding_guess" in data else {}
+    if not guess_asked(rating):
+        raise InvalidInput("This task does not ask which report was written with AI assistance.")
+    guess = GUESSES.get(str(data["blinding_guess"]).strip().lower())
+    if guess is None:
+        raise InvalidInput("The guess of which report was written with AI assistance must be A, B or dont_know.")
+    return {"blinding_guess": guess}
 
 
 @transaction.atomic
@@ -316,7 +336,7 @@ def submit_rating(actor, rating: Rating, data: dict) -> tuple[Rating, bool]:
     for k, v in cleaned.items():
         setattr(r, k, v)
     if r.read_b_id is None:
-        r.preference, r.quality_b = "", None
+        r.preference, r.quality_b, r.blinding_guess = "", None, ""
     now = timezone.now()
     r.opened_at = r.opened_at or now
     r.submitted_at = now

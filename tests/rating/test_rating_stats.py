@@ -160,7 +160,7 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
                 if part == "task" and path.startswith("reports."):
                     continue  # checked above
                 fields[f"{part}.{path}"].append(value)
-    assert {"worklist.id", "worklist.position", "task.id", "task.case", "task.status"} <= set(fields)
+    assert {"worklist.id", "worklist.position", "task.id", "task.label", "task.status"} <= set(fields)
     case_of = [by_id[i].case_id for i in ids]
     for path, values in fields.items():
         assert len(values) == len(ids), path
