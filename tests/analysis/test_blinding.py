@@ -71,7 +71,7 @@ def test_from_ratings_maps_letters_to_the_assisted_report():
     rng = np.random.default_rng(1)
     rows = []
     counts = {"right": 0, "wrong": 0, "dk": 0}
-    for i in range(300):
+    for _ in range(300):
         ai_in_a = bool(rng.random() < 0.5)
         kind = rng.choice(["right", "wrong", "dk"], p=[0.5, 0.2, 0.3])
         counts[str(kind)] += 1
