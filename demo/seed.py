@@ -184,10 +184,10 @@ def _reader_text(case, read, rng) -> tuple[str, str, dict]:
     findings, _, impression = case.reference_report.partition("\nImpression: ")
     findings = findings.removeprefix("Findings: ")
     if read.draft_id and rng.random() < 0.7:
-        # AI arm: the reader mostly keeps the draft and edits a little
+        # AI arm: the reader mostly keeps the draft
         findings, impression = read.draft.findings_text or findings, read.draft.impression_text or impression
-        if rng.random() < 0.5:
-            findings = findings + " Heart size is within normal limits."
+    if rng.random() < 0.35:  # readers of both arms add a line now and then (one arm's habit would show in lengths)
+        findings = findings + " Heart size is within normal limits."
     marks = {}
     for code in case.trial.finding_codes:
         truth = bool(case.reference_findings.get(code))

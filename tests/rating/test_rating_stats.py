@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from scipy import stats
 
 from rating.models import Rating
-from rating.selectors import normalise_text
+from rating.selectors import normalise_text, task_label
 from reading.models import Read
 from tests.factories import PASSWORD
 from tests.factories_rating import EXTRA, complete_case, rating_trial
