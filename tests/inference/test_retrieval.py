@@ -42,7 +42,8 @@ def test_iu_tgz_parses_all_3955_reports_with_labels(iu_bank):
     assert len(iu_bank) == 3955
     assert len({e.id for e in iu_bank.entries}) == 3955
     assert sum(1 for e in iu_bank.entries if e.findings) > 3300
-    assert sum(1 for e in iu_bank.entries if e.impression) > 3900
+    # > 3900 raw; cleaning the "XXXX" tokens empties the impressions whose every sentence carried one
+    assert sum(1 for e in iu_bank.entries if e.impression) > 3800
     counts = {code: sum(e.labels[code] for e in iu_bank.entries) for code in DEFAULT_FINDINGS}
     for code in DEFAULT_FINDINGS:
         assert all(code in e.labels for e in iu_bank.entries)
