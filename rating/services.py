@@ -245,19 +245,25 @@ def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
             raise InvalidInput(f"The comment is too long (at most {COMMENT_MAX} characters).")
         out["comment"] = comment.strip()
     if complete:
-        merged = {k: getattr(rating, k) for k in allowed} | out
-        missing = []
-        if not single and not merged["preference"]:
-            missing.append("a preference (A, B or no preference)")
-        if merged["quality_a"] is None:
-            missing.append("a quality score for report A")
-        if not single and merged["quality_b"] is None:
-            missing.append("a quality score for report B")
-        if guess_asked(rating) and not merged["blinding_guess"]:
-            missing.append("your guess of which report was written with AI assistance (A, B or don't know)")
+        missing = _missing(rating, {k: getattr(rating, k) for k in allowed} | out)
         if missing:
             raise InvalidInput("Please give " + " and ".join(missing) + " before submitting.")
     return out
+
+
+def _missing(rating: Rating, merged: dict) -> list[str]:
+    """The parts a submitted answer still lacks (``merged``: the saved answer updated with the new one)."""
+    single = rating.read_b_id is None
+    missing = []
+    if not single and not merged["preference"]:
+        missing.append("a preference (A, B or no preference)")
+    if merged["quality_a"] is None:
+        missing.append("a quality score for report A")
+    if not single and merged["quality_b"] is None:
+        missing.append("a quality score for report B")
+    if guess_asked(rating) and not merged["blinding_guess"]:
+        missing.append("your guess of which report was written with AI assistance (A, B or don't know)")
+    return missing
 
 
 def guess_asked(rating: Rating) -> bool:
