@@ -67,7 +67,7 @@ DICTIONARY = {
         "preference": "A, B or none", "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
         "status": "todo / in_progress / done",
         "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
-                          "dont_know (empty when not asked)",
+                          "dont_know; single reports A (yes) or not_a (no); empty when not asked",
     },
 }
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their

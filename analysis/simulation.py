@@ -80,6 +80,17 @@ def _user(username: str, password: str | None):
     return services.get_or_create_user(username, password=password, email=f"{username}@example.org")
 
 
+def _guess(rng: np.random.Generator, p: SimulationParams, r: Rating) -> str:
+    """An expert's answer to the blinding question: right, don't know or wrong with the parameters' shares."""
+    u = rng.random()
+    if p.guess_right <= u < p.guess_right + p.guess_dont_know:
+        return "dont_know"
+    right = u < p.guess_right
+    if r.read_b_id is None:  # a single report: is it AI-assisted?
+        return "A" if r.read_a.arm.is_ai == right else "not_a"
+    return "A" if r.read_a.arm.is_ai == right else "B"
+
+
 def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: None) -> dict[str, Any]:
     """Create and run the whole simulated trial; returns counts and the parameters."""
     if p.design not in Trial.Design.values:
@@ -215,11 +226,8 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
             a_is_ai = r.read_a.arm.is_ai
             pref = "none" if pref_ai is None else ("A" if pref_ai == a_is_ai else "B")
             answer = {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id], "preference": pref}
-            if trial.ask_blinding_guess:
-                u = rng.random()
-                ai_letter = "A" if a_is_ai else "B"
-                answer["blinding_guess"] = (ai_letter if u < p.guess_right else "dont_know"
-                                            if u < p.guess_right + p.guess_dont_know else "AB".replace(ai_letter, ""))
+        if trial.ask_blinding_guess:
+            answer["blinding_guess"] = _guess(rng, p, r)
         rating_services.submit_rating(user, r, answer)
     log(f"{len(ratings)} ratings submitted")
 

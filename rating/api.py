@@ -24,9 +24,9 @@ class AnswerSerializer(serializers.Serializer):
     quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
     comment = serializers.CharField(required=False, allow_blank=True)
     blinding_guess = serializers.ChoiceField(
-        choices=["A", "B", "dont_know"], required=False, allow_blank=True,
+        choices=["A", "B", "not_a", "dont_know"], required=False, allow_blank=True,
         help_text="Asked when the trial measures blinding (task.guess.asked): which report the expert thinks was "
-                  "written with AI assistance; required to submit then")
+                  "written with AI assistance (a single report: A yes, not_a no); required to submit then")
 
 
 def _answer(request) -> dict:

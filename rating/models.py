@@ -22,6 +22,7 @@ class Rating(models.Model):
     class BlindingGuess(models.TextChoices):
         A = "A", "Report A"
         B = "B", "Report B"
+        NOT_A = "not_a", "Report A was not written with AI assistance"  # single-report tasks
         DONT_KNOW = "dont_know", "Don't know"
 
     public_id = models.CharField(max_length=24, unique=True, default=opaque_id, editable=False)

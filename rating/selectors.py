@@ -36,6 +36,13 @@ GUESS_CHOICES = [
     {"value": "B", "label": "Report B"},
     {"value": "dont_know", "label": "Don't know"},
 ]
+# Single-report tasks (case-randomised): the same question about the one report.
+GUESS_QUESTION_SINGLE = "Do you think this report was written with AI assistance?"
+GUESS_CHOICES_SINGLE = [
+    {"value": "A", "label": "Yes"},
+    {"value": "not_a", "label": "No"},
+    {"value": "dont_know", "label": "Don't know"},
+]
 PREFERENCE_CHOICES = [
     {"value": "A", "label": "Report A"},
     {"value": "B", "label": "Report B"},
@@ -253,7 +260,8 @@ def images_for(rating: Rating) -> list[dict]:
 def task_payload(rating: Rating) -> dict:
     """Everything the expert's page and API show for one task."""
     single = rating.read_b_id is None
-    asked = not single and rating.case.trial.ask_blinding_guess
+    asked = rating.case.trial.ask_blinding_guess
+    question, choices = (GUESS_QUESTION_SINGLE, GUESS_CHOICES_SINGLE) if single else (GUESS_QUESTION, GUESS_CHOICES)
     reports = [{"label": "A", **blinded_report(rating.read_a)}]
     if not single:
         reports.append({"label": "B", **blinded_report(rating.read_b)})
@@ -275,7 +283,7 @@ def task_payload(rating: Rating) -> dict:
         },
         "scale": QUALITY_SCALE,
         "preferences": [] if single else PREFERENCE_CHOICES,
-        "guess": {"asked": asked, "question": GUESS_QUESTION if asked else "", "choices": GUESS_CHOICES if asked else []},
+        "guess": {"asked": asked, "question": question if asked else "", "choices": choices if asked else []},
     }
 
 

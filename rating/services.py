@@ -32,8 +32,10 @@ from trial.services import ensure_writable
 from .models import Rating
 
 PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
-GUESSES = {"a": "A", "b": "B", "dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know",
-           "unknown": "dont_know"}
+_DONT_KNOW = {"dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know", "unknown": "dont_know"}
+# Accepted answers: a pair names the report it thinks AI-assisted; a single report is AI-assisted (A) or not (not_a).
+GUESSES = {"pair": {"a": "A", "b": "B", **_DONT_KNOW},
+           "single": {"a": "A", "yes": "A", "not_a": "not_a", "no": "not_a", **_DONT_KNOW}}
 COMMENT_MAX = 5000
 
 
@@ -262,13 +264,14 @@ def _missing(rating: Rating, merged: dict) -> list[str]:
     if not single and merged["quality_b"] is None:
         missing.append("a quality score for report B")
     if guess_asked(rating) and not merged["blinding_guess"]:
-        missing.append("your guess of which report was written with AI assistance (A, B or don't know)")
+        missing.append("your guess of which report was written with AI assistance (A, B or don't know)" if not single
+                       else "your guess of whether the report was written with AI assistance (yes, no or don't know)")
     return missing
 
 
 def guess_asked(rating: Rating) -> bool:
-    """The blinding question (docs/design.md section 5) is asked of pair tasks when the trial measures blinding."""
-    return rating.read_b_id is not None and rating.case.trial.ask_blinding_guess
+    """The blinding question (docs/design.md section 5) is asked when the trial measures blinding."""
+    return rating.case.trial.ask_blinding_guess
 
 
 def _clean_guess(rating: Rating, data: dict) -> dict:
@@ -276,7 +279,11 @@ def _clean_guess(rating: Rating, data: dict) -> dict:
         return {"blinding_guess": ""} if "blinding_guess" in data else {}
     if not guess_asked(rating):
         raise InvalidInput("This task does not ask which report was written with AI assistance.")
-    guess = GUESSES.get(str(data["blinding_guess"]).strip().lower())
+    single = rating.read_b_id is None
+    guess = GUESSES["single" if single else "pair"].get(str(data["blinding_guess"]).strip().lower())
+    if guess is None and single:
+        raise InvalidInput("The guess of whether the report was written with AI assistance must be A (yes), not_a "
+                           "(no) or dont_know.")
     if guess is None:
         raise InvalidInput("The guess of which report was written with AI assistance must be A, B or dont_know.")
     return {"blinding_guess": guess}
@@ -342,7 +349,7 @@ def submit_rating(actor, rating: Rating, data: dict) -> tuple[Rating, bool]:
     for k, v in cleaned.items():
         setattr(r, k, v)
     if r.read_b_id is None:
-        r.preference, r.quality_b, r.blinding_guess = "", None, ""
+        r.preference, r.quality_b = "", None
     now = timezone.now()
     r.opened_at = r.opened_at or now
     r.submitted_at = now

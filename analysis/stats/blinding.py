@@ -14,10 +14,12 @@ columns the true assignment (arm 1, arm 2).
   1/2 = random guessing, 1 = complete blinding. Variance by the paper's delta method; Wald interval. All don't-know
   gives 1 with standard error 0.
 
-How the rating's question maps onto the table: the A/B order of a pair is drawn per task, so which letter holds the
-AI-assisted report is the randomised "assignment" and the expert's answer (A, B, don't know) is the guess
-(:func:`blinding_from_ratings`). One answer names both reports of the pair, so the index for the assisted arm and
-the control arm are the same number: (pairs guessed right - pairs guessed wrong) / pairs asked.
+How the rating's question maps onto the table (:func:`blinding_from_ratings`): the A/B order of a pair is drawn per
+task, so which letter holds the AI-assisted report is the randomised "assignment" and the expert's answer (A, B,
+don't know) is the guess. One answer names both reports of the pair, so the index for the assisted arm and the
+control arm are the same number: (pairs guessed right - pairs guessed wrong) / pairs asked. A single report
+(case-randomised designs) is judged alone (AI-assisted, not, don't know), so its arm is the assignment and the
+arms' indices differ.
 
 Checked against the disulfiram trial's guesses ([[48, 22], [4, 30], [330, 319]]: James 0.896, Bang 0.115 and
 0.022) in tests/analysis/test_blinding.py.
@@ -137,39 +139,62 @@ def blinding_indices(table: Sequence[Sequence[int]], arms: tuple[str, str] = ("a
 
 def blinding_from_ratings(ratings: pd.DataFrame, assisted: Any, control: Any,
                           conf_level: float = 0.95) -> dict[str, Any]:
-    """Blinding of submitted pair ratings with an answer to the AI-assistance question.
+    """Blinding of submitted ratings that answered the AI-assistance question.
 
-    ``ratings`` has ``arm_a``, ``arm_b`` and ``blinding_guess`` (A, B, dont_know; empty when not asked). The
-    assignment is the letter showing the ``assisted`` arm's report. Returns ``{"n", "by_arm", "by_position",
-    "james", "notes"}``: ``by_arm`` is Bang's index for each arm (the same number, see the module docstring),
-    ``by_position`` Bang's index for tasks with the assisted report shown as A and as B, ``james`` James's index.
+    ``ratings`` has ``arm_a``, ``arm_b`` (empty for a single report) and ``blinding_guess`` (pairs: A, B,
+    dont_know; single reports: A = AI-assisted, not_a = not, dont_know; empty when not asked). Pairs, when there
+    are any, are analysed as described in the module docstring (the assignment is the letter showing the
+    ``assisted`` arm's report); otherwise single reports, whose assignment is their own arm, so Bang's index differs
+    by arm. Returns ``{"n", "kind", "by_arm", "james", "table", "notes"}`` (pairs add ``by_position``).
     """
     need = {"arm_a", "arm_b", "blinding_guess"}
     if ratings.empty or not need <= set(ratings.columns):
         return {"n": 0, "note": "no blinding answers (the trial did not ask, or the export withholds them before lock)"}
     r = ratings[list(need)].astype("string").fillna("")
     both = [str(assisted), str(control)]
-    pairs = r[(r["blinding_guess"] != "") & r["arm_a"].isin(both) & r["arm_b"].isin(both) & (r["arm_a"] != r["arm_b"])]
-    if pairs.empty:
-        return {"n": 0, "note": "no blinding answers for pairs of the assisted and control arms"}
-    ai_in_a = pairs["arm_a"] == str(assisted)
+    answered = r[(r["blinding_guess"] != "") & r["arm_a"].isin(both)]
+    pairs = answered[answered["arm_b"].isin(both) & (answered["arm_a"] != answered["arm_b"])]
+    if not pairs.empty:
+        return _from_pairs(pairs, str(assisted), str(control), conf_level)
+    singles = answered[answered["arm_b"] == ""]
+    if not singles.empty:
+        return _from_singles(singles, str(assisted), str(control), conf_level)
+    return {"n": 0, "note": "no blinding answers for reports of the assisted and control arms"}
+
+
+def _from_pairs(pairs: pd.DataFrame, assisted: str, control: str, conf_level: float) -> dict[str, Any]:
+    ai_in_a = pairs["arm_a"] == assisted
     guess = pairs["blinding_guess"]
-    table = [[int(((guess == "A") & ai_in_a).sum()), int(((guess == "A") & ~ai_in_a).sum())],
-             [int(((guess == "B") & ai_in_a).sum()), int(((guess == "B") & ~ai_in_a).sum())],
-             [int(((guess == DONT_KNOW) & ai_in_a).sum()), int(((guess == DONT_KNOW) & ~ai_in_a).sum())]]
+    table = [[int(((guess == g) & ai_in_a).sum()), int(((guess == g) & ~ai_in_a).sum())]
+             for g in ("A", "B", DONT_KNOW)]
     by_position = blinding_indices(table, arms=("assisted shown as A", "assisted shown as B"), conf_level=conf_level)
-    correct = table[0][0] + table[1][1]
-    wrong = table[0][1] + table[1][0]
-    dk = table[2][0] + table[2][1]
-    overall = bang_index(correct, wrong, dk, conf_level)
+    overall = bang_index(table[0][0] + table[1][1], table[0][1] + table[1][0], table[2][0] + table[2][1], conf_level)
     return {
-        "n": int(len(pairs)),
-        "by_arm": {str(assisted): overall.to_dict(), str(control): overall.to_dict()},
+        "n": int(len(pairs)), "kind": "pairs",
+        "by_arm": {assisted: overall.to_dict(), control: overall.to_dict()},
         "by_position": {k: v.to_dict() for k, v in by_position.bang.items()},
         "james": by_position.james.to_dict(),
         "table": {"rows": ["guess A", "guess B", "don't know"],
                   "columns": ["assisted shown as A", "assisted shown as B"], "counts": table},
         "notes": ["Each answer names both reports of a pair, so Bang's index is the same for both arms: "
-                  "(pairs guessed right - pairs guessed wrong) / pairs asked. 0 is random guessing, 1 complete "
-                  "unblinding. James's index: 1 complete blinding, 0.5 random guessing, 0 complete unblinding."],
+                  "(pairs guessed right - pairs guessed wrong) / pairs asked. " + SCALES],
     }
+
+
+def _from_singles(singles: pd.DataFrame, assisted: str, control: str, conf_level: float) -> dict[str, Any]:
+    arm, guess = singles["arm_a"], singles["blinding_guess"]
+    table = [[int(((guess == g) & (arm == a)).sum()) for a in (assisted, control)] for g in ("A", "not_a", DONT_KNOW)]
+    res = blinding_indices(table, arms=(assisted, control), conf_level=conf_level)
+    return {
+        "n": int(len(singles)), "kind": "single reports",
+        "by_arm": {k: v.to_dict() for k, v in res.bang.items()},
+        "james": res.james.to_dict(),
+        "table": {"rows": ["guess assisted", "guess not assisted", "don't know"], "columns": [assisted, control],
+                  "counts": table},
+        "notes": ["Each report was judged alone: Bang's index per arm is (right - wrong) / reports of that arm. "
+                  + SCALES],
+    }
+
+
+SCALES = ("Bang: 0 is random guessing, 1 complete unblinding, -1 all guessing the other arm. James: 1 complete "
+          "blinding, 0.5 random guessing, 0 complete unblinding.")

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='rating',
             name='blinding_guess',
-            field=models.CharField(blank=True, choices=[('A', 'Report A'), ('B', 'Report B'), ('dont_know', "Don't know")], max_length=10),
+            field=models.CharField(blank=True, choices=[('A', 'Report A'), ('B', 'Report B'), ('not_a', 'Report A was not written with AI assistance'), ('dont_know', "Don't know")], max_length=10),
         ),
     ]

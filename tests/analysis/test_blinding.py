@@ -92,3 +92,17 @@ def test_from_ratings_maps_letters_to_the_assisted_report():
 def test_from_ratings_without_answers_says_so():
     res = blinding_from_ratings(pd.DataFrame({"arm_a": ["X"], "arm_b": ["Y"], "preference": ["A"]}), "X", "Y")
     assert res["n"] == 0 and "withholds" in res["note"]
+
+
+def test_from_ratings_single_reports_give_one_index_per_arm():
+    # Assisted reports: 30 judged AI-assisted (right), 10 not (wrong), 20 don't know.
+    # Control reports: 12 judged AI-assisted (wrong), 18 not (right), 30 don't know.
+    rows = ([{"arm_a": "ai", "blinding_guess": g} for g in ["A"] * 30 + ["not_a"] * 10 + ["dont_know"] * 20]
+            + [{"arm_a": "std", "blinding_guess": g} for g in ["A"] * 12 + ["not_a"] * 18 + ["dont_know"] * 30])
+    df = pd.DataFrame(rows).assign(arm_b="")
+    res = blinding_from_ratings(df, assisted="ai", control="std")
+    assert res["kind"] == "single reports" and res["n"] == 120
+    assert res["by_arm"]["ai"]["estimate"] == pytest.approx((30 - 10) / 60)
+    assert res["by_arm"]["std"]["estimate"] == pytest.approx((18 - 12) / 60)
+    assert res["table"]["counts"] == [[30, 12], [10, 18], [20, 30]]
+    assert res["james"]["estimate"] == pytest.approx(james_index([[30, 12], [10, 18], [20, 30]]).estimate)

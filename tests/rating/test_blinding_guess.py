@@ -91,3 +91,21 @@ def test_the_answers_are_exported_only_after_lock(asked):
     trial = services.lock_trial(asked["coordinator"], Trial.objects.get(pk=asked["trial"].pk), reason="test")
     rows = build_export(trial).tables["ratings"]
     assert {r["blinding_guess"] for r in rows if r["rating_id"] == asked["rating"].public_id} == {"A"}
+
+
+def test_a_single_report_is_asked_whether_it_was_ai_assisted(db):
+    t = rating_trial(code="BS", design=Trial.Design.CASE_RANDOMISED, experts=2, panel=2, cases=1,
+                     ask_blinding_guess=True)
+    complete_case(t["cases"][0])
+    rating = Rating.objects.select_related("case__trial").filter(case=t["cases"][0]).first()
+    assert rating.read_b_id is None
+    guess = rating_selectors.task_payload(rating)["guess"]
+    assert guess["question"] == "Do you think this report was written with AI assistance?"
+    assert [c["value"] for c in guess["choices"]] == ["A", "not_a", "dont_know"]
+    expert = rating.expert.user
+    with pytest.raises(InvalidInput, match="whether the report"):
+        rating_services.submit_rating(expert, rating, {"quality_a": 4})
+    with pytest.raises(InvalidInput, match="not_a"):
+        rating_services.submit_rating(expert, rating, {"quality_a": 4, "blinding_guess": "B"})
+    r, _ = rating_services.submit_rating(expert, rating, {"quality_a": 4, "blinding_guess": "no"})
+    assert Rating.objects.get(pk=r.pk).blinding_guess == "not_a"
