@@ -8,6 +8,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from trial.blinding import NotBlindedParticipant
 from trial.models import Trial
 from trial.permissions import TrialRolePermission
 
@@ -36,7 +37,7 @@ class AnalysisRunSerializer(serializers.ModelSerializer):
 
 class AnalysisRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = AnalysisRunSerializer
-    permission_classes = [IsAuthenticated, TrialRolePermission]
+    permission_classes = [IsAuthenticated, TrialRolePermission, NotBlindedParticipant]
     lookup_value_regex = r"\d+"
 
     def get_trial(self) -> Trial:

@@ -1,8 +1,12 @@
 """The tidy export: cases, allocations, reads, drafts, ratings as CSV, a data dictionary and a manifest.
 
 Before lock the arms are masked as X/Y (the mapping is drawn from the trial's secret, so it is stable across exports
-but not guessable from arm order); after lock they are named. The manifest carries row counts, a sha256 per table,
-a hash of all the data, and the code version, so an analysis can be reproduced from the export alone.
+but not guessable from arm order); after lock they are named. Before lock the export is also arm-neutral
+(docs/design.md section 5): columns that exist because of one arm (a read's draft edits), and the experts' blinding
+guesses (whose agreement with the masked arms would name them), are withheld and listed in the manifest; the data
+dictionary describes only the columns present. Every text cell is escaped against CSV formula injection.
+The manifest carries row counts, a sha256 per table, a hash of all the data, and the code version, so an analysis
+can be reproduced from the export alone.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +51,10 @@ DICTIONARY = {
         "session": "Crossover: 1st or 2nd read of the case", "status": "todo / in_progress / done",
         "active_seconds": "Active reading time reported by the browser (visible and in use), capped by wall time",
         "wall_seconds": "submitted_at - opened_at, server clock",
-        "draft_edit_distance": "AI arm: normalised edit distance between draft and final text (0 = unchanged)",
-        "n_flipped_findings": "AI arm: findings whose present/absent call differs from the draft",
+        "draft_edit_distance": "After lock only. Reads that showed a draft: normalised edit distance between draft "
+                               "and final text (0 = unchanged); empty otherwise",
+        "n_flipped_findings": "After lock only. Reads that showed a draft: findings whose present/absent call differs "
+                              "from the draft; empty otherwise",
         "finding_<finding>": "Reader's call: 1 present, 0 absent", "confidence_<finding>": "Reader's confidence 1-5",
     },
     "drafts": {
@@ -60,8 +67,19 @@ DICTIONARY = {
         "arm_a": "Arm of report A (masked before lock)", "arm_b": "Arm of report B (empty for single-report ratings)",
         "preference": "A, B or none", "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
         "status": "todo / in_progress / done",
+        "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
+                          "dont_know; single reports A (yes) or not_a (no); empty when not asked",
     },
 }
+# Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
+# agreement with them.
+WITHHELD_BEFORE_LOCK = {
+    "reads": ("draft_edit_distance", "n_flipped_findings"),
+    "ratings": ("blinding_guess",),
+}
+# OWASP CSV injection: a text cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 @dataclass
@@ -89,12 +107,22 @@ class Export:
         return paths
 
 
+def csv_safe(value: object) -> object:
+    """A cell as written: text that a spreadsheet would run as a formula gets a leading apostrophe (OWASP's rule);
+    numbers (which may start with '-') are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        fields = list(rows[0].keys())
+        w = csv.DictWriter(buf, fieldnames=[csv_safe(f) for f in fields], lineterminator="\n")
         w.writeheader()
-        w.writerows(rows)
+        for row in rows:
+            w.writerow({csv_safe(k): csv_safe(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -198,8 +226,10 @@ def build_export(trial: Trial) -> Export:
                      "expert": experts.get(g.expert_id, ""), "arm_a": arms[g.read_a.arm_id],
                      "arm_b": arms[g.read_b.arm_id] if g.read_b_id else "", "status": g.status,
                      "preference": g.preference if done else "", "quality_a": g.quality_a if done else "",
-                     "quality_b": g.quality_b if done and g.quality_b is not None else ""})
+                     "quality_b": g.quality_b if done and g.quality_b is not None else "",
+                     "blinding_guess": g.blinding_guess if done else ""})
     tables["ratings"] = rows
+    withheld = {} if trial.is_locked else _withhold(tables)
 
     table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
     manifest = {
@@ -209,6 +239,7 @@ def build_export(trial: Trial) -> Export:
         "arms_masked": not trial.is_locked,
         "assisted_arm": next((arms[a.pk] for a in trial.arms.all() if a.is_ai), None) if trial.is_locked else None,
         "findings": codes,
+        "withheld_until_lock": withheld,
         "preference_majority": trial.preference_majority,
         "expert_panel_size": trial.expert_panel_size,
         "generated_at": timezone.now().isoformat(),
@@ -216,8 +247,28 @@ def build_export(trial: Trial) -> Export:
         "tables": {name: {"rows": len(t), "sha256": table_hashes[name]} for name, t in tables.items()},
         "data_sha256": hashlib.sha256(json.dumps(table_hashes, sort_keys=True).encode()).hexdigest(),
     }
-    dictionary = []
+    return Export(tables, manifest, data_dictionary(tables, codes, withheld))
+
+
+def _withhold(tables: dict[str, list[dict]]) -> dict[str, list[str]]:
+    """Drop the columns withheld before lock (in place); returns what was withheld, per table."""
+    out = {}
+    for name, cols in WITHHELD_BEFORE_LOCK.items():
+        for row in tables.get(name, []):
+            for col in cols:
+                row.pop(col, None)
+        out[name] = list(cols)
+    return out
+
+
+def data_dictionary(tables: dict[str, list[dict]], codes: list[str], withheld: dict[str, list[str]]) -> list[dict]:
+    """The dictionary rows of the columns exported (a withheld column is not described)."""
+    rows = []
     for table, cols in DICTIONARY.items():
+        present = set(tables[table][0]) if tables.get(table) else None
         for col, desc in cols.items():
-            dictionary.append({"table": table, "column": col, "description": desc})
-    return Export(tables, manifest, dictionary)
+            names = [col.replace("<finding>", f) for f in codes] if "<finding>" in col else [col]
+            if col in withheld.get(table, ()) or (present is not None and not present & set(names)):
+                continue
+            rows.append({"table": table, "column": col, "description": desc})
+    return rows

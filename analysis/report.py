@@ -514,6 +514,22 @@ def agreement_table(results: dict) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def blinding_table(results: dict) -> str:
+    """Bang's index per arm and James's index of the experts' guesses (analysis/stats/blinding.py)."""
+    b = results.get("blinding") or {}
+    if not b.get("n"):
+        return f'<p class="muted">{_esc(b.get("note") or "No blinding answers.")}</p>'
+    rows = [_row(["Index", "Estimate", "95% CI", "n"], head=True)]
+    for arm, r in (b.get("by_arm") or {}).items():
+        rows.append(_row([f"Bang, arm {_esc(arm)}", _f(r.get("estimate"), 3), _ci(r.get("ci"), 3), str(r.get("n"))]))
+    for pos, r in (b.get("by_position") or {}).items():
+        rows.append(_row([f"Bang, {_esc(pos)}", _f(r.get("estimate"), 3), _ci(r.get("ci"), 3), str(r.get("n"))]))
+    j = b.get("james") or {}
+    rows.append(_row(["James (trial)", _f(j.get("estimate"), 3), _ci(j.get("ci"), 3), str(j.get("n"))]))
+    notes = "".join(f'<p class="muted">{_esc(n)}</p>' for n in b.get("notes") or [])
+    return "<table>" + "".join(rows) + "</table>" + notes
+
+
 def subgroup_table(results: dict) -> str:
     rows = [_row(["Subgroup", "Quality difference (95% CI)", "p", "Time ratio (95% CI)", "p"], head=True)]
     for name, qq, tt in _forest_rows(results):
@@ -628,6 +644,7 @@ def build_html(results: dict, manifest: dict, figures: dict[str, str]) -> str:
         "<h2>Readers' accuracy</h2>", reader_accuracy_table(results),
         "<h2>Agreement between experts</h2>", agreement_table(results),
         "<h2>Subgroups</h2>", subgroup_table(results), fig("forest"),
+        "<h2>Blinding of the experts</h2>", blinding_table(results),
         "<h2>Methods</h2>", methods_text(results),
         "<h2>Warnings</h2>",
         ('<ul class="warnings">' + "".join(f"<li>{_esc(w)}</li>" for w in warn) + "</ul>") if warn

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from core.errors import NotAllowed
 from trial import audit
+from trial.blinding import BLINDED_MESSAGE, is_blinded_participant
 from trial.models import Trial
 from trial.permissions import Role, has_role
 
@@ -70,7 +71,8 @@ def _zip_dir(src: Path, dest: Path, arc_root: str) -> Path:
 
 
 def can_analyse(user, trial: Trial) -> bool:
-    return has_role(user, trial, *ANALYSIS_ROLES)
+    """Statisticians and coordinators, unless they also read or rate in the unlocked trial (trial/blinding.py)."""
+    return has_role(user, trial, *ANALYSIS_ROLES) and not is_blinded_participant(user, trial)
 
 
 def run_dir(run: AnalysisRun) -> Path:
@@ -80,6 +82,8 @@ def run_dir(run: AnalysisRun) -> Path:
 @transaction.atomic
 def request_analysis(user, trial: Trial) -> AnalysisRun:
     """A statistician or coordinator asks for an analysis; the task is sent when this transaction commits."""
+    if is_blinded_participant(user, trial):
+        raise NotAllowed(BLINDED_MESSAGE)
     if not can_analyse(user, trial):
         raise NotAllowed("Only the trial's statisticians and coordinators may run the analysis.")
     run = AnalysisRun.objects.create(trial=trial, requested_by=user, message="Queued")

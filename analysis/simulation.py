@@ -71,10 +71,24 @@ class SimulationParams:
     seed: int = 1
     lock: bool = True
     password: str | None = None
+    # Blinding question (asked when either share is > 0): shares of right and of don't-know answers; the rest wrong.
+    guess_right: float = 0.0
+    guess_dont_know: float = 0.0
 
 
 def _user(username: str, password: str | None):
     return services.get_or_create_user(username, password=password, email=f"{username}@example.org")
+
+
+def _guess(rng: np.random.Generator, p: SimulationParams, r: Rating) -> str:
+    """An expert's answer to the blinding question: right, don't know or wrong with the parameters' shares."""
+    u = rng.random()
+    if p.guess_right <= u < p.guess_right + p.guess_dont_know:
+        return "dont_know"
+    right = u < p.guess_right
+    if r.read_b_id is None:  # a single report: is it AI-assisted?
+        return "A" if r.read_a.arm.is_ai == right else "not_a"
+    return "A" if r.read_a.arm.is_ai == right else "B"
 
 
 def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: None) -> dict[str, Any]:
@@ -96,7 +110,7 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
     coord = type(coord).objects.get(pk=coord.pk)  # fresh permission cache
     trial = services.create_trial(coord, code=p.code, title=f"Simulated trial {p.code}", design=p.design,
                                   expert_panel_size=p.experts, preference_majority=p.experts // 2 + 1,
-                                  washout_days=0)
+                                  washout_days=0, ask_blinding_guess=p.guess_right + p.guess_dont_know > 0)
     centers = [services.add_center(coord, trial, code=f"c{i + 1}", name=f"Simulated center {i + 1}")
                for i in range(p.centers)]
     mv, _ = ModelVersion.objects.get_or_create(name=SIM_MODEL, defaults={
@@ -215,6 +229,8 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
             a_is_ai = r.read_a.arm.is_ai
             pref = "none" if pref_ai is None else ("A" if pref_ai == a_is_ai else "B")
             answer = {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id], "preference": pref}
+        if trial.ask_blinding_guess:
+            answer["blinding_guess"] = _guess(rng, p, r)
         rating_services.submit_rating(user, r, answer)
     log(f"{len(ratings)} ratings submitted")
 

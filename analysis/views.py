@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from core.errors import TrialError
+from trial.blinding import require_not_blinded
 from trial.models import Trial
 from trial.permissions import require_role
 
@@ -20,6 +21,7 @@ from .models import AnalysisRun
 def _trial(request, trial_code: str) -> Trial:
     trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, *services.ANALYSIS_ROLES)
+    require_not_blinded(request.user, trial)  # a statistician who also reads or rates (trial/blinding.py)
     return trial
 
 

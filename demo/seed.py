@@ -52,6 +52,7 @@ def seed_people(n_centers: int = 3) -> tuple[Trial, dict[str, str]]:
     trial = services.create_trial(
         coord, code=DEMO_CODE, title="Demo: AI-drafted chest X-ray reports for junior radiologists",
         design=Trial.Design.PAIRED_BY_CASE, expert_panel_size=3, preference_majority=2,
+        allow_retrieval_baseline=True, ask_blinding_guess=True,  # the demo's model is the retrieval baseline
     )
     centers = [services.add_center(coord, trial, code=f"c{i + 1}", name=name)
                for i, name in enumerate(["North Hospital", "River Clinic", "Hill Medical Center"][:n_centers])]
@@ -185,10 +186,10 @@ def _reader_text(case, read, rng) -> tuple[str, str, dict]:
     findings, _, impression = case.reference_report.partition("\nImpression: ")
     findings = findings.removeprefix("Findings: ")
     if read.draft_id and rng.random() < 0.7:
-        # AI arm: the reader mostly keeps the draft and edits a little
+        # AI arm: the reader mostly keeps the draft
         findings, impression = read.draft.findings_text or findings, read.draft.impression_text or impression
-        if rng.random() < 0.5:
-            findings = findings + " Heart size is within normal limits."
+    if rng.random() < 0.35:  # readers of both arms add a line now and then (one arm's habit would show in lengths)
+        findings = findings + " Heart size is within normal limits."
     marks = {}
     for code in case.trial.finding_codes:
         truth = bool(case.reference_findings.get(code))
@@ -236,8 +237,12 @@ def prefill_ratings(trial: Trial) -> None:
              for x in (r.read_a, r.read_b)}
         better_a = q[r.read_a_id] - q[r.read_b_id]
         pref = "A" if better_a > 0 else "B" if better_a < 0 else rng.choice(["A", "B", "none"])
-        rating_services.submit_rating(r.expert.user, r, {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id],
-                                                         "preference": str(pref)})
+        answer = {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id], "preference": str(pref)}
+        if trial.ask_blinding_guess:  # demo experts: mostly unsure, right a little more often than wrong
+            ai_letter = "A" if r.read_a.arm.is_ai else "B"
+            answer["blinding_guess"] = str(rng.choice([ai_letter, "B" if ai_letter == "A" else "A", "dont_know"],
+                                                      p=[0.35, 0.25, 0.4]))
+        rating_services.submit_rating(r.expert.user, r, answer)
 
 
 def demo_logins(trial: Trial) -> dict[str, str]:

@@ -3,8 +3,9 @@
 A bank is a list of :class:`BankEntry` (id, findings, impression, labels, and an image embedding when one is
 known). Two sources:
 
-- the Indiana University chest X-ray reports (Open-i, NLM; CC BY-NC-ND 4.0, used verbatim:
-  ``fixtures/reports/iu_chest_xray_reports_3955.tgz``), parsed by :meth:`ReportBank.from_iu_tgz`; labels come
+- the Indiana University chest X-ray reports (Open-i, NLM; CC BY-NC-ND 4.0:
+  ``fixtures/reports/iu_chest_xray_reports_3955.tgz``), parsed by :meth:`ReportBank.from_iu_tgz`, with the corpus's
+  "XXXX" de-identification tokens cleaned as the bank loads (``remove_redactions``: drafts never carry them); labels come
   from the reports' MeSH major terms (:mod:`inference.backends.labels`). These reports come **without images**,
   so their entries have no embedding until images are paired with them (:meth:`ReportBank.with_images`, used by
   the demo to pair its fixture images with bank reports);
@@ -34,7 +35,7 @@ from PIL import Image
 
 from .backends.embedding import EMBEDDING_DIM, embed_image, embedding_digest
 from .backends.labels import labels_from_mesh
-from .backends.text import format_report, parse_report
+from .backends.text import format_report, parse_report, remove_redactions
 
 IU_TGZ = Path(__file__).resolve().parent.parent / "fixtures" / "reports" / "iu_chest_xray_reports_3955.tgz"
 IU_ATTRIBUTION = (
@@ -90,10 +91,10 @@ def _xml_report(data: bytes, default_id: str) -> dict[str, Any]:
     images = [p.get("id") for p in root.iter("parentImage") if p.get("id")]
     return {
         "id": report_id,
-        "findings": sections.get("FINDINGS", ""),
-        "impression": sections.get("IMPRESSION", ""),
-        "indication": sections.get("INDICATION", ""),
-        "comparison": sections.get("COMPARISON", ""),
+        "findings": remove_redactions(sections.get("FINDINGS", "")),
+        "impression": remove_redactions(sections.get("IMPRESSION", "")),
+        "indication": remove_redactions(sections.get("INDICATION", "")),
+        "comparison": remove_redactions(sections.get("COMPARISON", "")),
         "mesh": majors,
         "images": images,
     }

@@ -31,6 +31,7 @@ from inference.backends.base import BackendConfig, GenerationRequest
 from trial.models import Case
 
 from .models import Draft, ModelVersion
+from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,9 @@ def run_draft(task, draft_id: int) -> str:
     case, mv = draft.case, draft.model_version
     findings = case.trial.finding_codes
     companions: list[tuple[Draft, list]] = []
+    if retrieval_not_allowed(case.trial, mv):  # the setting may have been turned off after queueing
+        _fail(draft_id, RETRIEVAL_NOT_ALLOWED)
+        return "failed"
     try:
         views = case_views(case)
         backend, load_s = get_loaded_backend(mv, findings, case.trial)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from trial.models import Case
 
@@ -17,13 +18,32 @@ def model_versions_for_trial(trial) -> list[ModelVersion]:
     return list(ModelVersion.objects.filter(pk__in=set(ids)))
 
 
+RETRIEVAL_NOT_ALLOWED = (
+    "Not drafted: the retrieval baseline repeats public report text that an expert could look up, which would "
+    "unblind the rating, and this trial does not allow it (trial setting allow_retrieval_baseline, for demos). "
+    "Give the AI arm a real model version."
+)
+
+
+def retrieval_not_allowed(trial, model_version: ModelVersion) -> bool:
+    """True when ``model_version`` is the retrieval baseline and ``trial`` has not opted in to it
+    (docs/design.md section 6)."""
+    return model_version.backend == ModelVersion.Backend.RETRIEVAL and not trial.allow_retrieval_baseline
+
+
 def queue_drafts_for_case(case: Case) -> list[Draft]:
-    """Drafts for every case, both arms (standalone accuracy is measured on all cases). Sent after commit."""
+    """Drafts for every case, both arms (standalone accuracy is measured on all cases). Sent after commit.
+    A draft the trial may not make (the retrieval baseline without the trial's consent) is recorded as failed,
+    with the reason, and not sent."""
     drafts = []
     for mv in model_versions_for_trial(case.trial):
         draft, _ = Draft.objects.get_or_create(case=case, model_version=mv)
         drafts.append(draft)
-        if draft.status == Draft.Status.QUEUED:
+        if draft.status == Draft.Status.QUEUED and retrieval_not_allowed(case.trial, mv):
+            draft.status, draft.error, draft.finished_at = Draft.Status.FAILED, RETRIEVAL_NOT_ALLOWED, timezone.now()
+            draft.save(update_fields=["status", "error", "finished_at"])
+            log.warning("Case %s: %s", case.code, RETRIEVAL_NOT_ALLOWED)
+        elif draft.status == Draft.Status.QUEUED:
             transaction.on_commit(lambda pk=draft.pk: send_draft_task(pk))
     return drafts
 
@@ -61,7 +81,11 @@ def retry_draft(actor, draft: Draft) -> Draft:
     trial = draft.case.trial
     ensure_coordinator(actor, trial)
     ensure_writable(trial)
-    draft = Draft.objects.select_for_update().get(pk=draft.pk)
+    draft = Draft.objects.select_for_update().select_related("model_version").get(pk=draft.pk)
+    if retrieval_not_allowed(trial, draft.model_version):
+        from core.errors import Conflict
+
+        raise Conflict(RETRIEVAL_NOT_ALLOWED)
     if draft.status != Draft.Status.FAILED:
         from core.errors import Conflict
 

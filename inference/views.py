@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.errors import TrialError
+from trial.blinding import require_not_blinded
 from trial.models import Trial
 from trial.permissions import Role, require_role
 
@@ -17,6 +18,7 @@ from .models import Draft
 def drafts_page(request, trial_code: str):
     trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, Role.COORDINATOR)
+    require_not_blinded(request.user, trial)  # drafts of cases the person reads or rates
     status = request.GET.get("status", "")
     drafts = selectors.drafts_for_trial(trial, status=status)
     ctx = {
@@ -34,6 +36,7 @@ def drafts_page(request, trial_code: str):
 def retry(request, trial_code: str, draft_id: int):
     trial = get_object_or_404(Trial, code=trial_code)
     require_role(request.user, trial, Role.COORDINATOR)
+    require_not_blinded(request.user, trial)  # drafts of cases the person reads or rates
     draft = get_object_or_404(Draft, pk=draft_id, case__trial=trial)
     try:
         services.retry_draft(request.user, draft)

@@ -13,7 +13,7 @@ from trial.models import Trial
 
 from . import selectors, services
 
-ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment")
+ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
 
 
 class AnswerSerializer(serializers.Serializer):
@@ -23,6 +23,10 @@ class AnswerSerializer(serializers.Serializer):
     quality_a = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
     quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
     comment = serializers.CharField(required=False, allow_blank=True)
+    blinding_guess = serializers.ChoiceField(
+        choices=["A", "B", "not_a", "dont_know"], required=False, allow_blank=True,
+        help_text="Asked when the trial measures blinding (task.guess.asked): which report the expert thinks was "
+                  "written with AI assistance (a single report: A yes, not_a no); required to submit then")
 
 
 def _answer(request) -> dict:

@@ -19,6 +19,12 @@ class Rating(models.Model):
         B = "B", "Report B"
         NONE = "none", "No preference"
 
+    class BlindingGuess(models.TextChoices):
+        A = "A", "Report A"
+        B = "B", "Report B"
+        NOT_A = "not_a", "Report A was not written with AI assistance"  # single-report tasks
+        DONT_KNOW = "dont_know", "Don't know"
+
     public_id = models.CharField(max_length=24, unique=True, default=opaque_id, editable=False)
     case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="ratings")
     expert = models.ForeignKey("trial.Membership", on_delete=models.PROTECT, related_name="ratings")
@@ -35,6 +41,8 @@ class Rating(models.Model):
     quality_a = models.PositiveSmallIntegerField(null=True, blank=True)
     quality_b = models.PositiveSmallIntegerField(null=True, blank=True)
     comment = models.TextField(blank=True)
+    # Asked when the trial measures blinding: which report the expert thinks was written with AI assistance.
+    blinding_guess = models.CharField(max_length=10, choices=BlindingGuess.choices, blank=True)
 
     class Meta:
         db_table = "reading_rating"  # moved from reading; the table keeps its name (no data copied)

@@ -9,6 +9,8 @@ import unicodedata
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
+from core.keyed import keyed_hex
+from inference.backends.text import remove_redactions
 from reading.models import Read
 from trial.models import Membership, Trial
 from trial.permissions import Role, membership_of, require_role
@@ -28,6 +30,19 @@ QUALITY_SCALE = [
     {"score": 5, "label": "Excellent",
      "description": "Accurate, complete and clearly written; would sign as is."},
 ]
+GUESS_QUESTION = "Which report do you think was written with AI assistance?"
+GUESS_CHOICES = [
+    {"value": "A", "label": "Report A"},
+    {"value": "B", "label": "Report B"},
+    {"value": "dont_know", "label": "Don't know"},
+]
+# Single-report tasks (case-randomised): the same question about the one report.
+GUESS_QUESTION_SINGLE = "Do you think this report was written with AI assistance?"
+GUESS_CHOICES_SINGLE = [
+    {"value": "A", "label": "Yes"},
+    {"value": "not_a", "label": "No"},
+    {"value": "dont_know", "label": "Don't know"},
+]
 PREFERENCE_CHOICES = [
     {"value": "A", "label": "Report A"},
     {"value": "B", "label": "Report B"},
@@ -44,7 +59,14 @@ ACRONYMS = {
     "cxr", "dx", "cr", "et",
 }
 ABBREVIATIONS = {"e.g.", "i.e.", "vs.", "approx.", "cf.", "no.", "dr.", "etc.", "fig.", "incl."}
-SECTION_LABEL = re.compile(r"^(?:findings?|impressions?|conclusions?|opinion|report)\s*[:\-]\s*", re.I)
+# Section headers, alone on a line or before its text: "FINDINGS:", "Findings and impression -", "## Impression".
+_SECTION_WORDS = (r"(?:findings?|impressions?|conclusions?|opinion|report|comparisons?|indications?|history|"
+                  r"technique|clinical\s+(?:history|information|indications?|details))")
+SECTION_LABEL = re.compile(
+    rf"^{_SECTION_WORDS}(?:\s*(?:and|&|/)\s*{_SECTION_WORDS})?\s*(?:[:\-]\s*|$)", re.I)
+MARKUP = re.compile(r"<[^<>]{1,40}>|(?<![\w*_])[*_]{1,3}(?=\S)|(?<=\S)[*_]{1,3}(?![\w*_])|^\s*#{1,6}\s*", re.M)
+# "2)" inside a line with no sentence end before it: "Heart normal 2) Lungs clear".
+INLINE_PAREN_NUMBER = re.compile(r"\s+\(?\d{1,2}\)\s+(?=[A-Za-z])")
 # A list marker at the start of a line: bullets, dashes, numbers and letters with . or ), (1).
 LINE_MARKER = re.compile(
     r"^\s*(?:[-*+>\u2022\u00b7\u2023\u25e6\u25aa\u25cf\u2013\u2014]+\s*"
@@ -107,27 +129,37 @@ def _sentence_case(sentence: str) -> str:
 
 
 def normalise_text(text: str) -> list[str]:
-    """A report section as a list of sentences: whitespace collapsed, bullets and numbering removed,
-    sentence-cased, each ending with a full stop. Two texts that differ only in such formatting normalise
+    """A report section as a list of sentences: markup (HTML tags, Markdown emphasis and headings) and section
+    headers removed, whitespace collapsed, bullets and numbering removed, semicolons made sentence ends, public-corpus
+    redaction tokens removed, sentence-cased, each ending with a full stop. Two texts that differ only in such formatting normalise
     to the same list, so the edit traces of a draft do not show."""
     text = unicodedata.normalize("NFKC", text or "").translate(TRANSLATE).replace("\r\n", "\n").replace("\r", "\n")
+    text = MARKUP.sub("", text)
     sentences: list[str] = []
     for item in _split_items(text):
         item = re.sub(r"\s+", " ", item).strip()
+        item = INLINE_PAREN_NUMBER.sub(". ", item)
         item = INLINE_NUMBER.sub(lambda m: m.group(1), item)
+        item = re.sub(r"\s*;\s*", ". ", item)  # "a; b" and "a. b" are one style
         item = re.sub(r"\s+([,.;:!?])", r"\1", item)  # no space before punctuation
         item = re.sub(r"([,;:])(?=[A-Za-z])", r"\1 ", item)  # one space after
         item = re.sub(r"\.{2,}", ".", item)
         item = re.sub(r"\s+-\s+|\s+-(?=\s)|(?<=\s)-\s+", " - ", item)
         item = re.sub(r"\s+", " ", item).strip()
         for s in _sentences(item):
-            s = s.strip(" ,;:-")
+            s = remove_redactions(s).strip(" ,;:-")  # public-corpus artefacts ("XXXX") never reach an expert
             if not s or not any(ch.isalnum() for ch in s):
                 continue
             if s[-1] not in ".!?":
                 s += "."
             sentences.append(_sentence_case(s))
     return sentences
+
+
+def task_label(rating: Rating) -> str:
+    """What the expert calls a task: keyed on the task's opaque id, so it names neither the case (whose code carries
+    the center) nor anything that sorts by arm, and two experts' tasks of one case have unrelated labels."""
+    return "T-" + keyed_hex(rating.case.trial.secret, "rating-task-label", rating.public_id)[:8].upper()
 
 
 def blinded_report(read: Read) -> dict:
@@ -145,7 +177,8 @@ def expert_membership(user, trial: Trial) -> Membership:
 def worklist(user, trial: Trial) -> QuerySet[Rating]:
     """The expert's own tasks, in their drawn order (a keyed hash of the opaque id: not creation or arm order)."""
     expert = expert_membership(user, trial)
-    return Rating.objects.filter(expert=expert, case__trial=trial).select_related("case").order_by("order_key", "public_id")
+    return (Rating.objects.filter(expert=expert, case__trial=trial).select_related("case__trial")
+            .order_by("order_key", "public_id"))
 
 
 def rating_for_expert(user, trial: Trial, public_id: str) -> Rating:
@@ -207,7 +240,7 @@ def worklist_payload(user, trial: Trial, page=None) -> dict:
             {
                 "id": t.public_id,
                 "position": page_of.start_index() + i,
-                "case": t.case.code,
+                "label": task_label(t),
                 "kind": "single" if t.read_b_id is None else "pair",
                 "status": t.status,
                 "status_label": STATUS_LABELS[t.status],
@@ -227,12 +260,14 @@ def images_for(rating: Rating) -> list[dict]:
 def task_payload(rating: Rating) -> dict:
     """Everything the expert's page and API show for one task."""
     single = rating.read_b_id is None
+    asked = rating.case.trial.ask_blinding_guess
+    question, choices = (GUESS_QUESTION_SINGLE, GUESS_CHOICES_SINGLE) if single else (GUESS_QUESTION, GUESS_CHOICES)
     reports = [{"label": "A", **blinded_report(rating.read_a)}]
     if not single:
         reports.append({"label": "B", **blinded_report(rating.read_b)})
     return {
         "id": rating.public_id,
-        "case": rating.case.code,
+        "label": task_label(rating),
         "kind": "single" if single else "pair",
         "status": rating.status,
         "status_label": STATUS_LABELS[rating.status],
@@ -244,9 +279,11 @@ def task_payload(rating: Rating) -> dict:
             "quality_a": rating.quality_a,
             "quality_b": rating.quality_b,
             "comment": rating.comment,
+            "blinding_guess": rating.blinding_guess or None,
         },
         "scale": QUALITY_SCALE,
         "preferences": [] if single else PREFERENCE_CHOICES,
+        "guess": {"asked": asked, "question": question if asked else "", "choices": choices if asked else []},
     }
 
 

@@ -32,6 +32,10 @@ from trial.services import ensure_writable
 from .models import Rating
 
 PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
+_DONT_KNOW = {"dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know", "unknown": "dont_know"}
+# Accepted answers: a pair names the report it thinks AI-assisted; a single report is AI-assisted (A) or not (not_a).
+GUESSES = {"pair": {"a": "A", "b": "B", **_DONT_KNOW},
+           "single": {"a": "A", "yes": "A", "not_a": "not_a", "no": "not_a", **_DONT_KNOW}}
 COMMENT_MAX = 5000
 
 
@@ -212,11 +216,11 @@ def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
     """Validate an expert's answer. `complete` (submit) requires every part; autosave accepts a partial one.
     Returns only the fields present in `data`, cleaned."""
     single = rating.read_b_id is None
-    allowed = {"preference", "quality_a", "quality_b", "comment"}
+    allowed = {"preference", "quality_a", "quality_b", "comment", "blinding_guess"}
     unknown = set(data) - allowed
     if unknown:
         raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    out: dict = {}
+    out: dict = _clean_guess(rating, data)
     if "preference" in data and not (single and _is_blank(data["preference"])):
         pref = data["preference"]
         if single:
@@ -243,17 +247,46 @@ def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
             raise InvalidInput(f"The comment is too long (at most {COMMENT_MAX} characters).")
         out["comment"] = comment.strip()
     if complete:
-        merged = {k: getattr(rating, k) for k in allowed} | out
-        missing = []
-        if not single and not merged["preference"]:
-            missing.append("a preference (A, B or no preference)")
-        if merged["quality_a"] is None:
-            missing.append("a quality score for report A")
-        if not single and merged["quality_b"] is None:
-            missing.append("a quality score for report B")
+        missing = _missing(rating, {k: getattr(rating, k) for k in allowed} | out)
         if missing:
             raise InvalidInput("Please give " + " and ".join(missing) + " before submitting.")
     return out
+
+
+def _missing(rating: Rating, merged: dict) -> list[str]:
+    """The parts a submitted answer still lacks (``merged``: the saved answer updated with the new one)."""
+    single = rating.read_b_id is None
+    missing = []
+    if not single and not merged["preference"]:
+        missing.append("a preference (A, B or no preference)")
+    if merged["quality_a"] is None:
+        missing.append("a quality score for report A")
+    if not single and merged["quality_b"] is None:
+        missing.append("a quality score for report B")
+    if guess_asked(rating) and not merged["blinding_guess"]:
+        missing.append("your guess of which report was written with AI assistance (A, B or don't know)" if not single
+                       else "your guess of whether the report was written with AI assistance (yes, no or don't know)")
+    return missing
+
+
+def guess_asked(rating: Rating) -> bool:
+    """The blinding question (docs/design.md section 5) is asked when the trial measures blinding."""
+    return rating.case.trial.ask_blinding_guess
+
+
+def _clean_guess(rating: Rating, data: dict) -> dict:
+    if "blinding_guess" not in data or _is_blank(data["blinding_guess"]):
+        return {"blinding_guess": ""} if "blinding_guess" in data else {}
+    if not guess_asked(rating):
+        raise InvalidInput("This task does not ask which report was written with AI assistance.")
+    single = rating.read_b_id is None
+    guess = GUESSES["single" if single else "pair"].get(str(data["blinding_guess"]).strip().lower())
+    if guess is None and single:
+        raise InvalidInput("The guess of whether the report was written with AI assistance must be A (yes), not_a "
+                           "(no) or dont_know.")
+    if guess is None:
+        raise InvalidInput("The guess of which report was written with AI assistance must be A, B or dont_know.")
+    return {"blinding_guess": guess}
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ from trial.models import Trial
 
 from . import selectors, services
 
-ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment")
+ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
 
 
 def worklist(request, trial_code: str):
@@ -51,6 +51,7 @@ def task(request, trial_code: str, public_id: str):
         "config": {
             "id": payload["id"],
             "kind": payload["kind"],
+            "ask_guess": payload["guess"]["asked"],
             "answer": payload["answer"],
             "images": payload["images"],
             "readonly": payload["submitted"] or trial.is_locked,

@@ -56,13 +56,17 @@ def make_trial(
     slots_per_stratum: int | None = None,
     status: str = Trial.Status.READING,
     enrol_readers: bool = True,
+    allow_retrieval_baseline: bool = True,
     **settings,
 ) -> dict:
-    """A ready trial: coordinator, centers, two arms, readers, experts, a statistician, a sealed list."""
+    """A ready trial: coordinator, centers, two arms, readers, experts, a statistician, a sealed list.
+    The AI arm's default model is the retrieval baseline (tests have no weights), so the trial allows it unless
+    ``allow_retrieval_baseline=False``."""
     coord = UserFactory(username=f"{code.lower()}-coord", is_staff=True)
     coord.user_permissions.add(*Permission.objects.filter(codename="add_trial"))
     coord = User.objects.get(pk=coord.pk)
-    trial = services.create_trial(coord, code=code, title=f"Trial {code}", design=design, **settings)
+    trial = services.create_trial(coord, code=code, title=f"Trial {code}", design=design,
+                                  allow_retrieval_baseline=allow_retrieval_baseline, **settings)
     cs = [services.add_center(coord, trial, code=f"c{i + 1}", name=f"Center {i + 1}") for i in range(centers)]
     un = services.add_arm(coord, trial, code="unassisted", name="Standard care")
     ai = services.add_arm(coord, trial, code="ai_assisted", name="AI-assisted", is_ai=ai_model)

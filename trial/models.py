@@ -51,6 +51,13 @@ class Trial(models.Model):
     allowed_modalities = models.JSONField(default=list, blank=True, help_text="Extra modalities beyond CR/DX")
     date_policy = models.CharField(max_length=10, choices=[("shift", "Shift"), ("remove", "Remove")], default="shift")
     keep_identity_key = models.BooleanField(default=False)
+    # Blinding settings (docs/design.md sections 5 and 6)
+    allow_retrieval_baseline = models.BooleanField(
+        default=False, help_text="Allow drafts from the retrieval baseline, which repeats public report text that an "
+                                 "expert could look up (demo only)")
+    ask_blinding_guess = models.BooleanField(
+        default=False, help_text="After each rating, ask the expert which report they think was written with AI "
+                                 "assistance (measures blinding)")
     # Secret material: never shown in any view; UIDs and A/B orders derive from it.
     secret = models.CharField(max_length=64, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from . import signals
+from .blinding import require_not_blinded
 from .models import AllocationList, AllocationSlot, AuditEntry, Case, Membership, Trial
 from .permissions import Role, require_role
 
@@ -19,8 +20,10 @@ def trial_for_coordinator(user, code: str) -> Trial:
 
 
 def revealed_allocations(user, trial: Trial) -> QuerySet[AllocationSlot]:
-    """Coordinators see allocations already revealed by enrolment, nothing else."""
+    """Coordinators see allocations already revealed by enrolment, nothing else (and, before lock, not when they
+    also read or rate: trial/blinding.py)."""
     require_role(user, trial, Role.COORDINATOR)
+    require_not_blinded(user, trial)
     return (
         AllocationSlot.objects.filter(stratum__allocation_list__trial=trial, revealed_at__isnull=False)
         .select_related("arm", "case", "membership__user", "stratum")
@@ -46,6 +49,7 @@ def trial_progress(trial: Trial) -> dict:
 
 def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
     require_role(user, trial, Role.COORDINATOR)
+    require_not_blinded(user, trial)  # entries carry reads' arms and ratings' A/B reads
     from .audit import CHAIN_OPEN
 
     # Newest first across the trial's chains; the registry entries of actor chains are bookkeeping, not changes.

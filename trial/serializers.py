@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from .blinding import is_blinded_participant
 from .models import AllocationSlot, Arm, Case, Center, Membership, Trial
 
 User = get_user_model()
@@ -38,12 +39,15 @@ class ArmSerializer(serializers.ModelSerializer):
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
     center = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
-    arm = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    arm = serializers.SerializerMethodField()
 
     class Meta:
         model = Membership
         fields = ["id", "username", "role", "center", "experience", "arm", "enrolled_at"]
         read_only_fields = ["arm", "enrolled_at"]
+
+    def get_arm(self, obj) -> str | None:
+        return obj.arm.code if obj.arm_id and arms_shown(self.context, obj) else None
 
 
 class MembershipCreateSerializer(serializers.Serializer):
@@ -62,8 +66,18 @@ class CaseSerializer(serializers.ModelSerializer):
         fields = ["id", "code", "center", "status", "arm", "enrolled_at", "exclusion_reason"]
 
     def get_arm(self, obj) -> str | None:
-        # Revealed only after enrolment (the allocation is made then).
-        return obj.arm.code if obj.arm_id and obj.enrolled_at else None
+        # Revealed only after enrolment (the allocation is made then), and never to a blinded participant.
+        return obj.arm.code if obj.arm_id and obj.enrolled_at and arms_shown(self.context, obj) else None
+
+
+def arms_shown(context: dict, obj) -> bool:
+    """False when the request's user reads or rates in the object's unlocked trial (trial/blinding.py)."""
+    request = context.get("request")
+    if request is None:
+        return True
+    view = context.get("view")
+    trial = view.get_trial() if hasattr(view, "get_trial") else obj.trial
+    return not is_blinded_participant(request.user, trial)
 
 
 class CaseCreateSerializer(serializers.Serializer):

@@ -2,6 +2,7 @@
 lock, and records what it changed in the audit log."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
@@ -38,6 +39,8 @@ from .randomisation import (
 User = get_user_model()
 
 STATUS_ORDER = [s.value for s in Trial.Status]
+# A slug that cannot start a spreadsheet formula (issue 14: case codes reach CSV exports).
+CASE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TRIAL_SETTINGS = (
     "title",
     "expert_panel_size",
@@ -47,6 +50,8 @@ TRIAL_SETTINGS = (
     "allowed_modalities",
     "date_policy",
     "keep_identity_key",
+    "allow_retrieval_baseline",
+    "ask_blinding_guess",
 )
 
 
@@ -157,6 +162,9 @@ def add_center(actor, trial: Trial, *, code: str, name: str) -> Center:
     trial = _lock_trial_row(trial)
     if not code or not name:
         raise InvalidInput("A center needs a code and a name.")
+    if not CASE_CODE.fullmatch(code) or len(code) > 40:
+        raise InvalidInput(f"Center code {code[:60]!r} must be letters, digits, '-' and '_' (imported case codes "
+                           "start with it).")
     if trial.centers.filter(code=code).exists():
         raise Conflict(f"Center {code} already exists in this trial.")
     if hasattr(trial, "allocation_list"):
@@ -262,6 +270,9 @@ def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
     code = (code or "").strip()
     if not code:
         raise InvalidInput("A case needs a code.")
+    if not CASE_CODE.fullmatch(code):
+        raise InvalidInput(f"Case code {code[:60]!r} must be letters, digits, '-' and '_', starting with a letter "
+                           "or digit (at most 64 characters).")
     if trial.cases.filter(code=code).exists():
         raise Conflict(f"Case {code} already exists in this trial.")
     case = Case.objects.create(trial=trial, center=center, code=code)

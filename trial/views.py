@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from core.errors import TrialError
 
 from . import selectors, services
+from .blinding import is_blinded_participant
 from .forms import AllocationListForm, ArmForm, CaseForm, CenterForm, MemberForm, StatusForm, TrialForm
 from .models import Case, Membership, Trial
 from .permissions import Role, can_create_trials, require_role
@@ -71,6 +72,7 @@ def trial_detail(request, trial_code: str):
         "case_form": CaseForm(trial=trial),
         "list_form": AllocationListForm(),
         "next_status": _next_status(trial),
+        "show_arms": not is_blinded_participant(request.user, trial),
     }
     return render(request, "trial/trial_detail.html", ctx)
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ._result import StatResult, empty_result, jsonable
 from .agreement import cohen_kappa, fleiss_kappa, icc
+from .blinding import blinding_from_ratings
 from .comparisons import (
     describe,
     geometric_mean_ratio,
@@ -394,7 +395,7 @@ def analyse_trial_tables(
     case to count as 'assisted preferred' (default strict majority of the panel that rated it; the reference trial
     uses 3 of 5). ``threshold``: the AI operating point (one value or per finding code). Returns a JSON-able dict
     with keys design, arms, warnings, flow, quality, reading_time, preference, ai_standalone, reader_accuracy,
-    agreement, subgroups.
+    agreement, subgroups, blinding (Bang's and James's indices of the experts' guesses, :mod:`.blinding`).
     """
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
@@ -433,6 +434,7 @@ def analyse_trial_tables(
                                                     design),
         "agreement": _agreement_section(q, ratings),
         "subgroups": _subgroups(q, reads, assisted, control, paired),
+        "blinding": blinding_from_ratings(ratings, assisted, control),
     }
     return jsonable(result)
 

@@ -23,6 +23,29 @@ def clean_text(text: str) -> str:
     return "\n".join(line.strip() for line in text.strip().splitlines())
 
 
+# The Indiana University reports' de-identification token ("XXXX", sometimes glued to a word: "ComparisXXXX").
+# A report that carries it identifies the public corpus, so it never reaches a draft (docs/design.md section 5).
+REDACTION = re.compile(r"X{3,}")
+# Tokens whose word is certain from the context; any other sentence with a token is dropped.
+_REDACTION_REPAIRS = (
+    (re.compile(r"\b([xX])-XXXX\b"), r"\1-ray"),  # "chest x-XXXX"
+    (re.compile(r"\blymph XXXX\b"), "lymph nodes"),  # "calcified hilar lymph XXXX"
+    (re.compile(r"\b([Nn]o) XXXX of\b"), r"\1 signs of"),  # "(There are) no XXXX of pleural effusion"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def remove_redactions(text: str) -> str:
+    """``text`` without de-identification tokens: the few whose word is certain are repaired, every other sentence
+    carrying one is dropped (a guessed word would put words in the reporter's mouth). Whitespace collapsed."""
+    if not REDACTION.search(text or ""):
+        return text or ""
+    for pattern, repl in _REDACTION_REPAIRS:
+        text = pattern.sub(repl, text)
+    kept = [s for s in _SENTENCE_END.split(" ".join(text.split())) if s and not REDACTION.search(s)]
+    return " ".join(kept)
+
+
 def parse_report(text: str) -> tuple[str, str]:
     """``(findings, impression)`` from a report's text.
 

@@ -69,11 +69,12 @@
       a.preference = radio("preference");
       a.quality_b = radio("quality_b");
     }
+    if (cfg.ask_guess) a.blinding_guess = radio("blinding_guess");
     ["quality_a", "quality_b"].forEach(function (k) { if (a[k] !== null && a[k] !== undefined) a[k] = parseInt(a[k], 10); });
     return a;
   }
   function fill(a) {
-    ["preference", "quality_a", "quality_b"].forEach(function (k) {
+    ["preference", "quality_a", "quality_b", "blinding_guess"].forEach(function (k) {
       if (a[k] === null || a[k] === undefined || a[k] === "") return;
       var el = form.querySelector("input[name=" + k + "][value='" + a[k] + "']");
       if (el) el.checked = true;
@@ -81,7 +82,7 @@
     if (a.comment) form.comment.value = a.comment;
   }
   function isEmpty(a) {
-    return !a.preference && a.quality_a == null && a.quality_b == null && !a.comment;
+    return !a.preference && a.quality_a == null && a.quality_b == null && !a.comment && !a.blinding_guess;
   }
   function setState(text, cls) {
     saveState.textContent = text;
@@ -150,6 +151,7 @@
     if (cfg.kind === "pair" && !a.preference) m.push("a preference");
     if (a.quality_a == null) m.push("a quality score for report A");
     if (cfg.kind === "pair" && a.quality_b == null) m.push("a quality score for report B");
+    if (cfg.ask_guess && !a.blinding_guess) m.push("your guess of which report was written with AI assistance");
     return m;
   }
 

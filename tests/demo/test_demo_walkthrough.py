@@ -80,6 +80,7 @@ def test_demo_walkthrough_every_role(page, live_server):
     page.check("input[name=preference][value=A]")
     page.check("input[name=quality_a][value='5']")
     page.check("input[name=quality_b][value='4']")
+    page.check("input[name=blinding_guess][value=dont_know]")  # the demo measures blinding
     screenshot(page, "demo-rating")
     page.click("#submit-rating")
     page.wait_for_load_state("networkidle")

@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from inference.models import Draft, ModelVersion
+from rating import selectors
 from rating.models import Rating
 from reading.models import Read
 from tests.browser import NetworkLog, login, screenshot
@@ -117,8 +118,9 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     titles = set()
     for task in tasks:
         page.goto(f"{live_server.url}/rating/{t['trial'].code}/{task.public_id}/")
-        titles.add(page.title().replace(task.case.code, "<CASE>"))
-    assert len(titles) == 1  # the title does not vary by arm (or anything but the case code)
+        titles.add(page.title().replace(selectors.task_label(task), "<TASK>"))
+        assert task.case.code not in page.content()  # the case code carries the center
+    assert len(titles) == 1  # the title does not vary by arm (or anything but the opaque task label)
 
     # -- every expert API response ------------------------------------------------------------------------
     api = APIClient()

@@ -248,7 +248,8 @@ def test_open_autosave_resume_and_submit(rt, client):
     r.refresh_from_db()
     assert r.opened_at == opened and (r.preference, r.quality_b, r.comment) == ("B", 5, "half way")
     task = api.get(url(rt, r)).json()
-    assert task["answer"] == {"preference": "B", "quality_a": None, "quality_b": 5, "comment": "half way"}
+    assert task["answer"] == {"preference": "B", "quality_a": None, "quality_b": 5, "comment": "half way",
+                              "blinding_guess": None}
     resumed = client.get(page).content.decode()
     assert 'value="B" checked' in resumed and "half way" in resumed
     missing = api.post(url(rt, r, "submit"), {}, format="json")
