@@ -51,6 +51,10 @@ class Trial(models.Model):
     allowed_modalities = models.JSONField(default=list, blank=True, help_text="Extra modalities beyond CR/DX")
     date_policy = models.CharField(max_length=10, choices=[("shift", "Shift"), ("remove", "Remove")], default="shift")
     keep_identity_key = models.BooleanField(default=False)
+    import_settings = models.JSONField(
+        default=dict, blank=True,
+        help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",
+    )
     # Secret material: never shown in any view; UIDs and A/B orders derive from it.
     secret = models.CharField(max_length=64, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -160,6 +164,10 @@ class Case(models.Model):
     reference_findings = models.JSONField(default=dict, blank=True)
     reference_report = models.TextField(blank=True)
     study_uid_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    # Set at import (e.g. burned-in annotation): the case cannot be enrolled until a coordinator has looked at
+    # its images and confirmed or excluded it (imaging.services.review_case).
+    needs_review = models.BooleanField(default=False)
+    review_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
