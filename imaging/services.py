@@ -188,7 +188,7 @@ def _import_one(actor, trial: Trial, center: Center, filename: str, data: bytes,
         deid = deidentify(inst.dataset, uid_root_secret=trial.secret, date_policy=trial.date_policy,
                           pseudonym=case_code, options=DeidOptions(
                               clean_descriptors=options.clean_descriptors, clean_graphics=options.clean_graphics,
-                              pixels_reviewed=not review))
+                              pixels_cleared=not review))
         stored = to_bytes(deid.dataset)
         summary = instance_summary(deid.dataset)
     except DicomRefused as exc:

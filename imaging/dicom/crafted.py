@@ -211,3 +211,27 @@ def structured_report() -> bytes:
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     return buf.getvalue()
+
+
+def broken_voi_lut(png: Path) -> bytes:
+    """A valid image whose VOI LUT declares 4096 entries and holds 10: decoding works, rendering fails."""
+    ds = make_secondary_capture_cxr(png, private_tags=False)
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 12]
+    item.add_new(0x00283006, "US", [0] * 10)  # LUT Data
+    ds.VOILUTSequence = Sequence([item])
+    return to_bytes(ds)
+
+
+#: Builders that need the chest PNG, by attack name (DICOMDIR and SR need none).
+IMAGE_ATTACKS = {
+    "empty_pixel_data": empty_pixel_data,
+    "big_endian_undefined_length": big_endian_undefined_length,
+    "unknown_vr_in_sequence": unknown_vr_in_sequence,
+    "nested_sequences": nested_sequences,
+    "deflate_bomb": deflate_bomb,
+    "rle_bomb": rle_bomb,
+    "rle_huge_dims": rle_huge_dims,
+    "jpeg_header_bomb": jpeg_header_bomb,
+    "broken_voi_lut": broken_voi_lut,
+}
