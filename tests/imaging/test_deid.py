@@ -59,8 +59,6 @@ def test_every_profile_attribute_removed_from_file_bytes(rich, policy):
     checked = 0
     for tag, value in values.items():
         needle = _needle(value)
-        entry = BASIC_PROFILE.get(tag)
-        vr = pydicom.datadict.dictionary_VR(tag) if entry else ""
         if needle is None:
             elem = clean.get(tag)
             assert elem is None or elem.value in (None, "", 0, b"\x00\x00"), f"{tag:08X} kept {elem.value!r}"
