@@ -23,7 +23,7 @@ PEAK_RSS_LIMIT_MB = 200
 PEAK_TRACED_LIMIT_MB = 20
 
 _MEASURE = """
-import json, resource, sys, tracemalloc
+import json, sys, tracemalloc
 from imaging.dicom import validate, DicomRefused
 data = open(sys.argv[1], "rb").read()
 tracemalloc.start()
@@ -33,8 +33,9 @@ try:
 except DicomRefused as exc:
     code = exc.reason_code
 traced = tracemalloc.get_traced_memory()[1]
-print(json.dumps({"code": code, "traced_mb": traced / 2**20,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this process's peak resident set (ru_maxrss would carry the forking parent's over exec).
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"code": code, "traced_mb": traced / 2**20, "rss_mb": hwm_kb / 1024}))
 """
 
 
