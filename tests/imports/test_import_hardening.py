@@ -212,3 +212,17 @@ def test_stored_file_records_the_options(t):
     stored = pydicom.dcmread(Path(settings.MEDIA_ROOT) / image.dicom_file)
     codes = [item.CodeValue for item in stored.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113107", "113105", "113103"] and stored.PatientIdentityRemoved == "YES"
+
+
+def test_api_trial_takes_and_shows_import_settings(t):
+    api = APIClient()
+    api.force_authenticate(t["coordinator"])
+    r = api.post("/api/trials/", {"code": "SETS", "title": "Settings", "import_settings": {
+        "allowed_views": ["PA"], "review_when_burned_in_absent": True}}, format="json")
+    assert r.status_code == 201, r.content
+    shown = r.json()["import_settings"]
+    assert shown["allowed_views"] == ["PA"] and shown["review_when_burned_in_absent"] is True
+    assert shown["allowed_body_parts"] == ["CHEST"]  # defaults filled in, so the stored settings are explicit
+    bad = api.post("/api/trials/", {"code": "SETS2", "title": "Bad", "import_settings": {"allowed_views": "PA"}},
+                   format="json")
+    assert bad.status_code == 400
