@@ -142,9 +142,12 @@ def rle_bomb(png: Path, rows: int = 512, columns: int = 512, segment_bytes: int 
 
 
 def rle_huge_dims(png: Path, rows: int = 6000, columns: int = 6000) -> bytes:
-    """RLE Lossless, 16-bit, declared ``rows`` x ``columns`` (72 MB decoded at 6000 x 6000) from ~1 MB."""
+    """RLE Lossless, 16-bit, declared ``rows`` x ``columns`` (72 MB decoded at 6000 x 6000) from ~1 MB; a
+    valid stream (a flat image), so below the size limits it is a legitimate worst case."""
     ds = _header_only(png, rows, columns, bits=16)
-    segment = (b"\x81\x00" * (columns // 128) + b"\x00\x00") * rows
+    rest = columns % 128  # a replicate run of n bytes is the header 257 - n (2 <= n <= 128)
+    row = b"\x81\x00" * (columns // 128) + (bytes([257 - rest, 0]) if rest > 1 else b"\x00\x00" * rest)
+    segment = row * rows
     frame = struct.pack("<16L", 2, 64, 64 + len(segment), *([0] * 13)) + segment + segment
     ds.PixelData = encapsulate([frame])
     ds["PixelData"].VR = "OB"

@@ -84,9 +84,9 @@ REASON_CODES: dict[str, str] = {
 }
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 40_000_000  # ~6300 x 6300; the largest CR/DX detectors are ~4300 x 4300
+DEFAULT_MAX_PIXELS = 24_000_000  # ~4900 x 4900; the largest CR/DX detectors are ~4300 x 4300 (18.5 M)
 #: Rows x Columns x SamplesPerPixel x BitsAllocated/8 x Frames: what the decoder allocates. 4300 x 4300 x 2 is 37 MB.
-DEFAULT_MAX_PIXEL_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PIXEL_BYTES = 48 * 1024 * 1024
 #: A deflated data set is inflated (counted, then parsed) only up to this size.
 DEFAULT_MAX_INFLATED_BYTES = 96 * 1024 * 1024
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
