@@ -2,7 +2,7 @@
 
 Every file ends imported, duplicate or refused with a reason code; nothing a file holds can raise out of
 :func:`import_file` (a parser, decoder, de-identification or rendition failure is a refusal, logged here with
-its traceback: docs/design.md section 4, issue 14 part 4). Each file is all-or-nothing and its own
+its traceback: docs/import.md). Each file is all-or-nothing and its own
 transaction: the stored files are written to temporary names and renamed into place, then the database rows
 are made in one transaction; if either step fails, what this file wrote is removed again. Files are
 content-addressed by the hash of the de-identified file. Re-importing the same source file gives the same
