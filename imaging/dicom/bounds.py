@@ -10,7 +10,9 @@ counts output without keeping it, so its own memory is bounded by the file size:
 * :func:`first_fragment`, :func:`codestream_size`: the image size a JPEG, JPEG-LS or JPEG 2000 stream
   declares, compared with Rows/Columns before the decoder sizes its buffers from it;
 * :func:`rle_segments_within`: the decoded length of each RLE segment counted run by run (pydicom's decoder
-  grows a bytearray without limit, 64 output bytes per 2 input bytes).
+  grows a bytearray without limit, 64 output bytes per 2 input bytes);
+* :func:`count_elements`: element headers counted in the byte stream, into sequences (pydicom keeps every
+  element as an object of ~300 bytes: 200 MB of empty elements would take several GB).
 
 Nothing here imports Django (import-linter contract "pure packages").
 """
@@ -21,11 +23,13 @@ import struct
 import zlib
 from collections.abc import Iterator
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info, read_preamble
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-DEFAULT_MAX_DEPTH = 12  # CR/DX headers nest 3-5 deep; SR trees are refused as not images anyway
+DEFAULT_MAX_DEPTH = 12
+DEFAULT_MAX_ELEMENTS = 100_000  # a CR/DX header has hundreds to a few thousand, private blocks included  # CR/DX headers nest 3-5 deep; SR trees are refused as not images anyway
 _CHUNK = 1 << 20
 
 
@@ -177,3 +181,70 @@ def _rle_count(src: bytes, pos: int, end: int, limit: int) -> None:
             pos += 1
         if out > limit:
             raise BoundExceeded("too_large", f"an RLE segment decodes to more than {limit} bytes")
+
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+def data_set_start(data: bytes) -> tuple[int, bool, bool] | None:
+    """(offset, little endian, implicit VR) of the data set after the file meta; None when deflated or
+    unreadable (a file without meta is read as implicit VR little endian, as pydicom does)."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        return 0, True, True
+    try:
+        fp = io.BytesIO(data)
+        read_preamble(fp, False)
+        ts = _read_file_meta_info(fp).get("TransferSyntaxUID")
+    except Exception:  # noqa: BLE001 - the full parse judges a bad meta
+        return None
+    if ts == DeflatedExplicitVRLittleEndian:
+        return None  # bounded by the inflated size instead
+    return fp.tell(), ts != ExplicitVRBigEndian, ts == ImplicitVRLittleEndian
+
+
+def count_elements(data: bytes, limit: int = DEFAULT_MAX_ELEMENTS) -> int:
+    """Count element and item headers of the data set, descending into sequences and stepping over values;
+    raise BoundExceeded past ``limit``. Stops quietly at anything it cannot follow (the parser judges it)."""
+    start = data_set_start(data)
+    if start is None:
+        return 0
+    pos, little, implicit = start
+    order = "<" if little else ">"
+    fragments = False  # inside undefined-length pixel data: items are fragments to step over
+    count = 0
+    while pos + 8 <= len(data):
+        count += 1
+        if count > limit:
+            raise BoundExceeded("too_large", f"more than {limit} data elements")
+        group, element = struct.unpack_from(order + "HH", data, pos)
+        if group == 0xFFFE:
+            (length,) = struct.unpack_from(order + "L", data, pos + 4)
+            pos += 8
+            if element == 0xE0DD:
+                fragments = False
+            elif fragments and element == 0xE000 and length != 0xFFFFFFFF:
+                pos += length
+            continue
+        if implicit:
+            (length,) = struct.unpack_from(order + "L", data, pos + 4)
+            pos += 8
+            try:
+                sequence = dictionary_VR((group << 16) | element) == "SQ"
+            except KeyError:
+                sequence = length == 0xFFFFFFFF
+        else:
+            vr = data[pos + 4:pos + 6]
+            if vr in _LONG_VRS:
+                if pos + 12 > len(data):
+                    break
+                (length,) = struct.unpack_from(order + "L", data, pos + 8)
+                pos += 12
+            else:
+                (length,) = struct.unpack_from(order + "H", data, pos + 6)
+                pos += 8
+            sequence = vr == b"SQ" or (vr == b"UN" and length == 0xFFFFFFFF)
+        if length == 0xFFFFFFFF:
+            fragments = not sequence
+        elif not sequence:
+            pos += length
+    return count

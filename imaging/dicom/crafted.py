@@ -238,3 +238,20 @@ IMAGE_ATTACKS = {
     "jpeg_header_bomb": jpeg_header_bomb,
     "broken_voi_lut": broken_voi_lut,
 }
+
+
+def element_bomb(png: Path, elements: int = 200_000) -> bytes:
+    """``elements`` empty private LO elements (8 bytes each) in groups 0009-000F: ~1.6 MB on disk, ~300 bytes
+    each once pydicom has parsed them."""
+    data = to_bytes(make_secondary_capture_cxr(png, private_tags=False))
+    at = data.index(b"\x10\x00\x10\x00")  # (0010,0010): the empty elements go between groups 0008 and 0010
+    headers = []
+    for group in (0x0009, 0x000B, 0x000D, 0x000F):
+        for element in range(0x1000, 0x10000):
+            if len(headers) == elements:
+                break
+            headers.append(struct.pack("<HH2sH", group, element, b"LO", 0))
+    return data[:at] + b"".join(headers) + data[at:]
+
+
+IMAGE_ATTACKS["element_bomb"] = element_bomb

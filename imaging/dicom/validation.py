@@ -49,9 +49,11 @@ from pydicom.uid import (
 
 from imaging.dicom.bounds import (
     DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_ELEMENTS,
     BoundExceeded,
     check_nesting,
     codestream_size,
+    count_elements,
     deflated_payload,
     first_fragment,
     inflated_size_within,
@@ -159,6 +161,7 @@ class Limits:
     max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
     min_size: int = DEFAULT_MIN_SIZE
+    max_elements: int = DEFAULT_MAX_ELEMENTS
 
 
 def _refuse(filename: str, code: str, message: str) -> DicomRefused:
@@ -319,6 +322,7 @@ def validate(
     max_pixel_bytes: int = DEFAULT_MAX_PIXEL_BYTES,
     max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
     allowed_body_parts: tuple[str, ...] | None = None,
     allowed_views: tuple[str, ...] | None = None,
     checks: ChestChecks | None = None,
@@ -331,7 +335,8 @@ def validate(
     a mismatch a refusal. ``min_size`` applies to the shorter side.
     """
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels, max_pixel_bytes=max_pixel_bytes,
-                    max_inflated_bytes=max_inflated_bytes, max_depth=max_depth, min_size=min_size)
+                    max_inflated_bytes=max_inflated_bytes, max_depth=max_depth, min_size=min_size,
+                    max_elements=max_elements)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom re-warns on value access; _read already recorded them
         return _validate(data, filename, allowed_modalities=allowed_modalities, limits=limits,
@@ -345,6 +350,10 @@ def _parse(data: bytes, filename: str, limits: Limits, flags: list[str]) -> tupl
     if len(data) > limits.max_bytes:
         raise _refuse(filename, "too_large", f"file is {len(data)} bytes, limit {limits.max_bytes}")
     _check_inflated(data, filename, limits.max_inflated_bytes)
+    try:
+        count_elements(data, limits.max_elements)
+    except BoundExceeded as exc:
+        raise _refuse(filename, exc.kind, exc.message) from exc
     ds, had_meta, messages = _read(data, filename, limits.max_depth)
     eof = [m for m in messages if "End of file" in m or "delimiter" in m.lower()]
     if eof:

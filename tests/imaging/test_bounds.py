@@ -53,6 +53,7 @@ def _measure(tmp_path: Path, data: bytes) -> dict:
     ("RLE 1 MB segment -> 64 MB", crafted.rle_bomb),
     ("RLE 6000 x 6000 x 16 bit", crafted.rle_huge_dims),
     ("JPEG SOF claims 60000 x 60000", crafted.jpeg_header_bomb),
+    ("200 000 empty elements", crafted.element_bomb),
 ])
 def test_bomb_peak_memory_is_bounded(tmp_path, chest_png, name, build):
     data = build(chest_png)
@@ -75,6 +76,18 @@ def test_crafted_files_refused_with_a_code(chest_png, attack, code):
     with pytest.raises(DicomRefused) as info:
         validate(crafted.IMAGE_ATTACKS[attack](chest_png), f"{attack}.dcm")
     assert info.value.reason_code == code and code in REASON_CODES
+
+
+def test_element_count_checked_on_real_files(dicom_dir, chest_png):
+    from imaging.dicom.bounds import count_elements
+    from imaging.dicom.synthetic import make_secondary_capture_cxr, to_bytes
+
+    counts = [count_elements(p.read_bytes()) for p in sorted(dicom_dir.rglob("*.dcm"))]
+    assert max(counts) < 1000  # real headers: tens to hundreds
+    assert 40 < count_elements(to_bytes(make_secondary_capture_cxr(chest_png, compression="rle"))) < 100
+    with pytest.raises(DicomRefused) as info:
+        validate(crafted.element_bomb(chest_png, elements=2_000), "b.dcm", max_elements=1_000)
+    assert info.value.reason_code == "too_large"
 
 
 def test_non_images_refused():

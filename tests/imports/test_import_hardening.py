@@ -35,6 +35,7 @@ ATTACKS = {
     "rle_huge_dims": "too_large",
     "jpeg_header_bomb": "too_large",
     "broken_voi_lut": "rendition_failed",
+    "element_bomb": "too_large",
 }
 
 

@@ -116,6 +116,13 @@ def test_jpeg_header_claiming_huge_dimensions_is_refused_before_decoding(t, tmp_
     assert result["code"] == "too_large" and result["rss_mb"] < PEAK_RSS_LIMIT_MB, result
 
 
+def test_element_count_bomb_is_refused_within_bounded_memory(t, tmp_path):
+    # Not in the list, found while bounding the others: before, 200 000 empty elements (1.6 MB) were
+    # parsed into ~64 MB of objects; a 200 MB file of them would take several GB.
+    result = _measure(tmp_path, crafted.element_bomb(PNG))
+    assert result["code"] == "too_large" and result["rss_mb"] < PEAK_RSS_LIMIT_MB, result
+
+
 # -- import: codes and duplicates ------------------------------------------------------------------------------
 def test_dicomdir_and_sr_are_not_an_image(t):
     _refused_with(t, "DICOMDIR", crafted.dicomdir(), "not_an_image")  # before: not_dicom
