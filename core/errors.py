@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     ENROLMENT_CLOSED = "enrolment_closed"
     ALREADY_SUBMITTED = "already_submitted"
     NOT_AVAILABLE = "not_available"
+    NEEDS_REVIEW = "needs_review"
 
 
 class TrialError(Exception):

@@ -18,8 +18,10 @@ from .services import import_reference_csv, import_uploads
 
 
 class ImportViewSet(TrialScopedViewSet):
-    """POST DICOM files (multipart, field `files`, plus `center`): one result per file.
-    201 when every file is imported or already present, 400 when none is, 207 when some are refused."""
+    """POST DICOM files (multipart, field `files`, plus `center`): one result per file, in upload order.
+    201 when every file is imported or already present, 400 when none is, 207 when some are refused. Each file
+    is its own transaction and no file can make the request fail: a file that breaks a parser, decoder or the
+    renderer is a refusal with a reason code (docs/import.md)."""
 
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImportResultSerializer

@@ -20,7 +20,8 @@ class Image(models.Model):
     dicom_file = models.CharField(max_length=300)
     display_file = models.CharField(max_length=300, help_text="8-bit lossless PNG after VOI/window")
     full_range_file = models.CharField(max_length=300, help_text="16-bit PNG of the full dynamic range")
-    sop_instance_uid = models.CharField(max_length=64, help_text="Pseudonymous UID")
+    sop_instance_uid = models.CharField(max_length=64, db_index=True,
+                                        help_text="Pseudonymous UID (keyed per trial): one instance, one image")
     modality = models.CharField(max_length=8)
     view_position = models.CharField(max_length=16, blank=True)
     rows = models.PositiveIntegerField()
@@ -31,6 +32,8 @@ class Image(models.Model):
     pixel_spacing = models.JSONField(null=True, blank=True)
     display = models.JSONField(default=dict, help_text="What the viewer needs for window/level on the full range")
     burned_in_annotation = models.BooleanField(default=False, help_text="Flagged for coordinator review")
+    flags = models.JSONField(default=list, blank=True,
+                             help_text="Import findings a coordinator should see, e.g. view_empty, body_part_empty")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,15 +1,22 @@
 """Case import: DICOM files validated, de-identified and stored; reference standards from CSV.
 
-Each file is all-or-nothing: the stored files are written to temporary names and renamed into place, then the
-database rows are made in one transaction; if either step fails, what this file wrote is removed again. Files are
-content-addressed by the hash of the de-identified file. Re-importing the same source file gives the same image.
+Every file ends imported, duplicate or refused with a reason code; nothing a file holds can raise out of
+:func:`import_file` (a parser, decoder, de-identification or rendition failure is a refusal, logged here with
+its traceback: docs/import.md). Each file is all-or-nothing and its own
+transaction: the stored files are written to temporary names and renamed into place, then the database rows
+are made in one transaction; if either step fails, what this file wrote is removed again. Files are
+content-addressed by the hash of the de-identified file. Re-importing the same source file gives the same
+image; the same SOP instance (its keyed pseudonymous UID) is stored once per trial, whatever its bytes.
 Instances are grouped into cases by StudyInstanceUID (keyed with the trial's secret, never stored in clear).
+A case whose image may carry burned-in identifiers waits in "needs review" until a coordinator confirms or
+excludes it (:func:`review_case`).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -17,16 +24,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput, TrialError
 from core.keyed import keyed_hex
 from trial import audit
+from trial.import_settings import ImportSettings, parse_import_settings
 from trial.models import Case, Center, Trial
-from trial.services import ensure_coordinator, ensure_writable
+from trial.services import ensure_coordinator, ensure_writable, exclude_case
 
-from .dicom import DicomRefused, deidentify, instance_summary, make_rendition, to_bytes, validate
+from .dicom import (
+    DicomRefused,
+    deidentify,
+    instance_summary,
+    make_rendition,
+    pseudonymous_uid,
+    to_bytes,
+    validate,
+)
+from .dicom.deid import DeidOptions, DeidResult
+from .dicom.validation import ChestChecks, ValidatedInstance
 from .models import IdentityKey, Image
+
+logger = logging.getLogger("imaging.import")
+
+#: Flags that put the case in "needs review" (it cannot be enrolled until a coordinator has looked).
+REVIEW_FLAGS = ("burned_in_annotation", "burned_in_annotation_unknown")
 
 
 @dataclass
@@ -45,11 +68,6 @@ class FileResult:
 
 def _keyed(trial: Trial, purpose: str, value: str) -> str:
     return keyed_hex(trial.secret, purpose, value)
-
-
-def date_shift_days(trial: Trial) -> int:
-    """One shift per trial (keeps intervals between a patient's studies), between 1 and 10 years back."""
-    return -(365 + int(_keyed(trial, "date-shift", "")[:8], 16) % 3285)
 
 
 def _write_atomic(path: Path, data: bytes, written: list[Path]) -> None:
@@ -74,120 +92,263 @@ def _remove(paths: list[Path]) -> None:
         p.unlink(missing_ok=True)
 
 
+def _settings(trial: Trial) -> ImportSettings:
+    try:
+        return parse_import_settings(trial.import_settings)
+    except ValueError as exc:
+        raise InvalidInput(f"The trial's import settings are invalid: {exc}") from exc
+
+
+def _checks(s: ImportSettings) -> ChestChecks:
+    return ChestChecks(
+        allowed_body_parts=s.allowed_body_parts, allow_empty_body_part=s.allow_empty_body_part,
+        allowed_views=s.allowed_views, allow_empty_view=s.allow_empty_view,
+        presentation_only=s.presentation_only, pixel_spacing_mm=s.pixel_spacing_mm,
+    )
+
+
+def _refused(filename: str, code: str, message: str) -> FileResult:
+    return FileResult(filename, "refused", code, message)
+
+
+def _failed(filename: str, trial: Trial, code: str, step: str) -> FileResult:
+    """An unexpected exception in one file: logged with its traceback, reported as a refusal."""
+    logger.exception("import of %r into trial %s failed while %s", filename, trial.code, step)
+    return _refused(filename, code, f"The file could not be processed ({step}); the details are in the server "
+                                    "log.")
+
+
+def _existing(trial: Trial, **lookup) -> Image | None:
+    return Image.objects.filter(case__trial=trial, **lookup).select_related("case").first()
+
+
+def _duplicate(filename: str, image: Image, message: str) -> FileResult:
+    return FileResult(filename, "duplicate", "duplicate", message, case_code=image.case.code,
+                      image_id=image.public_id)
+
+
 def import_file(actor, trial: Trial, center: Center, filename: str, data: bytes) -> FileResult:
-    """Import one DICOM file; never raises for bad input: the result says what happened and why."""
+    """Import one DICOM file. Raises only for the request (permission, locked trial, foreign center); for
+    anything about the file the result says what happened and why."""
     ensure_coordinator(actor, trial)
     ensure_writable(trial)
     if center.trial_id != trial.pk:
         raise InvalidInput("That center belongs to another trial.")
-    source_sha = hashlib.sha256(data).hexdigest()
-    existing = Image.objects.filter(case__trial=trial, source_sha256=source_sha).select_related("case").first()
-    if existing is not None:
-        return FileResult(filename, "duplicate", message="Already imported.", case_code=existing.case.code,
-                          image_id=existing.public_id)
+    options = _settings(trial)
     try:
-        inst = validate(data, filename, allowed_modalities=tuple({"CR", "DX", *trial.allowed_modalities}),
-                        max_bytes=settings.DICOM_MAX_FILE_BYTES)
+        return _import_one(actor, trial, center, filename, data, options)
+    except TrialError:
+        raise
+    except Exception:  # noqa: BLE001 - storage or database trouble in one file never aborts the batch
+        return _failed(filename, trial, "import_failed", "storing")
+
+
+def _validate(trial: Trial, filename: str, data: bytes, options: ImportSettings) -> ValidatedInstance | FileResult:
+    try:
+        return validate(data, filename, allowed_modalities=tuple(sorted({"CR", "DX", *trial.allowed_modalities})),
+                        max_bytes=settings.DICOM_MAX_FILE_BYTES, checks=_checks(options))
     except DicomRefused as exc:
-        return FileResult(filename, "refused", exc.reason_code, exc.message)
+        return _refused(filename, exc.reason_code, exc.message)
+    except Exception:  # noqa: BLE001 - validate refuses what it knows; anything else is still a refusal
+        return _failed(filename, trial, "unreadable", "reading")
+
+
+def _review_reason(inst: ValidatedInstance, options: ImportSettings) -> str:
+    burned_in = str(inst.dataset.get("BurnedInAnnotation", "") or "").strip().upper()
+    if burned_in == "YES":
+        return "burned_in_annotation"
+    if not burned_in and options.review_when_burned_in_absent and inst.modality in ("CR", "DX"):
+        return "burned_in_annotation_unknown"
+    return ""
+
+
+def _import_one(actor, trial: Trial, center: Center, filename: str, data: bytes,
+                options: ImportSettings) -> FileResult:
+    source_sha = hashlib.sha256(data).hexdigest()
+    existing = _existing(trial, source_sha256=source_sha)
+    if existing is not None:
+        return _duplicate(filename, existing, "Already imported.")
+    inst = _validate(trial, filename, data, options)
+    if isinstance(inst, FileResult):
+        return inst
+    original_sop = str(inst.dataset.get("SOPInstanceUID", "") or "").strip()
+    sop_pseudonym = pseudonymous_uid(original_sop, trial.secret) if original_sop else ""
+    if sop_pseudonym and (existing := _existing(trial, sop_instance_uid=sop_pseudonym)) is not None:
+        return _duplicate(filename, existing, "This SOP instance was already imported (from different bytes); "
+                                              "the first copy is kept.")
 
     study_uid = str(inst.dataset.get("StudyInstanceUID", "") or f"no-study:{source_sha}")
     study_hash = _keyed(trial, "study", study_uid)
     case = Case.objects.filter(trial=trial, study_uid_hash=study_hash).select_related("center").first()
     if case is not None and case.center_id != center.pk:
-        return FileResult(filename, "refused", "wrong_center",
-                          f"This study was already imported at center {case.center.code}.")
+        return _refused(filename, "wrong_center", f"This study was already imported at center {case.center.code}.")
     case_code = case.code if case else f"{center.code.upper()}-{study_hash[:10].upper()}"
+    review = _review_reason(inst, options)
     try:
         deid = deidentify(inst.dataset, uid_root_secret=trial.secret, date_policy=trial.date_policy,
-                          date_shift_days=date_shift_days(trial), pseudonym=case_code)
+                          pseudonym=case_code, options=DeidOptions(
+                              clean_descriptors=options.clean_descriptors, clean_graphics=options.clean_graphics,
+                              pixels_cleared=not review))
         stored = to_bytes(deid.dataset)
-        rendition = make_rendition(deid.dataset, pixels=inst.pixels)
         summary = instance_summary(deid.dataset)
     except DicomRefused as exc:
-        return FileResult(filename, "refused", exc.reason_code, exc.message)
-    except Exception as exc:  # a file pydicom accepted but cannot be rewritten or rendered
-        return FileResult(filename, "refused", "undecodable", f"Could not process the image: {exc}")
+        return _refused(filename, exc.reason_code, exc.message)
+    except Exception:  # noqa: BLE001
+        return _failed(filename, trial, "unreadable", "de-identifying")
+    try:
+        rendition = make_rendition(deid.dataset, pixels=inst.pixels)
+    except Exception:  # noqa: BLE001
+        return _failed(filename, trial, "rendition_failed", "rendering")
+    flags = list(dict.fromkeys([*inst.flags, *([review] if review else [])]))
+    return _store(actor, trial, center, filename, _Prepared(
+        case_code=case_code, study_hash=study_hash, source_sha=source_sha, stored=stored, rendition=rendition,
+        summary=summary, deid=deid, flags=flags, review=review))
 
-    sha = hashlib.sha256(stored).hexdigest()
+
+@dataclass
+class _Prepared:
+    case_code: str
+    study_hash: str
+    source_sha: str
+    stored: bytes
+    rendition: object
+    summary: object
+    deid: DeidResult
+    flags: list[str]
+    review: str
+
+
+def _store(actor, trial: Trial, center: Center, filename: str, p: _Prepared) -> FileResult:
+    sha = hashlib.sha256(p.stored).hexdigest()
     rel = Path("images") / str(trial.pk) / sha[:2]
     root = Path(settings.MEDIA_ROOT)
     names = {"dicom": rel / f"{sha}.dcm", "display": rel / f"{sha}.display.png", "full": rel / f"{sha}.full.png"}
     written: list[Path] = []
     try:
-        _write_atomic(root / names["dicom"], stored, written)
-        _write_atomic(root / names["display"], rendition.display_png, written)
-        _write_atomic(root / names["full"], rendition.full_range_png, written)
+        _write_atomic(root / names["dicom"], p.stored, written)
+        _write_atomic(root / names["display"], p.rendition.display_png, written)
+        _write_atomic(root / names["full"], p.rendition.full_range_png, written)
     except OSError as exc:
         _remove(written)
-        return FileResult(filename, "refused", "storage_error",
-                          f"Could not store the file ({exc.strerror or exc}); nothing was saved.")
+        return _refused(filename, "storage_error", f"Could not store the file ({exc.strerror or exc}); nothing was "
+                                                   "saved.")
     try:
-        image = _save_rows(actor, trial, center, case_code, study_hash, source_sha, sha, names, rendition,
-                           summary, deid)
+        image, dup = _save_rows(actor, trial, center, p, sha, names)
     except IntegrityError:
         _remove(written)  # imported concurrently by someone else
-        image = Image.objects.filter(case__trial=trial, source_sha256=source_sha).select_related("case").first()
+        image = _existing(trial, source_sha256=p.source_sha)
         if image is None:
             raise
-        return FileResult(filename, "duplicate", message="Already imported.", case_code=image.case.code,
-                          image_id=image.public_id)
+        return _duplicate(filename, image, "Already imported.")
     except BaseException:
         _remove(written)
         raise
-    flags = list(inst.flags) + (["burned_in_annotation_review"] if deid.burned_in_annotation else [])
-    return FileResult(filename, "imported", case_code=image.case.code, image_id=image.public_id, flags=flags)
+    if dup:
+        _remove(written)
+        return _duplicate(filename, image, "This SOP instance was already imported (from different bytes); the "
+                                           "first copy is kept.")
+    return FileResult(filename, "imported", case_code=image.case.code, image_id=image.public_id, flags=p.flags)
 
 
 @transaction.atomic
-def _save_rows(actor, trial, center, case_code, study_hash, source_sha, sha, names, rendition, summary, deid) -> Image:
+def _save_rows(actor, trial: Trial, center: Center, p: _Prepared, sha: str, names: dict) -> tuple[Image, bool]:
+    """(image, True) when the SOP instance was stored meanwhile (checked again under an advisory lock)."""
     ensure_writable(trial)
+    with connection.cursor() as cur:  # one importer per SOP instance at a time
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(_keyed(trial, "sop-lock", p.summary.sop_instance_uid)[:15], 16)])
+    same = _existing(trial, sop_instance_uid=p.summary.sop_instance_uid)
+    if same is not None:
+        return same, True
     case, created = Case.objects.get_or_create(
-        trial=trial, study_uid_hash=study_hash, defaults={"center": center, "code": case_code}
+        trial=trial, study_uid_hash=p.study_hash, defaults={"center": center, "code": p.case_code}
     )
     if created:
         audit.record(actor=actor, trial=trial, action="import", obj=case, after=audit.snapshot(case))
+    if p.review and not case.needs_review:
+        before = audit.snapshot(case)
+        case.needs_review, case.review_reason = True, p.review
+        case.save(update_fields=["needs_review", "review_reason"])
+        audit.record(actor=actor, trial=trial, action="review:required", obj=case, before=before,
+                     after=audit.snapshot(case), reason=p.review)
+    s = p.summary
     image = Image.objects.create(
-        case=case, source_sha256=source_sha, sha256=sha, dicom_file=str(names["dicom"]),
+        case=case, source_sha256=p.source_sha, sha256=sha, dicom_file=str(names["dicom"]),
         display_file=str(names["display"]), full_range_file=str(names["full"]),
-        sop_instance_uid=summary.sop_instance_uid, modality=summary.modality, view_position=summary.view_position,
-        rows=summary.rows, columns=summary.columns, bits_allocated=summary.bits_allocated,
-        bits_stored=summary.bits_stored, photometric_interpretation=summary.photometric_interpretation,
-        pixel_spacing=summary.pixel_spacing, display=rendition.display,
-        burned_in_annotation=bool(deid.burned_in_annotation),
+        sop_instance_uid=s.sop_instance_uid, modality=s.modality, view_position=s.view_position,
+        rows=s.rows, columns=s.columns, bits_allocated=s.bits_allocated,
+        bits_stored=s.bits_stored, photometric_interpretation=s.photometric_interpretation,
+        pixel_spacing=s.pixel_spacing, display=p.rendition.display,
+        burned_in_annotation=bool(p.deid.burned_in_annotation), flags=p.flags,
     )
     audit.record(actor=actor, trial=trial, action="import", obj=image, after=audit.snapshot(image))
     if trial.keep_identity_key:
-        for k in deid.key_entries:
+        for k in p.deid.key_entries:
             IdentityKey.objects.get_or_create(trial=trial, kind=k.kind, original=str(k.original),
                                               defaults={"pseudonym": str(k.pseudonym)})
-    return image
+    return image, False
 
 
 def import_files(
     actor, trial: Trial, center: Center, files: Iterable[tuple[str, bytes]],
     progress: Callable[[FileResult], None] | None = None,
 ) -> list[FileResult]:
+    """Each file in its own transaction; every file is reported. The request is checked once up front; a
+    refusal that arrives mid-batch (the trial locked meanwhile) is that file's result, not an exception."""
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
     results = []
     for name, data in files:
-        r = import_file(actor, trial, center, name, data)
+        try:
+            r = import_file(actor, trial, center, name, data)
+        except TrialError as exc:
+            r = _refused(name, str(exc.code), exc.message)
         results.append(r)
         if progress:
             progress(r)
     return results
 
 
-def import_uploads(actor, trial: Trial, center: Center, uploads) -> list[FileResult]:
-    """Uploaded files (Django UploadedFile): an oversized file is refused from its size, before it is read."""
-    limit = settings.DICOM_MAX_FILE_BYTES
-    results = []
+def _upload_files(uploads, limit: int, results: list[FileResult]) -> Iterable[tuple[str, bytes]]:
     for f in uploads:
-        if f.size > limit:
-            results.append(FileResult(f.name, "refused", "too_large",
-                                      f"file is {f.size} bytes, limit {limit}"))
+        if f.size > limit:  # refused from its size, before it is read
+            results.append(_refused(f.name, "too_large", f"file is {f.size} bytes, limit {limit}"))
             continue
-        results.append(import_file(actor, trial, center, f.name, f.read()))
+        yield f.name, f.read()
+
+
+def import_uploads(actor, trial: Trial, center: Center, uploads) -> list[FileResult]:
+    """Uploaded files (Django UploadedFile), in upload order; an oversized file is refused from its size."""
+    limit = settings.DICOM_MAX_FILE_BYTES
+    results: list[FileResult] = []
+    import_files(actor, trial, center, _upload_files(uploads, limit, results), progress=results.append)
     return results
+
+
+REVIEW_DECISIONS = ("confirm", "exclude")
+
+
+@transaction.atomic
+def review_case(actor, case: Case, *, decision: str, reason: str = "") -> Case:
+    """A coordinator has looked at a case held for review (burned-in annotation) and confirms it may be
+    enrolled, or excludes it. Audited; the case's images are unchanged."""
+    trial = case.trial
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
+    if decision not in REVIEW_DECISIONS:
+        raise InvalidInput(f"Decision must be one of {', '.join(REVIEW_DECISIONS)}.")
+    case = Case.objects.select_for_update().get(pk=case.pk)
+    if not case.needs_review:
+        raise Conflict(f"Case {case.code} is not waiting for review.")
+    if decision == "exclude" and not reason:
+        raise InvalidInput("Excluding a case needs a reason.")
+    before = audit.snapshot(case)
+    case.needs_review = False
+    case.save(update_fields=["needs_review"])
+    audit.record(actor=actor, trial=trial, action=f"review:{decision}", obj=case, before=before,
+                 after=audit.snapshot(case), reason=reason or case.review_reason)
+    if decision == "exclude":
+        case = exclude_case(actor, case, reason)
+    return case
 
 
 def iter_dir(path: Path) -> list[Path]:

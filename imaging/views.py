@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from core.errors import TrialError
-from trial.models import Trial
+from trial.models import Case, Trial
 from trial.permissions import Role, require_role
 
 from . import services as imports
@@ -47,6 +48,22 @@ def upload(request, trial_code: str):
                 n_bad = sum(r.status == "refused" for r in results)
                 (messages.error if n_bad else messages.success)(
                     request, f"{n_ok} imported, {n_dup} already present, {n_bad} refused.")
-    flagged = trial.cases.filter(images__burned_in_annotation=True).distinct()
+    flagged = trial.cases.filter(needs_review=True).prefetch_related("images").order_by("code")
     return render(request, "trial/import.html", {"trial": trial, "centers": trial.centers.all(), "results": results,
                                                  "reference": ref, "flagged": flagged})
+
+
+@require_POST
+def review(request, trial_code: str, case_id: int):
+    """Confirm or exclude a case held for review (burned-in annotation); back to the page it came from."""
+    trial = get_object_or_404(Trial, code=trial_code)
+    require_role(request.user, trial, Role.COORDINATOR)
+    case = get_object_or_404(Case, pk=case_id, trial=trial)
+    decision = request.POST.get("decision", "")
+    try:
+        imports.review_case(request.user, case, decision=decision, reason=request.POST.get("reason", "").strip())
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Case {case.code} {'confirmed' if decision == 'confirm' else 'excluded'}.")
+    return redirect("trial:detail", trial_code=trial_code)

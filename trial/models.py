@@ -58,6 +58,10 @@ class Trial(models.Model):
     ask_blinding_guess = models.BooleanField(
         default=False, help_text="After each rating, ask the expert which report they think was written with AI "
                                  "assistance (measures blinding)")
+    import_settings = models.JSONField(
+        default=dict, blank=True,
+        help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",
+    )
     # Secret material: never shown in any view; UIDs and A/B orders derive from it.
     secret = models.CharField(max_length=64, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -167,6 +171,10 @@ class Case(models.Model):
     reference_findings = models.JSONField(default=dict, blank=True)
     reference_report = models.TextField(blank=True)
     study_uid_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    # Set at import (e.g. burned-in annotation): the case cannot be enrolled until a coordinator has looked at
+    # its images and confirmed or excluded it (imaging.services.review_case).
+    needs_review = models.BooleanField(default=False)
+    review_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

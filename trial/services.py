@@ -12,6 +12,7 @@ from django.utils import timezone
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
 from . import audit, signals
+from .import_settings import parse_import_settings
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
 from .models import (
@@ -49,6 +50,7 @@ TRIAL_SETTINGS = (
     "washout_days",
     "allowed_modalities",
     "date_policy",
+    "import_settings",
     "keep_identity_key",
     "allow_retrieval_baseline",
     "ask_blinding_guess",
@@ -134,6 +136,10 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("The preference majority must be between 1 and the panel size.")
     if trial.date_policy not in ("shift", "remove"):
         raise InvalidInput("Date policy must be 'shift' or 'remove'.")
+    try:
+        trial.import_settings = parse_import_settings(trial.import_settings).as_json()
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 @transaction.atomic
@@ -473,6 +479,9 @@ def enrol_case(actor, case: Case) -> Case:
         raise Conflict(f"Case {case.code} is already enrolled.")
     if case.status == Case.Status.EXCLUDED:
         raise Conflict(f"Case {case.code} is excluded.")
+    if case.needs_review:
+        raise Conflict(f"Case {case.code} needs review before enrolment ({case.review_reason}): confirm or "
+                       "exclude it on the trial page.", code=ErrorCode.NEEDS_REVIEW)
     before = audit.snapshot(case)
     if trial.randomisation_unit == "case":
         slot = _reveal_next(trial, stratum_key_for_case(case), actor)
@@ -516,7 +525,8 @@ def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:
     """Enrol every imported, not excluded case, each in its own transaction (one refusal does not undo others)."""
     ensure_coordinator(actor, trial)
     done, problems = 0, []
-    for case in trial.cases.filter(enrolled_at__isnull=True, status=Case.Status.IMPORTED).order_by("code"):
+    for case in trial.cases.filter(enrolled_at__isnull=True, status=Case.Status.IMPORTED,
+                                   needs_review=False).order_by("code"):
         try:
             enrol_case(actor, case)
             done += 1

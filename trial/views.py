@@ -57,7 +57,8 @@ def trial_create(request):
 
 def trial_detail(request, trial_code: str):
     trial = _trial(request, trial_code)
-    cases = Paginator(trial.cases.select_related("center", "arm").order_by("code"), 50).get_page(request.GET.get("page"))
+    cases = Paginator(trial.cases.select_related("center", "arm").prefetch_related("images").order_by("code"),
+                      50).get_page(request.GET.get("page"))
     ctx = {
         "trial": trial,
         "progress": selectors.trial_progress(trial),

@@ -71,9 +71,23 @@ def _png(array: np.ndarray, compress_level: int) -> bytes:
 
 
 def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
-    img = Image.fromarray(values.astype(np.float32), mode="F")
+    img = Image.fromarray(values.astype(np.float32, copy=False), mode="F")
     out = np.asarray(img.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0), dtype=np.float64)
     return np.clip(out, values.min(), values.max())
+
+
+def _modality_float32(stored: np.ndarray, ds: Dataset) -> np.ndarray:
+    """Rescale slope/intercept in float32 (pydicom's apply_modality_lut makes a float64 copy); a Modality LUT
+    Sequence goes through pydicom."""
+    if "ModalityLUTSequence" in ds:
+        return np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    slope, intercept = _first(ds.get("RescaleSlope")), _first(ds.get("RescaleIntercept"))
+    out = stored.astype(np.float32)
+    if slope is not None and slope != 1.0:
+        out *= np.float32(slope)
+    if intercept:
+        out += np.float32(intercept)
+    return out
 
 
 def _voi_lut_item(ds: Dataset) -> Dataset | None:
@@ -101,13 +115,18 @@ def make_rendition(
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     invert = photometric == "MONOCHROME1"
 
-    modality = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
-    vmin, vmax = float(modality.min()), float(modality.max())
-
     scale = min(1.0, max_size / max(rows, columns))
     width, height = max(1, round(columns * scale)), max(1, round(rows * scale))
     if (width, height) != (columns, rows):
-        modality = _resize(modality, width, height)
+        # Large images: modality values in float32 (exact for integers below 2**24), downscaled, then float64
+        # on the small array only, so peak memory stays a few times the stored pixels (issue 14, part 4).
+        full = _modality_float32(stored, ds)
+        vmin, vmax = float(full.min()), float(full.max())
+        modality = _resize(full, width, height)
+        del full
+    else:
+        modality = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
+        vmin, vmax = float(modality.min()), float(modality.max())
 
     # --- full range: 16-bit, value = png * slope + intercept
     integral = bool(np.all(np.mod(np.asarray(apply_modality_lut(stored[:64, :64], ds)), 1) == 0))

@@ -7,7 +7,7 @@ import io
 import pydicom
 import pytest
 
-from imaging.dicom import deidentify, pseudonymous_uid, to_bytes, validate
+from imaging.dicom import TimeShift, deidentify, pseudonymous_uid, to_bytes, validate
 from imaging.dicom.profile import BASIC_PROFILE, resolve_action
 from imaging.dicom.synthetic import (
     FAKE_ACCESSION,
@@ -21,7 +21,7 @@ from imaging.dicom.synthetic import (
 from imaging.dicom.synthetic import to_bytes as synthetic_bytes
 
 SECRET = "trial-secret-0123456789abcdef"
-SHIFT = -123
+SHIFT = TimeShift(days=-123, seconds=2 * 3600 + 17)
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +52,13 @@ def test_table_is_complete_enough():
 @pytest.mark.parametrize("policy", ["remove", "shift"])
 def test_every_profile_attribute_removed_from_file_bytes(rich, policy):
     inst, values, original = rich
-    result = deidentify(inst.dataset, uid_root_secret=SECRET, date_policy=policy, date_shift_days=SHIFT,
+    result = deidentify(inst.dataset, uid_root_secret=SECRET, date_policy=policy, time_shift=SHIFT,
                         pseudonym="CASE-0007")
     out = to_bytes(result.dataset)
     clean = pydicom.dcmread(io.BytesIO(out))
     checked = 0
     for tag, value in values.items():
         needle = _needle(value)
-        entry = BASIC_PROFILE.get(tag)
-        vr = pydicom.datadict.dictionary_VR(tag) if entry else ""
-        if policy == "shift" and entry is not None and entry.temporal and vr == "TM":
-            continue  # Modified Dates option: times of day are kept with shifted dates (documented)
         if needle is None:
             elem = clean.get(tag)
             assert elem is None or elem.value in (None, "", 0, b"\x00\x00"), f"{tag:08X} kept {elem.value!r}"
@@ -79,7 +75,7 @@ def test_every_profile_attribute_removed_from_file_bytes(rich, policy):
 def test_no_private_tags_survive(rich):
     inst, _, original = rich
     assert PRIVATE_SECRET.encode() in original
-    clean = deidentify(inst.dataset, uid_root_secret=SECRET, date_shift_days=1, pseudonym="P").dataset
+    clean = deidentify(inst.dataset, uid_root_secret=SECRET, pseudonym="P").dataset
     found = []
     clean.walk(lambda ds, elem: found.append(elem.tag) if elem.tag.is_private else None)
     assert found == []
@@ -88,25 +84,26 @@ def test_no_private_tags_survive(rich):
 
 def test_identity_attributes_set(rich):
     inst, _, _ = rich
-    clean = deidentify(inst.dataset, uid_root_secret=SECRET, date_policy="shift", date_shift_days=SHIFT,
+    clean = deidentify(inst.dataset, uid_root_secret=SECRET, date_policy="shift", time_shift=SHIFT,
                        pseudonym="CASE-0007").dataset
     assert clean.PatientID == "CASE-0007" and str(clean.PatientName) == "CASE-0007"
     assert clean.PatientIdentityRemoved == "YES"
     assert clean.DeidentificationMethod
     codes = [item.CodeValue for item in clean.DeidentificationMethodCodeSequence]
-    assert codes == ["113100", "113107"]
+    assert codes == ["113100", "113107", "113105", "113103"]  # basic, modified dates, clean descr., graphics
     assert clean.LongitudinalTemporalInformationModified == "MODIFIED"
     assert clean.PatientBirthDate == ""  # never shifted, always emptied
 
 
 def test_dates_shifted_or_removed(chest_png):
     ds = make_secondary_capture_cxr(chest_png)
-    shifted = deidentify(ds, uid_root_secret=SECRET, date_policy="shift", date_shift_days=SHIFT,
+    shifted = deidentify(ds, uid_root_secret=SECRET, date_policy="shift", time_shift=SHIFT,
                          pseudonym="P").dataset
-    expected = (dt.datetime.strptime(FAKE_STUDY_DATE, "%Y%m%d") + dt.timedelta(days=SHIFT)).strftime("%Y%m%d")
-    assert shifted.StudyDate == expected and shifted.ContentDate == expected
-    assert shifted.StudyTime == ds.StudyTime
-    removed = deidentify(ds, uid_root_secret=SECRET, date_policy="remove", date_shift_days=SHIFT,
+    study = dt.datetime.strptime(FAKE_STUDY_DATE + ds.StudyTime, "%Y%m%d%H%M%S") + SHIFT.delta
+    assert (shifted.StudyDate, shifted.StudyTime) == (study.strftime("%Y%m%d"), study.strftime("%H%M%S"))
+    content = dt.datetime.strptime(FAKE_STUDY_DATE + ds.ContentTime, "%Y%m%d%H%M%S") + SHIFT.delta
+    assert (shifted.ContentDate, shifted.ContentTime) == (content.strftime("%Y%m%d"), content.strftime("%H%M%S"))
+    removed = deidentify(ds, uid_root_secret=SECRET, date_policy="remove", time_shift=SHIFT,
                          pseudonym="P").dataset
     assert removed.StudyDate == "" and removed.ContentDate == "" and removed.StudyTime == ""
     assert removed.LongitudinalTemporalInformationModified == "REMOVED"
@@ -118,10 +115,10 @@ def test_uids_mapped_consistently(chest_png):
     a = make_secondary_capture_cxr(chest_png)
     b = make_secondary_capture_cxr(chest_png)
     b.StudyInstanceUID = a.StudyInstanceUID  # same study, another image
-    ra = deidentify(a, uid_root_secret=SECRET, date_shift_days=0, pseudonym="P1")
-    rb = deidentify(b, uid_root_secret=SECRET, date_shift_days=0, pseudonym="P1")
-    again = deidentify(a, uid_root_secret=SECRET, date_shift_days=0, pseudonym="P1")
-    other_trial = deidentify(a, uid_root_secret="another-trial", date_shift_days=0, pseudonym="P1")
+    ra = deidentify(a, uid_root_secret=SECRET, pseudonym="P1")
+    rb = deidentify(b, uid_root_secret=SECRET, pseudonym="P1")
+    again = deidentify(a, uid_root_secret=SECRET, pseudonym="P1")
+    other_trial = deidentify(a, uid_root_secret="another-trial", pseudonym="P1")
     assert ra.dataset.StudyInstanceUID == rb.dataset.StudyInstanceUID
     assert ra.dataset.SOPInstanceUID != rb.dataset.SOPInstanceUID
     assert ra.dataset.SOPInstanceUID == again.dataset.SOPInstanceUID
@@ -141,7 +138,7 @@ def test_uids_mapped_consistently(chest_png):
 
 def test_reading_attributes_kept_and_pixels_unchanged(rich):
     inst, _, _ = rich
-    clean = deidentify(inst.dataset, uid_root_secret=SECRET, date_shift_days=5, pseudonym="P").dataset
+    clean = deidentify(inst.dataset, uid_root_secret=SECRET, pseudonym="P").dataset
     for keyword in ("PhotometricInterpretation", "PixelSpacing", "ImagerPixelSpacing", "ViewPosition",
                     "ImageLaterality", "WindowCenter", "WindowWidth", "RescaleSlope", "RescaleIntercept",
                     "BitsAllocated", "BitsStored", "Rows", "Columns", "Modality", "BodyPartExamined"):
@@ -152,26 +149,26 @@ def test_reading_attributes_kept_and_pixels_unchanged(rich):
 
 def test_burned_in_flag(chest_png):
     flagged = deidentify(make_secondary_capture_cxr(chest_png, burned_in_annotation=True), uid_root_secret=SECRET,
-                         date_shift_days=0, pseudonym="P")
+                         pseudonym="P")
     assert flagged.burned_in_annotation is True
     clean, keys, burned = deidentify(make_secondary_capture_cxr(chest_png), uid_root_secret=SECRET,
-                                     date_shift_days=0, pseudonym="P")
+                                     pseudonym="P")
     assert burned is False
 
 
 def test_patient_characteristics_option(chest_png):
     ds = make_secondary_capture_cxr(chest_png)
-    kept = deidentify(ds, uid_root_secret=SECRET, date_shift_days=0, pseudonym="P",
+    kept = deidentify(ds, uid_root_secret=SECRET, pseudonym="P",
                       keep_patient_characteristics=True).dataset
     assert kept.PatientSex == "F" and kept.PatientAge == "061Y"
-    default = deidentify(ds, uid_root_secret=SECRET, date_shift_days=0, pseudonym="P").dataset
+    default = deidentify(ds, uid_root_secret=SECRET, pseudonym="P").dataset
     assert default.PatientSex == "" and "PatientAge" not in default
 
 
 def test_real_file_deidentified_round_trip(dicom_dir):
     data = (dicom_dir / "CR-MONO1-10-chest_nometa.dcm").read_bytes()
     inst = validate(data, "nometa.dcm")
-    result = deidentify(inst.dataset, uid_root_secret=SECRET, date_shift_days=-30, pseudonym="CASE-1")
+    result = deidentify(inst.dataset, uid_root_secret=SECRET, pseudonym="CASE-1")
     out = to_bytes(result.dataset)
     assert out[128:132] == b"DICM"
     assert str(inst.dataset.SOPInstanceUID).encode() not in out
@@ -181,6 +178,6 @@ def test_real_file_deidentified_round_trip(dicom_dir):
 def test_arguments_checked(chest_png):
     ds = make_secondary_capture_cxr(chest_png)
     with pytest.raises(ValueError):
-        deidentify(ds, uid_root_secret="", date_shift_days=0, pseudonym="P")
+        deidentify(ds, uid_root_secret="", pseudonym="P")
     with pytest.raises(ValueError):
-        deidentify(ds, uid_root_secret=SECRET, date_policy="keep", date_shift_days=0, pseudonym="P")
+        deidentify(ds, uid_root_secret=SECRET, date_policy="keep", pseudonym="P")

@@ -114,10 +114,13 @@ def test_identity_key_kept_only_when_chosen(t):
 
 
 def test_burned_in_annotation_is_flagged(t):
+    # Issue 14: the flag is stored on the image and holds the case for review (tests/imports/test_review.py).
     r = imports.import_file(t["coordinator"], t["trial"], t["centers"][0], "b.dcm",
                             synthetic(burned_in_annotation=True))
-    assert r.status == "imported" and "burned_in_annotation_review" in r.flags
-    assert Image.objects.get().burned_in_annotation
+    assert r.status == "imported" and "burned_in_annotation" in r.flags
+    image = Image.objects.get()
+    assert image.burned_in_annotation and "burned_in_annotation" in image.flags
+    assert image.case.needs_review and image.case.review_reason == "burned_in_annotation"
 
 
 def test_disk_full_is_a_clear_error_and_leaves_no_half_file(t, settings, tmp_path):

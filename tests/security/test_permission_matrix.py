@@ -75,6 +75,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:status": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:audit": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "imports:review": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "inference:drafts": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "inference:retry": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     # --- images: coordinators and the case's readers/experts; this image's case (1) has no rating task and the

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trial', '0006_integ_role_conflicts'),
+        ('trial', '0007_role_conflicts'),
     ]
 
     operations = [

@@ -17,7 +17,7 @@ def sign_existing_heads(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("trial", "0004_integ_allocation_salt"),
+        ("trial", "0005_allocation_salt"),
     ]
 
     operations = [

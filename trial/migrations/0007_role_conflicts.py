@@ -35,7 +35,7 @@ def report_role_conflicts(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("trial", "0005_integ_audit_signature"),
+        ("trial", "0006_audit_signature"),
     ]
 
     operations = [
