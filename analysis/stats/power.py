@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,8 +28,9 @@ from .synthetic import TrialScenario, make_trial_tables
 
 ASSISTED, CONTROL = "ai_assisted", "unassisted"
 PRIMARY_TESTS = ("quality", "reading_time", "preference", "preference_decisive")
+SENSITIVITY_TESTS = ("preference_randomisation",)
 CASE_LEVEL_TESTS = ("quality_case_paired_t", "time_case_paired_t")
-OUTCOME_COLUMNS = ["sim", "test", "estimate", "ci_low", "ci_high", "p", "converged", "error"]
+OUTCOME_COLUMNS = ["sim", "test", "estimate", "ci_low", "ci_high", "p", "converged", "fallback", "error"]
 
 PowerScenario = TrialScenario  # the former name
 
@@ -39,7 +40,8 @@ class TestPower:
     """Rejection rate of one test over the simulated trials.
 
     ``power``: share of trials with p < alpha (trials whose analysis failed or gave no p count as not rejecting;
-    ``n_failed`` says how many). ``mc_se``: its Monte-Carlo standard error; ``ci``: Clopper-Pearson 95% interval.
+    ``n_failed`` says how many; ``n_not_converged`` fits not converged, ``n_fallback``
+    fits where the declared fallback dropped a variance component). ``mc_se``: its Monte-Carlo standard error; ``ci``: Clopper-Pearson 95% interval.
     ``mean_estimate`` and ``truth`` (the scenario's true value) show bias; ``coverage`` is the share of 95% CIs that
     hold the truth (None without a truth or without CIs).
     """
@@ -51,6 +53,7 @@ class TestPower:
     n_sims: int
     n_failed: int
     n_not_converged: int
+    n_fallback: int
     mean_estimate: float | None
     truth: float | None
     coverage: float | None
@@ -105,16 +108,31 @@ def _one_sample_t(d: np.ndarray) -> tuple[float, float, float, float]:
     return float(d.mean()), float(ci.low), float(ci.high), float(res.pvalue)
 
 
-def _primary_rows(block: Any) -> dict[str, tuple[float | None, float | None, float | None, float | None, bool]]:
-    """(estimate, ci_low, ci_high, p, converged) of each primary test in a ``PrimaryBlock``."""
-    out = {}
-    for name in PRIMARY_TESTS:
+def _primary_rows(block: Any) -> dict[str, dict[str, Any]]:
+    """estimate, ci_low, ci_high, p, converged, fallback of each primary test in a ``PrimaryBlock``.
+
+    The decisive-pair rate and the reader randomisation test (a sensitivity analysis) come from the preference
+    result's details.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("quality", "reading_time", "preference"):
         res = getattr(block, name, None)
         if res is None:
             continue
-        ci = getattr(res, "ci", None) or (None, None)
-        out[name] = (getattr(res, "estimate", None), ci[0], ci[1], getattr(res, "p", None),
-                     bool(getattr(res, "converged", True)))
+        ci = res.ci or (None, None)
+        out[name] = {"estimate": res.estimate, "ci_low": ci[0], "ci_high": ci[1], "p": res.p,
+                     "converged": bool(res.converged), "fallback": res.fallback is not None}
+    pref = getattr(block, "preference", None)
+    det = getattr(pref, "details", None) or {}
+    if "decisive_rate" in det:
+        ci = det.get("decisive_rate_ci") or (None, None)
+        out["preference_decisive"] = {"estimate": det["decisive_rate"], "ci_low": ci[0], "ci_high": ci[1],
+                                      "p": det.get("decisive_rate_p"), "converged": bool(pref.converged),
+                                      "fallback": pref.fallback is not None}
+    rt = det.get("randomisation_test")
+    if isinstance(rt, Mapping) and rt.get("p") is not None:
+        out["preference_randomisation"] = {"estimate": None, "ci_low": None, "ci_high": None, "p": rt["p"],
+                                           "converged": True, "fallback": False}
     return out
 
 
@@ -127,7 +145,7 @@ def run_one(scenario: TrialScenario, sim: int, seed: int, n_permutations: int,
     if scenario.design != "case_randomised":
         for name, (est, lo, hi, p) in case_level_paired_t(tables).items():
             rows.append({"sim": sim, "test": name, "estimate": est, "ci_low": lo, "ci_high": hi, "p": p,
-                         "converged": True, "error": ""})
+                         "converged": True, "fallback": False, "error": ""})
     if not primary:
         return rows
     from .primary import primary_analysis
@@ -137,10 +155,10 @@ def run_one(scenario: TrialScenario, sim: int, seed: int, n_permutations: int,
                                  control=CONTROL, n_permutations=n_permutations, rng=rng)
     except Exception as exc:  # noqa: BLE001 - a failed analysis is a result of the simulation, counted and shown
         return rows + [{"sim": sim, "test": t, "estimate": None, "ci_low": None, "ci_high": None, "p": None,
-                        "converged": False, "error": f"{type(exc).__name__}: {exc}"} for t in PRIMARY_TESTS]
-    for name, (est, lo, hi, p, conv) in _primary_rows(block).items():
-        rows.append({"sim": sim, "test": name, "estimate": est, "ci_low": lo, "ci_high": hi, "p": p,
-                     "converged": conv, "error": ""})
+                        "converged": False, "fallback": False,
+                        "error": f"{type(exc).__name__}: {exc}"} for t in PRIMARY_TESTS]
+    for name, row in _primary_rows(block).items():
+        rows.append({"sim": sim, "test": name, **row, "error": ""})
     return rows
 
 
@@ -149,7 +167,7 @@ def _run_chunk(args: tuple[TrialScenario, list[int], int, int, bool]) -> list[di
     return [row for s in sims for row in run_one(scenario, s, seed, n_permutations, primary)]
 
 
-def simulate_outcomes(scenario: TrialScenario, sims: int, *, seed: int = 20250101, n_permutations: int = 199,
+def simulate_outcomes(scenario: TrialScenario, sims: int, *, seed: int = 20250101, n_permutations: int = 0,
                       jobs: int = 1, primary: bool = True, start: int = 0) -> pd.DataFrame:
     """Simulate and analyse ``sims`` trials (numbered from ``start``); one row per (trial, test).
 
@@ -192,6 +210,7 @@ def summarise(outcomes: pd.DataFrame, sims: int, truths: dict[str, float | None]
         out[name] = TestPower(test=name, power=rate, mc_se=math.sqrt(rate * (1 - rate) / sims),
                               ci=clopper_pearson(hits, sims), n_sims=sims, n_failed=int(p.isna().sum()),
                               n_not_converged=int((~g["converged"].astype(bool)).sum()),
+                              n_fallback=int(g["fallback"].astype(bool).sum()),
                               mean_estimate=float(est.mean()) if est.notna().any() else None, truth=truth,
                               coverage=cov, coverage_ci=cov_ci)
     return out
@@ -202,7 +221,7 @@ def simulate_power(
     sims: int = 200,
     alpha: float = 0.05,
     seed: int = 20250101,
-    n_permutations: int = 199,
+    n_permutations: int = 0,
     jobs: int = 1,
     **overrides: Any,
 ) -> PowerResult:
@@ -216,7 +235,8 @@ def simulate_power(
     outcomes = simulate_outcomes(sc, sims, seed=seed, n_permutations=n_permutations, jobs=jobs)
     tests = summarise(outcomes, sims, truths_for(sc), alpha)
     notes = ["quality_case_paired_t and time_case_paired_t ignore readers: descriptive, not valid tests"]
-    if n_permutations < 19 / alpha:
-        notes.append(f"{n_permutations} permutations resolve p-values only to 1/{n_permutations + 1}")
+    if n_permutations:
+        notes.append(f"preference_randomisation: reader randomisation test (sensitivity), {n_permutations} "
+                     f"permutations, p resolved to 1/{n_permutations + 1}")
     return PowerResult(scenario=sc.to_dict(), sims=sims, alpha=alpha, seed=seed, n_permutations=n_permutations,
                        tests=tests, seconds=round(time.perf_counter() - t0, 2), notes=notes)
