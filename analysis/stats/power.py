@@ -36,7 +36,7 @@ PowerScenario = TrialScenario  # the former name
 
 
 @dataclass
-class TestPower:
+class RejectionRate:
     """Rejection rate of one test over the simulated trials.
 
     ``power``: share of trials with p < alpha (trials whose analysis failed or gave no p count as not rejecting;
@@ -62,14 +62,14 @@ class TestPower:
 
 @dataclass
 class PowerResult:
-    """Power of every test for one scenario (``tests`` keyed by test name; see :class:`TestPower`)."""
+    """Power of every test for one scenario (``tests`` keyed by test name; see :class:`RejectionRate`)."""
 
     scenario: dict[str, Any]
     sims: int
     alpha: float
     seed: int
     n_permutations: int
-    tests: dict[str, TestPower]
+    tests: dict[str, RejectionRate]
     seconds: float
     notes: list[str] = field(default_factory=list)
 
@@ -152,7 +152,8 @@ def run_one(scenario: TrialScenario, sim: int, seed: int, n_permutations: int,
 
     try:
         block = primary_analysis(tables, design=scenario.design, majority_k=scenario.k, assisted=ASSISTED,
-                                 control=CONTROL, n_permutations=n_permutations, rng=rng)
+                                 control=CONTROL, n_permutations=n_permutations, rng=rng,
+                                 subgroups=False)
     except Exception as exc:  # noqa: BLE001 - a failed analysis is a result of the simulation, counted and shown
         return rows + [{"sim": sim, "test": t, "estimate": None, "ci_low": None, "ci_high": None, "p": None,
                         "converged": False, "fallback": False,
@@ -192,9 +193,9 @@ def truths_for(scenario: TrialScenario) -> dict[str, float | None]:
 
 
 def summarise(outcomes: pd.DataFrame, sims: int, truths: dict[str, float | None], alpha: float = 0.05,
-              tests: Iterable[str] | None = None) -> dict[str, TestPower]:
+              tests: Iterable[str] | None = None) -> dict[str, RejectionRate]:
     """Rejection rate (p < alpha) and CI coverage of each test over ``sims`` trials."""
-    out: dict[str, TestPower] = {}
+    out: dict[str, RejectionRate] = {}
     for name in tests or sorted(outcomes["test"].unique()):
         g = outcomes[outcomes["test"] == name]
         p = pd.to_numeric(g["p"], errors="coerce")
@@ -207,7 +208,7 @@ def summarise(outcomes: pd.DataFrame, sims: int, truths: dict[str, float | None]
             inside = int(((lo <= truth) & (truth <= hi)).sum())
             cov, cov_ci = inside / sims, clopper_pearson(inside, sims)
         rate = hits / sims
-        out[name] = TestPower(test=name, power=rate, mc_se=math.sqrt(rate * (1 - rate) / sims),
+        out[name] = RejectionRate(test=name, power=rate, mc_se=math.sqrt(rate * (1 - rate) / sims),
                               ci=clopper_pearson(hits, sims), n_sims=sims, n_failed=int(p.isna().sum()),
                               n_not_converged=int((~g["converged"].astype(bool)).sum()),
                               n_fallback=int(g["fallback"].astype(bool).sum()),
