@@ -1,0 +1,45 @@
+# Oracle for analysis/stats/lmm.py: fit y ~ 0 + <fixed columns> + (1|g1) + ... with lme4 + lmerTest (Satterthwaite)
+# and write the numbers as JSON.
+# Usage: Rscript lmer_fit.R data.csv out.json [REML=1] [contrast: comma-separated weights over the fixed columns]
+# data.csv: column y, fixed-effect columns f_<name> (the full design, intercept included), grouping columns g_<name>.
+suppressPackageStartupMessages({
+  library(lme4)
+  library(lmerTest)
+  library(jsonlite)
+})
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1], check.names = FALSE)
+reml <- if (length(args) >= 3) as.integer(args[3]) == 1 else TRUE
+fixed <- grep("^f_", names(d), value = TRUE)
+grp <- grep("^g_", names(d), value = TRUE)
+for (g in grp) d[[g]] <- factor(d[[g]])
+form <- as.formula(paste("y ~ 0 +", paste(sprintf("`%s`", fixed), collapse = " + "), "+",
+                         paste(sprintf("(1 | %s)", grp), collapse = " + ")))
+t_fit <- system.time(m <- lmer(form, data = d, REML = reml))[["elapsed"]]
+t_sum <- system.time(co <- summary(m)$coefficients)[["elapsed"]]
+vc <- as.data.frame(VarCorr(m))
+vcomp <- setNames(as.list(vc$vcov), sub("^g_", "", sub("^Residual$", "residual", vc$grp)))
+out <- list(
+  versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
+                  lmerTest = as.character(packageVersion("lmerTest")),
+                  numDeriv = as.character(packageVersion("numDeriv"))),
+  reml = reml,
+  names = sub("^f_", "", rownames(co)),
+  coef = unname(co[, "Estimate"]), se = unname(co[, "Std. Error"]), df = unname(co[, "df"]),
+  t = unname(co[, "t value"]), p = unname(co[, "Pr(>|t|)"]),
+  variance_components = vcomp,
+  theta = setNames(as.list(getME(m, "theta")), sub("^g_", "", sub(".\\(Intercept\\)$", "", names(getME(m, "theta"))))),
+  sigma = sigma(m),
+  reml_criterion = if (reml) REMLcrit(m) else deviance(m),
+  singular = isSingular(m),
+  n_obs = nobs(m),
+  optimizer_messages = m@optinfo$conv$lme4$messages,
+  seconds = list(lmer = t_fit, summary = t_sum)
+)
+if (length(args) >= 4) {
+  L <- as.numeric(strsplit(args[4], ",")[[1]])
+  ct <- contest1D(m, L, confint = TRUE)
+  out$contrast <- list(L = L, estimate = ct$Estimate, se = ct$`Std. Error`, df = ct$df, t = ct$`t value`,
+                       p = ct$`Pr(>|t|)`, ci_low = ct$lower, ci_high = ct$upper)
+}
+writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), args[2])
