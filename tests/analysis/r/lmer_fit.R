@@ -1,6 +1,8 @@
 # Oracle for analysis/stats/lmm.py: fit y ~ 0 + <fixed columns> + (1|g1) + ... with lme4 + lmerTest (Satterthwaite)
 # and write the numbers as JSON.
-# Usage: Rscript lmer_fit.R data.csv out.json [REML=1] [contrast: comma-separated weights over the fixed columns]
+# Usage: Rscript lmer_fit.R data.csv out.json [REML=1] [TIGHT=0] [contrast: comma-separated weights over fixed columns]
+# TIGHT=1 runs lme4's default optimiser (nloptwrap BOBYQA) to tolerances 1e-12 instead of its defaults, so that
+# the oracle sits at the REML optimum to ~1e-9 (the defaults stop ~1e-5 away in theta, see the test module).
 # data.csv: column y, fixed-effect columns f_<name> (the full design, intercept included), grouping columns g_<name>.
 suppressPackageStartupMessages({
   library(lme4)
@@ -15,7 +17,12 @@ grp <- grep("^g_", names(d), value = TRUE)
 for (g in grp) d[[g]] <- factor(d[[g]])
 form <- as.formula(paste("y ~ 0 +", paste(sprintf("`%s`", fixed), collapse = " + "), "+",
                          paste(sprintf("(1 | %s)", grp), collapse = " + ")))
-t_fit <- system.time(m <- lmer(form, data = d, REML = reml))[["elapsed"]]
+tight <- length(args) >= 4 && as.integer(args[4]) == 1
+ctrl <- if (tight) {
+  lmerControl(optimizer = "nloptwrap",
+              optCtrl = list(ftol_abs = 1e-13, xtol_abs = 1e-12, ftol_rel = 1e-15, xtol_rel = 1e-12, maxeval = 1e5))
+} else lmerControl()
+t_fit <- system.time(m <- lmer(form, data = d, REML = reml, control = ctrl))[["elapsed"]]
 t_sum <- system.time(co <- summary(m)$coefficients)[["elapsed"]]
 vc <- as.data.frame(VarCorr(m))
 vcomp <- setNames(as.list(vc$vcov), sub("^g_", "", sub("^Residual$", "residual", vc$grp)))
@@ -23,7 +30,7 @@ out <- list(
   versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                   lmerTest = as.character(packageVersion("lmerTest")),
                   numDeriv = as.character(packageVersion("numDeriv"))),
-  reml = reml,
+  reml = reml, tight = tight,
   names = sub("^f_", "", rownames(co)),
   coef = unname(co[, "Estimate"]), se = unname(co[, "Std. Error"]), df = unname(co[, "df"]),
   t = unname(co[, "t value"]), p = unname(co[, "Pr(>|t|)"]),
@@ -36,8 +43,8 @@ out <- list(
   optimizer_messages = m@optinfo$conv$lme4$messages,
   seconds = list(lmer = t_fit, summary = t_sum)
 )
-if (length(args) >= 4) {
-  L <- as.numeric(strsplit(args[4], ",")[[1]])
+if (length(args) >= 5) {
+  L <- as.numeric(strsplit(args[5], ",")[[1]])
   ct <- contest1D(m, L, confint = TRUE)
   out$contrast <- list(L = L, estimate = ct$Estimate, se = ct$`Std. Error`, df = ct$df, t = ct$`t value`,
                        p = ct$`Pr(>|t|)`, ci_low = ct$lower, ci_high = ct$upper)
