@@ -241,7 +241,8 @@ class _Deviance:
         self._setup_first(m)
         if self.grouped:
             self._setup_plan()
-        self.cache: dict[tuple[float, ...], tuple[_State, _Work]] = {}
+        self.cache: dict[tuple[float, ...], _State] = {}
+        self.last: tuple[tuple[float, ...], _State, _Work] | None = None  # the gradient reuses this factorisation
 
     def _setup_first(self, m: sp.csr_matrix) -> None:
         """Group the first (largest) factor's levels by size so its elimination is a weighted sum of constants."""
@@ -304,6 +305,9 @@ class _Deviance:
         self.sel_d = np.flatnonzero(top & (col == row))
         self.sel_b = np.flatnonzero(top & (col >= m2))
         self.flat_b = row[self.sel_b] * t + (col[self.sel_b] - m2)
+        self.type_b = self.rest_type[col[self.sel_b]]
+        self.buf_b = np.zeros(m2 * t)  # scatter targets: entries off the pattern stay zero for good
+        self.buf_q = np.zeros(m2 * t)
         self.sel_c = np.flatnonzero((row >= m2) & (col >= m2))
         self.flat_c = (row[self.sel_c] - m2) * t + (col[self.sel_c] - m2)
         self.has_gradient = True
@@ -343,7 +347,7 @@ class _Deviance:
             m2 = self.sizes[1]
             t = r - m2
             d = data[self.sel_d]
-            b = np.zeros(m2 * t)
+            b = self.buf_b
             b[self.flat_b] = data[self.sel_b]
             c = np.zeros(t * t)
             c[self.flat_c] = data[self.sel_c]
@@ -355,12 +359,14 @@ class _Deviance:
         ld2, s = _eliminate(a1, self.sizes[1:])
         return _Work(ld1 + ld2, s, s, 0)
 
-    def _evaluate(self, theta: np.ndarray) -> tuple[_State, _Work]:
+    def _evaluate(self, theta: np.ndarray, need_work: bool = False) -> tuple[_State, _Work | None]:
         theta = np.abs(np.asarray(theta, dtype=float))
         key = tuple(theta.tolist())
+        if self.last is not None and self.last[0] == key:
+            return self.last[1], self.last[2]
         hit = self.cache.get(key)
-        if hit is not None:
-            return hit
+        if hit is not None and not need_work:
+            return hit, None
         work = self._factorise(theta)
         s, p = work.schur, self.p
         chol, info = lapack.dpotrf(s[:p, :p], lower=0)
@@ -371,8 +377,9 @@ class _Deviance:
         inv = lapack.dpotrs(chol, np.eye(p), lower=0)[0]  # (OpenBLAS's dpotri/dtrtrs are slow here)
         st = _State(ld_l2=work.ld_l2, ld_rx2=2.0 * float(np.log(np.diag(chol)).sum()), pwrss=pwrss, delta=delta,
                     rxtrx_inv=inv)
-        if len(self.cache) < 256:
-            self.cache[key] = (st, work)
+        if len(self.cache) < 4096:
+            self.cache[key] = st
+        self.last = (key, st, work)
         return st, work
 
     def state(self, theta: np.ndarray) -> _State:
@@ -416,9 +423,9 @@ class _Deviance:
         t = self.pattern.shape[0] - m2
         tvt = np.append(theta, 1.0)[self.rest_type[m2:]]
         qcc = qdata[self.sel_d]
-        qct = np.zeros(m2 * t)
-        qct[self.flat_b] = qdata[self.sel_b]
-        qct = qct.reshape(m2, t) * tvt
+        qct = self.buf_q
+        qct[self.flat_b] = qdata[self.sel_b] * np.append(theta, 1.0)[self.type_b]
+        qct = qct.reshape(m2, t)
         qtt = np.zeros(t * t)
         qtt[self.flat_c] = qdata[self.sel_c]
         qtt = qtt.reshape(t, t) * np.outer(tvt, tvt)
@@ -435,7 +442,8 @@ class _Deviance:
         d log|N| / d theta_j = (2 / theta_j) (m_j - sum over j's levels of diag(N^-1)), 0 at theta_j = 0."""
         sign = np.sign(theta)
         th = np.abs(np.asarray(theta, dtype=float))
-        st, work = self._evaluate(th)
+        st, work = self._evaluate(th, need_work=True)
+        assert work is not None
         sums = self._inverse_diag_sums(th, work)
         sizes = np.asarray(self.sizes, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -516,22 +524,34 @@ def _objective(dev: _Deviance):  # noqa: ANN202
 
 
 def _optimise(dev: _Deviance) -> tuple[np.ndarray, bool, str]:
-    """Minimise the profiled deviance over theta >= 0 from theta = 1 (lme4's start)."""
+    """Minimise the profiled deviance over theta >= 0 from theta = 1 (lme4's start).
+
+    L-BFGS-B works on theta_j * sqrt(levels_j): the curvature in theta_j grows with the factor's number of levels
+    (20,000 reports against 5 experts), and this scaling roughly halves the iterations."""
     k = len(dev.sizes)
     fun = _objective(dev)
+    scale = np.sqrt(np.asarray(dev.sizes, dtype=float))
+
+    def scaled(x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = fun(x / scale)
+        return f, g / scale
+
     start: np.ndarray | None = np.ones(k)
-    nit = nfev = 0
+    nit = nfev = restarts = 0
     while start is not None:
-        res = optimize.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k,
-                                options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 500})
+        res = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * k,
+                                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 500})
         nit, nfev = nit + res.nit, nfev + res.nfev
-        theta = np.asarray(res.x, dtype=float)
+        theta = np.asarray(res.x, dtype=float) / scale
         theta[theta < 1e-10] = 0.0
-        start = _escape_boundary(dev.profiled, theta) if res.success else None
+        restarts += 1
+        start = _escape_boundary(dev.profiled, theta) if restarts <= k else None
     grad = fun(theta)[1]
     proj = np.where(theta > 0, grad, np.minimum(grad, 0.0))
     max_grad = float(np.max(np.abs(proj))) if k else 0.0
-    converged = bool(res.success) and max_grad < _GRAD_TOL
+    # like lme4's check.conv.grad: judged on the gradient (a line search that stalls at the optimum is fine),
+    # but not when the iteration limit cut the search short
+    converged = res.status != 1 and max_grad < _GRAD_TOL
     message = (f"L-BFGS-B: {res.message}; {nit} iterations, {nfev} deviance evaluations; "
                f"max |gradient| {max_grad:.2g}")
     return theta, converged, message
