@@ -74,7 +74,8 @@ def _cmd_power(a: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_trial(a: argparse.Namespace) -> dict[str, Any]:
     return analyse_export_dir(a.export_dir, design=a.design, assisted_arm=a.assisted, control_arm=a.control,
-                              majority_k=a.majority, threshold=a.threshold)
+                              majority_k=a.majority, threshold=a.threshold, n_permutations=a.permutations,
+                              seed=a.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,13 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--jobs", type=int, default=1, help="worker processes")
     w.set_defaults(func=_cmd_power)
 
-    t = sub.add_parser("trial", help="the DESIGN.md section 7 analysis of an export directory")
+    t = sub.add_parser("trial", help="the DESIGN.md section 7 analysis of an export directory (the declared "
+                                     "primary analysis first, under 'primary')")
     t.add_argument("export_dir", help="directory with reads.csv, ratings.csv, drafts.csv, cases.csv")
     t.add_argument("--design", choices=DESIGNS, default="paired_by_case")
     t.add_argument("--assisted", default="ai_assisted", help="arm code of the assisted arm (X or Y when masked)")
     t.add_argument("--control", default=None, help="arm code of the control arm (default: the other arm)")
     t.add_argument("--majority", type=int, default=None, help="experts needed for 'assisted preferred' per case")
     t.add_argument("--threshold", type=float, default=0.5, help="AI operating point on the probabilities")
+    t.add_argument("--permutations", type=int, default=2000,
+                   help="permutations of the preference randomisation test (sensitivity analysis; 0 skips it)")
+    t.add_argument("--seed", type=int, default=20250101, help="seed of that randomisation test")
     t.set_defaults(func=_cmd_trial)
     return p
 

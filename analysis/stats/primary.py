@@ -18,8 +18,8 @@ Models (REML linear mixed models from :mod:`analysis.stats.lmm`, Satterthwaite d
   experts (the trial's majority) prefer the assisted report, ties and "no preference" counting as not preferring.
   When ties are possible its null value is not 0.5: under "no effect of the arm" the two reports of a pair are
   exchangeable, so the null share is the mean of (h_assisted + h_control) / 2, h = "at least k prefer this report".
-  The test is on the excess h_assisted - h_control (per pair, halved), the CI on the share; both from a linear mixed
-  model with the design's reader (and case) random intercepts and center fixed, weighted by center size. The
+  The test is on the excess h_assisted - h_control (per pair, halved), the CI on the share; both from an
+  intercept-only linear mixed model with the design's reader (and case) random intercepts. The
   decisive-pair rate (share of decisive expert judgements favouring assisted, null 0.5) uses the same model on
   (wins - losses) / 2 for the test and on the ratio estimator's linearisation for the CI.
 
@@ -470,24 +470,15 @@ def reading_time_primary(tables: Mapping[str, pd.DataFrame], *, design: str, ass
     return replace(res, estimate=ratio, ci=(math.exp(lo), math.exp(hi)), details=details)
 
 
-def _center_weighted(df: pd.DataFrame, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
-    """Contrast giving the case-weighted average of the center means (intercept + weighted center dummies)."""
-    L = np.zeros(X.shape[1])  # noqa: N806
-    L[0] = 1.0
-    centers = df["center"].astype(str)
-    for j, name in enumerate(X.columns):
-        if name.startswith("center["):
-            L[j] = float((centers == name[len("center["):-1]).mean())
-    return L
-
-
 def _intercept_model(df: pd.DataFrame, y: np.ndarray, groups: dict[str, np.ndarray], order: list[str],
                      conf_level: float) -> tuple[Any, FitOutcome]:
-    X = _design_matrix(df, arm=False)  # noqa: N806
+    """Mean of ``y`` over pairs with the design's random intercepts. No center term: readers are nested in centers,
+    so a fixed center effect would spend the few reader degrees of freedom, and the null holds in every center."""
+    X = pd.DataFrame({"(Intercept)": np.ones(len(df))})  # noqa: N806
     out = fit_with_fallback(y, X, groups, order=order)
     if out.fit is None:
         return None, out
-    return out.fit.contrast(_center_weighted(df, X), conf_level), out
+    return out.fit.coef_test("(Intercept)", conf_level), out
 
 
 def preference_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
@@ -502,12 +493,13 @@ def preference_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assis
               "(ties and no preference count as not preferring). Null share = mean of (h_assisted + h_control)/2 "
               "(the two reports are exchangeable without an arm effect; not 0.5 when ties are possible). Test of "
               "share = null share and CI of the share from linear mixed models (REML, Satterthwaite df) on the "
-              f"pair-level indicators with random intercepts {', '.join(t for t, _ in terms)} and center fixed "
-              "(center means weighted by pairs). Decisive-pair rate: wins / (wins + losses), null 0.5.")
+              f"pair-level indicators with random intercepts {', '.join(t for t, _ in terms)} (no center term: readers "
+              "are nested in centers). Decisive-pair rate: wins / (wins + losses), null 0.5, same models on "
+              "(wins - losses) / 2 (test) and on the ratio's linearisation (CI).")
     n_readers = {assisted: int(u["reader_assisted"].nunique()), control: int(u["reader_control"].nunique())}
     if u.empty:
         return _empty("preference", method, "no pairwise preferences between the arms", n_readers)
-    groups, not_ident = identifiable_groups(u.rename(columns={"case": "case"}), terms)
+    groups, not_ident = identifiable_groups(u, terms)
     if not groups:
         return _empty("preference", method, "no identifiable reader effect (readers unknown or too few)", n_readers)
     order = [t for t, _ in terms]
@@ -521,7 +513,7 @@ def preference_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assis
                "excess_ci": (excess.ci_low, excess.ci_high), "share_model_estimate": share_c.estimate,
                "share_fit": {"converged": bool(out_share.fit.converged), "boundary": bool(out_share.fit.boundary),
                              "fallback": out_share.fallback},
-               **_decisive(u, groups, order, conf_level), **_fit_details(out, "excess", "center", not_ident)}
+               **_decisive(u, groups, order, conf_level), **_fit_details(out, "excess", "1", not_ident)}
     half = (share_c.ci_high - share_c.ci_low) / 2
     if n_permutations > 0 and design != "crossover":
         details["randomisation_test"] = reader_randomisation_test(u, n_permutations=n_permutations, rng=rng)
