@@ -47,6 +47,7 @@ _MAX_SIZE_GROUPS = 24  # distinct level sizes of the largest factor for the grou
 _BOUNDARY_TOL = 1e-4  # lme4's isSingular() tolerance on theta
 _GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance
 _EIG_TOL = 1e-8  # lmerTest's tolerance on eigenvalues of the variance-parameter Hessian
+_KR_MAX_LEVELS = 4000  # Kenward-Roger needs dense q x q matrices (q = all random-effect levels)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class LmmFit:
     ``reml_criterion`` is lme4's ``REMLcrit()`` (the ML deviance when fitted with ``reml=False``). ``boundary``: a
     relative SD below 1e-4 (lme4's singular fit). ``vcov_varpar`` (covariance of ``(theta, sigma)``) and
     ``vcov_jacobian`` (derivatives of ``vcov`` with respect to them) give the Satterthwaite df of any contrast.
+    With ``df_method="kenward-roger"``, ``vcov`` is the Kenward-Roger adjusted covariance (pbkrtest's vcovAdj),
+    ``vcov_unadjusted`` the model one, and ``kr_p``/``kr_w`` the P matrices and W that give its df.
     """
 
     names: tuple[str, ...]
@@ -94,6 +97,9 @@ class LmmFit:
     sigma: float = field(default=float("nan"), repr=False, compare=False)
     vcov_varpar: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
     vcov_jacobian: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)), repr=False, compare=False)
+    vcov_unadjusted: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
+    kr_p: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)), repr=False, compare=False)
+    kr_w: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False, compare=False)
 
     def contrast(self, L: np.ndarray, conf_level: float = 0.95) -> Contrast:  # noqa: N803
         """Estimate, SE, Satterthwaite df, t, two-sided p and t-based CI of ``L @ beta`` (L: one row)."""
@@ -102,9 +108,12 @@ class LmmFit:
             raise ValueError(f"contrast needs {len(self.names)} coefficients, got {L.shape[0]}")
         estimate = float(L @ self.coef)
         var = float(L @ self.vcov @ L)
-        grad = np.einsum("i,kij,j->k", L, self.vcov_jacobian, L)
-        denom = float(grad @ self.vcov_varpar @ grad)
-        df = 2.0 * var**2 / denom if denom > 0 else float("inf")
+        if self.df_method == "kenward-roger":
+            df = _kr_ddf(L, self.vcov_unadjusted, self.kr_p, self.kr_w)
+        else:
+            grad = np.einsum("i,kij,j->k", L, self.vcov_jacobian, L)
+            denom = float(grad @ self.vcov_varpar @ grad)
+            df = 2.0 * var**2 / denom if denom > 0 else float("inf")
         se = float(np.sqrt(var))
         t = estimate / se if se > 0 else float("nan")
         p = float(2.0 * stats.t.sf(abs(t), df))
@@ -635,6 +644,96 @@ def _satterthwaite_parts(dev: _Deviance, theta: np.ndarray, sigma: float) -> tup
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Kenward-Roger (pbkrtest's vcovAdj and Lb_ddf), for designs with at most _KR_MAX_LEVELS random-effect levels
+
+
+def _kr_ddf(L: np.ndarray, phi: np.ndarray, pmats: np.ndarray, w: np.ndarray) -> float:  # noqa: N803
+    """pbkrtest's ddf_Lb: Kenward-Roger denominator df of one contrast (q = 1)."""
+    theta = np.outer(L, L) / float(L @ phi @ L)
+    u = np.einsum("ab,gbc,cd->gad", theta @ phi, pmats, phi)
+    tr = np.einsum("gaa->g", u)
+    a1 = float(tr @ w @ tr)
+    a2 = float(np.einsum("ij,iab,jba->", w, u, u))
+    b = (a1 + 6 * a2) / 2
+    g = (2 * a1 - 5 * a2) / (3 * a2)
+    c1, c2, c3 = g / (5 - 2 * g), (1 - g) / (5 - 2 * g), (3 - g) / (5 - 2 * g)
+    v0 = 1 + c1 * b
+    v0 = 0.0 if abs(v0) < 1e-10 else v0
+    v1, v2 = 1 - c2 * b, 1 - c3 * b
+    rho = ((1 - a2) / v1) ** 2 * v0 / v2 if v1 != 0 else 0.0
+    return 4 + 3 / (rho - 1)
+
+
+def _kr_blocks(x: np.ndarray, codes: list[np.ndarray], sizes: list[int], theta: np.ndarray,
+               sigma: float) -> tuple[np.ndarray, ...]:
+    """Z'SZ, diag(Z'S^2 Z), tr(S^2), Z'SX, Z'S^2 X and X'S^2 X... for S = V^-1, by Woodbury with q x q algebra."""
+    n = x.shape[0]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    z = sp.csr_matrix((np.ones(n * len(codes)), (np.tile(np.arange(n), len(codes)),
+                       np.concatenate([c + o for c, o in zip(codes, offsets, strict=False)]))),
+                      shape=(n, int(offsets[-1])))
+    w = (z.T @ z).toarray()
+    lam = np.concatenate([np.full(m, t) for m, t in zip(sizes, theta, strict=True)])
+    a = lam[:, None] * w * lam[None, :] + np.eye(w.shape[0])
+    k = lam[:, None] * _spd_inverse(a) * lam[None, :]  # Lambda A^-1 Lambda
+    s2 = sigma**-2
+    wk = w @ k
+    wkw = wk @ w
+    ztsz = s2 * (w - wkw)
+    diag_zts2z = s2**2 * (np.diag(w) - 2 * np.diag(wkw) + np.einsum("ij,ji->i", wkw, wk.T))
+    kw = k @ w
+    tr_s2 = s2**2 * (n - 2 * np.trace(kw) + np.einsum("ij,ji->", kw, kw))
+    u = s2 * (x - z @ (k @ (z.T @ x)))  # S X
+    su = s2 * (u - z @ (k @ (z.T @ u)))  # S^2 X
+    return ztsz, diag_zts2z, tr_s2, np.asarray(z.T @ u), np.asarray(z.T @ su), u, su, offsets
+
+
+def _kenward_roger(x: np.ndarray, codes: list[np.ndarray], sizes: list[int], theta: np.ndarray, sigma: float,
+                   phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """pbkrtest's vcovAdj for scalar random intercepts: (adjusted vcov, P matrices, W)."""
+    ztsz, dg2, tr_s2, ztu, ztsu, u, su, off = _kr_blocks(x, codes, sizes, theta, sigma)
+    k = len(sizes)
+    blk = [slice(off[i], off[i + 1]) for i in range(k)]
+    zu = [ztu[b] for b in blk] + [u]  # G_r-side factor of S X: Z_r'U, and U itself for the residual
+    pm = np.array([-(m.T @ m) for m in zu])
+    g = k + 1
+
+    def qq(r: int, s_: int) -> np.ndarray:
+        if r < k and s_ < k:
+            return zu[r].T @ ztsz[blk[r], blk[s_]] @ zu[s_]
+        if r < k:
+            return zu[r].T @ ztsu[blk[r]]
+        if s_ < k:
+            return ztsu[blk[s_]].T @ zu[s_]
+        return u.T @ su
+
+    def ktrace(r: int, s_: int) -> float:
+        if r < k and s_ < k:
+            return float(np.sum(ztsz[blk[r], blk[s_]] ** 2))
+        if r == k and s_ == k:
+            return float(tr_s2)
+        return float(dg2[blk[min(r, s_)]].sum())
+
+    q = {(r, s_): qq(r, s_) for r in range(g) for s_ in range(r, g)}
+    ie2 = np.zeros((g, g))
+    for r in range(g):
+        for s_ in range(r, g):
+            ie2[r, s_] = ie2[s_, r] = (ktrace(r, s_) - 2 * np.sum(phi * q[r, s_])
+                                       + np.sum((phi @ pm[r]) * (pm[s_] @ phi)))
+    condi = np.min(np.abs(np.linalg.eigvalsh(ie2)))
+    ww = 2 * (np.linalg.inv(ie2) if condi > 1e-10 else np.linalg.pinv(ie2))
+    ww = (ww + ww.T) / 2
+    uu = np.zeros_like(phi)
+    for r in range(g):
+        for s_ in range(r + 1, g):
+            uu += ww[r, s_] * (q[r, s_] - pm[r] @ phi @ pm[s_])
+    uu = uu + uu.T
+    for r in range(g):
+        uu += ww[r, r] * (q[r, r] - pm[r] @ phi @ pm[r])
+    return phi + 2 * phi @ uu @ phi, pm, ww
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Public entry point
 
 
@@ -691,8 +790,10 @@ def fit_lmm(
     (ints or strings) of length n, each giving a random intercept. Raises ValueError on bad input (rank-deficient
     X, missing values, a factor with one level or as many levels as observations).
     """
-    if df_method != "satterthwaite":
-        raise ValueError(f"df_method {df_method!r} not supported (use 'satterthwaite')")
+    if df_method not in ("satterthwaite", "kenward-roger"):
+        raise ValueError(f"df_method {df_method!r} not supported (use 'satterthwaite' or 'kenward-roger')")
+    if df_method == "kenward-roger" and not reml:
+        raise ValueError("Kenward-Roger df need a REML fit")
     with _single_threaded_blas():
         return _fit(y, X, groups, reml, df_method)
 
@@ -708,11 +809,21 @@ def _fit(y: np.ndarray, X: pd.DataFrame, groups: Mapping[str, np.ndarray], reml:
     coef = dev.beta0 + st.delta
     vcov = sigma**2 * st.rxtrx_inv
     vcov_varpar, jac = _satterthwaite_parts(dev, theta, sigma)
+    kr: dict[str, np.ndarray] = {}
+    if df_method == "kenward-roger":
+        if sum(sizes) > _KR_MAX_LEVELS:
+            raise ValueError(f"Kenward-Roger needs dense algebra over all {sum(sizes)} random-effect levels "
+                             f"(limit {_KR_MAX_LEVELS}); use df_method='satterthwaite'")
+        vcov_adj, pm, ww = _kenward_roger(xx, codes, sizes, theta, sigma, vcov)
+        kr = {"vcov_unadjusted": vcov, "kr_p": pm, "kr_w": ww}
+        vcov = vcov_adj
+        df = np.array([_kr_ddf(row, kr["vcov_unadjusted"], pm, ww) for row in np.eye(len(coef))])
     se = np.sqrt(np.diag(vcov))
-    grads = np.einsum("kii->ik", jac)
-    denom = np.einsum("ik,kl,il->i", grads, vcov_varpar, grads)
-    with np.errstate(divide="ignore"):
-        df = np.where(denom > 0, 2.0 * se**4 / denom, np.inf)
+    if df_method == "satterthwaite":
+        grads = np.einsum("kii->ik", jac)
+        denom = np.einsum("ik,kl,il->i", grads, vcov_varpar, grads)
+        with np.errstate(divide="ignore"):
+            df = np.where(denom > 0, 2.0 * se**4 / denom, np.inf)
     t = coef / se
     comps = {nm: float((th * sigma) ** 2) for nm, th in zip(names, theta, strict=True)}
     comps["residual"] = sigma**2
@@ -725,4 +836,5 @@ def _fit(y: np.ndarray, X: pd.DataFrame, groups: Mapping[str, np.ndarray], reml:
         message=message, n_obs=int(yy.shape[0]), n_levels={nm: int(s) for nm, s in zip(names, sizes, strict=True)},
         engine=ENGINE, df_method=df_method,
         theta=theta[perm[:-1]], sigma=sigma, vcov_varpar=vcov_varpar[np.ix_(perm, perm)], vcov_jacobian=jac[perm],
+        **kr,
     )

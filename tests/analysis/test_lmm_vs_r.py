@@ -53,15 +53,24 @@ def rscript() -> str:
 
 
 def run_r(rscript: str, trial: Trial, tmp_path: Path, *, reml: bool = True, tight: bool = True,
-          contrast: np.ndarray | None = None) -> dict:
+          contrast: np.ndarray | None = None, kr: bool = False) -> dict:
     data, out = tmp_path / "data.csv", tmp_path / "lmer.json"
     trial.to_csv(data)
     args = [rscript, str(R_SCRIPT), str(data), str(out), str(int(reml)), str(int(tight))]
     if contrast is not None:
-        args.append(",".join(repr(float(v)) for v in contrast))
+        args += [",".join(repr(float(v)) for v in contrast), str(int(kr))]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text())
+
+
+def assert_kr_matches(fit: lmm.LmmFit, kr: dict, contrast: np.ndarray) -> None:
+    """Kenward-Roger: pbkrtest's adjusted SEs and df, via lmerTest's summary(ddf = "Kenward-Roger")."""
+    for key in ("coef", "se", "df", "t", "p"):
+        np.testing.assert_allclose(getattr(fit, key), kr[key], rtol=RTOL, err_msg=f"KR {key}")
+    c = fit.contrast(contrast)
+    for key in ("estimate", "se", "df", "p"):
+        assert getattr(c, key) == pytest.approx(kr["contrast"][key], rel=RTOL), f"KR contrast {key}"
 
 
 def assert_matches(fit: lmm.LmmFit, ref: dict, rtol: float = RTOL) -> None:
@@ -89,7 +98,7 @@ def test_quality_model_matches_lmer_in_every_design(design, rscript, tmp_path):
     trial = simulate(design, seed=7, **DESIGNS[design])
     contrast = np.zeros(trial.X.shape[1])
     contrast[1], contrast[-1] = 1.0, 0.5  # arm + half a center effect: exercises the contrast path
-    ref = run_r(rscript, trial, tmp_path, contrast=contrast)
+    ref = run_r(rscript, trial, tmp_path, contrast=contrast, kr=True)
     fit = fit_lmm(trial.y, trial.X, trial.groups)
     assert fit.converged, fit.message
     assert_matches(fit, ref)
@@ -97,6 +106,7 @@ def test_quality_model_matches_lmer_in_every_design(design, rscript, tmp_path):
     rc = ref["contrast"]
     for key in ("estimate", "se", "df", "t", "p", "ci_low", "ci_high"):
         assert getattr(c, key) == pytest.approx(rc[key], rel=RTOL), key
+    assert_kr_matches(fit_lmm(trial.y, trial.X, trial.groups, df_method="kenward-roger"), ref["kr"], contrast)
 
 
 def test_ml_fit_matches_lmer(rscript, tmp_path):
@@ -152,6 +162,8 @@ def test_stored_lmer_result_regression():
     c = fit.contrast(np.asarray(ref["contrast"]["L"]))
     assert c.df == pytest.approx(ref["contrast"]["df"], rel=RTOL)
     assert c.p == pytest.approx(ref["contrast"]["p"], rel=RTOL)
+    kr = fit_lmm(trial.y, trial.X, trial.groups, df_method="kenward-roger")
+    assert_kr_matches(kr, ref["kr"], np.asarray(ref["contrast"]["L"]))
 
 
 def test_general_elimination_paths_agree_with_the_fast_one(monkeypatch):
@@ -199,3 +211,14 @@ def test_bad_input_is_refused(change, match):
     trial = simulate("paired_by_case", seed=1, n_cases=20, n_readers=4, n_centers=1)
     with pytest.raises(ValueError, match=match):
         fit_lmm(*change(trial))
+
+
+def test_kenward_roger_options_are_checked(monkeypatch):
+    trial = simulate("paired_by_case", seed=1, n_cases=20, n_readers=4, n_centers=1)
+    with pytest.raises(ValueError, match="REML"):
+        fit_lmm(trial.y, trial.X, trial.groups, reml=False, df_method="kenward-roger")
+    with pytest.raises(ValueError, match="df_method"):
+        fit_lmm(trial.y, trial.X, trial.groups, df_method="residual")
+    monkeypatch.setattr(lmm, "_KR_MAX_LEVELS", 10)
+    with pytest.raises(ValueError, match="satterthwaite"):
+        fit_lmm(trial.y, trial.X, trial.groups, df_method="kenward-roger")

@@ -1,6 +1,7 @@
 # Oracle for analysis/stats/lmm.py: fit y ~ 0 + <fixed columns> + (1|g1) + ... with lme4 + lmerTest (Satterthwaite)
 # and write the numbers as JSON.
 # Usage: Rscript lmer_fit.R data.csv out.json [REML=1] [TIGHT=0] [contrast: comma-separated weights over fixed columns]
+#        [KR=0]   (KR=1 adds Kenward-Roger results from pbkrtest via lmerTest, under "kr")
 # TIGHT=1 runs lme4's default optimiser (nloptwrap BOBYQA) to tolerances 1e-12 instead of its defaults, so that
 # the oracle sits at the REML optimum to ~1e-9 (the defaults stop ~1e-5 away in theta, see the test module).
 # data.csv: column y, fixed-effect columns f_<name> (the full design, intercept included), grouping columns g_<name>.
@@ -22,8 +23,9 @@ ctrl <- if (tight) {
   lmerControl(optimizer = "nloptwrap",
               optCtrl = list(ftol_abs = 1e-13, xtol_abs = 1e-12, ftol_rel = 1e-15, xtol_rel = 1e-12, maxeval = 1e5))
 } else lmerControl()
-t_fit <- system.time(m <- lmer(form, data = d, REML = reml, control = ctrl))[["elapsed"]]
-t_sum <- system.time(co <- summary(m)$coefficients)[["elapsed"]]
+st_fit <- system.time(m <- lmer(form, data = d, REML = reml, control = ctrl))
+st_sum <- system.time(co <- summary(m)$coefficients)
+cpu <- function(st) sum(st[c("user.self", "sys.self")])
 vc <- as.data.frame(VarCorr(m))
 vcomp <- setNames(as.list(vc$vcov), sub("^g_", "", sub("^Residual$", "residual", vc$grp)))
 out <- list(
@@ -41,12 +43,23 @@ out <- list(
   singular = isSingular(m),
   n_obs = nobs(m),
   optimizer_messages = m@optinfo$conv$lme4$messages,
-  seconds = list(lmer = t_fit, summary = t_sum)
+  seconds = list(lmer = st_fit[["elapsed"]], summary = st_sum[["elapsed"]], lmer_cpu = cpu(st_fit),
+                 summary_cpu = cpu(st_sum))
 )
 if (length(args) >= 5) {
   L <- as.numeric(strsplit(args[5], ",")[[1]])
   ct <- contest1D(m, L, confint = TRUE)
   out$contrast <- list(L = L, estimate = ct$Estimate, se = ct$`Std. Error`, df = ct$df, t = ct$`t value`,
                        p = ct$`Pr(>|t|)`, ci_low = ct$lower, ci_high = ct$upper)
+}
+if (length(args) >= 6 && as.integer(args[6]) == 1) {
+  kco <- summary(m, ddf = "Kenward-Roger")$coefficients
+  out$kr <- list(coef = unname(kco[, "Estimate"]), se = unname(kco[, "Std. Error"]), df = unname(kco[, "df"]),
+                 t = unname(kco[, "t value"]), p = unname(kco[, "Pr(>|t|)"]),
+                 pbkrtest = as.character(packageVersion("pbkrtest")))
+  if (length(args) >= 5) {
+    kc <- contest1D(m, L, ddf = "Kenward-Roger", confint = TRUE)
+    out$kr$contrast <- list(estimate = kc$Estimate, se = kc$`Std. Error`, df = kc$df, p = kc$`Pr(>|t|)`)
+  }
 }
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), args[2])
