@@ -136,6 +136,13 @@ def test_reading_time_model_without_report_matches_lmer(rscript, tmp_path):
     assert_matches(fit, ref)
 
 
+def test_single_random_intercept_matches_lmer(rscript, tmp_path):
+    trial = simulate("case_randomised", seed=9, experts=(1, 1), **DESIGNS["case_randomised"])
+    trial = Trial(y=trial.y, X=trial.X, groups={"case": trial.groups["case"]})
+    ref = run_r(rscript, trial, tmp_path)
+    assert_matches(fit_lmm(trial.y, trial.X, trial.groups), ref)
+
+
 def test_lme4_default_optimiser_agrees_to_1e3(rscript, tmp_path):
     trial = simulate("paired_by_case", seed=7, **DESIGNS["paired_by_case"])
     ref = run_r(rscript, trial, tmp_path, tight=False)
