@@ -317,23 +317,25 @@ def _clean(t: pd.DataFrame | None) -> pd.DataFrame:
     return t
 
 
-def _reader_lookup(reads: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """(case, arm) -> reader, where that pair was read by exactly one reader."""
+def _reader_lookup(reads: pd.DataFrame) -> pd.DataFrame:
+    """case_code, arm, _reader: the (case, arm) pairs read by exactly one reader."""
     if reads.empty or not {"case_code", "arm", "reader"} <= set(reads.columns):
-        return {}
-    r = reads[["case_code", "arm", "reader"]].dropna().astype(str).drop_duplicates()
+        return pd.DataFrame(columns=["case_code", "arm", "_reader"])
+    r = reads[["case_code", "arm", "reader"]].dropna().drop_duplicates()
     r = r[~r.duplicated(["case_code", "arm"], keep=False)]
-    return {(c, a): rd for c, a, rd in r.itertuples(index=False)}
+    return r.rename(columns={"reader": "_reader"})
 
 
-def _report_reader(ratings: pd.DataFrame, slot: str, lookup: dict[tuple[str, str], str]) -> pd.Series:
+def _report_reader(ratings: pd.DataFrame, slot: str, lookup: pd.DataFrame) -> pd.Series:
+    """The reader of report A or B: the ``reader_a``/``reader_b`` column, else looked up in reads by (case, arm)."""
     col = f"reader_{slot}"
-    given = ratings[col].astype("string") if col in ratings else pd.Series(pd.NA, index=ratings.index,
-                                                                           dtype="string")
-    looked = pd.Series([lookup.get((str(c), str(a))) for c, a in zip(ratings["case_code"], ratings[f"arm_{slot}"],
-                                                                     strict=True)],
-                       index=ratings.index, dtype="string")
-    return given.fillna(looked)
+    given = (ratings[col] if col in ratings else pd.Series(pd.NA, index=ratings.index)).astype("string")
+    given = given.mask(given.str.strip() == "")
+    if given.notna().all() or lookup.empty:
+        return given
+    keys = pd.DataFrame({"case_code": ratings["case_code"].to_numpy(), "arm": ratings[f"arm_{slot}"].to_numpy()})
+    looked = keys.merge(lookup, on=["case_code", "arm"], how="left")["_reader"].astype("string")
+    return given.fillna(pd.Series(looked.to_numpy(), index=ratings.index, dtype="string"))
 
 
 def quality_frame(tables: Mapping[str, pd.DataFrame], assisted: str, control: str) -> pd.DataFrame:
