@@ -445,10 +445,14 @@ def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted
     method = (f"Linear mixed model (REML), {_declared('score', 'arm + center', terms)}; center fixed (stratum); "
               f"Satterthwaite df, t-based CI and p for the arm effect ({assisted} - {control}). Design: "
               f"{DESIGN_TEXT[design]}.")
+    unknown = int(q["reader"].isna().sum())
+    if 0 < unknown < len(q):  # reports whose reader is unknown cannot enter the reader terms
+        q = q[q["reader"].notna()].reset_index(drop=True)
     res, _ = _arm_result("quality", q, q["score"].to_numpy(float), "score", terms, method, assisted, control,
                          conf_level)
     if res.estimate is not None:
-        res = replace(res, details={**res.details, "n_experts": int(q["expert"].nunique())})
+        res = replace(res, details={**res.details, "n_experts": int(q["expert"].nunique()),
+                                    "scores_without_reader": unknown})
     return res
 
 
@@ -714,6 +718,12 @@ def primary_analysis(tables: Mapping[str, pd.DataFrame], *, design: str, majorit
                             f"{'on the boundary' if r.boundary else ''}; read it with care")
         if r.fallback:
             warnings.append(f"Primary {label}: declared fallback applied: {r.fallback}")
+        if r.details.get("scores_without_reader"):
+            fitted = "(1|reader)" in str(r.details.get("model", ""))
+            warnings.append(f"Primary {label}: {r.details['scores_without_reader']} scores of reports whose reader "
+                            "is unknown (export without reader_a/reader_b and a case read more than once per arm): "
+                            + ("left out" if fitted else "no reader term could be fitted; the arm effect ignores "
+                               "readers"))
     hierarchy_text = ("Fixed-sequence testing at two-sided alpha " f"{alpha:g}: quality -> reading time -> "
                       "preference; a later test is confirmatory only if every earlier test rejected.")
     return PrimaryBlock(
