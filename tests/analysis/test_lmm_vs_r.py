@@ -1,7 +1,8 @@
-"""analysis/stats/lmm.py against R's lme4 + lmerTest (Satterthwaite), on simulated trials of every design.
+"""analysis/stats/lmm.py against R's lme4 + lmerTest (Satterthwaite; Kenward-Roger through pbkrtest), on simulated
+trials of every design.
 
-R is the oracle (tests/analysis/r/lmer_fit.R, run with ``Rscript``); `make test` installs it from Debian. Without
-Rscript these tests skip locally and FAIL under CI=true. The R fits use lme4's own optimiser (nloptwrap BOBYQA)
+R is the oracle (tests/analysis/r/lmer_fit.R, run once per module with ``Rscript`` over a job list); `make test`
+installs it from Debian. Without Rscript (or its packages) these tests skip locally and FAIL under CI=true. The R fits use lme4's own optimiser (nloptwrap BOBYQA)
 with tolerances tightened to 1e-12: with lme4's defaults BOBYQA stops ~1e-5 (relative) short of the REML optimum
 in theta (our REML criterion is then slightly lower than lme4's), which alone moves df and small p-values by up to
 ~2e-4; at the optimum both engines agree to ~1e-6. One comparison with lme4's default settings is kept, at 1e-3.
@@ -31,37 +32,67 @@ RESULTS = HERE / "results"
 RTOL = 1e-4
 
 
-def _rscript() -> str:
-    exe = shutil.which("Rscript")
-    if exe is not None:
-        probe = subprocess.run([exe, "-e", "suppressMessages(library(lmerTest)); library(jsonlite)"],
-                               capture_output=True, text=True, timeout=120)
-        if probe.returncode == 0:
-            return exe
-        reason = f"R lacks lme4/lmerTest/jsonlite: {probe.stderr.strip()[-300:]}"
-    else:
-        reason = "Rscript not found"
+def _no_r(reason: str) -> None:
     msg = f"{reason} (make test installs r-base-core r-cran-lme4 r-cran-lmertest r-cran-pbkrtest)"
     if os.environ.get("CI") == "true":
         pytest.fail(msg)
     pytest.skip(msg)
 
 
+DESIGNS = {
+    "paired_by_case": {"n_cases": 60, "n_readers": 8, "n_centers": 2},
+    "crossover": {"n_cases": 24, "n_readers": 4, "n_centers": 2},
+    "case_randomised": {"n_cases": 40, "n_readers": 6, "n_centers": 2},
+}
+
+
+def _contrast(trial: Trial) -> np.ndarray:
+    c = np.zeros(trial.X.shape[1])
+    c[1], c[-1] = 1.0, 0.5  # arm + half a center effect: exercises the contrast path
+    return c
+
+
+def _only(trial: Trial, *names: str) -> Trial:
+    return Trial(y=trial.y, X=trial.X, groups={k: trial.groups[k] for k in names})
+
+
+# every R fit the module needs: name -> (trial, REML, tight optimiser, contrast + Kenward-Roger)
+CASES: dict[str, tuple[Trial, bool, bool, bool]] = {
+    **{d: (simulate(d, seed=7, **kw), True, True, True) for d, kw in DESIGNS.items()},
+    "ml": (simulate("paired_by_case", seed=11, **DESIGNS["paired_by_case"]), False, True, False),
+    # no expert effect at all: lme4 puts the expert SD on (or next to) zero and calls the fit singular
+    "boundary": (simulate("paired_by_case", seed=3, sd={"expert": 0.0}, **DESIGNS["paired_by_case"]),
+                 True, True, False),
+    # one time per read: random case and reader only (report = read = residual); another elimination plan
+    "time": (_only(simulate("paired_by_case", seed=5, experts=(1, 1), n_cases=80, n_readers=8, n_centers=2),
+                   "case", "reader"), True, True, False),
+    "single": (_only(simulate("case_randomised", seed=9, experts=(1, 1), **DESIGNS["case_randomised"]), "case"),
+               True, True, False),
+    "default_optimiser": (simulate("paired_by_case", seed=7, **DESIGNS["paired_by_case"]), True, False, False),
+}
+
+
 @pytest.fixture(scope="module")
-def rscript() -> str:
-    return _rscript()
-
-
-def run_r(rscript: str, trial: Trial, tmp_path: Path, *, reml: bool = True, tight: bool = True,
-          contrast: np.ndarray | None = None, kr: bool = False) -> dict:
-    data, out = tmp_path / "data.csv", tmp_path / "lmer.json"
-    trial.to_csv(data)
-    args = [rscript, str(R_SCRIPT), str(data), str(out), str(int(reml)), str(int(tight))]
-    if contrast is not None:
-        args += [",".join(repr(float(v)) for v in contrast), str(int(kr))]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+def lmer(tmp_path_factory) -> dict[str, dict]:
+    """lme4 + lmerTest (+ pbkrtest) answers for every case in CASES, from one R session."""
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        _no_r("Rscript not found")
+    tmp = tmp_path_factory.mktemp("lmer")
+    jobs = []
+    for name, (trial, reml, tight, with_contrast) in CASES.items():
+        trial.to_csv(tmp / f"{name}.csv")
+        job = [str(tmp / f"{name}.csv"), str(tmp / f"{name}.json"), str(int(reml)), str(int(tight))]
+        if with_contrast:
+            job += [",".join(repr(float(v)) for v in _contrast(trial)), "1"]
+        jobs.append(" ".join(job))
+    (tmp / "jobs.txt").write_text("\n".join(jobs) + "\n")
+    proc = subprocess.run([rscript, str(R_SCRIPT), str(tmp / "jobs.txt")], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0 and "there is no package called" in proc.stderr:
+        _no_r(f"R lacks a package: {proc.stderr.strip()[-200:]}")
     assert proc.returncode == 0, proc.stderr
-    return json.loads(out.read_text())
+    return {name: json.loads((tmp / f"{name}.json").read_text()) for name in CASES}
 
 
 def assert_kr_matches(fit: lmm.LmmFit, kr: dict, contrast: np.ndarray) -> None:
@@ -86,67 +117,45 @@ def assert_matches(fit: lmm.LmmFit, ref: dict, rtol: float = RTOL) -> None:
     assert fit.n_obs == ref["n_obs"]
 
 
-DESIGNS = {
-    "paired_by_case": {"n_cases": 60, "n_readers": 8, "n_centers": 2},
-    "crossover": {"n_cases": 24, "n_readers": 4, "n_centers": 2},
-    "case_randomised": {"n_cases": 40, "n_readers": 6, "n_centers": 2},
-}
+def _fit(name: str, **kw) -> lmm.LmmFit:
+    trial, reml = CASES[name][0], CASES[name][1]
+    return fit_lmm(trial.y, trial.X, trial.groups, reml=reml, **kw)
 
 
 @pytest.mark.parametrize("design", sorted(DESIGNS))
-def test_quality_model_matches_lmer_in_every_design(design, rscript, tmp_path):
-    trial = simulate(design, seed=7, **DESIGNS[design])
-    contrast = np.zeros(trial.X.shape[1])
-    contrast[1], contrast[-1] = 1.0, 0.5  # arm + half a center effect: exercises the contrast path
-    ref = run_r(rscript, trial, tmp_path, contrast=contrast, kr=True)
-    fit = fit_lmm(trial.y, trial.X, trial.groups)
+def test_quality_model_matches_lmer_in_every_design(design, lmer):
+    ref, contrast = lmer[design], _contrast(CASES[design][0])
+    fit = _fit(design)
     assert fit.converged, fit.message
     assert_matches(fit, ref)
     c = fit.contrast(contrast)
-    rc = ref["contrast"]
     for key in ("estimate", "se", "df", "t", "p", "ci_low", "ci_high"):
-        assert getattr(c, key) == pytest.approx(rc[key], rel=RTOL), key
-    assert_kr_matches(fit_lmm(trial.y, trial.X, trial.groups, df_method="kenward-roger"), ref["kr"], contrast)
+        assert getattr(c, key) == pytest.approx(ref["contrast"][key], rel=RTOL), key
+    assert_kr_matches(_fit(design, df_method="kenward-roger"), ref["kr"], contrast)
 
 
-def test_ml_fit_matches_lmer(rscript, tmp_path):
-    trial = simulate("paired_by_case", seed=11, **DESIGNS["paired_by_case"])
-    ref = run_r(rscript, trial, tmp_path, reml=False)
-    fit = fit_lmm(trial.y, trial.X, trial.groups, reml=False)
-    assert_matches(fit, ref)
+def test_ml_fit_matches_lmer(lmer):
+    assert_matches(_fit("ml"), lmer["ml"])
 
 
-def test_boundary_fit_matches_lmer_and_is_flagged(rscript, tmp_path):
-    # no expert effect at all: lme4 puts the expert SD on (or next to) zero and calls the fit singular
-    trial = simulate("paired_by_case", seed=3, sd={"expert": 0.0}, **DESIGNS["paired_by_case"])
-    ref = run_r(rscript, trial, tmp_path)
-    fit = fit_lmm(trial.y, trial.X, trial.groups)
-    assert ref["singular"] and fit.boundary
+def test_boundary_fit_matches_lmer_and_is_flagged(lmer):
+    fit = _fit("boundary")
+    assert lmer["boundary"]["singular"] and fit.boundary
     assert fit.variance_components["expert"] < 1e-6
-    assert_matches(fit, ref)
+    assert_matches(fit, lmer["boundary"])
 
 
-def test_reading_time_model_without_report_matches_lmer(rscript, tmp_path):
-    # one time per read: random case and reader only (report = read = residual); another elimination plan
-    trial = simulate("paired_by_case", seed=5, experts=(1, 1), n_cases=80, n_readers=8, n_centers=2)
-    groups = {"case": trial.groups["case"], "reader": trial.groups["reader"]}
-    trial = Trial(y=trial.y, X=trial.X, groups=groups)
-    ref = run_r(rscript, trial, tmp_path)
-    fit = fit_lmm(trial.y, trial.X, trial.groups)
-    assert_matches(fit, ref)
+def test_reading_time_model_without_report_matches_lmer(lmer):
+    assert_matches(_fit("time"), lmer["time"])
 
 
-def test_single_random_intercept_matches_lmer(rscript, tmp_path):
-    trial = simulate("case_randomised", seed=9, experts=(1, 1), **DESIGNS["case_randomised"])
-    trial = Trial(y=trial.y, X=trial.X, groups={"case": trial.groups["case"]})
-    ref = run_r(rscript, trial, tmp_path)
-    assert_matches(fit_lmm(trial.y, trial.X, trial.groups), ref)
+def test_single_random_intercept_matches_lmer(lmer):
+    assert_matches(_fit("single"), lmer["single"])
 
 
-def test_lme4_default_optimiser_agrees_to_1e3(rscript, tmp_path):
-    trial = simulate("paired_by_case", seed=7, **DESIGNS["paired_by_case"])
-    ref = run_r(rscript, trial, tmp_path, tight=False)
-    fit = fit_lmm(trial.y, trial.X, trial.groups)
+def test_lme4_default_optimiser_agrees_to_1e3(lmer):
+    ref = lmer["default_optimiser"]
+    fit = _fit("default_optimiser")
     assert_matches(fit, ref, rtol=1e-3)
     assert fit.reml_criterion <= ref["reml_criterion"] + 1e-9  # never worse than lme4's optimum
 
