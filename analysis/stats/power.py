@@ -88,7 +88,7 @@ def case_level_paired_t(tables: dict[str, pd.DataFrame]) -> dict[str, tuple[floa
     """
     out: dict[str, tuple[float, float, float, float]] = {}
     r = tables["ratings"]
-    if len(r) and (r["arm_b"].astype(str) != "").any():
+    if len(r) and "arm_b" in r and (r["arm_b"].notna() & (r["arm_b"].astype(str) != "")).any():
         ai = np.where(r["arm_a"] == ASSISTED, r["quality_a"], r["quality_b"]).astype(float)
         ctl = np.where(r["arm_a"] == ASSISTED, r["quality_b"], r["quality_a"]).astype(float)
         per = pd.DataFrame({"case": r["case_code"], "d": ai - ctl}).groupby("case")["d"].mean()

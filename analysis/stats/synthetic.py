@@ -409,9 +409,10 @@ def _ratings_table(sc: TrialScenario, plan: pd.DataFrame, ai_rows: np.ndarray, c
                         "expert": np.tile(names.expert, n_pairs)})
     if single:
         arm_single = names.arm[plan["arm"].to_numpy()[ai_rows]]
-        out["arm_a"], out["arm_b"] = np.repeat(arm_single, n_e), ""
-        out["preference"], out["quality_a"], out["quality_b"] = "", j["score_first"], np.nan
-        out["reader_a"], out["reader_b"] = np.repeat(names.reader[reader[ai_rows]], n_e), ""
+        # single-report ratings: no second report, no preference (empty in the CSV export)
+        out["arm_a"], out["arm_b"] = np.repeat(arm_single, n_e), None
+        out["preference"], out["quality_a"], out["quality_b"] = None, j["score_first"], np.nan
+        out["reader_a"], out["reader_b"] = np.repeat(names.reader[reader[ai_rows]], n_e), None
         return out
     swap = rng.random(n_pairs * n_e) < 0.5  # A/B order drawn per rating
     q_ai, q_ctl, pref = j["score_first"], j["score_second"], j["preference"]

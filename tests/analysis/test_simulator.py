@@ -64,7 +64,8 @@ def test_crossover_and_case_randomised_structure():
     by_center = reads.groupby(["center", "arm"]).size().unstack()
     assert (by_center["ai_assisted"] == by_center["unassisted"]).all()  # balanced within center
     assert reads.groupby("reader")["arm"].nunique().eq(2).all()  # readers read in both arms
-    assert ratings["arm_b"].eq("").all() and ratings["quality_b"].isna().all()
+    assert ratings["arm_b"].isna().all() and ratings["quality_b"].isna().all()
+    assert ratings["preference"].isna().all()
     assert ratings["quality_a"].between(1, 5).all()
 
 
