@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 sc = base.null() if null else base
                 res, out, secs = run_cell(sc, a.sims, a.seed + (0 if null else 1), a.jobs, a.permutations, a.alpha)
                 for name in [t for t in order if t in res]:
+                    if res[name].n_failed == a.sims and design == "case_randomised":
+                        continue  # no pairs of reports, so no preference (DESIGN.md section 2)
                     line = _row(design, size, null, res[name], a.alpha)
                     n_flags += name not in CASE_LEVEL_TESTS and "<<" in line
                     print(line, flush=True)
