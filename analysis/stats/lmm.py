@@ -65,6 +65,16 @@ class Contrast:
 
 
 @dataclass(frozen=True)
+class FTest:
+    """A joint test of several contrasts (rows of L): F statistic on (ndf, ddf), as lmerTest's contestMD."""
+
+    f: float
+    ndf: int
+    ddf: float
+    p: float
+
+
+@dataclass(frozen=True)
 class LmmFit:
     """A fitted linear mixed model (see :func:`fit_lmm`).
 
@@ -120,6 +130,36 @@ class LmmFit:
         q = float(stats.t.ppf(0.5 + conf_level / 2.0, df))
         return Contrast(estimate=estimate, se=se, df=float(df), t=float(t), p=p, ci_low=estimate - q * se,
                         ci_high=estimate + q * se, conf_level=conf_level)
+
+    def ftest(self, L: np.ndarray) -> FTest:  # noqa: N803
+        """Joint F test of ``L @ beta = 0`` (L: rows of contrasts), as lmerTest's contestMD: Satterthwaite df for the
+        F statistic (Fai & Cornelius), or pbkrtest's Kenward-Roger F (scaled, adjusted covariance)."""
+        L = np.atleast_2d(np.asarray(L, dtype=float))  # noqa: N806
+        if L.shape[1] != len(self.names):
+            raise ValueError(f"contrast rows need {len(self.names)} coefficients, got {L.shape[1]}")
+        if self.df_method == "kenward-roger":
+            return _kr_ftest(L, self.coef, self.vcov, self.vcov_unadjusted, self.kr_p, self.kr_w)
+        if L.shape[0] == 1:
+            c = self.contrast(L[0])
+            return FTest(f=c.t**2, ndf=1, ddf=c.df, p=c.p)
+        d, vecs = np.linalg.eigh(L @ self.vcov @ L.T)
+        d, vecs = d[::-1], vecs[:, ::-1]  # decreasing, like R's eigen()
+        q = int(np.sum(d > max(np.sqrt(np.finfo(float).eps) * d[0], 0.0)))
+        ptl = vecs[:, :q].T @ L
+        if q == 1:
+            c = self.contrast(ptl[0])
+            return FTest(f=c.t**2, ndf=1, ddf=c.df, p=c.p)
+        f = float(np.sum((ptl @ self.coef) ** 2 / d[:q]) / q)
+        grads = np.einsum("mi,kij,mj->mk", ptl, self.vcov_jacobian, ptl)
+        nu = 2 * d[:q] ** 2 / np.einsum("mk,kl,ml->m", grads, self.vcov_varpar, grads)
+        if np.all(np.abs(np.diff(nu)) < 1e-8):
+            ddf = float(np.mean(nu))
+        elif np.any(nu <= 2):
+            ddf = 2.0
+        else:
+            e = float(np.sum(nu / (nu - 2)))
+            ddf = 2 * e / (e - q)
+        return FTest(f=f, ndf=q, ddf=ddf, p=float(stats.f.sf(f, q, ddf)))
 
     def coef_test(self, name: str, conf_level: float = 0.95) -> Contrast:
         """The contrast for one fixed effect by column name."""
@@ -662,6 +702,32 @@ def _kr_ddf(L: np.ndarray, phi: np.ndarray, pmats: np.ndarray, w: np.ndarray) ->
     v1, v2 = 1 - c2 * b, 1 - c3 * b
     rho = ((1 - a2) / v1) ** 2 * v0 / v2 if v1 != 0 else 0.0
     return 4 + 3 / (rho - 1)
+
+
+def _kr_ftest(L: np.ndarray, beta: np.ndarray, phi_a: np.ndarray, phi: np.ndarray, pmats: np.ndarray,  # noqa: N803
+              w: np.ndarray) -> FTest:
+    """pbkrtest's .KR_adjust (KRmodcomp) for L beta = 0: scaled F on (q, ddf)."""
+    q = int(np.linalg.matrix_rank(L))
+    theta = L.T @ np.linalg.solve(L @ phi @ L.T, L)
+    u = np.einsum("ab,gbc,cd->gad", theta @ phi, pmats, phi)
+    tr = np.einsum("gaa->g", u)
+    a1 = float(tr @ w @ tr)
+    a2 = float(np.einsum("ij,iab,jba->", w, u, u))
+    b = (a1 + 6 * a2) / (2 * q)
+    g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
+    den = 3 * q + 2 * (1 - g)
+    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+    v0 = 1 + c1 * b
+    v0 = 0.0 if abs(v0) < 1e-10 else v0
+    v1, v2 = 1 - c2 * b, 1 - c3 * b
+    x = 1 - a2 / q
+    ratio = 1.0 if abs(x) < 1e-14 and abs(v1) < 1e-14 else x / v1
+    rho = ratio**2 * v0 / v2 / q
+    ddf = 4 + (q + 2) / (q * rho - 1)
+    scaling = 1.0 if abs(ddf - 2) < 0.01 else ddf * x / (ddf - 2)
+    lb = L @ beta
+    f = scaling * float(lb @ np.linalg.solve(L @ phi_a @ L.T, lb)) / q
+    return FTest(f=f, ndf=q, ddf=float(ddf), p=float(stats.f.sf(f, q, ddf)))
 
 
 def _kr_blocks(x: np.ndarray, codes: list[np.ndarray], sizes: list[int], theta: np.ndarray,

@@ -52,6 +52,12 @@ def _contrast(trial: Trial) -> np.ndarray:
     return c
 
 
+def _f_rows(trial: Trial) -> np.ndarray:
+    rows = np.zeros((2, trial.X.shape[1]))
+    rows[0, 1], rows[1, 2] = 1.0, 1.0  # arm and the center effect jointly (2 df)
+    return rows
+
+
 def _only(trial: Trial, *names: str) -> Trial:
     return Trial(y=trial.y, X=trial.X, groups={k: trial.groups[k] for k in names})
 
@@ -84,7 +90,8 @@ def lmer(tmp_path_factory) -> dict[str, dict]:
         trial.to_csv(tmp / f"{name}.csv")
         job = [str(tmp / f"{name}.csv"), str(tmp / f"{name}.json"), str(int(reml)), str(int(tight))]
         if with_contrast:
-            job += [",".join(repr(float(v)) for v in _contrast(trial)), "1"]
+            job += [",".join(repr(float(v)) for v in _contrast(trial)), "1",
+                    ";".join(",".join(repr(float(v)) for v in row) for row in _f_rows(trial))]
         jobs.append(" ".join(job))
     (tmp / "jobs.txt").write_text("\n".join(jobs) + "\n")
     proc = subprocess.run([rscript, str(R_SCRIPT), str(tmp / "jobs.txt")], capture_output=True, text=True,
@@ -131,7 +138,13 @@ def test_quality_model_matches_lmer_in_every_design(design, lmer):
     c = fit.contrast(contrast)
     for key in ("estimate", "se", "df", "t", "p", "ci_low", "ci_high"):
         assert getattr(c, key) == pytest.approx(ref["contrast"][key], rel=RTOL), key
-    assert_kr_matches(_fit(design, df_method="kenward-roger"), ref["kr"], contrast)
+    kr = _fit(design, df_method="kenward-roger")
+    assert_kr_matches(kr, ref["kr"], contrast)
+    for f, rf in ((fit.ftest(_f_rows(CASES[design][0])), ref["ftest"]),
+                  (kr.ftest(_f_rows(CASES[design][0])), ref["kr"]["ftest"])):
+        assert f.ndf == rf["ndf"] == 2
+        for key in ("f", "ddf", "p"):
+            assert getattr(f, key) == pytest.approx(rf[key], rel=RTOL), f"F test {key}"
 
 
 def test_ml_fit_matches_lmer(lmer):
@@ -207,6 +220,8 @@ def test_contrast_and_coef_test_agree():
     assert arm.estimate == fit.coef[i] and arm.se == pytest.approx(fit.se[i])
     assert arm.df == pytest.approx(fit.df[i]) and arm.p == pytest.approx(fit.p[i])
     assert arm.ci_low < arm.estimate < arm.ci_high and arm.conf_level == 0.9
+    assert fit.ftest(np.eye(len(fit.names))[[i]]).f == pytest.approx(arm.t**2)
+    assert fit.ftest(np.eye(len(fit.names))[[i]]).p == pytest.approx(arm.p)
     wide = fit.coef_test("arm")
     assert wide.ci_high - wide.ci_low > arm.ci_high - arm.ci_low
     assert fit.n_levels == {"reader": 6, "case": 40, "report": len(set(trial.groups["report"])), "expert": 5}

@@ -2,6 +2,7 @@
 # and write the numbers as JSON.
 # Usage: Rscript lmer_fit.R data.csv out.json [REML=1] [TIGHT=0] [contrast: comma-separated weights over fixed columns]
 #        [KR=0]   (KR=1 adds Kenward-Roger results from pbkrtest via lmerTest, under "kr")
+#        [F-test rows: "a,b,c;d,e,f"]   (contestMD, Satterthwaite, and Kenward-Roger when KR=1)
 # TIGHT=1 runs lme4's default optimiser (nloptwrap BOBYQA) to tolerances 1e-12 instead of its defaults, so that
 # the oracle sits at the REML optimum to ~1e-9 (the defaults stop ~1e-5 away in theta, see the test module).
 # data.csv: column y, fixed-effect columns f_<name> (the full design, intercept included), grouping columns g_<name>.
@@ -53,6 +54,11 @@ run_job <- function(args) {
     out$contrast <- list(L = L, estimate = ct$Estimate, se = ct$`Std. Error`, df = ct$df, t = ct$`t value`,
                          p = ct$`Pr(>|t|)`, ci_low = ct$lower, ci_high = ct$upper)
   }
+  ftab <- function(x) list(f = x[["F value"]], ndf = x[["NumDF"]], ddf = x[["DenDF"]], p = x[["Pr(>F)"]])
+  if (length(args) >= 7) {
+    Lf <- do.call(rbind, lapply(strsplit(args[7], ";")[[1]], function(r) as.numeric(strsplit(r, ",")[[1]])))
+    out$ftest <- ftab(contestMD(m, Lf))
+  }
   if (length(args) >= 6 && as.integer(args[6]) == 1) {
     kco <- summary(m, ddf = "Kenward-Roger")$coefficients
     out$kr <- list(coef = unname(kco[, "Estimate"]), se = unname(kco[, "Std. Error"]), df = unname(kco[, "df"]),
@@ -62,6 +68,7 @@ run_job <- function(args) {
       kc <- contest1D(m, L, ddf = "Kenward-Roger", confint = TRUE)
       out$kr$contrast <- list(estimate = kc$Estimate, se = kc$`Std. Error`, df = kc$df, p = kc$`Pr(>|t|)`)
     }
+    if (length(args) >= 7) out$kr$ftest <- ftab(contestMD(m, Lf, ddf = "Kenward-Roger"))
   }
   writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), args[2])
 }
