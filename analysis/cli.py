@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--control", default=None, help="arm code of the control arm (default: the other arm)")
     t.add_argument("--majority", type=int, default=None, help="experts needed for 'assisted preferred' per case")
     t.add_argument("--threshold", type=float, default=0.5, help="AI operating point on the probabilities")
-    t.add_argument("--permutations", type=int, default=2000,
-                   help="permutations of the preference randomisation test (sensitivity analysis; 0 skips it)")
+    t.add_argument("--permutations", type=int, default=0,
+                   help="permutations of the preference randomisation test (opt-in sensitivity analysis, not "
+                        "calibrated; default 0 skips it)")
     t.add_argument("--seed", type=int, default=20250101, help="seed of that randomisation test")
     t.set_defaults(func=_cmd_trial)
     return p

@@ -1,6 +1,7 @@
 """The declared primary analysis per design (DESIGN.md section 7, issue 13): quality, reading time, preference.
 
-Pure functions on the export tables (schema in :mod:`analysis.stats.trial`), no Django. Entry point
+Pure functions on the export tables (schema in :mod:`analysis.stats.trial`), no Django; the models per design and
+the choices are written up in docs/primary_analysis.md. Entry point
 :func:`primary_analysis` returns a :class:`PrimaryBlock`; ``PrimaryBlock.to_dict()`` is what ``results.json`` and
 ``python -m analysis trial`` put first.
 
@@ -23,12 +24,14 @@ Models (REML linear mixed models from :mod:`analysis.stats.lmm`, Satterthwaite d
   decisive-pair rate (share of decisive expert judgements favouring assisted, null 0.5) uses the same model on
   (wins - losses) / 2 for the test and on the ratio estimator's linearisation for the CI.
 
-Why not a plain permutation of readers' arm labels: in paired-by-case every case compares one assisted with one
-control reader, so a relabelling leaves half of the cases with two readers of one arm; the permutation distribution
-then sees each reader's effect once where the real randomisation sees it twice, and rejects ~30% of null trials
-when readers differ (checked by simulation). A reader-level randomisation test on least-squares reader strengths is
-valid but conservative when readers hardly differ; it is reported as a sensitivity analysis
-(``preference.details['randomisation_test']``) when ``n_permutations`` > 0.
+Why not a permutation of readers' arm labels: in paired-by-case every case compares one assisted with one control
+reader, so a relabelling leaves about half of the cases with two readers of one arm and the permutation
+distribution no longer matches the randomisation (each reader's effect is seen once instead of twice; few readers
+per center also make it coarse). In simulation (benchmarks/preference_null.py, docs/primary_analysis.md) its
+type-I error ranged from 2% to 13% (12.7% at the published size), and 30% in a toy model with strong reader
+effects, while the mixed-model test stayed at 3-4%. A reader-level randomisation test on least-squares reader strengths is available as an opt-in
+sensitivity analysis (``n_permutations`` > 0, ``preference.details['randomisation_test']``); it is not calibrated
+either (2% to 9%) and is not used for inference.
 
 Convergence: a fit that does not converge or sits on the boundary (a variance component estimated at ~0, lme4's
 singular fit) is refitted without its smallest variance component (the declared fallback, repeated while needed);
@@ -442,7 +445,9 @@ def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted
     """Quality difference assisted - control from the design's linear mixed model (module docstring)."""
     terms = QUALITY_TERMS[design]
     q = quality_frame(tables, assisted, control)
-    method = (f"Linear mixed model (REML), {_declared('score', 'arm + center', terms)}; center fixed (stratum); "
+    method = (f"Linear mixed model (REML), {_declared('score', 'arm + center', terms)}; "
+              f"{'report = reader:case:arm' if design == 'crossover' else 'report = reader:case'} (one report per "
+              "read); center fixed (stratum); "
               f"Satterthwaite df, t-based CI and p for the arm effect ({assisted} - {control}). Design: "
               f"{DESIGN_TEXT[design]}.")
     unknown = int(q["reader"].isna().sum())
@@ -555,8 +560,8 @@ def reader_randomisation_test(u: pd.DataFrame, *, n_permutations: int = 2000,
     Reader strengths theta are the least-squares solution of x_pair = theta_assisted_reader - theta_control_reader
     (x = (h_assisted - h_control) / 2); the statistic is the center-weighted difference of mean strengths between
     arms, and its reference distribution permutes the readers' arm labels within center (``n_permutations`` draws
-    from ``rng``, vectorised). Valid without an arm effect; conservative when readers hardly differ (the case-level
-    noise enters each reader's strength). Two-sided p = (1 + #|U*| >= |U|) / (1 + B).
+    from ``rng``, vectorised). Two-sided p = (1 + #|U*| >= |U|) / (1 + B). Not calibrated (type-I error 2% to 9% in
+    simulation, docs/primary_analysis.md): a sensitivity analysis, never the primary test.
     """
     rng = rng if rng is not None else np.random.default_rng(20250101)
     d = u[(u["reader_assisted"] != "?") & (u["reader_control"] != "?")]
@@ -584,7 +589,7 @@ def reader_randomisation_test(u: pd.DataFrame, *, n_permutations: int = 2000,
     stat = weights @ theta
     p = float((1 + np.sum(np.abs(stat[1:]) >= abs(stat[0]) - 1e-12)) / (1 + n_permutations))
     return {"method": "reader-level randomisation test (least-squares reader strengths; arm labels permuted within "
-                      "center); conservative when readers hardly differ", "statistic": float(stat[0]), "p": p,
+                      "center); sensitivity analysis, not calibrated", "statistic": float(stat[0]), "p": p,
             "n_permutations": n_permutations, "n_readers": m}
 
 
@@ -676,7 +681,7 @@ def apply_hierarchy(results: list[PrimaryResult], alpha: float = 0.05) -> list[P
 def methods_text(design: str, results: list[PrimaryResult], engine: str, alpha: float) -> str:
     """The methods paragraph: design, models, df method, fallback, hierarchy, engine and versions."""
     parts = [f"Primary analysis for a {DESIGN_TEXT[design]}."]
-    parts += [f"{r.endpoint.replace('_', ' ').capitalize()}: {r.method}" for r in results]
+    parts += [f"{r.endpoint.replace('_', ' ').capitalize()}: {r.method.split(' Design: ')[0]}" for r in results]
     parts.append("Degrees of freedom by Satterthwaite's approximation; CIs and p from the t distribution. A fit that "
                  "did not converge or was singular (a variance component at the boundary) is refitted without its "
                  "smallest variance component; fallbacks are listed with each result.")
@@ -689,15 +694,15 @@ def methods_text(design: str, results: list[PrimaryResult], engine: str, alpha: 
 
 
 def primary_analysis(tables: Mapping[str, pd.DataFrame], *, design: str, majority_k: int | None = None,
-                     assisted: str, control: str, n_permutations: int = 2000,
+                     assisted: str, control: str, n_permutations: int = 0,
                      rng: np.random.Generator | None = None, conf_level: float = 0.95, alpha: float = 0.05,
                      subgroups: bool = True) -> PrimaryBlock:
     """The declared primary analysis of the export ``tables`` (reads, ratings; schema in analysis.stats.trial).
 
     ``design``: 'paired_by_case', 'case_randomised' or 'crossover'; ``majority_k``: experts needed for "the panel
     prefers the assisted report" (None: strict majority of the panel); ``assisted`` / ``control``: arm labels as
-    in the tables; ``n_permutations`` and ``rng``: the reader-level randomisation test reported as a sensitivity
-    analysis of the preference (0 to skip); ``subgroups``: also fit the arm x subgroup models (descriptive).
+    in the tables; ``n_permutations`` and ``rng``: the reader-level randomisation test of the preference, an
+    opt-in sensitivity analysis (0, the default, skips it); ``subgroups``: also fit the arm x subgroup models (descriptive).
     """
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")

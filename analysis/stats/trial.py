@@ -393,7 +393,7 @@ def analyse_trial_tables(
     majority_k: int | None = None,
     threshold: float | dict[str, float] = 0.5,
     findings: list[str] | None = None,
-    n_permutations: int = 2000,
+    n_permutations: int = 0,
     seed: int = 20250101,
     subgroups: bool = True,
 ) -> dict[str, Any]:
@@ -403,7 +403,7 @@ def analyse_trial_tables(
     case to count as 'assisted preferred' (default strict majority of the panel that rated it; the reference trial
     uses 3 of 5). ``threshold``: the AI operating point (one value or per finding code). Returns a JSON-able dict
     whose FIRST key is ``primary`` (the declared primary analysis, :func:`analysis.stats.primary.primary_analysis`;
-    ``n_permutations``/``seed`` drive its preference randomisation sensitivity test, ``subgroups`` its interaction
+    ``n_permutations``/``seed`` drive its opt-in preference randomisation sensitivity test, ``subgroups`` its interaction
     models), then design, arms, warnings, flow, quality, reading_time, preference, ai_standalone, reader_accuracy,
     agreement, subgroups. The case-level tests in quality / reading_time / preference are descriptive (labelled).
     """
