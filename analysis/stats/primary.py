@@ -27,11 +27,11 @@ Models (REML linear mixed models from :mod:`analysis.stats.lmm`, Satterthwaite d
 Why not a permutation of readers' arm labels: in paired-by-case every case compares one assisted with one control
 reader, so a relabelling leaves about half of the cases with two readers of one arm and the permutation
 distribution no longer matches the randomisation (each reader's effect is seen once instead of twice; few readers
-per center also make it coarse). In simulation (benchmarks/preference_null.py, docs/primary_analysis.md) its
-type-I error ranged from 2% to 13% (12.7% at the published size), and 30% in a toy model with strong reader
-effects, while the mixed-model test stayed at 3-4%. A reader-level randomisation test on least-squares reader strengths is available as an opt-in
-sensitivity analysis (``n_permutations`` > 0, ``preference.details['randomisation_test']``); it is not calibrated
-either (2% to 9%) and is not used for inference.
+per center also make it coarse). In simulation (benchmarks/preference_null.py, docs/primary_analysis.md) its type-I
+error ranged from 2% to 13% (12.7% at the published size), and 30% in a toy model with strong reader effects, while
+the mixed-model test stayed at 3-4%. A reader-level randomisation test on least-squares reader strengths is
+available as an opt-in sensitivity analysis (``n_permutations`` > 0, ``preference.details['randomisation_test']``);
+it is not calibrated either (2% to 9%) and is not used for inference.
 
 Convergence: a fit that does not converge or sits on the boundary (a variance component estimated at ~0, lme4's
 singular fit) is refitted without its smallest variance component (the declared fallback, repeated while needed);
