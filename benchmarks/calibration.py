@@ -12,7 +12,8 @@ nominal value (5% under the null, 95% coverage) lies outside that interval. The 
 platform used to put first are shown for comparison (they ignore readers; descriptive only).
 
 Usage: .venv/bin/python benchmarks/calibration.py [--sims N] [--designs paired_by_case,crossover]
-       [--sizes published,small] [--jobs N] [--csv FILE]
+       [--sizes published,small] [--truths null,effect] [--jobs N] [--seed N] [--csv FILE]
+       .venv/bin/python benchmarks/calibration.py --from-csv run1.csv run2.csv   (pool runs made with other seeds)
 Default: 100 trials per cell (minutes on 2 cores for paired-by-case; crossover at the published size is slower).
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from analysis.stats.synthetic import DESIGNS, TrialScenario  # noqa: E402
 
 SIZES = {"published": {"n_cases": 296, "n_readers": 20, "n_centers": 3},
          "small": {"n_cases": 120, "n_readers": 8, "n_centers": 2}}
+ORDER = [*PRIMARY_TESTS, *SENSITIVITY_TESTS, *CASE_LEVEL_TESTS]
 HEADER = (f"{'design':16} {'size':9} {'truth':6} {'test':26} {'reject':>6} {'MC 95% interval':>16} "
           f"{'cover':>6} {'MC 95% interval':>16} {'mean est':>9} {'true':>7} {'nc':>4} {'fb':>4} {'fail':>4}")
 
@@ -76,6 +78,37 @@ def run_cell(sc: TrialScenario, sims: int, seed: int, jobs: int, permutations: i
     return summarise(out, sims, truths_for(sc), alpha), out, time.perf_counter() - t0
 
 
+def _print_cell(design: str, size: str, null: bool, res: dict[str, RejectionRate], sims: int, alpha: float) -> int:
+    """Print one design x size x truth block; returns how many primary-test rows were flagged."""
+    n_flags = 0
+    for name in [t for t in ORDER if t in res]:
+        if res[name].n_failed == sims and design == "case_randomised":
+            continue  # no pairs of reports, so no preference (DESIGN.md section 2)
+        line = _row(design, size, null, res[name], alpha)
+        n_flags += name not in CASE_LEVEL_TESTS and "<<" in line
+        print(line, flush=True)
+    return n_flags
+
+
+def summarise_csv(paths: list[str], alpha: float) -> int:
+    """Pool saved outcomes (``--csv`` of several runs with different seeds) and print the table again."""
+    frames = []
+    for k, path in enumerate(paths):
+        f = pd.read_csv(path, keep_default_na=False, na_values=[""])  # "null" is a truth label here
+        frames.append(f.assign(sim=f["sim"].astype(str) + f"-{k}"))
+    allr = pd.concat(frames)
+    n_flags = 0
+    print(HEADER)
+    for (design, size, truth), g in allr.groupby(["design", "size", "truth"], sort=False):
+        sc = TrialScenario(design=design, **SIZES[size])
+        sc = sc.null() if truth == "null" else sc
+        sims = g["sim"].nunique()
+        n_flags += _print_cell(design, size, truth == "null", summarise(g, sims, truths_for(sc), alpha), sims, alpha)
+        print(f"{'':16} ({sims} trials)")
+    print(f"\n{n_flags} primary-test row(s) flagged.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sims", type=int, default=100, help="simulated trials per design x size x null/effect")
@@ -88,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=20250101)
     ap.add_argument("--csv", help="write every simulated trial's estimates, CIs and p-values here")
+    ap.add_argument("--from-csv", nargs="+", help="print the table of saved --csv outcomes (pooled), simulate nothing")
     a = ap.parse_args(argv)
+    if a.from_csv:
+        return summarise_csv(a.from_csv, a.alpha)
 
-    order = [*PRIMARY_TESTS, *SENSITIVITY_TESTS, *CASE_LEVEL_TESTS]
     print(f"Calibration of the primary tests: {a.sims} simulated trials per row; reject = share with p < "
           f"{a.alpha}; cover = share of 95% CIs holding the true value; intervals: Clopper-Pearson 95% (Monte "
           f"Carlo); nc = fits not converged, fb = fallback used, fail = no p; << = nominal value outside the "
@@ -104,12 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 null = truth == "null"
                 sc = base.null() if null else base
                 res, out, secs = run_cell(sc, a.sims, a.seed + (0 if null else 1), a.jobs, a.permutations, a.alpha)
-                for name in [t for t in order if t in res]:
-                    if res[name].n_failed == a.sims and design == "case_randomised":
-                        continue  # no pairs of reports, so no preference (DESIGN.md section 2)
-                    line = _row(design, size, null, res[name], a.alpha)
-                    n_flags += name not in CASE_LEVEL_TESTS and "<<" in line
-                    print(line, flush=True)
+                n_flags += _print_cell(design, size, null, res, a.sims, a.alpha)
                 print(f"{'':16} ({secs:.0f} s, {secs / a.sims:.2f} s per trial)", flush=True)
                 frames.append(out.assign(design=design, size=size, truth=truth))
     if a.csv:
