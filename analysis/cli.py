@@ -75,7 +75,7 @@ def _cmd_power(a: argparse.Namespace) -> dict[str, Any]:
 def _cmd_trial(a: argparse.Namespace) -> dict[str, Any]:
     return analyse_export_dir(a.export_dir, design=a.design, assisted_arm=a.assisted, control_arm=a.control,
                               majority_k=a.majority, threshold=a.threshold, n_permutations=a.permutations,
-                              seed=a.seed)
+                              seed=a.seed, df_method=a.df_method)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="permutations of the preference randomisation test (opt-in sensitivity analysis, not "
                         "calibrated; default 0 skips it)")
     t.add_argument("--seed", type=int, default=20250101, help="seed of that randomisation test")
+    t.add_argument("--df-method", choices=["satterthwaite", "kenward-roger"], default="satterthwaite",
+                   help="denominator df of the primary mixed-model tests (declared: Satterthwaite)")
     t.set_defaults(func=_cmd_trial)
     return p
 

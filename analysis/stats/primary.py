@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -60,6 +61,13 @@ HIERARCHY = ("quality", "reading_time", "preference")
 DESCRIPTIVE_LABEL = "descriptive only: does not account for readers (case-level pairs; not a valid test here)"
 
 Term = tuple[str, tuple[str, ...]]
+DF_METHODS = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}
+#: df method of the fits in the current primary_analysis call (Satterthwaite by default; Kenward-Roger optional)
+_df_method: ContextVar[str] = ContextVar("df_method", default="satterthwaite")
+
+
+def _df_label() -> str:
+    return DF_METHODS[_df_method.get()]
 
 #: Random intercepts per design (name, columns whose combination defines a level), in the order dropped last-first
 #: when a fit fails outright. Terms that are not identifiable in the data (a single level, one level per
@@ -185,7 +193,7 @@ class FitOutcome:
 def engine_version() -> str:
     """The engine and library versions named in the methods text."""
     eng = getattr(lmm, "ENGINE", None) or getattr(lmm, "__version__", None) or "analysis.stats.lmm"
-    return (f"{eng} (REML, Satterthwaite df); analysis.stats.primary {PRIMARY_VERSION}; numpy {np.__version__}, "
+    return (f"{eng} (REML, {_df_label()} df); analysis.stats.primary {PRIMARY_VERSION}; numpy {np.__version__}, "
             f"scipy {scipy.__version__}, pandas {pd.__version__}")
 
 
@@ -232,7 +240,7 @@ def fit_with_fallback(y: np.ndarray, X: pd.DataFrame, groups: Mapping[str, np.nd
     fit, error = None, None
     while terms:
         try:
-            fit, error = lmm.fit_lmm(np.asarray(y, float), X, terms, reml=True, df_method="satterthwaite"), None
+            fit, error = lmm.fit_lmm(np.asarray(y, float), X, terms, reml=True, df_method=_df_method.get()), None
         except Exception as exc:  # noqa: BLE001 - any engine failure triggers the declared fallback
             fit, error = None, f"{type(exc).__name__}: {exc}"
         if first is None:
@@ -448,7 +456,7 @@ def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted
     method = (f"Linear mixed model (REML), {_declared('score', 'arm + center', terms)}; "
               f"{'report = reader:case:arm' if design == 'crossover' else 'report = reader:case'} (one report per "
               "read); center fixed (stratum); "
-              f"Satterthwaite df, t-based CI and p for the arm effect ({assisted} - {control}). Design: "
+              f"{_df_label()} df, t-based CI and p for the arm effect ({assisted} - {control}). Design: "
               f"{DESIGN_TEXT[design]}.")
     unknown = int(q["reader"].isna().sum())
     if 0 < unknown < len(q):  # reports whose reader is unknown cannot enter the reader terms
@@ -467,7 +475,7 @@ def reading_time_primary(tables: Mapping[str, pd.DataFrame], *, design: str, ass
     terms = TIME_TERMS[design]
     r = time_frame(tables, assisted, control)
     method = (f"Linear mixed model (REML) on log active seconds, {_declared('log(seconds)', 'arm + center', terms)}"
-              f"; center fixed; Satterthwaite df; ratio of geometric means exp(arm effect) ({assisted} / {control}) "
+              f"; center fixed; {_df_label()} df; ratio of geometric means exp(arm effect) ({assisted} / {control}) "
               f"with t-based CI; percent reduction 100 (1 - ratio). Design: {DESIGN_TEXT[design]}.")
     res, _ = _arm_result("reading_time", r, r["log_seconds"].to_numpy(float), "log(seconds)", terms, method,
                          assisted, control, conf_level)
@@ -503,7 +511,7 @@ def preference_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assis
     method = (f"Share of compared report pairs in which at least k = {k_txt} experts prefer the {assisted} report "
               "(ties and no preference count as not preferring). Null share = mean of (h_assisted + h_control)/2 "
               "(the two reports are exchangeable without an arm effect; not 0.5 when ties are possible). Test of "
-              "share = null share and CI of the share from linear mixed models (REML, Satterthwaite df) on the "
+              f"share = null share and CI of the share from linear mixed models (REML, {_df_label()} df) on the "
               f"pair-level indicators with random intercepts {', '.join(t for t, _ in terms)} (no center term: readers "
               "are nested in centers). Decisive-pair rate: wins / (wins + losses), null 0.5, same models on "
               "(wins - losses) / 2 (test) and on the ratio's linearisation (CI).")
@@ -682,7 +690,7 @@ def methods_text(design: str, results: list[PrimaryResult], engine: str, alpha: 
     """The methods paragraph: design, models, df method, fallback, hierarchy, engine and versions."""
     parts = [f"Primary analysis for a {DESIGN_TEXT[design]}."]
     parts += [f"{r.endpoint.replace('_', ' ').capitalize()}: {r.method.split(' Design: ')[0]}" for r in results]
-    parts.append("Degrees of freedom by Satterthwaite's approximation; CIs and p from the t distribution. A fit that "
+    parts.append(f"Degrees of freedom by {_df_label()}'s approximation; CIs and p from the t distribution. A fit that "
                  "did not converge or was singular (a variance component at the boundary) is refitted without its "
                  "smallest variance component; fallbacks are listed with each result.")
     parts.append(f"Multiplicity: fixed-sequence testing at two-sided alpha {alpha:g} in the order quality, "
@@ -696,17 +704,31 @@ def methods_text(design: str, results: list[PrimaryResult], engine: str, alpha: 
 def primary_analysis(tables: Mapping[str, pd.DataFrame], *, design: str, majority_k: int | None = None,
                      assisted: str, control: str, n_permutations: int = 0,
                      rng: np.random.Generator | None = None, conf_level: float = 0.95, alpha: float = 0.05,
-                     subgroups: bool = True) -> PrimaryBlock:
+                     subgroups: bool = True, df_method: str = "satterthwaite") -> PrimaryBlock:
     """The declared primary analysis of the export ``tables`` (reads, ratings; schema in analysis.stats.trial).
 
     ``design``: 'paired_by_case', 'case_randomised' or 'crossover'; ``majority_k``: experts needed for "the panel
     prefers the assisted report" (None: strict majority of the panel); ``assisted`` / ``control``: arm labels as
     in the tables; ``n_permutations`` and ``rng``: the reader-level randomisation test of the preference, an
-    opt-in sensitivity analysis (0, the default, skips it); ``subgroups``: also fit the arm x subgroup models (descriptive).
+    opt-in sensitivity analysis (0, the default, skips it); ``subgroups``: also fit the arm x subgroup models (descriptive);
+    ``df_method``: 'satterthwaite' (declared) or 'kenward-roger' (option) for every test.
     """
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
-    assisted, control = str(assisted), str(control)
+    if df_method not in DF_METHODS:
+        raise ValueError(f"df_method must be one of {tuple(DF_METHODS)}, got {df_method!r}")
+    token = _df_method.set(df_method)
+    try:
+        return _primary_block(tables, design=design, majority_k=majority_k, assisted=str(assisted),
+                              control=str(control), n_permutations=n_permutations, rng=rng, conf_level=conf_level,
+                              alpha=alpha, subgroups=subgroups)
+    finally:
+        _df_method.reset(token)
+
+
+def _primary_block(tables: Mapping[str, pd.DataFrame], *, design: str, majority_k: int | None, assisted: str,
+                   control: str, n_permutations: int, rng: np.random.Generator | None, conf_level: float,
+                   alpha: float, subgroups: bool) -> PrimaryBlock:
     kw = {"design": design, "assisted": assisted, "control": control, "conf_level": conf_level}
     results = apply_hierarchy([quality_primary(tables, **kw), reading_time_primary(tables, **kw),
                                preference_primary(tables, **kw, majority_k=majority_k,

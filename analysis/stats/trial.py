@@ -396,6 +396,7 @@ def analyse_trial_tables(
     n_permutations: int = 0,
     seed: int = 20250101,
     subgroups: bool = True,
+    df_method: str = "satterthwaite",
 ) -> dict[str, Any]:
     """DESIGN.md section 7, primary and secondary analyses, from the export tables (see module docstring).
 
@@ -403,9 +404,9 @@ def analyse_trial_tables(
     case to count as 'assisted preferred' (default strict majority of the panel that rated it; the reference trial
     uses 3 of 5). ``threshold``: the AI operating point (one value or per finding code). Returns a JSON-able dict
     whose FIRST key is ``primary`` (the declared primary analysis, :func:`analysis.stats.primary.primary_analysis`;
-    ``n_permutations``/``seed`` drive its opt-in preference randomisation sensitivity test, ``subgroups`` its interaction
-    models), then design, arms, warnings, flow, quality, reading_time, preference, ai_standalone, reader_accuracy,
-    agreement, subgroups. The case-level tests in quality / reading_time / preference are descriptive (labelled).
+    ``n_permutations``/``seed`` drive its opt-in preference randomisation sensitivity test, ``subgroups`` its
+    interaction models, ``df_method`` its df: 'satterthwaite' or 'kenward-roger'), then design, arms, warnings,
+    flow, quality, reading_time, preference, ai_standalone, reader_accuracy, agreement, subgroups. The case-level tests in quality / reading_time / preference are descriptive (labelled).
     """
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
@@ -431,7 +432,7 @@ def analyse_trial_tables(
     q = _quality_long(ratings, reads)
     primary = primary_analysis({"reads": reads, "ratings": ratings}, design=design, majority_k=majority_k,
                                assisted=str(assisted), control=str(control), n_permutations=n_permutations,
-                               rng=np.random.default_rng(seed), subgroups=subgroups)
+                               rng=np.random.default_rng(seed), subgroups=subgroups, df_method=df_method)
     result: dict[str, Any] = {
         "primary": primary.to_dict(),
         "design": design,

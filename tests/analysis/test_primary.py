@@ -205,3 +205,16 @@ def test_primary_block_comes_first_in_results_json_and_cli(tmp_path):
         r = out["primary"][key]
         assert {"estimate", "ci", "p", "method", "df", "n_cases", "n_readers", "variance_components",
                 "converged"} <= set(r)
+
+
+def test_kenward_roger_is_an_option():
+    tables = simulate("paired_by_case", n_cases=40, n_readers=8, n_centers=2, quality_effect=0.3, seed=6)
+    kw = {"design": "paired_by_case", "majority_k": 3, **ARMS, "subgroups": False}
+    kr = primary_analysis(tables, **kw, df_method="kenward-roger")
+    sw = primary_analysis(tables, **kw)
+    assert "Kenward-Roger" in kr.methods and "Kenward-Roger" in kr.quality.method and "Kenward" not in sw.methods
+    # same model, same estimate; the df come from a different approximation (close in a near-balanced design)
+    assert kr.quality.estimate == pytest.approx(sw.quality.estimate)
+    assert kr.quality.df == pytest.approx(sw.quality.df, rel=0.5) and kr.quality.p is not None
+    with pytest.raises(ValueError):
+        primary_analysis(tables, **kw, df_method="wald")
