@@ -88,11 +88,13 @@ TIME_TERMS: dict[str, list[Term]] = {
                   ("case:arm", ("case", "arm")), ("reader:case", ("reader", "case"))],
 }
 #: Preference (one row per compared pair of reports): paired-by-case pairs an assisted with a control reader;
-#: crossover pairs one reader's two reports of a case.
+#: crossover usually pairs one reader's two reports of a case (then reader_control duplicates reader_assisted and is
+#: left out), and a case compared more than once gets its own term.
 PREFERENCE_TERMS: dict[str, list[Term]] = {
     "paired_by_case": [("reader_assisted", ("reader_assisted",)), ("reader_control", ("reader_control",))],
     "case_randomised": [("reader_assisted", ("reader_assisted",)), ("reader_control", ("reader_control",))],
-    "crossover": [("reader", ("reader_assisted",)), ("case", ("case",))],
+    "crossover": [("reader_assisted", ("reader_assisted",)), ("reader_control", ("reader_control",)),
+                  ("case", ("case",))],
 }
 DESIGN_TEXT = {
     "paired_by_case": "paired by case: each case is read once in each arm at its center, by readers randomised to "
@@ -515,7 +517,8 @@ def preference_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assis
               f"pair-level indicators with random intercepts {', '.join(t for t, _ in terms)} (no center term: readers "
               "are nested in centers). Decisive-pair rate: wins / (wins + losses), null 0.5, same models on "
               "(wins - losses) / 2 (test) and on the ratio's linearisation (CI).")
-    n_readers = {assisted: int(u["reader_assisted"].nunique()), control: int(u["reader_control"].nunique())}
+    n_readers = {assisted: int(u.loc[u["reader_assisted"] != "?", "reader_assisted"].nunique()),
+                 control: int(u.loc[u["reader_control"] != "?", "reader_control"].nunique())}
     if u.empty:
         return _empty("preference", method, "no pairwise preferences between the arms", n_readers)
     groups, not_ident = identifiable_groups(u, terms)
