@@ -620,6 +620,8 @@ def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str
         if by != "center":
             X[f"{by}[{lv}]"] = ind
         X[f"arm:{by}[{lv}]"] = X["arm"].to_numpy() * ind
+    if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
+        return {"note": f"arm x {by} not estimable: {by} is confounded with center or arm in these data"}
     groups, _ = identifiable_groups(d, terms)
     if not groups:
         return {"note": "no identifiable random effect"}
@@ -639,8 +641,14 @@ def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str
         f = math.exp if to_ratio else float
         effects[lv] = {"estimate": f(c.estimate), "ci": (f(c.ci_low), f(c.ci_high)), "n_cases":
                        int(d.loc[d[by] == lv, "case"].nunique())}
-    return {"model": _formula("y", f"arm * {by} + center", out.terms), "effects": effects,
-            "interaction_vs_" + levels[0]: inter, "converged": bool(out.fit.converged),
+    rows = np.array([[1.0 if n == f"arm:{by}[{lv}]" else 0.0 for n in names] for lv in levels[1:]])
+    joint = out.fit.ftest(rows) if hasattr(out.fit, "ftest") else None
+    fixed = f"arm * {by}" + ("" if by == "center" else " + center")
+    return {"model": _formula("y", fixed, out.terms), "effects": effects,
+            "interaction_vs_" + levels[0]: inter,
+            "interaction_test": None if joint is None else {"f": joint.f, "ndf": joint.ndf, "ddf": joint.ddf,
+                                                            "p": joint.p},
+            "converged": bool(out.fit.converged),
             "boundary": bool(out.fit.boundary), "fallback": out.fallback}
 
 

@@ -23,6 +23,7 @@ from analysis.stats.primary import (
     primary_analysis,
     quality_primary,
     reading_time_primary,
+    subgroup_analysis,
 )
 from analysis.stats.proportions import panel_majority
 from tests.analysis.primary_sim import simulate
@@ -218,3 +219,18 @@ def test_kenward_roger_is_an_option():
     assert kr.quality.df == pytest.approx(sw.quality.df, rel=0.5) and kr.quality.p is not None
     with pytest.raises(ValueError):
         primary_analysis(tables, **kw, df_method="wald")
+
+
+def test_subgroups_are_interactions_in_the_primary_model():
+    tables = simulate("paired_by_case", n_cases=60, n_readers=12, n_centers=3, quality_effect=0.4, seed=2)
+    sub = subgroup_analysis(tables, design="paired_by_case", **ARMS)
+    q = sub["center"]["quality"]
+    assert q["model"].startswith("y ~ arm * center + (1|reader)") and set(q["effects"]) == {"S0", "S1", "S2"}
+    assert q["interaction_test"]["ndf"] == 2 and 0 <= q["interaction_test"]["p"] <= 1
+    # in this simulator the senior readers all work at center S0: the experience interaction is not estimable
+    assert "confounded" in sub["reader_experience"]["reading_time"]["note"]
+    sub2 = subgroup_analysis(simulate("paired_by_case", n_cases=60, n_readers=12, n_centers=2, seed=2),
+                             design="paired_by_case", **ARMS)
+    t = sub2["reader_experience"]["reading_time"]
+    assert set(t["effects"]) == {"junior", "senior"} and all(e["estimate"] > 0 for e in t["effects"].values())
+    assert t["interaction_test"]["ndf"] == 1 and "descriptive" in sub["note"]
