@@ -19,6 +19,7 @@ from analysis.stats import (
     mrmc_analysis,
     simulate_power,
 )
+from analysis.stats.synthetic import TrialScenario
 from analysis.stats.trial import DESIGNS, analyse_export_dir
 
 
@@ -58,15 +59,23 @@ def _cmd_auc(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_power(a: argparse.Namespace) -> dict[str, Any]:
-    res = simulate_power(sims=a.sims, alpha=a.alpha, seed=a.seed, mixed_model_sims=a.mixed_sims,
-                         n_cases=a.n_cases, n_readers=a.n_readers, n_centers=a.n_centers, n_experts=a.n_experts,
-                         quality_effect=a.effect, time_ratio=a.time_ratio)
+    sc = TrialScenario(design=a.design, n_cases=a.n_cases, n_readers=a.n_readers, n_centers=a.n_centers,
+                       n_experts=a.n_experts, majority_k=a.majority, quality_effect=a.effect,
+                       time_ratio=a.time_ratio)
+    try:
+        sc = sc.validate()
+        if a.preference_share is not None:
+            sc = sc.with_preference_share(a.preference_share)
+    except ValueError as exc:
+        raise SystemExit(f"power: {exc}") from exc
+    res = simulate_power(sc, sims=a.sims, alpha=a.alpha, seed=a.seed, n_permutations=a.permutations, jobs=a.jobs)
     return res.to_dict()
 
 
 def _cmd_trial(a: argparse.Namespace) -> dict[str, Any]:
     return analyse_export_dir(a.export_dir, design=a.design, assisted_arm=a.assisted, control_arm=a.control,
-                              majority_k=a.majority, threshold=a.threshold)
+                              majority_k=a.majority, threshold=a.threshold, n_permutations=a.permutations,
+                              seed=a.seed, df_method=a.df_method)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,26 +99,40 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--conf-level", type=float, default=0.95)
     u.set_defaults(func=_cmd_auc)
 
-    w = sub.add_parser("power", help="power of the primary tests by simulation (paired-by-case design)")
+    w = sub.add_parser("power", help="power of each primary test (quality LMM, time LMM, preference) by simulation")
+    w.add_argument("--design", choices=DESIGNS, default="paired_by_case")
     w.add_argument("--n-cases", type=int, default=296)
-    w.add_argument("--n-readers", type=int, default=20)
+    w.add_argument("--n-readers", type=int, default=20, help="all used; counts that do not fit the design are refused")
     w.add_argument("--n-centers", type=int, default=3)
     w.add_argument("--n-experts", type=int, default=5)
-    w.add_argument("--effect", type=float, default=0.25, help="quality difference, assisted - control (1-5 scale)")
-    w.add_argument("--time-ratio", type=float, default=0.817, help="ratio of reading times, assisted / control")
-    w.add_argument("--sims", type=int, default=500)
+    w.add_argument("--majority", type=int, default=None, help="experts needed for 'assisted preferred' (default 3 of 5)")
+    w.add_argument("--effect", type=float, default=0.24, help="quality difference, assisted - control (1-5 scale)")
+    w.add_argument("--time-ratio", type=float, default=0.82, help="ratio of geometric mean reading times")
+    w.add_argument("--preference-share", type=float, default=None,
+                   help="share of cases with a panel majority for assisted (sets the tie band; default 54.3%% at the "
+                        "published size)")
+    w.add_argument("--sims", type=int, default=200)
     w.add_argument("--alpha", type=float, default=0.05)
     w.add_argument("--seed", type=int, default=20250101)
-    w.add_argument("--mixed-sims", type=int, default=0, help="also fit the mixed models on this many simulations")
+    w.add_argument("--permutations", type=int, default=0,
+                   help="reader randomisation test permutations (a sensitivity analysis; 0 = off)")
+    w.add_argument("--jobs", type=int, default=1, help="worker processes")
     w.set_defaults(func=_cmd_power)
 
-    t = sub.add_parser("trial", help="the docs/design.md section 7 analysis of an export directory")
+    t = sub.add_parser("trial", help="the docs/design.md section 7 analysis of an export directory (the declared "
+                                     "primary analysis first, under 'primary')")
     t.add_argument("export_dir", help="directory with reads.csv, ratings.csv, drafts.csv, cases.csv")
     t.add_argument("--design", choices=DESIGNS, default="paired_by_case")
     t.add_argument("--assisted", default="ai_assisted", help="arm code of the assisted arm (X or Y when masked)")
     t.add_argument("--control", default=None, help="arm code of the control arm (default: the other arm)")
     t.add_argument("--majority", type=int, default=None, help="experts needed for 'assisted preferred' per case")
     t.add_argument("--threshold", type=float, default=0.5, help="AI operating point on the probabilities")
+    t.add_argument("--permutations", type=int, default=0,
+                   help="permutations of the preference randomisation test (opt-in sensitivity analysis, not "
+                        "calibrated; default 0 skips it)")
+    t.add_argument("--seed", type=int, default=20250101, help="seed of that randomisation test")
+    t.add_argument("--df-method", choices=["satterthwaite", "kenward-roger"], default="satterthwaite",
+                   help="denominator df of the primary mixed-model tests (declared: Satterthwaite)")
     t.set_defaults(func=_cmd_trial)
     return p
 

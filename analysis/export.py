@@ -65,6 +65,8 @@ DICTIONARY = {
     "ratings": {
         "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case", "expert": "Expert code (E01...)",
         "arm_a": "Arm of report A (masked before lock)", "arm_b": "Arm of report B (empty for single-report ratings)",
+        "reader_a": "Reader code of report A (identifies the report in crossover designs)",
+        "reader_b": "Reader code of report B (empty for single-report ratings)",
         "preference": "A, B or none", "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
         "status": "todo / in_progress / done",
         "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
@@ -224,7 +226,9 @@ def build_export(trial: Trial) -> Export:
         done = g.submitted_at is not None
         rows.append({"rating_id": g.public_id, "case_code": g.case.code, "center": g.case.center.code,
                      "expert": experts.get(g.expert_id, ""), "arm_a": arms[g.read_a.arm_id],
-                     "arm_b": arms[g.read_b.arm_id] if g.read_b_id else "", "status": g.status,
+                     "arm_b": arms[g.read_b.arm_id] if g.read_b_id else "",
+                     "reader_a": readers.get(g.read_a.reader_id, ""),
+                     "reader_b": readers.get(g.read_b.reader_id, "") if g.read_b_id else "", "status": g.status,
                      "preference": g.preference if done else "", "quality_a": g.quality_a if done else "",
                      "quality_b": g.quality_b if done and g.quality_b is not None else "",
                      "blinding_guess": g.blinding_guess if done else ""})

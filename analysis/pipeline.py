@@ -173,19 +173,29 @@ def read_export_tables(path: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def primary_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """The handful of headline numbers (for the page, the API and the command's printout)."""
-    q, t, p = results.get("quality", {}), results.get("reading_time", {}), results.get("preference", {})
-    qd = q.get("paired_t") or q.get("welch_t") or {}
-    gm = t.get("geometric_mean_ratio") or {}
-    rr = t.get("relative_reduction") or {}
-    pr = p.get("pairs") or {}
+    """The headline numbers of the declared primary analysis (``results['primary']``), for the page, the API and
+    the command's printout. The decisive-pair rate (``preference_rate``) is the preference endpoint's secondary."""
+    pr = results.get("primary") or {}
+    q, t, p = pr.get("quality") or {}, pr.get("reading_time") or {}, pr.get("preference") or {}
+    pd_ = p.get("details") or {}
+    ratio_ci = t.get("ci") or [None, None]
     lab = results.get("labels", {})
     return {
         "assisted": lab.get("assisted"), "control": lab.get("control"), "masked": lab.get("masked"),
-        "quality_difference": qd.get("estimate"), "quality_ci": qd.get("ci"), "quality_p": qd.get("p"),
-        "quality_n": qd.get("n"),
-        "time_ratio": gm.get("estimate"), "time_ratio_ci": gm.get("ci"), "time_ratio_p": gm.get("p"),
-        "time_relative_reduction": rr.get("estimate"), "time_relative_reduction_ci": rr.get("ci"),
-        "preference_rate": pr.get("estimate"), "preference_ci": pr.get("ci"), "preference_p": pr.get("p"),
-        "preference_ties": pr.get("ties"), "preference_n": pr.get("n"),
+        "quality_difference": q.get("estimate"), "quality_ci": q.get("ci"), "quality_p": q.get("p"),
+        "quality_df": q.get("df"), "quality_n": q.get("n_cases"), "quality_converged": q.get("converged"),
+        "quality_boundary": q.get("boundary"), "quality_fallback": q.get("fallback"),
+        "time_ratio": t.get("estimate"), "time_ratio_ci": t.get("ci"), "time_ratio_p": t.get("p"),
+        "time_converged": t.get("converged"), "time_boundary": t.get("boundary"), "time_fallback": t.get("fallback"),
+        "time_relative_reduction": None if t.get("estimate") is None else 1 - t["estimate"],
+        "time_relative_reduction_ci": [None if ratio_ci[1] is None else 1 - ratio_ci[1],
+                                       None if ratio_ci[0] is None else 1 - ratio_ci[0]],
+        "preference_share": p.get("estimate"), "preference_share_ci": p.get("ci"), "preference_share_p": p.get("p"),
+        "preference_null_share": pd_.get("null_share"), "preference_k": pd_.get("k"),
+        "preference_converged": p.get("converged"),
+        "preference_rate": pd_.get("decisive_rate"), "preference_ci": pd_.get("decisive_rate_ci"),
+        "preference_p": pd_.get("decisive_rate_p"), "preference_ties": pd_.get("ties"),
+        "preference_n": pd_.get("n_pairs"),
+        "confirmatory": {k: (pr.get(k) or {}).get("confirmatory") for k in ("quality", "reading_time", "preference")},
+        "engine": pr.get("engine"),
     }

@@ -275,7 +275,25 @@ def fig_roc(results: dict, tables: dict[str, pd.DataFrame], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _primary_forest_rows(results: dict) -> list[tuple[str, dict | None, dict | None]]:
+    """Overall and per-subgroup arm effects from the primary models (arm x subgroup interactions)."""
+    pr = results.get("primary") or {}
+    sub = pr.get("subgroups") or {}
+    rows = [("Overall (primary)", pr.get("quality"), pr.get("reading_time"))]
+    for by in ("center", "reader_experience"):
+        blk = sub.get(by) or {}
+        qe = (blk.get("quality") or {}).get("effects") or {}
+        te = (blk.get("reading_time") or {}).get("effects") or {}
+        for lv in sorted(set(qe) | set(te)):
+            name = f"Center {lv}" if by == "center" else f"{str(lv).capitalize()} readers"
+            rows.append((name, qe.get(lv), te.get(lv)))
+    return rows if len(rows) > 1 else []
+
+
 def _forest_rows(results: dict) -> list[tuple[str, dict | None, dict | None]]:
+    primary_rows = _primary_forest_rows(results)
+    if primary_rows:
+        return primary_rows
     q = results.get("quality") or {}
     t = results.get("reading_time") or {}
     rows = [("Overall", q.get("paired_t") or q.get("welch_t"), t.get("geometric_mean_ratio"))]
@@ -301,7 +319,7 @@ def fig_forest(results: dict, path: Path) -> Path:
             if est is None:
                 continue
             lo, hi = (ci if ci and ci[0] is not None and ci[1] is not None else (est, est))
-            bold = row[0] == "Overall"
+            bold = row[0].startswith("Overall")
             ax.errorbar([est], [y], xerr=[[est - lo], [hi - est]], fmt="D" if bold else "s",
                         color="black" if bold else COLORS["assisted"], capsize=3, ms=6 if bold else 5)
             any_pt = True
@@ -420,8 +438,57 @@ def _row(cells: list[str], head: bool = False) -> str:
                             for i, c in enumerate(cells)) + "</tr>"
 
 
+DESC = " <i>(descriptive: does not account for readers)</i>"
+DESC_PREF = (" <i>(descriptive: ignores clustering by reader and case; 0.5 is not the null share when ties are "
+             "possible)</i>")
+
+
+def _flags(r: dict) -> str:
+    conv = {None: "–", True: "yes", False: "<b>NO</b>"}[r.get("converged")]
+    bnd = {None: "–", True: "<b>yes</b>", False: "no"}[r.get("boundary")]
+    fb = f"; fallback: {_esc(r['fallback'])}" if r.get("fallback") else ""
+    return f"converged {conv}, boundary {bnd}{fb}"
+
+
+def primary_table(results: dict) -> str:
+    """The declared primary analysis (``results['primary']``): one row per endpoint in testing order, with the
+    model's df, convergence flags, fallback and the fixed-sequence verdict."""
+    a, c = _arm_names(results)
+    pr = results.get("primary") or {}
+    rows = [_row(["Endpoint (testing order)", "Estimate (95% CI)", "p", "df", "Cases; readers per arm",
+                  "Fit", "Hierarchy"], head=True)]
+    spec = (("quality", f"Report quality, difference {_esc(a)} − {_esc(c)} (1–5)", 2, False),
+            ("reading_time", f"Reading time, ratio of geometric means {_esc(a)} / {_esc(c)}", 3, False),
+            ("preference", f"Share of cases where ≥ k experts prefer {_esc(a)}", 3, True))
+    for key, label, nd, pct in spec:
+        r = pr.get(key) or {}
+        det = r.get("details") or {}
+        est = f"{_pct(r.get('estimate')) if pct else _f(r.get('estimate'), nd)} ({_ci(r.get('ci'), nd, pct)})"
+        if key == "reading_time" and det.get("percent_reduction") is not None:
+            est += f"; reduction {_f(det['percent_reduction'], 1)}% ({_ci(det.get('percent_reduction_ci'), 1)}%)"
+        if key == "preference" and det.get("null_share") is not None:
+            est += (f"; null share {_pct(det['null_share'])} (k = {_esc(det.get('k'))}); decisive-pair rate "
+                    f"{_pct(det.get('decisive_rate'))} ({_ci(det.get('decisive_rate_ci'), pct=True)}), "
+                    f"p {_p(det.get('decisive_rate_p'))}")
+        readers = ", ".join(f"{_esc(k)} {v}" for k, v in (r.get("n_readers") or {}).items())
+        rows.append(_row([label, est, _p(r.get("p")), _f(r.get("df"), 1), f"{r.get('n_cases', 0)}; {readers}",
+                          _flags(r) + (f"<br>{_esc(r['note'])}" if r.get("note") else ""),
+                          ("confirmatory" if r.get("confirmatory") else "<b>not confirmatory</b>")
+                          + f"<br><span class=muted>{_esc(r.get('hierarchy_note'))}</span>"]))
+    return '<table class="results primary">' + "".join(rows) + "</table>"
+
+
+def primary_methods(results: dict) -> str:
+    pr = results.get("primary") or {}
+    if not pr:
+        return ""
+    return (f'<p class="methods"><b>Methods (primary analysis).</b> {_esc(pr.get("methods"))}</p>'
+            f'<p class="muted">{_esc(pr.get("hierarchy_text"))} Engine: {_esc(pr.get("engine"))}.</p>')
+
+
 def results_table(results: dict) -> str:
-    """The paper-style primary results table (HTML)."""
+    """The paper-style table of descriptive and secondary results (HTML); the case-level tests in it do not
+    account for readers."""
     a, c = _arm_names(results)
     q, t, p = results.get("quality") or {}, results.get("reading_time") or {}, results.get("preference") or {}
     paired = results.get("paired_analysis", True)
@@ -438,32 +505,33 @@ def results_table(results: dict) -> str:
     rows.append(_row(["Report quality (1–5), all scores, mean ± SD", _msd(qd.get(a)), _msd(qd.get(c)), "", "", ""]))
     rows.append(_row(["Report quality, case-level mean ± SD", _msd(qc.get(a)), _msd(qc.get(c)),
                       f"difference {_f(qt.get('estimate'))} ({_ci(qt.get('ci'))})", _p(qt.get("p")),
-                      _esc(qt.get("method", ""))]))
-    rows.append(_row(["", "", "", "", _p((qnp or {}).get("p")), _esc((qnp or {}).get("method", ""))]))
-    rows.append(_row(["Report quality, adjusted", "", "", f"difference {_f(qmm.get('estimate'))} "
-                      f"({_ci(qmm.get('ci'))})", _p(qmm.get("p")), "Linear mixed model (reader, expert, center)"]))
+                      _esc(qt.get("method", "")) + DESC]))
+    rows.append(_row(["", "", "", "", _p((qnp or {}).get("p")), _esc((qnp or {}).get("method", "")) + DESC]))
+    rows.append(_row(["Report quality, adjusted (primary)", "", "", f"difference {_f(qmm.get('estimate'))} "
+                      f"({_ci(qmm.get('ci'))})", _p(qmm.get("p")), "Primary linear mixed model (see above)"]))
     rows.append(_row(["Reading time (s), mean ± SD", _msd(td.get(a), 1), _msd(td.get(c), 1),
                       f"relative reduction {_pct(rr.get('estimate'))} ({_ci(rr.get('ci'), pct=True)})",
-                      _p(rr.get("p")), _esc(rr.get("method", ""))]))
+                      _p(rr.get("p")), _esc(rr.get("method", "")) + DESC]))
     rows.append(_row(["Reading time (s), median (IQR)", _miqr(td.get(a)), _miqr(td.get(c)), "",
-                      _p((tnp or {}).get("p")), _esc((tnp or {}).get("method", ""))]))
+                      _p((tnp or {}).get("p")), _esc((tnp or {}).get("method", "")) + DESC]))
     rows.append(_row(["Reading time, ratio of geometric means", "", "",
                       f"{_f(gm.get('estimate'), 3)} ({_ci(gm.get('ci'), 3)})", _p(gm.get("p")),
-                      _esc(gm.get("method", ""))]))
-    rows.append(_row(["Reading time, adjusted ratio", "", "", f"{_f(tmm.get('estimate'), 3)} ({_ci(tmm.get('ci'), 3)})",
-                      _p(tmm.get("p")), "Mixed model on log time (reader, center)"]))
+                      _esc(gm.get("method", "")) + DESC]))
+    rows.append(_row(["Reading time, adjusted ratio (primary)", "", "",
+                      f"{_f(tmm.get('estimate'), 3)} ({_ci(tmm.get('ci'), 3)})",
+                      _p(tmm.get("p")), "Primary mixed model on log time (see above)"]))
     if pr.get("n_pairs"):
         rows.append(_row([f"Preference for {_esc(a)} among decisive pairs",
                           f"{pr.get('assisted_preferred', 0)} of {pr.get('n', 0)}",
                           f"{pr.get('other_preferred', 0)} of {pr.get('n', 0)}",
                           f"{_pct(pr.get('estimate'))} ({_ci(pr.get('ci'), pct=True)})", _p(pr.get("p")),
-                          "Clopper-Pearson CI; exact binomial test vs 0.5"]))
+                          "Clopper-Pearson CI; exact binomial test vs 0.5" + DESC_PREF]))
         rows.append(_row(["No preference (ties, reported apart)", f"{pr.get('ties', 0)} of {pr.get('n_pairs', 0)}",
                           "", _pct(pr.get("share_ties_of_all")), "", ""]))
         rows.append(_row([f"Cases where the panel majority preferred {_esc(a)}",
                           f"{pm.get('cases_assisted_preferred', 0)} of {pm.get('n', 0)}", "",
                           f"{_pct(pm.get('estimate'))} ({_ci(pm.get('ci'), pct=True)})", _p(pm.get("p")),
-                          f"Panel majority (k = {_esc(pm.get('k'))})"]))
+                          f"Panel majority (k = {_esc(pm.get('k'))})" + DESC_PREF]))
     return '<table class="results">' + "".join(rows) + "</table>"
 
 
@@ -554,23 +622,25 @@ def methods_text(results: dict) -> str:
         f" differences are {_esc(a)} − {_esc(c)}, ratios {_esc(a)} / {_esc(c)}. The analysis set is the enrolled, "
         "non-excluded cases; reads and ratings that were not submitted are excluded and counted in the flow diagram."
         "</p>",
-        f"<p><b>Report quality</b> (1–5, each report scored by each expert of the panel): mean ± SD per arm; {qtest}; "
-        "adjusted analysis by a linear mixed model (statsmodels MixedLM, REML) with random intercepts for reader, "
-        "expert and center.</p>",
+        f"<p><b>Report quality</b> (1–5, each report scored by each expert of the panel): mean ± SD per arm; {qtest} "
+        "(descriptive: case-level tests do not account for readers); the primary analysis is the linear mixed model "
+        "described above.</p>",
         f"<p><b>Reading time</b> (active seconds reported by the browser): mean ± SD and median (IQR) per arm; "
         f"relative reduction of the mean 1 − mean({_esc(a)})/mean({_esc(c)}) with a delta-method 95% CI on the log "
-        f"scale; {ttest}; adjusted analysis by a mixed model on log time with reader and center random intercepts.</p>",
-        "<p><b>Preference</b>: share of decisive pairs in which the expert preferred the "
+        f"scale; {ttest} (descriptive); the primary analysis is the mixed model on log time described above.</p>",
+        "<p><b>Preference</b> (descriptive): share of decisive pairs in which the expert preferred the "
         f"{_esc(a)} report, ties (no preference) reported separately; Clopper-Pearson exact 95% CI; exact binomial "
-        f"test against 0.5. Case-level panel majority with k = {_esc(k)} experts.</p>",
+        f"test against 0.5. Case-level panel majority with k = {_esc(k)} experts. These binomial tests treat "
+        "judgements as independent; the primary preference analysis above accounts for readers and ties.</p>",
         "<p><b>Model standalone accuracy</b>: empirical AUC per finding against the reference standard with DeLong "
         "variance and 95% CI; sensitivity and specificity at the operating point with Clopper-Pearson CIs. "
         "<b>Readers' accuracy</b>: sensitivity and specificity per arm; in crossover designs the Obuchowski-Rockette "
         "MRMC analysis (jackknife covariance, Hillis degrees of freedom).</p>",
         "<p><b>Agreement</b> between experts: quadratic weighted Cohen's kappa per expert pair, intraclass "
         "correlations (Shrout-Fleiss), Fleiss' kappa for preferences. <b>Subgroups</b> by center and reader "
-        "experience (forest plot) are descriptive. All tests are two-sided at α = 0.05 without multiplicity "
-        "adjustment.</p>",
+        "experience (forest plot): arm × subgroup interactions in the primary mixed models where available, "
+        "descriptive. The primary endpoints are tested in a fixed sequence (see above); all other tests are "
+        "two-sided at α = 0.05 without multiplicity adjustment.</p>",
     ]
     return "\n".join(parts)
 
@@ -610,7 +680,8 @@ CAPTIONS = {
     "preference": "Expert preference between the two reports of a case (ties apart) and the preference rate with "
                   "its Clopper-Pearson 95% CI.",
     "roc": "Model standalone ROC curve per finding against the reference standard.",
-    "forest": "Quality difference and reading-time ratio by center and reader experience.",
+    "forest": "Quality difference and reading-time ratio by center and reader experience (arm × subgroup "
+              "interactions in the primary mixed models; descriptive).",
 }
 
 
@@ -638,7 +709,8 @@ def build_html(results: dict, manifest: dict, figures: dict[str, str]) -> str:
                     f"<b>{_esc(a)}</b> and <b>{_esc(c)}</b>, and this report does not know which one is AI-assisted."
                     "</p>")
     body += [
-        "<h2>Primary results</h2>", results_table(results),
+        "<h2>Primary results (declared analysis)</h2>", primary_table(results), primary_methods(results),
+        "<h2>Secondary and descriptive results</h2>", results_table(results),
         fig("consort"), fig("quality"), fig("reading_time"), fig("preference"),
         "<h2>Model standalone accuracy</h2>", auc_table(results), fig("roc"),
         "<h2>Readers' accuracy</h2>", reader_accuracy_table(results),
@@ -663,7 +735,8 @@ def render_report(results: dict, tables: dict[str, pd.DataFrame], manifest: dict
     path of report.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, allow_nan=False))
+    # key order kept: the primary block comes first
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
     paths = draw_figures(results, tables, out_dir / "figures")
     rel = {name: f"figures/{p.name}" for name, p in paths.items()}
     report = out_dir / "report.html"

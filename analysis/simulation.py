@@ -12,11 +12,10 @@ Three things are written directly, each marked where it happens:
   clock, so after ``submit_read`` the read's opened_at / submitted_at / active_seconds are set to the simulated
   elapsed times.
 
-Data model (per read, per rating):
-    quality  = round(quality_base + quality_shift*AI + case + reader + center + expert + e), clipped to 1-5
-    log time = log(base_seconds) + log(time_ratio)*AI + case + reader + center + e
-    preference: no preference with probability ``ties``, else the AI report with probability ``preference``
-    model probability: binormal score with AUC ``model_auc`` per finding; readers' calls: binormal, better with AI.
+Outcomes follow the one trial model of :mod:`analysis.stats.synthetic` (``TrialScenario``; also used by
+``python -m analysis power`` and ``benchmarks/calibration.py``): report quality with reader, case, report (reader x
+case) and expert effects, experts preferring the report they perceive as better (ties inside a band), log reading
+time with reader and case effects. The structure (who reads what) comes from the services' own allocation.
 """
 from __future__ import annotations
 
@@ -37,35 +36,37 @@ from rating.models import Rating
 from reading import services as reading_services
 from reading.models import Read
 from trial import services
-from trial.models import Case, Membership, Trial
+from trial.models import Case, Center, Membership, Trial
 from trial.models import default_findings as trial_findings
+
+from .stats.synthetic import TrialScenario, draw_effects, judge_reports, log_seconds, report_quality
 
 SIM_MODEL = "simulated-model-v1"
 
 
 @dataclass
 class SimulationParams:
+    """A simulated trial: the counts, the true effects and variance components (see ``TrialScenario``)."""
+
     code: str = "SIM"
     cases: int = 120
     readers: int = 8
     centers: int = 2
     experts: int = 3
     design: str = Trial.Design.PAIRED_BY_CASE
-    quality_shift: float = 0.25
+    quality_shift: float = 0.24  # observed 1-5 scale, AI - control
     time_ratio: float = 0.82
-    preference: float = 0.55
-    ties: float = 0.10
+    preference: float | None = None  # share of cases with a panel majority for AI; None: the default tie band
     reader_sd: float = 0.2
-    center_sd: float = 0.1
-    expert_sd: float = 0.2
-    case_sd: float = 0.45
-    residual_sd: float = 0.6
-    quality_base: float = 3.6
-    base_seconds: float = 146.6
-    time_reader_sd: float = 0.15
-    time_center_sd: float = 0.1
+    case_sd: float = 0.35
+    report_sd: float = 0.3
+    expert_sd: float = 0.15
+    residual_sd: float = 0.5
+    time_reader_sd: float = 0.2
     time_case_sd: float = 0.2
-    time_residual_sd: float = 0.3
+    time_residual_sd: float = 0.25
+    quality_control_mean: float = 4.11
+    base_seconds: float = 146.6
     model_auc: float = 0.85
     prevalence: float = 0.3
     seed: int = 1
@@ -74,6 +75,18 @@ class SimulationParams:
     # Blinding question (asked when either share is > 0): shares of right and of don't-know answers; the rest wrong.
     guess_right: float = 0.0
     guess_dont_know: float = 0.0
+
+    def scenario(self) -> TrialScenario:
+        """The shared trial model for these parameters (ValueError when the counts do not fit the design)."""
+        sc = TrialScenario(
+            design=str(self.design), n_cases=self.cases, n_readers=self.readers, n_centers=self.centers,
+            n_experts=self.experts, quality_effect=self.quality_shift, quality_control_mean=self.quality_control_mean,
+            time_ratio=self.time_ratio, time_control_seconds=self.base_seconds, sd_reader=self.reader_sd,
+            sd_case=self.case_sd, sd_report=self.report_sd, sd_expert=self.expert_sd, sd_residual=self.residual_sd,
+            sd_log_reader=self.time_reader_sd, sd_log_case=self.time_case_sd,
+            sd_log_residual=self.time_residual_sd, model_auc=self.model_auc, prevalence=self.prevalence,
+            findings=tuple(f["code"] for f in trial_findings())).validate()
+        return sc.with_preference_share(self.preference) if self.preference is not None else sc
 
 
 def _user(username: str, password: str | None):
@@ -92,19 +105,45 @@ def _guess(rng: np.random.Generator, p: SimulationParams, r: Rating) -> str:
 
 
 def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: None) -> dict[str, Any]:
-    """Create and run the whole simulated trial; returns counts and the parameters."""
+    """Create and run the whole simulated trial; returns counts, the parameters and the realised random effects."""
     if p.design not in Trial.Design.values:
         raise services.InvalidInput(f"design must be one of {', '.join(Trial.Design.values)}")
-    if p.readers < 2 * p.centers and p.design != Trial.Design.CROSSOVER:
-        raise services.InvalidInput("Need at least two readers per center (one per arm).")
-    if p.readers < 3 * p.centers and p.design == Trial.Design.PAIRED_BY_CASE:
-        raise services.InvalidInput("Need at least three readers per center: block sizes vary (2 or 4), so two "
-                                    "readers of a center can land in one arm.")
+    try:
+        sc = p.scenario()
+    except ValueError as exc:  # counts that do not fit the design are refused, never silently dropped
+        raise services.InvalidInput(str(exc)) from exc
     rng = np.random.default_rng(p.seed)
-    prefix = p.code.lower()
-    findings = [f["code"] for f in trial_findings()]
+    coord, trial, readers, experts = _setup(p, log)
+    truth, case_index = _cases(p, sc, coord, trial, rng)
+    trial = services.advance_status(coord, trial, Trial.Status.READING)
+    log(f"{p.cases} cases enrolled with reference standard and model drafts")
 
-    # -- people and setup (trial.services) ------------------------------------------------------------------
+    eff = draw_effects(sc, rng)
+    reader_pos = {m.pk: j for j, m in enumerate(readers)}
+    n_reads, unassigned, quality = _reads(p, sc, trial, truth, case_index, reader_pos, eff, rng)
+    log(f"{n_reads} reads submitted ({unassigned} unassigned)")
+
+    trial = services.advance_status(coord, trial, Trial.Status.RATING)
+    n_ratings = _ratings(p, sc, trial, experts, quality, eff, rng)
+    log(f"{n_ratings} ratings submitted")
+    if p.lock:
+        trial = services.advance_status(coord, trial, Trial.Status.LOCKED, reason="Simulation complete")
+        log(f"Trial {p.code} locked")
+    # The realised random effects, so a test can tell sampling error from bias.
+    effects = {
+        "reader_quality": {m.user.username: float(eff.reader_q[j]) for j, m in enumerate(readers)},
+        "reader_log_time": {m.user.username: float(eff.reader_t[j]) for j, m in enumerate(readers)},
+        "expert_quality": {m.user.username: float(eff.expert_q[j]) for j, m in enumerate(experts)},
+    }
+    return {"trial": trial, "params": {k: v for k, v in asdict(p).items() if k != "password"},
+            "scenario": sc.to_dict(), "truths": sc.truths(), "reads": n_reads, "unassigned_reads": unassigned,
+            "ratings": n_ratings, "readers": Membership.objects.filter(trial=trial, role="reader").count(),
+            "effects": effects}
+
+
+def _setup(p: SimulationParams, log: Callable[[str], Any]) -> tuple[Any, Trial, list, list]:
+    """People, centers, arms, allocation list and reader enrolment (trial.services)."""
+    prefix = p.code.lower()
     coord = _user(f"{prefix}-coord", p.password)
     coord.user_permissions.add(*Permission.objects.filter(codename="add_trial"))
     coord = type(coord).objects.get(pk=coord.pk)  # fresh permission cache
@@ -134,18 +173,20 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
     for m in readers:
         services.enrol_reader(coord, m)
     log(f"Trial {p.code}: {p.centers} centers, {p.readers} readers, {p.experts} experts enrolled")
+    return coord, trial, readers, experts
 
-    # -- cases, reference standard, drafts ------------------------------------------------------------------
+
+def _cases(p: SimulationParams, sc: TrialScenario, coord, trial: Trial, rng: np.random.Generator
+           ) -> tuple[dict[str, np.ndarray], dict[int, int]]:
+    """Cases with reference standard and a ready draft each, enrolled (trial.services)."""
+    findings = list(sc.findings)
+    centers = list(Center.objects.filter(trial=trial).order_by("pk"))
+    mv = ModelVersion.objects.get(name=SIM_MODEL)
     truth = {f: rng.random(p.cases) < p.prevalence for f in findings}
     d_model = math.sqrt(2) * norm.ppf(p.model_auc)  # binormal separation giving the target AUC
-    case_q = rng.normal(0, p.case_sd, p.cases)
-    case_t = rng.normal(0, p.time_case_sd, p.cases)
-    center_q = rng.normal(0, p.center_sd, p.centers)
-    center_t = rng.normal(0, p.time_center_sd, p.centers)
     case_index: dict[int, int] = {}
     for i in range(p.cases):
-        center = centers[i % p.centers]
-        case = services.add_case(coord, trial, center=center, code=f"{p.code}-{i + 1:05d}")
+        case = services.add_case(coord, trial, center=centers[i % p.centers], code=f"{p.code}-{i + 1:05d}")
         ref = {f: int(truth[f][i]) for f in findings}
         # Direct write: no service sets the reference standard (the DICOM import takes it from source data).
         Case.objects.filter(pk=case.pk).update(reference_findings=ref, reference_report="Simulated reference.")
@@ -163,35 +204,44 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
             worker_host="simulation", attempts=1)
         services.enrol_case(coord, case)
         case_index[case.pk] = i
-    trial = services.advance_status(coord, trial, Trial.Status.READING)
-    log(f"{p.cases} cases enrolled with reference standard and model drafts")
+    return truth, case_index
 
-    # -- reads (reading.services) ---------------------------------------------------------------------------
-    reader_pos = {m.pk: j for j, m in enumerate(readers)}
-    reader_q = rng.normal(0, p.reader_sd, p.readers)
-    reader_t = rng.normal(0, p.time_reader_sd, p.readers)
-    clock = {m.pk: timezone.now() - timedelta(days=60) for m in readers}
+
+def _marks(findings: list[str], truth: dict[str, np.ndarray], i: int, ai: bool, rng: np.random.Generator
+           ) -> tuple[dict[str, Any], str]:
+    sep = 2.2 if ai else 1.7
+    marks, present = {}, []
+    for f in findings:
+        z = rng.normal(0, 1) + sep * truth[f][i]
+        call = bool(z > sep / 2)
+        marks[f] = {"present": call, "confidence": int(min(5, 1 + abs(z - sep / 2) * 2))}
+        if call:
+            present.append(f.replace("_", " "))
+    text = "Simulated report. " + (", ".join(present).capitalize() if present else "No acute findings") + "."
+    return marks, text
+
+
+def _reads(p: SimulationParams, sc: TrialScenario, trial: Trial, truth: dict[str, np.ndarray],
+           case_index: dict[int, int], reader_pos: dict[int, int], eff: Any, rng: np.random.Generator
+           ) -> tuple[int, int, dict[int, float]]:
+    """Open and submit every assigned read (reading.services); returns counts and each read's latent quality."""
+    findings = list(sc.findings)
     reads = list(Read.objects.filter(case__trial=trial, reader__isnull=False)
                  .select_related("reader__user", "arm", "case").order_by("session", "case__code", "arm__code"))
     unassigned = Read.objects.filter(case__trial=trial, reader__isnull=True).count()
-    for read in reads:
-        i, j, ai = case_index[read.case_id], reader_pos[read.reader_id], read.arm.is_ai
-        c = i % p.centers
+    case_i = np.array([case_index[r.case_id] for r in reads], dtype=int)
+    reader_i = np.array([reader_pos[r.reader_id] for r in reads], dtype=int)
+    arm_i = np.array([int(r.arm.is_ai) for r in reads], dtype=int)
+    quality = report_quality(sc, case_i, reader_i, arm_i, eff, rng)
+    secs_all = np.exp(log_seconds(sc, case_i, reader_i, arm_i, eff, rng))
+    clock = {pk: timezone.now() - timedelta(days=60) for pk in reader_pos}
+    for k, read in enumerate(reads):
         user = read.reader.user
         reading_services.open_read(user, read)
-        sep = 2.2 if ai else 1.7
-        marks, present = {}, []
-        for f in findings:
-            z = rng.normal(0, 1) + sep * truth[f][i]
-            call = bool(z > sep / 2)
-            marks[f] = {"present": call, "confidence": int(min(5, 1 + abs(z - sep / 2) * 2))}
-            if call:
-                present.append(f.replace("_", " "))
-        text = ("Simulated report. " + (", ".join(present).capitalize() if present else "No acute findings") + ".")
+        marks, text = _marks(findings, truth, int(case_i[k]), bool(arm_i[k]), rng)
         reading_services.submit_read(user, read, {"findings_text": text, "impression_text": "Simulated impression.",
                                                   "finding_marks": marks})
-        secs = float(math.exp(math.log(p.base_seconds) + math.log(p.time_ratio) * ai + case_t[i] + reader_t[j]
-                              + center_t[c] + rng.normal(0, p.time_residual_sd)))
+        secs = float(secs_all[k])
         wall = secs * float(rng.uniform(1.05, 1.5))
         opened = clock[read.reader_id] + timedelta(seconds=float(rng.uniform(5, 60)))
         submitted = opened + timedelta(seconds=wall)
@@ -199,52 +249,33 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
         # Direct write (simulation of elapsed time): the services use the real clock and accept none.
         Read.objects.filter(pk=read.pk).update(opened_at=opened, submitted_at=submitted, last_heartbeat_at=submitted,
                                                autosaved_at=submitted, active_seconds=round(secs, 3))
-    log(f"{len(reads)} reads submitted ({unassigned} unassigned)")
+    return len(reads), unassigned, {r.pk: float(q) for r, q in zip(reads, quality, strict=True)}
 
-    # -- ratings (rating.services) ------------------------------------------------------------------
-    trial = services.advance_status(coord, trial, Trial.Status.RATING)
+
+def _ratings(p: SimulationParams, sc: TrialScenario, trial: Trial, experts: list, quality: dict[int, float],
+             eff: Any, rng: np.random.Generator) -> int:
+    """Every expert's rating task, answered by the shared expert model (rating.services)."""
     expert_pos = {m.pk: j for j, m in enumerate(experts)}
-    expert_q = rng.normal(0, p.expert_sd, p.experts)
     ratings = list(Rating.objects.filter(case__trial=trial)
                    .select_related("expert__user", "read_a__arm", "read_b__arm", "read_a", "read_b")
                    .order_by("case__code", "expert__user__username"))
-
-    def score(read: Read, i: int, e: int) -> int:
-        mu = (p.quality_base + p.quality_shift * read.arm.is_ai + case_q[i] + reader_q[reader_pos[read.reader_id]]
-              + center_q[i % p.centers] + expert_q[e])
-        return int(np.clip(np.rint(mu + rng.normal(0, p.residual_sd)), 1, 5))
-
     for r in ratings:
-        i, e = case_index[r.case_id], expert_pos[r.expert_id]
-        user = r.expert.user
-        rating_services.open_rating(user, r)
+        e = expert_pos[r.expert_id]
         if r.read_b_id is None:
-            answer: dict[str, Any] = {"quality_a": score(r.read_a, i, e)}
+            j = judge_reports(sc, np.array([quality[r.read_a_id]]), None, eff.expert_q[[e]], rng)
+            answer: dict[str, Any] = {"quality_a": int(j["score_first"][0])}
         else:
-            # Draw in the canonical order (control, then AI) so results do not depend on the A/B draw.
-            pair = sorted([r.read_a, r.read_b], key=lambda x: x.arm.is_ai)
-            q = {x.pk: score(x, i, e) for x in pair}
-            u = rng.random()
-            pref_ai = None if u < p.ties else bool(rng.random() < p.preference)
-            a_is_ai = r.read_a.arm.is_ai
-            pref = "none" if pref_ai is None else ("A" if pref_ai == a_is_ai else "B")
+            # The AI report first, as the model is written; A/B is the service's stored draw.
+            ai_read, ctl_read = (r.read_a, r.read_b) if r.read_a.arm.is_ai else (r.read_b, r.read_a)
+            j = judge_reports(sc, np.array([quality[ai_read.pk]]), np.array([quality[ctl_read.pk]]),
+                              eff.expert_q[[e]], rng)
+            q = {ai_read.pk: int(j["score_first"][0]), ctl_read.pk: int(j["score_second"][0])}
+            pref_ai = int(j["preference"][0])
+            a_is_ai = r.read_a_id == ai_read.pk
+            pref = "none" if pref_ai == 0 else ("A" if (pref_ai == 1) == a_is_ai else "B")
             answer = {"quality_a": q[r.read_a_id], "quality_b": q[r.read_b_id], "preference": pref}
         if trial.ask_blinding_guess:
             answer["blinding_guess"] = _guess(rng, p, r)
-        rating_services.submit_rating(user, r, answer)
-    log(f"{len(ratings)} ratings submitted")
-
-    if p.lock:
-        trial = services.advance_status(coord, trial, Trial.Status.LOCKED, reason="Simulation complete")
-        log(f"Trial {p.code} locked")
-    # The realised random effects, so a test can tell sampling error from bias.
-    effects = {
-        "reader_quality": {m.user.username: float(reader_q[j]) for j, m in enumerate(readers)},
-        "reader_log_time": {m.user.username: float(reader_t[j]) for j, m in enumerate(readers)},
-        "expert_quality": {m.user.username: float(expert_q[j]) for j, m in enumerate(experts)},
-        "center_quality": {c.code: float(center_q[k]) for k, c in enumerate(centers)},
-        "center_log_time": {c.code: float(center_t[k]) for k, c in enumerate(centers)},
-    }
-    return {"trial": trial, "params": {k: v for k, v in asdict(p).items() if k != "password"},
-            "reads": len(reads), "unassigned_reads": unassigned, "ratings": len(ratings),
-            "readers": Membership.objects.filter(trial=trial, role="reader").count(), "effects": effects}
+        rating_services.open_rating(r.expert.user, r)
+        rating_services.submit_rating(r.expert.user, r, answer)
+    return len(ratings)

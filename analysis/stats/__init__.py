@@ -13,9 +13,10 @@ from .comparisons import (
 )
 from .mixed import fit_mixed_model, log_time_mixed_model, quality_mixed_model
 from .mrmc import dbm, mrmc_analysis, obuchowski_rockette
-from .power import PowerScenario, simulate_power, simulate_trial_data
+from .power import PowerScenario, simulate_power
 from .proportions import binomial_test, clopper_pearson, panel_majority, preference_rate
 from .roc import auc_delong, delong_paired_test, sensitivity_specificity
+from .synthetic import TrialScenario, make_trial_tables
 from .trial import analyse_export_dir, analyse_trial_tables, read_export_dir
 
 __all__ = [
@@ -24,5 +25,5 @@ __all__ = [
     "fit_mixed_model", "fleiss_kappa", "geometric_mean_ratio", "icc", "icc_all", "jsonable", "log_time_mixed_model",
     "mann_whitney", "mrmc_analysis", "obuchowski_rockette", "paired_t_test", "panel_majority", "preference_rate",
     "quality_mixed_model", "read_export_dir", "relative_reduction", "sensitivity_specificity", "simulate_power",
-    "simulate_trial_data", "welch_t_test", "wilcoxon_signed_rank",
+    "TrialScenario", "make_trial_tables", "welch_t_test", "wilcoxon_signed_rank",
 ]

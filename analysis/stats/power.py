@@ -1,154 +1,243 @@
-"""Power by simulation for a paired-by-case reader trial (pure numpy/scipy; no Django).
+"""Power of the primary tests by simulation (pure numpy/pandas; no Django).
 
-Each simulated trial: ``n_cases`` cases spread over ``n_centers``; readers randomised to two arms stratified by
-center; every case read once per arm by a reader of that arm at its center; each pair of reports scored 1-5 by a
-panel of ``n_experts``. Quality = base + effect*assisted + case + reader + center + expert + noise (rounded and
-clipped to 1-5 unless ``discrete=False``); log reading time = log(base) + log(time_ratio)*assisted + case + reader +
-center + noise. The primary tests (paired t and Wilcoxon on case-level mean quality; paired t on log time, i.e. the
-ratio of geometric means, and Wilcoxon on times) are run on every simulated trial; power = share of p < alpha.
+Each simulated trial comes from :func:`analysis.stats.synthetic.make_trial_tables` (the one trial model: readers
+nested or crossed as the design says, reader/case/report/expert effects, preferences driven by perceived quality
+with ties) and is analysed by the declared primary analysis, :func:`analysis.stats.primary.primary_analysis`
+(quality LMM, reading-time LMM, preference by permutation of readers' arms within center). The power of a test is
+the share of trials with p < alpha, given with its Monte-Carlo SE and Clopper-Pearson interval.
+
+The case-level paired t-tests (quality, log time) are also run on every trial, labelled as not accounting for
+readers: in paired-by-case trials they reject far too often under the null (``benchmarks/calibration.py``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from ._result import StatResult
+from ._result import jsonable
 from .proportions import clopper_pearson
+from .synthetic import TrialScenario, make_trial_tables
+
+ASSISTED, CONTROL = "ai_assisted", "unassisted"
+PRIMARY_TESTS = ("quality", "reading_time", "preference", "preference_decisive")
+SENSITIVITY_TESTS = ("preference_randomisation",)
+CASE_LEVEL_TESTS = ("quality_case_paired_t", "time_case_paired_t")
+OUTCOME_COLUMNS = ["sim", "test", "estimate", "ci_low", "ci_high", "p", "converged", "fallback", "error"]
+
+PowerScenario = TrialScenario  # the former name
 
 
 @dataclass
-class PowerScenario:
-    n_cases: int = 296
-    n_readers: int = 20
-    n_centers: int = 3
-    n_experts: int = 5
-    quality_base: float = 4.1
-    quality_effect: float = 0.25
-    sd_case: float = 0.45
-    sd_reader: float = 0.2
-    sd_center: float = 0.1
-    sd_expert: float = 0.2
-    sd_residual: float = 0.6
-    discrete: bool = True
-    time_base_seconds: float = 146.6
-    time_ratio: float = 0.817
-    sd_log_case: float = 0.2
-    sd_log_reader: float = 0.15
-    sd_log_center: float = 0.1
-    sd_log_residual: float = 0.3
+class RejectionRate:
+    """Rejection rate of one test over the simulated trials.
+
+    ``power``: share of trials with p < alpha (trials whose analysis failed or gave no p count as not rejecting;
+    ``n_failed`` says how many; ``n_not_converged`` fits not converged, ``n_fallback``
+    fits where the declared fallback dropped a variance component). ``mc_se``: its Monte-Carlo standard error; ``ci``: Clopper-Pearson 95% interval.
+    ``mean_estimate`` and ``truth`` (the scenario's true value) show bias; ``coverage`` is the share of 95% CIs that
+    hold the truth (None without a truth or without CIs).
+    """
+
+    test: str
+    power: float
+    mc_se: float
+    ci: tuple[float | None, float | None]
+    n_sims: int
+    n_failed: int
+    n_not_converged: int
+    n_fallback: int
+    mean_estimate: float | None
+    truth: float | None
+    coverage: float | None
+    coverage_ci: tuple[float | None, float | None] | None
 
 
-def simulate_trial_data(scenario: PowerScenario, sims: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Simulate ``sims`` trials at once. Returns arrays indexed [sim, case, arm] (arm 0 = control, 1 = assisted):
-    ``quality`` (case-level mean over the expert panel), ``seconds``, plus ``center`` [case] and ``reader``
-    [sim, case, arm]."""
-    s = scenario
-    k, e = s.n_cases, s.n_experts
-    center = np.arange(k) % s.n_centers
-    per_center = max(1, s.n_readers // (2 * s.n_centers))
-    # readers of arm a at center c: ids (c * 2 + a) * per_center + 0..per_center-1
-    pick = rng.integers(0, per_center, size=(sims, k, 2))
-    arm_idx = np.arange(2)[None, None, :]
-    reader = (center[None, :, None] * 2 + arm_idx) * per_center + pick
-    n_reader_ids = s.n_centers * 2 * per_center
-    assisted = np.array([0.0, 1.0])[None, None, :]
+@dataclass
+class PowerResult:
+    """Power of every test for one scenario (``tests`` keyed by test name; see :class:`RejectionRate`)."""
 
-    r_eff = rng.normal(0, s.sd_reader, (sims, n_reader_ids))
-    c_eff = rng.normal(0, s.sd_center, (sims, s.n_centers))
-    case_eff = rng.normal(0, s.sd_case, (sims, k, 1))
-    exp_eff = rng.normal(0, s.sd_expert, (sims, 1, 1, e))
-    rdr = np.take_along_axis(r_eff, reader.reshape(sims, -1), axis=1).reshape(sims, k, 2)
-    mu = s.quality_base + s.quality_effect * assisted + case_eff + rdr + c_eff[:, center][:, :, None]
-    scores = mu[..., None] + exp_eff + rng.normal(0, s.sd_residual, (sims, k, 2, e))
-    if s.discrete:
-        scores = np.clip(np.rint(scores), 1, 5)
-    quality = scores.mean(axis=3)
+    scenario: dict[str, Any]
+    sims: int
+    alpha: float
+    seed: int
+    n_permutations: int
+    tests: dict[str, RejectionRate]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
 
-    r_log = rng.normal(0, s.sd_log_reader, (sims, n_reader_ids))
-    c_log = rng.normal(0, s.sd_log_center, (sims, s.n_centers))
-    lt = (np.log(s.time_base_seconds) + np.log(s.time_ratio) * assisted + rng.normal(0, s.sd_log_case, (sims, k, 1))
-          + np.take_along_axis(r_log, reader.reshape(sims, -1), axis=1).reshape(sims, k, 2)
-          + c_log[:, center][:, :, None] + rng.normal(0, s.sd_log_residual, (sims, k, 2)))
-    return {"quality": quality, "seconds": np.exp(lt), "center": center, "reader": reader}
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({"method": "Power by simulation of the primary analysis", "scenario": self.scenario,
+                         "sims": self.sims, "alpha": self.alpha, "seed": self.seed,
+                         "n_permutations": self.n_permutations, "seconds": self.seconds, "notes": self.notes,
+                         "tests": {k: v.__dict__ for k, v in self.tests.items()}})
+
+
+# -- one simulated trial ----------------------------------------------------------------------------------------
+def case_level_paired_t(tables: dict[str, pd.DataFrame]) -> dict[str, tuple[float, float, float, float]]:
+    """The old case-level paired t-tests (estimate, ci_low, ci_high, p) on case means of quality and log time.
+
+    Descriptive only: they ignore readers (a case's arm difference is also a difference between two readers).
+    """
+    out: dict[str, tuple[float, float, float, float]] = {}
+    r = tables["ratings"]
+    if len(r) and "arm_b" in r and (r["arm_b"].notna() & (r["arm_b"].astype(str) != "")).any():
+        ai = np.where(r["arm_a"] == ASSISTED, r["quality_a"], r["quality_b"]).astype(float)
+        ctl = np.where(r["arm_a"] == ASSISTED, r["quality_b"], r["quality_a"]).astype(float)
+        per = pd.DataFrame({"case": r["case_code"], "d": ai - ctl}).groupby("case")["d"].mean()
+        out["quality_case_paired_t"] = _one_sample_t(per.to_numpy())
+    reads = tables["reads"]
+    lt = reads.assign(lt=np.log(reads["active_seconds"].astype(float))).pivot_table(
+        index="case_code", columns="arm", values="lt", aggfunc="mean").dropna()
+    if len(lt) > 1 and {ASSISTED, CONTROL} <= set(lt.columns):
+        est, lo, hi, p = _one_sample_t((lt[ASSISTED] - lt[CONTROL]).to_numpy())
+        out["time_case_paired_t"] = (math.exp(est), math.exp(lo), math.exp(hi), p)
+    return out
+
+
+def _one_sample_t(d: np.ndarray) -> tuple[float, float, float, float]:
+    res = stats.ttest_1samp(d, 0.0)
+    ci = res.confidence_interval(0.95)
+    return float(d.mean()), float(ci.low), float(ci.high), float(res.pvalue)
+
+
+def _primary_rows(block: Any) -> dict[str, dict[str, Any]]:
+    """estimate, ci_low, ci_high, p, converged, fallback of each primary test in a ``PrimaryBlock``.
+
+    The decisive-pair rate and the reader randomisation test (a sensitivity analysis) come from the preference
+    result's details.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("quality", "reading_time", "preference"):
+        res = getattr(block, name, None)
+        if res is None:
+            continue
+        ci = res.ci or (None, None)
+        out[name] = {"estimate": res.estimate, "ci_low": ci[0], "ci_high": ci[1], "p": res.p,
+                     "converged": bool(res.converged), "fallback": res.fallback is not None}
+    pref = getattr(block, "preference", None)
+    det = getattr(pref, "details", None) or {}
+    if "decisive_rate" in det:
+        ci = det.get("decisive_rate_ci") or (None, None)
+        out["preference_decisive"] = {"estimate": det["decisive_rate"], "ci_low": ci[0], "ci_high": ci[1],
+                                      "p": det.get("decisive_rate_p"), "converged": bool(pref.converged),
+                                      "fallback": pref.fallback is not None}
+    rt = det.get("randomisation_test")
+    if isinstance(rt, Mapping) and rt.get("p") is not None:
+        out["preference_randomisation"] = {"estimate": None, "ci_low": None, "ci_high": None, "p": rt["p"],
+                                           "converged": True, "fallback": False}
+    return out
+
+
+def run_one(scenario: TrialScenario, sim: int, seed: int, n_permutations: int,
+            primary: bool = True) -> list[dict[str, Any]]:
+    """Simulate and analyse trial number ``sim`` (its own stream ``default_rng([seed, sim])``); long rows."""
+    rng = np.random.default_rng([seed, sim])
+    rows: list[dict[str, Any]] = []
+    tables = make_trial_tables(scenario=scenario, rng=rng)
+    if scenario.design != "case_randomised":
+        for name, (est, lo, hi, p) in case_level_paired_t(tables).items():
+            rows.append({"sim": sim, "test": name, "estimate": est, "ci_low": lo, "ci_high": hi, "p": p,
+                         "converged": True, "fallback": False, "error": ""})
+    if not primary:
+        return rows
+    from .primary import primary_analysis
+
+    try:
+        block = primary_analysis(tables, design=scenario.design, majority_k=scenario.k, assisted=ASSISTED,
+                                 control=CONTROL, n_permutations=n_permutations, rng=rng,
+                                 subgroups=False)
+    except Exception as exc:  # noqa: BLE001 - a failed analysis is a result of the simulation, counted and shown
+        return rows + [{"sim": sim, "test": t, "estimate": None, "ci_low": None, "ci_high": None, "p": None,
+                        "converged": False, "fallback": False,
+                        "error": f"{type(exc).__name__}: {exc}"} for t in PRIMARY_TESTS]
+    for name, row in _primary_rows(block).items():
+        rows.append({"sim": sim, "test": name, **row, "error": ""})
+    return rows
+
+
+def _run_chunk(args: tuple[TrialScenario, list[int], int, int, bool]) -> list[dict[str, Any]]:
+    scenario, sims, seed, n_permutations, primary = args
+    return [row for s in sims for row in run_one(scenario, s, seed, n_permutations, primary)]
+
+
+def simulate_outcomes(scenario: TrialScenario, sims: int, *, seed: int = 20250101, n_permutations: int = 0,
+                      jobs: int = 1, primary: bool = True, start: int = 0) -> pd.DataFrame:
+    """Simulate and analyse ``sims`` trials (numbered from ``start``); one row per (trial, test).
+
+    Trial i uses its own random stream, so results do not depend on ``jobs`` (worker processes).
+    """
+    scenario.validate()
+    ids = list(range(start, start + sims))
+    if jobs <= 1:
+        rows = _run_chunk((scenario, ids, seed, n_permutations, primary))
+    else:
+        chunks = [(scenario, ids[i::jobs], seed, n_permutations, primary) for i in range(jobs)]
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            rows = [r for part in pool.map(_run_chunk, chunks) for r in part]
+    return pd.DataFrame(rows, columns=OUTCOME_COLUMNS).sort_values(["test", "sim"], kind="stable")
+
+
+# -- summaries --------------------------------------------------------------------------------------------------
+def truths_for(scenario: TrialScenario) -> dict[str, float | None]:
+    """True values of every test's estimand (case-level tests estimate the same quantities as the primary ones)."""
+    t = scenario.truths()
+    return {**t, "quality_case_paired_t": t["quality"], "time_case_paired_t": t["reading_time"]}
+
+
+def summarise(outcomes: pd.DataFrame, sims: int, truths: dict[str, float | None], alpha: float = 0.05,
+              tests: Iterable[str] | None = None) -> dict[str, RejectionRate]:
+    """Rejection rate (p < alpha) and CI coverage of each test over ``sims`` trials."""
+    out: dict[str, RejectionRate] = {}
+    for name in tests or sorted(outcomes["test"].unique()):
+        g = outcomes[outcomes["test"] == name]
+        p = pd.to_numeric(g["p"], errors="coerce")
+        hits = int((p < alpha).sum())
+        est = pd.to_numeric(g["estimate"], errors="coerce")
+        truth = truths.get(name)
+        cov, cov_ci = None, None
+        lo, hi = pd.to_numeric(g["ci_low"], errors="coerce"), pd.to_numeric(g["ci_high"], errors="coerce")
+        if truth is not None and lo.notna().any():
+            inside = int(((lo <= truth) & (truth <= hi)).sum())
+            cov, cov_ci = inside / sims, clopper_pearson(inside, sims)
+        rate = hits / sims
+        out[name] = RejectionRate(test=name, power=rate, mc_se=math.sqrt(rate * (1 - rate) / sims),
+                              ci=clopper_pearson(hits, sims), n_sims=sims, n_failed=int(p.isna().sum()),
+                              n_not_converged=int((~g["converged"].astype(bool)).sum()),
+                              n_fallback=int(g["fallback"].astype(bool).sum()),
+                              mean_estimate=float(est.mean()) if est.notna().any() else None, truth=truth,
+                              coverage=cov, coverage_ci=cov_ci)
+    return out
 
 
 def simulate_power(
-    scenario: PowerScenario | None = None,
-    sims: int = 500,
+    scenario: TrialScenario | None = None,
+    sims: int = 200,
     alpha: float = 0.05,
     seed: int = 20250101,
-    mixed_model_sims: int = 0,
+    n_permutations: int = 0,
+    jobs: int = 1,
     **overrides: Any,
-) -> StatResult:
-    """Power of the primary tests by simulation. ``overrides`` replace scenario fields (e.g. n_cases=150).
+) -> PowerResult:
+    """Power of each primary test (and, for comparison, the case-level paired t) by simulation of ``scenario``.
 
-    Estimate/CI: power of the paired t-test on case-level quality (Clopper-Pearson CI for the Monte-Carlo error);
-    ``extras['power']`` has every test, ``extras['mean_estimates']`` the average estimates (which should sit near
-    the true effects), ``extras['scenario']`` the inputs.
-
-    Readers are nested in arms in this design, so reader variance enters the arm difference: the case-level paired
-    tests then reject too often under H0 (see ``extras['power']`` with zero effects). ``mixed_model_sims`` > 0 also
-    fits the reader/center mixed models on that many of the simulated trials (about 0.2 s each) and reports their
-    power as ``quality_mixed_model`` and ``time_mixed_model``.
+    ``overrides`` replace scenario fields (e.g. ``n_cases=150``). Counts that do not fit the design raise
+    ValueError (see :meth:`TrialScenario.validate`).
     """
-    sc = scenario or PowerScenario()
-    if overrides:
-        sc = PowerScenario(**{**asdict(sc), **overrides})
-    rng = np.random.default_rng(seed)
-    data = simulate_trial_data(sc, sims, rng)
-    q, t = data["quality"], data["seconds"]
-    dq = q[:, :, 1] - q[:, :, 0]
-    p_q_t = stats.ttest_rel(q[:, :, 1], q[:, :, 0], axis=1).pvalue
-    nz = np.where(dq == 0, np.nan, dq)  # zero differences dropped, as R/scipy 'wilcox'
-    p_q_w = stats.wilcoxon(nz, axis=1, nan_policy="omit", method="asymptotic", correction=True).pvalue
-    lt = np.log(t)
-    p_t_t = stats.ttest_rel(lt[:, :, 1], lt[:, :, 0], axis=1).pvalue
-    p_t_w = stats.wilcoxon(t[:, :, 1] - t[:, :, 0], axis=1, method="asymptotic", correction=True).pvalue
-    power = {
-        "quality_paired_t": float(np.mean(p_q_t < alpha)),
-        "quality_wilcoxon": float(np.mean(np.asarray(p_q_w) < alpha)),
-        "time_log_paired_t": float(np.mean(p_t_t < alpha)),
-        "time_wilcoxon": float(np.mean(p_t_w < alpha)),
-        "both_primary": float(np.mean((p_q_t < alpha) & (p_t_t < alpha))),
-    }
-    means = {
-        "quality_difference": float(dq.mean()),
-        "time_ratio_geometric": float(np.exp((lt[:, :, 1] - lt[:, :, 0]).mean())),
-        "time_relative_reduction": float(np.mean(1 - t[:, :, 1].mean(axis=1) / t[:, :, 0].mean(axis=1))),
-    }
-    if mixed_model_sims > 0:
-        import pandas as pd
-
-        from .mixed import log_time_mixed_model, quality_mixed_model
-
-        m = min(mixed_model_sims, sims)
-        pq, pt, est_q, est_t = [], [], [], []
-        k = sc.n_cases
-        for i in range(m):
-            df = pd.DataFrame({
-                "case_code": np.repeat(np.arange(k), 2),
-                "arm": np.tile(["unassisted", "ai_assisted"], k),
-                "reader": data["reader"][i].ravel(),
-                "center": np.repeat(data["center"], 2),
-                "score": q[i].ravel(),
-                "active_seconds": t[i].ravel(),
-            })
-            rq = quality_mixed_model(df, random_effects=("reader", "center"))
-            rt = log_time_mixed_model(df)
-            pq.append(rq.p if rq.p is not None else np.nan)
-            pt.append(rt.p if rt.p is not None else np.nan)
-            est_q.append(rq.estimate)
-            est_t.append(rt.estimate)
-        power["quality_mixed_model"] = float(np.nanmean(np.asarray(pq) < alpha))
-        power["time_mixed_model"] = float(np.nanmean(np.asarray(pt) < alpha))
-        power["mixed_model_sims"] = m
-        means["quality_difference_mixed"] = float(np.nanmean(np.asarray(est_q, dtype=float)))
-        means["time_ratio_mixed"] = float(np.nanmean(np.asarray(est_t, dtype=float)))
-    hits = int(np.sum(p_q_t < alpha))
-    return StatResult(method="Power by simulation (paired-by-case design)", estimate=power["quality_paired_t"],
-                      ci=clopper_pearson(hits, sims), n=sims,
-                      extras={"alpha": alpha, "seed": seed, "sims": sims, "power": power, "mean_estimates": means,
-                              "scenario": asdict(sc)})
+    sc = replace(scenario or TrialScenario(), **overrides).validate()
+    t0 = time.perf_counter()
+    outcomes = simulate_outcomes(sc, sims, seed=seed, n_permutations=n_permutations, jobs=jobs)
+    tests = summarise(outcomes, sims, truths_for(sc), alpha)
+    notes = ["quality_case_paired_t and time_case_paired_t ignore readers: descriptive, not valid tests"]
+    if n_permutations:
+        notes.append(f"preference_randomisation: reader randomisation test (sensitivity), {n_permutations} "
+                     f"permutations, p resolved to 1/{n_permutations + 1}")
+    return PowerResult(scenario=sc.to_dict(), sims=sims, alpha=alpha, seed=seed, n_permutations=n_permutations,
+                       tests=tests, seconds=round(time.perf_counter() - t0, 2), notes=notes)

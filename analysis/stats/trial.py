@@ -44,12 +44,15 @@ from .comparisons import (
     welch_t_test,
     wilcoxon_signed_rank,
 )
-from .mixed import log_time_mixed_model, quality_mixed_model
 from .mrmc import obuchowski_rockette
+from .primary import DESCRIPTIVE_LABEL, PrimaryResult, primary_analysis
 from .proportions import panel_majority, preference_rate
 from .roc import auc_delong, sensitivity_specificity
 
 DESIGNS = ("paired_by_case", "case_randomised", "crossover")
+PREFERENCE_NOTE = ("descriptive only: the binomial p treats expert judgements and cases as independent (they are "
+                   "clustered by reader and case), and 0.5 is not the null share of 'at least k prefer' when ties are "
+                   "possible; see primary.preference")
 TABLES = ("reads", "ratings", "drafts", "cases")
 
 
@@ -143,6 +146,7 @@ def _arm_compare(df: pd.DataFrame, value: str, unit: str, assisted: Any, control
     per = d.groupby([unit, "arm"])[value].mean().unstack("arm") if len(d) else pd.DataFrame()
     a = per[assisted] if assisted in per else pd.Series(dtype=float)
     c = per[control] if control in per else pd.Series(dtype=float)
+    out["note"] = DESCRIPTIVE_LABEL
     if paired:
         both = pd.concat([a, c], axis=1, keys=["a", "c"]).dropna()
         out["n_pairs"] = len(both)
@@ -162,6 +166,9 @@ def _arm_compare(df: pd.DataFrame, value: str, unit: str, assisted: Any, control
         else:
             out["welch_t"] = welch_t_test(a.dropna(), c.dropna())
             out["mann_whitney"] = mann_whitney(a.dropna(), c.dropna())
+    for v in out.values():
+        if isinstance(v, StatResult):
+            v.extras["label"] = DESCRIPTIVE_LABEL
     return out
 
 
@@ -174,8 +181,6 @@ def _quality_section(q: pd.DataFrame, assisted: Any, control: Any, paired: bool)
     case_means = q.groupby(["case_code", "arm"], as_index=False)["score"].mean() if len(q) else q
     sec["descriptive_case_means"] = _per_arm(case_means, "score", [assisted, control])
     sec.update(_arm_compare(q, "score", "case_code", assisted, control, paired))
-    sec["mixed_model"] = quality_mixed_model(q, assisted_arm=assisted, control_arm=control) if len(q) else \
-        empty_result("Quality mixed model", "no ratings")
     return sec
 
 
@@ -193,8 +198,6 @@ def _time_section(reads: pd.DataFrame, assisted: Any, control: Any, paired: bool
         r.loc[r["arm"] == assisted, "active_seconds"], r.loc[r["arm"] == control, "active_seconds"], paired=False
     ) if d_a["n"] and d_c["n"] else empty_result("Relative reduction of the mean", "no reads")
     sec.update(_arm_compare(r, "active_seconds", "case_code", assisted, control, paired, log_scale=True))
-    sec["mixed_model"] = log_time_mixed_model(r, assisted_arm=assisted, control_arm=control) if len(r) else \
-        empty_result("Reading-time mixed model", "no reads")
     return sec
 
 
@@ -212,7 +215,10 @@ def _preference_section(ratings: pd.DataFrame, assisted: Any, control: Any, majo
     r = r[r["preferred"].notna()]
     out = {"pairs": preference_rate(r["preferred"].tolist(), assisted="assisted", tie="none"),
            "panel_majority": panel_majority(r, case_col="case_code", preference_col="preferred",
-                                            assisted="assisted", k=majority_k)}
+                                            assisted="assisted", k=majority_k),
+           "note": PREFERENCE_NOTE}
+    for v in (out["pairs"], out["panel_majority"]):
+        v.extras["label"] = PREFERENCE_NOTE
     if "center" in r:
         out["by_center"] = {str(c): preference_rate(g["preferred"].tolist(), assisted="assisted", tie="none")
                             for c, g in r.groupby("center")}
@@ -388,14 +394,21 @@ def analyse_trial_tables(
     majority_k: int | None = None,
     threshold: float | dict[str, float] = 0.5,
     findings: list[str] | None = None,
+    n_permutations: int = 0,
+    seed: int = 20250101,
+    subgroups: bool = True,
+    df_method: str = "satterthwaite",
 ) -> dict[str, Any]:
     """docs/design.md section 7, primary and secondary analyses, from the export tables (see module docstring).
 
     ``design``: 'paired_by_case' (default), 'case_randomised' or 'crossover'. ``majority_k``: experts needed for a
     case to count as 'assisted preferred' (default strict majority of the panel that rated it; the reference trial
     uses 3 of 5). ``threshold``: the AI operating point (one value or per finding code). Returns a JSON-able dict
-    with keys design, arms, warnings, flow, quality, reading_time, preference, ai_standalone, reader_accuracy,
-    agreement, subgroups, blinding (Bang's and James's indices of the experts' guesses, :mod:`.blinding`).
+    whose FIRST key is ``primary`` (the declared primary analysis, :func:`analysis.stats.primary.primary_analysis`;
+    ``n_permutations``/``seed`` drive its opt-in preference randomisation sensitivity test, ``subgroups`` its
+    interaction models, ``df_method`` its df: 'satterthwaite' or 'kenward-roger'), then design, arms, warnings,
+    flow, quality, reading_time, preference, ai_standalone, reader_accuracy, agreement, subgroups, blinding (Bang's and James's indices of the experts'
+    guesses, :mod:`.blinding`). The case-level tests in quality / reading_time / preference are descriptive (labelled).
     """
     if design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
@@ -419,7 +432,11 @@ def analyse_trial_tables(
     paired = design != "case_randomised"
     findings = findings if findings is not None else _findings(tables)
     q = _quality_long(ratings, reads)
+    primary = primary_analysis({"reads": reads, "ratings": ratings}, design=design, majority_k=majority_k,
+                               assisted=str(assisted), control=str(control), n_permutations=n_permutations,
+                               rng=np.random.default_rng(seed), subgroups=subgroups, df_method=df_method)
     result: dict[str, Any] = {
+        "primary": primary.to_dict(),
         "design": design,
         "paired_analysis": paired,
         "arms": {"assisted": assisted, "control": control, "observed": sorted({str(a) for a in arms})},
@@ -436,7 +453,17 @@ def analyse_trial_tables(
         "subgroups": _subgroups(q, reads, assisted, control, paired),
         "blinding": blinding_from_ratings(ratings, assisted, control),
     }
+    result["quality"]["mixed_model"] = _model_pointer(primary.quality, "primary.quality")
+    result["reading_time"]["mixed_model"] = _model_pointer(primary.reading_time, "primary.reading_time")
+    result["warnings"] = warnings + list(primary.warnings)
     return jsonable(result)
+
+
+def _model_pointer(res: PrimaryResult, where: str) -> dict[str, Any]:
+    """The adjusted (mixed-model) estimate of a section: the primary model's numbers, with a pointer to them."""
+    return {"method": f"see {where}: {res.method}", "estimate": res.estimate, "ci": list(res.ci), "p": res.p,
+            "df": res.df, "converged": res.converged, "boundary": res.boundary, "fallback": res.fallback,
+            "n": res.n_cases, "note": res.note}
 
 
 def analyse_export_dir(path: str | Path, design: str = "paired_by_case", **kwargs: Any) -> dict[str, Any]:

@@ -41,10 +41,14 @@ def test_cli_auc_paired(ref):
 
 
 def test_cli_power():
-    out = run_cli("power", "--n-cases", "60", "--n-readers", "6", "--effect", "0.3", "--sims", "50", "--seed", "4")
-    assert out["n"] == 50 and 0 <= out["estimate"] <= 1
-    assert out["scenario"]["n_cases"] == 60 and out["scenario"]["quality_effect"] == 0.3
-    assert set(out["power"]) >= {"quality_paired_t", "quality_wilcoxon", "time_log_paired_t", "time_wilcoxon"}
+    out = run_cli("power", "--n-cases", "60", "--n-readers", "6", "--effect", "0.3", "--sims", "4", "--seed", "4")
+    assert out["sims"] == 4 and out["scenario"]["n_cases"] == 60 and out["scenario"]["quality_effect"] == 0.3
+    assert out["scenario"]["n_readers"] == 6 and out["scenario"]["majority_k"] == 3
+    primary = {"quality", "reading_time", "preference", "preference_decisive"}
+    assert primary | {"quality_case_paired_t", "time_case_paired_t"} <= set(out["tests"])
+    for name in primary:
+        t = out["tests"][name]
+        assert 0 <= t["power"] <= 1 and t["n_sims"] == 4 and t["mc_se"] >= 0 and t["ci"][0] <= t["power"]
 
 
 def test_cli_trial(tmp_path):

@@ -16,44 +16,45 @@ from analysis.stats import (
     relative_reduction,
     sensitivity_specificity,
     simulate_power,
-    simulate_trial_data,
 )
-from analysis.stats.power import PowerScenario
-from analysis.stats.synthetic import make_trial_tables
+from analysis.stats.synthetic import TrialScenario, make_trial_tables
 
 
-def _long(data, i, k):
-    return pd.DataFrame({
-        "case_code": np.repeat(np.arange(k), 2), "arm": np.tile(["unassisted", "ai_assisted"], k),
-        "reader": data["reader"][i].ravel(), "center": np.repeat(data["center"], 2),
-        "score": data["quality"][i].ravel(), "active_seconds": data["seconds"][i].ravel(),
-    })
+def _long(tables):
+    """One row per read: the read's mean score over the experts, and its reading time."""
+    r = tables["ratings"]
+    scores = pd.concat([r[["case_code", "arm_a", "quality_a"]].set_axis(["case_code", "arm", "score"], axis=1),
+                        r[["case_code", "arm_b", "quality_b"]].set_axis(["case_code", "arm", "score"], axis=1)])
+    mean = scores.groupby(["case_code", "arm"], as_index=False)["score"].mean()
+    return tables["reads"].merge(mean, on=["case_code", "arm"])
 
 
 def test_mixed_models_recover_known_effects():
-    sc = PowerScenario(n_cases=400, n_readers=24, quality_effect=0.4, time_ratio=0.75, sd_reader=0.05,
+    sc = TrialScenario(n_cases=400, n_readers=24, quality_effect=0.4, time_ratio=0.75, sd_reader=0.05,
                        sd_log_reader=0.05, discrete=False)
-    data = simulate_trial_data(sc, 1, np.random.default_rng(7))
-    df = _long(data, 0, sc.n_cases)
-    q = quality_mixed_model(df, random_effects=("reader", "center", "case_code"))
+    df = _long(make_trial_tables(scenario=sc, seed=7))
+    # reader and center effects only: every case is in both arms, and statsmodels takes minutes with a crossed case
+    # effect (the primary analysis, analysis.stats.primary, fits the full crossed model)
+    q = quality_mixed_model(df, random_effects=("reader", "center"))
     assert q.ci[0] < 0.4 < q.ci[1]
     assert q.estimate == pytest.approx(0.4, abs=0.1)
-    t = log_time_mixed_model(df, random_effects=("reader", "center", "case_code"))
+    t = log_time_mixed_model(df, random_effects=("reader", "center"))
     assert t.ci[0] < 0.75 < t.ci[1]
     assert t.estimate == pytest.approx(0.75, abs=0.05)
     json.dumps(q.to_dict()), json.dumps(t.to_dict())
 
 
-def test_power_simulation_centres_on_truth_and_is_reproducible():
-    a = simulate_power(sims=200, seed=3, n_cases=150, quality_effect=0.3, time_ratio=0.8)
-    b = simulate_power(sims=200, seed=3, n_cases=150, quality_effect=0.3, time_ratio=0.8)
-    assert a.to_dict() == b.to_dict()
-    m = a.extras["mean_estimates"]
-    assert m["time_ratio_geometric"] == pytest.approx(0.8, abs=0.02)
-    assert 0.15 < m["quality_difference"] < 0.35  # rounding to 1-5 and clipping at 5 shrink the difference
-    assert a.estimate > 0.8
-    small = simulate_power(sims=200, seed=3, n_cases=30, quality_effect=0.05, time_ratio=1.0)
-    assert small.estimate < a.estimate
+def test_power_simulation_is_reproducible_and_grows_with_the_effect():
+    kw = dict(n_cases=60, n_readers=6, n_centers=3, quality_effect=0.5, time_ratio=0.6)
+    a = simulate_power(sims=12, seed=3, **kw)
+    b = simulate_power(sims=12, seed=3, **kw)
+    assert {k: v.power for k, v in a.tests.items()} == {k: v.power for k, v in b.tests.items()}
+    assert {"quality", "reading_time", "preference", "preference_decisive"} <= set(a.tests)
+    assert a.tests["reading_time"].mean_estimate == pytest.approx(0.6, abs=0.1)
+    assert a.tests["reading_time"].power >= 0.5
+    small = simulate_power(sims=12, seed=3, **{**kw, "quality_effect": 0.0, "time_ratio": 1.0})
+    assert small.tests["reading_time"].power < a.tests["reading_time"].power
+    json.dumps(a.to_dict(), allow_nan=False)
 
 
 def test_relative_reduction_and_gm_ratio_recover_truth():
@@ -109,7 +110,9 @@ def test_trial_analysis_runs_and_recovers_direction(design):
     json.dumps(out, allow_nan=False)
     assert out["arms"]["assisted"] == "ai_assisted" and out["arms"]["control"] == "unassisted"
     gm = out["reading_time"]["geometric_mean_ratio"]
-    assert gm["n"] > 0 and gm["ci"][0] < 0.75 < gm["ci"][1]
+    # direction only: the case-level ratio ignores readers (nested in arms in paired-by-case), so its CI is too
+    # narrow for the true ratio; the primary mixed models are checked in test_primary / calibration
+    assert gm["n"] > 0 and gm["estimate"] < 0.95
     assert out["ai_standalone"]["models"]["janus-pro-cxr-1"]["pneumothorax"]["auc"]["estimate"] > 0.7
     if design != "case_randomised":
         assert out["quality"]["paired_t"]["estimate"] > 0.2

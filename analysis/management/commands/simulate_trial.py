@@ -1,6 +1,8 @@
 """Create a synthetic trial with known effects through the real services (see analysis.simulation)."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import TrialError
@@ -22,14 +24,19 @@ class Command(BaseCommand):
         parser.add_argument("--experts", type=int, default=d.experts, help="experts; all rate every case")
         parser.add_argument("--design", choices=Trial.Design.values, default=d.design)
         parser.add_argument("--quality-shift", type=float, default=d.quality_shift,
-                            help="true quality difference, AI - control, on the 1-5 scale")
+                            help="true difference of mean quality scores, AI - control, on the 1-5 scale")
         parser.add_argument("--time-ratio", type=float, default=d.time_ratio,
-                            help="true ratio of reading times, AI / control")
+                            help="true ratio of geometric mean reading times, AI / control")
         parser.add_argument("--preference", type=float, default=d.preference,
-                            help="probability an expert prefers the AI report in a decisive pair")
-        parser.add_argument("--ties", type=float, default=d.ties, help="probability of no preference")
+                            help="share of cases where a panel majority prefers the AI report (sets the experts' "
+                                 "tie band; default: the band giving the published 54.3%% with 5 experts)")
         parser.add_argument("--reader-sd", type=float, default=d.reader_sd, help="reader effect SD on quality")
-        parser.add_argument("--center-sd", type=float, default=d.center_sd, help="center effect SD on quality")
+        parser.add_argument("--case-sd", type=float, default=d.case_sd, help="case effect SD on quality")
+        parser.add_argument("--report-sd", type=float, default=d.report_sd,
+                            help="report (reader x case) effect SD on quality")
+        parser.add_argument("--expert-sd", type=float, default=d.expert_sd, help="expert effect SD on quality")
+        parser.add_argument("--residual-sd", type=float, default=d.residual_sd,
+                            help="SD of an expert's perception of one report (drives scores and preferences)")
         parser.add_argument("--time-reader-sd", type=float, default=d.time_reader_sd,
                             help="reader effect SD on log reading time")
         parser.add_argument("--model-auc", type=float, default=d.model_auc, help="the model's AUC per finding")
@@ -41,12 +48,8 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         if Trial.objects.filter(code=o["code"]).exists():
             raise CommandError(f"A trial with code {o['code']} already exists.")
-        params = SimulationParams(
-            code=o["code"], cases=o["cases"], readers=o["readers"], centers=o["centers"], experts=o["experts"],
-            design=o["design"], quality_shift=o["quality_shift"], time_ratio=o["time_ratio"],
-            preference=o["preference"], ties=o["ties"], reader_sd=o["reader_sd"], center_sd=o["center_sd"],
-            time_reader_sd=o["time_reader_sd"], model_auc=o["model_auc"], seed=o["seed"], lock=not o["no_lock"],
-            password=o["password"])
+        names = {f.name for f in fields(SimulationParams)} - {"lock"}
+        params = SimulationParams(**{k: v for k, v in o.items() if k in names}, lock=not o["no_lock"])
         try:
             out = simulate_trial(params, log=lambda s: self.stdout.write(s))
         except TrialError as exc:
