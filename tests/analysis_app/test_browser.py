@@ -37,7 +37,7 @@ def test_statistician_runs_analysis_and_downloads_report(page, live_server, make
 
     page.click("#open-report")
     page.wait_for_load_state("networkidle")
-    assert page.locator("table.results").is_visible()
+    assert page.locator("table.results.primary").is_visible()
     broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
     assert broken == 0 and page.evaluate("document.images.length") == 6
     page.set_viewport_size({"width": 1200, "height": 1400})

@@ -45,6 +45,9 @@ ARM_COLUMN = {"reads": "arm", "ratings": "arm_a", "allocations": "arm"}
 # The randomised units themselves: paired-by-case randomises readers, so each reader is in one arm by design (the
 # allocations table says which, masked).
 UNITS = {("reads", "reader"), ("allocations", "unit")}
+# Baseline attributes of the randomised unit (a reader's experience): compared once per reader, not once per read,
+# or a chance imbalance of four readers would count as hundreds of independent observations.
+PER_READER = {("reads", "reader_experience")}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -94,8 +97,13 @@ def test_prelock_export_has_no_column_that_separates_the_masked_arms():
         for col in rows[0]:
             if col in ("arm", "arm_a", "arm_b") or OUTCOMES[table].match(col) or (table, col) in UNITS:
                 continue
-            px = [r[col] for r in rows if r[arm_col] == "X"]
-            py = [r[col] for r in rows if r[arm_col] == "Y"]
+            if (table, col) in PER_READER:
+                per_reader = {(r["reader"], r[arm_col]): r[col] for r in rows}
+                px = [v for (_who, arm), v in per_reader.items() if arm == "X"]
+                py = [v for (_who, arm), v in per_reader.items() if arm == "Y"]
+            else:
+                px = [r[col] for r in rows if r[arm_col] == "X"]
+                py = [r[col] for r in rows if r[arm_col] == "Y"]
             for how, p in _separation_p(px, py).items():
                 assert p > P_MIN, f"{table}.{col} ({how}) separates X from Y before lock (p={p:.2g})"
             checked.append(f"{table}.{col}")
