@@ -210,8 +210,10 @@ def log_time_mixed_model(
     if res.estimate is None:
         return res
     beta = res.estimate
-    lo, hi = res.ci  # type: ignore[misc]
+    lo, hi = res.ci if res.ci is not None else (None, None)
     res.extras.update(log_ratio=beta, log_ratio_ci=[lo, hi], percent_change=100 * (np.exp(beta) - 1))
-    return StatResult(method=res.method, estimate=np.exp(beta), ci=(np.exp(lo), np.exp(hi)),
+    # A singular fit can leave the Wald CI undefined (None): the ratio is reported without a CI, not a crash.
+    ci = (np.exp(lo), np.exp(hi)) if lo is not None and hi is not None else (None, None)
+    return StatResult(method=res.method, estimate=np.exp(beta), ci=ci,
                       statistic=res.statistic, df=res.df, p=res.p, n=res.n, conf_level=conf_level,
                       extras=res.extras, raw=res.raw)
