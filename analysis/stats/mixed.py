@@ -90,7 +90,11 @@ def fit_mixed_model(
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         model = smf.mixedlm(formula, data, groups=data[groups_col], re_formula=re_formula, vc_formula=vc)
-        res = model.fit(reml=reml, method=list(fit_methods))
+        try:
+            res = model.fit(reml=reml, method=list(fit_methods))
+        except np.linalg.LinAlgError as exc:  # e.g. arm confounded with the random factors in a tiny trial
+            return empty_result(method, f"the mixed model could not be fitted ({exc})", formula=formula,
+                                n=int(model.nobs))
         caught = sorted({str(x.message).splitlines()[0] for x in w})
     summary = _summarise_fit(res, reml, int(model.nobs))
     summary.update(formula=formula, groups=groups, re_formula=re_formula, vc=vc, warnings=caught)
