@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -199,14 +200,17 @@ def _reader_text(case, read, rng) -> tuple[str, str, dict]:
 
 
 def prefill_reads(trial: Trial, share: float = 0.75) -> None:
-    """Most reads submitted through the reading services; the first reader of each arm keeps a few open."""
+    """Most reads submitted through the reading services; the readers the visitor logs in as (the first of each
+    arm) keep a few open. Allocation is random (three readers a center), so counts are rounded up: small demos still
+    get complete pairs for the experts."""
 
     rng = np.random.default_rng(11)
     clock = timezone.now() - timedelta(days=3)
+    visitor = set(demo_logins(trial).values())
     for m in trial.memberships.filter(role="reader").select_related("user", "arm").order_by("user__username"):
         reads = list(Read.objects.filter(reader=m).select_related("case__trial", "arm").order_by("order_key"))
-        keep_open = 3 if m.user.username in ("reader1", "reader2") else 1
-        for read in reads[: max(0, min(int(len(reads) * share), len(reads) - keep_open))]:
+        keep_open = min(3, (len(reads) + 1) // 2) if m.user.username in visitor else 0
+        for read in reads[: max(0, min(math.ceil(len(reads) * share), len(reads) - keep_open))]:
             read = reading.open_read(m.user, read)
             findings, impression, marks = _reader_text(read.case, read, rng)
             reading.submit_read(m.user, read, {"findings_text": findings, "impression_text": impression,

@@ -120,7 +120,9 @@ def create_trial(
             trial.save()
     except IntegrityError as exc:
         raise Conflict(f"A trial with code {code} already exists.") from exc
-    AuditHead.objects.create(trial=trial, chain=audit.chain_name(trial))
+    head = AuditHead(trial=trial, chain=audit.chain_name(trial))
+    audit.sign_head(head)
+    head.save()
     audit.record(actor=actor, trial=trial, action="create", obj=trial, after=audit.snapshot(trial))
     if actor is not None:
         m = Membership.objects.create(user=actor, trial=trial, role=Role.COORDINATOR)

@@ -90,7 +90,11 @@ def fit_mixed_model(
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         model = smf.mixedlm(formula, data, groups=data[groups_col], re_formula=re_formula, vc_formula=vc)
-        res = model.fit(reml=reml, method=list(fit_methods))
+        try:
+            res = model.fit(reml=reml, method=list(fit_methods))
+        except np.linalg.LinAlgError as exc:  # e.g. arm confounded with the random factors in a tiny trial
+            return empty_result(method, f"the mixed model could not be fitted ({exc})", formula=formula,
+                                n=int(model.nobs))
         caught = sorted({str(x.message).splitlines()[0] for x in w})
     summary = _summarise_fit(res, reml, int(model.nobs))
     summary.update(formula=formula, groups=groups, re_formula=re_formula, vc=vc, warnings=caught)
@@ -210,8 +214,10 @@ def log_time_mixed_model(
     if res.estimate is None:
         return res
     beta = res.estimate
-    lo, hi = res.ci  # type: ignore[misc]
+    lo, hi = res.ci if res.ci is not None else (None, None)
     res.extras.update(log_ratio=beta, log_ratio_ci=[lo, hi], percent_change=100 * (np.exp(beta) - 1))
-    return StatResult(method=res.method, estimate=np.exp(beta), ci=(np.exp(lo), np.exp(hi)),
+    # A singular fit can leave the Wald CI undefined (None): the ratio is reported without a CI, not a crash.
+    ci = (np.exp(lo), np.exp(hi)) if lo is not None and hi is not None else (None, None)
+    return StatResult(method=res.method, estimate=np.exp(beta), ci=ci,
                       statistic=res.statistic, df=res.df, p=res.p, n=res.n, conf_level=conf_level,
                       extras=res.extras, raw=res.raw)

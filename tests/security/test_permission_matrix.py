@@ -7,7 +7,7 @@ entry fails `test_every_route_has_expectations`: add one when you add a route.
 Roles: anonymous; coordinator, reader (of the unassisted arm), expert, statistician of trial PM; outsider = the
 coordinator of another trial (staff, may create trials); superuser (admin routes only). The path kwargs are
 objects of PM (tests/security/matrix_support.py). Every response is also scanned: no role ever receives the
-allocation list's seed or the trial secret; the unassisted reader never receives draft text; the expert never
+allocation list's seed or salt or the trial secret; the unassisted reader never receives draft text; the expert never
 receives an arm code or name, a model name or a reader's name.
 """
 from __future__ import annotations
@@ -210,7 +210,7 @@ def test_every_route_has_expectations():
 def _forbidden_strings(world) -> dict[str, list[str]]:
     """What each role must never receive, on any route."""
     t = world
-    never = [t["allocation_list"].seed, t["trial"].secret]
+    never = [t["allocation_list"].seed, t["allocation_list"].salt, t["trial"].secret]
     arms = t["arms"]
     mv = arms["ai_assisted"].model_version
     reader_names = [m.user.username for m in t["readers"]]
