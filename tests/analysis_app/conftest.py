@@ -26,9 +26,3 @@ def small_trial(db):
 @pytest.fixture
 def make_small_trial(db):
     return small_simulated_trial
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Simulated people get passwords (the browser test logs in); hashing them slowly adds seconds per trial."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -7,12 +7,6 @@ from tests.factories import add_cases, make_trial
 from tests.factories_reading import reader_in, with_images_and_drafts
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """PBKDF2 costs ~0.2 s per test user; a fast hasher keeps the reading suite quick (tests only)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def paired(db):
     t = make_trial(code="RD1")

@@ -21,16 +21,6 @@ ROLES = ("anonymous", "coordinator", "reader", "expert", "statistician", "outsid
 ADMIN_ROLES = (*ROLES, "superuser")
 
 
-def _settings_for_tests(settings, media_root: Path) -> None:
-    settings.MEDIA_ROOT = media_root
-    settings.STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.AXES_ENABLED = False
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def world_media(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("security-media")
@@ -52,10 +42,9 @@ def world(request, django_db_setup, django_db_blocker, world_media):
     from tests.factories_reading import reader_in, with_images_and_drafts
     from trial.models import AllocationList, AuditEntry
 
-    saved = {k: getattr(dj_settings, k) for k in ("MEDIA_ROOT", "PASSWORD_HASHERS", "AXES_ENABLED")}
+    saved = {"MEDIA_ROOT": dj_settings.MEDIA_ROOT}
     with django_db_blocker.unblock(), mock.patch("inference.services.send_draft_task", lambda draft_id: False):
         dj_settings.MEDIA_ROOT = world_media
-        dj_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
         try:
             t = make_trial(code="PM", experts=2, expert_panel_size=2, preference_majority=2,
                            seed="pm-secret-seed-7f3a9c")
@@ -113,4 +102,4 @@ def world(request, django_db_setup, django_db_blocker, world_media):
 @pytest.fixture(autouse=True)
 def _media_root(settings, world_media):
     """Overrides tests/conftest.py's: the module-scoped world writes its images and analysis files here."""
-    _settings_for_tests(settings, world_media)
+    settings.MEDIA_ROOT = world_media
