@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from inference.models import Draft
@@ -85,7 +86,7 @@ def test_crossover_both_arms_second_read_held_back_until_washout():
 
     c = Client()
     c.force_login(user)
-    html = c.get("/reading/CX1/").content.decode()
+    html = c.get(reverse("reading:worklist", args=["CX1"])).content.decode()
     assert "Not yet available" in html and in_washout["available_from"].strftime("%Y-%m-%d") in html
 
 

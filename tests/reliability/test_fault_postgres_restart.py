@@ -21,6 +21,7 @@ import warnings
 import httpx
 import pytest
 from django.db import connection, connections
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 import inference.services as inference_services
@@ -65,7 +66,7 @@ class Client(threading.Thread):
                 delay = 0.1
                 while True:
                     try:
-                        r = c.post(f"/api/reading/reads/{pid}/submit/", json=body)
+                        r = c.post(reverse("reading-api:submit", args=[pid]), json=body)
                         if 200 <= r.status_code < 300:
                             self.acked.append((pid, body["findings_text"], bool(r.json()["already_submitted"])))
                             break

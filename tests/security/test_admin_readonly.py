@@ -27,7 +27,7 @@ def locked(db, client):
 
 
 def test_every_trial_data_model_is_view_only_for_superusers(locked, client, rf):
-    request = rf.get("/admin/")
+    request = rf.get(reverse("admin:index"))
     request.user = UserFactory(username="adm-root")
     for model, model_admin in site._registry.items():
         key = (model._meta.app_label, model._meta.model_name)
