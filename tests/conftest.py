@@ -51,4 +51,4 @@ def redis_url() -> str:
 
 
 from tests.browser import browser, page  # noqa: E402,F401  (fixtures)
-from tests.factories import *  # noqa: E402,F401,F403  (fixtures)
+from tests.factories.trial import trial_setup  # noqa: E402,F401  (fixture)

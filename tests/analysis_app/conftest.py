@@ -1,7 +1,7 @@
 import pytest
 
 from analysis.simulation import SimulationParams, simulate_trial
-from tests.factories import PASSWORD
+from tests.factories.trial import PASSWORD
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from analysis.models import AnalysisRun
 from tests.browser import SCREENSHOTS, login, screenshot
-from tests.factories import PASSWORD
+from tests.factories.trial import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

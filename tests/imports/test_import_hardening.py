@@ -18,7 +18,7 @@ from imaging.dicom import crafted
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
-from tests.factories import PASSWORD, make_trial
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services as trial_services
 from trial.models import Case, Trial
 

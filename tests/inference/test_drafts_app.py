@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 
 from inference.models import Draft
-from tests.factories import PASSWORD, make_trial
-from tests.factories_reading import add_image
+from tests.factories.imaging import add_image
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services
 from trial.models import AuditEntry, Trial
 

@@ -15,8 +15,9 @@ from rating import selectors
 from rating.models import Rating
 from reading.models import Read
 from tests.browser import NetworkLog, login, resolved, screenshot, url_name
-from tests.factories import PASSWORD
-from tests.factories_rating import FIXED_READ_TIME, add_image, complete_case, rating_trial
+from tests.factories.imaging import add_drawn_image
+from tests.factories.rating import FIXED_READ_TIME, complete_case, rating_trial
+from tests.factories.trial import PASSWORD
 from trial.models import Arm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -59,7 +60,7 @@ def test_full_rating_session_leaks_nothing(live_server, page):
         m.user.first_name, m.user.last_name = f"Zebulon{i}", f"Quimbyreader{i}"
         m.user.save()
     for i, case in enumerate(t["cases"]):
-        add_image(case, seed=i)
+        add_drawn_image(case, seed=i)
         complete_case(case, extra_for_ai=True, when=FIXED_READ_TIME + dt.timedelta(minutes=i))
     drafts = list(Draft.objects.filter(case__trial=t["trial"]))
     assert drafts and Read.objects.filter(draft__isnull=False).exists()

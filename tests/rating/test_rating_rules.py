@@ -12,8 +12,8 @@ from rating import selectors as rating_selectors
 from rating import services as rating_services
 from rating.models import Rating
 from reading.models import Read
-from tests.factories import PASSWORD
-from tests.factories_rating import GOOD, complete_case, rating_trial, submit_read
+from tests.factories.rating import GOOD, complete_case, rating_trial, submit_read
+from tests.factories.trial import PASSWORD
 from trial import services
 from trial.models import AuditEntry
 

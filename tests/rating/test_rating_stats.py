@@ -14,8 +14,8 @@ from scipy import stats
 from rating.models import Rating
 from rating.selectors import normalise_text, task_label
 from reading.models import Read
-from tests.factories import PASSWORD
-from tests.factories_rating import EXTRA, complete_case, rating_trial
+from tests.factories.rating import EXTRA, complete_case, rating_trial
+from tests.factories.trial import PASSWORD
 
 pytestmark = pytest.mark.django_db
 N_CASES = 120

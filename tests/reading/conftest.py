@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import reader_in, with_images_and_drafts
+from tests.factories.reading import reader_in, with_images_and_drafts
+from tests.factories.trial import add_cases, make_trial
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import reader_in
+from tests.factories.reading import reader_in
+from tests.factories.trial import add_cases, make_trial
 from trial.models import AuditEntry
 
 

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from imaging.selectors import can_view_case_images
 from rating.models import Rating
 from reading.models import Read
-from tests.factories_reading import reads_of
+from tests.factories.reading import reads_of
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from reading.models import Read
 from tests.browser import NetworkLog, login, resolved, screenshot, url_name
-from tests.factories import PASSWORD, add_cases, make_trial
-from tests.factories_reading import DRAFT_FINDINGS, DRAFT_IMPRESSION, reader_in, with_images_and_drafts
+from tests.factories.reading import DRAFT_FINDINGS, DRAFT_IMPRESSION, reader_in, with_images_and_drafts
+from tests.factories.trial import PASSWORD, add_cases, make_trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +52,7 @@ def test_ai_reader_reads_edits_the_draft_and_submits(live_server, page):
     page.add_init_script(FAST)
     login(page, live_server, m.user.username, PASSWORD)
     page.goto(live_server.url + reverse("reading:worklist", args=["BRA"]))
-    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories.py).
+    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories/trial.py).
     mine = Read.objects.filter(reader=m).count()
     assert mine >= 1 and page.inner_text("#count-todo") == str(mine)
     screenshot(page, "worklist")

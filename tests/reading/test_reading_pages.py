@@ -6,8 +6,8 @@ from django.test import Client
 from django.urls import reverse
 
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import reader_in, reads_of
+from tests.factories.reading import reader_in, reads_of
+from tests.factories.trial import add_cases, make_trial
 
 pytestmark = pytest.mark.django_db
 

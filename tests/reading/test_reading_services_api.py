@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from core.errors import InvalidInput, NotAllowed, TrialLocked
 from reading import services
 from reading.models import Read
-from tests.factories_reading import DRAFT_FINDINGS, reads_of
+from tests.factories.reading import DRAFT_FINDINGS, reads_of
 from trial import services as trial_services
 from trial.models import AuditEntry
 

@@ -12,8 +12,8 @@ from django.utils import timezone
 from inference.models import Draft
 from reading import selectors, services
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import ready_draft
+from tests.factories.reading import ready_draft
+from tests.factories.trial import add_cases, make_trial
 from trial import services as trial_services
 from trial.models import Trial
 

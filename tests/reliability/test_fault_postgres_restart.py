@@ -26,8 +26,8 @@ from rest_framework.authtoken.models import Token
 
 import inference.services as inference_services
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import ready_draft
+from tests.factories.reading import ready_draft
+from tests.factories.trial import add_cases, make_trial
 from tests.reliability.helpers import GunicornServer, ensure_postgres_running, pg_cluster, pg_ctl
 from trial.audit import verify_all
 from trial.models import AuditEntry

@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 
-from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, add_cases, make_trial
 
 ROLES = ("anonymous", "coordinator", "reader", "expert", "statistician", "outsider")
 ADMIN_ROLES = (*ROLES, "superuser")
@@ -38,8 +38,8 @@ def world(request, django_db_setup, django_db_blocker, world_media):
     from inference.models import Draft
     from rating.models import Rating
     from reading.models import Read
-    from tests.factories_rating import complete_case
-    from tests.factories_reading import reader_in, with_images_and_drafts
+    from tests.factories.rating import complete_case
+    from tests.factories.reading import reader_in, with_images_and_drafts
     from trial.models import AllocationList, AuditEntry
 
     saved = {"MEDIA_ROOT": dj_settings.MEDIA_ROOT}

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.sites import site
 from django.urls import reverse
 
-from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, add_cases, make_trial
 from trial import services
 from trial.models import AuditEntry, Case, Membership, Trial
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
-from tests.factories import add_cases, make_trial
+from tests.factories.trial import add_cases, make_trial
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -26,8 +26,8 @@ def seeded(monkeypatch, live_server):
     monkeypatch.setattr("analysis.services.send_analysis_task", lambda run_id: False)
     from rating.models import Rating
     from reading.models import Read
-    from tests.factories_rating import complete_case
-    from tests.factories_reading import reader_in, with_images_and_drafts
+    from tests.factories.rating import complete_case
+    from tests.factories.reading import reader_in, with_images_and_drafts
 
     t = make_trial(code="FZ", experts=2, expert_panel_size=2, preference_majority=2)
     cases = add_cases(t, 3)

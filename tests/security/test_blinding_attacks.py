@@ -29,7 +29,7 @@ from inference.models import Draft
 from inference.reportbank import load_iu_bank
 from rating import selectors as rating_selectors
 from rating.selectors import normalise_text
-from tests.factories import PASSWORD, add_cases, make_trial
+from tests.factories.trial import PASSWORD, add_cases, make_trial
 from trial import services
 from trial.models import Case, Membership
 

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 
 from analysis.export import build_export
 from enrolment.protocol import apply_protocol
-from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, add_cases, make_trial
 from tests.security.concealment_support import share_certain
 from trial import services
 from trial.models import AllocationList, AllocationSlot, AuditEntry, Trial

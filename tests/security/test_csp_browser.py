@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from tests.browser import login
-from tests.factories import PASSWORD, add_cases, make_trial
+from tests.factories.trial import PASSWORD, add_cases, make_trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,8 +31,8 @@ def test_app_pages_run_under_the_csp(live_server, browser, monkeypatch):
     monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
     from analysis.models import AnalysisRun
     from rating.models import Rating
-    from tests.factories_rating import complete_case
-    from tests.factories_reading import reader_in, with_images_and_drafts
+    from tests.factories.rating import complete_case
+    from tests.factories.reading import reader_in, with_images_and_drafts
 
     t = make_trial(code="CSP", centers=1, experts=1, expert_panel_size=1, preference_majority=1)
     cases = add_cases(t, 3)

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from tests.factories import PASSWORD, UserFactory, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, make_trial
 from tests.security.routes import all_routes
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,7 @@ from imaging.dicom import crafted
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
-from tests.factories import make_trial
+from tests.factories.trial import make_trial
 from tests.imaging.test_bounds import PEAK_RSS_LIMIT_MB, _measure
 from trial import services as trial_services
 from trial.models import Case, Trial

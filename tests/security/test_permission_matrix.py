@@ -17,7 +17,7 @@ import json
 import pytest
 from django.urls import resolve, reverse
 
-from tests.factories_reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
+from tests.factories.reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
 from tests.security.conftest import ADMIN_ROLES, ROLES
 from tests.security.matrix_support import body_of, client_for, kwargs_for
 from tests.security.routes import all_routes

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, UserFactory, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, make_trial
 from trial import services
 from trial.models import Membership, Trial
 

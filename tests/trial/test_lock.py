@@ -4,7 +4,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core.errors import TrialLocked
-from tests.factories import PASSWORD, make_trial
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services
 from trial.models import AuditEntry, Case, Center, Trial
 

@@ -3,7 +3,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, User, UserFactory, make_trial
+from tests.factories.trial import PASSWORD, User, UserFactory, make_trial
 from trial.models import AuditEntry, Case, Center, Membership, Trial
 
 
