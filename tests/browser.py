@@ -70,7 +70,7 @@ def screenshot(page, name: str) -> Path:
 
 
 def resolved(url: str) -> ResolverMatch | None:
-    """What a URL the browser saw resolves to (None outside the app): tests match requests by URL name, not path."""
+    """What a URL the browser saw resolves to (None outside the app): tests match by URL name, not path."""
     try:
         return resolve(urlsplit(url).path)
     except Resolver404:

@@ -22,7 +22,7 @@ def pytest_sessionstart(session):
 
     engine = settings.DATABASES["default"]["ENGINE"]
     problems = []
-    if settings.SETTINGS_MODULE != "config.settings_test":  # e.g. an exported DJANGO_SETTINGS_MODULE wins over pyproject
+    if settings.SETTINGS_MODULE != "config.settings_test":  # an exported variable beats pyproject's
         problems.append(f"tests run on config.settings_test, not {settings.SETTINGS_MODULE}")
     if os.environ.get("CI") == "true" and "postgresql" not in engine:
         problems.append(f"CI must run on PostgreSQL, DATABASE_URL gives {engine}")

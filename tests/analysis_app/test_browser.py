@@ -24,7 +24,8 @@ def test_statistician_runs_analysis_and_downloads_report(page, live_server, make
     row = page.locator(f"#run-{run.pk}")
     assert row.locator("[data-role=status]").inner_text() == "Done"
     assert "named" in row.inner_text()
-    status = page.request.get(live_server.url + reverse("analysis:run_status", args=[trial.code, run.pk])).json()
+    status_url = live_server.url + reverse("analysis:run_status", args=[trial.code, run.pk])
+    status = page.request.get(status_url).json()
     assert status["progress"] == 100
     page.wait_for_load_state("networkidle")
     screenshot(page, "analysis")

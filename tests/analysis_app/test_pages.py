@@ -98,7 +98,8 @@ def _assert_403(client, done_run, role):
             reverse("analysis:file", args=[trial.code, done_run.pk, "report/report.html"]),
             reverse("analysis:file", args=[trial.code, done_run.pk, "export.zip"]),
             reverse("analysis:file", args=[trial.code, done_run.pk, "report/figures/roc.png"]),
-            reverse("analysis-run-list", args=[trial.code]), reverse("analysis-run-detail", args=[trial.code, done_run.pk])]
+            reverse("analysis-run-list", args=[trial.code]),
+            reverse("analysis-run-detail", args=[trial.code, done_run.pk])]
     for url in urls:
         assert client.get(url).status_code == 403, url
     assert client.post(reverse("analysis:page", args=[trial.code])).status_code == 403

@@ -21,7 +21,8 @@ def run_analysis(page, live_server) -> dict:
     page.wait_for_selector("#latest")
     run = AnalysisRun.objects.filter(trial__code=DEMO_CODE).latest("pk")
     assert run.status == "done", run.error
-    resp = page.request.get(live_server.url + reverse("analysis:file", args=[DEMO_CODE, run.pk, "report/results.json"]))
+    results = reverse("analysis:file", args=[DEMO_CODE, run.pk, "report/results.json"])
+    resp = page.request.get(live_server.url + results)
     assert resp.ok
     return json.loads(resp.body())
 

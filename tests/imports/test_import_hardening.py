@@ -93,7 +93,7 @@ def test_api_batch_good_and_crashing_file_is_207_and_reports_both(t):
     api.force_authenticate(t["coordinator"])
     good, bad = BytesIO(synthetic(seed=1)), BytesIO(crafted.empty_pixel_data(PNG))
     good.name, bad.name = "good.dcm", "crash.dcm"
-    r = api.post(reverse("import-list", args=[t['trial'].code]), {"center": "c1", "files": [good, bad]},
+    r = api.post(reverse("import-list", args=[t["trial"].code]), {"center": "c1", "files": [good, bad]},
                  format="multipart")
     assert r.status_code == 207
     results = {x["filename"]: x for x in r.json()["results"]}
@@ -112,7 +112,7 @@ def test_api_batch_every_crashing_file_reported_in_order(t):
         files.append(f)
     good = BytesIO(synthetic(seed=2))
     good.name = "good.dcm"
-    r = api.post(reverse("import-list", args=[t['trial'].code]), {"center": "c1", "files": [*files, good]},
+    r = api.post(reverse("import-list", args=[t["trial"].code]), {"center": "c1", "files": [*files, good]},
                  format="multipart")
     assert r.status_code == 207
     assert [x["filename"] for x in r.json()["results"]] == [f.name for f in files] + ["good.dcm"]
@@ -123,7 +123,8 @@ def test_upload_page_reports_every_file_of_a_crashing_batch(client, t):
     client.login(username=t["coordinator"].username, password=PASSWORD)
     good, bad = BytesIO(synthetic(seed=3)), BytesIO(attack_bytes("nested_sequences"))
     good.name, bad.name = "good.dcm", "deep.dcm"
-    r = client.post(reverse("imports:upload", args=[t['trial'].code]), {"center": t["centers"][0].pk, "files": [good, bad]})
+    r = client.post(reverse("imports:upload", args=[t["trial"].code]),
+                    {"center": t["centers"][0].pk, "files": [good, bad]})
     html = r.content.decode()
     assert r.status_code == 200 and "good.dcm" in html and "deep.dcm" in html and "too_deep" in html
     assert "1 imported, 0 already present, 1 refused" in html and Image.objects.count() == 1
@@ -204,7 +205,7 @@ def test_invalid_import_settings_refused(t):
 def test_flags_shown_on_the_trial_page(client, t):
     r = _import(t, "empty.dcm", _ds(ViewPosition=""))
     client.login(username=t["coordinator"].username, password=PASSWORD)
-    html = client.get(reverse("trial:detail", args=[t['trial'].code])).content.decode()
+    html = client.get(reverse("trial:detail", args=[t["trial"].code])).content.decode()
     assert r.case_code in html and "view_empty" in html
 
 
@@ -225,6 +226,7 @@ def test_api_trial_takes_and_shows_import_settings(t):
     shown = r.json()["import_settings"]
     assert shown["allowed_views"] == ["PA"] and shown["review_when_burned_in_absent"] is True
     assert shown["allowed_body_parts"] == ["CHEST"]  # defaults filled in, so the stored settings are explicit
-    bad = api.post(reverse("trial-list"), {"code": "SETS2", "title": "Bad", "import_settings": {"allowed_views": "PA"}},
+    bad = api.post(reverse("trial-list"),
+                   {"code": "SETS2", "title": "Bad", "import_settings": {"allowed_views": "PA"}},
                    format="json")
     assert bad.status_code == 400

@@ -94,10 +94,10 @@ def test_review_buttons_on_the_trial_page(client, t):
     r = _import(t, burned_in=True)
     case = Case.objects.get(code=r.case_code)
     client.login(username=t["coordinator"].username, password=PASSWORD)
-    html = client.get(reverse("trial:detail", args=[t['trial'].code])).content.decode()
+    html = client.get(reverse("trial:detail", args=[t["trial"].code])).content.decode()
     assert f'data-review="{case.code}"' in html and f'data-enrol="{case.code}"' not in html
     assert reverse("imaging:image-display", args=[r.image_id]) in html
-    resp = client.post(reverse("imports:review", args=[t['trial'].code, case.pk]), {"decision": "confirm"})
+    resp = client.post(reverse("imports:review", args=[t["trial"].code, case.pk]), {"decision": "confirm"})
     assert resp.status_code == 302 and not Case.objects.get(pk=case.pk).needs_review
-    html = client.get(reverse("trial:detail", args=[t['trial'].code])).content.decode()
+    html = client.get(reverse("trial:detail", args=[t["trial"].code])).content.decode()
     assert f'data-enrol="{case.code}"' in html

@@ -39,22 +39,22 @@ def test_failed_draft_is_shown_and_retried(t, client):
     d = Draft.objects.get(case=case)
     assert d.status == "failed" and "has no images" in d.error
     client.login(username=t["coordinator"].username, password=PASSWORD)
-    page = client.get(reverse("inference:drafts", args=[t['trial'].code]))
+    page = client.get(reverse("inference:drafts", args=[t["trial"].code]))
     assert page.status_code == 200 and b"has no images" in page.content and b"retrieval baseline" in page.content
     add_image(case)
-    r = client.post(reverse("inference:retry", args=[t['trial'].code, d.pk]), follow=True)
+    r = client.post(reverse("inference:retry", args=[t["trial"].code, d.pk]), follow=True)
     assert b"queued again" in r.content
     d.refresh_from_db()
     assert d.status == "ready" and d.attempts == 2 and d.error == ""
     assert AuditEntry.objects.filter(trial=t["trial"], action="draft:retry").count() == 1
-    r = client.post(reverse("inference:retry", args=[t['trial'].code, d.pk]), follow=True)
+    r = client.post(reverse("inference:retry", args=[t["trial"].code, d.pk]), follow=True)
     assert b"Only failed drafts" in r.content
     assert Draft.objects.filter(case=case).count() == 1
 
 
 def test_readers_cannot_see_the_drafts_page(t, client):
     client.login(username=t["readers"][0].user.username, password=PASSWORD)
-    assert client.get(reverse("inference:drafts", args=[t['trial'].code])).status_code == 403
+    assert client.get(reverse("inference:drafts", args=[t["trial"].code])).status_code == 403
 
 
 def _janus_arm(t: dict, weights):

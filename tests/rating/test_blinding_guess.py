@@ -62,7 +62,7 @@ def test_the_api_takes_the_answer(asked):
 def test_the_page_shows_the_question_and_the_form_submits_it(asked):
     c = Client()
     assert c.login(username=asked["expert"].username, password=PASSWORD)
-    url = reverse("rating:task", args=[asked['trial'].code, asked['rating'].public_id])
+    url = reverse("rating:task", args=[asked["trial"].code, asked["rating"].public_id])
     html = c.get(url).content.decode()
     assert "Which report do you think was written with AI assistance?" in html
     assert 'name="blinding_guess" value="dont_know"' in html
@@ -83,7 +83,8 @@ def test_not_asked_unless_the_trial_says_so(db):
     assert created and r.blinding_guess == ""
     c = Client()
     assert c.login(username=expert.username, password=PASSWORD)
-    assert "AI assistance" not in c.get(reverse("rating:task", args=[t['trial'].code, rating.public_id])).content.decode()
+    page = c.get(reverse("rating:task", args=[t["trial"].code, rating.public_id]))
+    assert "AI assistance" not in page.content.decode()
 
 
 def test_the_answers_are_exported_only_after_lock(asked):

@@ -72,7 +72,7 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     # -- a full session in the browser --------------------------------------------------------------------
     net = NetworkLog(page)
     login(page, live_server, expert.username, PASSWORD)
-    page.goto(live_server.url + reverse("rating:worklist", args=[t['trial'].code]))
+    page.goto(live_server.url + reverse("rating:worklist", args=[t["trial"].code]))
     page.click("#next-task")
     page.wait_for_selector("#viewer canvas")
     page.wait_for_load_state("networkidle")
@@ -96,11 +96,12 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     screenshot(page, "rating")
     page.check("input[name=quality_a][value='4']")
     page.click("#submit-rating")
-    page.wait_for_url(lambda u: url_name(u) == "rating:task" and resolved(u).kwargs["public_id"] != first.public_id)
+    page.wait_for_url(lambda u: url_name(u) == "rating:task"
+                      and resolved(u).kwargs["public_id"] != first.public_id)
     page.wait_for_selector("#viewer canvas")
     page.check("input[name=preference][value=none]")
     page.wait_for_function("document.getElementById('save-state').textContent === 'Saved'")
-    page.goto(live_server.url + reverse("rating:worklist", args=[t['trial'].code]))
+    page.goto(live_server.url + reverse("rating:worklist", args=[t["trial"].code]))
     page.wait_for_load_state("networkidle")
     assert "1</strong> of <strong>3</strong> rated" in page.content()
     screenshot(page, "rating-worklist")
@@ -121,7 +122,7 @@ def test_full_rating_session_leaks_nothing(live_server, page):
             assert not FORBIDDEN_KEYS.search(text), f"{url}: {FORBIDDEN_KEYS.search(text).group(0)}"
     titles = set()
     for task in tasks:
-        page.goto(live_server.url + reverse("rating:task", args=[t['trial'].code, task.public_id]))
+        page.goto(live_server.url + reverse("rating:task", args=[t["trial"].code, task.public_id]))
         titles.add(page.title().replace(selectors.task_label(task), "<TASK>"))
         assert task.case.code not in page.content()  # the case code carries the center
     assert len(titles) == 1  # the title does not vary by arm (or anything but the opaque task label)

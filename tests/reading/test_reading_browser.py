@@ -52,7 +52,7 @@ def test_ai_reader_reads_edits_the_draft_and_submits(live_server, page):
     page.add_init_script(FAST)
     login(page, live_server, m.user.username, PASSWORD)
     page.goto(live_server.url + reverse("reading:worklist", args=["BRA"]))
-    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories/trial.py).
+    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories/trial.py)
     mine = Read.objects.filter(reader=m).count()
     assert mine >= 1 and page.inner_text("#count-todo") == str(mine)
     screenshot(page, "worklist")
@@ -201,6 +201,7 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
     other = Read.objects.filter(reader=ai_reader).first()
     resp = page.goto(live_server.url + reverse("reading:read", args=["BRU", other.public_id]))
     assert resp.status == 403
-    assert page.request.get(live_server.url + reverse("reading-api:detail", args=[other.public_id])).status == 403
+    other_api = live_server.url + reverse("reading-api:detail", args=[other.public_id])
+    assert page.request.get(other_api).status == 403
     other.refresh_from_db()
     assert other.opened_at is None

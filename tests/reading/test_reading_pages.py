@@ -24,8 +24,10 @@ def test_worklist_page_and_next(paired):
     r = c.get(reverse("reading:worklist", args=["RD1"]))
     assert r.status_code == 200 and b'id="next-read"' in r.content
     first = reads_of(m).first()
-    assert c.get(reverse("reading:next", args=["RD1"]))["Location"] == reverse("reading:read", args=["RD1", first.public_id])
-    assert _client(paired["experts"][0].user).get(reverse("reading:worklist", args=["RD1"])).status_code == 403
+    next_read = c.get(reverse("reading:next", args=["RD1"]))["Location"]
+    assert next_read == reverse("reading:read", args=["RD1", first.public_id])
+    worklist = reverse("reading:worklist", args=["RD1"])
+    assert _client(paired["experts"][0].user).get(worklist).status_code == 403
     assert _client(paired["coordinator"]).get(reverse("reading:worklist", args=["RD1"])).status_code == 403
 
 
@@ -54,11 +56,13 @@ def test_no_javascript_submit_and_repeat(paired):
     assert b"Mark pneumothorax" in r.content
     r1 = c.post(reverse("reading:submit", args=["RD1", read.public_id]), form, follow=True)
     assert b"Report submitted." in r1.content
-    r2 = c.post(reverse("reading:submit", args=["RD1", read.public_id]), {**form, "findings_text": "x"}, follow=True)
+    r2 = c.post(reverse("reading:submit", args=["RD1", read.public_id]),
+                {**form, "findings_text": "x"}, follow=True)
     assert r2.status_code == 200 and b"already submitted" in r2.content
     read.refresh_from_db()
     assert read.findings_text == "Clear." and read.finding_marks["pneumothorax"] == {"present": False, "confidence": 5}
     other = paired["ai_reader"]
     assert _client(other.user).get(reverse("reading:read", args=["RD1", read.public_id])).status_code == 403
-    assert _client(other.user).post(reverse("reading:submit", args=["RD1", read.public_id]), form).status_code == 403
+    assert _client(other.user).post(reverse("reading:submit", args=["RD1", read.public_id]),
+                                    form).status_code == 403
     assert c.get(reverse("reading:read", args=["OTHER", read.public_id])).status_code == 404

@@ -181,7 +181,8 @@ def test_unassisted_api_has_no_draft_field(paired):
     un, ai = paired["un_reader"], paired["ai_reader"]
     un_read = reads_of(un).first()
     c = client_for(un.user)
-    bodies = [c.get(reverse("reading-api:worklist", args=["RD1"])), c.get(api(un_read)), c.post(api(un_read, "open")),
+    bodies = [c.get(reverse("reading-api:worklist", args=["RD1"])), c.get(api(un_read)),
+              c.post(api(un_read, "open")),
               c.post(api(un_read, "autosave"), {"findings_text": "x"}, format="json"),
               c.post(api(un_read, "heartbeat"), {"seconds": 1}, format="json"),
               c.post(api(un_read, "submit"), complete(paired["trial"]), format="json")]
@@ -213,7 +214,7 @@ def test_worklist_is_paginated_with_counts_and_next_over_all_pages(paired, monke
     m = paired["un_reader"]
     c = client_for(m.user)
     first = c.get(reverse("reading-api:worklist", args=["RD1"])).json()
-    second = c.get(reverse("reading-api:worklist", args=["RD1"]) + "?page=2").json()
+    second = c.get(reverse("reading-api:worklist", args=["RD1"]), {"page": "2"}).json()
     assert (first["page"], first["pages"], second["page"]) == (1, 2, 2)
     assert [r["position"] for r in first["reads"] + second["reads"]] == [1, 2]
     assert first["counts"] == second["counts"] and first["counts"]["todo"] == 2
@@ -223,9 +224,9 @@ def test_worklist_is_paginated_with_counts_and_next_over_all_pages(paired, monke
     again = c.get(reverse("reading-api:worklist", args=["RD1"])).json()
     assert again["next"] == later and again["counts"]["in_progress"] == 1
     # Out-of-range or junk page numbers give the nearest real page, not an error.
-    assert c.get(reverse("reading-api:worklist", args=["RD1"]) + "?page=99").json()["page"] == 2
-    assert c.get(reverse("reading-api:worklist", args=["RD1"]) + "?page=x").json()["page"] == 1
+    assert c.get(reverse("reading-api:worklist", args=["RD1"]), {"page": "99"}).json()["page"] == 2
+    assert c.get(reverse("reading-api:worklist", args=["RD1"]), {"page": "x"}).json()["page"] == 1
     # The page shows the pager and numbers rows across pages.
     c.force_login(m.user)
-    html = c.get(reverse("reading:worklist", args=["RD1"]) + "?page=2").content.decode()
+    html = c.get(reverse("reading:worklist", args=["RD1"]), {"page": "2"}).content.decode()
     assert "page 2 of 2" in html and "<td>2</td>" in html

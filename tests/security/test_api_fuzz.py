@@ -42,7 +42,7 @@ def seeded(monkeypatch, live_server):
         "expert": Token.objects.create(user=rating.expert.user).key,
     }
     real = {"trial_code": "FZ", "code": "FZ", "id": str(cases[1].pk)}
-    # Prefixes of the schema's templated paths (e.g. /api/reading/reads/{public_id}/), which no reverse() can name
+    # Prefixes of the schema's templated paths (/api/reading/reads/{public_id}/): no reverse() names them
     by_prefix = {"/api/reading/": ("reader", {**real, "public_id": read.public_id}),
                  "/api/rating/": ("expert", {**real, "public_id": rating.public_id})}
     return {"trial": t, "tokens": tokens, "real": real, "by_prefix": by_prefix, "url": live_server.url}

@@ -305,8 +305,9 @@ def test_expert_pages_and_api_show_an_opaque_task_label_not_the_case_code(world)
     api = _api(expert.user)
     wl = api.get(reverse("rating-worklist", args=[code])).json()
     task = api.get(reverse("rating-task", args=[code, rating.public_id])).json()
-    bodies = [c.get(reverse("rating:worklist", args=[code])).content.decode(), c.get(reverse("rating:task", args=[code, rating.public_id])).content.decode(),
-              str(wl), str(task)]
+    pages = [c.get(reverse("rating:worklist", args=[code])),
+             c.get(reverse("rating:task", args=[code, rating.public_id]))]
+    bodies = [*(p.content.decode() for p in pages), str(wl), str(task)]
     for body in bodies:
         assert case_code not in body
     label = rating_selectors.task_label(rating)

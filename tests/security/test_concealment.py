@@ -185,7 +185,8 @@ def test_a_single_block_size_is_refused_everywhere(client):
     r = api.post(reverse("trial-allocation-list", args=[trial.code]), {"block_sizes": [4]}, format="json")
     assert r.status_code == 400 and "at least two different block sizes" in r.json()["detail"]
     assert client.login(username=coord.username, password=PASSWORD)
-    r = client.post(reverse("trial:allocation_generate", args=[trial.code]), {"block_sizes": "2"}, follow=True)
+    r = client.post(reverse("trial:allocation_generate", args=[trial.code]),
+                    {"block_sizes": "2"}, follow=True)
     assert b"at least two different block sizes" in r.content
     assert not AllocationList.objects.filter(trial=trial).exists()
     r = api.post(reverse("trial-allocation-list", args=[trial.code]), {"block_sizes": [2, 4]}, format="json")

@@ -149,7 +149,8 @@ def test_every_page_refuses_a_post_without_the_csrf_token():
     c = Client(enforce_csrf_checks=True)
     c.get(reverse("login"))
     token = c.cookies["csrftoken"].value
-    r = c.post(reverse("login"), {"username": "csrf-user", "password": PASSWORD, "csrfmiddlewaretoken": token})
+    r = c.post(reverse("login"),
+               {"username": "csrf-user", "password": PASSWORD, "csrfmiddlewaretoken": token})
     assert r.status_code == 302
 
 
@@ -158,10 +159,12 @@ def test_api_session_writes_need_csrf_but_token_writes_do_not():
     coord = t["coordinator"]
     c = Client(enforce_csrf_checks=True)
     c.force_login(coord)
-    r = c.post(reverse("case-list", args=["CS"]), {"code": "API1", "center": "c1"}, content_type="application/json")
+    r = c.post(reverse("case-list", args=["CS"]),
+               {"code": "API1", "center": "c1"}, content_type="application/json")
     assert r.status_code == 403 and "csrf" in r.content.decode().lower()
     token = Token.objects.create(user=coord)
-    r = Client(enforce_csrf_checks=True).post(reverse("case-list", args=["CS"]), {"code": "API1", "center": "c1"},
+    r = Client(enforce_csrf_checks=True).post(reverse("case-list", args=["CS"]),
+                                              {"code": "API1", "center": "c1"},
                                               content_type="application/json",
                                               HTTP_AUTHORIZATION=f"Token {token.key}")
     assert r.status_code == 201
@@ -191,10 +194,10 @@ def test_security_headers_and_csp_on_pages_and_api():
     _assert_headers(c.get(reverse("trial:detail", args=["HD"])), "trial page")
     _assert_headers(c.get(reverse("trial-list")), "API")
     _assert_headers(c.get(reverse("admin:index")), "admin")
-    docs = c.get(reverse("api-docs"))  # Swagger UI from the sidecar's static files, its init script a separate request
+    docs = c.get(reverse("api-docs"))  # Swagger UI from the sidecar's static files, its init script separate
     assert docs.status_code == 200 and "cdn" not in docs.content.decode() and "<script>" not in docs.content.decode()
     _assert_headers(docs, "API docs")
-    assert c.get(reverse("api-docs") + "?script=").status_code == 200
+    assert c.get(reverse("api-docs"), {"script": ""}).status_code == 200
 
 
 def test_templates_need_no_inline_script():
@@ -293,7 +296,8 @@ def test_an_oversized_dicom_file_is_refused_clearly(settings):
     c = Client()
     big = io.BytesIO(b"\0" * 128 + b"DICM" + b"\0" * 8192)
     big.name = "huge.dcm"
-    r = c.post(reverse("import-list", args=["UP"]), {"center": "c1", "files": [big]}, HTTP_AUTHORIZATION=f"Token {token.key}")
+    r = c.post(reverse("import-list", args=["UP"]),
+               {"center": "c1", "files": [big]}, HTTP_AUTHORIZATION=f"Token {token.key}")
     assert r.status_code == 400
     (result,) = r.json()["results"]
     assert result["status"] == "refused" and result["reason_code"] == "too_large"
@@ -301,7 +305,8 @@ def test_an_oversized_dicom_file_is_refused_clearly(settings):
     # The page says the same.
     c.force_login(t["coordinator"])
     big.seek(0)
-    r = c.post(reverse("imports:upload", args=["UP"]), {"center": t["centers"][0].pk, "files": [big]}, follow=True)
+    r = c.post(reverse("imports:upload", args=["UP"]),
+               {"center": t["centers"][0].pk, "files": [big]}, follow=True)
     assert r.status_code == 200
     assert "1 refused" in r.content.decode() and "limit 4096" in r.content.decode()
 
@@ -311,7 +316,8 @@ def test_an_oversized_request_body_is_refused_with_400(settings):
     t = make_trial(code="UB", experts=1, centers=1)
     c = Client(raise_request_exception=False)
     c.force_login(t["coordinator"])
-    r = c.post(reverse("center-list", args=["UB"]), {"code": "c9", "name": "x" * 5000}, content_type="application/json")
+    r = c.post(reverse("center-list", args=["UB"]),
+               {"code": "c9", "name": "x" * 5000}, content_type="application/json")
     assert r.status_code in (400, 413), r.status_code
     r = c.post(reverse("trial:center_add", args=["UB"]), {"code": "c9", "name": "x" * 5000})
     assert r.status_code in (400, 413), r.status_code

@@ -44,7 +44,7 @@ def _post(t, *files: tuple[str, bytes]):
         f = BytesIO(data)
         f.name = name
         uploads.append(f)
-    return api.post(reverse("import-list", args=[t['trial'].code]), {"center": "c1", "files": uploads},
+    return api.post(reverse("import-list", args=[t["trial"].code]), {"center": "c1", "files": uploads},
                     format="multipart")
 
 

@@ -314,4 +314,5 @@ def test_revealed_allocations_are_exactly_the_revealed_slots(world):
     for role in ROLES:
         if role != "coordinator":
             expected = 401 if role == "anonymous" else 403
-            assert client_for(world, role).get(reverse("allocation-list", args=["PM"])).status_code == expected
+            response = client_for(world, role).get(reverse("allocation-list", args=["PM"]))
+            assert response.status_code == expected

@@ -60,7 +60,7 @@ def test_forbidden_combination_refused_by_the_api(t, first, second):
     api = APIClient()
     api.force_authenticate(t["coordinator"])
     name = f"api-{first}-{second}"
-    url = reverse("member-list", args=[t['trial'].code])
+    url = reverse("member-list", args=[t["trial"].code])
 
     def body(role):
         return {"username": name, "role": role, **({"center": "c1", "experience": "junior"} if role == "reader" else {})}
@@ -74,7 +74,7 @@ def test_the_coordinator_cannot_also_read_or_rate_their_trial(t, client):
     """The creator is the coordinator: the page refuses them as reader or expert, and says why."""
     assert client.login(username=t["coordinator"].username, password=PASSWORD)
     for role, extra in (("reader", {"center": t["centers"][0].pk, "experience": "junior"}), ("expert", {})):
-        r = client.post(reverse("trial:member_add", args=[t['trial'].code]),
+        r = client.post(reverse("trial:member_add", args=[t["trial"].code]),
                         {"username": t["coordinator"].username, "role": role, **extra}, follow=True)
         assert _why("coordinator", role).encode() in r.content
     assert set(Membership.objects.filter(trial=t["trial"], user=t["coordinator"]).values_list("role", flat=True)) == {

@@ -44,7 +44,8 @@ def test_services_refuse_writes(locked):
 
 def test_pages_refuse_writes(locked, client):
     client.login(username=locked["coordinator"].username, password=PASSWORD)
-    r = client.post(reverse("trial:center_add", args=[locked['trial'].code]), {"code": "c9", "name": "Nine"}, follow=True)
+    r = client.post(reverse("trial:center_add", args=[locked["trial"].code]),
+                    {"code": "c9", "name": "Nine"}, follow=True)
     assert r.status_code == 200
     assert b"locked" in r.content
     assert not Center.objects.filter(code="c9").exists()
@@ -53,9 +54,10 @@ def test_pages_refuse_writes(locked, client):
 def test_api_refuses_writes(locked):
     api = APIClient()
     api.force_authenticate(locked["coordinator"])
-    r = api.post(reverse("center-list", args=[locked['trial'].code]), {"code": "c9", "name": "Nine"}, format="json")
+    r = api.post(reverse("center-list", args=[locked["trial"].code]),
+                 {"code": "c9", "name": "Nine"}, format="json")
     assert r.status_code == 409 and r.json()["code"] == "trial_locked"
     case = Case.objects.get(code="PRE1")
-    r = api.post(reverse("case-enrol", args=[locked['trial'].code, case.pk]))
+    r = api.post(reverse("case-enrol", args=[locked["trial"].code, case.pk]))
     assert r.status_code == 409
     assert not Center.objects.filter(code="c9").exists()

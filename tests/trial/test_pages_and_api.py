@@ -18,7 +18,7 @@ def login(client, user):
 
 
 def test_anonymous_is_sent_to_login(client, t):
-    r = client.get(reverse("trial:detail", args=[t['trial'].code]))
+    r = client.get(reverse("trial:detail", args=[t["trial"].code]))
     assert r.status_code == 302 and reverse("login") in r["Location"]
     assert APIClient().get(reverse("trial-list")).status_code == 401
 
@@ -27,9 +27,10 @@ def test_reader_cannot_reach_coordinator_pages_or_api(client, t):
     reader = t["readers"][0].user
     login(client, reader)
     code = t["trial"].code
-    for url in [reverse("trial:detail", args=[code]), reverse("trial:allocations", args=[code]), reverse("trial:audit", args=[code])]:
+    for url in [reverse(name, args=[code]) for name in ("trial:detail", "trial:allocations", "trial:audit")]:
         assert client.get(url).status_code == 403
-    assert client.post(reverse("trial:center_add", args=[code]), {"code": "zz", "name": "Z"}).status_code == 403
+    assert client.post(reverse("trial:center_add", args=[code]),
+                       {"code": "zz", "name": "Z"}).status_code == 403
     api = APIClient()
     api.force_authenticate(reader)
     assert api.get(reverse("allocation-list", args=[code])).status_code == 403
@@ -40,7 +41,8 @@ def test_reader_cannot_reach_coordinator_pages_or_api(client, t):
 def test_coordinator_workflow_through_pages(client, t):
     login(client, t["coordinator"])
     code = t["trial"].code
-    r = client.post(reverse("trial:case_add", args=[code]), {"code": "WEB1", "center": t["centers"][0].pk}, follow=True)
+    r = client.post(reverse("trial:case_add", args=[code]),
+                    {"code": "WEB1", "center": t["centers"][0].pk}, follow=True)
     assert b"Case added" in r.content
     case = Case.objects.get(code="WEB1")
     r = client.post(reverse("trial:enrol_case", args=[code, case.pk]), follow=True)
@@ -84,7 +86,8 @@ def test_create_trial_form_errors(client, db):
     r = client.post(reverse("trial:create"), {"code": "N1", "title": "T", "design": "paired_by_case",
                                      "findings": "Bad Code: x", "expert_panel_size": 3, "preference_majority": 2})
     assert b"lower-case" in r.content and not Trial.objects.filter(code="N1").exists()
-    r = client.post(reverse("trial:create"), {"code": "N1", "title": "T", "design": "crossover", "findings": "",
+    r = client.post(reverse("trial:create"),
+                    {"code": "N1", "title": "T", "design": "crossover", "findings": "",
                                      "expert_panel_size": 3, "preference_majority": 2})
     assert r.status_code == 302 and Trial.objects.get(code="N1").findings[0]["code"] == "pleural_effusion"
 
@@ -97,7 +100,8 @@ def test_api_with_token_auth_and_reader_expert_exclusivity(t):
     r = api.get(reverse("member-list", args=[code]))
     assert r.status_code == 200 and r.json()["count"] >= 5
     reader_name = t["readers"][0].user.username
-    r = api.post(reverse("member-list", args=[code]), {"username": reader_name, "role": "expert"}, format="json")
+    r = api.post(reverse("member-list", args=[code]),
+                 {"username": reader_name, "role": "expert"}, format="json")
     assert r.status_code == 409 and "reader and an expert" in r.json()["detail"]
     r = api.post(reverse("case-list", args=[code]), {"code": "API1", "center": "c1"}, format="json")
     assert r.status_code == 201 and r.json()["arm"] is None
@@ -109,7 +113,7 @@ def test_api_with_token_auth_and_reader_expert_exclusivity(t):
 def test_api_allocations_list_only_revealed(t):
     api = APIClient()
     api.force_authenticate(t["coordinator"])
-    r = api.get(reverse("allocation-list", args=[t['trial'].code]))
+    r = api.get(reverse("allocation-list", args=[t["trial"].code]))
     assert r.status_code == 200
     assert r.json()["count"] == len(t["readers"])  # readers enrolled; nothing else revealed
 
@@ -118,7 +122,7 @@ def test_enrol_all_imported_cases(client, t):
     for i in range(3):
         Case.objects.create(trial=t["trial"], center=t["centers"][i % 2], code=f"ALL{i}")
     login(client, t["coordinator"])
-    r = client.post(reverse("trial:enrol_all", args=[t['trial'].code]), follow=True)
+    r = client.post(reverse("trial:enrol_all", args=[t["trial"].code]), follow=True)
     assert b"3 case(s) enrolled" in r.content
     assert not Case.objects.filter(trial=t["trial"], enrolled_at__isnull=True).exists()
-    assert b"Reads done" in client.get(reverse("trial:detail", args=[t['trial'].code])).content
+    assert b"Reads done" in client.get(reverse("trial:detail", args=[t["trial"].code])).content
