@@ -1,5 +1,5 @@
 """Settings of the test suite (pyproject.toml's `DJANGO_SETTINGS_MODULE`): production settings plus what tests
-need. Servers that tests start in subprocesses (Celery worker, gunicorn: tests/processes.py) inherit it through
+need. Servers that tests start as subprocesses (Celery worker, gunicorn; tests/processes.py) inherit it via
 the environment pytest-django sets, so users created in the test process log in there too."""
 from config.settings import *  # noqa: F403
 
