@@ -82,12 +82,12 @@ def test_another_key_in_the_environment_fails_verification(t, settings):
 
 
 def test_the_migration_signs_existing_heads(t):
-    """Chains made before signing existed: migration 0005_integ_audit_signature signs their heads."""
+    """Chains made before signing existed: migration 0006_audit_signature signs their heads."""
     import importlib
 
     from django.apps import apps
 
-    mig = importlib.import_module("trial.migrations.0005_integ_audit_signature")
+    mig = importlib.import_module("trial.migrations.0006_audit_signature")
     AuditHead.objects.filter(trial=t["trial"]).update(signature="")
     mig.sign_existing_heads(apps, None)
     assert not AuditHead.objects.filter(signature="").exists()

@@ -113,7 +113,7 @@ def test_the_migration_reports_existing_conflicts_and_deletes_nothing(t, capsys)
     expert = t["experts"][0]
     stat = Membership.objects.create(user=expert.user, trial=t["trial"], role="statistician")
     n = Membership.objects.count()
-    mig = importlib.import_module("trial.migrations.0006_integ_role_conflicts")
+    mig = importlib.import_module("trial.migrations.0007_role_conflicts")
     mig.report_role_conflicts(apps, None)
     out = capsys.readouterr().out
     assert "1 existing conflict(s)" in out
