@@ -42,7 +42,7 @@ demo: install
 
 test: install-all chromium rlang
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
-	  DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	  DJANGO_SETTINGS_MODULE=config.settings_test DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install-all
 	$(VENV)/bin/ruff check .

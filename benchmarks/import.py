@@ -34,7 +34,7 @@ def main() -> None:
 
     from imaging import services as imports
     from imaging.dicom.synthetic import to_bytes
-    from tests.factories import make_trial  # the same factory the tests use
+    from tests.factories.trial import make_trial  # the same factory the tests use
 
     call_command("migrate", verbosity=0)
     t = make_trial(code="BENCH", status="setup", enrol_readers=False, centers=1)

@@ -62,7 +62,7 @@ def run_faults(args, tmp: Path) -> tuple[list[tuple[str, str, float]], float]:
     tests = [t for t in FAULT_TESTS if args.worker_kill or "killed" not in t[0]]
     xml = tmp / "faults.xml"
     env = dict(os.environ, DATABASE_URL=f"postgres://{server_url()}/cxr_rel", HF_HUB_OFFLINE="1",
-               DJANGO_ALLOW_ASYNC_UNSAFE="true")
+               DJANGO_ALLOW_ASYNC_UNSAFE="true", DJANGO_SETTINGS_MODULE="config.settings_test")
     env.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     cmd = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", str(xml), *[t[1] for t in tests]]
     print("$", " ".join(cmd[1:]), flush=True)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.urls import Resolver404, ResolverMatch, resolve, reverse
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -36,7 +38,7 @@ def page(browser):
 
 
 def login(page, live_server, username: str, password: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
+    page.goto(live_server.url + reverse("login"))
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
@@ -65,3 +67,16 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
     return path
+
+
+def resolved(url: str) -> ResolverMatch | None:
+    """What a URL the browser saw resolves to (None outside the app): tests match by URL name, not path."""
+    try:
+        return resolve(urlsplit(url).path)
+    except Resolver404:
+        return None
+
+
+def url_name(url: str) -> str | None:
+    match = resolved(url)
+    return match.view_name if match else None

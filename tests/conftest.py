@@ -22,6 +22,8 @@ def pytest_sessionstart(session):
 
     engine = settings.DATABASES["default"]["ENGINE"]
     problems = []
+    if settings.SETTINGS_MODULE != "config.settings_test":  # an exported variable beats pyproject's
+        problems.append(f"tests run on config.settings_test, not {settings.SETTINGS_MODULE}")
     if os.environ.get("CI") == "true" and "postgresql" not in engine:
         problems.append(f"CI must run on PostgreSQL, DATABASE_URL gives {engine}")
     if "postgresql" in engine:
@@ -39,13 +41,8 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(autouse=True)
 def _media_root(tmp_path, settings):
+    """Each test its own media folder; the rest of the test settings are in config/settings_test.py."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.AXES_ENABLED = False
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only; tests
 
 
 @pytest.fixture
@@ -54,4 +51,4 @@ def redis_url() -> str:
 
 
 from tests.browser import browser, page  # noqa: E402,F401  (fixtures)
-from tests.factories import *  # noqa: E402,F401,F403  (fixtures)
+from tests.factories.trial import trial_setup  # noqa: E402,F401  (fixture)

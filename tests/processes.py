@@ -61,7 +61,7 @@ class CeleryWorker:
     """A real `celery worker -Q gpu` subprocess (one prefork child) on the test database."""
 
     def __init__(self, broker_url: str, log: Path, media_root: Path | None = None):
-        env = dict(os.environ)
+        env = dict(os.environ)  # DJANGO_SETTINGS_MODULE passes through: config.settings_test
         env.update(CELERY_BROKER_URL=broker_url, DATABASE_URL=app_database_url(),
                    MEDIA_ROOT=str(media_root or settings.MEDIA_ROOT), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         self.log = log

@@ -1,7 +1,7 @@
 import pytest
 
 from analysis.simulation import SimulationParams, simulate_trial
-from tests.factories import PASSWORD
+from tests.factories.trial import PASSWORD
 
 
 @pytest.fixture(autouse=True)
@@ -26,9 +26,3 @@ def small_trial(db):
 @pytest.fixture
 def make_small_trial(db):
     return small_simulated_trial
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Simulated people get passwords (the browser test logs in); hashing them slowly adds seconds per trial."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

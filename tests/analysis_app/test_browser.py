@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from analysis.models import AnalysisRun
 from tests.browser import SCREENSHOTS, login, screenshot
-from tests.factories import PASSWORD
+from tests.factories.trial import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_statistician_runs_analysis_and_downloads_report(page, live_server, make_small_trial, tmp_path):
     trial = make_small_trial(code="BRW", lock=True, cases=24, readers=8, experts=3)["trial"]
     login(page, live_server, "brw-stat", PASSWORD)
-    page.goto(f"{live_server.url}/analysis/{trial.code}/")
+    page.goto(live_server.url + reverse("analysis:page", args=[trial.code]))
     assert page.locator("text=No analysis has been run").is_visible()
 
     page.click("#run-analysis")  # Celery runs eagerly in tests: the run finishes inside the request
@@ -23,7 +24,8 @@ def test_statistician_runs_analysis_and_downloads_report(page, live_server, make
     row = page.locator(f"#run-{run.pk}")
     assert row.locator("[data-role=status]").inner_text() == "Done"
     assert "named" in row.inner_text()
-    status = page.request.get(f"{live_server.url}/analysis/{trial.code}/runs/{run.pk}/status.json").json()
+    status_url = live_server.url + reverse("analysis:run_status", args=[trial.code, run.pk])
+    status = page.request.get(status_url).json()
     assert status["progress"] == 100
     page.wait_for_load_state("networkidle")
     screenshot(page, "analysis")

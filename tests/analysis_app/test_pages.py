@@ -98,11 +98,12 @@ def _assert_403(client, done_run, role):
             reverse("analysis:file", args=[trial.code, done_run.pk, "report/report.html"]),
             reverse("analysis:file", args=[trial.code, done_run.pk, "export.zip"]),
             reverse("analysis:file", args=[trial.code, done_run.pk, "report/figures/roc.png"]),
-            f"/api/analysis/{trial.code}/runs/", f"/api/analysis/{trial.code}/runs/{done_run.pk}/"]
+            reverse("analysis-run-list", args=[trial.code]),
+            reverse("analysis-run-detail", args=[trial.code, done_run.pk])]
     for url in urls:
         assert client.get(url).status_code == 403, url
     assert client.post(reverse("analysis:page", args=[trial.code])).status_code == 403
-    assert client.post(f"/api/analysis/{trial.code}/runs/").status_code == 403
+    assert client.post(reverse("analysis-run-list", args=[trial.code])).status_code == 403
     with pytest.raises(NotAllowed):
         services.request_analysis(_user(trial, role), trial)
     assert AnalysisRun.objects.count() == 1
@@ -121,13 +122,13 @@ def test_files_outside_the_run_are_not_served(client, done_run):
 def test_api_list_create_retrieve(client, small_trial, django_capture_on_commit_callbacks):
     trial = small_trial["trial"]
     client.force_login(_user(trial, "statistician"))
-    base = f"/api/analysis/{trial.code}/runs/"
+    base = reverse("analysis-run-list", args=[trial.code])
     assert client.get(base).json()["results"] == []
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(base)
     assert created.status_code == 201
     run_id = created.json()["id"]
-    got = client.get(f"{base}{run_id}/").json()
+    got = client.get(reverse("analysis-run-detail", args=[trial.code, run_id])).json()
     assert got["status"] == "done" and got["progress"] == 100 and got["arms_masked"] is True
     assert any(f["name"] == "report/report.html" for f in got["files"])
     assert client.get(got["files"][0]["url"]).status_code == 200

@@ -3,25 +3,26 @@ The statistician's report numbers must move with what the others did."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
+from django.urls import reverse
 
 from analysis.models import AnalysisRun
 from demo.seed import DEMO_CODE, DEMO_PASSWORD, seed_demo
-from tests.browser import login, screenshot
+from tests.browser import login, screenshot, url_name
 from trial.models import Case
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def run_analysis(page, live_server) -> dict:
-    page.goto(f"{live_server.url}/analysis/{DEMO_CODE}/")
+    page.goto(live_server.url + reverse("analysis:page", args=[DEMO_CODE]))
     page.click("#run-analysis")
     page.wait_for_selector("#latest")
     run = AnalysisRun.objects.filter(trial__code=DEMO_CODE).latest("pk")
     assert run.status == "done", run.error
-    resp = page.request.get(f"{live_server.url}/analysis/{DEMO_CODE}/runs/{run.pk}/files/report/results.json")
+    results = reverse("analysis:file", args=[DEMO_CODE, run.pk, "report/results.json"])
+    resp = page.request.get(live_server.url + results)
     assert resp.ok
     return json.loads(resp.body())
 
@@ -45,7 +46,7 @@ def test_demo_walkthrough_every_role(page, live_server):
 
     # Coordinator: enrol the case left open.
     login(page, live_server, logins["coordinator"], DEMO_PASSWORD)
-    page.goto(f"{live_server.url}/trials/{DEMO_CODE}/")
+    page.goto(live_server.url + reverse("trial:detail", args=[DEMO_CODE]))
     screenshot(page, "demo-coordinator")
     open_case = Case.objects.get(trial__code=DEMO_CODE, enrolled_at__isnull=True)
     page.click(f"button[data-enrol='{open_case.code}']")
@@ -57,10 +58,10 @@ def test_demo_walkthrough_every_role(page, live_server):
 
     # Reader (AI arm): open the next read (one keypress), keep the draft, mark the findings, submit.
     login(page, live_server, logins["reader (AI arm)"], DEMO_PASSWORD)
-    page.goto(f"{live_server.url}/reading/{DEMO_CODE}/")
+    page.goto(live_server.url + reverse("reading:worklist", args=[DEMO_CODE]))
     screenshot(page, "demo-worklist")
     page.keyboard.press("n")
-    page.wait_for_url(re.compile(rf"/reading/{DEMO_CODE}/read/[^/]+/$"))
+    page.wait_for_url(lambda u: url_name(u) == "reading:read")
     page.wait_for_function("window.cxrViewer && window.cxrViewer.source !== null")
     assert "retrieval baseline" in page.content()
     for radio in page.locator("input[type=radio][value=absent]").all():
@@ -74,7 +75,7 @@ def test_demo_walkthrough_every_role(page, live_server):
 
     # Expert: rate the next pair, blind.
     login(page, live_server, logins["expert"], DEMO_PASSWORD)
-    page.goto(f"{live_server.url}/rating/{DEMO_CODE}/")
+    page.goto(live_server.url + reverse("rating:worklist", args=[DEMO_CODE]))
     page.click("#next-task")
     page.wait_for_selector("#viewer canvas")
     page.check("input[name=preference][value=A]")

@@ -13,7 +13,7 @@ from imaging import services as imports
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
-from tests.factories import make_trial
+from tests.factories.trial import make_trial
 from trial.models import Trial
 
 pytestmark = pytest.mark.django_db(transaction=True)

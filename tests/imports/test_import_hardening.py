@@ -10,6 +10,7 @@ import pydicom
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from imaging import services as imports
@@ -17,7 +18,7 @@ from imaging.dicom import crafted
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
-from tests.factories import PASSWORD, make_trial
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services as trial_services
 from trial.models import Case, Trial
 
@@ -92,7 +93,7 @@ def test_api_batch_good_and_crashing_file_is_207_and_reports_both(t):
     api.force_authenticate(t["coordinator"])
     good, bad = BytesIO(synthetic(seed=1)), BytesIO(crafted.empty_pixel_data(PNG))
     good.name, bad.name = "good.dcm", "crash.dcm"
-    r = api.post(f"/api/trials/{t['trial'].code}/imports/", {"center": "c1", "files": [good, bad]},
+    r = api.post(reverse("import-list", args=[t["trial"].code]), {"center": "c1", "files": [good, bad]},
                  format="multipart")
     assert r.status_code == 207
     results = {x["filename"]: x for x in r.json()["results"]}
@@ -111,7 +112,7 @@ def test_api_batch_every_crashing_file_reported_in_order(t):
         files.append(f)
     good = BytesIO(synthetic(seed=2))
     good.name = "good.dcm"
-    r = api.post(f"/api/trials/{t['trial'].code}/imports/", {"center": "c1", "files": [*files, good]},
+    r = api.post(reverse("import-list", args=[t["trial"].code]), {"center": "c1", "files": [*files, good]},
                  format="multipart")
     assert r.status_code == 207
     assert [x["filename"] for x in r.json()["results"]] == [f.name for f in files] + ["good.dcm"]
@@ -122,7 +123,8 @@ def test_upload_page_reports_every_file_of_a_crashing_batch(client, t):
     client.login(username=t["coordinator"].username, password=PASSWORD)
     good, bad = BytesIO(synthetic(seed=3)), BytesIO(attack_bytes("nested_sequences"))
     good.name, bad.name = "good.dcm", "deep.dcm"
-    r = client.post(f"/imports/{t['trial'].code}/", {"center": t["centers"][0].pk, "files": [good, bad]})
+    r = client.post(reverse("imports:upload", args=[t["trial"].code]),
+                    {"center": t["centers"][0].pk, "files": [good, bad]})
     html = r.content.decode()
     assert r.status_code == 200 and "good.dcm" in html and "deep.dcm" in html and "too_deep" in html
     assert "1 imported, 0 already present, 1 refused" in html and Image.objects.count() == 1
@@ -203,7 +205,7 @@ def test_invalid_import_settings_refused(t):
 def test_flags_shown_on_the_trial_page(client, t):
     r = _import(t, "empty.dcm", _ds(ViewPosition=""))
     client.login(username=t["coordinator"].username, password=PASSWORD)
-    html = client.get(f"/trials/{t['trial'].code}/").content.decode()
+    html = client.get(reverse("trial:detail", args=[t["trial"].code])).content.decode()
     assert r.case_code in html and "view_empty" in html
 
 
@@ -218,12 +220,13 @@ def test_stored_file_records_the_options(t):
 def test_api_trial_takes_and_shows_import_settings(t):
     api = APIClient()
     api.force_authenticate(t["coordinator"])
-    r = api.post("/api/trials/", {"code": "SETS", "title": "Settings", "import_settings": {
+    r = api.post(reverse("trial-list"), {"code": "SETS", "title": "Settings", "import_settings": {
         "allowed_views": ["PA"], "review_when_burned_in_absent": True}}, format="json")
     assert r.status_code == 201, r.content
     shown = r.json()["import_settings"]
     assert shown["allowed_views"] == ["PA"] and shown["review_when_burned_in_absent"] is True
     assert shown["allowed_body_parts"] == ["CHEST"]  # defaults filled in, so the stored settings are explicit
-    bad = api.post("/api/trials/", {"code": "SETS2", "title": "Bad", "import_settings": {"allowed_views": "PA"}},
+    bad = api.post(reverse("trial-list"),
+                   {"code": "SETS2", "title": "Bad", "import_settings": {"allowed_views": "PA"}},
                    format="json")
     assert bad.status_code == 400

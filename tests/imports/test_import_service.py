@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.urls import reverse
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
@@ -16,7 +17,7 @@ from imaging import services as imports
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import IdentityKey, Image
-from tests.factories import PASSWORD, make_trial
+from tests.factories.trial import PASSWORD, make_trial
 from trial.models import AuditEntry, Case, Trial
 
 FIX = Path(settings.BASE_DIR) / "fixtures"
@@ -157,7 +158,8 @@ def test_upload_page_many_files_with_per_file_results(client, t):
     good.name = "good.dcm"
     bad = BytesIO(b"not a dicom file at all" * 10)
     bad.name = "junk.dcm"
-    r = client.post(f"/imports/{t['trial'].code}/", {"center": t["centers"][0].pk, "files": [good, bad]})
+    r = client.post(reverse("imports:upload", args=[t["trial"].code]),
+                    {"center": t["centers"][0].pk, "files": [good, bad]})
     assert r.status_code == 200
     html = r.content.decode()
     assert "good.dcm" in html and "junk.dcm" in html and "not_dicom" in html
@@ -169,14 +171,15 @@ def test_reader_cannot_upload(client, t):
     client.login(username=t["readers"][0].user.username, password=PASSWORD)
     f = BytesIO(synthetic(seed=3))
     f.name = "x.dcm"
-    assert client.post(f"/imports/{t['trial'].code}/", {"center": t["centers"][0].pk, "files": [f]}).status_code == 403
+    assert client.post(reverse("imports:upload", args=[t["trial"].code]),
+                       {"center": t["centers"][0].pk, "files": [f]}).status_code == 403
     assert not Image.objects.exists()
 
 
 def test_api_import_reasons(t):
     api = APIClient()
     api.force_authenticate(t["coordinator"])
-    url = f"/api/trials/{t['trial'].code}/imports/"
+    url = reverse("import-list", args=[t["trial"].code])
     junk = BytesIO(b"\x00" * 400)
     junk.name = "junk.dcm"
     r = api.post(url, {"center": "c1", "files": [junk]}, format="multipart")

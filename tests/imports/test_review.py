@@ -7,13 +7,14 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from core.errors import Conflict, ErrorCode, InvalidInput
 from imaging import services as imports
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
-from tests.factories import PASSWORD, make_trial
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services as trial_services
 from trial.models import AuditEntry, Case, Trial
 
@@ -93,10 +94,10 @@ def test_review_buttons_on_the_trial_page(client, t):
     r = _import(t, burned_in=True)
     case = Case.objects.get(code=r.case_code)
     client.login(username=t["coordinator"].username, password=PASSWORD)
-    html = client.get(f"/trials/{t['trial'].code}/").content.decode()
+    html = client.get(reverse("trial:detail", args=[t["trial"].code])).content.decode()
     assert f'data-review="{case.code}"' in html and f'data-enrol="{case.code}"' not in html
-    assert f"/reading/images/{r.image_id}/display.png" in html
-    resp = client.post(f"/imports/{t['trial'].code}/cases/{case.pk}/review/", {"decision": "confirm"})
+    assert reverse("imaging:image-display", args=[r.image_id]) in html
+    resp = client.post(reverse("imports:review", args=[t["trial"].code, case.pk]), {"decision": "confirm"})
     assert resp.status_code == 302 and not Case.objects.get(pk=case.pk).needs_review
-    html = client.get(f"/trials/{t['trial'].code}/").content.decode()
+    html = client.get(reverse("trial:detail", args=[t["trial"].code])).content.decode()
     assert f'data-enrol="{case.code}"' in html

@@ -5,10 +5,11 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.urls import reverse
 
 from inference.models import Draft
-from tests.factories import PASSWORD, make_trial
-from tests.factories_reading import add_image
+from tests.factories.imaging import add_image
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services
 from trial.models import AuditEntry, Trial
 
@@ -38,22 +39,22 @@ def test_failed_draft_is_shown_and_retried(t, client):
     d = Draft.objects.get(case=case)
     assert d.status == "failed" and "has no images" in d.error
     client.login(username=t["coordinator"].username, password=PASSWORD)
-    page = client.get(f"/inference/{t['trial'].code}/")
+    page = client.get(reverse("inference:drafts", args=[t["trial"].code]))
     assert page.status_code == 200 and b"has no images" in page.content and b"retrieval baseline" in page.content
     add_image(case)
-    r = client.post(f"/inference/{t['trial'].code}/drafts/{d.pk}/retry/", follow=True)
+    r = client.post(reverse("inference:retry", args=[t["trial"].code, d.pk]), follow=True)
     assert b"queued again" in r.content
     d.refresh_from_db()
     assert d.status == "ready" and d.attempts == 2 and d.error == ""
     assert AuditEntry.objects.filter(trial=t["trial"], action="draft:retry").count() == 1
-    r = client.post(f"/inference/{t['trial'].code}/drafts/{d.pk}/retry/", follow=True)
+    r = client.post(reverse("inference:retry", args=[t["trial"].code, d.pk]), follow=True)
     assert b"Only failed drafts" in r.content
     assert Draft.objects.filter(case=case).count() == 1
 
 
 def test_readers_cannot_see_the_drafts_page(t, client):
     client.login(username=t["readers"][0].user.username, password=PASSWORD)
-    assert client.get(f"/inference/{t['trial'].code}/").status_code == 403
+    assert client.get(reverse("inference:drafts", args=[t["trial"].code])).status_code == 403
 
 
 def _janus_arm(t: dict, weights):

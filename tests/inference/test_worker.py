@@ -17,8 +17,8 @@ from config.celery import app
 from inference.backends.prompts import DEEPSEEK_SYSTEM_PROMPT, PUBLISHED_INSTRUCTION
 from inference.models import Draft, ModelVersion
 from inference.tiny import BOS, TINY_VISION_HEADS, build_tiny_deepseek_janus, build_tiny_janus
-from tests.factories import make_trial
-from tests.factories_reading import add_image
+from tests.factories.imaging import add_image
+from tests.factories.trial import make_trial
 from tests.processes import CeleryWorker, wait_until
 from trial import services
 from trial.models import Trial

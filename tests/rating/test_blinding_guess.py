@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from analysis.export import build_export
@@ -11,8 +12,8 @@ from core.errors import InvalidInput
 from rating import selectors as rating_selectors
 from rating import services as rating_services
 from rating.models import Rating
-from tests.factories import PASSWORD
-from tests.factories_rating import GOOD, complete_case, rating_trial
+from tests.factories.rating import GOOD, complete_case, rating_trial
+from tests.factories.trial import PASSWORD
 from trial import services
 from trial.models import Trial
 
@@ -49,10 +50,11 @@ def test_the_question_is_asked_and_required(asked):
 
 def test_the_api_takes_the_answer(asked):
     api = _api(asked["expert"])
-    url = f"/api/rating/{asked['trial'].code}/{asked['rating'].public_id}/"
-    missing = api.post(url + "submit/", GOOD, format="json")
+    args = [asked["trial"].code, asked["rating"].public_id]
+    url, submit = reverse("rating-task", args=args), reverse("rating-submit", args=args)
+    missing = api.post(submit, GOOD, format="json")
     assert missing.status_code == 400 and "AI assistance" in missing.json()["detail"]
-    ok = api.post(url + "submit/", {**GOOD, "blinding_guess": "A"}, format="json")
+    ok = api.post(submit, {**GOOD, "blinding_guess": "A"}, format="json")
     assert ok.status_code == 200
     assert api.get(url).json()["answer"]["blinding_guess"] == "A"
 
@@ -60,7 +62,7 @@ def test_the_api_takes_the_answer(asked):
 def test_the_page_shows_the_question_and_the_form_submits_it(asked):
     c = Client()
     assert c.login(username=asked["expert"].username, password=PASSWORD)
-    url = f"/rating/{asked['trial'].code}/{asked['rating'].public_id}/"
+    url = reverse("rating:task", args=[asked["trial"].code, asked["rating"].public_id])
     html = c.get(url).content.decode()
     assert "Which report do you think was written with AI assistance?" in html
     assert 'name="blinding_guess" value="dont_know"' in html
@@ -81,7 +83,8 @@ def test_not_asked_unless_the_trial_says_so(db):
     assert created and r.blinding_guess == ""
     c = Client()
     assert c.login(username=expert.username, password=PASSWORD)
-    assert "AI assistance" not in c.get(f"/rating/{t['trial'].code}/{rating.public_id}/").content.decode()
+    page = c.get(reverse("rating:task", args=[t["trial"].code, rating.public_id]))
+    assert "AI assistance" not in page.content.decode()
 
 
 def test_the_answers_are_exported_only_after_lock(asked):

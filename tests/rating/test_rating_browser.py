@@ -4,17 +4,20 @@ read and draft ids, and the times of the reads. Also takes the screenshots docs/
 import datetime as dt
 import json
 import re
+from urllib.parse import urlsplit
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from inference.models import Draft, ModelVersion
 from rating import selectors
 from rating.models import Rating
 from reading.models import Read
-from tests.browser import NetworkLog, login, screenshot
-from tests.factories import PASSWORD
-from tests.factories_rating import FIXED_READ_TIME, add_image, complete_case, rating_trial
+from tests.browser import NetworkLog, login, resolved, screenshot, url_name
+from tests.factories.imaging import add_drawn_image
+from tests.factories.rating import FIXED_READ_TIME, complete_case, rating_trial
+from tests.factories.trial import PASSWORD
 from trial.models import Arm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,7 +60,7 @@ def test_full_rating_session_leaks_nothing(live_server, page):
         m.user.first_name, m.user.last_name = f"Zebulon{i}", f"Quimbyreader{i}"
         m.user.save()
     for i, case in enumerate(t["cases"]):
-        add_image(case, seed=i)
+        add_drawn_image(case, seed=i)
         complete_case(case, extra_for_ai=True, when=FIXED_READ_TIME + dt.timedelta(minutes=i))
     drafts = list(Draft.objects.filter(case__trial=t["trial"]))
     assert drafts and Read.objects.filter(draft__isnull=False).exists()
@@ -69,7 +72,7 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     # -- a full session in the browser --------------------------------------------------------------------
     net = NetworkLog(page)
     login(page, live_server, expert.username, PASSWORD)
-    page.goto(f"{live_server.url}/rating/{t['trial'].code}/")
+    page.goto(live_server.url + reverse("rating:worklist", args=[t["trial"].code]))
     page.click("#next-task")
     page.wait_for_selector("#viewer canvas")
     page.wait_for_load_state("networkidle")
@@ -93,11 +96,12 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     screenshot(page, "rating")
     page.check("input[name=quality_a][value='4']")
     page.click("#submit-rating")
-    page.wait_for_url(re.compile(rf"/rating/{t['trial'].code}/(?!{first.public_id})[^/]+/$"))
+    page.wait_for_url(lambda u: url_name(u) == "rating:task"
+                      and resolved(u).kwargs["public_id"] != first.public_id)
     page.wait_for_selector("#viewer canvas")
     page.check("input[name=preference][value=none]")
     page.wait_for_function("document.getElementById('save-state').textContent === 'Saved'")
-    page.goto(f"{live_server.url}/rating/{t['trial'].code}/")
+    page.goto(live_server.url + reverse("rating:worklist", args=[t["trial"].code]))
     page.wait_for_load_state("networkidle")
     assert "1</strong> of <strong>3</strong> rated" in page.content()
     screenshot(page, "rating-worklist")
@@ -105,19 +109,20 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     assert (first.status, first.preference, first.quality_a, first.quality_b) == ("done", "B", 4, 4)
 
     urls = [u for u, _ in net.bodies]
-    assert any("/reading/images/" in u and u.endswith("display.png") for u in urls), urls
-    assert any("/api/rating/" in u and "autosave" in u for u in urls)
+    assert any(url_name(u) == "imaging:image-display" for u in urls), urls
+    assert any(url_name(u) == "rating-autosave" for u in urls)
     for url, body in net.bodies:
         text = body.decode("utf-8", "replace")
         assert_blinded(url, text, forbidden)
-        if "/rating/" in url:
+        if (url_name(url) or "").startswith("rating"):  # a rating page or the rating API
+            # any trial's reading pages (all share this prefix), so a text pattern, not one reverse()d URL
             assert not re.search(r"/reading/(?!images/)", text), f"{url} links to a reading page"
             assert "draft" not in text.lower(), url
-        if url.endswith(".json") or "/api/" in url:
+        if url.endswith(".json") or urlsplit(url).path.startswith(reverse("api-root")):
             assert not FORBIDDEN_KEYS.search(text), f"{url}: {FORBIDDEN_KEYS.search(text).group(0)}"
     titles = set()
     for task in tasks:
-        page.goto(f"{live_server.url}/rating/{t['trial'].code}/{task.public_id}/")
+        page.goto(live_server.url + reverse("rating:task", args=[t["trial"].code, task.public_id]))
         titles.add(page.title().replace(selectors.task_label(task), "<TASK>"))
         assert task.case.code not in page.content()  # the case code carries the center
     assert len(titles) == 1  # the title does not vary by arm (or anything but the opaque task label)
@@ -125,16 +130,19 @@ def test_full_rating_session_leaks_nothing(live_server, page):
     # -- every expert API response ------------------------------------------------------------------------
     api = APIClient()
     api.force_login(expert)  # a session, like the browser's (the image views are plain Django views)
-    base = f"/api/rating/{t['trial'].code}/"
+    base = reverse("rating-worklist", args=[t["trial"].code])
     responses = [api.get(base)]
     for task in tasks:
-        responses += [api.get(f"{base}{task.public_id}/"), api.post(f"{base}{task.public_id}/open/")]
-        responses.append(api.post(f"{base}{task.public_id}/autosave/", {"comment": "ok"}, format="json"))
-        responses.append(api.post(f"{base}{task.public_id}/submit/",
+        def task_url(name, task=task):
+            return reverse(name, args=[t["trial"].code, task.public_id])
+
+        responses += [api.get(task_url("rating-task")), api.post(task_url("rating-open"))]
+        responses.append(api.post(task_url("rating-autosave"), {"comment": "ok"}, format="json"))
+        responses.append(api.post(task_url("rating-submit"),
                                   {"preference": "A", "quality_a": 5, "quality_b": 2}, format="json"))
-        responses.append(api.post(f"{base}{task.public_id}/submit/", {"quality_a": 0}, format="json"))
+        responses.append(api.post(task_url("rating-submit"), {"quality_a": 0}, format="json"))
         for im in task.case.images.all():
-            responses.append(api.get(f"/reading/images/{im.public_id}/meta.json"))
+            responses.append(api.get(reverse("imaging:image-meta", args=[im.public_id])))
     responses.append(api.get(base))
     statuses = [r.status_code for r in responses]
     assert 200 in statuses and 409 in statuses

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from django.db import connection, connections
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
@@ -11,8 +12,8 @@ from rating import selectors as rating_selectors
 from rating import services as rating_services
 from rating.models import Rating
 from reading.models import Read
-from tests.factories import PASSWORD
-from tests.factories_rating import GOOD, complete_case, rating_trial, submit_read
+from tests.factories.rating import GOOD, complete_case, rating_trial, submit_read
+from tests.factories.trial import PASSWORD
 from trial import services
 from trial.models import AuditEntry
 
@@ -35,7 +36,7 @@ def api_for(user) -> APIClient:
 
 
 def url(t, rating, action=""):
-    return f"/api/rating/{t['trial'].code}/{rating.public_id}/" + (f"{action}/" if action else "")
+    return reverse(f"rating-{action or 'task'}", args=[t["trial"].code, rating.public_id])
 
 
 def submits(rating) -> int:
@@ -62,7 +63,7 @@ def test_double_rating_is_answered_clearly_and_stored_once(rt):
 
 def test_double_rating_through_the_page_form(rt, client):
     client.login(username=rt["expert"].username, password=PASSWORD)
-    page = f"/rating/{rt['trial'].code}/{rt['rating'].public_id}/"
+    page = reverse("rating:task", args=[rt["trial"].code, rt["rating"].public_id])
     r = client.post(page, GOOD, follow=True)
     assert r.status_code == 200 and b"Rating submitted." in r.content
     r = client.post(page, {**GOOD, "quality_a": "2"})
@@ -151,7 +152,7 @@ def test_rating_after_lock_is_refused(rt, client):
     assert r.status_code == 409 and r.json()["code"] == "trial_locked" and "locked" in r.json()["detail"]
     assert api.post(url(rt, rt["rating"], "autosave"), {"quality_a": 5}, format="json").status_code == 409
     client.login(username=rt["expert"].username, password=PASSWORD)
-    page = client.get(f"/rating/{rt['trial'].code}/{rt['rating'].public_id}/")
+    page = client.get(reverse("rating:task", args=[rt["trial"].code, rt["rating"].public_id]))
     assert page.status_code == 200 and b"locked" in page.content and b'id="submit-rating"' not in page.content
     r = Rating.objects.get(pk=rt["rating"].pk)
     assert r.status == "in_progress" and r.quality_a == 2 and r.submitted_at is None
@@ -168,8 +169,9 @@ def test_an_expert_cannot_open_another_experts_task(rt, client):
         assert r.status_code == 404, action
         assert other.expert.user.username not in r.content.decode()
     client.login(username=rt["expert"].username, password=PASSWORD)
-    assert client.get(f"/rating/{rt['trial'].code}/{other.public_id}/").status_code == 404
-    assert client.post(f"/rating/{rt['trial'].code}/{other.public_id}/", GOOD).status_code == 404
+    assert client.get(reverse("rating:task", args=[rt["trial"].code, other.public_id])).status_code == 404
+    assert client.post(reverse("rating:task", args=[rt["trial"].code, other.public_id]),
+                       GOOD).status_code == 404
     with pytest.raises(NotAllowed):
         rating_services.submit_rating(rt["expert"], other, GOOD)
     with pytest.raises(NotAllowed):
@@ -177,16 +179,16 @@ def test_an_expert_cannot_open_another_experts_task(rt, client):
     other.refresh_from_db()
     assert other.status == "todo" and other.opened_at is None and submits(other) == 0
     # An unknown id is the same 404.
-    assert api.get(f"/api/rating/{rt['trial'].code}/nope/").status_code == 404
+    assert api.get(reverse("rating-task", args=[rt["trial"].code, "nope"])).status_code == 404
 
 
 def test_non_experts_have_no_rating_worklist(rt, client):
     reader = rt["readers"][0].user
     client.login(username=reader.username, password=PASSWORD)
-    assert client.get(f"/rating/{rt['trial'].code}/").status_code == 403
-    assert api_for(reader).get(f"/api/rating/{rt['trial'].code}/").status_code == 403
+    assert client.get(reverse("rating:worklist", args=[rt["trial"].code])).status_code == 403
+    assert api_for(reader).get(reverse("rating-worklist", args=[rt["trial"].code])).status_code == 403
     assert api_for(rt["coordinator"]).get(url(rt, rt["rating"])).status_code == 403
-    assert APIClient().get(f"/api/rating/{rt['trial'].code}/").status_code == 401
+    assert APIClient().get(reverse("rating-worklist", args=[rt["trial"].code])).status_code == 401
 
 
 # -- invalid scores -----------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ def test_other_invalid_answers(rt):
 # -- open, autosave, resume ---------------------------------------------------------------------------------
 def test_open_autosave_resume_and_submit(rt, client):
     client.login(username=rt["expert"].username, password=PASSWORD)
-    page = f"/rating/{rt['trial'].code}/{rt['rating'].public_id}/"
+    page = reverse("rating:task", args=[rt["trial"].code, rt["rating"].public_id])
     assert client.get(page).status_code == 200
     r = Rating.objects.get(pk=rt["rating"].pk)
     assert r.status == "in_progress" and r.opened_at is not None
@@ -264,9 +266,9 @@ def test_open_autosave_resume_and_submit(rt, client):
 def test_worklist_shows_progress(rt, client):
     rating_services.submit_rating(rt["expert"], rt["rating"], GOOD)
     client.login(username=rt["expert"].username, password=PASSWORD)
-    html = client.get(f"/rating/{rt['trial'].code}/").content.decode()
+    html = client.get(reverse("rating:worklist", args=[rt["trial"].code])).content.decode()
     assert "1</strong> of <strong>2</strong> rated" in html
-    wl = api_for(rt["expert"]).get(f"/api/rating/{rt['trial'].code}/").json()
+    wl = api_for(rt["expert"]).get(reverse("rating-worklist", args=[rt["trial"].code])).json()
     assert wl["progress"]["total"] == 2 and wl["progress"]["done"] == 1 and wl["progress"]["percent"] == 50
     assert [t["position"] for t in wl["tasks"]] == [1, 2]
     assert {t["id"] for t in wl["tasks"]} == set(
@@ -277,7 +279,8 @@ def test_worklist_is_paginated_with_progress_next_and_positions_over_all_pages(r
     monkeypatch.setattr(rating_selectors, "WORKLIST_PAGE_SIZE", 1)
     code = rt["trial"].code
     api = api_for(rt["expert"])
-    first, second = api.get(f"/api/rating/{code}/").json(), api.get(f"/api/rating/{code}/?page=2").json()
+    worklist = reverse("rating-worklist", args=[code])
+    first, second = api.get(worklist).json(), api.get(worklist, {"page": 2}).json()
     assert (first["page"], first["pages"], second["page"]) == (1, 2, 2)
     ids = [first["tasks"][0]["id"], second["tasks"][0]["id"]]
     assert [t["position"] for t in first["tasks"] + second["tasks"]] == [1, 2]
@@ -286,9 +289,9 @@ def test_worklist_is_paginated_with_progress_next_and_positions_over_all_pages(r
     # Done with the first task: "next" is the one on page 2; the task page knows its place in the whole list.
     first_task = Rating.objects.get(public_id=ids[0])
     rating_services.submit_rating(rt["expert"], first_task, GOOD)
-    assert api.get(f"/api/rating/{code}/?page=2").json()["next"] == ids[1]
+    assert api.get(worklist, {"page": 2}).json()["next"] == ids[1]
     client.login(username=rt["expert"].username, password=PASSWORD)
-    assert "page 1 of 2" in client.get(f"/rating/{code}/").content.decode()
+    assert "page 1 of 2" in client.get(reverse("rating:worklist", args=[code])).content.decode()
     assert rating_selectors.position_of(rt["expert"], rt["trial"], Rating.objects.get(public_id=ids[1])) == 2
 
 

@@ -7,14 +7,15 @@ import re
 from collections import defaultdict
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 from scipy import stats
 
 from rating.models import Rating
 from rating.selectors import normalise_text, task_label
 from reading.models import Read
-from tests.factories import PASSWORD
-from tests.factories_rating import EXTRA, complete_case, rating_trial
+from tests.factories.rating import EXTRA, complete_case, rating_trial
+from tests.factories.trial import PASSWORD
 
 pytestmark = pytest.mark.django_db
 N_CASES = 120
@@ -123,11 +124,11 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
         api.force_authenticate(expert.user)
         page, pages = 1, 1
         while page <= pages:  # every page of the worklist
-            wl = api.get(f"/api/rating/{t['trial'].code}/?page={page}").json()
+            wl = api.get(reverse("rating-worklist", args=[t["trial"].code]), {"page": page}).json()
             pages = wl["pages"]
             page += 1
             for item in wl["tasks"]:
-                doc = api.get(f"/api/rating/{t['trial'].code}/{item['id']}/").json()
+                doc = api.get(reverse("rating-task", args=[t["trial"].code, item["id"]])).json()
                 rows[item["id"]] = {"worklist": item, "task": doc}
     assert set(rows) == set(a_is_ai)
     ids = list(rows)
@@ -186,7 +187,7 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
     skeletons = defaultdict(set)
     mine = [r for r in ratings if r.expert_id == expert.pk][:24]
     for r in mine:
-        html = client.get(f"/rating/{t['trial'].code}/{r.public_id}/").content.decode()
+        html = client.get(reverse("rating:task", args=[t["trial"].code, r.public_id])).content.decode()
         assert r.case.code not in html  # the case code carries the center
         html = html.replace(r.public_id, "<ID>").replace(task_label(r), "<LABEL>")
         html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "<CSRF>", html)

@@ -4,14 +4,15 @@ import hmac
 from collections import Counter
 
 import pytest
+from django.urls import reverse
 
 from core.errors import InvalidInput
 from rating import selectors as rating_selectors
 from rating import services as rating_services
 from rating.models import Rating
 from reading.models import Read
-from tests.factories import PASSWORD, UserFactory
-from tests.factories_rating import GOOD, complete_case, rating_trial, submit_read
+from tests.factories.rating import GOOD, complete_case, rating_trial, submit_read
+from tests.factories.trial import PASSWORD, UserFactory
 from trial import services
 from trial.models import AuditEntry, Case, Trial
 
@@ -103,10 +104,12 @@ def test_case_randomised_scores_single_reports_without_preference(client):
     with pytest.raises(InvalidInput, match="no report B"):
         rating_services.submit_rating(expert, r, {"quality_a": 4, "quality_b": 3})
     client.login(username=expert.username, password=PASSWORD)
-    html = client.get(f"/rating/{t['trial'].code}/{r.public_id}/").content.decode()
+    html = client.get(reverse("rating:task", args=[t["trial"].code, r.public_id])).content.decode()
     assert 'id="report-A"' in html and 'id="report-B"' not in html and 'name="preference"' not in html
-    assert "Score one report" in client.get(f"/rating/{t['trial'].code}/").content.decode()
-    resp = client.post(f"/rating/{t['trial'].code}/{r.public_id}/", {"quality_a": "4", "comment": ""})
+    worklist = client.get(reverse("rating:worklist", args=[t["trial"].code]))
+    assert "Score one report" in worklist.content.decode()
+    resp = client.post(reverse("rating:task", args=[t["trial"].code, r.public_id]),
+                       {"quality_a": "4", "comment": ""})
     assert resp.status_code == 302
     r.refresh_from_db()
     assert r.status == "done" and r.quality_a == 4 and r.preference == "" and r.quality_b is None

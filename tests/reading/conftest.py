@@ -3,14 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import reader_in, with_images_and_drafts
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """PBKDF2 costs ~0.2 s per test user; a fast hasher keeps the reading suite quick (tests only)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+from tests.factories.reading import reader_in, with_images_and_drafts
+from tests.factories.trial import add_cases, make_trial
 
 
 @pytest.fixture

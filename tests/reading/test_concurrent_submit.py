@@ -7,10 +7,11 @@ import threading
 import pytest
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
 
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import reader_in
+from tests.factories.reading import reader_in
+from tests.factories.trial import add_cases, make_trial
 from trial.models import AuditEntry
 
 
@@ -30,7 +31,7 @@ def test_concurrent_submits_store_one_report():
         c.force_login(m.user)
         try:
             barrier.wait()
-            r = c.post(f"/api/reading/reads/{read.public_id}/submit/",
+            r = c.post(reverse("reading-api:submit", args=[read.public_id]),
                        {"findings_text": f"tab {i}", "impression_text": "Normal.", "finding_marks": marks,
                         "seconds": 3}, content_type="application/json")
             results.append((r.status_code, r.json()))

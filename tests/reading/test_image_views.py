@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from django.conf import settings
 from django.test import Client
+from django.urls import reverse
 from PIL import Image as PILImage
 
 from imaging.selectors import can_view_case_images
 from rating.models import Rating
 from reading.models import Read
-from tests.factories_reading import reads_of
+from tests.factories.reading import reads_of
 
 pytestmark = pytest.mark.django_db
 
@@ -41,24 +42,25 @@ def test_permissions_and_files(paired):
     assert not can_view_case_images(other_center_reader.user, case)
     assert not can_view_case_images(paired["statistician"].user, case)
 
-    base = f"/reading/images/{image.public_id}"
+    url = {kind: reverse(f"imaging:image-{kind.split('.')[0]}", args=[image.public_id])
+           for kind in ("meta.json", "display.png", "full.bin")}
     for user in (un.user, paired["coordinator"], expert.user):
         c = _client(user)
-        meta = c.get(f"{base}/meta.json")
+        meta = c.get(url["meta.json"])
         assert meta.status_code == 200
         assert meta.json()["width"] == 256 and meta.json()["display"]["window_width"] > 0
-        png = c.get(f"{base}/display.png")
+        png = c.get(url["display.png"])
         assert png.status_code == 200 and png["Content-Type"] == "image/png"
         assert b"".join(png.streaming_content)[:8] == b"\x89PNG\r\n\x1a\n"
     for user in (expert2.user, other_center_reader.user, paired["statistician"].user):
         c = _client(user)
         for kind in ("meta.json", "display.png", "full.bin"):
-            assert c.get(f"{base}/{kind}").status_code == 403
-    assert _client(un.user).get("/reading/images/nope/display.png").status_code == 404
-    anon = Client().get(f"{base}/display.png")
+            assert c.get(url[kind]).status_code == 403
+    assert _client(un.user).get(reverse("imaging:image-display", args=["nope"])).status_code == 404
+    anon = Client().get(url["display.png"])
     assert anon.status_code == 302  # to the login page
 
-    full = _client(un.user).get(f"{base}/full.bin")
+    full = _client(un.user).get(url["full.bin"])
     assert full.status_code == 200
     w, h = int(full["X-Image-Width"]), int(full["X-Image-Height"])
     raw = b"".join(full.streaming_content)
@@ -69,7 +71,7 @@ def test_permissions_and_files(paired):
     assert np.array_equal(arr, expected) and arr.max() > 255
     cached = Path(settings.MEDIA_ROOT) / "cache" / "full-range" / f"{image.public_id}.u16"
     assert cached.is_file()
-    again = b"".join(_client(un.user).get(f"{base}/full.bin").streaming_content)
+    again = b"".join(_client(un.user).get(url["full.bin"]).streaming_content)
     assert again == raw
 
 
@@ -78,4 +80,4 @@ def test_path_outside_media_root_is_refused(paired):
     image = reads_of(un).first().case.images.get()
     image.display_file = "../../etc/passwd"
     image.save()
-    assert _client(un.user).get(f"/reading/images/{image.public_id}/display.png").status_code == 404
+    assert _client(un.user).get(reverse("imaging:image-display", args=[image.public_id])).status_code == 404

@@ -3,14 +3,13 @@ timing, resume after reload (server autosave and the local copy), and blinding o
 every response the browser received."""
 from __future__ import annotations
 
-import re
-
 import pytest
+from django.urls import reverse
 
 from reading.models import Read
-from tests.browser import NetworkLog, login, screenshot
-from tests.factories import PASSWORD, add_cases, make_trial
-from tests.factories_reading import DRAFT_FINDINGS, DRAFT_IMPRESSION, reader_in, with_images_and_drafts
+from tests.browser import NetworkLog, login, resolved, screenshot, url_name
+from tests.factories.reading import DRAFT_FINDINGS, DRAFT_IMPRESSION, reader_in, with_images_and_drafts
+from tests.factories.trial import PASSWORD, add_cases, make_trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -52,14 +51,14 @@ def test_ai_reader_reads_edits_the_draft_and_submits(live_server, page):
     m = reader_in(t, "ai_assisted")
     page.add_init_script(FAST)
     login(page, live_server, m.user.username, PASSWORD)
-    page.goto(f"{live_server.url}/reading/BRA/")
-    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories.py).
+    page.goto(live_server.url + reverse("reading:worklist", args=["BRA"]))
+    # Usually both cases; 1 when the factory had to enrol a third reader into this arm (tests/factories/trial.py)
     mine = Read.objects.filter(reader=m).count()
     assert mine >= 1 and page.inner_text("#count-todo") == str(mine)
     screenshot(page, "worklist")
     page.keyboard.press("n")
-    page.wait_for_url(re.compile(r"/reading/BRA/read/[^/]+/$"))
-    public_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_url(lambda u: url_name(u) == "reading:read")
+    public_id = resolved(page.url).kwargs["public_id"]
     read = Read.objects.get(public_id=public_id)
     assert read.reader_id == m.pk and read.opened_at is not None and read.draft_id is not None
 
@@ -147,10 +146,10 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
     page.add_init_script(FAST)
     log = NetworkLog(page)
     login(page, live_server, m.user.username, PASSWORD)
-    page.goto(f"{live_server.url}/reading/BRU/")
+    page.goto(live_server.url + reverse("reading:worklist", args=["BRU"]))
     page.click("#next-read")
-    page.wait_for_url(re.compile(r"/reading/BRU/read/[^/]+/$"))
-    public_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_url(lambda u: url_name(u) == "reading:read")
+    public_id = resolved(page.url).kwargs["public_id"]
     read = Read.objects.get(public_id=public_id)
     assert read.arm.code == "unassisted"
     page.wait_for_function("window.cxrViewer && window.cxrViewer.source !== null")
@@ -177,7 +176,7 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
         headers: {'Content-Type': 'application/json',
                   'X-CSRFToken': document.querySelector('input[name=csrfmiddlewaretoken]').value},
         body: JSON.stringify({findings_text: 'other'})}).then(r => r.json().then(b => [r.status, b]))""",
-                          f"/api/reading/reads/{public_id}/submit/")
+                          reverse("reading-api:submit", args=[public_id]))
     assert again[0] == 200 and again[1]["already_submitted"] is True
     assert again[1]["report"]["findings_text"] == "Lungs are clear. No effusion."
     read.refresh_from_db()
@@ -190,8 +189,9 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
     draft = read.case.drafts.get()
     assert draft.status == "ready"  # there was a draft to leak
     everything = log.text() + page_source
-    assert any(u.endswith(f"/read/{public_id}/") for u, _ in log.bodies)
-    assert any("/api/reading/reads/" in u for u, _ in log.bodies)
+    assert any(u.endswith(reverse("reading:read", args=["BRU", public_id])) for u, _ in log.bodies)
+    read_api = {f"reading-api:{n}" for n in ("detail", "open", "heartbeat", "autosave", "submit")}
+    assert any(url_name(u) in read_api for u, _ in log.bodies)
     for needle in (DRAFT_FINDINGS, DRAFT_IMPRESSION, "Zebra", "Sentinel", "0.8731", "0.6123", "87%"):
         assert needle not in everything
     assert "draft" not in everything.lower()
@@ -199,8 +199,9 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
 
     # Another reader's read: 403 on the page and on the API
     other = Read.objects.filter(reader=ai_reader).first()
-    resp = page.goto(f"{live_server.url}/reading/BRU/read/{other.public_id}/")
+    resp = page.goto(live_server.url + reverse("reading:read", args=["BRU", other.public_id]))
     assert resp.status == 403
-    assert page.request.get(f"{live_server.url}/api/reading/reads/{other.public_id}/").status == 403
+    other_api = live_server.url + reverse("reading-api:detail", args=[other.public_id])
+    assert page.request.get(other_api).status == 403
     other.refresh_from_db()
     assert other.opened_at is None

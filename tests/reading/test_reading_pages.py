@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import reader_in, reads_of
+from tests.factories.reading import reader_in, reads_of
+from tests.factories.trial import add_cases, make_trial
 
 pytestmark = pytest.mark.django_db
 
@@ -20,12 +21,14 @@ def _client(user) -> Client:
 def test_worklist_page_and_next(paired):
     m = paired["un_reader"]
     c = _client(m.user)
-    r = c.get("/reading/RD1/")
+    r = c.get(reverse("reading:worklist", args=["RD1"]))
     assert r.status_code == 200 and b'id="next-read"' in r.content
     first = reads_of(m).first()
-    assert c.get("/reading/RD1/next/")["Location"] == f"/reading/RD1/read/{first.public_id}/"
-    assert _client(paired["experts"][0].user).get("/reading/RD1/").status_code == 403
-    assert _client(paired["coordinator"]).get("/reading/RD1/").status_code == 403
+    next_read = c.get(reverse("reading:next", args=["RD1"]))["Location"]
+    assert next_read == reverse("reading:read", args=["RD1", first.public_id])
+    worklist = reverse("reading:worklist", args=["RD1"])
+    assert _client(paired["experts"][0].user).get(worklist).status_code == 403
+    assert _client(paired["coordinator"]).get(reverse("reading:worklist", args=["RD1"])).status_code == 403
 
 
 def test_ai_read_without_ready_draft_is_not_opened():
@@ -33,7 +36,7 @@ def test_ai_read_without_ready_draft_is_not_opened():
     (case,) = add_cases(t, 1)
     m = reader_in(t, "ai_assisted")
     read = Read.objects.get(reader=m)
-    r = _client(m.user).get(f"/reading/PG2/read/{read.public_id}/")
+    r = _client(m.user).get(reverse("reading:read", args=["PG2", read.public_id]))
     assert r.status_code == 409 and b"not ready" in r.content
     read.refresh_from_db()
     assert read.opened_at is None
@@ -43,21 +46,23 @@ def test_no_javascript_submit_and_repeat(paired):
     m = paired["un_reader"]
     read = reads_of(m).first()
     c = _client(m.user)
-    page = c.get(f"/reading/RD1/read/{read.public_id}/")
+    page = c.get(reverse("reading:read", args=["RD1", read.public_id]))
     assert page.status_code == 200 and b"draft" not in page.content.lower()
     form = {"findings_text": "Clear.", "impression_text": "Normal."}
     form |= {f"present_{code}": "absent" for code in paired["trial"].finding_codes}
     form |= {f"confidence_{code}": "5" for code in paired["trial"].finding_codes}
     incomplete = {k: v for k, v in form.items() if k != "confidence_pneumothorax"}
-    r = c.post(f"/reading/RD1/read/{read.public_id}/submit/", incomplete, follow=True)
+    r = c.post(reverse("reading:submit", args=["RD1", read.public_id]), incomplete, follow=True)
     assert b"Mark pneumothorax" in r.content
-    r1 = c.post(f"/reading/RD1/read/{read.public_id}/submit/", form, follow=True)
+    r1 = c.post(reverse("reading:submit", args=["RD1", read.public_id]), form, follow=True)
     assert b"Report submitted." in r1.content
-    r2 = c.post(f"/reading/RD1/read/{read.public_id}/submit/", {**form, "findings_text": "x"}, follow=True)
+    r2 = c.post(reverse("reading:submit", args=["RD1", read.public_id]),
+                {**form, "findings_text": "x"}, follow=True)
     assert r2.status_code == 200 and b"already submitted" in r2.content
     read.refresh_from_db()
     assert read.findings_text == "Clear." and read.finding_marks["pneumothorax"] == {"present": False, "confidence": 5}
     other = paired["ai_reader"]
-    assert _client(other.user).get(f"/reading/RD1/read/{read.public_id}/").status_code == 403
-    assert _client(other.user).post(f"/reading/RD1/read/{read.public_id}/submit/", form).status_code == 403
-    assert c.get(f"/reading/OTHER/read/{read.public_id}/").status_code == 404
+    assert _client(other.user).get(reverse("reading:read", args=["RD1", read.public_id])).status_code == 403
+    assert _client(other.user).post(reverse("reading:submit", args=["RD1", read.public_id]),
+                                    form).status_code == 403
+    assert c.get(reverse("reading:read", args=["OTHER", read.public_id])).status_code == 404

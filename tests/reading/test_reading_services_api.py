@@ -6,13 +6,14 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.errors import InvalidInput, NotAllowed, TrialLocked
 from reading import services
 from reading.models import Read
-from tests.factories_reading import DRAFT_FINDINGS, reads_of
+from tests.factories.reading import DRAFT_FINDINGS, reads_of
 from trial import services as trial_services
 from trial.models import AuditEntry
 
@@ -31,7 +32,7 @@ def client_for(user) -> APIClient:
 
 
 def api(read, action="") -> str:
-    return f"/api/reading/reads/{read.public_id}/" + (f"{action}/" if action else "")
+    return reverse(f"reading-api:{action or 'detail'}", args=[read.public_id])
 
 
 def test_open_stamps_once_stores_draft_and_prefills(paired):
@@ -126,10 +127,10 @@ def test_another_readers_read_is_refused(paired):
     for action in ("", "open", "heartbeat", "autosave", "submit"):
         r = c.post(api(read, action), complete(paired["trial"]), format="json") if action else c.get(api(read))
         assert r.status_code == 403, action
-    assert c.get("/api/reading/reads/no-such-read/").status_code == 404
+    assert c.get(reverse("reading-api:detail", args=["no-such-read"])).status_code == 404
     expert = paired["experts"][0].user
     assert client_for(expert).get(api(read)).status_code == 403
-    assert client_for(expert).get("/api/reading/trials/RD1/worklist/").status_code == 403
+    assert client_for(expert).get(reverse("reading-api:worklist", args=["RD1"])).status_code == 403
     read.refresh_from_db()
     assert read.opened_at is None and read.submitted_at is None
 
@@ -180,7 +181,8 @@ def test_unassisted_api_has_no_draft_field(paired):
     un, ai = paired["un_reader"], paired["ai_reader"]
     un_read = reads_of(un).first()
     c = client_for(un.user)
-    bodies = [c.get("/api/reading/trials/RD1/worklist/"), c.get(api(un_read)), c.post(api(un_read, "open")),
+    bodies = [c.get(reverse("reading-api:worklist", args=["RD1"])), c.get(api(un_read)),
+              c.post(api(un_read, "open")),
               c.post(api(un_read, "autosave"), {"findings_text": "x"}, format="json"),
               c.post(api(un_read, "heartbeat"), {"seconds": 1}, format="json"),
               c.post(api(un_read, "submit"), complete(paired["trial"]), format="json")]
@@ -199,7 +201,7 @@ def test_unassisted_api_has_no_draft_field(paired):
 def test_worklist_api_counts_and_next(paired):
     m = paired["un_reader"]
     c = client_for(m.user)
-    body = c.get("/api/reading/trials/RD1/worklist/").json()
+    body = c.get(reverse("reading-api:worklist", args=["RD1"])).json()
     assert body["counts"]["todo"] == len(body["reads"]) == 2  # 4 cases over 2 centers
     assert body["next"] == body["reads"][0]["public_id"]
     assert [r["position"] for r in body["reads"]] == [1, 2]
@@ -211,20 +213,20 @@ def test_worklist_is_paginated_with_counts_and_next_over_all_pages(paired, monke
     monkeypatch.setattr(selectors, "WORKLIST_PAGE_SIZE", 1)
     m = paired["un_reader"]
     c = client_for(m.user)
-    first = c.get("/api/reading/trials/RD1/worklist/").json()
-    second = c.get("/api/reading/trials/RD1/worklist/?page=2").json()
+    first = c.get(reverse("reading-api:worklist", args=["RD1"])).json()
+    second = c.get(reverse("reading-api:worklist", args=["RD1"]), {"page": "2"}).json()
     assert (first["page"], first["pages"], second["page"]) == (1, 2, 2)
     assert [r["position"] for r in first["reads"] + second["reads"]] == [1, 2]
     assert first["counts"] == second["counts"] and first["counts"]["todo"] == 2
     # The read in progress is "next" wherever it sits in the order, on every page.
     later = second["reads"][0]["public_id"]
-    assert c.post(f"/api/reading/reads/{later}/open/").status_code == 200
-    again = c.get("/api/reading/trials/RD1/worklist/").json()
+    assert c.post(reverse("reading-api:open", args=[later])).status_code == 200
+    again = c.get(reverse("reading-api:worklist", args=["RD1"])).json()
     assert again["next"] == later and again["counts"]["in_progress"] == 1
     # Out-of-range or junk page numbers give the nearest real page, not an error.
-    assert c.get("/api/reading/trials/RD1/worklist/?page=99").json()["page"] == 2
-    assert c.get("/api/reading/trials/RD1/worklist/?page=x").json()["page"] == 1
+    assert c.get(reverse("reading-api:worklist", args=["RD1"]), {"page": "99"}).json()["page"] == 2
+    assert c.get(reverse("reading-api:worklist", args=["RD1"]), {"page": "x"}).json()["page"] == 1
     # The page shows the pager and numbers rows across pages.
     c.force_login(m.user)
-    html = c.get("/reading/RD1/?page=2").content.decode()
+    html = c.get(reverse("reading:worklist", args=["RD1"]), {"page": "2"}).content.decode()
     assert "page 2 of 2" in html and "<td>2</td>" in html

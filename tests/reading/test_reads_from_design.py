@@ -6,13 +6,14 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from inference.models import Draft
 from reading import selectors, services
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import ready_draft
+from tests.factories.reading import ready_draft
+from tests.factories.trial import add_cases, make_trial
 from trial import services as trial_services
 from trial.models import Trial
 
@@ -85,7 +86,7 @@ def test_crossover_both_arms_second_read_held_back_until_washout():
 
     c = Client()
     c.force_login(user)
-    html = c.get("/reading/CX1/").content.decode()
+    html = c.get(reverse("reading:worklist", args=["CX1"])).content.decode()
     assert "Not yet available" in html and in_washout["available_from"].strftime("%Y-%m-%d") in html
 
 

@@ -29,7 +29,7 @@ class GunicornServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = dict(os.environ)
+        env = dict(os.environ)  # DJANGO_SETTINGS_MODULE passes through: config.settings_test
         env.update(
             DATABASE_URL=app_database_url(), DEBUG="false", SECRET_KEY="reliability-" + secrets.token_hex(24),
             AUDIT_SIGNING_KEY=settings.AUDIT_SIGNING_KEY,  # tests/reliability/conftest.py: verified in this process

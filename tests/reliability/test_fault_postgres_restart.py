@@ -21,12 +21,13 @@ import warnings
 import httpx
 import pytest
 from django.db import connection, connections
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 import inference.services as inference_services
 from reading.models import Read
-from tests.factories import add_cases, make_trial
-from tests.factories_reading import ready_draft
+from tests.factories.reading import ready_draft
+from tests.factories.trial import add_cases, make_trial
 from tests.reliability.helpers import GunicornServer, ensure_postgres_running, pg_cluster, pg_ctl
 from trial.audit import verify_all
 from trial.models import AuditEntry
@@ -65,7 +66,7 @@ class Client(threading.Thread):
                 delay = 0.1
                 while True:
                     try:
-                        r = c.post(f"/api/reading/reads/{pid}/submit/", json=body)
+                        r = c.post(reverse("reading-api:submit", args=[pid]), json=body)
                         if 200 <= r.status_code < 300:
                             self.acked.append((pid, body["findings_text"], bool(r.json()["already_submitted"])))
                             break

@@ -23,8 +23,8 @@ from django.core.management import call_command
 from inference.models import Draft, ModelVersion
 from reading.models import Read
 from reading.selectors import worklist_for
-from tests.factories import make_trial
-from tests.factories_reading import add_image
+from tests.factories.imaging import add_image
+from tests.factories.trial import make_trial
 from tests.reliability.helpers import (
     CeleryWorker,
     ThrowawayRedis,

@@ -15,20 +15,10 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 
-from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, add_cases, make_trial
 
 ROLES = ("anonymous", "coordinator", "reader", "expert", "statistician", "outsider")
 ADMIN_ROLES = (*ROLES, "superuser")
-
-
-def _settings_for_tests(settings, media_root: Path) -> None:
-    settings.MEDIA_ROOT = media_root
-    settings.STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.AXES_ENABLED = False
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +38,13 @@ def world(request, django_db_setup, django_db_blocker, world_media):
     from inference.models import Draft
     from rating.models import Rating
     from reading.models import Read
-    from tests.factories_rating import complete_case
-    from tests.factories_reading import reader_in, with_images_and_drafts
+    from tests.factories.rating import complete_case
+    from tests.factories.reading import reader_in, with_images_and_drafts
     from trial.models import AllocationList, AuditEntry
 
-    saved = {k: getattr(dj_settings, k) for k in ("MEDIA_ROOT", "PASSWORD_HASHERS", "AXES_ENABLED")}
+    saved = {"MEDIA_ROOT": dj_settings.MEDIA_ROOT}
     with django_db_blocker.unblock(), mock.patch("inference.services.send_draft_task", lambda draft_id: False):
         dj_settings.MEDIA_ROOT = world_media
-        dj_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
         try:
             t = make_trial(code="PM", experts=2, expert_panel_size=2, preference_majority=2,
                            seed="pm-secret-seed-7f3a9c")
@@ -113,4 +102,4 @@ def world(request, django_db_setup, django_db_blocker, world_media):
 @pytest.fixture(autouse=True)
 def _media_root(settings, world_media):
     """Overrides tests/conftest.py's: the module-scoped world writes its images and analysis files here."""
-    _settings_for_tests(settings, world_media)
+    settings.MEDIA_ROOT = world_media

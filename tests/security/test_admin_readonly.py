@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.sites import site
 from django.urls import reverse
 
-from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, add_cases, make_trial
 from trial import services
 from trial.models import AuditEntry, Case, Membership, Trial
 
@@ -27,7 +27,7 @@ def locked(db, client):
 
 
 def test_every_trial_data_model_is_view_only_for_superusers(locked, client, rf):
-    request = rf.get("/admin/")
+    request = rf.get(reverse("admin:index"))
     request.user = UserFactory(username="adm-root")
     for model, model_admin in site._registry.items():
         key = (model._meta.app_label, model._meta.model_name)

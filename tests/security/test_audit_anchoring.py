@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from tests.factories import make_trial
+from tests.factories.trial import make_trial
 from trial import audit
 from trial.models import AuditEntry, AuditHead
 

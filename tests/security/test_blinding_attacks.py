@@ -18,6 +18,7 @@ import re
 import numpy as np
 import pytest
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 from scipy import stats
 
@@ -28,7 +29,7 @@ from inference.models import Draft
 from inference.reportbank import load_iu_bank
 from rating import selectors as rating_selectors
 from rating.selectors import normalise_text
-from tests.factories import PASSWORD, add_cases, make_trial
+from tests.factories.trial import PASSWORD, add_cases, make_trial
 from trial import services
 from trial.models import Case, Membership
 
@@ -183,17 +184,17 @@ def test_expert_who_is_also_statistician_gets_no_export_or_analysis(world):
     expert = world["expert"]
     c = _second_role(world, expert, "statistician")
     code, run = world["trial"].code, world["run"]
-    assert c.get(f"/analysis/{code}/").status_code == 403
-    assert c.post(f"/analysis/{code}/").status_code == 403
-    assert c.get(f"/analysis/{code}/runs/{run.pk}/status.json").status_code == 403
-    assert c.get(f"/analysis/{code}/runs/{run.pk}/files/report/report.html").status_code == 403
+    assert c.get(reverse("analysis:page", args=[code])).status_code == 403
+    assert c.post(reverse("analysis:page", args=[code])).status_code == 403
+    assert c.get(reverse("analysis:run_status", args=[code, run.pk])).status_code == 403
+    assert c.get(reverse("analysis:file", args=[code, run.pk, "report/report.html"])).status_code == 403
     api = _api(expert.user)
-    assert api.get(f"/api/analysis/{code}/runs/").status_code == 403
-    assert api.post(f"/api/analysis/{code}/runs/").status_code == 403
+    assert api.get(reverse("analysis-run-list", args=[code])).status_code == 403
+    assert api.post(reverse("analysis-run-list", args=[code])).status_code == 403
     # The single-role statistician still gets them.
     stat = Client()
     assert stat.login(username=world["statistician"].user.username, password=PASSWORD)
-    assert stat.get(f"/analysis/{code}/").status_code == 200
+    assert stat.get(reverse("analysis:page", args=[code])).status_code == 200
 
 
 def test_expert_who_is_also_coordinator_sees_no_drafts_audit_or_arms(world):
@@ -202,18 +203,18 @@ def test_expert_who_is_also_coordinator_sees_no_drafts_audit_or_arms(world):
     expert = world["expert"]
     c = _second_role(world, expert, "coordinator")
     code = world["trial"].code
-    assert c.get(f"/inference/{code}/").status_code == 403
-    assert c.get(f"/trials/{code}/audit/").status_code == 403
-    assert c.get(f"/trials/{code}/allocations/").status_code == 403
-    page = c.get(f"/trials/{code}/")
+    assert c.get(reverse("inference:drafts", args=[code])).status_code == 403
+    assert c.get(reverse("trial:audit", args=[code])).status_code == 403
+    assert c.get(reverse("trial:allocations", args=[code])).status_code == 403
+    page = c.get(reverse("trial:detail", args=[code]))
     assert page.status_code == 200
     html = page.content.decode()
     assert "ai_assisted</td>" not in html and "unassisted</td>" not in html
     api = _api(expert.user)
-    members = api.get(f"/api/trials/{code}/members/").json()
+    members = api.get(reverse("member-list", args=[code])).json()
     rows = members["results"] if isinstance(members, dict) else members
     assert rows and all(m["arm"] is None for m in rows)
-    assert api.get(f"/api/trials/{code}/allocations/").status_code == 403
+    assert api.get(reverse("allocation-list", args=[code])).status_code == 403
 
 
 def test_unassisted_reader_who_is_also_statistician_gets_no_model_probabilities(world):
@@ -222,12 +223,12 @@ def test_unassisted_reader_who_is_also_statistician_gets_no_model_probabilities(
     reader = world["un_reader"]
     c = _second_role(world, reader, "statistician")
     code, run = world["trial"].code, world["run"]
-    assert c.get(f"/analysis/{code}/").status_code == 403
-    assert c.get(f"/analysis/{code}/runs/{run.pk}/files/report/results.json").status_code == 403
-    assert _api(reader.user).get(f"/api/analysis/{code}/runs/{run.pk}/").status_code == 403
+    assert c.get(reverse("analysis:page", args=[code])).status_code == 403
+    assert c.get(reverse("analysis:file", args=[code, run.pk, "report/results.json"])).status_code == 403
+    assert _api(reader.user).get(reverse("analysis-run-detail", args=[code, run.pk])).status_code == 403
     # Their reading page still works and shows no draft.
     read = world["read"]
-    page = c.get(f"/reading/{code}/read/{read.public_id}/")
+    page = c.get(reverse("reading:read", args=[code, read.public_id]))
     assert page.status_code == 200 and "Zebra-striped sentinel" not in page.content.decode()
 
 
@@ -310,10 +311,11 @@ def test_expert_pages_and_api_show_an_opaque_task_label_not_the_case_code(world)
     assert c.login(username=expert.user.username, password=PASSWORD)
     case_code = rating.case.code
     api = _api(expert.user)
-    wl = api.get(f"/api/rating/{code}/").json()
-    task = api.get(f"/api/rating/{code}/{rating.public_id}/").json()
-    bodies = [c.get(f"/rating/{code}/").content.decode(), c.get(f"/rating/{code}/{rating.public_id}/").content.decode(),
-              str(wl), str(task)]
+    wl = api.get(reverse("rating-worklist", args=[code])).json()
+    task = api.get(reverse("rating-task", args=[code, rating.public_id])).json()
+    pages = [c.get(reverse("rating:worklist", args=[code])),
+             c.get(reverse("rating:task", args=[code, rating.public_id]))]
+    bodies = [*(p.content.decode() for p in pages), str(wl), str(task)]
     for body in bodies:
         assert case_code not in body
     label = rating_selectors.task_label(rating)

@@ -19,11 +19,12 @@ import re
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from analysis.export import build_export
 from enrolment.protocol import apply_protocol
-from tests.factories import PASSWORD, UserFactory, add_cases, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, add_cases, make_trial
 from tests.security.concealment_support import share_certain
 from trial import services
 from trial.models import AllocationList, AllocationSlot, AuditEntry, Trial
@@ -37,15 +38,16 @@ RATIO = {"ai_assisted": 1, "unassisted": 1}
 
 def _coordinator_view(client, api, code: str) -> str:
     """Everything a coordinator can read about the list before lock, as one text."""
-    texts = [client.get(f"/trials/{code}/{p}").content.decode() for p in ("", "allocations/", "audit/")]
-    for url in (f"/api/trials/{code}/allocation-list/", f"/api/trials/{code}/allocations/",
-                f"/api/trials/{code}/cases/", f"/api/trials/{code}/progress/"):
+    texts = [client.get(reverse(name, args=[code])).content.decode()
+             for name in ("trial:detail", "trial:allocations", "trial:audit")]
+    for url in (reverse("trial-allocation-list", args=[code]), reverse("allocation-list", args=[code]),
+                reverse("case-list", args=[code]), reverse("trial-progress", args=[code])):
         texts.append(api.get(url).content.decode())
     return "\n".join(texts)
 
 
 def _revealed_history(api, code: str, stratum: str) -> list[str]:
-    rows, url = [], f"/api/trials/{code}/allocations/"
+    rows, url = [], reverse("allocation-list", args=[code])
     while url:
         page = api.get(url).json()
         rows += page["results"]
@@ -121,7 +123,7 @@ def test_brute_force_of_a_date_seed_from_what_the_coordinator_sees_fails(client,
     # After lock the seed is disclosed: it is the protocol's date joined to a secret part, and it does reproduce
     # the revealed allocations (so the attack above would have worked had the seed been guessable).
     services.lock_trial(coord, trial, reason="end of trial")
-    disclosed = api.get(f"/api/trials/{trial.code}/allocation-list/").json()
+    disclosed = api.get(reverse("trial-allocation-list", args=[trial.code])).json()
     assert disclosed["seed"].startswith(PROTOCOL_SEED + "+") and len(disclosed["seed"]) > 64 + len(PROTOCOL_SEED)
     regenerated = generate_stratum(disclosed["seed"], "c1", RATIO, disclosed["block_sizes"], 30)
     assert [s.arm for s in regenerated[:30]] == history
@@ -158,7 +160,7 @@ def test_next_allocation_is_no_more_predictable_than_the_design(client, capsys):
     assert inherent < known
     stat_api = APIClient()  # the statistician's view of the list: the commitment only
     stat_api.force_authenticate(t["statistician"].user)
-    listing = stat_api.get(f"/api/trials/{trial.code}/allocation-list/")
+    listing = stat_api.get(reverse("trial-allocation-list", args=[trial.code]))
     assert listing.status_code == 200 and listing.json()["list_hash"] == trial.allocation_list.list_hash
     assert not {"block_sizes", "seed", "salt"} & set(listing.json())
 
@@ -180,13 +182,14 @@ def test_a_single_block_size_is_refused_everywhere(client):
         services.generate_allocation_list(coord, trial, block_sizes=[2, 3])
     api = APIClient()
     api.force_authenticate(coord)
-    r = api.post(f"/api/trials/{trial.code}/allocation-list/", {"block_sizes": [4]}, format="json")
+    r = api.post(reverse("trial-allocation-list", args=[trial.code]), {"block_sizes": [4]}, format="json")
     assert r.status_code == 400 and "at least two different block sizes" in r.json()["detail"]
     assert client.login(username=coord.username, password=PASSWORD)
-    r = client.post(f"/trials/{trial.code}/allocation-list/", {"block_sizes": "2"}, follow=True)
+    r = client.post(reverse("trial:allocation_generate", args=[trial.code]),
+                    {"block_sizes": "2"}, follow=True)
     assert b"at least two different block sizes" in r.content
     assert not AllocationList.objects.filter(trial=trial).exists()
-    r = api.post(f"/api/trials/{trial.code}/allocation-list/", {"block_sizes": [2, 4]}, format="json")
+    r = api.post(reverse("trial-allocation-list", args=[trial.code]), {"block_sizes": [2, 4]}, format="json")
     assert r.status_code == 201 and "block_sizes" not in r.json() and "seed" not in r.json()
 
 

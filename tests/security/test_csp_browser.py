@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.urls import reverse
 
 from tests.browser import login
-from tests.factories import PASSWORD, add_cases, make_trial
+from tests.factories.trial import PASSWORD, add_cases, make_trial
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,8 +31,8 @@ def test_app_pages_run_under_the_csp(live_server, browser, monkeypatch):
     monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
     from analysis.models import AnalysisRun
     from rating.models import Rating
-    from tests.factories_rating import complete_case
-    from tests.factories_reading import reader_in, with_images_and_drafts
+    from tests.factories.rating import complete_case
+    from tests.factories.reading import reader_in, with_images_and_drafts
 
     t = make_trial(code="CSP", centers=1, experts=1, expert_panel_size=1, preference_majority=1)
     cases = add_cases(t, 3)
@@ -57,27 +58,27 @@ def test_app_pages_run_under_the_csp(live_server, browser, monkeypatch):
 
     # Reader: worklist, read page (viewer.js and read.js draw the image and fill the form from the draft)
     ctx, pg = session(ai_reader.user.username)
-    pg.goto(f"{base}/reading/CSP/")
-    pg.goto(f"{base}/reading/CSP/next/")
+    pg.goto(base + reverse("reading:worklist", args=["CSP"]))
+    pg.goto(base + reverse("reading:next", args=["CSP"]))
     _until(pg, "() => !!(window.cxrViewer && window.cxrViewer.source)")
     ctx.close()
 
     # Expert: the rating page (rate.js builds the viewer)
     ctx, pg = session(rating.expert.user.username)
-    pg.goto(f"{base}/rating/CSP/{rating.public_id}/")
+    pg.goto(base + reverse("rating:task", args=["CSP", rating.public_id]))
     _until(pg, "() => window.ratingViewer !== undefined")
     ctx.close()
 
     # Coordinator: trial page, drafts page (autosubmit.js), analysis page (analysis.js polls the run's status)
     ctx, pg = session(t["coordinator"].username)
-    response = pg.goto(f"{base}/trials/CSP/")
+    response = pg.goto(base + reverse("trial:detail", args=["CSP"]))
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    pg.goto(f"{base}/inference/CSP/")
+    pg.goto(base + reverse("inference:drafts", args=["CSP"]))
     with pg.expect_navigation():
         pg.select_option("select[name=status]", "ready")
     assert "status=ready" in pg.url
     with pg.expect_request(lambda r: "status.json" in r.url, timeout=10000):
-        pg.goto(f"{base}/analysis/CSP/")
+        pg.goto(base + reverse("analysis:page", args=["CSP"]))
     ctx.close()
 
     assert not problems, "\n".join(problems)

@@ -15,10 +15,11 @@ import pytest
 from django.conf import settings as dj_settings
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from tests.factories import PASSWORD, UserFactory, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, make_trial
 from tests.security.routes import all_routes
 
 pytestmark = pytest.mark.django_db
@@ -43,17 +44,17 @@ def test_login_is_locked_after_five_failures_even_with_the_right_password(settin
     settings.AXES_ENABLED = True
     user = UserFactory(username="lockme")
     c = Client()
-    statuses = [c.post("/accounts/login/", {"username": "lockme", "password": f"wrong-{i}"}).status_code
+    statuses = [c.post(reverse("login"), {"username": "lockme", "password": f"wrong-{i}"}).status_code
                 for i in range(5)]
     assert statuses[:4] == [200] * 4  # the form again, with its error
-    r = c.post("/accounts/login/", {"username": "lockme", "password": PASSWORD})
+    r = c.post(reverse("login"), {"username": "lockme", "password": PASSWORD})
     assert r.status_code == 429
     assert "locked" in r.content.decode().lower() and "too many login attempts" in r.content.decode().lower()
     assert "_auth_user_id" not in c.session
-    assert c.get("/").status_code == 302  # still not logged in
+    assert c.get(reverse("home")).status_code == 302  # still not logged in
     # Another user from the same address is not affected (lockout is per username + IP).
     UserFactory(username="bystander")
-    assert Client().post("/accounts/login/", {"username": "bystander", "password": PASSWORD}).status_code == 302
+    assert Client().post(reverse("login"), {"username": "bystander", "password": PASSWORD}).status_code == 302
     assert user.pk
 
 
@@ -62,8 +63,8 @@ def test_a_correct_login_before_the_limit_works(settings):
     UserFactory(username="typo")
     c = Client()
     for i in range(3):
-        c.post("/accounts/login/", {"username": "typo", "password": f"wrong-{i}"})
-    r = c.post("/accounts/login/", {"username": "typo", "password": PASSWORD})
+        c.post(reverse("login"), {"username": "typo", "password": f"wrong-{i}"})
+    r = c.post(reverse("login"), {"username": "typo", "password": PASSWORD})
     assert r.status_code == 302 and "_auth_user_id" in c.session
 
 
@@ -72,8 +73,8 @@ def test_token_endpoint_is_locked_too(settings):
     UserFactory(username="apiuser")
     c = Client()
     for i in range(5):
-        c.post("/api/token/", {"username": "apiuser", "password": f"wrong-{i}"})
-    r = c.post("/api/token/", {"username": "apiuser", "password": PASSWORD})
+        c.post(reverse("api-token"), {"username": "apiuser", "password": f"wrong-{i}"})
+    r = c.post(reverse("api-token"), {"username": "apiuser", "password": PASSWORD})
     # The right password during the lockout: refused, and said so (not DRF's generic "unable to log in").
     assert r.status_code == 429, r.content
     assert r.json()["code"] == "locked_out" and "locked" in r.json()["detail"]
@@ -90,15 +91,15 @@ def test_sessions_expire_and_an_expired_session_goes_to_login():
     assert dj_settings.SESSION_EXPIRE_AT_BROWSER_CLOSE and dj_settings.SESSION_COOKIE_HTTPONLY
     UserFactory(username="sleepy")
     c = Client()
-    assert c.post("/accounts/login/", {"username": "sleepy", "password": PASSWORD}).status_code == 302
-    assert c.get("/").status_code == 200
+    assert c.post(reverse("login"), {"username": "sleepy", "password": PASSWORD}).status_code == 302
+    assert c.get(reverse("home")).status_code == 200
     session = Session.objects.get(session_key=c.session.session_key)
     expected = timezone.now() + dt.timedelta(seconds=dj_settings.SESSION_COOKIE_AGE)
     assert abs((session.expire_date - expected).total_seconds()) < 60
     Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
-    r = c.get("/trials/new/")
-    assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
-    assert c.get("/api/trials/").status_code in (401, 403)
+    r = c.get(reverse("trial:create"))
+    assert r.status_code == 302 and r["Location"].startswith(reverse("login"))
+    assert c.get(reverse("trial-list")).status_code in (401, 403)
 
 
 # --- CSRF ---------------------------------------------------------------------------------------------------------
@@ -146,9 +147,10 @@ def test_every_page_refuses_a_post_without_the_csrf_token():
     assert not problems, "\n".join(problems)
     # Control: with the token the login form is processed.
     c = Client(enforce_csrf_checks=True)
-    c.get("/accounts/login/")
+    c.get(reverse("login"))
     token = c.cookies["csrftoken"].value
-    r = c.post("/accounts/login/", {"username": "csrf-user", "password": PASSWORD, "csrfmiddlewaretoken": token})
+    r = c.post(reverse("login"),
+               {"username": "csrf-user", "password": PASSWORD, "csrfmiddlewaretoken": token})
     assert r.status_code == 302
 
 
@@ -157,10 +159,12 @@ def test_api_session_writes_need_csrf_but_token_writes_do_not():
     coord = t["coordinator"]
     c = Client(enforce_csrf_checks=True)
     c.force_login(coord)
-    r = c.post("/api/trials/CS/cases/", {"code": "API1", "center": "c1"}, content_type="application/json")
+    r = c.post(reverse("case-list", args=["CS"]),
+               {"code": "API1", "center": "c1"}, content_type="application/json")
     assert r.status_code == 403 and "csrf" in r.content.decode().lower()
     token = Token.objects.create(user=coord)
-    r = Client(enforce_csrf_checks=True).post("/api/trials/CS/cases/", {"code": "API1", "center": "c1"},
+    r = Client(enforce_csrf_checks=True).post(reverse("case-list", args=["CS"]),
+                                              {"code": "API1", "center": "c1"},
                                               content_type="application/json",
                                               HTTP_AUTHORIZATION=f"Token {token.key}")
     assert r.status_code == 201
@@ -184,16 +188,16 @@ def _assert_headers(resp, where: str):
 def test_security_headers_and_csp_on_pages_and_api():
     t = make_trial(code="HD", experts=1, centers=1)
     c = Client()
-    _assert_headers(c.get("/accounts/login/"), "login page")
-    _assert_headers(c.get("/no-such-page/"), "404 page")
+    _assert_headers(c.get(reverse("login")), "login page")
+    _assert_headers(c.get("/no-such-page/"), "404 page")  # deliberately no route
     c.force_login(t["coordinator"])
-    _assert_headers(c.get("/trials/HD/"), "trial page")
-    _assert_headers(c.get("/api/trials/"), "API")
-    _assert_headers(c.get("/admin/"), "admin")
-    docs = c.get("/api/docs/")  # Swagger UI from the sidecar's static files, its init script a separate request
+    _assert_headers(c.get(reverse("trial:detail", args=["HD"])), "trial page")
+    _assert_headers(c.get(reverse("trial-list")), "API")
+    _assert_headers(c.get(reverse("admin:index")), "admin")
+    docs = c.get(reverse("api-docs"))  # Swagger UI from the sidecar's static files, its init script separate
     assert docs.status_code == 200 and "cdn" not in docs.content.decode() and "<script>" not in docs.content.decode()
     _assert_headers(docs, "API docs")
-    assert c.get("/api/docs/?script=").status_code == 200
+    assert c.get(reverse("api-docs"), {"script": ""}).status_code == 200
 
 
 def test_templates_need_no_inline_script():
@@ -275,7 +279,7 @@ def test_server_errors_show_our_500_page(settings):
     user = UserFactory(username="unlucky")
     c = Client(raise_request_exception=False)
     c.force_login(user)
-    r = c.get("/__boom__/")
+    r = c.get("/__boom__/")  # the one route of tests/security/urls_boom.py
     assert r.status_code == 500
     body = r.content.decode()
     assert "Something went wrong" in body
@@ -292,7 +296,8 @@ def test_an_oversized_dicom_file_is_refused_clearly(settings):
     c = Client()
     big = io.BytesIO(b"\0" * 128 + b"DICM" + b"\0" * 8192)
     big.name = "huge.dcm"
-    r = c.post("/api/trials/UP/imports/", {"center": "c1", "files": [big]}, HTTP_AUTHORIZATION=f"Token {token.key}")
+    r = c.post(reverse("import-list", args=["UP"]),
+               {"center": "c1", "files": [big]}, HTTP_AUTHORIZATION=f"Token {token.key}")
     assert r.status_code == 400
     (result,) = r.json()["results"]
     assert result["status"] == "refused" and result["reason_code"] == "too_large"
@@ -300,7 +305,8 @@ def test_an_oversized_dicom_file_is_refused_clearly(settings):
     # The page says the same.
     c.force_login(t["coordinator"])
     big.seek(0)
-    r = c.post("/imports/UP/", {"center": t["centers"][0].pk, "files": [big]}, follow=True)
+    r = c.post(reverse("imports:upload", args=["UP"]),
+               {"center": t["centers"][0].pk, "files": [big]}, follow=True)
     assert r.status_code == 200
     assert "1 refused" in r.content.decode() and "limit 4096" in r.content.decode()
 
@@ -310,13 +316,14 @@ def test_an_oversized_request_body_is_refused_with_400(settings):
     t = make_trial(code="UB", experts=1, centers=1)
     c = Client(raise_request_exception=False)
     c.force_login(t["coordinator"])
-    r = c.post("/api/trials/UB/centers/", {"code": "c9", "name": "x" * 5000}, content_type="application/json")
+    r = c.post(reverse("center-list", args=["UB"]),
+               {"code": "c9", "name": "x" * 5000}, content_type="application/json")
     assert r.status_code in (400, 413), r.status_code
-    r = c.post("/trials/UB/centers/", {"code": "c9", "name": "x" * 5000})
+    r = c.post(reverse("trial:center_add", args=["UB"]), {"code": "c9", "name": "x" * 5000})
     assert r.status_code in (400, 413), r.status_code
 
 
 def test_anonymous_api_request_is_challenged_with_401():
-    r = Client().get("/api/trials/")
+    r = Client().get(reverse("trial-list"))
     assert r.status_code == 401
     assert r["WWW-Authenticate"] == "Token"

@@ -15,6 +15,7 @@ import pydicom
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core.errors import Conflict
@@ -22,7 +23,7 @@ from imaging.dicom import crafted
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
-from tests.factories import make_trial
+from tests.factories.trial import make_trial
 from tests.imaging.test_bounds import PEAK_RSS_LIMIT_MB, _measure
 from trial import services as trial_services
 from trial.models import Case, Trial
@@ -43,7 +44,7 @@ def _post(t, *files: tuple[str, bytes]):
         f = BytesIO(data)
         f.name = name
         uploads.append(f)
-    return api.post(f"/api/trials/{t['trial'].code}/imports/", {"center": "c1", "files": uploads},
+    return api.post(reverse("import-list", args=[t["trial"].code]), {"center": "c1", "files": uploads},
                     format="multipart")
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.urls import resolve
+from django.urls import resolve, reverse
 
-from tests.factories_reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
+from tests.factories.reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
 from tests.security.conftest import ADMIN_ROLES, ROLES
 from tests.security.matrix_support import body_of, client_for, kwargs_for
 from tests.security.routes import all_routes
@@ -289,9 +289,9 @@ def test_the_ai_reader_does_receive_the_draft(world):
     client = client_for(world, "coordinator")
     client.force_login(world["ai_reader"].user)
     read = world["ai_read"]
-    api = client.get(f"/api/reading/reads/{read.public_id}/").json()
+    api = client.get(reverse("reading-api:detail", args=[read.public_id])).json()
     assert "Zebra-striped" in json.dumps(api["draft"])
-    page = client.get(f"/reading/PM/read/{read.public_id}/")
+    page = client.get(reverse("reading:read", args=["PM", read.public_id]))
     assert b"Zebra-striped" in page.content
 
 
@@ -302,11 +302,11 @@ def test_revealed_allocations_are_exactly_the_revealed_slots(world):
     revealed = slots.filter(revealed_at__isnull=False)
     assert 0 < revealed.count() < slots.count(), "the fixture should have revealed and unrevealed slots"
     client = client_for(world, "coordinator")
-    api = client.get("/api/trials/PM/allocations/").json()
+    api = client.get(reverse("allocation-list", args=["PM"])).json()
     got = {(r["stratum"], r["sequence"], r["arm"]) for r in api["results"]}
     assert api["count"] == revealed.count()
     assert got == {(s.stratum.key, s.sequence, s.arm.code) for s in revealed}
-    page = client.get("/trials/PM/allocations/").content.decode()
+    page = client.get(reverse("trial:allocations", args=["PM"])).content.decode()
     assert page.count("<tr") - 1 == revealed.count()  # one header row
     for s in revealed:
         unit = s.membership.user.username if s.membership_id else s.case.code
@@ -314,4 +314,5 @@ def test_revealed_allocations_are_exactly_the_revealed_slots(world):
     for role in ROLES:
         if role != "coordinator":
             expected = 401 if role == "anonymous" else 403
-            assert client_for(world, role).get("/api/trials/PM/allocations/").status_code == expected
+            response = client_for(world, role).get(reverse("allocation-list", args=["PM"]))
+            assert response.status_code == expected

@@ -14,9 +14,10 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.factories import PASSWORD, UserFactory, make_trial
+from tests.factories.trial import PASSWORD, UserFactory, make_trial
 from trial import services
 from trial.models import Membership, Trial
 
@@ -59,7 +60,7 @@ def test_forbidden_combination_refused_by_the_api(t, first, second):
     api = APIClient()
     api.force_authenticate(t["coordinator"])
     name = f"api-{first}-{second}"
-    url = f"/api/trials/{t['trial'].code}/members/"
+    url = reverse("member-list", args=[t["trial"].code])
 
     def body(role):
         return {"username": name, "role": role, **({"center": "c1", "experience": "junior"} if role == "reader" else {})}
@@ -73,7 +74,7 @@ def test_the_coordinator_cannot_also_read_or_rate_their_trial(t, client):
     """The creator is the coordinator: the page refuses them as reader or expert, and says why."""
     assert client.login(username=t["coordinator"].username, password=PASSWORD)
     for role, extra in (("reader", {"center": t["centers"][0].pk, "experience": "junior"}), ("expert", {})):
-        r = client.post(f"/trials/{t['trial'].code}/members/",
+        r = client.post(reverse("trial:member_add", args=[t["trial"].code]),
                         {"username": t["coordinator"].username, "role": role, **extra}, follow=True)
         assert _why("coordinator", role).encode() in r.content
     assert set(Membership.objects.filter(trial=t["trial"], user=t["coordinator"]).values_list("role", flat=True)) == {

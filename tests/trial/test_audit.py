@@ -3,7 +3,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from tests.factories import make_trial
+from tests.factories.trial import make_trial
 from trial import audit, services
 from trial.models import AuditEntry
 
@@ -108,7 +108,7 @@ def test_a_whole_actor_chain_deleted_is_detected(t):
 
 
 def test_an_unregistered_actor_chain_is_detected(t):
-    from tests.factories import UserFactory
+    from tests.factories.trial import UserFactory
 
     trial = t["trial"]
     outsider = UserFactory(username="not-a-member")  # no membership: the chain is opened at the first change

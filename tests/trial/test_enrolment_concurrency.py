@@ -5,7 +5,7 @@ from collections import defaultdict
 import pytest
 from django.db import connection, connections
 
-from tests.factories import make_trial
+from tests.factories.trial import make_trial
 from trial import services
 from trial.models import AllocationSlot, AllocationStratum, Case, Trial
 

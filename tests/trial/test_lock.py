@@ -1,9 +1,10 @@
 """A locked trial is read-only for everyone: services, pages and API all refuse writes."""
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from core.errors import TrialLocked
-from tests.factories import PASSWORD, make_trial
+from tests.factories.trial import PASSWORD, make_trial
 from trial import services
 from trial.models import AuditEntry, Case, Center, Trial
 
@@ -43,7 +44,8 @@ def test_services_refuse_writes(locked):
 
 def test_pages_refuse_writes(locked, client):
     client.login(username=locked["coordinator"].username, password=PASSWORD)
-    r = client.post(f"/trials/{locked['trial'].code}/centers/", {"code": "c9", "name": "Nine"}, follow=True)
+    r = client.post(reverse("trial:center_add", args=[locked["trial"].code]),
+                    {"code": "c9", "name": "Nine"}, follow=True)
     assert r.status_code == 200
     assert b"locked" in r.content
     assert not Center.objects.filter(code="c9").exists()
@@ -52,9 +54,10 @@ def test_pages_refuse_writes(locked, client):
 def test_api_refuses_writes(locked):
     api = APIClient()
     api.force_authenticate(locked["coordinator"])
-    r = api.post(f"/api/trials/{locked['trial'].code}/centers/", {"code": "c9", "name": "Nine"}, format="json")
+    r = api.post(reverse("center-list", args=[locked["trial"].code]),
+                 {"code": "c9", "name": "Nine"}, format="json")
     assert r.status_code == 409 and r.json()["code"] == "trial_locked"
     case = Case.objects.get(code="PRE1")
-    r = api.post(f"/api/trials/{locked['trial'].code}/cases/{case.pk}/enrol/")
+    r = api.post(reverse("case-enrol", args=[locked["trial"].code, case.pk]))
     assert r.status_code == 409
     assert not Center.objects.filter(code="c9").exists()

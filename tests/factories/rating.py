@@ -1,23 +1,15 @@
-"""Helpers for rating tests: trials with experts, submitted reads, images (issue 6)."""
+"""Test data for rating: trials with experts, reads submitted through the reading services (issue 6)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
 import random
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-
-from imaging.models import Image
 from rating.models import Rating
 from reading.models import Read
-from tests.factories import add_cases, make_trial
+from tests.factories.trial import add_cases, make_trial
 from trial import services
 from trial.models import Case, Trial
 
-# The same clinical content in two surface styles: what a model draft edited by a reader looks like, and what an
-# unaided reader writes. After normalisation both must read the same.
 SENTENCES = [
     "Heart size is normal",
     "The mediastinum is not widened",
@@ -118,47 +110,6 @@ def complete_case(case: Case, rng: random.Random | None = None, extra_for_ai: bo
             findings, impression = prose_style(body, rng), prose_style(imp, rng)
         out.append(submit_read(read, findings, impression, when=when))
     return out
-
-
-def png_bytes(size: int = 384, seed: int = 0) -> bytes:
-    """A synthetic chest-radiograph-like picture (body, lungs, heart, spine, ribs): no real patient data."""
-    from PIL import Image as PILImage
-    from PIL import ImageDraw, ImageFilter
-
-    rng = random.Random(seed)
-    s = size
-    img = PILImage.new("L", (s, s), 12)
-    d = ImageDraw.Draw(img)
-    d.ellipse((0.06 * s, 0.04 * s, 0.94 * s, 1.25 * s), fill=150)  # soft tissue
-    for x0, x1 in ((0.14, 0.47), (0.53, 0.86)):  # lungs
-        d.ellipse((x0 * s, 0.14 * s, x1 * s, 0.86 * s), fill=52 + rng.randint(0, 10))
-    for i in range(9):  # ribs
-        y = (0.2 + 0.07 * i) * s
-        for x0, x1 in ((0.12, 0.49), (0.51, 0.88)):
-            d.arc((x0 * s, y - 0.06 * s, x1 * s, y + 0.1 * s), 200, 340, fill=95, width=max(2, s // 90))
-    d.rectangle((0.475 * s, 0.0, 0.525 * s, s), fill=185)  # spine
-    d.ellipse((0.38 * s, 0.48 * s, 0.7 * s + rng.randint(0, s // 20), 0.84 * s), fill=165)  # heart
-    d.line((0.2 * s, 0.16 * s, 0.46 * s, 0.2 * s), fill=190, width=s // 40)  # clavicles
-    d.line((0.54 * s, 0.2 * s, 0.8 * s, 0.16 * s), fill=190, width=s // 40)
-    img = img.filter(ImageFilter.GaussianBlur(s / 110))
-    noise = PILImage.effect_noise((s, s), 9).point(lambda v: v - 128)
-    img = PILImage.eval(PILImage.blend(img, noise.convert("L"), 0.04), lambda v: v)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def add_image(case: Case, seed: int = 0) -> Image:
-    data = png_bytes(seed=seed)
-    sha = hashlib.sha256(data + str(case.pk).encode()).hexdigest()
-    display = default_storage.save(f"images/{case.trial_id}/{sha}-display.png", ContentFile(data))
-    full = default_storage.save(f"images/{case.trial_id}/{sha}-full.png", ContentFile(data))
-    return Image.objects.create(
-        case=case, source_sha256=sha, sha256=sha, dicom_file=f"images/{case.trial_id}/{sha}.dcm",
-        display_file=display, full_range_file=full, sop_instance_uid=f"2.25.{int(sha[:16], 16)}", modality="DX",
-        view_position="PA", rows=384, columns=384, bits_allocated=16, bits_stored=12,
-        photometric_interpretation="MONOCHROME2", display={"min": 0, "max": 255, "window_center": 128, "window_width": 256},
-    )
 
 
 def tasks_of(t: dict, expert_index: int = 0) -> list[Rating]:
