@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--n-readers", type=int, default=20, help="all used; counts that do not fit the design are refused")
     w.add_argument("--n-centers", type=int, default=3)
     w.add_argument("--n-experts", type=int, default=5)
-    w.add_argument("--majority", type=int, default=None, help="experts needed for 'assisted preferred' (default 3 of 5)")
+    w.add_argument("--majority", type=int, default=None,
+                   help="experts needed for 'assisted preferred' (default 3 of 5)")
     w.add_argument("--effect", type=float, default=0.24, help="quality difference, assisted - control (1-5 scale)")
     w.add_argument("--time-ratio", type=float, default=0.82, help="ratio of geometric mean reading times")
     w.add_argument("--preference-share", type=float, default=None,

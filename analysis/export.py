@@ -63,11 +63,13 @@ DICTIONARY = {
         "queue_wait_s": "Time queued before generation (s)",
     },
     "ratings": {
-        "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case", "expert": "Expert code (E01...)",
+        "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case",
+        "expert": "Expert code (E01...)",
         "arm_a": "Arm of report A (masked before lock)", "arm_b": "Arm of report B (empty for single-report ratings)",
         "reader_a": "Reader code of report A (identifies the report in crossover designs)",
         "reader_b": "Reader code of report B (empty for single-report ratings)",
-        "preference": "A, B or none", "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
+        "preference": "A, B or none",
+        "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
         "status": "todo / in_progress / done",
         "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
                           "dont_know; single reports A (yes) or not_a (no); empty when not asked",

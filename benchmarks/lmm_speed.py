@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     fit = fit_lmm(trial.y, trial.X, trial.groups)
     py_s, py_cpu = time.perf_counter() - t0, time.process_time() - c0
     arm = fit.coef_test("arm")
-    print(f"\n{'engine':<42}{'wall s':>8}{'CPU s':>8}{'arm':>10}{'SE':>10}{'df':>8}{'p':>8}{'REML crit':>18}  converged")
+    print(f"\n{'engine':<42}{'wall s':>8}{'CPU s':>8}{'arm':>10}{'SE':>10}{'df':>8}{'p':>8}"
+          f"{'REML crit':>18}  converged")
     print(_row(fit.engine.split(" (")[0] + " (fit + Satterthwaite)", py_s, py_cpu, arm.estimate, arm.se, arm.df,
                arm.p, fit.reml_criterion, str(fit.converged)))
     if a.no_r or shutil.which("Rscript") is None:
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     print(_row(name, r_model, r_cpu, ref["coef"][i], ref["se"][i], ref["df"][i], ref["p"][i],
                ref["reml_criterion"], conv))
     print(f"{'  R process (start-up, CSV read, fit)':<42}{r_wall:>8.2f}")
-    print(f"\nspeed-up: {r_model / py_s:.1f}x wall, {r_cpu / py_cpu:.1f}x CPU (R lmer + summary against the Python fit)")
+    print(f"\nspeed-up: {r_model / py_s:.1f}x wall, {r_cpu / py_cpu:.1f}x CPU "
+          "(R lmer + summary against the Python fit)")
     print(f"Python optimiser: {fit.message}")
 
 

@@ -340,7 +340,9 @@ def check_exactly_once(acked: list[tuple[str, str, bool]], trial_code: str) -> d
     rows = {r.public_id: r for r in Read.objects.filter(public_id__in=list(sent)).only(
         "public_id", "pk", "submitted_at", "findings_text", "status")}
     lost = [pid for pid in sent if pid not in rows or rows[pid].submitted_at is None]
-    mismatched = [pid for pid in sent if pid in rows and rows[pid].submitted_at and rows[pid].findings_text != sent[pid]]
+    mismatched = [
+        pid for pid in sent if pid in rows and rows[pid].submitted_at and rows[pid].findings_text != sent[pid]
+    ]
     submits = (AuditEntry.objects.filter(trial__code=trial_code, action="read:submit")
                .values("object_id").annotate(n=Count("id")))
     doubled_audit = [s["object_id"] for s in submits if s["n"] > 1]

@@ -35,7 +35,9 @@ def apply_protocol(actor, data: dict) -> Trial:
         if a.get("model_version"):
             spec = a["model_version"]
             spec = {"name": spec} if isinstance(spec, str) else spec
-            mv, _ = ModelVersion.objects.get_or_create(name=spec["name"], defaults={k: v for k, v in spec.items() if k != "name"})
+            mv, _ = ModelVersion.objects.get_or_create(
+                name=spec["name"], defaults={k: v for k, v in spec.items() if k != "name"}
+            )
         services.add_arm(actor, trial, code=a["code"], name=a.get("name", a["code"]),
                          is_ai=bool(a.get("is_ai")), model_version=mv, ratio=int(a.get("ratio", 1)))
     for m in data.get("members", []):

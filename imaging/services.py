@@ -255,7 +255,9 @@ def _save_rows(actor, trial: Trial, center: Center, p: _Prepared, sha: str, name
     """(image, True) when the SOP instance was stored meanwhile (checked again under an advisory lock)."""
     ensure_writable(trial)
     with connection.cursor() as cur:  # one importer per SOP instance at a time
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", [int(_keyed(trial, "sop-lock", p.summary.sop_instance_uid)[:15], 16)])
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(%s)", [int(_keyed(trial, "sop-lock", p.summary.sop_instance_uid)[:15], 16)]
+        )
     same = _existing(trial, sop_instance_uid=p.summary.sop_instance_uid)
     if same is not None:
         return same, True

@@ -5,10 +5,10 @@ known). Two sources:
 
 - the Indiana University chest X-ray reports (Open-i, NLM; CC BY-NC-ND 4.0:
   ``fixtures/reports/iu_chest_xray_reports_3955.tgz``), parsed by :meth:`ReportBank.from_iu_tgz`, with the corpus's
-  "XXXX" de-identification tokens cleaned as the bank loads (``remove_redactions``: drafts never carry them); labels come
-  from the reports' MeSH major terms (:mod:`inference.backends.labels`). These reports come **without images**,
-  so their entries have no embedding until images are paired with them (:meth:`ReportBank.with_images`, used by
-  the demo to pair its fixture images with bank reports);
+  "XXXX" de-identification tokens cleaned as the bank loads (``remove_redactions``: drafts never carry them);
+  labels come from the reports' MeSH major terms (:mod:`inference.backends.labels`). These reports come
+  **without images**, so their entries have no embedding until images are paired with them
+  (:meth:`ReportBank.with_images`, used by the demo to pair its fixture images with bank reports);
 - a trial's own reference cases, as (image or embedding, report, labels) tuples:
   :meth:`ReportBank.from_entries`.
 

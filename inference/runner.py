@@ -77,7 +77,9 @@ def _view_rank(view_position: str) -> int:
 def case_views(case: Case) -> list[tuple[Image, PILImage.Image]]:
     """The case's images, frontal first (PA, then AP, then the rest, each by import time), with their display
     renditions (VOI applied, MONOCHROME1 inverted) as RGB: the Janus processor wants RGB."""
-    rows = sorted(Image.objects.filter(case=case).order_by("created_at", "pk"), key=lambda i: _view_rank(i.view_position))
+    rows = sorted(
+        Image.objects.filter(case=case).order_by("created_at", "pk"), key=lambda i: _view_rank(i.view_position)
+    )
     views = []
     for img in rows:
         path = Path(settings.MEDIA_ROOT) / img.display_file

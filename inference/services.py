@@ -94,7 +94,8 @@ def retry_draft(actor, draft: Draft) -> Draft:
     draft.status = Draft.Status.QUEUED
     draft.error = ""
     draft.save(update_fields=["status", "error"])
-    audit.record(actor=actor, trial=trial, action="draft:retry", obj=draft, before=before, after={"status": draft.status})
+    audit.record(actor=actor, trial=trial, action="draft:retry", obj=draft, before=before,
+                 after={"status": draft.status})
     transaction.on_commit(lambda: send_draft_task(draft.pk))
     return draft
 

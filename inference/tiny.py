@@ -207,7 +207,8 @@ def _deepseek_vision_key(rest: str) -> str:
     }
     if rest in fixed:
         return "vision_model.vision_tower." + fixed[rest]
-    rest = rest.replace("encoder.layers.", "blocks.").replace(".layer_norm1.", ".norm1.").replace(".layer_norm2.", ".norm2.")
+    rest = rest.replace("encoder.layers.", "blocks.")
+    rest = rest.replace(".layer_norm1.", ".norm1.").replace(".layer_norm2.", ".norm2.")
     rest = rest.replace(".self_attn.projection_layer.", ".attn.proj.")
     return "vision_model.vision_tower." + rest
 
@@ -256,7 +257,8 @@ def to_deepseek_state_dict(state: dict, seed: int = 0) -> dict:
             rest = key.removeprefix("model.vqmodel.")
             rest = rest.replace("encoder.down.", "encoder.conv_blocks.").replace("decoder.up.", "decoder.conv_blocks.")
             rest = re.sub(r"\.block\.(\d+)\.", r".res.\1.", rest)
-            rest = rest.replace(".mid.block_1.", ".mid.0.").replace(".mid.attn_1.", ".mid.1.").replace(".mid.block_2.", ".mid.2.")
+            rest = rest.replace(".mid.block_1.", ".mid.0.").replace(".mid.attn_1.", ".mid.1.")
+            rest = rest.replace(".mid.block_2.", ".mid.2.")
             out["gen_vision_model." + rest] = tensor
         else:
             raise KeyError(key)
@@ -339,7 +341,9 @@ def build_tiny_deepseek_janus(path: str | Path, seed: int = 0, corpus: Iterable[
         "aligner_config": {
             "cls": "MlpProjector",
             "model_type": "aligner",
-            "params": {"depth": vision.depth, "input_dim": vision.hidden_size, "n_embed": hidden, "projector_type": "mlp_gelu"},
+            "params": {
+                "depth": vision.depth, "input_dim": vision.hidden_size, "n_embed": hidden, "projector_type": "mlp_gelu"
+            },
         },
         "gen_vision_config": {
             "cls": "VQ-16",

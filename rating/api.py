@@ -52,14 +52,17 @@ class _RatingView(APIView):
 
 class WorklistView(_RatingView):
     @extend_schema(operation_id="rating_worklist", responses=dict, summary="The expert's rating worklist with progress",
-                   parameters=[OpenApiParameter("page", int, description=f"page of {selectors.WORKLIST_PAGE_SIZE} tasks")])
+                   parameters=[
+                       OpenApiParameter("page", int, description=f"page of {selectors.WORKLIST_PAGE_SIZE} tasks")
+                   ])
     def get(self, request, trial_code: str):
         page = request.query_params.get("page")
         return Response(selectors.worklist_payload(request.user, self.trial(trial_code), page=page))
 
 
 class TaskView(_RatingView):
-    @extend_schema(operation_id="rating_task", responses=dict, summary="One blinded rating task (reports A and B, images, saved answer)")
+    @extend_schema(operation_id="rating_task", responses=dict,
+                   summary="One blinded rating task (reports A and B, images, saved answer)")
     def get(self, request, trial_code: str, public_id: str):
         return Response(selectors.task_payload(self.rating(trial_code, public_id)))
 
@@ -72,14 +75,16 @@ class OpenView(_RatingView):
 
 
 class AutosaveView(_RatingView):
-    @extend_schema(operation_id="rating_autosave", request=AnswerSerializer, responses=dict, summary="Save a partial answer")
+    @extend_schema(operation_id="rating_autosave", request=AnswerSerializer, responses=dict,
+                   summary="Save a partial answer")
     def post(self, request, trial_code: str, public_id: str):
         rating = services.autosave_rating(request.user, self.rating(trial_code, public_id), _answer(request))
         return Response({"saved": True, "status": rating.status})
 
 
 class SubmitView(_RatingView):
-    @extend_schema(operation_id="rating_submit", request=AnswerSerializer, responses=dict, summary="Submit the rating (once)")
+    @extend_schema(operation_id="rating_submit", request=AnswerSerializer, responses=dict,
+                   summary="Submit the rating (once)")
     def post(self, request, trial_code: str, public_id: str):
         trial = self.trial(trial_code)
         rating, created = services.submit_rating(request.user, self.rating(trial_code, public_id), _answer(request))

@@ -131,8 +131,8 @@ def _sentence_case(sentence: str) -> str:
 def normalise_text(text: str) -> list[str]:
     """A report section as a list of sentences: markup (HTML tags, Markdown emphasis and headings) and section
     headers removed, whitespace collapsed, bullets and numbering removed, semicolons made sentence ends, public-corpus
-    redaction tokens removed, sentence-cased, each ending with a full stop. Two texts that differ only in such formatting normalise
-    to the same list, so the edit traces of a draft do not show."""
+    redaction tokens removed, sentence-cased, each ending with a full stop. Two texts that differ only in such
+    formatting normalise to the same list, so the edit traces of a draft do not show."""
     text = unicodedata.normalize("NFKC", text or "").translate(TRANSLATE).replace("\r\n", "\n").replace("\r", "\n")
     text = MARKUP.sub("", text)
     sentences: list[str] = []

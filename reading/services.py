@@ -126,7 +126,11 @@ def _locked_own_read(actor, read: Read) -> Read:
         .select_related("case", "case__trial", "arm", "arm__model_version", "reader")
         .get(pk=read.pk)
     )
-    if locked.reader is None or locked.reader.user_id != getattr(actor, "pk", None) or locked.reader.role != Role.READER:
+    if (
+        locked.reader is None
+        or locked.reader.user_id != getattr(actor, "pk", None)
+        or locked.reader.role != Role.READER
+    ):
         raise NotAllowed("This read is assigned to another reader.")
     return locked
 

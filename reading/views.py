@@ -88,5 +88,7 @@ def read_submit(request, trial_code: str, public_id: str):
     except TrialError as exc:
         messages.error(request, exc.message)
         return redirect("reading:read", trial_code=trial.code, public_id=read.public_id)
-    messages.success(request, "Report submitted." if created else "This read was already submitted; it is kept as it was.")
+    messages.success(
+        request, "Report submitted." if created else "This read was already submitted; it is kept as it was."
+    )
     return redirect("reading:worklist", trial_code=trial.code)

@@ -1,4 +1,5 @@
-"""Trials, centers, arms, people, cases, the sealed allocation list and the audit log (docs/design.md sections 1, 2, 5)."""
+"""Trials, centers, arms, people, cases, the sealed allocation list and the audit log
+(docs/design.md sections 1, 2, 5)."""
 from __future__ import annotations
 
 import secrets
@@ -273,7 +274,9 @@ class AuditEntry(models.Model):
     chain = models.CharField(max_length=60, db_index=True)
     sequence = models.PositiveBigIntegerField()
     trial = models.ForeignKey(Trial, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_name = models.CharField(max_length=150, blank=True)
     at = models.DateTimeField()
     action = models.CharField(max_length=40)

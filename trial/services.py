@@ -160,7 +160,8 @@ def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> T
         setattr(trial, k, v)
     _validate_settings(trial)
     trial.save()
-    audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial), reason=reason)
+    audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial),
+                 reason=reason)
     return trial
 
 
@@ -183,7 +184,9 @@ def add_center(actor, trial: Trial, *, code: str, name: str) -> Center:
 
 
 @transaction.atomic
-def add_arm(actor, trial: Trial, *, code: str, name: str, is_ai: bool = False, model_version=None, ratio: int = 1) -> Arm:
+def add_arm(
+    actor, trial: Trial, *, code: str, name: str, is_ai: bool = False, model_version=None, ratio: int = 1
+) -> Arm:
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
     if trial.status != Trial.Status.SETUP or hasattr(trial, "allocation_list"):
@@ -255,11 +258,16 @@ def remove_member(actor, membership: Membership, reason: str) -> None:
     before = audit.snapshot(membership)
     pk = membership.pk
     membership.delete()
-    audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk), before=before, reason=reason)
+    audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk),
+                 before=before, reason=reason)
 
 
-def get_or_create_user(username: str, *, email: str = "", password: str | None = None, first_name: str = "", last_name: str = ""):
-    user, created = User.objects.get_or_create(username=username, defaults={"email": email, "first_name": first_name, "last_name": last_name})
+def get_or_create_user(
+    username: str, *, email: str = "", password: str | None = None, first_name: str = "", last_name: str = ""
+):
+    user, created = User.objects.get_or_create(
+        username=username, defaults={"email": email, "first_name": first_name, "last_name": last_name}
+    )
     if created:
         if password:
             user.set_password(password)
@@ -308,7 +316,8 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
     if to_status == Trial.Status.LOCKED:
         trial.locked_at = timezone.now()
     trial.save(update_fields=["status", "locked_at"])
-    audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before, after=audit.snapshot(trial), reason=reason)
+    audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
+                 after=audit.snapshot(trial), reason=reason)
     if to_status == Trial.Status.LOCKED:
         _disclose_allocation_list(actor, trial)
     return trial
@@ -388,7 +397,8 @@ def generate_allocation_list(
     for key, slots in strata.items():
         stratum = AllocationStratum.objects.create(allocation_list=alist, key=key, size=len(slots))
         AllocationSlot.objects.bulk_create(
-            AllocationSlot(stratum=stratum, sequence=s.sequence, block_index=s.block_index, block_size=s.block_size, arm=arms[s.arm])
+            AllocationSlot(stratum=stratum, sequence=s.sequence, block_index=s.block_index, block_size=s.block_size,
+                           arm=arms[s.arm])
             for s in slots
         )
     # The audit entry records the commitment and the public settings, never the seed, salt, block sizes or entries
@@ -511,7 +521,8 @@ def exclude_case(actor, case: Case, reason: str) -> Case:
     case.status = Case.Status.EXCLUDED
     case.exclusion_reason = reason
     case.save(update_fields=["status", "exclusion_reason"])
-    audit.record(actor=actor, trial=case.trial, action="exclude", obj=case, before=before, after=audit.snapshot(case), reason=reason)
+    audit.record(actor=actor, trial=case.trial, action="exclude", obj=case, before=before, after=audit.snapshot(case),
+                 reason=reason)
     return case
 
 

@@ -20,7 +20,9 @@ def home(request):
     memberships = (
         Membership.objects.filter(user=request.user).select_related("trial", "center").order_by("trial__code", "role")
     )
-    return render(request, "trial/home.html", {"memberships": memberships, "can_create": can_create_trials(request.user)})
+    return render(
+        request, "trial/home.html", {"memberships": memberships, "can_create": can_create_trials(request.user)}
+    )
 
 
 def _trial(request, trial_code: str, *roles: str) -> Trial:
@@ -114,7 +116,9 @@ def arm_add(request, trial_code: str):
 
 @require_POST
 def member_add(request, trial_code: str):
-    return _post_form(request, trial_code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True)
+    return _post_form(
+        request, trial_code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True
+    )
 
 
 @require_POST

@@ -122,7 +122,8 @@ def wilcoxon_signed_rank(
     v = float(ranks[nz > 0].sum())
     return StatResult(
         method=f"{name} ({used})", estimate=_walsh_median(d), statistic=v, p=res.pvalue, n=d.size,
-        extras={"alternative": alternative, "n_nonzero": nz.size, "p_method": used, "median_difference": float(np.median(d))},
+        extras={"alternative": alternative, "n_nonzero": nz.size, "p_method": used,
+                "median_difference": float(np.median(d))},
     )
 
 

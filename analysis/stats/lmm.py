@@ -280,7 +280,8 @@ class _Deviance:
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         z = sp.csr_matrix(
             (np.ones(n * len(codes)),
-             (np.tile(np.arange(n), len(codes)), np.concatenate([c + o for c, o in zip(codes, offsets, strict=False)]))),
+             (np.tile(np.arange(n), len(codes)),
+              np.concatenate([c + o for c, o in zip(codes, offsets, strict=False)]))),
             shape=(n, int(offsets[-1])),
         )
         v = np.column_stack([x, resid])

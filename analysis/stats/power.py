@@ -41,7 +41,8 @@ class RejectionRate:
 
     ``power``: share of trials with p < alpha (trials whose analysis failed or gave no p count as not rejecting;
     ``n_failed`` says how many; ``n_not_converged`` fits not converged, ``n_fallback``
-    fits where the declared fallback dropped a variance component). ``mc_se``: its Monte-Carlo standard error; ``ci``: Clopper-Pearson 95% interval.
+    fits where the declared fallback dropped a variance component). ``mc_se``: its Monte-Carlo standard error;
+    ``ci``: Clopper-Pearson 95% interval.
     ``mean_estimate`` and ``truth`` (the scenario's true value) show bias; ``coverage`` is the share of 95% CIs that
     hold the truth (None without a truth or without CIs).
     """

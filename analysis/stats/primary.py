@@ -721,7 +721,8 @@ def primary_analysis(tables: Mapping[str, pd.DataFrame], *, design: str, majorit
     ``design``: 'paired_by_case', 'case_randomised' or 'crossover'; ``majority_k``: experts needed for "the panel
     prefers the assisted report" (None: strict majority of the panel); ``assisted`` / ``control``: arm labels as
     in the tables; ``n_permutations`` and ``rng``: the reader-level randomisation test of the preference, an
-    opt-in sensitivity analysis (0, the default, skips it); ``subgroups``: also fit the arm x subgroup models (descriptive);
+    opt-in sensitivity analysis (0, the default, skips it); ``subgroups``: also fit the arm x subgroup models
+    (descriptive);
     ``df_method``: 'satterthwaite' (declared) or 'kenward-roger' (option) for every test.
     """
     if design not in DESIGNS:

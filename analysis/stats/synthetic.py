@@ -274,7 +274,8 @@ class TrialEffects:
 
 
 def draw_effects(sc: TrialScenario, rng: np.random.Generator) -> TrialEffects:
-    return TrialEffects(reader_q=rng.normal(0, sc.sd_reader, sc.n_readers), case_q=rng.normal(0, sc.sd_case, sc.n_cases),
+    return TrialEffects(reader_q=rng.normal(0, sc.sd_reader, sc.n_readers),
+                    case_q=rng.normal(0, sc.sd_case, sc.n_cases),
                     expert_q=rng.normal(0, sc.sd_expert, sc.n_experts),
                     reader_t=rng.normal(0, sc.sd_log_reader, sc.n_readers),
                     case_t=rng.normal(0, sc.sd_log_case, sc.n_cases))

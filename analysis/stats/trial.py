@@ -407,7 +407,8 @@ def analyse_trial_tables(
     whose FIRST key is ``primary`` (the declared primary analysis, :func:`analysis.stats.primary.primary_analysis`;
     ``n_permutations``/``seed`` drive its opt-in preference randomisation sensitivity test, ``subgroups`` its
     interaction models, ``df_method`` its df: 'satterthwaite' or 'kenward-roger'), then design, arms, warnings,
-    flow, quality, reading_time, preference, ai_standalone, reader_accuracy, agreement, subgroups, blinding (Bang's and James's indices of the experts'
+    flow, quality, reading_time, preference, ai_standalone, reader_accuracy, agreement, subgroups, blinding (Bang's
+    and James's indices of the experts'
     guesses, :mod:`.blinding`). The case-level tests in quality / reading_time / preference are descriptive (labelled).
     """
     if design not in DESIGNS:

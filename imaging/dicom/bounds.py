@@ -28,8 +28,8 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-DEFAULT_MAX_DEPTH = 12
-DEFAULT_MAX_ELEMENTS = 100_000  # a CR/DX header has hundreds to a few thousand, private blocks included  # CR/DX headers nest 3-5 deep; SR trees are refused as not images anyway
+DEFAULT_MAX_DEPTH = 12  # CR/DX headers nest 3-5 deep; SR trees are refused as not images anyway
+DEFAULT_MAX_ELEMENTS = 100_000  # a CR/DX header has hundreds to a few thousand, private blocks included
 _CHUNK = 1 << 20
 
 

@@ -214,21 +214,22 @@ _SKIP_GROUPS = {0x0000, 0x0002, 0xFFFA, 0xFFFC}
 _NOT_SETTABLE = {0x00880200}  # Icon Image Sequence: set separately below (needs an image item)
 
 
-def _unique_value(tag: int, vr: str, index: int) -> object:
-    """A value that is unique to this attribute and easy to find in the file bytes."""
+_DATE_TIME_VRS = ("DA", "TM", "DT")
+_NUMBER_VRS = ("IS", "DS", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "AT")
+
+
+def _unique_date_time(tag: int, vr: str, index: int) -> str:
+    """A unique DA, TM or DT value."""
     if vr == "DA":
         return (dt.date(1950, 1, 1) + dt.timedelta(days=97 * index + 13)).strftime("%Y%m%d")
     if vr == "TM":
         return f"{(index * 7) % 24:02d}{(index * 13) % 60:02d}{(index * 17) % 60:02d}.{tag % 999983:06d}"
-    if vr == "DT":
-        day = (dt.date(1940, 3, 1) + dt.timedelta(days=89 * index + 5)).strftime("%Y%m%d")
-        return f"{day}{(index * 5) % 24:02d}{(index * 11) % 60:02d}{(index * 3) % 60:02d}.{tag % 999979:06d}"
-    if vr == "UI":
-        return f"1.2.826.0.1.3680043.10.1234.{tag}.{index}"
-    if vr == "PN":
-        return f"Phi{tag:08X}^Given{index}"
-    if vr == "AS":
-        return f"{(index % 899) + 100:03d}Y"[-4:]
+    day = (dt.date(1940, 3, 1) + dt.timedelta(days=89 * index + 5)).strftime("%Y%m%d")  # DT
+    return f"{day}{(index * 5) % 24:02d}{(index * 11) % 60:02d}{(index * 3) % 60:02d}.{tag % 999979:06d}"
+
+
+def _unique_number(tag: int, vr: str, index: int) -> object:
+    """A unique value for a numeric VR (IS and DS as their strings; AT a fixed tag)."""
     if vr == "IS":
         return str(700000000 + tag % 100000000 + index)[:12]
     if vr == "DS":
@@ -239,8 +240,21 @@ def _unique_value(tag: int, vr: str, index: int) -> object:
         return 100000 + index
     if vr in ("FL", "FD"):
         return 1000.5 + index
-    if vr == "AT":
-        return 0x00100010
+    return 0x00100010  # AT
+
+
+def _unique_value(tag: int, vr: str, index: int) -> object:
+    """A value that is unique to this attribute and easy to find in the file bytes."""
+    if vr in _DATE_TIME_VRS:
+        return _unique_date_time(tag, vr, index)
+    if vr in _NUMBER_VRS:
+        return _unique_number(tag, vr, index)
+    if vr == "UI":
+        return f"1.2.826.0.1.3680043.10.1234.{tag}.{index}"
+    if vr == "PN":
+        return f"Phi{tag:08X}^Given{index}"
+    if vr == "AS":
+        return f"{(index % 899) + 100:03d}Y"[-4:]
     if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
         return f"PHIBYTES{tag:08X}".encode()
     if vr in ("CS", "AE"):

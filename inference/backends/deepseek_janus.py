@@ -472,7 +472,9 @@ def convert_deepseek_janus(
         tokenizer=tokenizer,
         # the janus backend writes the whole prompt, system prompt included (inference/backends/prompts.py)
         use_default_system_prompt=False,
-        num_image_tokens=int(read_json(src / "processor_config.json").get("num_image_tokens", vision["num_image_tokens"])),
+        num_image_tokens=int(
+            read_json(src / "processor_config.json").get("num_image_tokens", vision["num_image_tokens"])
+        ),
     )
     if processor.num_image_tokens != vision["num_image_tokens"]:
         raise ConversionError(
@@ -489,7 +491,9 @@ def convert_deepseek_janus(
         "n_tensors": len(converted),
         "tie_word_embeddings": tie,
         "vision": vision,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__},
+        "versions": {
+            "torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__
+        },
     }
     (dst / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     return ConversionReport(

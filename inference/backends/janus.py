@@ -218,7 +218,8 @@ class JanusBackend(Backend):
         if image_token_id != model.config.image_token_id:
             raise ModelLoadError(
                 str(path),
-                f"tokenizer's {processor.image_token!r} is id {image_token_id}, model expects {model.config.image_token_id}",
+                f"tokenizer's {processor.image_token!r} is id {image_token_id}, "
+                f"model expects {model.config.image_token_id}",
             )
         silence_generate_noise()
         # The template writes the whole conversation, system prompt included; the processor must add nothing

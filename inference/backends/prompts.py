@@ -106,7 +106,9 @@ def _legacy_text(
     from .base import FINDING_NAMES
 
     names = [FINDING_NAMES.get(c, c.replace("_", " ")) for c in findings]
-    lines = [f"- {FINDING_NAMES.get(c, c.replace('_', ' '))}: {probabilities[c]:.2f}" for c in findings if c in probabilities]
+    lines = [
+        f"- {FINDING_NAMES.get(c, c.replace('_', ' '))}: {probabilities[c]:.2f}" for c in findings if c in probabilities
+    ]
     return template.format(
         style=style.strip(),
         findings=", ".join(names),

@@ -104,7 +104,8 @@ class RetrievalBackend(Backend):
                 ],
                 "unknown_findings": [c for c in findings if c not in result.probabilities],
                 "probabilities_from": (
-                    None if result.mode == "hash" else "retrieval baseline: label frequencies of the k nearest bank images"
+                    None if result.mode == "hash"
+                    else "retrieval baseline: label frequencies of the k nearest bank images"
                 ),
                 "note": (
                     "report picked by a hash of the image embedding: the bank has no images, so no probabilities"

@@ -2,7 +2,8 @@
 trials of every design.
 
 R is the oracle (tests/analysis/r/lmer_fit.R, run once per module with ``Rscript`` over a job list); `make test`
-installs it from Debian. Without Rscript (or its packages) these tests skip locally and FAIL under CI=true. The R fits use lme4's own optimiser (nloptwrap BOBYQA)
+installs it from Debian. Without Rscript (or its packages) these tests skip locally and FAIL under CI=true. The R
+fits use lme4's own optimiser (nloptwrap BOBYQA)
 with tolerances tightened to 1e-12: with lme4's defaults BOBYQA stops ~1e-5 (relative) short of the REML optimum
 in theta (our REML criterion is then slightly lower than lme4's), which alone moves df and small p-values by up to
 ~2e-4; at the optimum both engines agree to ~1e-6. One comparison with lme4's default settings is kept, at 1e-3.

@@ -1,5 +1,5 @@
-"""The architecture holds: dependencies point one way (import-linter's contracts in pyproject.toml) and every
-signal of the enrolment workflow has exactly its receivers connected (docs/architecture.md)."""
+"""The architecture holds: dependencies point one way (import-linter's contracts in pyproject.toml), ruff's gates
+pass, and every signal of the enrolment workflow has exactly its receivers connected (docs/architecture.md)."""
 from __future__ import annotations
 
 import subprocess
@@ -21,6 +21,13 @@ def test_import_contracts_kept():
     out = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert "Contracts: 2 kept, 0 broken." in out.stdout
+
+
+def test_ruff_clean():
+    # CI runs `make test`, not `make lint`: this puts ruff's gates (line length 120, complexity <= 15) in CI too.
+    ruff = Path(sys.executable).with_name("ruff")
+    out = subprocess.run([str(ruff), "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
 
 
 def _receivers(signal) -> set:

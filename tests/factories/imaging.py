@@ -104,5 +104,6 @@ def add_drawn_image(case: Case, seed: int = 0) -> Image:
         case=case, source_sha256=sha, sha256=sha, dicom_file=f"images/{case.trial_id}/{sha}.dcm",
         display_file=display, full_range_file=full, sop_instance_uid=f"2.25.{int(sha[:16], 16)}", modality="DX",
         view_position="PA", rows=384, columns=384, bits_allocated=16, bits_stored=12,
-        photometric_interpretation="MONOCHROME2", display={"min": 0, "max": 255, "window_center": 128, "window_width": 256},
+        photometric_interpretation="MONOCHROME2",
+        display={"min": 0, "max": 255, "window_center": 128, "window_width": 256},
     )

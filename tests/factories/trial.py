@@ -113,7 +113,9 @@ def _complete_arms_per_center(coord, trial, centers, readers, code: str) -> list
 def add_cases(t: dict, n: int, enrol: bool = True, prefix: str = "CASE") -> list:
     cases = []
     for i in range(n):
-        c = services.add_case(t["coordinator"], t["trial"], center=t["centers"][i % len(t["centers"])], code=f"{prefix}{i:05d}")
+        c = services.add_case(
+            t["coordinator"], t["trial"], center=t["centers"][i % len(t["centers"])], code=f"{prefix}{i:05d}"
+        )
         if enrol:
             c = services.enrol_case(t["coordinator"], c)
         cases.append(c)

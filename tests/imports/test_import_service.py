@@ -148,7 +148,9 @@ def test_reference_csv_all_or_nothing(t):
     res = imports.import_reference_csv(t["coordinator"], t["trial"], bad)
     assert res.updated == 0 and [e["row"] for e in res.errors] == [3, 4]
     assert Case.objects.get().reference_findings == {}
-    res = imports.import_reference_csv(t["coordinator"], t["trial"], f"case,pleural_effusion,report\n{code},1,Effusion.\n")
+    res = imports.import_reference_csv(
+        t["coordinator"], t["trial"], f"case,pleural_effusion,report\n{code},1,Effusion.\n"
+    )
     assert res.updated == 1 and Case.objects.get().reference_findings == {"pleural_effusion": 1}
 
 

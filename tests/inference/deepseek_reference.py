@@ -44,7 +44,10 @@ def deepseek_input_ids(text: str, folder: Path) -> torch.Tensor:
 
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     n = json.loads((folder / "processor_config.json").read_text())["num_image_tokens"]
-    image, boi, eoi, bos = (tok.token_to_id(t) for t in ("<image_placeholder>", "<begin_of_image>", "<end_of_image>", "<｜begin▁of▁sentence｜>"))
+    image, boi, eoi, bos = (
+        tok.token_to_id(t)
+        for t in ("<image_placeholder>", "<begin_of_image>", "<end_of_image>", "<｜begin▁of▁sentence｜>")
+    )
     ids = [bos] + tok.encode(text, add_special_tokens=False).ids  # LlamaTokenizerFast add_bos_token=True
     out: list[int] = []
     for i in ids:

@@ -187,7 +187,9 @@ def test_management_command(published, tmp_path):
     from io import StringIO
 
     out = StringIO()
-    call_command("convert_janus", str(published), str(tmp_path / "cmd"), "--vision-heads", str(TINY_VISION_HEADS), stdout=out)
+    call_command(
+        "convert_janus", str(published), str(tmp_path / "cmd"), "--vision-heads", str(TINY_VISION_HEADS), stdout=out
+    )
     assert "lm_head kept" in out.getvalue() and (tmp_path / "cmd" / "model.safetensors").is_file()
     from django.core.management import CommandError
 

@@ -44,7 +44,9 @@ def test_the_question_is_asked_and_required(asked):
         rating_services.submit_rating(asked["expert"], asked["rating"], {**GOOD, "blinding_guess": "maybe"})
     saved = rating_services.autosave_rating(asked["expert"], asked["rating"], {"blinding_guess": "b"})
     assert saved.blinding_guess == "B"
-    r, created = rating_services.submit_rating(asked["expert"], asked["rating"], {**GOOD, "blinding_guess": "Don't know"})
+    r, created = rating_services.submit_rating(
+        asked["expert"], asked["rating"], {**GOOD, "blinding_guess": "Don't know"}
+    )
     assert created and Rating.objects.get(pk=r.pk).blinding_guess == "dont_know"
 
 

@@ -107,7 +107,19 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
     assert len(ratings) == N_CASES * 3
     a_is_ai = {r.public_id: r.read_a.arm.code == "ai_assisted" for r in ratings}
 
-    # 1. The A/B draw is fair: binomial test against 1/2, overall and per expert.
+    _assert_fair_ab_draw(ratings, a_is_ai)
+    rows = _everything_sent(t)
+    assert set(rows) == set(a_is_ai)
+    ids = list(rows)
+    by_id = {r.public_id: r for r in ratings}
+    _assert_reports_differ_only_by_the_extra_sentence(rows, ids, a_is_ai, by_id, t["extra"])
+    _assert_no_field_predicts_the_arm(rows, ids, a_is_ai, by_id)
+    _assert_ids_leak_nothing(ratings, rows, ids)
+    _assert_one_page_template(t, ratings, a_is_ai, client)
+
+
+def _assert_fair_ab_draw(ratings: list, a_is_ai: dict) -> None:
+    """1. The A/B draw is fair: binomial test against 1/2, overall and per expert."""
     k, n = sum(a_is_ai.values()), len(a_is_ai)
     assert stats.binomtest(k, n, 0.5).pvalue > 1e-4, (k, n)
     assert 0.40 < k / n < 0.60
@@ -117,7 +129,9 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
     for draws in per_expert.values():
         assert stats.binomtest(sum(draws), len(draws), 0.5).pvalue > P_MIN
 
-    # 2. Everything the expert's API sends, per task: the task document and its worklist row.
+
+def _everything_sent(t: dict) -> dict[str, dict]:
+    """2. Everything the expert's API sends, per task: the task document and its worklist row."""
     rows: dict[str, dict] = {}
     for expert in t["experts"]:
         api = APIClient()
@@ -130,30 +144,34 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
             for item in wl["tasks"]:
                 doc = api.get(reverse("rating-task", args=[t["trial"].code, item["id"]])).json()
                 rows[item["id"]] = {"worklist": item, "task": doc}
-    assert set(rows) == set(a_is_ai)
-    ids = list(rows)
-    y = [a_is_ai[i] for i in ids]
+    return rows
 
-    # 2a. Reports: after normalisation the two reports of a task have the same sentences, except the extra
-    #     sentence some assisted reports carry. Styles (case, bullets, numbering, spacing, stops) leave no trace.
+
+def _assert_reports_differ_only_by_the_extra_sentence(
+    rows: dict, ids: list, a_is_ai: dict, by_id: dict, extra: dict
+) -> None:
+    """2a. Reports: after normalisation the two reports of a task have the same sentences, except the extra
+    sentence some assisted reports carry. Styles (case, bullets, numbering, spacing, stops) leave no trace."""
     extra_sentence = normalise_text(EXTRA)[0]
-    by_id = {r.public_id: r for r in ratings}
     for i in ids:
         a, b = rows[i]["task"]["reports"]
         rating = by_id[i]
         ai_report, plain = (a, b) if a_is_ai[i] else (b, a)
         assert plain["impression"] == ai_report["impression"]
-        if many["extra"][rating.case_id]:
+        if extra[rating.case_id]:
             assert ai_report["findings"] == plain["findings"] + [extra_sentence]
         else:
             assert ai_report["findings"] == plain["findings"]
     # ... so report length is the only content difference, and it predicts the arm only through that sentence.
     length_diff = [len(" ".join(rows[i]["task"]["reports"][0]["findings"]))
                    - len(" ".join(rows[i]["task"]["reports"][1]["findings"])) for i in ids]
-    no_extra = [d for d, i in zip(length_diff, ids, strict=True) if not many["extra"][by_id[i].case_id]]
+    no_extra = [d for d, i in zip(length_diff, ids, strict=True) if not extra[by_id[i].case_id]]
     assert set(no_extra) == {0}
 
-    # 2b. Every other field: no association with the arm of A.
+
+def _assert_no_field_predicts_the_arm(rows: dict, ids: list, a_is_ai: dict, by_id: dict) -> None:
+    """2b. Every other field: no association with the arm of A."""
+    y = [a_is_ai[i] for i in ids]
     fields: dict[str, list] = defaultdict(list)
     for i in ids:
         for part in ("worklist", "task"):
@@ -171,7 +189,9 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
             p = within_case_p(feature, y, case_of)
             assert p > P_MIN, f"{path} ({how}) predicts the arm within a case (p={p:.2g})"
 
-    # 2c. Ids do not sort by creation order either, and are not any read's id.
+
+def _assert_ids_leak_nothing(ratings: list, rows: dict, ids: list) -> None:
+    """2c. Ids do not sort by creation order either, and are not any read's id."""
     created = sorted(ratings, key=lambda r: r.pk)
     rho, p = stats.spearmanr(range(len(created)), [sorted(ids).index(r.public_id) for r in created])
     assert p > P_MIN, f"rating ids sort by creation order (rho={rho:.2f})"
@@ -180,8 +200,10 @@ def test_a_is_the_assisted_report_about_half_the_time_and_no_field_predicts_the_
     for r in ratings:
         assert r.read_a.public_id not in str(rows[r.public_id]) and r.read_b.public_id not in str(rows[r.public_id])
 
-    # 3. The page is the same template whatever the arm: with the task's own values and the report sentences
-    #    blanked, every task page of an expert is byte-identical.
+
+def _assert_one_page_template(t: dict, ratings: list, a_is_ai: dict, client) -> None:
+    """3. The page is the same template whatever the arm: with the task's own values and the report sentences
+    blanked, every task page of an expert is byte-identical."""
     expert = t["experts"][0]
     client.login(username=expert.user.username, password=PASSWORD)
     skeletons = defaultdict(set)

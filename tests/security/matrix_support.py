@@ -37,57 +37,63 @@ def _admin_object_id(world: dict, app: str, model: str):
         ) from None
 
 
+# Path kwargs whose value does not depend on the route: name -> value from the fixture world.
+_PLAIN_KWARGS = {
+    "code": lambda world: world["trial"].code,
+    "trial_code": lambda world: world["trial"].code,
+    "format": lambda world: "json",
+    "member_id": lambda world: world["un_reader"].pk,
+    "case_id": lambda world: world["cases"][1].pk,
+    "draft_id": lambda world: world["draft"].pk,
+    "run_id": lambda world: world["run"].pk,
+    "name": lambda world: "report/report.html",
+    "content_type_id": lambda world: ContentType.objects.get_by_natural_key("trial", "trial").pk,
+    "id": lambda world: world["coordinator"].pk,  # admin user password change
+    "app_label": lambda world: "trial",
+    "url": lambda world: "no-such-page/",  # the admin's catch-all
+}
+
+
+def _pk_for(route: Route, name: str, world: dict):
+    if name.startswith("member-"):
+        return world["un_reader"].pk
+    if name.startswith("case-"):
+        return world["cases"][1].pk
+    if name.startswith("analysis-run-"):
+        return world["run"].pk
+    raise AssertionError(f"Which object is `pk` in {route.key}? Say so in kwargs_for().")
+
+
+def _public_id_for(route: Route, name: str, world: dict):
+    if "image" in name:
+        return world["image"].public_id
+    if name.startswith(("rating:", "rating-")):
+        return world["rating"].public_id
+    if name.startswith(("reading:", "reading-api:")):
+        return world["read"].public_id
+    raise AssertionError(f"Which object is `public_id` in {route.key}? Say so in kwargs_for().")
+
+
+def _object_id_for(route: Route, name: str, world: dict):
+    m = _ADMIN_MODEL.match(route.pattern)
+    if name == "admin:view_on_site":
+        return world["trial"].pk
+    return _admin_object_id(world, m.group("app"), m.group("model"))
+
+
 def kwargs_for(route: Route, world: dict) -> dict:
     """Fill every path kwarg of `route` with an object of the fixture trial (PM)."""
     name = route.name or ""
     out = {}
     for p in route.params:
-        if p in ("code", "trial_code"):
-            out[p] = world["trial"].code
-        elif p == "format":
-            out[p] = "json"
-        elif p == "member_id":
-            out[p] = world["un_reader"].pk
-        elif p == "case_id":
-            out[p] = world["cases"][1].pk
-        elif p == "draft_id":
-            out[p] = world["draft"].pk
-        elif p == "run_id":
-            out[p] = world["run"].pk
-        elif p == "name":
-            out[p] = "report/report.html"
+        if p in _PLAIN_KWARGS:
+            out[p] = _PLAIN_KWARGS[p](world)
         elif p == "pk":
-            if name.startswith("member-"):
-                out[p] = world["un_reader"].pk
-            elif name.startswith("case-"):
-                out[p] = world["cases"][1].pk
-            elif name.startswith("analysis-run-"):
-                out[p] = world["run"].pk
-            else:
-                raise AssertionError(f"Which object is `pk` in {route.key}? Say so in kwargs_for().")
+            out[p] = _pk_for(route, name, world)
         elif p == "public_id":
-            if "image" in name:
-                out[p] = world["image"].public_id
-            elif name.startswith(("rating:", "rating-")):
-                out[p] = world["rating"].public_id
-            elif name.startswith(("reading:", "reading-api:")):
-                out[p] = world["read"].public_id
-            else:
-                raise AssertionError(f"Which object is `public_id` in {route.key}? Say so in kwargs_for().")
+            out[p] = _public_id_for(route, name, world)
         elif p == "object_id":
-            m = _ADMIN_MODEL.match(route.pattern)
-            if name == "admin:view_on_site":
-                out[p] = world["trial"].pk
-            else:
-                out[p] = _admin_object_id(world, m.group("app"), m.group("model"))
-        elif p == "content_type_id":
-            out[p] = ContentType.objects.get_by_natural_key("trial", "trial").pk
-        elif p == "id":  # admin user password change
-            out[p] = world["coordinator"].pk
-        elif p == "app_label":
-            out[p] = "trial"
-        elif p == "url":  # the admin's catch-all
-            out[p] = "no-such-page/"
+            out[p] = _object_id_for(route, name, world)
         else:
             raise AssertionError(f"No fixture value for the path kwarg `{p}` of {route.key}: add it to kwargs_for() "
                                  "in tests/security/matrix_support.py.")

@@ -29,7 +29,10 @@ TEMPLATES = ROOT / "templates"
 
 
 def _prod_env(**extra) -> dict:
-    drop = ("DEBUG", "SECRET_KEY", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE")  # the last: test-only
+    drop = (
+        "DEBUG", "SECRET_KEY", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",  # test-only
+    )
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), AUDIT_SIGNING_KEY=secrets.token_urlsafe(40),
                ALLOWED_HOSTS="trial.example.org,testserver",

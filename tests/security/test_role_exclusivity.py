@@ -63,7 +63,8 @@ def test_forbidden_combination_refused_by_the_api(t, first, second):
     url = reverse("member-list", args=[t["trial"].code])
 
     def body(role):
-        return {"username": name, "role": role, **({"center": "c1", "experience": "junior"} if role == "reader" else {})}
+        reader_fields = {"center": "c1", "experience": "junior"} if role == "reader" else {}
+        return {"username": name, "role": role, **reader_fields}
 
     assert api.post(url, body(first), format="json").status_code == 201
     r = api.post(url, body(second), format="json")
