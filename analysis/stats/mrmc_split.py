@@ -1,0 +1,231 @@
+"""Reader AUC per arm and the arm difference when readers do not read every case in both arms.
+
+Obuchowski-Rockette (OR) generalised to split-plot and nested designs (Obuchowski 1995 for readers nested in
+modality; Hillis 2014, Stat Med 33:330, for the split-plot error terms): each reader's empirical AUC is computed on
+the cases that reader read (missing reads are simply not in it; no case-wise deletion), and the case-sampling
+covariance of every pair of reader AUCs comes from the leave-one-case-out jackknife over all cases of the study. A
+case a reader did not read leaves that reader's AUC unchanged, so the jackknife needs no complete design; two
+readers' AUCs covary only through the cases both read. On a fully crossed, complete design this is exactly the
+jackknife of :mod:`analysis.stats.mrmc` and the result equals OR with Hillis df (docs/design.md section 7).
+
+Variance of the arm difference ``D = mean_A(AUC_r) - mean_B(AUC_r)`` (unweighted reader means, as OR):
+
+- readers crossed (the same readers in both arms): ``s_d^2 / R + 2 max(Cov2 - Cov3, 0)`` with ``s_d^2`` the
+  variance of the readers' differences, Cov2 the mean same-arm and Cov3 the mean cross-arm covariance of different
+  readers; ddf = Hillis. This is OR's random-readers random-cases analysis.
+- readers nested in arms (disjoint reader sets; partly overlapping sets are analysed as nested, which ignores the
+  shared readers' positive correlation and so is conservative): ``s_A^2/R_A + s_B^2/R_B + Cov2_A + Cov2_B - 2 Cov3``
+  with Cov3 averaged over all cross-arm reader pairs. It is unbiased because ``E[s_t^2] = var_reader + mean case
+  variance - Cov2_t``. Cov3 is where pairing by case pays off (both arms read the same cases). ddf by
+  Satterthwaite on the two reader mean squares, as Hillis does for OR. If the estimate is not positive the case
+  term is dropped and that is noted.
+
+Input: a long table (``reader``, ``modality``, ``case``, ``truth``, ``rating``; columns may be renamed as in
+:func:`analysis.stats.mrmc.obuchowski_rockette`). Readers with fewer than two positive or two negative cases in an arm
+cannot have a jackknife AUC and are left out (counted).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._result import jsonable
+from .roc import _placements
+
+METHOD = "Obuchowski-Rockette for split-plot / nested readers (empirical AUC, case jackknife, Hillis-type ddf)"
+
+
+@dataclass(frozen=True)
+class ArmAUC:
+    """One arm: reader-averaged AUC with its random-readers random-cases SE, ddf and CI.
+
+    ``reader_auc`` maps reader to AUC; ``ms_reader`` is the variance of the reader AUCs, ``cov2`` the mean jackknife
+    covariance of two different readers' AUCs in this arm (0 when they read no case in common).
+    """
+
+    arm: str
+    auc: float
+    se: float
+    df: float
+    ci: tuple[float, float]
+    n_readers: int
+    n_reads: int
+    ms_reader: float
+    cov2: float
+    reader_auc: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SplitPlotMRMCResult:
+    """AUC difference ``arms[0] - arms[1]`` with random-readers random-cases inference.
+
+    ``design`` is what the data showed: ``crossed`` (same readers in both arms), ``nested`` (disjoint readers) or
+    ``partial`` (overlapping; analysed as nested). ``cov3`` is the mean cross-arm covariance used, ``case_term`` the
+    case-covariance part added to the reader mean squares; ``note`` says what was left out or truncated.
+    """
+
+    method: str
+    design: str
+    estimate: float
+    se: float
+    df: float
+    ci: tuple[float, float]
+    statistic: float
+    p: float
+    conf_level: float
+    n: int
+    n_positive: int
+    n_negative: int
+    cov3: float
+    case_term: float
+    arms: tuple[ArmAUC, ...]
+    n_readers_excluded: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def _long_frame(df: pd.DataFrame, columns: dict[str, str], positive: Any) -> pd.DataFrame:
+    names = {k: columns.get(k, k) for k in ("reader", "modality", "case", "truth", "rating")}
+    d = df[list(names.values())].copy()
+    d.columns = list(names.keys())
+    d["rating"] = pd.to_numeric(d["rating"], errors="coerce")
+    d = d.dropna(subset=["rating", "truth"])
+    t = d["truth"] == positive
+    if not t.any():
+        t = d["truth"].astype(str) == str(positive)
+    d["truth"] = t
+    for c in ("reader", "modality", "case"):
+        d[c] = d[c].astype(str)
+    return d.groupby(["modality", "reader", "case"], as_index=False).agg(rating=("rating", "mean"),
+                                                                        truth=("truth", "first"))
+
+
+def _reader_terms(d: pd.DataFrame, case_index: pd.Index) -> tuple[float, np.ndarray] | None:
+    """Reader AUC and its leave-one-case-out deviations over all cases (0 for cases this reader did not read)."""
+    pos, neg = d[d["truth"]], d[~d["truth"]]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        return None
+    v10, v01 = _placements(pos["rating"].to_numpy(float), neg["rating"].to_numpy(float))
+    auc = float(v10.mean())
+    delta = np.zeros(len(case_index))
+    delta[case_index.get_indexer(pos["case"])] = -(v10 - auc) / (m - 1)
+    delta[case_index.get_indexer(neg["case"])] = -(v01 - auc) / (n - 1)
+    return auc, delta
+
+
+def _mean_offdiag(block: np.ndarray, exclude_diagonal: bool) -> float:
+    if exclude_diagonal:
+        mask = ~np.eye(block.shape[0], dtype=bool)
+        return float(block[mask].mean()) if mask.any() else float("nan")
+    return float(block.mean()) if block.size else float("nan")
+
+
+def _arm_result(arm: str, readers: list[str], auc: np.ndarray, cov: np.ndarray, n_reads: int,
+                conf: float) -> ArmAUC:
+    r = len(readers)
+    mean = float(auc.mean()) if r else float("nan")
+    ms = float(auc.var(ddof=1)) if r > 1 else float("nan")
+    cov2 = _mean_offdiag(cov, True) if r > 1 else float("nan")
+    var = ms / r + max(cov2, 0.0) if r > 1 else float("nan")
+    df = var**2 / ((ms / r) ** 2 / (r - 1)) if r > 1 and ms > 0 else float("inf")
+    se = float(np.sqrt(var)) if var == var and var >= 0 else float("nan")
+    q = stats.t.ppf(0.5 + conf / 2, df) if se == se else float("nan")
+    return ArmAUC(arm=arm, auc=mean, se=se, df=float(df), ci=(mean - q * se, mean + q * se), n_readers=r,
+                  n_reads=n_reads, ms_reader=ms, cov2=cov2, reader_auc=dict(zip(readers, auc.tolist(), strict=True)))
+
+
+def _difference_variance(design: str, auc_a: np.ndarray, auc_b: np.ndarray, arm_a: ArmAUC, arm_b: ArmAUC,
+                         cross: np.ndarray) -> tuple[float, float, float, float, str | None]:
+    """(variance, ddf, cov3, case term, note) of the arm difference; see the module docstring for the formulas."""
+    ra, rb = auc_a.size, auc_b.size
+    if design == "crossed":
+        cov3 = _mean_offdiag(cross, True)
+        ms_d = float((auc_a - auc_b).var(ddof=1))
+        case_term = 2 * max((arm_a.cov2 + arm_b.cov2) / 2 - cov3, 0.0)
+        var = ms_d / ra + case_term
+        ddf = var**2 / ((ms_d / ra) ** 2 / (ra - 1)) if ms_d > 0 else float("inf")
+        return var, ddf, cov3, case_term, None
+    cov3 = _mean_offdiag(cross, False)
+    cov2a = arm_a.cov2 if ra > 1 else 0.0
+    cov2b = arm_b.cov2 if rb > 1 else 0.0
+    reader_a, reader_b = arm_a.ms_reader / ra, arm_b.ms_reader / rb
+    case_term = cov2a + cov2b - 2 * cov3
+    var, note = reader_a + reader_b + case_term, None
+    if var <= 0:
+        case_term, var = 0.0, reader_a + reader_b
+        note = "variance estimate not positive: case-covariance term dropped"
+    den = reader_a**2 / (ra - 1) + reader_b**2 / (rb - 1)
+    ddf = var**2 / den if den > 0 else float("inf")
+    return var, ddf, cov3, case_term, note
+
+
+def _design(readers_a: list[str], readers_b: list[str]) -> str:
+    a, b = set(readers_a), set(readers_b)
+    if a == b:
+        return "crossed"
+    return "nested" if not a & b else "partial"
+
+
+def split_plot_mrmc(
+    df: pd.DataFrame,
+    modalities: list[Any],
+    conf_level: float = 0.95,
+    positive: Any = 1,
+    **columns: str,
+) -> SplitPlotMRMCResult | None:
+    """OR analysis of ``modalities[0] - modalities[1]`` for any reading design; ``None`` when an arm has < 2
+    readers with >= 2 positive and >= 2 negative cases read (no reader variance can be estimated)."""
+    d = _long_frame(df, columns, positive)
+    arms = [str(m) for m in modalities[:2]]
+    d = d[d["modality"].isin(arms)]
+    case_index = pd.Index(sorted(d["case"].unique()))
+    truth_by_case = d.groupby("case")["truth"].first().reindex(case_index)
+    k = len(case_index)
+    per_arm: list[tuple[list[str], np.ndarray, np.ndarray, int]] = []
+    excluded = 0
+    for arm in arms:
+        readers, aucs, deltas, n_reads = [], [], [], 0
+        for reader, g in d[d["modality"] == arm].groupby("reader"):
+            terms = _reader_terms(g, case_index)
+            if terms is None:
+                excluded += 1
+                continue
+            readers.append(str(reader))
+            aucs.append(terms[0])
+            deltas.append(terms[1])
+            n_reads += len(g)
+        if len(readers) < 2:
+            return None
+        per_arm.append((readers, np.array(aucs), np.vstack(deltas), n_reads))
+    (ra_ids, auc_a, dl_a, na), (rb_ids, auc_b, dl_b, nb) = per_arm
+    design = _design(ra_ids, rb_ids)
+    if design == "crossed":  # align the readers of arm B with those of arm A
+        order = [rb_ids.index(r) for r in ra_ids]
+        rb_ids, auc_b, dl_b = ra_ids, auc_b[order], dl_b[order]
+    scale = (k - 1) / k  # jackknife: (K-1)/K times the sum of cross-products of deviations
+    arm_a = _arm_result(arms[0], ra_ids, auc_a, scale * dl_a @ dl_a.T, na, conf_level)
+    arm_b = _arm_result(arms[1], rb_ids, auc_b, scale * dl_b @ dl_b.T, nb, conf_level)
+    var, ddf, cov3, case_term, note = _difference_variance(design, auc_a, auc_b, arm_a, arm_b,
+                                                           scale * dl_a @ dl_b.T)
+    est = arm_a.auc - arm_b.auc
+    se = float(np.sqrt(var))
+    q = stats.t.ppf(0.5 + conf_level / 2, ddf)
+    t = est / se if se > 0 else float("nan")
+    if excluded:
+        note = "; ".join(filter(None, [note, f"{excluded} reader-arm(s) with < 2 positive or negative cases left out"]))
+    n_pos = int(truth_by_case.sum())
+    return SplitPlotMRMCResult(
+        method=f"{METHOD}; readers {design}", design=design, estimate=est, se=se, df=float(ddf),
+        ci=(est - q * se, est + q * se), statistic=t, p=float(2 * stats.t.sf(abs(t), ddf)), conf_level=conf_level,
+        n=k, n_positive=n_pos, n_negative=k - n_pos, cov3=cov3, case_term=case_term, arms=(arm_a, arm_b),
+        n_readers_excluded=excluded, note=note)
+
+
+__all__ = ["ArmAUC", "SplitPlotMRMCResult", "split_plot_mrmc"]
