@@ -229,3 +229,48 @@ def split_plot_mrmc(
 
 
 __all__ = ["ArmAUC", "SplitPlotMRMCResult", "split_plot_mrmc"]
+
+
+def simulate_split_plot_reads(
+    rng: np.random.Generator,
+    *,
+    n_centers: int = 2,
+    cases_per_center: int = 60,
+    readers_per_arm_per_center: int = 3,
+    prevalence: float = 0.4,
+    separation: float = 1.5,
+    arm_effect: float = 0.0,
+    sd_reader: float = 0.4,
+    sd_case: float = 0.8,
+    sd_arm_case: float = 0.3,
+    missing: float = 0.0,
+    arms: tuple[str, str] = ("A", "B"),
+) -> pd.DataFrame:
+    """Reads of a paired-by-case trial (Roe-Metz-like ratings): readers nested in arms and centers, each case read
+    once per arm by one reader of its center, ``missing`` the share of reads then dropped at random.
+
+    Rating = truth * (separation + reader skill [+ arm_effect in arm 0]) + case effect (shared by the arms) +
+    arm-by-case effect + noise; with ``arm_effect=0`` the two arms have the same expected AUC (the null).
+    """
+    rows = []
+    n_r = readers_per_arm_per_center
+    for c in range(n_centers):
+        truth = (rng.random(cases_per_center) < prevalence).astype(int)
+        truth[:2], truth[2:4] = 1, 0  # every center has positives and negatives
+        case_eff = rng.normal(0, sd_case, cases_per_center)
+        for a, arm in enumerate(arms):
+            skill = rng.normal(0, sd_reader, n_r)
+            reader = rng.permutation(np.arange(cases_per_center) % n_r)
+            shift = separation + skill[reader] + (arm_effect if a == 0 else 0.0)
+            y = (truth * shift + case_eff + rng.normal(0, sd_arm_case, cases_per_center)
+                 + rng.normal(0, 1, cases_per_center))
+            rows.append(pd.DataFrame({"reader": [f"c{c}-{arm}-r{j}" for j in reader], "modality": arm,
+                                      "case": [f"c{c}-k{i}" for i in range(cases_per_center)], "truth": truth,
+                                      "rating": y}))
+    out = pd.concat(rows, ignore_index=True)
+    if missing > 0:
+        out = out[rng.random(len(out)) >= missing]
+    return out.reset_index(drop=True)
+
+
+__all__ += ["simulate_split_plot_reads"]
