@@ -106,17 +106,18 @@ def _long_frame(df: pd.DataFrame, columns: dict[str, str], positive: Any) -> pd.
                                                                         truth=("truth", "first"))
 
 
-def _reader_terms(d: pd.DataFrame, case_index: pd.Index) -> tuple[float, np.ndarray] | None:
-    """Reader AUC and its leave-one-case-out deviations over all cases (0 for cases this reader did not read)."""
-    pos, neg = d[d["truth"]], d[~d["truth"]]
-    m, n = len(pos), len(neg)
+def _reader_terms(case_pos: np.ndarray, truth: np.ndarray, rating: np.ndarray,
+                  k: int) -> tuple[float, np.ndarray] | None:
+    """Reader AUC and its leave-one-case-out deviations over all ``k`` cases (0 for cases this reader did not
+    read); None with fewer than 2 positive or 2 negative cases read."""
+    m, n = int(truth.sum()), int((~truth).sum())
     if m < 2 or n < 2:
         return None
-    v10, v01 = _placements(pos["rating"].to_numpy(float), neg["rating"].to_numpy(float))
+    v10, v01 = _placements(rating[truth], rating[~truth])
     auc = float(v10.mean())
-    delta = np.zeros(len(case_index))
-    delta[case_index.get_indexer(pos["case"])] = -(v10 - auc) / (m - 1)
-    delta[case_index.get_indexer(neg["case"])] = -(v01 - auc) / (n - 1)
+    delta = np.zeros(k)
+    delta[case_pos[truth]] = -(v10 - auc) / (m - 1)
+    delta[case_pos[~truth]] = -(v01 - auc) / (n - 1)
     return auc, delta
 
 
@@ -184,23 +185,26 @@ def split_plot_mrmc(
     readers with >= 2 positive and >= 2 negative cases read (no reader variance can be estimated)."""
     d = _long_frame(df, columns, positive)
     arms = [str(m) for m in modalities[:2]]
-    d = d[d["modality"].isin(arms)]
+    d = d[d["modality"].isin(arms)].reset_index(drop=True)
     case_index = pd.Index(sorted(d["case"].unique()))
     truth_by_case = d.groupby("case")["truth"].first().reindex(case_index)
     k = len(case_index)
     per_arm: list[tuple[list[str], np.ndarray, np.ndarray, int]] = []
     excluded = 0
+    case_pos = case_index.get_indexer(d["case"])
+    truth, rating = d["truth"].to_numpy(bool), d["rating"].to_numpy(float)
+    groups = d.groupby(["modality", "reader"]).indices
     for arm in arms:
         readers, aucs, deltas, n_reads = [], [], [], 0
-        for reader, g in d[d["modality"] == arm].groupby("reader"):
-            terms = _reader_terms(g, case_index)
+        for (_, reader), idx in sorted((key, v) for key, v in groups.items() if key[0] == arm):
+            terms = _reader_terms(case_pos[idx], truth[idx], rating[idx], k)
             if terms is None:
                 excluded += 1
                 continue
             readers.append(str(reader))
             aucs.append(terms[0])
             deltas.append(terms[1])
-            n_reads += len(g)
+            n_reads += len(idx)
         if len(readers) < 2:
             return None
         per_arm.append((readers, np.array(aucs), np.vstack(deltas), n_reads))

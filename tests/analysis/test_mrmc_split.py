@@ -75,7 +75,7 @@ def test_missing_reads_brute_force_jackknife():
     d = simulate_split_plot_reads(rng, n_centers=1, cases_per_center=40, readers_per_arm_per_center=3)
     # crossed-by-case and many missing reads: duplicate reads to every reader of the arm, then drop 30%
     full = []
-    for arm, g in d.groupby("modality"):
+    for _arm, g in d.groupby("modality"):
         for reader in g["reader"].unique():
             gg = g.copy()
             gg["reader"] = reader
