@@ -16,9 +16,10 @@ Variance of the arm difference ``D = mean_A(AUC_r) - mean_B(AUC_r)`` (unweighted
 - readers nested in arms (disjoint reader sets; partly overlapping sets are analysed as nested, which ignores the
   shared readers' positive correlation and so is conservative): ``s_A^2/R_A + s_B^2/R_B + Cov2_A + Cov2_B - 2 Cov3``
   with Cov3 averaged over all cross-arm reader pairs. It is unbiased because ``E[s_t^2] = var_reader + mean case
-  variance - Cov2_t``. Cov3 is where pairing by case pays off (both arms read the same cases). ddf by
-  Satterthwaite on the two reader mean squares, as Hillis does for OR. If the estimate is not positive the case
-  term is dropped and that is noted.
+  variance - Cov2_t``. Cov3 is where pairing by case pays off (both arms read the same cases). The reader mean
+  squares get Welch's Satterthwaite df; the case term shifts them, and the t df is the one whose quantile gives
+  the nominal coverage for that shifted chi-square (``_shifted_df``; Hillis' moment-matched ddf over-covered).
+  If the estimate is not positive the case term is dropped and that is noted.
 
 Input: a long table (``reader``, ``modality``, ``case``, ``truth``, ``rating``; columns may be renamed as in
 :func:`analysis.stats.mrmc.obuchowski_rockette`). Readers with fewer than two positive or two negative cases in an arm
@@ -31,12 +32,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 from ._result import jsonable
 from .roc import _placements
 
-METHOD = "Obuchowski-Rockette for split-plot / nested readers (empirical AUC, case jackknife, Hillis-type ddf)"
+_GRID = 2000  # chi-square quantile points for the effective df of the nested analysis
+METHOD = ("Obuchowski-Rockette for split-plot / nested readers (empirical AUC, case jackknife; crossed: Hillis ddf, "
+          "nested: shifted-Satterthwaite df)")
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def _arm_result(arm: str, readers: list[str], auc: np.ndarray, cov: np.ndarray, 
 
 
 def _difference_variance(design: str, auc_a: np.ndarray, auc_b: np.ndarray, arm_a: ArmAUC, arm_b: ArmAUC,
-                         cross: np.ndarray) -> tuple[float, float, float, float, str | None]:
+                         cross: np.ndarray, conf: float) -> tuple[float, float, float, float, str | None]:
     """(variance, ddf, cov3, case term, note) of the arm difference; see the module docstring for the formulas."""
     ra, rb = auc_a.size, auc_b.size
     if design == "crossed":
@@ -163,8 +166,35 @@ def _difference_variance(design: str, auc_a: np.ndarray, auc_b: np.ndarray, arm_
         case_term, var = 0.0, reader_a + reader_b
         note = "variance estimate not positive: case-covariance term dropped"
     den = reader_a**2 / (ra - 1) + reader_b**2 / (rb - 1)
-    ddf = var**2 / den if den > 0 else float("inf")
-    return var, ddf, cov3, case_term, note
+    welch = (reader_a + reader_b) ** 2 / den if den > 0 else float("inf")
+    return var, _shifted_df(reader_a + reader_b, welch, case_term, conf), cov3, case_term, note
+
+
+def _shifted_df(reader_part: float, welch_df: float, case_term: float, conf: float) -> float:
+    """Effective t df for ``V = X + c``: X, the reader mean squares, a scaled chi-square with Welch's df, and c, the
+    case-covariance term, a constant. Moment matching V itself (Hillis' formula) gives far too few df when c < 0
+    (the shift changes the shape, not only the spread: the CI over-covered, 98-99% at 95%); here the quantile q with
+    E[2 Phi(q sqrt(V / E V)) - 1] = conf is found over the chi-square and returned as the t df with that quantile."""
+    if not np.isfinite(welch_df) or reader_part <= 0 or case_term == 0:
+        return welch_df
+    w = stats.chi2.ppf((np.arange(_GRID) + 0.5) / _GRID, welch_df) / welch_df
+    x = reader_part * w
+    v = np.where(x + case_term > 0, x + case_term, x) / (reader_part + case_term)  # as the estimate falls back
+    root_v = np.sqrt(v)
+
+    def gap(q: float) -> float:
+        return float(np.mean(2 * stats.norm.cdf(q * root_v) - 1) - conf)
+
+    z = stats.norm.ppf(0.5 + conf / 2)
+    if gap(z) >= 0:
+        return float("inf")
+    hi = z * 2
+    while gap(hi) < 0 and hi < 1e4:
+        hi *= 2
+    if gap(hi) < 0:
+        return 0.01
+    q = optimize.brentq(gap, z, hi)
+    return float(optimize.brentq(lambda d: stats.t.ppf(0.5 + conf / 2, d) - q, 0.01, 1e9))
 
 
 def _design(readers_a: list[str], readers_b: list[str]) -> str:
@@ -217,7 +247,7 @@ def split_plot_mrmc(
     arm_a = _arm_result(arms[0], ra_ids, auc_a, scale * dl_a @ dl_a.T, na, conf_level)
     arm_b = _arm_result(arms[1], rb_ids, auc_b, scale * dl_b @ dl_b.T, nb, conf_level)
     var, ddf, cov3, case_term, note = _difference_variance(design, auc_a, auc_b, arm_a, arm_b,
-                                                           scale * dl_a @ dl_b.T)
+                                                           scale * dl_a @ dl_b.T, conf_level)
     est = arm_a.auc - arm_b.auc
     se = float(np.sqrt(var))
     q = stats.t.ppf(0.5 + conf_level / 2, ddf)
