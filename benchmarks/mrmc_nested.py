@@ -46,7 +46,7 @@ def run(name: str, params: dict, sims: int, rng: np.random.Generator) -> None:
     p = cover / len(est)
     half = 1.96 * np.sqrt(p * (1 - p) / len(est))
     print(f"{name}: coverage {p:.3f} ({p - half:.3f}-{p + half:.3f}), type-I error {1 - p:.3f}, "
-          f"mean ddf {np.mean(dfs):.1f}, mean var / empirical var {np.mean(var) / np.var(est):.3f}, "
+          f"median ddf {np.median(dfs):.1f}, mean var / empirical var {np.mean(var) / np.var(est):.3f}, "
           f"{time.perf_counter() - t0:.0f} s")
 
 
