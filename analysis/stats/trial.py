@@ -45,6 +45,8 @@ from .comparisons import (
     wilcoxon_signed_rank,
 )
 from .mrmc import obuchowski_rockette
+from .mrmc_split import METHOD as SPLIT_METHOD
+from .mrmc_split import split_plot_mrmc
 from .primary import DESCRIPTIVE_LABEL, PrimaryResult, primary_analysis
 from .proportions import panel_majority, preference_rate
 from .roc import auc_delong, sensitivity_specificity
@@ -332,12 +334,22 @@ def _reader_accuracy_section(reads: pd.DataFrame, cases: pd.DataFrame, findings:
             ra = r[r["arm"] == arm]
             block[str(arm)] = {"sens_spec": sensitivity_specificity(ra["truth"], ra["call"], 0.5, positive=1),
                                "auc_pooled_reads": auc_delong(ra["truth"], ra["rating"], positive=1, direction="<")}
-        if design == "crossover":
-            m = r.rename(columns={"case_code": "case", "arm": "modality"})[["reader", "modality", "case", "truth",
-                                                                             "rating"]]
-            block["mrmc"] = obuchowski_rockette(m, modalities=[assisted, control])
+        block["mrmc"] = _reader_mrmc(r, assisted, control, design)
         out[code] = block
-    return {"findings": out, "note": "pooled-read AUCs ignore reader clustering; use the MRMC block (crossover)"}
+    return {"findings": out, "note": "pooled-read AUCs ignore reader clustering; use the MRMC block"}
+
+
+def _reader_mrmc(r: pd.DataFrame, assisted: Any, control: Any, design: str) -> Any:
+    """Crossover: Obuchowski-Rockette (every reader reads every case in both arms). Nested designs (paired by case,
+    case randomised): OR for split-plot / nested readers on the reads as they are (docs/design.md section 7)."""
+    m = r.rename(columns={"case_code": "case", "arm": "modality"})[["reader", "modality", "case", "truth", "rating"]]
+    if design == "crossover":
+        return obuchowski_rockette(m, modalities=[assisted, control])
+    res = split_plot_mrmc(m, modalities=[assisted, control])
+    if res is None:
+        return {"method": SPLIT_METHOD, "note": "fewer than 2 readers per arm with >= 2 positive and >= 2 negative "
+                                                "cases read", "n": int(m["case"].nunique())}
+    return res.to_dict()
 
 
 def _subgroups(q: pd.DataFrame, reads: pd.DataFrame, assisted: Any, control: Any, paired: bool) -> dict[str, Any]:
