@@ -254,10 +254,13 @@ def _store(actor, trial: Trial, center: Center, filename: str, p: _Prepared) -> 
 def _save_rows(actor, trial: Trial, center: Center, p: _Prepared, sha: str, names: dict) -> tuple[Image, bool]:
     """(image, True) when the SOP instance was stored meanwhile (checked again under an advisory lock)."""
     ensure_writable(trial)
-    with connection.cursor() as cur:  # one importer per SOP instance at a time
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(%s)", [int(_keyed(trial, "sop-lock", p.summary.sop_instance_uid)[:15], 16)]
-        )
+    if connection.vendor == "postgresql":  # one importer per SOP instance at a time
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s)",
+                [int(_keyed(trial, "sop-lock", p.summary.sop_instance_uid)[:15], 16)],
+            )
+    # SQLite (the demo) has no advisory locks; it serialises every write transaction on its database lock anyway.
     same = _existing(trial, sop_instance_uid=p.summary.sop_instance_uid)
     if same is not None:
         return same, True
