@@ -45,7 +45,9 @@ OUTCOMES = {
 ARM_COLUMN = {"reads": "arm", "ratings": "arm_a", "allocations": "arm"}
 # The randomised units themselves: paired-by-case randomises readers, so each reader is in one arm by design (the
 # allocations table says which, masked).
-UNITS = {("reads", "reader"), ("allocations", "unit")}
+UNITS = {("reads", "reader"), ("allocations", "unit"),
+         # which reader wrote report A / B: readers are nested in arms, so this is the masked arm_a / arm_b again
+         ("ratings", "reader_a"), ("ratings", "reader_b")}
 # Baseline attributes of the randomised unit (a reader's experience): compared once per reader, not once per read,
 # or a chance imbalance of four readers would count as hundreds of independent observations.
 PER_READER = {("reads", "reader_experience")}
