@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis import pipeline  # noqa: E402
 from analysis.report import render_report  # noqa: E402
 from analysis.stats import trial as stats_trial  # noqa: E402
-from analysis.stats.synthetic import make_trial_tables  # noqa: E402
+from analysis.stats.synthetic import TrialScenario, make_trial_tables  # noqa: E402
 
 # statistics called by analyse_trial_tables, timed inside it (wrapped in its module namespace)
-INNER = ["quality_mixed_model", "log_time_mixed_model", "obuchowski_rockette", "auc_delong", "sensitivity_specificity",
+INNER = ["primary_analysis", "split_plot_mrmc", "obuchowski_rockette", "auc_delong", "sensitivity_specificity",
          "cohen_kappa", "fleiss_kappa", "icc", "paired_t_test", "wilcoxon_signed_rank", "geometric_mean_ratio",
          "relative_reduction", "welch_t_test", "preference_rate", "panel_majority", "_quality_long"]
 
@@ -85,9 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     for name, times in sorted(inner.items(), key=lambda kv: -sum(kv[1])):
         if sum(times) >= 0.01:
             print(f"  {name:46} {len(times):5d} {sum(times):9.2f}")
-    q, t = results["quality"]["paired_t"], results["reading_time"]["geometric_mean_ratio"]
-    print(f"\nquality difference {q['estimate']:.3f} (true 0.3); time ratio {t['estimate']:.3f} (true 0.8); "
-          f"report in {out}")
+    truth = TrialScenario(design=a.design, n_cases=a.cases, n_readers=a.readers, n_experts=a.experts,
+                          n_centers=a.centers).truths()
+    q, t = results["primary"]["quality"], results["primary"]["reading_time"]
+    print(f"\nprimary quality difference {q['estimate']:.3f} (true {truth['quality']}), "
+          f"CI {q['ci'][0]:.3f}-{q['ci'][1]:.3f}; time ratio {t['estimate']:.3f} (true {truth['reading_time']}), "
+          f"CI {t['ci'][0]:.3f}-{t['ci'][1]:.3f}; report in {out}")
 
 
 if __name__ == "__main__":
