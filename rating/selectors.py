@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from core.keyed import keyed_hex
+from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
 from reading.models import Read
 from trial.models import Membership, Trial
@@ -226,8 +228,6 @@ def position_of(user, trial: Trial, rating: Rating) -> int:
 
 def worklist_payload(user, trial: Trial, page=None) -> dict:
     """Progress and the next task over the whole worklist, and one page of it (``page``: a number, default 1)."""
-    from django.core.paginator import Paginator
-
     tasks = worklist(user, trial)
     page_of = Paginator(tasks, WORKLIST_PAGE_SIZE).get_page(page)
     return {
@@ -251,9 +251,8 @@ def worklist_payload(user, trial: Trial, page=None) -> dict:
 
 
 def images_for(rating: Rating) -> list[dict]:
-    """The case's images, by their per-image opaque id (shared by both reports)."""
-    from .images import image_entries
-
+    """The case's images, by their per-image opaque id (shared by both reports); served by imaging's endpoints,
+    whose access rule for experts is registered in rating/apps.py."""
     return image_entries(rating.case)
 
 
