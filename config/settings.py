@@ -191,10 +191,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=300.0)
+# `celery -A config beat`: drafts RUNNING past their time limit go back to the queue (inference/serving.py)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-drafts": {"task": "inference.tasks.sweep_stale_drafts", "schedule": 300.0},
+}
 
 # Inference: the retrieval baseline needs no weights; a janus model version names a local path.
 INFERENCE_DEFAULT_BACKEND = env.str("INFERENCE_DEFAULT_BACKEND", default="retrieval")
 JANUS_WEIGHTS_PATH = env.str("JANUS_WEIGHTS_PATH", default="")
+# A draft task's time limit: load + 3 x max_new_tokens x measured s/token, kept between these (inference/serving.py)
+INFERENCE_TIME_LIMIT_FLOOR_S = env.float("INFERENCE_TIME_LIMIT_FLOOR_S", default=120.0)
+INFERENCE_TIME_LIMIT_CAP_S = env.float("INFERENCE_TIME_LIMIT_CAP_S", default=3000.0)
 
 LOGGING = {
     "version": 1,

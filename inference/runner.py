@@ -30,6 +30,7 @@ from imaging.models import Image
 from inference.backends.base import BackendConfig, GenerationRequest
 from trial.models import Case
 
+from . import serving
 from .models import Draft, ModelVersion
 from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
@@ -151,8 +152,6 @@ def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
 
 #: Returned by :func:`_claim` for a draft another task is generating in its batch.
 IN_BATCH = "in a batch"
-#: A batch leader that has not finished after this long is presumed dead (the task's hard time limit).
-BATCH_STALE_S = 660.0
 
 
 def _claim(draft_id: int) -> Draft | str | None:
@@ -164,7 +163,7 @@ def _claim(draft_id: int) -> Draft | str | None:
         now = timezone.now()
         leader = (draft.parameters or {}).get("batch_leader")
         if (draft.status == Draft.Status.RUNNING and leader not in (None, draft.pk) and draft.started_at
-                and (now - draft.started_at).total_seconds() < BATCH_STALE_S):
+                and (now - draft.started_at).total_seconds() < serving.time_limit(draft.model_version).hard_s):
             return IN_BATCH  # another task generates it with its own; the stale sweep recovers a dead batch
         _mark_running(draft, now)
         draft.parameters = {}
@@ -243,32 +242,20 @@ def _release(drafts: list[Draft]) -> None:
             transaction.on_commit(lambda pk=pk: send_draft_task(pk))
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
-
-
 def generate_group(backend, requests: list) -> list:
-    """One ``generate_batch``; on out-of-memory the batch is halved and each half tried once, then the drafts
-    fail with the reason (retrying an out-of-memory batch unchanged would fail again)."""
+    """One generate call for the group; on out-of-memory the batch is halved and each half tried once, then the
+    drafts fail with the reason (inference/serving.py: retrying an out-of-memory batch unchanged fails again)."""
+    from .serving import OutOfMemoryFailure, generate_halving_on_oom
+
+    def generate(reqs: list) -> list:
+        if len(reqs) == 1:
+            return [backend.generate(reqs[0].images, reqs[0].findings, reqs[0].context)]
+        return backend.generate_batch(reqs)
+
     try:
-        return backend.generate_batch(requests)
-    except Exception as exc:
-        if not _is_oom(exc):
-            raise
-        _free_device_memory()
-        if len(requests) == 1:
-            raise PermanentDraftError(f"Out of memory generating one draft: {exc}") from exc
-        half = len(requests) // 2
-        log.warning("Out of memory at batch size %d; retrying as %d + %d", len(requests), half, len(requests) - half)
-        try:
-            return backend.generate_batch(requests[:half]) + backend.generate_batch(requests[half:])
-        except Exception as again:
-            if _is_oom(again):
-                _free_device_memory()
-                raise PermanentDraftError(
-                    f"Out of memory at batch size {len(requests)} and again at {half}: {again}"
-                ) from again
-            raise
+        return generate_halving_on_oom(generate, requests, free=_free_device_memory)[0]
+    except OutOfMemoryFailure as exc:
+        raise PermanentDraftError(str(exc)) from exc
 
 
 def _free_device_memory() -> None:
@@ -308,6 +295,7 @@ def run_draft(task, draft_id: int) -> str:
         _fail(draft_id, RETRIEVAL_NOT_ALLOWED)
         return "failed"
     try:
+        limit = serving.time_limit(mv)
         views = case_views(case)
         backend, load_s = get_loaded_backend(mv, findings, case.trial)
         weights_digest = _check_weights_identity(mv, backend)
@@ -323,9 +311,7 @@ def run_draft(task, draft_id: int) -> str:
             )
             for d, v in group
         ]
-        results = generate_group(backend, requests) if len(group) > 1 else [
-            backend.generate(requests[0].images, requests[0].findings, requests[0].context)
-        ]
+        results = generate_group(backend, requests)
     except PermanentDraftError as exc:
         for companion, _v in companions:
             _fail(companion.pk, str(exc))
@@ -346,13 +332,14 @@ def run_draft(task, draft_id: int) -> str:
             raise task.retry(exc=exc, countdown=min(60, 2 ** (retries + 1))) from exc
         _fail(draft_id, f"{type(exc).__name__}: {exc}")
         return "failed"
+    record = serving.serving_record(task, limit, results)
     for (member, member_views), result in zip(group, results, strict=True):
-        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group))
+        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group), record)
     return "ready"
 
 
 def _store(draft_id: int, result, views: list, load_s: float, weights_digest: str, mv: ModelVersion,
-           batch_size: int) -> None:
+           batch_size: int, record: dict) -> None:
     with transaction.atomic():
         draft = Draft.objects.select_for_update().get(pk=draft_id)
         if draft.status == Draft.Status.READY:
@@ -368,7 +355,10 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
             # the views given to the model, in order (frontal first); the backend uses up to max_images of them
             "images": [{"public_id": img.public_id, "view_position": img.view_position} for img, _im in views],
             "batch_size": batch_size,
+            # time limit, measured speed, and the versions of the code that made it (whatever the backend)
+            "serving": record,
         }
+        draft.parameters["provenance"] = {**serving.runtime_provenance(), **draft.parameters.get("provenance", {})}
         draft.seed = int(result.seed or 0)
         draft.load_s = load_s + float(result.load_s or 0.0)
         draft.generate_s = float(result.generate_s or 0.0)

@@ -57,15 +57,22 @@ SEND_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": 2, "socket
 
 def send_draft_task(draft_id: int) -> bool:
     """Send to the broker; if it is down the draft stays queued and `requeue_drafts` sends it later."""
+    from .serving import time_limit
     from .tasks import make_draft
 
     app = make_draft.app
     try:
+        mv = ModelVersion.objects.get(drafts__pk=draft_id)
+    except ModelVersion.DoesNotExist:
+        return False
+    limit = time_limit(mv)  # from max_new_tokens and the measured speed (inference/serving.py)
+    options = {"queue": "gpu", "retry": False, "soft_time_limit": limit.soft_s, "time_limit": limit.hard_s}
+    try:
         if app.conf.task_always_eager:
-            make_draft.apply_async(args=[draft_id], queue="gpu", retry=False)
+            make_draft.apply_async(args=[draft_id], **options)
         else:
             with app.connection_for_write(transport_options=SEND_TRANSPORT_OPTIONS) as conn:
-                make_draft.apply_async(args=[draft_id], queue="gpu", retry=False, connection=conn)
+                make_draft.apply_async(args=[draft_id], connection=conn, **options)
         return True
     except Exception as exc:  # broker unreachable: enrolment has committed, the draft waits in 'queued'
         log.warning("Could not queue draft %s: %s", draft_id, exc)
@@ -100,11 +107,15 @@ def retry_draft(actor, draft: Draft) -> Draft:
     return draft
 
 
-def requeue_stale_drafts(older_than_s: float = 600.0, *, running_older_than_s: float | None = None) -> int:
+def requeue_stale_drafts(
+    older_than_s: float = 600.0, *, running_older_than_s: float | None = None, running_past_limit: bool = False,
+) -> int:
     """Re-send drafts still queued after `older_than_s` (e.g. the broker was down at enrolment) and, with
     `running_older_than_s`, drafts left RUNNING longer than that (their worker died and the message was lost, e.g.
-    the whole host went away): those go back to QUEUED first. Idempotent: the task itself skips drafts that are
-    already ready, and a late finisher of the old attempt finds the draft ready and writes nothing."""
+    the whole host went away): those go back to QUEUED first. With `running_past_limit`, a RUNNING draft is stale
+    once past its model version's hard time limit (inference/serving.py, the limit its task is sent with).
+    Idempotent: the task itself skips drafts that are already ready, and a late finisher of the old attempt finds
+    the draft ready and writes nothing."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -122,6 +133,32 @@ def requeue_stale_drafts(older_than_s: float = 600.0, *, running_older_than_s: f
             )
     else:
         stale = []
+    if running_past_limit:
+        stale += _requeue_running_past_limit(now)
     cutoff = now - timedelta(seconds=older_than_s)
     ids = set(Draft.objects.filter(status=Draft.Status.QUEUED, queued_at__lte=cutoff).values_list("pk", flat=True))
     return sum(send_draft_task(pk) for pk in sorted(ids | set(stale)))
+
+
+def _requeue_running_past_limit(now) -> list[int]:
+    """RUNNING drafts past their model version's hard time limit go back to QUEUED (one transaction)."""
+    from datetime import timedelta
+
+    from .serving import time_limit
+
+    requeued: list[int] = []
+    with transaction.atomic():
+        running = (Draft.objects.select_for_update(skip_locked=True, of=("self",)).select_related("model_version")
+                   .filter(status=Draft.Status.RUNNING, started_at__isnull=False))
+        limits: dict[int, float] = {}
+        for draft in running:
+            mv = draft.model_version
+            if mv.pk not in limits:
+                limits[mv.pk] = time_limit(mv).hard_s
+            if draft.started_at <= now - timedelta(seconds=limits[mv.pk]):
+                requeued.append(draft.pk)
+                Draft.objects.filter(pk=draft.pk).update(
+                    status=Draft.Status.QUEUED,
+                    error=f"re-queued: still running after its time limit of {limits[mv.pk]:.0f} s",
+                )
+    return requeued

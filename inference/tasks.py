@@ -38,3 +38,12 @@ def preload_models(**kwargs) -> None:
         except PermanentDraftError as exc:  # the draft task reports it per draft
             log.error("Could not preload %s: %s", mv.name, exc)
     connections.close_all()  # do not share the parent's connection state
+
+
+@shared_task(acks_late=False)
+def sweep_stale_drafts() -> int:
+    """Periodic (celery beat, settings.CELERY_BEAT_SCHEDULE): re-send drafts queued for 10 minutes and re-queue
+    drafts RUNNING past their time limit -- the same limit their tasks are sent with (inference/serving.py)."""
+    from .services import requeue_stale_drafts
+
+    return requeue_stale_drafts(600.0, running_past_limit=True)

@@ -328,3 +328,32 @@ def weights_sha256(path: str | Path) -> dict[str, str]:
                 digest.update(chunk)
         digests[file.name if file == path else file.relative_to(path).as_posix()] = digest.hexdigest()
     return digests
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """The code that made a draft: ``git describe --always --dirty`` of this checkout where git and the
+    repository are there, else the installed package version (``cxr-trial x.y.z``), else ``unknown``."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        import importlib.metadata
+        import subprocess
+
+        root = Path(__file__).resolve().parents[2]
+        try:
+            out = subprocess.run(
+                ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True,
+                timeout=5, check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out:
+            _CODE_VERSION = f"git {out}"
+        else:
+            try:
+                _CODE_VERSION = f"cxr-trial {importlib.metadata.version('cxr-trial')}"
+            except importlib.metadata.PackageNotFoundError:
+                _CODE_VERSION = "unknown"
+    return _CODE_VERSION

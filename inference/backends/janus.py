@@ -46,6 +46,7 @@ from .base import (
     GenerationParams,
     GenerationRequest,
     ModelLoadError,
+    code_version,
     resolve_device,
     resolve_dtype_name,
     to_rgb,
@@ -127,18 +128,12 @@ _PROVENANCE_FILES = {
 def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[str, Any]:
     """What besides the weights decides a draft: tokenizer, processor and template hashes, library and code
     versions (recorded in every draft's parameters)."""
-    import importlib.metadata
-
     import torch
     import transformers
 
     def digest(names: tuple[str, ...]) -> dict[str, str]:
         return {n: hashlib.sha256((path / n).read_bytes()).hexdigest() for n in names if (path / n).is_file()}
 
-    try:
-        code_version = importlib.metadata.version("cxr-trial")
-    except importlib.metadata.PackageNotFoundError:
-        code_version = "unknown"
     return {
         **{f"{kind}_sha256": digest(names) for kind, names in _PROVENANCE_FILES.items()},
         "template_sha256": hashlib.sha256(
@@ -146,7 +141,7 @@ def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[s
         ).hexdigest(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "code_version": code_version,
+        "code_version": code_version(),
         "dtype": dtype_name,
     }
 
