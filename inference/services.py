@@ -162,3 +162,80 @@ def _requeue_running_past_limit(now) -> list[int]:
                     error=f"re-queued: still running after its time limit of {limits[mv.pk]:.0f} s",
                 )
     return requeued
+
+
+# Model versions -------------------------------------------------------------------------------------------------
+
+#: What decides a model version's drafts. Fixed once it has a draft: drafts of one version come from one model,
+#: prompt and decoding (docs/janus.md); a change makes a new version (:func:`new_model_version_from`).
+IDENTITY_FIELDS = ("name", "backend", "weights_path", "weights_sha256", "generation_params", "prompt_template")
+#: May change at any time: whether new trials offer it and workers preload it.
+MUTABLE_FIELDS = ("active",)
+
+
+def model_version_is_frozen(model_version: ModelVersion) -> bool:
+    return Draft.objects.filter(model_version=model_version).exists()
+
+
+def _check_fields(changes: dict) -> None:
+    from core.errors import InvalidInput
+
+    unknown = sorted(set(changes) - set(IDENTITY_FIELDS) - set(MUTABLE_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Unknown model version field(s): {', '.join(unknown)}.")
+
+
+@transaction.atomic
+def register_model_version(*, name: str, backend: str, weights_path: str = "", generation_params: dict | None = None,
+                           prompt_template: str = "", active: bool = True) -> ModelVersion:
+    from core.errors import Conflict, InvalidInput
+
+    if backend not in ModelVersion.Backend.values:
+        raise InvalidInput(f"Unknown backend {backend!r} (one of {', '.join(ModelVersion.Backend.values)}).")
+    if ModelVersion.objects.filter(name=name).exists():
+        raise Conflict(f"A model version named {name!r} exists; give the new one its own name.")
+    return ModelVersion.objects.create(name=name, backend=backend, weights_path=weights_path,
+                                       generation_params=generation_params or {}, prompt_template=prompt_template,
+                                       active=active)
+
+
+@transaction.atomic
+def update_model_version(*, model_version: ModelVersion, **changes) -> ModelVersion:
+    """Change a model version. Once it has a draft only ``active`` may change; anything else is refused with the
+    way out (a new version)."""
+    from core.errors import Conflict
+
+    _check_fields(changes)
+    mv = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    changed = sorted(f for f in IDENTITY_FIELDS if f in changes and changes[f] != getattr(mv, f))
+    if changed and model_version_is_frozen(mv):
+        raise Conflict(
+            f"Model version {mv.name} has drafts, so its {', '.join(changed)} cannot change: make a new version "
+            f"(manage.py new_model_version {mv.name} NEW_NAME ...)."
+        )
+    for field, value in changes.items():
+        setattr(mv, field, value)
+    mv.save()
+    log.info("Model version %s changed: %s", mv.name, ", ".join(sorted(changes)))
+    return mv
+
+
+@transaction.atomic
+def new_model_version_from(*, source: ModelVersion, name: str, **changes) -> ModelVersion:
+    """A new version: ``source``'s backend, weights, generation parameters and prompt template with ``changes``
+    applied. The pinned weights hash is kept only while the weights path is the same (the first draft of the new
+    version pins its own otherwise); ``generation_params`` given here replace the source's whole."""
+    from core.errors import Conflict
+
+    _check_fields(changes)
+    changes.pop("name", None)
+    if ModelVersion.objects.filter(name=name).exists():
+        raise Conflict(f"A model version named {name!r} exists; give the new one its own name.")
+    fields = {f: getattr(source, f) for f in IDENTITY_FIELDS if f != "name"}
+    fields["active"] = source.active
+    fields.update(changes)
+    if "weights_sha256" not in changes and fields["weights_path"] != source.weights_path:
+        fields["weights_sha256"] = ""
+    mv = ModelVersion.objects.create(name=name, **fields)
+    log.info("Model version %s made from %s", mv.name, source.name)
+    return mv

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,13 +142,35 @@ def test_stale_sweep_uses_the_model_versions_time_limit(janus, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_draft_records_code_and_library_versions(janus):
+def test_every_draft_records_hashes_and_versions(janus, tmp_path):
+    import hashlib
+    import json
+
+    from inference.backends.classifier import build_small_cxr_net, save_checkpoint
+    from trial.models import DEFAULT_FINDINGS
+
     t, mv = janus
+    torch.manual_seed(0)
+    codes = [f["code"] for f in DEFAULT_FINDINGS]
+    expert = save_checkpoint(build_small_cxr_net(len(codes), width=4, depth=2), tmp_path / "expert.pt", codes,
+                             image_size=32, width=4, depth=2)
+    mv.generation_params = {**mv.generation_params, "classifier": {"weights_path": str(expert), "device": "cpu"}}
+    mv.save(update_fields=["generation_params"])
     d = _draft(t, mv, "S4")
-    assert run_draft(None, d.pk) == "ready"
+    assert run_draft(None, d.pk) == "ready", Draft.objects.get(pk=d.pk).error
     d.refresh_from_db()
     prov = d.parameters["provenance"]
+
+    def sha(path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    weights = Path(mv.weights_path)
+    assert d.parameters["weights_sha256"] == {"model.safetensors": sha(weights / "model.safetensors")}
+    mv.refresh_from_db()  # the version is pinned to those weights by its first draft
+    assert mv.weights_sha256 == hashlib.sha256(
+        json.dumps(d.parameters["weights_sha256"], sort_keys=True).encode()).hexdigest()
+    assert prov["tokenizer_sha256"]["tokenizer.json"] == sha(weights / "tokenizer.json")
+    assert prov["processor_sha256"] and prov["template_sha256"]
+    assert prov["expert_weights_sha256"] == {"expert.pt": sha(expert)}
     assert prov["torch"] == torch.__version__ and prov["transformers"]
     assert prov["code_version"].startswith(("git ", "cxr-trial "))
-    for key in ("tokenizer_sha256", "processor_sha256", "template_sha256"):
-        assert prov[key], key
