@@ -174,3 +174,65 @@ def test_every_draft_records_hashes_and_versions(janus, tmp_path):
     assert prov["expert_weights_sha256"] == {"expert.pt": sha(expert)}
     assert prov["torch"] == torch.__version__ and prov["transformers"]
     assert prov["code_version"].startswith(("git ", "cxr-trial "))
+
+
+# through a real Celery worker (tests/inference/test_worker.py's set-up) -------------------------------------------
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_worker_runs_each_draft_under_its_measured_limit(tiny_janus_path, redis_url, tmp_path, settings):
+    import redis
+
+    from config.celery import app
+    from tests.processes import CeleryWorker, wait_until
+
+    broker = redis.Redis.from_url(redis_url)
+    broker.flushdb()
+    old = {k: app.conf.get(k) for k in ("broker_url", "task_always_eager")}
+    app.conf.update(broker_url=redis_url, task_always_eager=False)
+    settings.CELERY_BROKER_URL = redis_url
+    app._pool, app.amqp._producer_pool = None, None
+    settings.INFERENCE_TIME_LIMIT_FLOOR_S, settings.INFERENCE_TIME_LIMIT_CAP_S = 30.0, 3000.0
+    t = make_trial(code="SWK", status=Trial.Status.READING)
+    mv = ModelVersion.objects.create(
+        name="tiny-janus-SWK", backend=ModelVersion.Backend.JANUS, weights_path=str(tiny_janus_path),
+        generation_params={"max_new_tokens": 24, "options": {"batch_max": 1}},
+    )
+    arm = t["arms"]["ai_assisted"]
+    arm.model_version = mv
+    arm.save(update_fields=["model_version"])
+    worker = CeleryWorker(redis_url, tmp_path / "worker.log")
+
+    def enrol(code: str) -> Draft:
+        case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code=code)
+        add_image(case)
+        services.enrol_case(t["coordinator"], case)
+        draft = Draft.objects.get(case=case, model_version=mv)
+        wait_until(lambda: Draft.objects.filter(pk=draft.pk, status__in=["ready", "failed"]).exists(), 180,
+                   "the draft", worker.log)
+        draft.refresh_from_db()
+        return draft
+
+    try:
+        first = enrol("K1")
+        assert first.status == "ready", first.error
+        # sent before any speed was known: the cap, as Celery applied it in the worker
+        assert first.parameters["serving"]["applied_time_limit"] == {"hard_s": 3060.0, "soft_s": 3000.0}
+        assert first.parameters["serving"]["seconds_per_token"] > 0
+        measured = serving.time_limit(mv)
+        assert measured.seconds_per_token == first.parameters["serving"]["seconds_per_token"]
+        second = enrol("K2")
+        assert second.status == "ready", second.error
+        assert second.parameters["serving"]["applied_time_limit"] == {"hard_s": measured.hard_s,
+                                                                      "soft_s": measured.soft_s}
+        # a draft that cannot finish within its limit is stopped by the worker at the soft limit, with the reason
+        settings.INFERENCE_TIME_LIMIT_FLOOR_S, settings.INFERENCE_TIME_LIMIT_CAP_S = 3.0, 3.0
+        mv.generation_params = {"max_new_tokens": 100_000, "options": {"batch_max": 1, "min_new_tokens": 100_000}}
+        mv.save(update_fields=["generation_params"])
+        third = enrol("K3")
+        assert third.status == "failed" and "time limit" in third.error
+        assert (third.finished_at - third.started_at).total_seconds() < 30
+    finally:
+        worker.stop()
+        app.conf.update(**old)
+        app._pool, app.amqp._producer_pool = None, None
+        broker.flushdb()
