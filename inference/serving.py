@@ -100,8 +100,12 @@ def time_limit(mv) -> TimeLimit:
     if mv.backend == ModelVersion.Backend.RETRIEVAL:  # no generation: the floor is plenty
         return TimeLimit(soft_s=floor_s, hard_s=floor_s + HARD_MARGIN_S, max_new_tokens=0, seconds_per_token=None,
                          load_s=0.0, basis="floor: retrieval generates no tokens")
+    try:
+        max_new_tokens = max_new_tokens_of(mv)
+    except (ValueError, TypeError):  # misconfigured: the task itself fails the draft with the reason
+        return time_limit_for(max_new_tokens=0, seconds_per_token=None, floor_s=floor_s, cap_s=cap_s)
     spt, load_s, n = measured_speed(mv)
-    return time_limit_for(max_new_tokens=max_new_tokens_of(mv), seconds_per_token=spt, load_s=load_s,
+    return time_limit_for(max_new_tokens=max_new_tokens, seconds_per_token=spt, load_s=load_s,
                           floor_s=floor_s, cap_s=cap_s, samples=n)
 
 

@@ -236,3 +236,12 @@ def test_worker_runs_each_draft_under_its_measured_limit(tiny_janus_path, redis_
         app.conf.update(**old)
         app._pool, app.amqp._producer_pool = None, None
         broker.flushdb()
+
+
+@pytest.mark.django_db
+def test_a_misconfigured_version_gets_the_cap_and_fails_in_its_task(janus, settings):
+    settings.INFERENCE_TIME_LIMIT_CAP_S = 1000.0
+    t, mv = janus
+    mv.generation_params = {"max_new_tokens": "lots"}
+    mv.save(update_fields=["generation_params"])
+    assert serving.time_limit(mv).soft_s == 1000.0  # sending never breaks on a bad configuration
