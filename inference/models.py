@@ -29,6 +29,20 @@ class ModelVersion(models.Model):
         return "retrieval baseline" if self.backend == self.Backend.RETRIEVAL else self.name
 
 
+class ArmModelVersion(models.Model):
+    """Which model version drafts an AI arm's reads. It lives here, not on ``trial.Arm``, so that the trial app
+    knows nothing of inference (docs/architecture.md, "Dependencies")."""
+
+    arm = models.OneToOneField("trial.Arm", on_delete=models.PROTECT, primary_key=True, related_name="model_assignment")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="arm_assignments")
+
+    class Meta:
+        verbose_name = "arm's model version"
+
+    def __str__(self) -> str:
+        return f"{self.arm} -> {self.model_version}"
+
+
 class Draft(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -38,7 +38,7 @@ def _ai_ready_q() -> Q:
     from inference.models import Draft
 
     ready = Draft.objects.filter(
-        case=OuterRef("case"), model_version=OuterRef("arm__model_version"), status=Draft.Status.READY
+        case=OuterRef("case"), model_version=OuterRef("arm__model_assignment__model_version"), status=Draft.Status.READY
     )
     return Q(arm__is_ai=False) | Q(draft__isnull=False) | Q(Exists(ready))
 
@@ -166,8 +166,8 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     """The read with this opaque id, if it is the user's own: unknown ids (or another trial's) are 404,
     another reader's read is 403."""
     read = (
-        Read.objects.select_related("case", "case__trial", "case__center", "arm", "arm__model_version", "reader",
-                                    "reader__user", "draft")
+        Read.objects.select_related("case", "case__trial", "case__center", "arm",
+                                    "arm__model_assignment__model_version", "reader", "reader__user", "draft")
         .filter(public_id=public_id)
         .first()
     )
@@ -184,9 +184,9 @@ def shown_draft(read: Read):
         return None
     if read.draft_id:
         return read.draft
-    from inference.selectors import ready_draft
+    from inference.selectors import arm_model_version, ready_draft
 
-    return ready_draft(read.case, read.arm.model_version)
+    return ready_draft(read.case, arm_model_version(read.arm))
 
 
 def images_of(case: Case) -> list:

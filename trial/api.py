@@ -127,7 +127,7 @@ class ArmViewSet(mixins.ListModelMixin, TrialScopedViewSet):
     serializer_class = ArmSerializer
 
     def get_queryset(self):
-        return self.get_trial().arms.select_related("model_version")
+        return self.get_trial().arms.select_related("model_assignment__model_version")
 
     @extend_schema(request=ArmSerializer, responses=ArmSerializer)
     def create(self, request, trial_code=None):

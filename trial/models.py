@@ -109,9 +109,6 @@ class Arm(models.Model):
     code = models.SlugField(max_length=40, help_text="e.g. unassisted, ai_assisted")
     name = models.CharField(max_length=200)
     is_ai = models.BooleanField(default=False)
-    model_version = models.ForeignKey(
-        "inference.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="arms"
-    )
     ratio = models.PositiveSmallIntegerField(default=1, help_text="Allocation ratio weight")
 
     class Meta:

@@ -30,7 +30,9 @@ class CenterSerializer(serializers.ModelSerializer):
 
 
 class ArmSerializer(serializers.ModelSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    # The assignment lives in the inference app (docs/architecture.md); read through the reverse relation.
+    model_version = serializers.CharField(source="model_assignment.model_version.name", read_only=True,
+                                          allow_null=True, default=None)
 
     class Meta:
         model = Arm
