@@ -243,13 +243,18 @@ def read_payload(read: Read) -> dict:
 
 
 def assist_data(read: Read, draft) -> dict:
-    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display)."""
-    probs = draft.probabilities or {}
+    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display), with the
+    out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
+    probabilities: inference/ood.py)."""
+    from inference.ood import warning_text
+
+    probs = {} if draft.is_withheld else (draft.probabilities or {})
     return {
-        "findings_text": draft.findings_text,
-        "impression_text": draft.impression_text,
+        "findings_text": "" if draft.is_withheld else draft.findings_text,
+        "impression_text": "" if draft.is_withheld else draft.impression_text,
         "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
         "source": draft.model_version.display_label,
+        "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
     }
 
 
