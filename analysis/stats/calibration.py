@@ -223,3 +223,39 @@ def reliability(p: Any, y: Any, n_bins: int = 10, strategy: Strategy = "uniform"
         n=int(p.size), prevalence=base, brier=float(np.mean((p - y) ** 2)), ece=ece, mce=mce, reliability=rel,
         resolution=res, uncertainty=base * (1 - base), strategy=strategy, bins=bins,
     )
+
+
+def cross_fitted(p: Any, y: Any, method: Literal["platt", "isotonic"] = "platt", folds: int = 5) -> np.ndarray:
+    """Out-of-fold calibrated probabilities: each case calibrated by a calibrator fitted on the other folds
+    (folds by position, ``i % folds``: deterministic). Evaluating a calibrator on its own reference cases would
+    flatter it; this is what the report's calibrated ECE and Brier use."""
+    p, y = _arrays(p, y)
+    out = np.empty_like(p)
+    fold = np.arange(p.size) % folds
+    for k in range(folds):
+        test = fold == k
+        if not test.any():
+            continue
+        out[test] = fit_calibrator(p[~test], y[~test], method).apply(p[test])
+    return out
+
+
+#: Fewest cases of each class for the calibration report (fewer: a note instead).
+MIN_PER_CLASS = 5
+
+
+def calibration_report(p: Any, y: Any, n_bins: int = 10, folds: int = 5) -> dict[str, Any]:
+    """Raw and calibrated (Platt and isotonic, cross-fitted) reliability data, ECE and Brier score of one finding's
+    probabilities against the reference standard, with each calibrator fitted on all cases (to apply to new
+    drafts). A dict of plain values (the analysis results are JSON)."""
+    p, y = _arrays(p, y)
+    n_pos = int(y.sum())
+    if min(n_pos, p.size - n_pos) < MIN_PER_CLASS:
+        return {"note": f"calibration needs at least {MIN_PER_CLASS} cases with and without the finding "
+                        f"(has {n_pos} and {p.size - n_pos})", "n": int(p.size)}
+    out: dict[str, Any] = {"raw": reliability(p, y, n_bins).to_dict()}
+    for method in ("platt", "isotonic"):
+        calibrated = cross_fitted(p, y, method, folds)
+        out[method] = {**reliability(calibrated, y, n_bins).to_dict(), "folds": folds,
+                       "calibrator": fit_calibrator(p, y, method).to_dict()}
+    return out

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from analysis.stats.calibration import (
+    calibration_report,
+    cross_fitted,
     fit_calibrator,
     fit_isotonic,
     fit_platt,
@@ -149,3 +151,23 @@ def test_bad_input():
     with pytest.raises(ValueError):
         fit_calibrator([0.2, 0.3], [0, 1], "beta")
     assert reliability([0.2, 0.7, 0.4], [0, 1, 0], n_bins=3, strategy="quantile").strategy == "quantile"
+
+
+def test_cross_fitted_calibration_uses_only_the_other_folds():
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    y = np.array([0, 0, 1, 0, 1, 0, 1, 1, 1, 1])
+    out = cross_fitted(p, y, "isotonic", folds=2)
+    odd = fit_isotonic(p[1::2], y[1::2])  # cases 0, 2, 4, ... are calibrated by the odd ones
+    np.testing.assert_allclose(out[0::2], odd.apply(p[0::2]))
+
+
+def test_the_report_has_raw_and_calibrated_reliability():
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.05, 0.95, 400)
+    y = (rng.uniform(size=400) < truth).astype(int)
+    over = 1 / (1 + np.exp(-3 * np.log(truth / (1 - truth))))
+    rep = calibration_report(over, y)
+    assert len(rep["raw"]["bins"]) == 10 and rep["raw"]["n"] == 400
+    assert rep["platt"]["ece"] < rep["raw"]["ece"] and rep["isotonic"]["ece"] < rep["raw"]["ece"]
+    assert rep["platt"]["calibrator"]["method"] == "platt" and rep["platt"]["folds"] == 5
+    assert "note" in calibration_report([0.1, 0.9, 0.8], [0, 1, 1])
