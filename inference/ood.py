@@ -45,11 +45,13 @@ def view_facts(views: list) -> list[ood.ViewFacts]:
 
 
 def _reference(trial) -> tuple[list[int], np.ndarray, ood.ReferenceDistribution | None]:
+    from django.db.models import Count
+
     from .runner import PermanentDraftError, case_views
 
-    cases = list(Case.objects.filter(trial=trial).exclude(reference_report="").filter(images__isnull=False)
-                 .distinct().order_by("pk"))
-    key = (trial.pk, tuple((c.pk, c.images.count()) for c in cases))
+    cases = list(Case.objects.filter(trial=trial).exclude(reference_report="")
+                 .annotate(n_images=Count("images")).filter(n_images__gt=0).order_by("pk"))
+    key = (trial.pk, tuple((c.pk, c.n_images) for c in cases))
     with _lock:
         if key not in _references:
             ids, rows = [], []

@@ -61,7 +61,10 @@ STATS_SIDE = 256
 #: Fewest reference embeddings for a Mahalanobis distance (fewer: not computed, and said so).
 MIN_REFERENCE = 8
 #: Leave-one-out distances computed for the fence, at most (a deterministic, evenly spaced subset beyond that).
-MAX_LOO = 200
+MAX_LOO = 100
+#: Reference embeddings used for the fit, at most (an evenly spaced subset beyond that): the fit and its
+#: leave-one-out fence cost O(n^2 d) each, so this bounds the once-per-process fit to seconds.
+MAX_REFERENCE = 400
 #: Below this age in years a patient is paediatric (adult-trained models; docs/design.md section 6).
 PAEDIATRIC_AGE_YEARS = 18.0
 #: View positions that are lateral (DICOM ViewPosition, and what the import writes in ``view:...`` flags).
@@ -221,7 +224,9 @@ class ReferenceDistribution:
 
     def distance(self, embedding: np.ndarray) -> float:
         v = np.asarray(embedding, dtype=np.float64).ravel() - self.mean
-        return _woodbury_distance(v, self.centred, self.shrinkage, self.nu, self.gram_inverse)
+        xv = self.centred @ v
+        quad = float(v @ v) - (float(xv @ self.gram_inverse @ xv) if self.shrinkage < 1.0 else 0.0)
+        return math.sqrt(max(quad, 0.0) / (self.shrinkage * self.nu))
 
     def component(self, embedding: np.ndarray) -> float:
         return self.distance(embedding) / self.fence
@@ -230,41 +235,54 @@ class ReferenceDistribution:
         return {"n": self.n, "shrinkage": round(self.shrinkage, 6), "fence": round(self.fence, 6)}
 
 
-def ledoit_wolf_shrinkage(centred: np.ndarray) -> tuple[float, float]:
-    """(shrinkage in [0, 1], nu): the Ledoit-Wolf (2004) optimal weight of ``nu I`` for centred data (n x d),
-    computed through the n x n Gram matrix (sum over entries of S^2 = sum of (X X')^2 / n^2)."""
-    n, d = centred.shape
-    gram = centred @ centred.T
-    nu = float(np.trace(gram)) / n / d
+def shrinkage_from_gram(gram: np.ndarray, d: int) -> tuple[float, float]:
+    """(shrinkage in [0, 1], nu): the Ledoit-Wolf (2004) optimal weight of ``nu I``, from the centred data's n x n
+    Gram matrix ``Xc Xc'`` and the dimension ``d`` (||S||_F^2 = sum of the Gram's squares / n^2, so nothing d x d is
+    needed)."""
+    n = gram.shape[0]
+    trace = float(np.trace(gram))
+    nu = trace / n / d
     s_frob2 = float(np.sum(gram * gram)) / n**2  # ||S||_F^2
-    delta2 = s_frob2 - 2 * nu * float(np.trace(gram)) / n + d * nu**2  # ||S - nu I||_F^2
-    row_norm2 = np.sum(centred * centred, axis=1)
-    beta2 = float(np.sum(row_norm2**2) / n - s_frob2) / n  # mean ||x x' - S||_F^2 / n
+    delta2 = s_frob2 - 2 * nu * trace / n + d * nu**2  # ||S - nu I||_F^2
+    beta2 = float(np.sum(np.diag(gram) ** 2) / n - s_frob2) / n  # mean ||x x' - S||_F^2 / n
     if delta2 <= 1e-18:
         return 1.0, max(nu, 1e-12)
     return float(min(max(beta2, 0.0), delta2) / delta2), max(nu, 1e-12)
 
 
-def _gram_inverse(centred: np.ndarray, shrinkage: float, nu: float) -> np.ndarray:
-    n = centred.shape[0]
-    if shrinkage >= 1.0:
-        return np.zeros((n, n))
-    c = n * shrinkage * nu / (1.0 - shrinkage)
-    return np.linalg.inv(c * np.eye(n) + centred @ centred.T)
+def ledoit_wolf_shrinkage(centred: np.ndarray) -> tuple[float, float]:
+    """:func:`shrinkage_from_gram` of centred data (n x d)."""
+    return shrinkage_from_gram(centred @ centred.T, centred.shape[1])
 
 
-def _woodbury_distance(v: np.ndarray, centred: np.ndarray, shrinkage: float, nu: float, gram_inv: np.ndarray) -> float:
-    xv = centred @ v
-    quad = float(v @ v) - (float(xv @ gram_inv @ xv) if shrinkage < 1.0 else 0.0)
-    return math.sqrt(max(quad, 0.0) / (shrinkage * nu)) if shrinkage > 0 else math.sqrt(max(quad, 0.0) / nu)
-
-
-def _fit(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
-    mean = embeddings.mean(axis=0)
-    centred = embeddings - mean
-    shrinkage, nu = ledoit_wolf_shrinkage(centred)
+def _dual_quad(vv: float, xv: np.ndarray, gram: np.ndarray, shrinkage: float, nu: float) -> float:
+    """Mahalanobis distance from ``vv = v'v``, ``xv = Xc v`` and the Gram ``Xc Xc'`` (Woodbury, module docstring)."""
     shrinkage = max(shrinkage, 1e-6)  # keep the covariance invertible even when the data say "no shrinkage"
-    return mean, centred, shrinkage, nu, _gram_inverse(centred, shrinkage, nu)
+    quad = vv
+    if shrinkage < 1.0:
+        c = gram.shape[0] * shrinkage * nu / (1.0 - shrinkage)
+        quad -= float(xv @ np.linalg.solve(c * np.eye(gram.shape[0]) + gram, xv))
+    return math.sqrt(max(quad, 0.0) / (shrinkage * nu))
+
+
+def _loo_distances(x: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Each picked row's distance from the distribution of the other rows, all from the raw Gram matrix ``X X'``
+    (centring by the other rows' mean done on inner products): O(n^3) per row instead of a refit's O(n^2 d)."""
+    n, d = x.shape
+    k = x @ x.T
+    out = []
+    for i in picks:
+        rest = np.delete(np.arange(n), i)
+        krr = k[np.ix_(rest, rest)]
+        row_mean = krr.mean(axis=1)
+        total = float(row_mean.mean())
+        gram = krr - row_mean[:, None] - row_mean[None, :] + total
+        shrinkage, nu = shrinkage_from_gram(gram, d)
+        k_ir = k[i, rest]
+        xv = k_ir - row_mean - float(k_ir.mean()) + total  # (x_j - m)'(x_i - m) for j in rest
+        vv = float(k[i, i]) - 2 * float(k_ir.mean()) + total  # |x_i - m|^2
+        out.append(_dual_quad(vv, xv, gram, shrinkage, nu))
+    return np.asarray(out)
 
 
 def fit_reference(embeddings: np.ndarray | Sequence[np.ndarray]) -> ReferenceDistribution | None:
@@ -272,18 +290,20 @@ def fit_reference(embeddings: np.ndarray | Sequence[np.ndarray]) -> ReferenceDis
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < MIN_REFERENCE:
         return None
-    mean, centred, shrinkage, nu, gram_inv = _fit(x)
+    if x.shape[0] > MAX_REFERENCE:
+        x = x[np.unique(np.linspace(0, x.shape[0] - 1, MAX_REFERENCE).round().astype(int))]
     n = x.shape[0]
-    picks = np.unique(np.linspace(0, n - 1, min(n, MAX_LOO)).round().astype(int))
-    loo = []
-    for i in picks:
-        rest = np.delete(x, i, axis=0)
-        m, c, s, u, g = _fit(rest)
-        loo.append(_woodbury_distance(x[i] - m, c, s, u, g))
-    loo_arr = np.asarray(loo)
-    q1, q3 = np.percentile(loo_arr, [25, 75])
+    mean = x.mean(axis=0)
+    centred = x - mean
+    gram = centred @ centred.T
+    shrinkage, nu = shrinkage_from_gram(gram, x.shape[1])
+    shrinkage = max(shrinkage, 1e-6)
+    gram_inv = np.zeros((n, n)) if shrinkage >= 1.0 else np.linalg.inv(
+        n * shrinkage * nu / (1.0 - shrinkage) * np.eye(n) + gram)
+    loo = _loo_distances(x, np.unique(np.linspace(0, n - 1, min(n, MAX_LOO)).round().astype(int)))
+    q1, q3 = np.percentile(loo, [25, 75])
     fence = float(q3 + 3.0 * (q3 - q1))
-    return ReferenceDistribution(mean, centred, shrinkage, nu, gram_inv, max(fence, 1e-9), loo_arr)
+    return ReferenceDistribution(mean, centred, shrinkage, nu, gram_inv, max(fence, 1e-9), loo)
 
 
 # -- the assessment ------------------------------------------------------------------------------------------
