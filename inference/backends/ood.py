@@ -285,8 +285,10 @@ def _loo_distances(x: np.ndarray, picks: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-def fit_reference(embeddings: np.ndarray | Sequence[np.ndarray]) -> ReferenceDistribution | None:
-    """The reference distribution of at least :data:`MIN_REFERENCE` embeddings (None with fewer)."""
+def fit_reference(embeddings: np.ndarray | Sequence[np.ndarray], fence: float | None = None
+                  ) -> ReferenceDistribution | None:
+    """The reference distribution of at least :data:`MIN_REFERENCE` embeddings (None with fewer). ``fence``: use
+    this one instead of computing the leave-one-out fence (a case compared with the reference without itself)."""
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < MIN_REFERENCE:
         return None
@@ -300,9 +302,11 @@ def fit_reference(embeddings: np.ndarray | Sequence[np.ndarray]) -> ReferenceDis
     shrinkage = max(shrinkage, 1e-6)
     gram_inv = np.zeros((n, n)) if shrinkage >= 1.0 else np.linalg.inv(
         n * shrinkage * nu / (1.0 - shrinkage) * np.eye(n) + gram)
-    loo = _loo_distances(x, np.unique(np.linspace(0, n - 1, min(n, MAX_LOO)).round().astype(int)))
-    q1, q3 = np.percentile(loo, [25, 75])
-    fence = float(q3 + 3.0 * (q3 - q1))
+    loo = np.zeros(0)
+    if fence is None:
+        loo = _loo_distances(x, np.unique(np.linspace(0, n - 1, min(n, MAX_LOO)).round().astype(int)))
+        q1, q3 = np.percentile(loo, [25, 75])
+        fence = float(q3 + 3.0 * (q3 - q1))
     return ReferenceDistribution(mean, centred, shrinkage, nu, gram_inv, max(fence, 1e-9), loo)
 
 

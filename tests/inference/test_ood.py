@@ -171,3 +171,11 @@ def test_the_embedding_distance_ranks_a_new_chest_below_blank_noise_and_non_ches
     result = ood.assess([_noise(5)], reference=ref, embedding=embed_image(_noise(5)))
     assert result.mahalanobis["computed"] and result.components["mahalanobis"] > 0
     assert result.mahalanobis["n"] == len(ref_images)
+
+
+def test_a_given_fence_skips_the_leave_one_out_fit():
+    x = np.random.default_rng(2).normal(size=(12, 6))
+    full = ood.fit_reference(x)
+    rest = ood.fit_reference(x[1:], fence=full.fence)
+    assert rest.fence == full.fence and rest.loo_distances.size == 0
+    assert rest.distance(x[0]) == pytest.approx(full.loo_distances[0], rel=1e-9)  # row 0 against the others
