@@ -61,6 +61,11 @@ DICTIONARY = {
         "case_code": "Case", "model_version": "Model version (masked as 'model' before lock)", "status": "Draft status",
         "prob_<finding>": "Model probability of the finding", "generate_s": "Generation time (s)",
         "queue_wait_s": "Time queued before generation (s)",
+        "ood_score": "Out-of-distribution score of the input (largest check, 1.0 = a check's cut-off; empty: not "
+                     "checked)",
+        "ood_action": "What the trial did with an out-of-distribution input: marked (shown with a warning), withheld "
+                      "(not shown); empty when in distribution",
+        "ood_reasons": "Out-of-distribution reasons, ';'-separated (inference/backends/ood.py REASON_TEXT)",
     },
     "ratings": {
         "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case",
@@ -218,6 +223,9 @@ def build_export(trial: Trial) -> Export:
             row[f"prob_{f}"] = "" if p is None else round(float(p), 6)
         row["generate_s"] = "" if d.generate_s is None else round(d.generate_s, 4)
         row["queue_wait_s"] = "" if d.queue_wait_s is None else round(d.queue_wait_s, 4)
+        row["ood_score"] = "" if d.ood_score is None else round(d.ood_score, 4)
+        row["ood_action"] = d.ood_action
+        row["ood_reasons"] = ";".join(d.ood_reasons or [])
         rows.append(row)
     tables["drafts"] = rows
 

@@ -117,7 +117,32 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, 
         "ratings_submitted": len(rated_done),
         "ratings_not_submitted": len(ratings) - len(rated_done),
         "cases_rated": int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
+        "drafts_out_of_distribution": ood_flow(_t(tables, "drafts"), excluded),
     }
+
+
+def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> dict[str, Any]:
+    """Drafts whose input was out of distribution (inference/backends/ood.py), for the CONSORT flow: cases with a
+    draft marked or withheld, and how often each reason occurred (per case, excluded cases left out). A case counts
+    as withheld when any of its drafts was."""
+    out: dict[str, Any] = {"cases_marked": 0, "cases_withheld": 0, "reasons": {}}
+    if drafts.empty or "ood_action" not in drafts:
+        return out
+    d = drafts[~drafts["case_code"].astype(str).isin(set(excluded))]
+    action = d["ood_action"].fillna("").astype(str)
+    flagged = d[action != ""]
+    per_case: dict[str, tuple[str, set[str]]] = {}
+    why_col = flagged["ood_reasons"] if "ood_reasons" in flagged else pd.Series("", index=flagged.index)
+    for case, act, why in zip(flagged["case_code"].astype(str), flagged["ood_action"].astype(str),
+                              why_col.fillna("").astype(str), strict=True):
+        prev_act, prev_why = per_case.get(case, ("", set()))
+        worst = "withheld" if "withheld" in (prev_act, act) else "marked"
+        per_case[case] = (worst, prev_why | {r for r in why.split(";") if r})
+    for act, why in per_case.values():
+        out["cases_withheld" if act == "withheld" else "cases_marked"] += 1
+        for r in sorted(why):
+            out["reasons"][r] = out["reasons"].get(r, 0) + 1
+    return out
 
 
 def arm_labels(manifest: dict) -> tuple[str, str, list[str]]:

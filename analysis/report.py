@@ -365,7 +365,12 @@ def fig_consort(results: dict, path: Path) -> Path:
         ex_lines.append(f"  {len(reasons) - 5} other reasons")
     ex_lines.append(f"Not enrolled (n={f.get('cases_not_enrolled', 0)})")
     _box(ax, 0.82, 0.83, 0.30, 0.04 + 0.025 * len(ex_lines), "\n".join(ex_lines), fc="#fbf4f4")
-    _box(ax, 0.5, 0.72, 0.42, 0.07, f"Cases enrolled (n={f.get('cases_enrolled', 0)})")
+    ood = f.get("drafts_out_of_distribution") or {}
+    enrolled = f"Cases enrolled (n={f.get('cases_enrolled', 0)})"
+    if ood.get("cases_marked") or ood.get("cases_withheld"):  # inference/backends/ood.py
+        enrolled += (f"\nAI draft out of distribution: marked {ood.get('cases_marked', 0)}, "
+                     f"withheld {ood.get('cases_withheld', 0)}")
+    _box(ax, 0.5, 0.72, 0.42, 0.07, enrolled)
     _arrow(ax, 0.5, 0.905, 0.5, 0.755)
     _arrow(ax, 0.5, 0.83, 0.67, 0.83)
     for x, arm in ((0.25, a), (0.75, c)):

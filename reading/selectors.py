@@ -242,14 +242,27 @@ def read_payload(read: Read) -> dict:
     return payload
 
 
+BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+
+
 def assist_data(read: Read, draft) -> dict:
-    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display)."""
-    probs = draft.probabilities or {}
+    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display), with the
+    out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
+    probabilities: inference/ood.py)."""
+    from inference.ood import warning_text
+
+    probs = {} if draft.is_withheld else (draft.probabilities or {})
     return {
-        "findings_text": draft.findings_text,
-        "impression_text": draft.impression_text,
+        "findings_text": "" if draft.is_withheld else draft.findings_text,
+        "impression_text": "" if draft.is_withheld else draft.impression_text,
         "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
         "source": draft.model_version.display_label,
+        # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
+        "boxes": [] if draft.is_withheld else [
+            {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
+            if b.get("finding") in (*read.case.trial.finding_codes, "")
+        ],
+        "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
     }
 
 

@@ -244,7 +244,7 @@ def open_read(actor, read: Read) -> Read:
 
             draft = ready_draft(read.case, arm_model_version(read.arm))
             read.draft = draft
-            if draft is not None and not (read.findings_text or read.impression_text):
+            if draft is not None and not draft.is_withheld and not (read.findings_text or read.impression_text):
                 read.findings_text = draft.findings_text
                 read.impression_text = draft.impression_text
             fields += ["draft", "findings_text", "impression_text"]
@@ -341,7 +341,7 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
         _credit_active_time(read, _clean_seconds(seconds), now)
     read.submitted_at = now
     read.status = Read.Status.DONE
-    if read.arm.is_ai and read.draft_id:
+    if read.arm.is_ai and read.draft_id and not read.draft.is_withheld:  # a withheld draft was never shown
         read.draft_edit_distance, read.flipped_findings = draft_changes(
             read.draft, read.findings_text, read.impression_text, read.finding_marks, trial.finding_codes
         )

@@ -19,7 +19,7 @@ class TrialSerializer(serializers.ModelSerializer):
         model = Trial
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
                   "experts_off_own_center", "washout_days", "date_policy", "keep_identity_key", "import_settings",
-                  "created_at", "locked_at"]
+                  "ood_action", "ood_threshold", "created_at", "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
 
 

@@ -54,6 +54,8 @@ TRIAL_SETTINGS = (
     "keep_identity_key",
     "allow_retrieval_baseline",
     "ask_blinding_guess",
+    "ood_action",
+    "ood_threshold",
 )
 
 
@@ -138,6 +140,14 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("The preference majority must be between 1 and the panel size.")
     if trial.date_policy not in ("shift", "remove"):
         raise InvalidInput("Date policy must be 'shift' or 'remove'.")
+    if trial.ood_action not in ("mark", "withhold"):
+        raise InvalidInput("The out-of-distribution action must be 'mark' or 'withhold'.")
+    try:
+        trial.ood_threshold = float(trial.ood_threshold)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("The out-of-distribution threshold must be a number.") from exc
+    if not 0 < trial.ood_threshold < 100:
+        raise InvalidInput("The out-of-distribution threshold must be above 0 (1.0 = each check's cut-off).")
     try:
         trial.import_settings = parse_import_settings(trial.import_settings).as_json()
     except ValueError as exc:
