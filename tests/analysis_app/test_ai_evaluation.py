@@ -53,3 +53,6 @@ def test_export_columns_and_ai_evaluation(tmp_path, make_small_trial):
     assert set(tm["final_by_arm"]) == {"ai_assisted", "unassisted"}
     labels = {(c["metric"], c["label_a"]) for c in tm["comparisons"]}
     assert ("bleu", "final ai_assisted") in labels and ("meteor", "final report") in labels
+    html = (tmp_path / "run" / "report" / "report.html").read_text()
+    for heading in ("Report arena", "Human-AI interaction", "Automation bias", "Report-text metrics"):
+        assert heading in html
