@@ -56,7 +56,7 @@ def arena_html(arena: dict | None) -> str:
         f"; {r['n_bootstrap_failed']} failed). "
         + (f"{tie_name} {_f(r['tie_parameter'])} ({_ci(r['tie_parameter_ci'])}). " if tie_name else "")
         + f"Position effect (left report's log-strength bonus) {_f(r['position_effect'])} "
-        f"({_ci(r['position_effect_ci'])}).</p>",
+        f"({_ci(r['position_effect_ci'])}).{' <b>' + _e(r['note']) + '.</b>' if r.get('note') else ''}</p>",
         f"<p>Left (A) report preferred in {pb['left_preferred']} of {pb['n_decisive']} decisive judgements "
         f"({_pct(pb['share_left'])}, {_ci(pb['ci'], pct=True)}; binomial p {_p(pb['p'])}). "
         f"Tie rate {_pct(tr['rate'])} ({_ci(tr['ci'], pct=True)}) of {tr['n']}.</p>",

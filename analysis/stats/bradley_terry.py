@@ -35,6 +35,7 @@ TieModel = Literal["davidson", "rao_kupper", "none"]
 TIE_MODELS = ("davidson", "rao_kupper", "none")
 OUTCOMES = ("left", "right", "tie")
 _BOUND = 30.0  # |log-strength| cap: an item that never wins has an infinite MLE; the cap keeps resamples finite
+_SEPARATED = 15.0  # |log-strength| beyond this (odds over 3 million to 1) is read as an infinite MLE: separation
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,9 @@ class BradleyTerryResult:
     ``tie_parameter`` is nu (Davidson) or theta (Rao-Kupper), None without a tie model; ``position_effect`` is alpha,
     the left position's log-strength bonus (0 and not estimated when ``position=False``). CIs are bootstrap percentile
     intervals when ``n_bootstrap`` > 0, else Wald. ``n_bootstrap_failed`` counts resamples whose fit did not converge
-    or with fewer than two items (left out of the intervals).
+    or with fewer than two items (left out of the intervals); ``n_bootstrap_at_bound`` those where an item never
+    won or never lost, so its log-strength ran off towards infinity (past +-15; separation: the intervals then mean
+    little).
     """
 
     method: str
@@ -86,6 +89,7 @@ class BradleyTerryResult:
     n_bootstrap_failed: int = 0
     bootstrap_clusters: tuple[str, ...] = ()
     conf_level: float = 0.95
+    n_bootstrap_at_bound: int = 0
     note: str = ""
 
     def item(self, name: str) -> ItemStrength:
@@ -424,6 +428,9 @@ def _bradley_terry(comparisons: pd.DataFrame, tie_model: TieModel, reference: st
     used_clusters = tuple(c for c in clusters if c in data.clusters)
     bb, boot_tie, boot_alpha, failed = _bootstrap(data, ref, tie_model, position, theta, n_bootstrap, seed)
     items = _item_rows(data, ref, beta, se_beta, bb, zq, conf_level)
+    at_bound = int((np.abs(bb) > _SEPARATED).any(axis=1).sum()) if len(bb) else 0
+    note = (f"{at_bound} of {len(bb)} bootstrap resamples separated (an item never won or never lost): too few "
+            "judgements for stable intervals" if at_bound else "")
 
     tie_par = tie_ci = None
     if tie_model != "none":
@@ -443,7 +450,7 @@ def _bradley_terry(comparisons: pd.DataFrame, tie_model: TieModel, reference: st
         n_ties=n_ties, tie_parameter=tie_par, tie_parameter_ci=tie_ci, position_effect=alpha if position else None,
         position_effect_se=pos_se, position_effect_ci=pos_ci, log_likelihood=loglik, converged=ok,
         n_bootstrap=n_bootstrap, n_bootstrap_failed=failed, bootstrap_clusters=used_clusters if n_bootstrap else (),
-        conf_level=conf_level)
+        conf_level=conf_level, n_bootstrap_at_bound=at_bound, note=note)
 
 
 def _tie_parameter(tau: float, tie_model: str) -> float:

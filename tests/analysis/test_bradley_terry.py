@@ -141,6 +141,7 @@ def test_bootstrap_over_cases_and_experts_covers_truth_and_is_reproducible():
     res = arena_ranking(df, reference="unassisted", n_bootstrap=150, seed=4)
     r = res.ranking
     assert r.bootstrap_clusters == ("case", "expert") and r.n_bootstrap == 150 and r.n_bootstrap_failed == 0
+    assert r.n_bootstrap_at_bound == 0 and r.note == ""
     for name, beta in truth.items():
         lo, hi = r.item(name).ci
         assert lo <= beta <= hi
@@ -173,6 +174,15 @@ def test_comparisons_from_export_ratings():
     c = comparisons_from_ratings(ratings)
     assert c.to_dict("list") == {"left": ["X", "Y", "X"], "right": ["Y", "X", "Y"], "outcome": ["left", "tie", "right"],
                                  "case": ["c1", "c1", "c2"], "expert": ["E01", "E02", "E01"]}
+
+
+def test_separation_is_reported():
+    # b never loses: its MLE is infinite; the fit stops at the cap and the bootstrap says so.
+    df = pd.DataFrame({"left": ["a", "b"] * 5, "right": ["b", "a"] * 5, "outcome": ["right", "left"] * 5,
+                       "case": [f"c{i}" for i in range(10)], "expert": "e1"})
+    r = bradley_terry(df, tie_model="none", position=False, reference="a", n_bootstrap=20)
+    assert r.item("b").log_strength > 15 and r.n_bootstrap_at_bound == 20
+    assert "separated" in r.note
 
 
 def test_degenerate_inputs():
