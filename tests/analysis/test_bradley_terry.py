@@ -191,3 +191,31 @@ def test_degenerate_inputs():
     assert r.items == [] and "two items" in r.note
     with pytest.raises(ValueError):
         bradley_terry(pd.DataFrame({"left": ["a"], "right": ["b"], "outcome": ["A"]}))
+
+
+def test_rao_kupper_three_items_matches_a_plainly_written_likelihood():
+    # Rao-Kupper's likelihood written from its definition (P(tie) = 1 - P(left) - P(right), no log-space algebra),
+    # maximised by Nelder-Mead: the same optimum as the analytic-gradient fit.
+    df = simulate({"a": 0.0, "b": 0.6, "c": -0.4}, 900, nu=0.7, alpha=0.2, seed=8)
+    r = bradley_terry(df, tie_model="rao_kupper", position=True, reference="a")
+    idx = {"a": 0, "b": 1, "c": 2}
+    li, ri = df.left.map(idx).to_numpy(), df.right.map(idx).to_numpy()
+    out = df.outcome.to_numpy()
+
+    def negll(x):
+        beta = np.array([0.0, x[0], x[1]])
+        theta, alpha = 1 + np.exp(x[2]), x[3]
+        pi_l, pi_r = np.exp(beta[li] + alpha), np.exp(beta[ri])
+        p_l, p_r = pi_l / (pi_l + theta * pi_r), pi_r / (pi_r + theta * pi_l)
+        p = np.where(out == "left", p_l, np.where(out == "right", p_r, 1 - p_l - p_r))
+        return -np.log(p).sum()
+
+    from scipy import optimize
+
+    nm = optimize.minimize(negll, np.zeros(4), method="Nelder-Mead",
+                           options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 20000, "maxfev": 40000})
+    assert r.item("b").log_strength == pytest.approx(nm.x[0], abs=1e-4)
+    assert r.item("c").log_strength == pytest.approx(nm.x[1], abs=1e-4)
+    assert r.tie_parameter == pytest.approx(1 + np.exp(nm.x[2]), abs=1e-4)
+    assert r.position_effect == pytest.approx(nm.x[3], abs=1e-4)
+    assert r.log_likelihood == pytest.approx(-nm.fun, abs=1e-6)
