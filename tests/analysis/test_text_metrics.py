@@ -57,3 +57,23 @@ def test_randomisation_matches_scipy_permutation_test():
     assert not approx.exact and approx.p == pytest.approx(ref.pvalue, abs=0.01)
     exact = paired_randomisation(a, b, n_shuffles=2 ** 16)
     assert exact.exact and exact.p == pytest.approx(ref.pvalue, abs=1e-9)
+
+
+def test_rouge_l_with_memoised_stemmer_equals_rouge_score_default():
+    from rouge_score import rouge_scorer
+
+    plain = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    ref = ("The heart size is normal. There is a small left pleural effusion with adjacent atelectasis. "
+           "No pneumothorax. Impression: small left pleural effusion.")
+    for hyp in ("Heart size normal. Small left pleural effusions and basal atelectatic change. No pneumothoraces.",
+                "Effusions, effusion, effusing; normally normal hearts."):
+        assert rouge_l(hyp, ref) == pytest.approx(plain.score(ref, hyp)["rougeL"].fmeasure, abs=1e-12)
+
+
+def test_bleu_with_a_reused_scorer_equals_sacrebleu_sentence_bleu():
+    import sacrebleu
+
+    ref = "The heart size is normal. Small left pleural effusion. No pneumothorax."
+    for hyp in ("Heart size normal. Small left effusion.", "Pneumothorax.", "the HEART size is normal"):
+        assert bleu(hyp, ref) == pytest.approx(sacrebleu.sentence_bleu(hyp, [ref], lowercase=True).score / 100,
+                                               abs=1e-12)
