@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from .evaluation import ai_evaluation
 from .stats import jsonable
 from .stats.trial import analyse_trial_tables, read_export_dir
 
@@ -167,6 +168,7 @@ def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 
     res["warnings"] = warnings + list(res.get("warnings", []))
     res["labels"] = {"assisted": a, "control": c, "masked": bool(manifest.get("arms_masked"))}
     res["consort"] = consort_flow(tables, [x for x in (a, c) if x])
+    res["ai_evaluation"] = ai_evaluation(prepare_tables(tables), a, c).to_dict()  # issue 20: analysis/evaluation.py
     res["manifest"] = {k: manifest.get(k) for k in ("trial", "design", "status", "arms_masked", "assisted_arm",
                                                      "findings", "generated_at", "code_version", "data_sha256",
                                                      "tables", "preference_majority", "expert_panel_size")}

@@ -28,6 +28,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .pipeline import prepare_tables  # noqa: E402
+from .report_ai import ai_evaluation_html  # noqa: E402
 
 FIGURES = ("consort", "reading_time", "quality", "preference", "roc", "forest")
 COLORS = {"assisted": "#1f6f8b", "control": "#d08c2a", "tie": "#9aa0a6"}
@@ -722,6 +723,7 @@ def build_html(results: dict, manifest: dict, figures: dict[str, str]) -> str:
         "<h2>Agreement between experts</h2>", agreement_table(results),
         "<h2>Subgroups</h2>", subgroup_table(results), fig("forest"),
         "<h2>Blinding of the experts</h2>", blinding_table(results),
+        ai_evaluation_html(results),  # issue 20: analysis/report_ai.py
         "<h2>Methods</h2>", methods_text(results),
         "<h2>Warnings</h2>",
         ('<ul class="warnings">' + "".join(f"<li>{_esc(w)}</li>" for w in warn) + "</ul>") if warn

@@ -1,7 +1,7 @@
 """Pure statistics for cxr-trial (no Django): import from a notebook as ``from analysis.stats import ...``."""
 from ._result import StatResult, jsonable
 from .agreement import ICC_FORMS, cohen_kappa, fleiss_kappa, icc, icc_all
-from .bradley_terry import bradley_terry
+from .bradley_terry import arena_ranking, bradley_terry, comparisons_from_ratings
 from .comparisons import (
     describe,
     geometric_mean_ratio,
@@ -20,7 +20,8 @@ from .synthetic import TrialScenario, make_trial_tables
 from .trial import analyse_export_dir, analyse_trial_tables, read_export_dir
 
 __all__ = [
-    "ICC_FORMS", "PowerScenario", "StatResult", "analyse_export_dir", "analyse_trial_tables", "auc_delong",
+    "ICC_FORMS", "PowerScenario", "StatResult", "analyse_export_dir", "arena_ranking",
+    "comparisons_from_ratings", "analyse_trial_tables", "auc_delong",
     "binomial_test", "bradley_terry", "clopper_pearson", "cohen_kappa", "dbm", "delong_paired_test", "describe",
     "fit_mixed_model", "fleiss_kappa", "geometric_mean_ratio", "icc", "icc_all", "jsonable", "log_time_mixed_model",
     "mann_whitney", "mrmc_analysis", "obuchowski_rockette", "paired_t_test", "panel_majority", "preference_rate",
