@@ -234,3 +234,12 @@ def test_subgroups_are_interactions_in_the_primary_model():
     t = sub2["reader_experience"]["reading_time"]
     assert set(t["effects"]) == {"junior", "senior"} and all(e["estimate"] > 0 for e in t["effects"].values())
     assert t["interaction_test"]["ndf"] == 1 and "descriptive" in sub["note"]
+
+
+def test_a_ratio_bound_that_overflows_is_none_not_a_crash():
+    # A subgroup with almost no degrees of freedom has log-scale CI bounds near +-1e300: math.exp raised
+    # OverflowError and took the whole analysis down (seen once in tests/analysis_app/test_blinding_report.py).
+    from analysis.stats.primary import _exp
+
+    assert _exp(1e300) is None and _exp(float("inf")) is None and _exp(float("nan")) is None
+    assert _exp(-1e300) == 0.0 and _exp(0.0) == 1.0
