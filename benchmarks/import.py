@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import resource
 import sys
@@ -144,6 +145,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20, help="files per kind and measurement (default 20)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="largest number of worker processes")
     ap.add_argument("--kinds", default="raw,j2k,jpeg", help=f"comma-separated of {', '.join(KINDS)}")
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (for a combined table)")
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     _setup()
@@ -160,12 +162,17 @@ def main() -> None:
 
     print(f"\nimport_cases --jobs N: images/s (wall clock), CPU ms per image; {args.n} files per run")
     print(f"{'jobs':>4}" + "".join(f"{KINDS[k][0]:>34}" for k in kinds))
+    figures: dict = {"machine": {"cores": os.cpu_count(), "load": os.getloadavg()[0]}, "n": args.n,
+                     "stages_cpu_ms": dict(zip(kinds, columns, strict=True)), "jobs": {}}
     for jobs in range(1, args.jobs + 1):
         cells = []
         for k in kinds:
             rate, cpu = jobs_rate(trial, center, _copies(k, args.n), jobs, work / f"{k}-{jobs}")
             cells.append(f"{rate:9.1f}/s {cpu:8.0f} ms CPU")
+            figures["jobs"].setdefault(k, {})[jobs] = {"images_per_s": rate, "cpu_ms_per_image": cpu}
         print(f"{jobs:4d}" + "".join(f"{c:>34}" for c in cells))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
