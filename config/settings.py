@@ -97,8 +97,10 @@ DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=DATABASES["default"].get("CONN_MAX_AGE", 0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring. IMMEDIATE: a
+    # transaction takes the write lock when it begins, so concurrent writers (import_cases --jobs, the demo's
+    # threads) wait for it instead of failing at once when a read lock cannot be upgraded ("database is locked").
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -56,7 +56,8 @@ def open_read(request, public_id: str):
 @api_view(["POST"])
 def heartbeat(request, public_id: str):
     data = _data(request)
-    read = services.heartbeat(request.user, _read(request, public_id), data.get("seconds"))
+    # By public id: the service finds, checks and locks the read in one query (no selector round trip first).
+    read = services.heartbeat(request.user, public_id, data.get("seconds"))
     return Response({"status": read.status, "active_seconds": round(read.active_seconds, 1),
                      "submitted": read.is_submitted})
 
@@ -66,7 +67,7 @@ def heartbeat(request, public_id: str):
 @api_view(["POST"])
 def autosave(request, public_id: str):
     data = _data(request)
-    read = services.autosave(request.user, _read(request, public_id), data, seconds=data.get("seconds"))
+    read = services.autosave(request.user, public_id, data, seconds=data.get("seconds"))
     return Response({"status": read.status, "autosaved_at": selectors._iso(read.autosaved_at),
                      "submitted": read.is_submitted, "active_seconds": round(read.active_seconds, 1)})
 

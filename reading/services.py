@@ -116,16 +116,23 @@ CONFIDENCE_RANGE = range(1, 6)
 DRAFT_THRESHOLD = 0.5
 
 
-def _locked_own_read(actor, read: Read) -> Read:
-    from core.errors import NotAllowed
-    from trial.services import ensure_writable
+def _locked_own_read(actor, read: Read | str) -> Read:
+    """The actor's read, locked, in one query (issue 19: heartbeat and autosave take <= 3 queries): the row with
+    its case, trial, arm and reader. The trial's status comes from this query, inside the caller's transaction, so
+    a locked trial is refused as ensure_writable would. ``read``: a Read, or its public id (the API's case: an
+    unknown id is 404, as reading.selectors.read_for_reader answers)."""
+    from django.http import Http404
 
-    ensure_writable(read.case.trial)
-    locked = (
-        Read.objects.select_for_update(of=("self",))
-        .select_related("case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
-        .get(pk=read.pk)
-    )
+    from core.errors import NotAllowed, TrialLocked
+
+    rows = Read.objects.select_for_update(of=("self",)).select_related(
+        "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
+    locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
+    if locked is None:
+        raise Http404("No such read.")
+    trial = locked.case.trial
+    if trial.status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
     if (
         locked.reader is None
         or locked.reader.user_id != getattr(actor, "pk", None)
@@ -256,8 +263,9 @@ def open_read(actor, read: Read) -> Read:
 
 
 @transaction.atomic
-def heartbeat(actor, read: Read, seconds) -> Read:
-    """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited."""
+def heartbeat(actor, read: Read | str, seconds) -> Read:
+    """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited.
+    ``read``: a Read or its public id (two queries: the locked row, the update)."""
     from django.utils import timezone
 
     seconds = _clean_seconds(seconds)
@@ -270,9 +278,10 @@ def heartbeat(actor, read: Read, seconds) -> Read:
 
 
 @transaction.atomic
-def autosave(actor, read: Read, data, seconds=None) -> Read:
+def autosave(actor, read: Read | str, data, seconds=None) -> Read:
     """Save the report in progress (partial marks allowed). After submit it changes nothing and returns the
-    submitted read (a late autosave from a closing tab is not an error). Not audited."""
+    submitted read (a late autosave from a closing tab is not an error). Not audited. ``read``: a Read or its
+    public id (two queries once the read is open: the locked row, the update)."""
     from django.utils import timezone
 
     read = _locked_own_read(actor, read)

@@ -327,13 +327,15 @@ def validate(
     allowed_body_parts: tuple[str, ...] | None = None,
     allowed_views: tuple[str, ...] | None = None,
     checks: ChestChecks | None = None,
+    sha256: str | None = None,
 ) -> ValidatedInstance:
     """Validate one file; return the parsed instance with decoded pixels, or raise :class:`DicomRefused`.
 
     Never raises anything else for bad input: a parser or decoder failure is a refusal too.
     ``checks``: the trial's chest checks (refusals and flags). Without it, ``allowed_body_parts`` /
     ``allowed_views`` of None accept anything (a mismatch is then only a flag); e.g. ``("CHEST", "")`` makes
-    a mismatch a refusal. ``min_size`` applies to the shorter side.
+    a mismatch a refusal. ``min_size`` applies to the shorter side. ``sha256``: the hex SHA-256 of ``data`` when
+    the caller has it already (the import hashes each source once).
     """
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels, max_pixel_bytes=max_pixel_bytes,
                     max_inflated_bytes=max_inflated_bytes, max_depth=max_depth, min_size=min_size,
@@ -341,7 +343,8 @@ def validate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom re-warns on value access; _read already recorded them
         return _validate(data, filename, allowed_modalities=allowed_modalities, limits=limits,
-                         allowed_body_parts=allowed_body_parts, allowed_views=allowed_views, checks=checks)
+                         allowed_body_parts=allowed_body_parts, allowed_views=allowed_views, checks=checks,
+                         sha256=sha256)
 
 
 def _parse(data: bytes, filename: str, limits: Limits, flags: list[str]) -> tuple[Dataset, UID]:
@@ -558,6 +561,7 @@ def _validate(
     allowed_body_parts: tuple[str, ...] | None,
     allowed_views: tuple[str, ...] | None,
     checks: ChestChecks | None,
+    sha256: str | None = None,
 ) -> ValidatedInstance:
     flags: list[str] = []
     ds, ts = _parse(data, filename, limits, flags)
@@ -578,7 +582,7 @@ def _validate(
     pixels = _decode(ds, filename, g)
     return ValidatedInstance(
         filename=filename,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
         dataset=ds,
         pixels=pixels,
         transfer_syntax_uid=str(ts),
