@@ -80,3 +80,34 @@ def resolved(url: str) -> ResolverMatch | None:
 def url_name(url: str) -> str | None:
     match = resolved(url)
     return match.view_name if match else None
+
+
+LAPTOP = {"width": 1280, "height": 720}
+
+# The element's box inside every scrolling ancestor's box, and the element (not a sticky bar) under its centre.
+_UNCLIPPED = """(el) => {
+  const r = el.getBoundingClientRect();
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    if (!/(auto|scroll|hidden)/.test(getComputedStyle(p).overflowY)) continue;
+    const q = p.getBoundingClientRect();
+    if (r.top < q.top - 1 || r.bottom > q.bottom + 1) return "clipped by " + p.tagName + "." + p.className;
+  }
+  const hit = document.elementFromPoint((r.left + r.right) / 2, (r.top + r.bottom) / 2);
+  if (!hit || !(hit === el || el.contains(hit) || hit.contains(el))) {
+    return "covered by " + (hit && hit.outerHTML.slice(0, 80));
+  }
+  return "";
+}"""
+
+
+def assert_in_view(page, selector: str) -> None:
+    """The element is in the viewport as the page stands (its bounding box inside the window), not clipped by a
+    scrolling box and not covered by another element (a sticky bar)."""
+    loc = page.locator(selector).first
+    box = loc.bounding_box()
+    size = page.viewport_size
+    assert box is not None, f"{selector} is not rendered"
+    assert box["x"] >= 0 and box["y"] >= 0, (selector, box)
+    assert box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"], (selector, box)
+    problem = loc.evaluate(_UNCLIPPED)
+    assert not problem, f"{selector}: {problem}"

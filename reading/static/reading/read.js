@@ -131,8 +131,20 @@ function save(keepalive) {
     .finally(() => { saving = false; if (dirty) scheduleSave(); });
 }
 
-form.addEventListener("input", () => {
+/* A field put right loses its red mark (the others keep theirs until the next submit). */
+function refreshFault(target) {
+  const row = target.closest && target.closest("tr.at-fault");
+  if (row && !problems(collect()).some((p) => p.code === row.dataset.code)) {
+    row.classList.remove("at-fault");
+    row.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  }
+  if (target.tagName === "TEXTAREA" && target.value.trim()) form.findings_text.removeAttribute("aria-invalid");
+}
+form.addEventListener("change", (e) => refreshFault(e.target));
+
+form.addEventListener("input", (e) => {
   if (readonly) return;
+  refreshFault(e.target);
   dirty = true;
   writeLocal(true);
   setStatus("Editing…");
@@ -166,13 +178,40 @@ if (!readonly) {
 /* ---- submit ---- */
 let submitting = false;
 
-function validate(report) {
+/** What stops a submit: [{message, field}] in form order; field is the control to focus. */
+function problems(report) {
+  const found = [];
   for (const f of data.findings) {
     const m = report.finding_marks[f.code];
-    if (m.present === null || m.confidence === null) return `Mark ${f.label} present or absent, with a confidence.`;
+    if (m.present === null || m.confidence === null) {
+      const field = m.present === null
+        ? form.querySelector(`input[name="present_${f.code}"]`)
+        : form.querySelector(`select[name="confidence_${f.code}"]`);
+      found.push({message: `Mark ${f.label} present or absent, with a confidence.`, field, code: f.code});
+    }
   }
-  if (!report.findings_text.trim() && !report.impression_text.trim()) return "Write the findings or the impression.";
-  return "";
+  if (!report.findings_text.trim() && !report.impression_text.trim()) {
+    found.push({message: "Write the findings or the impression.", field: form.findings_text});
+  }
+  return found;
+}
+
+function clearFaults() {
+  form.querySelectorAll("tr.at-fault").forEach((tr) => tr.classList.remove("at-fault"));
+  form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+}
+
+/** Shows the first problem beside Submit, marks every field at fault and moves focus to the first one. */
+function showProblems(found) {
+  clearFaults();
+  for (const p of found) {
+    if (p.code) form.querySelector(`tr[data-code="${p.code}"]`).classList.add("at-fault");
+    p.field.setAttribute("aria-invalid", "true");
+  }
+  const more = found.length > 1 ? ` (${found.length - 1} more marked in red)` : "";
+  setMessage(found[0].message + more);
+  found[0].field.scrollIntoView({block: "center"});
+  found[0].field.focus({preventScroll: true});
 }
 
 function finish(body) {
@@ -190,8 +229,9 @@ function finish(body) {
 function submit() {
   if (readonly || submitting) return;
   const report = collect();
-  const problem = validate(report);
-  if (problem) { setMessage(problem); return; }
+  const found = problems(report);
+  if (found.length) { showProblems(found); return; }
+  clearFaults();
   submitting = true;
   if (submitBtn) submitBtn.disabled = true;
   setMessage("Submitting…", true);
