@@ -111,3 +111,16 @@ def assert_in_view(page, selector: str) -> None:
     assert box["x"] + box["width"] <= size["width"] and box["y"] + box["height"] <= size["height"], (selector, box)
     problem = loc.evaluate(_UNCLIPPED)
     assert not problem, f"{selector}: {problem}"
+
+
+def end_session(page) -> None:
+    """Ends the browser's session on the server, as an expiry does (the cookie stays; the server forgets it)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    keys = [c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME]
+    assert keys, "no session cookie"
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    for key in keys:
+        store(session_key=key).delete()

@@ -1,6 +1,6 @@
 /* Blinded rating page: image viewer, autosave, resume and one submit.
    Everything it knows comes from the #rating-config JSON and the rating API (both blinded server-side). */
-import {postJSON} from "../core/common.js";
+import {isSignedOut, postJSON, sessionEnded} from "../core/common.js";
 import {mountViewer} from "../imaging/viewer.js";
 
 var cfg = JSON.parse(document.getElementById("rating-config").textContent);
@@ -53,19 +53,34 @@ function forget() {
 function schedule(delay) {
   dirty = true;
   remember();
+  if (isSignedOut()) { setState(SIGNED_OUT, "error"); return; }  // saved once signed in again
   setState("Not saved yet");
   clearTimeout(timer);
   timer = setTimeout(save, delay === undefined ? 700 : delay);
 }
+/* The session ended: say so (not "Offline"), offer to sign in in place, then save what is waiting. */
+var SIGNED_OUT = "Session ended: sign in again to save; your answer is kept in this browser";
+function signInAgain() {
+  clearTimeout(timer);
+  remember();
+  setState(SIGNED_OUT, "error");
+  sessionEnded().then(function () {
+    setState("Signed in again");
+    if (errorBox.textContent.indexOf("Your session has ended") === 0) errorBox.textContent = "";
+    if (dirty) save();
+  });
+}
+
 function save() {
-  if (cfg.readonly || !dirty) return Promise.resolve();
+  if (cfg.readonly || !dirty || isSignedOut()) return Promise.resolve();
   if (saving) { schedule(500); return Promise.resolve(); }
   saving = true; dirty = false;
   var a = answer();
   setState("Saving…");
   return post("autosave/", a).then(function (r) {
     saving = false;
-    if (r.offline || r.status >= 500 || r.sessionEnded) throw new Error("status " + r.status);
+    if (r.sessionEnded) { dirty = true; signInAgain(); return; }
+    if (r.offline || r.status >= 500) throw new Error("status " + r.status);
     if (r.status === 200) {
       retryMs = 2000;
       if (!dirty) { forget(); setState("Saved", "ok"); } // the server has it; keep only unsaved input locally
@@ -112,6 +127,13 @@ function submit(ev) {
   setState("Submitting…");
   post("submit/", a).then(function (r) {
     if (r.offline) throw new Error("offline");
+    if (r.sessionEnded) {
+      btn.disabled = false;
+      dirty = true;
+      errorBox.textContent = "Your session has ended: sign in again (above), then submit. Nothing is lost.";
+      signInAgain();
+      return;
+    }
     if (r.status === 200) {
       forget(); dirty = false; lock();
       document.getElementById("task-status").textContent = "Done";

@@ -6,7 +6,7 @@
  *   a copy is kept in localStorage and restored when it is newer than the server's autosave;
  * - submit (button or Ctrl+Enter) is sent once; a repeat is answered by the server with the saved read.
  */
-import {isPlainKey, postJSON} from "../core/common.js";
+import {isPlainKey, isSignedOut, postJSON, sessionEnded} from "../core/common.js";
 import {mountViewer} from "../imaging/viewer.js";
 
 const opts = Object.assign({idleMs: 60000, beatMs: 10000, autosaveMs: 3000}, window.CXR_READ_OPTIONS || {});
@@ -92,10 +92,23 @@ function settle(s, ok) {
 }
 
 function beat(keepalive) {
-  if (readonly || pending < 0.5) return;
+  if (readonly || pending < 0.5 || isSignedOut()) return;
   const s = takeSeconds();
-  postJSON(data.urls.heartbeat, {seconds: s}, {keepalive})
-    .then((r) => settle(s, r.ok || (r.status >= 400 && r.status < 500 && !r.sessionEnded)));
+  postJSON(data.urls.heartbeat, {seconds: s}, {keepalive}).then((r) => {
+    settle(s, r.ok || (r.status >= 400 && r.status < 500 && !r.sessionEnded));  // signed out: send them again later
+    if (r.sessionEnded) signInAgain();
+  });
+}
+
+/* The session ended: say so (not "offline"), offer to sign in in place, then save what is waiting. */
+const SIGNED_OUT = "Session ended: sign in again to save (your text is kept on this device)";
+function signInAgain() {
+  setStatus(SIGNED_OUT);
+  sessionEnded().then(() => {
+    setStatus("Signed in again");
+    if (messageEl.textContent.startsWith("Your session has ended")) setMessage("");
+    if (dirty) save(false);
+  });
 }
 setInterval(() => beat(false), BEAT_MS);
 
@@ -105,7 +118,7 @@ let saveTimer = null;
 let saving = false;
 
 function scheduleSave() {
-  if (saveTimer) return;
+  if (saveTimer || isSignedOut()) return;
   saveTimer = setTimeout(() => { saveTimer = null; save(false); }, AUTOSAVE_MS);
 }
 
@@ -119,6 +132,9 @@ function save(keepalive) {
       if (r.offline) {
         dirty = true;
         setStatus("Offline: your text is kept on this device and saved when back online");
+      } else if (r.sessionEnded) {
+        dirty = true;
+        signInAgain();
       } else if (r.ok) {
         data.autosaved_at = body.autosaved_at;
         if (!dirty) markLocalClean();
@@ -147,7 +163,7 @@ form.addEventListener("input", (e) => {
   refreshFault(e.target);
   dirty = true;
   writeLocal(true);
-  setStatus("Editing…");
+  setStatus(isSignedOut() ? SIGNED_OUT : "Editing…");
   scheduleSave();
 });
 form.addEventListener("change", () => form.dispatchEvent(new Event("input")));
@@ -241,6 +257,10 @@ function submit() {
       settle(s, r.ok);
       if (r.ok) finish(r.body);
       else if (r.offline) setMessage("No connection: nothing is lost; submit again when back online.");
+      else if (r.sessionEnded) {
+        setMessage("Your session has ended: sign in again (above), then submit. Nothing is lost.");
+        signInAgain();
+      }
       else setMessage(r.body.detail || ("The server answered " + r.status));
     })
     .finally(() => { submitting = false; if (submitBtn) submitBtn.disabled = false; });
