@@ -124,3 +124,22 @@ def end_session(page) -> None:
     store = import_module(settings.SESSION_ENGINE).SessionStore
     for key in keys:
         store(session_key=key).delete()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"  # vendored, see its README.md
+_AXE_RUN = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations.map((v) => ({
+  id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 4).map((n) => n.target.join(" "))}))"""
+
+
+def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's violations of the page as it stands, of the given impacts, one line each."""
+    if not page.evaluate("() => !!window.axe"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate(_AXE_RUN)
+    return [f"{v['impact']} {v['id']} ({v['help']}): {v['nodes']}" for v in found if v["impact"] in impacts]
+
+
+def assert_accessible(page, label: str = "") -> None:
+    """No serious or critical axe-core violation on the page (issue 17)."""
+    problems = axe_violations(page)
+    assert not problems, f"{label or page.url}:\n" + "\n".join(problems)

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from reading.models import Read
-from tests.browser import end_session, login, resolved, url_name
+from tests.browser import assert_accessible, end_session, login, resolved, url_name
 from tests.factories.reading import reader_in, with_images_and_drafts
 from tests.factories.trial import PASSWORD, add_cases, make_trial
 
@@ -34,13 +34,14 @@ def test_session_ends_mid_read_and_the_reader_signs_in_again_in_place(live_serve
     page.wait_for_function("document.getElementById('save-status').textContent.startsWith('Session ended')")
     assert "Offline" not in page.inner_text("body")
     assert "Your session has ended" in panel.inner_text()
+    assert_accessible(page, "the page with the sign-in-again panel")
     assert page.input_value("#session-ended input[name=username]") == m.user.username
     assert page.evaluate("document.activeElement.name") == "password"
     for code in t["trial"].finding_codes:  # keeps working while signed out: nothing is lost
         page.check(f"input[name=present_{code}][value=absent]")
         page.select_option(f"select[name=confidence_{code}]", "4")
     page.click("#submit-read")
-    assert page.inner_text("#form-message").startswith("Your session has ended")
+    page.wait_for_function("document.getElementById('form-message').textContent.startsWith('Your session has ended')")
     assert Read.objects.get(pk=read.pk).findings_text == "Before expiry."
 
     page.fill("#session-ended input[name=password]", "wrong-password")

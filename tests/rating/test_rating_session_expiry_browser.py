@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from rating.models import Rating
-from tests.browser import end_session, login, url_name
+from tests.browser import assert_accessible, end_session, login, url_name
 from tests.factories.imaging import add_drawn_image
 from tests.factories.rating import complete_case, rating_trial, tasks_of
 from tests.factories.trial import PASSWORD
@@ -31,11 +31,12 @@ def test_session_ends_mid_rating_and_the_expert_signs_in_again_in_place(live_ser
     page.locator("#session-ended").wait_for(state="visible")
     page.wait_for_function("document.getElementById('save-state').textContent.startsWith('Session ended')")
     assert "Offline" not in page.inner_text("body")
+    assert_accessible(page, "the page with the sign-in-again panel")
     page.check("input[name=quality_b][value='5']")  # still answering while signed out
     page.fill("#comment", "Typed while signed out.")
     assert page.inner_text("#save-state").startswith("Session ended")
     page.click("#submit-rating")
-    assert page.inner_text("#form-error").startswith("Your session has ended")
+    page.wait_for_function("document.getElementById('form-error').textContent.startsWith('Your session has ended')")
     task.refresh_from_db()
     assert (task.preference, task.quality_a) == ("B", None)
 
