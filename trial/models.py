@@ -59,6 +59,9 @@ class Trial(models.Model):
     ask_blinding_guess = models.BooleanField(
         default=False, help_text="After each rating, ask the expert which report they think was written with AI "
                                  "assistance (measures blinding)")
+    prefill_draft_findings = models.BooleanField(
+        default=True, help_text="AI arm: the draft also pre-fills each finding's present/absent choice from its "
+                                "probability (present at 0.5 or above); the reader still gives every confidence")
     import_settings = models.JSONField(
         default=dict, blank=True,
         help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",

@@ -54,6 +54,7 @@ TRIAL_SETTINGS = (
     "keep_identity_key",
     "allow_retrieval_baseline",
     "ask_blinding_guess",
+    "prefill_draft_findings",
 )
 
 

@@ -32,6 +32,10 @@ def _focused(page) -> dict:
 def test_the_ai_arm_form_fits_a_laptop_screen(live_server, page):
     t = _open_read(live_server, page, "FITA", "ai_assisted")
     assert page.locator(".assist-banner").is_visible()  # the taller of the two arms' forms
+    # The draft pre-fills the present/absent choices (p >= 0.5 present); the confidences are the reader's to give
+    assert page.is_checked("input[name=present_pleural_effusion][value=present]")  # 87%
+    assert page.is_checked("input[name=present_pneumothorax][value=absent]")  # 4%
+    assert all(page.input_value(f"select[name=confidence_{c}]") == "" for c in t["trial"].finding_codes)
     assert page.evaluate("window.scrollY") == 0
     for code in t["trial"].finding_codes:
         assert_in_view(page, f"tr[data-code={code}]")
