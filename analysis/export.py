@@ -57,6 +57,8 @@ DICTIONARY = {
                                "and final text (0 = unchanged); empty otherwise",
         "n_flipped_findings": "After lock only. Reads that showed a draft: findings whose present/absent call differs "
                               "from the draft; empty otherwise",
+        "n_prefilled_findings": "After lock only. Reads that showed a draft: findings whose present/absent choice the "
+                                "draft pre-filled (trial setting prefill_draft_findings); empty otherwise",
         "finding_<finding>": "Reader's call: 1 present, 0 absent", "confidence_<finding>": "Reader's confidence 1-5",
         "reader_position": "Position of the read in its reader's sequence of submitted reads (1 = first), by "
                            "submission time",
@@ -99,8 +101,8 @@ DICTIONARY = {
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them.
 WITHHELD_BEFORE_LOCK = {
-    "reads": ("draft_edit_distance", "n_flipped_findings", "draft_<finding>", "draft_bleu", "draft_rouge_l",
-              "draft_meteor"),
+    "reads": ("draft_edit_distance", "n_flipped_findings", "n_prefilled_findings", "draft_<finding>", "draft_bleu",
+              "draft_rouge_l", "draft_meteor"),
     "ratings": ("blinding_guess",),
 }
 # OWASP CSV injection: a text cell starting with one of these is read as a formula by spreadsheets.
@@ -223,7 +225,8 @@ def build_export(trial: Trial) -> Export:
                "active_seconds": round(r.active_seconds, 3) if r.submitted_at else "",
                "wall_seconds": round(r.wall_seconds, 3) if r.wall_seconds is not None else "",
                "draft_edit_distance": "" if r.draft_edit_distance is None else round(r.draft_edit_distance, 4),
-               "n_flipped_findings": len(r.flipped_findings or []) if r.draft_id else ""}
+               "n_flipped_findings": len(r.flipped_findings or []) if r.draft_id else "",
+               "n_prefilled_findings": len(r.prefilled_marks or {}) if r.draft_id else ""}
         for f in codes:
             mark = (r.finding_marks or {}).get(f) or {}
             present = mark.get("present")

@@ -251,14 +251,19 @@ def open_read(actor, read: Read) -> Read:
 
             draft = ready_draft(read.case, arm_model_version(read.arm))
             read.draft = draft
-            if draft is not None and not draft.is_withheld and not (read.findings_text or read.impression_text):
+            shown = draft is not None and not draft.is_withheld  # a withheld draft (OOD) pre-fills nothing
+            if shown and not (read.findings_text or read.impression_text):
                 read.findings_text = draft.findings_text
                 read.impression_text = draft.impression_text
-            fields += ["draft", "findings_text", "impression_text"]
+            if shown and read.case.trial.prefill_draft_findings and not read.finding_marks:
+                read.prefilled_marks = prefilled_choices(draft, read.case.trial.finding_codes)
+                read.finding_marks = {c: {"present": p, "confidence": None} for c, p in read.prefilled_marks.items()}
+            fields += ["draft", "findings_text", "impression_text", "finding_marks", "prefilled_marks"]
     read.save(update_fields=fields)
     if first:
         audit.record(actor=actor, trial=read.case.trial, action="read:open", obj=read,
-                     after={"opened_at": read.opened_at, "status": read.status, "draft_id": read.draft_id})
+                     after={"opened_at": read.opened_at, "status": read.status, "draft_id": read.draft_id,
+                            "prefilled_marks": read.prefilled_marks})
     return read
 
 
@@ -303,6 +308,13 @@ def autosave(actor, read: Read | str, data, seconds=None) -> Read:
         fields.append("status")
     read.save(update_fields=fields)
     return read
+
+
+def prefilled_choices(draft, codes: list[str]) -> dict[str, bool]:
+    """The present/absent choice the draft pre-fills per finding: present at DRAFT_THRESHOLD or above (the same
+    call draft_changes measures flips against); findings without a probability are left blank."""
+    probs = draft.probabilities or {}
+    return {c: float(probs[c]) >= DRAFT_THRESHOLD for c in codes if probs.get(c) is not None}
 
 
 def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, codes: list[str]):

@@ -67,6 +67,9 @@ class Trial(models.Model):
     ood_threshold = models.FloatField(
         default=1.0, help_text="Out-of-distribution score above which a draft is marked or withheld (1.0 = each "
                                "check's documented cut-off; higher is more lenient)")
+    prefill_draft_findings = models.BooleanField(
+        default=True, help_text="AI arm: the draft also pre-fills each finding's present/absent choice from its "
+                                "probability (present at 0.5 or above); the reader still gives every confidence")
     import_settings = models.JSONField(
         default=dict, blank=True,
         help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",

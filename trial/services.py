@@ -56,6 +56,7 @@ TRIAL_SETTINGS = (
     "ask_blinding_guess",
     "ood_action",
     "ood_threshold",
+    "prefill_draft_findings",
 )
 
 

@@ -113,6 +113,8 @@ def test_worker_withholds_drafts_of_blank_white_and_noise_images_and_not_of_a_ch
     assert assist["findings_text"] == "" and assist["impression_text"] == "" and assist["probabilities"] == {}
     assert assist["ood"]["action"] == "withheld" and "blank" in assist["ood"]["warning"]
     assert blank.findings_text == "" and blank.draft_id == drafts["BLANK"].pk
+    # Nor are its present/absent calls pre-filled (trial setting prefill_draft_findings is on by default).
+    assert t["trial"].prefill_draft_findings and blank.prefilled_marks == {} and not blank.finding_marks
     client.force_login(blank.reader.user)
     page = client.get(reverse("reading:read", args=[t["trial"].code, blank.public_id])).content.decode()
     assert "The AI draft is withheld" in page and "The form starts from the AI draft" not in page
