@@ -7,6 +7,7 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
+        # In ready(): these modules import models, which Django loads only after every AppConfig.
         from trial.signals import default_model_version_requested
 
         from . import selectors

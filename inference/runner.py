@@ -14,10 +14,13 @@ draft, and no extra dependency is needed (docs/janus.md).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -27,11 +30,15 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from imaging.models import Image
+from inference.backends import ModelLoadError, load_backend
 from inference.backends.base import BackendConfig, GenerationRequest
+from inference.backends.prompts import TEMPLATE_NAMES
+from inference.backends.retrieval import RetrievalBackend
+from inference.reportbank import ReportBank
 from trial.models import Case
 
 from .models import Draft, ModelVersion
-from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
+from .selectors import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +51,6 @@ def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
     """The backend config of a model version. ``prompt_template`` holds a template name (``janus-pro-cxr``, the
     default, or ``cxr-trial-v1``), a JSON object of template fields, or an older free-text ``cxr-trial-v1``
     format string (inference/backends/prompts.py)."""
-    import json
-
-    from inference.backends.prompts import TEMPLATE_NAMES
-
     cfg = dict(mv.generation_params or {})
     if mv.weights_path:
         cfg["weights_path"] = mv.weights_path
@@ -105,8 +108,6 @@ _trial_banks: dict[tuple[int, int], object] = {}
 def trial_reference_bank(trial):
     """A retrieval bank from the trial's own cases with reference reports and images (leave-one-out at query
     time); None when the trial has fewer than two such cases (the bundled IU bank is used then)."""
-    from inference.reportbank import ReportBank
-
     cases = list(Case.objects.filter(trial=trial).exclude(reference_report="").filter(images__isnull=False).distinct())
     if len(cases) < 2:
         return None
@@ -127,12 +128,6 @@ def trial_reference_bank(trial):
 
 def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
     """Loaded once per process (cached by model version config). Returns (backend, seconds spent loading)."""
-    import time
-
-    from inference.backends import ModelLoadError, load_backend
-    from inference.backends.base import BackendConfig
-    from inference.backends.retrieval import RetrievalBackend
-
     t0 = time.perf_counter()
     try:
         if mv.backend == ModelVersion.Backend.RETRIEVAL and trial is not None:
@@ -230,17 +225,17 @@ def claim_companions(leader: Draft, limit: int, window_s: float) -> list[Draft]:
     return claimed
 
 
-def _release(drafts: list[Draft]) -> None:
-    """Companions of a batch that failed transiently go back to the queue (their messages may be gone)."""
-    from .services import send_draft_task
-
+def _release(drafts: list[Draft], requeue: Callable[[int], bool] | None) -> None:
+    """Companions of a batch that failed transiently go back to the queue (their messages may be gone) and are
+    sent again with ``requeue`` (inference.tasks.send_draft_task; without one, `requeue_drafts` sends them)."""
     ids = [d.pk for d in drafts]
     if not ids:
         return
     with transaction.atomic():
         Draft.objects.filter(pk__in=ids, status=Draft.Status.RUNNING).update(status=Draft.Status.QUEUED, parameters={})
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: send_draft_task(pk))
+        if requeue is not None:
+            for pk in ids:
+                transaction.on_commit(lambda pk=pk: requeue(pk))
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -273,6 +268,7 @@ def generate_group(backend, requests: list) -> list:
 
 def _free_device_memory() -> None:
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         if torch.cuda.is_available():
@@ -292,7 +288,9 @@ def _prepare(drafts: list[Draft]) -> list[tuple[Draft, list]]:
     return ready
 
 
-def run_draft(task, draft_id: int) -> str:
+def run_draft(task, draft_id: int, *, requeue: Callable[[int], bool] | None = None) -> str:
+    """Generate one draft (and its batch companions). ``requeue`` sends a draft's task again; the task module
+    passes its sender in (the runner sits below inference.tasks and does not import it)."""
     try:
         draft = _claim(draft_id)
     except Draft.DoesNotExist:
@@ -332,13 +330,13 @@ def run_draft(task, draft_id: int) -> str:
         _fail(draft_id, str(exc))
         return "failed"
     except SoftTimeLimitExceeded:
-        _release([c for c, _v in companions])
+        _release([c for c, _v in companions], requeue)
         _fail(draft_id, "Generation exceeded the task time limit.")
         return "failed"
     except Retry:
         raise
     except Exception as exc:  # transient (e.g. I/O): retry with backoff, then fail clearly
-        _release([c for c, _v in companions])
+        _release([c for c, _v in companions], requeue)
         retries = getattr(task.request, "retries", 0) if task is not None else 0
         max_retries = getattr(task, "max_retries", 0) if task is not None else 0
         if task is not None and not task.request.is_eager and retries < max_retries:
@@ -383,9 +381,6 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
 def _check_weights_identity(mv: ModelVersion, backend) -> str:
     """One SHA-256 over the loaded weight files' hashes. A model version whose weights changed after its first
     draft is refused: drafts of one version must come from one model (a change makes a new version)."""
-    import hashlib
-    import json
-
     files = getattr(backend, "weights_sha256", None) or {}
     if not files:
         return ""

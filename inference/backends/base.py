@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 #: The trial's default six critical findings (docs/design.md section 3); a trial's findings are data, not code.
@@ -79,6 +80,7 @@ def resolve_device(device: str = "auto") -> str:
     if device != "auto":
         return device
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
     except ImportError:  # the demo install has no torch
         return "cpu"
@@ -93,6 +95,7 @@ def resolve_dtype_name(device: str, dtype: str = "auto") -> str:
     if not device.startswith("cuda"):
         return "float32"
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         with torch.cuda.device(device):
@@ -290,8 +293,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        import numpy as np
-
         arr = np.asarray(image, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
