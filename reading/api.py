@@ -93,7 +93,8 @@ class SubmitView(_ReadView):
     def post(self, request, public_id: str):
         data = json_object(request)
         read = self.get_read(public_id)
-        d = valid(ReportInputSerializer, data, trial=read.case.trial, complete=True)
+        # The form only: completeness is the service's (a repeated submit is answered with the saved read).
+        d = valid(ReportInputSerializer, data, trial=read.case.trial)
         read, created = services.submit_read(request.user, read, d, seconds=d.get("seconds"))
         payload = {**selectors.read_payload(read), "already_submitted": not created}
         return Response(SubmittedReadSerializer(payload).data)

@@ -1,9 +1,10 @@
 """Input and output serializers of the reader API (reading/api.py).
 
-Inputs are checked with the service's own rules (reading.services.clean_report for the read's trial, complete at
-submit; clean_seconds), which raise InvalidInput: a refused body is 400 {code: "invalid", detail} in the same words
-as before and as on the reading page. What depends on the read's state (a late autosave after submit is no error,
-the washout) stays in the services, which run the same checks again.
+Inputs are checked with the service's own rules (reading.services.clean_report for the read's trial, as a partial
+report; clean_seconds), which raise InvalidInput: a refused body is 400 {code: "invalid", detail} in the same words
+as before and as on the reading page. What depends on the read's state stays in the services, which run the checks
+again: a complete report at submit (a repeated submit is answered with the saved read, whatever it sends), a late
+autosave after submit (no error), the washout.
 """
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ class ReportInputSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         # The service's checks, not DRF's field by field: the same rules and words as the reading page.
-        # context: trial (the read's), complete (True at submit).
-        report = services.clean_report(self.context["trial"], data, complete=self.context.get("complete", False))
+        # context["trial"]: the read's. Partial: what a submit must complete is the service's to check.
+        report = services.clean_report(self.context["trial"], data, complete=False)
         seconds = data.get("seconds")
         report["seconds"] = None if seconds is None else services.clean_seconds(seconds)
         return report
