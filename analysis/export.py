@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from django.conf import settings
@@ -162,7 +163,6 @@ def code_version() -> str:
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    from importlib.metadata import version
 
     return f"cxr-trial {version('cxr-trial')}"
 

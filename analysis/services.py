@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +37,9 @@ Progress = Callable[[int, str], None]
 EXPORT_DIR = "export"
 REPORT_DIR = "report"
 EXPORT_ZIP = "export.zip"
+# Sent by name: analysis.tasks imports this module (the task's body is execute_run), so this one must not import
+# it back; AnalysisConfig.ready() imports the task module so that the name resolves in web processes too.
+RUN_TASK = "analysis.tasks.run_analysis_task"
 
 
 def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
@@ -96,10 +100,8 @@ def request_analysis(user, trial: Trial) -> AnalysisRun:
 
 
 def send_analysis_task(run_id: int) -> bool:
-    from .tasks import run_analysis_task
-
     try:
-        run_analysis_task.delay(run_id)
+        signature(RUN_TASK, args=(run_id,)).delay()
         return True
     except Exception as exc:  # broker down: the run stays queued and says so
         log.warning("Could not queue analysis run %s: %s", run_id, exc)

@@ -179,7 +179,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # schema and docs: signed-in users only
-    "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status"},  # one name for the trial's status set
+    # One name per status set: the trial's; a read's and a rating task's (the same set); an analysis run's.
+    "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status",
+                            "TaskStatusEnum": "reading.models.Read.Status",
+                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status"},
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the demo).

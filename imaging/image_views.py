@@ -37,15 +37,21 @@ import numpy as np
 import pydicom
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from PIL import Image as PILImage
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import PageJSONView
 
 from .dicom.rendition import full_range
 from .models import Image
 from .selectors import can_view_case_images
+from .serializers import ImageMetaSerializer
 
 CACHE_CONTROL = "private, max-age=3600"
 logger = logging.getLogger("imaging.images")
@@ -127,24 +133,28 @@ def _rendition_size(image: Image) -> tuple[int, int]:
     return image.columns, image.rows
 
 
-@require_GET
-def image_meta(request, public_id: str):
-    image = _image_for(request, public_id)
-    display = dict(image.display or {})
-    width, height = _rendition_size(image)
-    resp = JsonResponse({
-        "id": image.public_id,
-        "width": width,
-        "height": height,
-        "photometric_interpretation": image.photometric_interpretation,
-        "view_position": image.view_position,
-        "pixel_spacing": image.pixel_spacing,
-        "display": display,
-        "display_url": reverse("imaging:image-display", args=[image.public_id]),
-        "full_url": reverse("imaging:image-full", args=[image.public_id]) if image.full_range_file else None,
-    })
-    resp["Cache-Control"] = CACHE_CONTROL
-    return resp
+class ImageMetaView(PageJSONView, APIView):
+    """The image's metadata (JSON, so a DRF view with its output serializer); the binary renditions below stay
+    plain Django views. Login and permission checks as for them (PageJSONView)."""
+
+    # Not in the API schema: a page-side endpoint (session login; /api/ clients get the login redirect).
+    @extend_schema(operation_id="image_meta", responses=ImageMetaSerializer, exclude=True)
+    def get(self, request, public_id: str):
+        image = _image_for(request, public_id)
+        width, height = _rendition_size(image)
+        resp = Response(ImageMetaSerializer({
+            "id": image.public_id,
+            "width": width,
+            "height": height,
+            "photometric_interpretation": image.photometric_interpretation,
+            "view_position": image.view_position,
+            "pixel_spacing": image.pixel_spacing,
+            "display": dict(image.display or {}),
+            "display_url": reverse("imaging:image-display", args=[image.public_id]),
+            "full_url": reverse("imaging:image-full", args=[image.public_id]) if image.full_range_file else None,
+        }).data)
+        resp["Cache-Control"] = CACHE_CONTROL
+        return resp
 
 
 @require_GET

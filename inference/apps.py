@@ -7,7 +7,7 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        # Signal wiring needs the app registry ready, hence the imports here.
+        # In ready(): these modules import models, which Django loads only after every AppConfig.
         from trial.signals import ai_arm_added
 
         from . import services

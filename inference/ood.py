@@ -13,12 +13,15 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from django.conf import settings
+from django.db.models import Count
 
 from inference.backends import ood
 from inference.backends.embedding import embed_image
 from trial.models import Case
 
+from .case_views import PermanentDraftError, case_views
 from .models import Draft, OodAction
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,6 @@ _references: dict[tuple, tuple[list[int], np.ndarray, ood.ReferenceDistribution 
 
 def _patient_age(image) -> str:
     """PatientAge of the stored (de-identified) file: kept only when the trial retains patient characteristics."""
-    import pydicom
-
     path = Path(settings.MEDIA_ROOT) / image.dicom_file
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientAge"])
@@ -45,10 +46,6 @@ def view_facts(views: list) -> list[ood.ViewFacts]:
 
 
 def _reference(trial) -> tuple[list[int], np.ndarray, ood.ReferenceDistribution | None]:
-    from django.db.models import Count
-
-    from .runner import PermanentDraftError, case_views
-
     cases = list(Case.objects.filter(trial=trial).exclude(reference_report="")
                  .annotate(n_images=Count("images")).filter(n_images__gt=0).order_by("pk"))
     key = (trial.pk, tuple((c.pk, c.n_images) for c in cases))

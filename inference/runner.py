@@ -14,42 +14,39 @@ draft, and no extra dependency is needed (docs/janus.md).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from celery.exceptions import Retry, SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image as PILImage
 
-from imaging.models import Image
-from inference.backends.base import BackendConfig, GenerationRequest, ground_result
+from inference.backends import ModelLoadError, load_backend
+from inference.backends.base import BackendConfig, GenerationRequest
+from inference.backends.grounding import ground_result
+from inference.backends.prompts import TEMPLATE_NAMES
+from inference.backends.retrieval import RetrievalBackend
+from inference.reportbank import ReportBank
 from trial.models import Case
 
+from .case_views import VIEW_ORDER, PermanentDraftError, case_images, case_views  # noqa: F401 - re-exported
 from .models import Draft, ModelVersion
 from .ood import apply as apply_ood
 from .ood import safe_assess
-from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
+from .selectors import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
 log = logging.getLogger(__name__)
-
-
-class PermanentDraftError(Exception):
-    """Retrying will not help: the draft is marked failed with this message."""
 
 
 def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
     """The backend config of a model version. ``prompt_template`` holds a template name (``janus-pro-cxr``, the
     default, or ``cxr-trial-v1``), a JSON object of template fields, or an older free-text ``cxr-trial-v1``
     format string (inference/backends/prompts.py)."""
-    import json
-
-    from inference.backends.prompts import TEMPLATE_NAMES
-
     cfg = dict(mv.generation_params or {})
     if mv.weights_path:
         cfg["weights_path"] = mv.weights_path
@@ -67,39 +64,6 @@ def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
     return cfg
 
 
-#: Views in the order a draft uses them: frontal first (PA, then AP), laterals and unknown views after.
-VIEW_ORDER = ("PA", "AP")
-
-
-def _view_rank(view_position: str) -> int:
-    view = (view_position or "").strip().upper()
-    return VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER)
-
-
-def case_views(case: Case) -> list[tuple[Image, PILImage.Image]]:
-    """The case's images, frontal first (PA, then AP, then the rest, each by import time), with their display
-    renditions (VOI applied, MONOCHROME1 inverted) as RGB: the Janus processor wants RGB."""
-    rows = sorted(
-        Image.objects.filter(case=case).order_by("created_at", "pk"), key=lambda i: _view_rank(i.view_position)
-    )
-    views = []
-    for img in rows:
-        path = Path(settings.MEDIA_ROOT) / img.display_file
-        try:
-            with PILImage.open(path) as im:
-                views.append((img, im.convert("RGB")))
-        except OSError as exc:
-            raise PermanentDraftError(f"Image {img.public_id} of case {case.code} cannot be read: {exc}") from exc
-    if not views:
-        raise PermanentDraftError(f"Case {case.code} has no images to draft from.")
-    return views
-
-
-def case_images(case: Case) -> list[PILImage.Image]:
-    """The display renditions, frontal first (see :func:`case_views`)."""
-    return [im for _img, im in case_views(case)]
-
-
 _bank_lock = threading.Lock()
 _trial_banks: dict[tuple[int, int], object] = {}
 
@@ -107,8 +71,6 @@ _trial_banks: dict[tuple[int, int], object] = {}
 def trial_reference_bank(trial):
     """A retrieval bank from the trial's own cases with reference reports and images (leave-one-out at query
     time); None when the trial has fewer than two such cases (the bundled IU bank is used then)."""
-    from inference.reportbank import ReportBank
-
     cases = list(Case.objects.filter(trial=trial).exclude(reference_report="").filter(images__isnull=False).distinct())
     if len(cases) < 2:
         return None
@@ -129,12 +91,6 @@ def trial_reference_bank(trial):
 
 def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
     """Loaded once per process (cached by model version config). Returns (backend, seconds spent loading)."""
-    import time
-
-    from inference.backends import ModelLoadError, load_backend
-    from inference.backends.base import BackendConfig
-    from inference.backends.retrieval import RetrievalBackend
-
     t0 = time.perf_counter()
     try:
         if mv.backend == ModelVersion.Backend.RETRIEVAL and trial is not None:
@@ -232,17 +188,17 @@ def claim_companions(leader: Draft, limit: int, window_s: float) -> list[Draft]:
     return claimed
 
 
-def _release(drafts: list[Draft]) -> None:
-    """Companions of a batch that failed transiently go back to the queue (their messages may be gone)."""
-    from .services import send_draft_task
-
+def _release(drafts: list[Draft], requeue: Callable[[int], bool] | None) -> None:
+    """Companions of a batch that failed transiently go back to the queue (their messages may be gone) and are
+    sent again with ``requeue`` (inference.tasks.send_draft_task; without one, `requeue_drafts` sends them)."""
     ids = [d.pk for d in drafts]
     if not ids:
         return
     with transaction.atomic():
         Draft.objects.filter(pk__in=ids, status=Draft.Status.RUNNING).update(status=Draft.Status.QUEUED, parameters={})
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: send_draft_task(pk))
+        if requeue is not None:
+            for pk in ids:
+                transaction.on_commit(lambda pk=pk: requeue(pk))
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -275,6 +231,7 @@ def generate_group(backend, requests: list) -> list:
 
 def _free_device_memory() -> None:
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         if torch.cuda.is_available():
@@ -294,7 +251,9 @@ def _prepare(drafts: list[Draft]) -> list[tuple[Draft, list]]:
     return ready
 
 
-def run_draft(task, draft_id: int) -> str:
+def run_draft(task, draft_id: int, *, requeue: Callable[[int], bool] | None = None) -> str:
+    """Generate one draft (and its batch companions). ``requeue`` sends a draft's task again; the task module
+    passes its sender in (the runner sits below inference.tasks and does not import it)."""
     try:
         draft = _claim(draft_id)
     except Draft.DoesNotExist:
@@ -334,13 +293,13 @@ def run_draft(task, draft_id: int) -> str:
         _fail(draft_id, str(exc))
         return "failed"
     except SoftTimeLimitExceeded:
-        _release([c for c, _v in companions])
+        _release([c for c, _v in companions], requeue)
         _fail(draft_id, "Generation exceeded the task time limit.")
         return "failed"
     except Retry:
         raise
     except Exception as exc:  # transient (e.g. I/O): retry with backoff, then fail clearly
-        _release([c for c, _v in companions])
+        _release([c for c, _v in companions], requeue)
         retries = getattr(task.request, "retries", 0) if task is not None else 0
         max_retries = getattr(task, "max_retries", 0) if task is not None else 0
         if task is not None and not task.request.is_eager and retries < max_retries:
@@ -392,9 +351,6 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
 def _check_weights_identity(mv: ModelVersion, backend) -> str:
     """One SHA-256 over the loaded weight files' hashes. A model version whose weights changed after its first
     draft is refused: drafts of one version must come from one model (a change makes a new version)."""
-    import hashlib
-    import json
-
     files = getattr(backend, "weights_sha256", None) or {}
     if not files:
         return ""

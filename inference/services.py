@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import Conflict
 from trial import audit
 from trial.models import Arm, Case
+from trial.services import ensure_coordinator, ensure_writable
 
 from .models import ArmModelVersion, Draft, ModelVersion
-from .selectors import default_model_version
+from .selectors import RETRIEVAL_NOT_ALLOWED, default_model_version, retrieval_not_allowed
+from .tasks import send_draft_task
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +39,6 @@ def ai_arm_added_receiver(sender, *, arm: Arm, model_version: ModelVersion | Non
     return assign_arm_model_version(actor=actor, arm=arm, model_version=model_version)
 
 
-RETRIEVAL_NOT_ALLOWED = (
-    "Not drafted: the retrieval baseline repeats public report text that an expert could look up, which would "
-    "unblind the rating, and this trial does not allow it (trial setting allow_retrieval_baseline, for demos). "
-    "Give the AI arm a real model version."
-)
-
-
-def retrieval_not_allowed(trial, model_version: ModelVersion) -> bool:
-    """True when ``model_version`` is the retrieval baseline and ``trial`` has not opted in to it
-    (docs/design.md section 6)."""
-    return model_version.backend == ModelVersion.Backend.RETRIEVAL and not trial.allow_retrieval_baseline
-
-
 def queue_drafts_for_case(case: Case) -> list[Draft]:
     """Drafts for every case, both arms (standalone accuracy is measured on all cases). Sent after commit.
     A draft the trial may not make (the retrieval baseline without the trial's consent) is recorded as failed,
@@ -65,46 +56,16 @@ def queue_drafts_for_case(case: Case) -> list[Draft]:
     return drafts
 
 
-# Sending a draft must fail fast when the broker is down: it runs after the enrolment's commit, inside the
-# coordinator's request. kombu would otherwise retry the connection for broker_connection_timeout plus its
-# back-off sleeps (about 6 s per draft, measured). One attempt, a short connect timeout, no publish retry; the
-# draft stays 'queued' and `manage.py requeue_drafts` sends it once the broker is back.
-SEND_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": 2, "socket_timeout": 5}
-
-
-def send_draft_task(draft_id: int) -> bool:
-    """Send to the broker; if it is down the draft stays queued and `requeue_drafts` sends it later."""
-    from .tasks import make_draft
-
-    app = make_draft.app
-    try:
-        if app.conf.task_always_eager:
-            make_draft.apply_async(args=[draft_id], queue="gpu", retry=False)
-        else:
-            with app.connection_for_write(transport_options=SEND_TRANSPORT_OPTIONS) as conn:
-                make_draft.apply_async(args=[draft_id], queue="gpu", retry=False, connection=conn)
-        return True
-    except Exception as exc:  # broker unreachable: enrolment has committed, the draft waits in 'queued'
-        log.warning("Could not queue draft %s: %s", draft_id, exc)
-        return False
-
-
 @transaction.atomic
 def retry_draft(actor, draft: Draft) -> Draft:
     """A coordinator re-queues a failed draft (same row: one draft per case and model version)."""
-    from trial.services import ensure_coordinator, ensure_writable
-
     trial = draft.case.trial
     ensure_coordinator(actor, trial)
     ensure_writable(trial)
     draft = Draft.objects.select_for_update().select_related("model_version").get(pk=draft.pk)
     if retrieval_not_allowed(trial, draft.model_version):
-        from core.errors import Conflict
-
         raise Conflict(RETRIEVAL_NOT_ALLOWED)
     if draft.status != Draft.Status.FAILED:
-        from core.errors import Conflict
-
         raise Conflict(f"Only failed drafts can be retried (this one is {draft.status}).")
     before = {"status": draft.status, "error": draft.error}
     draft.status = Draft.Status.QUEUED
@@ -121,10 +82,6 @@ def requeue_stale_drafts(older_than_s: float = 600.0, *, running_older_than_s: f
     `running_older_than_s`, drafts left RUNNING longer than that (their worker died and the message was lost, e.g.
     the whole host went away): those go back to QUEUED first. Idempotent: the task itself skips drafts that are
     already ready, and a late finisher of the old attempt finds the draft ready and writes nothing."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     now = timezone.now()
     if running_older_than_s is not None:
         with transaction.atomic():

@@ -4,20 +4,29 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
 from imaging.selectors import image_entries
+from inference.models import Draft
+from inference.ood import warning_text
+from inference.selectors import arm_model_version, ready_draft
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role
 
 from .models import Read
-from .services import reading_counts
 
 
 def reading_progress(trial: Trial) -> dict:
-    return reading_counts(trial)
+    return Read.objects.filter(case__trial=trial).aggregate(
+        reads_total=Count("id"),
+        reads_done=Count("id", filter=Q(status=Read.Status.DONE)),
+        reads_in_progress=Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
+        reads_unassigned=Count("id", filter=Q(reader__isnull=True)),
+    )
 
 
 def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
@@ -35,8 +44,6 @@ def reader_sees_case_images(user, case: Case) -> bool:
 def _ai_ready_q() -> Q:
     """An AI-arm read is available once its draft is ready (model latency never counts as reading time); a read
     that already holds the draft it showed stays available."""
-    from inference.models import Draft
-
     ready = Draft.objects.filter(
         case=OuterRef("case"), model_version=OuterRef("arm__model_assignment__model_version"), status=Draft.Status.READY
     )
@@ -136,9 +143,6 @@ def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
     """Counts, one page of the list (``page``: a page number, default the first), and the next read (an
     in-progress one first, then the next to do in order). Counted and picked in the database: a reader of a large
     trial has thousands of reads."""
-    from django.core.paginator import Paginator
-    from django.db.models import Count
-
     m = reader_membership(user, trial)
     available = _worklist_of(m, trial, now)
     by_status = dict(available.order_by().values_list("status").annotate(n=Count("pk")))
@@ -184,7 +188,6 @@ def shown_draft(read: Read):
         return None
     if read.draft_id:
         return read.draft
-    from inference.selectors import arm_model_version, ready_draft
 
     return ready_draft(read.case, arm_model_version(read.arm))
 
@@ -202,8 +205,6 @@ def read_payload(read: Read) -> dict:
     """The read as the reader's page and API see it. Blinding: only an AI-arm read carries the key "draft" (the
     shown draft's text and its probabilities for the trial's findings) and the draft-change measures; every other
     arm's payload has no draft field at all, whatever drafts exist for the case."""
-    from django.urls import reverse
-
     trial = read.case.trial
     payload = {
         "public_id": read.public_id,
@@ -249,8 +250,6 @@ def assist_data(read: Read, draft) -> dict:
     """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display), with the
     out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
     probabilities: inference/ood.py)."""
-    from inference.ood import warning_text
-
     probs = {} if draft.is_withheld else (draft.probabilities or {})
     return {
         "findings_text": "" if draft.is_withheld else draft.findings_text,
@@ -267,8 +266,6 @@ def assist_data(read: Read, draft) -> dict:
 
 
 def worklist_payload(user, trial: Trial, page=None) -> dict:
-    from django.urls import reverse
-
     s = worklist_summary(user, trial, page=page)
     reads = s["reads"]
     return {

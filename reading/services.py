@@ -1,16 +1,23 @@
 """Writes for reads. Each public function is one transaction."""
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import Count, Q
+from difflib import SequenceMatcher
 
+from django.db import transaction
+from django.db.models import Count
+from django.http import Http404
+from django.utils import timezone
+
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from core.keyed import keyed_int
+from inference.selectors import arm_model_version, ready_draft
 from trial import audit
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role
 
 from . import signals
 from .models import Read
+from .selectors import unavailable_reason
 
 
 def worklist_order_key(trial: Trial, reader_id: int, case_id: int, session: int = 1) -> int:
@@ -95,15 +102,6 @@ def on_reader_enrolled(reader: Membership, actor=None) -> list[Read]:
     return made
 
 
-def reading_counts(trial: Trial) -> dict:
-    return Read.objects.filter(case__trial=trial).aggregate(
-        reads_total=Count("id"),
-        reads_done=Count("id", filter=Q(status=Read.Status.DONE)),
-        reads_in_progress=Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
-        reads_unassigned=Count("id", filter=Q(reader__isnull=True)),
-    )
-
-
 # -- the reader's side: open, heartbeat, autosave, submit (issue 4) -------------------------------------------
 # Each is one transaction holding the Read row (select_for_update), refuses writes to a locked trial, and acts
 # only on the actor's own read. Opening and submitting are audited. Autosaves and heartbeats are NOT audited:
@@ -121,10 +119,6 @@ def _locked_own_read(actor, read: Read | str) -> Read:
     its case, trial, arm and reader. The trial's status comes from this query, inside the caller's transaction, so
     a locked trial is refused as ensure_writable would. ``read``: a Read, or its public id (the API's case: an
     unknown id is 404, as reading.selectors.read_for_reader answers)."""
-    from django.http import Http404
-
-    from core.errors import NotAllowed, TrialLocked
-
     rows = Read.objects.select_for_update(of=("self",)).select_related(
         "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
     locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
@@ -143,18 +137,12 @@ def _locked_own_read(actor, read: Read | str) -> Read:
 
 
 def _ensure_available(read: Read) -> None:
-    from core.errors import Conflict
-
-    from .selectors import unavailable_reason
-
     reason = unavailable_reason(read)
     if reason:
         raise Conflict(reason, code="not_available")
 
 
 def _clean_text(data: dict, key: str) -> str:
-    from core.errors import InvalidInput
-
     value = data.get(key, "")
     if value is None:
         value = ""
@@ -169,8 +157,6 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     """Validate a report payload: {findings_text, impression_text, finding_marks: {code: {present, confidence}}}.
     Autosaves may be partial (unmarked findings stay null); a submit needs text and every finding marked present
     or absent with a confidence of 1-5."""
-    from core.errors import InvalidInput
-
     if not isinstance(data, dict):
         raise InvalidInput("The report must be a JSON object.")
     findings_text = _clean_text(data, "findings_text")
@@ -201,9 +187,8 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     return {"findings_text": findings_text, "impression_text": impression_text, "finding_marks": marks}
 
 
-def _clean_seconds(value) -> float:
-    from core.errors import InvalidInput
-
+def clean_seconds(value) -> float:
+    """Active seconds as the client sends them: a non-negative number; None or an empty string is 0."""
     if value is None or value == "":
         return 0.0
     if isinstance(value, bool):
@@ -232,8 +217,6 @@ def _credit_active_time(read: Read, seconds: float, now) -> float:
 def open_read(actor, read: Read) -> Read:
     """First open stamps opened_at and, in an AI arm, stores the draft shown and prefills the report with its
     text. Reopening resumes (same read, same clock); a submitted read opens read-only and changes nothing."""
-    from django.utils import timezone
-
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read
@@ -247,8 +230,6 @@ def open_read(actor, read: Read) -> Read:
         read.status = Read.Status.IN_PROGRESS
         fields += ["opened_at", "status"]
         if read.arm.is_ai and read.draft_id is None:
-            from inference.selectors import arm_model_version, ready_draft
-
             draft = ready_draft(read.case, arm_model_version(read.arm))
             read.draft = draft
             shown = draft is not None and not draft.is_withheld  # a withheld draft (OOD) pre-fills nothing
@@ -271,9 +252,7 @@ def open_read(actor, read: Read) -> Read:
 def heartbeat(actor, read: Read | str, seconds) -> Read:
     """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited.
     ``read``: a Read or its public id (two queries: the locked row, the update)."""
-    from django.utils import timezone
-
-    seconds = _clean_seconds(seconds)
+    seconds = clean_seconds(seconds)
     read = _locked_own_read(actor, read)
     if read.is_submitted or read.opened_at is None:
         return read
@@ -287,8 +266,6 @@ def autosave(actor, read: Read | str, data, seconds=None) -> Read:
     """Save the report in progress (partial marks allowed). After submit it changes nothing and returns the
     submitted read (a late autosave from a closing tab is not an error). Not audited. ``read``: a Read or its
     public id (two queries once the read is open: the locked row, the update)."""
-    from django.utils import timezone
-
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read
@@ -301,7 +278,7 @@ def autosave(actor, read: Read | str, data, seconds=None) -> Read:
     read.autosaved_at = now
     fields = ["findings_text", "impression_text", "finding_marks", "autosaved_at"]
     if seconds is not None and read.opened_at is not None:
-        _credit_active_time(read, _clean_seconds(seconds), now)
+        _credit_active_time(read, clean_seconds(seconds), now)
         fields += ["active_seconds", "last_heartbeat_at"]
     if read.status == Read.Status.TODO:
         read.status = Read.Status.IN_PROGRESS
@@ -320,8 +297,6 @@ def prefilled_choices(draft, codes: list[str]) -> dict[str, bool]:
 def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, codes: list[str]):
     """How much the reader changed the draft: normalised edit distance (1 - difflib ratio) between the draft's
     report text and the final text, and the findings whose final mark differs from the draft's call at 0.5."""
-    from difflib import SequenceMatcher
-
     before = f"{draft.findings_text.strip()}\n{draft.impression_text.strip()}"
     after = f"{findings_text.strip()}\n{impression_text.strip()}"
     distance = 1.0 - SequenceMatcher(None, before, after, autojunk=False).ratio()
@@ -342,8 +317,6 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
     """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
     (AI arm), audits, and tells rating (rating.services.on_read_submitted). Idempotent: a second submit
     (double click, retry, two tabs) returns the saved read with created=False and changes nothing."""
-    from django.utils import timezone
-
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read, False
@@ -359,7 +332,7 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
     for k, v in cleaned.items():
         setattr(read, k, v)
     if seconds is not None:
-        _credit_active_time(read, _clean_seconds(seconds), now)
+        _credit_active_time(read, clean_seconds(seconds), now)
     read.submitted_at = now
     read.status = Read.Status.DONE
     if read.arm.is_ai and read.draft_id and not read.draft.is_withheld:  # a withheld draft was never shown

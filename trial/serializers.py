@@ -129,3 +129,23 @@ class AllocationListSerializer(serializers.Serializer):
     salt = serializers.CharField(required=False, help_text="After lock")
     scheme = serializers.CharField(required=False, help_text="After lock")
 
+
+
+class CaseCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    enrolled = serializers.IntegerField()
+    excluded = serializers.IntegerField()
+
+
+class TrialProgressSerializer(serializers.Serializer):
+    """trial.selectors.trial_progress: the trial's own counts, plus the counts the apps above add through
+    trial.signals.progress_requested (reading: reads_*; rating: ratings_*, cases_short_of_panel), kept as given."""
+
+    cases = CaseCountsSerializer()
+    members = serializers.DictField(child=serializers.IntegerField(), help_text="{role: number of members}")
+    readers_enrolled = serializers.IntegerField()
+
+    def to_representation(self, instance):
+        out = super().to_representation(instance)
+        out.update({k: v for k, v in instance.items() if k not in out})  # the other apps' counts
+        return out

@@ -23,6 +23,11 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import sacrebleu
+from nltk.stem import porter
+from nltk.translate.meteor_score import meteor_score
+from rouge_score import rouge_scorer, tokenize, tokenizers
+from sacrebleu.metrics import BLEU
 
 from ._result import jsonable
 
@@ -40,14 +45,12 @@ class _CachedStemmer:
     trial's reports share a small vocabulary."""
 
     def __init__(self) -> None:
-        from nltk.stem import porter
 
         self.stem = lru_cache(maxsize=200_000)(porter.PorterStemmer().stem)
 
 
 @lru_cache(maxsize=1)
 def _rouge():
-    from rouge_score import rouge_scorer, tokenize, tokenizers
 
     stemmer = _stemmer()
 
@@ -78,7 +81,6 @@ class TextScores:
 
 @lru_cache(maxsize=1)
 def _sentence_bleu():
-    from sacrebleu.metrics import BLEU
 
     # What sacrebleu.sentence_bleu builds on every call (effective order, exp smoothing), built once.
     return BLEU(lowercase=True, effective_order=True)
@@ -98,7 +100,6 @@ def bleu(hypothesis: str, reference: str) -> float | None:
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float | None:
     """Corpus BLEU (sacrebleu) of aligned hypotheses and references on 0-1."""
-    import sacrebleu
 
     pairs = [(h, r) for h, r in zip(hypotheses, references, strict=True) if (r or "").strip()]
     if not pairs:
@@ -115,7 +116,6 @@ def rouge_l(hypothesis: str, reference: str) -> float | None:
 
 def meteor(hypothesis: str, reference: str, wordnet: Any | None = None) -> float | None:
     """METEOR (nltk) of tokenised texts; ``wordnet``: an nltk WordNet reader to add synonym matches."""
-    from nltk.translate.meteor_score import meteor_score
 
     h, r = tokens(hypothesis), tokens(reference)
     if not h or not r:

@@ -39,6 +39,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -517,7 +518,6 @@ def _check_stream(ds: Dataset, filename: str, ts: UID, g: _Geometry, limits: Lim
     (decoders size their output from it), RLE segments must decode to no more than declared."""
     if not (ts.is_encapsulated or not ts.is_transfer_syntax):
         return
-    from pydicom.pixels.decoders.base import get_decoder
 
     try:
         available = get_decoder(ts).is_available

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
+
+from .grounding import Box, ground_result  # noqa: F401 - Box is part of this module's API (DraftResult.boxes)
 
 #: The trial's default six critical findings (docs/design.md section 3); a trial's findings are data, not code.
 DEFAULT_FINDINGS: tuple[str, ...] = (
@@ -79,6 +82,7 @@ def resolve_device(device: str = "auto") -> str:
     if device != "auto":
         return device
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
     except ImportError:  # the demo install has no torch
         return "cpu"
@@ -93,6 +97,7 @@ def resolve_dtype_name(device: str, dtype: str = "auto") -> str:
     if not device.startswith("cuda"):
         return "float32"
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         with torch.cuda.device(device):
@@ -175,20 +180,6 @@ class BackendConfig:
         data = self.to_dict()
         data.pop("generation")
         return json.dumps(data, sort_keys=True, default=str)
-
-
-@dataclass
-class Box:
-    """A region for a finding, in pixels of the input image: (x0, y0) top-left, (x1, y1) bottom-right."""
-
-    finding: str
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    score: float = 1.0
-    label: str = ""  # the model's words for the region, when it gave any
-    reasoning: str = ""  # the reasoning step that cites the region (DeepMedix-R1 style), when any
 
 
 @dataclass
@@ -285,24 +276,6 @@ class Backend(ABC):
         return {"backend": self.name, "label": self.label, "config": self.config.to_dict()}
 
 
-def ground_result(result: DraftResult, image_size: tuple[int, int], findings: Sequence[str],
-                  options: Mapping[str, Any]) -> None:
-    """A report with grounding markup (inference/backends/grounding.py) gets its boxes, in pixels of the first
-    image, and loses the markup; the reasoning, if any, goes to the parameters. A result that already has boxes, or
-    whose text has no markup, is left as it is."""
-    from .grounding import grounding_options, has_markup, parse_grounded
-    from .text import parse_report
-
-    if result.boxes or not has_markup(result.text or ""):
-        return
-    grounded = parse_grounded(result.text, image_size=image_size, findings=findings, **grounding_options(options))
-    result.text = grounded.text
-    result.findings, result.impression = parse_report(grounded.text)
-    result.boxes = grounded.boxes
-    result.parameters = {**result.parameters, "boxes_image_size": list(image_size),
-                         **({"reasoning": grounded.reasoning} if grounded.reasoning else {})}
-
-
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode (``L``, ``I;16``, ``I``, ``F``, ``RGBA``...) -> 8-bit ``RGB``, windowed to its own range.
 
@@ -311,8 +284,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        import numpy as np
-
         arr = np.asarray(image, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)

@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from .base import (
@@ -62,6 +63,7 @@ LABEL = "expert classifier"
 
 
 def _torch():
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
 
     return torch
@@ -209,7 +211,6 @@ class ClassifierBackend(Backend):
                 info["note"] = "no probabilities: no classifier weights and the retrieval bank has no images"
                 return {}, info
             return {c: clamp_probability(p) for c, p in result.probabilities.items() if c in findings}, info
-        import numpy as np
 
         torch = _torch()
         size = self.meta["image_size"]

@@ -26,8 +26,27 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from .base import Box
+from .text import parse_report
+
+if TYPE_CHECKING:  # base imports this module (Box, ground_result); the type only
+    from .base import DraftResult
+
+
+@dataclass
+class Box:
+    """A region for a finding, in pixels of the input image: (x0, y0) top-left, (x1, y1) bottom-right."""
+
+    finding: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float = 1.0
+    label: str = ""  # the model's words for the region, when it gave any
+    reasoning: str = ""  # the reasoning step that cites the region (DeepMedix-R1 style), when any
+
 
 _NUM = r"[-+]?\d+(?:\.\d+)?"
 _PAIR = rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)"
@@ -190,3 +209,18 @@ def grounding_options(options: Mapping) -> dict:
     size = options.get("box_input_size")
     return {"coords": str(options.get("box_coords", "rel1000")),
             "input_size": (int(size[0]), int(size[1])) if size else None}
+
+
+def ground_result(result: DraftResult, image_size: tuple[int, int], findings: Sequence[str],
+                  options: Mapping[str, Any]) -> None:
+    """A report with grounding markup (inference/backends/grounding.py) gets its boxes, in pixels of the first
+    image, and loses the markup; the reasoning, if any, goes to the parameters. A result that already has boxes, or
+    whose text has no markup, is left as it is."""
+    if result.boxes or not has_markup(result.text or ""):
+        return
+    grounded = parse_grounded(result.text, image_size=image_size, findings=findings, **grounding_options(options))
+    result.text = grounded.text
+    result.findings, result.impression = parse_report(grounded.text)
+    result.boxes = grounded.boxes
+    result.parameters = {**result.parameters, "boxes_image_size": list(image_size),
+                         **({"reasoning": grounded.reasoning} if grounded.reasoning else {})}

@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from typing import Any
 
 from PIL import Image
 
+from . import get_backend
 from .base import (
     WEIGHT_SUFFIXES,
     Backend,
@@ -52,6 +54,7 @@ from .base import (
     to_rgb,
     weights_sha256,
 )
+from .deepseek_janus import MANIFEST, ConversionError, convert_deepseek_janus, deepseek_resize, is_deepseek_janus
 from .prompts import PromptTemplate, get_template
 from .text import clean_text, parse_report
 
@@ -128,8 +131,7 @@ _PROVENANCE_FILES = {
 def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[str, Any]:
     """What besides the weights decides a draft: tokenizer, processor and template hashes, library and code
     versions (recorded in every draft's parameters)."""
-    import importlib.metadata
-
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
     import transformers
 
@@ -155,8 +157,6 @@ def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[s
 def converted_folder(path: Path, options: Mapping[str, Any]) -> Path:
     """``path`` itself, or -- for a DeepSeek-format folder with ``options['convert_cache']`` set -- its conversion
     in that cache (made once, keyed by the source weights' hashes)."""
-    from .deepseek_janus import MANIFEST, ConversionError, convert_deepseek_janus, is_deepseek_janus
-
     cache = options.get("convert_cache")
     if not cache or not path.is_dir() or not is_deepseek_janus(path):
         return path
@@ -200,6 +200,7 @@ class JanusBackend(Backend):
         except (TypeError, ValueError) as exc:
             raise ModelLoadError(str(path), f"prompt template: {exc}") from exc
         try:
+            # Lazy: heavy optional dependency (the demo installs no torch/transformers).
             import torch
             from transformers import JanusForConditionalGeneration, JanusProcessor
         except ImportError as exc:
@@ -236,7 +237,6 @@ class JanusBackend(Backend):
             self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
         self.classifier = None
         if config.classifier is not None:  # the expert model; without one a draft carries no probabilities
-            from . import get_backend
 
             self.classifier = get_backend("classifier")
             self.classifier.load(config.classifier)
@@ -292,7 +292,6 @@ class JanusBackend(Backend):
         views = [to_rgb(im) for im in list(images)[: max(1, self.config.max_images)]]
         if self.config.options.get("image_resize", "deepseek") != "deepseek":
             return views
-        from .deepseek_janus import deepseek_resize
 
         ip = self.processor.image_processor
         return [
@@ -335,6 +334,7 @@ class JanusBackend(Backend):
             return super().generate_batch(requests)  # raises BackendNotLoaded
         if not requests:
             return []
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         prepared = []

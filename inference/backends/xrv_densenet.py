@@ -165,7 +165,8 @@ def _walk(obj: Any, prefix: str, out: dict[str, Any], depth: int = 0) -> None:
 def read_xrv_state_dict(path: str | Path) -> OrderedDict:
     """The tensors of a torchxrayvision checkpoint (a whole pickled model or a state dict), read without running
     any code the file names. Raises :class:`XrvCheckpointError` for anything else."""
-    import torch  # heavy and optional: the demo installs no torch
+    # torch is heavy and optional (the demo installs none).
+    import torch
 
     path = Path(path)
     if not zipfile.is_zipfile(path):
@@ -187,6 +188,7 @@ def read_xrv_state_dict(path: str | Path) -> OrderedDict:
 def build_xrv_densenet(num_classes: int, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
                        num_init_features: int = 64, bn_size: int = 4):
     """torchxrayvision's DenseNet (DenseNet-121 by default), one input channel, same parameter names."""
+    # torch is heavy and optional (the demo installs none): imported where a model is built.
     import torch
     from torch import nn
 
@@ -303,6 +305,7 @@ class XrvExpert:
 
     def probabilities(self, images: Sequence[Image.Image]) -> dict[str, float]:
         """Per trial finding: the op-normalised probability averaged over the views."""
+        # torch is heavy and optional (the demo installs none).
         import torch
 
         batch = torch.from_numpy(np.stack([xrv_input(im) for im in images])[:, None]).to(self.device)
@@ -316,6 +319,7 @@ class XrvExpert:
 
 def save_state_dict_bytes(state: Mapping[str, Any]) -> bytes:
     """A state dict as torch.save bytes (used by tests and the export step of docs/janus.md)."""
+    # torch is heavy and optional (the demo installs none).
     import torch
 
     buf = io.BytesIO()
