@@ -13,9 +13,8 @@ from typing import Any
 import pandas as pd
 
 from .stats import jsonable
+from .stats.arms import arms_from_manifest
 from .stats.trial import analyse_trial_tables, read_export_dir
-
-MASKED_ARMS = ("X", "Y")
 
 
 def _t(tables: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
@@ -120,26 +119,16 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, 
     }
 
 
-def arm_labels(manifest: dict) -> tuple[str, str, list[str]]:
-    """(assisted label, control label, warnings). Masked exports compare X with Y, direction unknown."""
-    warnings: list[str] = []
-    if manifest.get("arms_masked") or not manifest.get("assisted_arm"):
-        warnings.append("Arms are masked as X and Y until the trial is locked: differences are X - Y and ratios X / Y; "
-                        "which arm is AI-assisted is not known to this analysis.")
-        return MASKED_ARMS[0], MASKED_ARMS[1], warnings
-    return str(manifest["assisted_arm"]), "", warnings
-
-
 def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:
     """The full results dict: the statistics of :func:`analyse_trial_tables` on the analysis set, plus ``consort``,
     ``labels`` and ``manifest``."""
-    assisted, control, warnings = arm_labels(manifest)
+    asked = arms_from_manifest(manifest)
     design = manifest.get("design") or "paired_by_case"
     k = manifest.get("preference_majority")
-    res = analyse_trial_tables(prepare_tables(tables), design=design, assisted_arm=assisted,
-                               control_arm=control or None, majority_k=int(k) if k else None, threshold=threshold)
+    res = analyse_trial_tables(prepare_tables(tables), design=design, assisted_arm=asked.assisted,
+                               control_arm=asked.control, majority_k=int(k) if k else None, threshold=threshold)
     a, c = res["arms"]["assisted"], res["arms"]["control"]
-    res["warnings"] = warnings + list(res.get("warnings", []))
+    res["warnings"] = list(asked.warnings) + list(res.get("warnings", []))
     res["labels"] = {"assisted": a, "control": c, "masked": bool(manifest.get("arms_masked"))}
     res["consort"] = consort_flow(tables, [x for x in (a, c) if x])
     res["manifest"] = {k: manifest.get(k) for k in ("trial", "design", "status", "arms_masked", "assisted_arm",

@@ -15,6 +15,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 from ._result import StatResult, empty_result
+from .arms import resolve_arms
 
 
 def _summarise_fit(res: Any, reml: bool, n: int) -> dict[str, Any]:
@@ -112,17 +113,10 @@ def fit_mixed_model(
 
 def _arm_frame(df: pd.DataFrame, arm_col: str, assisted_arm: Any, control_arm: Any | None) -> tuple[pd.DataFrame,
                                                                                                      Any, str | None]:
-    arms = [a for a in pd.unique(df[arm_col].dropna())]
-    if assisted_arm not in arms:
-        return df.iloc[0:0], control_arm, f"assisted arm {assisted_arm!r} not in data (arms: {arms})"
-    if control_arm is None:
-        others = [a for a in arms if a != assisted_arm]
-        if len(others) == 1:
-            control_arm = others[0]
-        elif "unassisted" in others:
-            control_arm = "unassisted"
-        else:
-            return df.iloc[0:0], None, f"cannot tell the control arm among {others}; pass control_arm"
+    choice = resolve_arms([a for a in pd.unique(df[arm_col].dropna())], assisted_arm, control_arm, lenient=False)
+    if choice.problem:
+        return df.iloc[0:0], choice.control, choice.problem
+    control_arm = choice.control
     out = df[df[arm_col].isin([assisted_arm, control_arm])].copy()
     out["assisted"] = (out[arm_col] == assisted_arm).astype(float)
     return out, control_arm, None

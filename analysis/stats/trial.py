@@ -34,6 +34,7 @@ import pandas as pd
 
 from ._result import StatResult, empty_result, jsonable
 from .agreement import cohen_kappa, fleiss_kappa, icc
+from .arms import resolve_arms
 from .blinding import blinding_from_ratings
 from .comparisons import (
     describe,
@@ -86,29 +87,6 @@ def _findings(tables: dict[str, pd.DataFrame]) -> list[str]:
             if str(c).startswith(prefix) and c[len(prefix):] not in seen:
                 seen.append(c[len(prefix):])
     return seen
-
-
-def _resolve_arms(arms: list[Any], assisted: Any, control: Any | None, warnings: list[str]) -> tuple[Any, Any]:
-    arms = sorted({str(a) for a in arms if pd.notna(a)})
-    assisted = str(assisted)
-    if assisted not in arms:
-        if len(arms) == 2:
-            warnings.append(f"assisted arm {assisted!r} not in data; treating {arms[0]!r} as 'assisted' and "
-                            f"{arms[1]!r} as control (masked export?)")
-            assisted = arms[0]
-        else:
-            warnings.append(f"assisted arm {assisted!r} not in data (arms: {arms})")
-            return assisted, control
-    if control is None:
-        others = [a for a in arms if a != assisted]
-        if len(others) == 1:
-            control = others[0]
-        elif "unassisted" in others:
-            control = "unassisted"
-        elif others:
-            warnings.append(f"several control candidates {others}; using {others[0]!r} (pass control_arm)")
-            control = others[0]
-    return assisted, (str(control) if control is not None else None)
 
 
 def _quality_long(ratings: pd.DataFrame, reads: pd.DataFrame) -> pd.DataFrame:
@@ -441,7 +419,12 @@ def analyse_trial_tables(
         for c in cols:
             if c in t:
                 arms.extend(t[c].dropna().unique().tolist())
-    assisted, control = _resolve_arms(arms, assisted_arm, control_arm, warnings)
+    choice = resolve_arms(sorted({str(a) for a in arms if pd.notna(a)}), str(assisted_arm), control_arm)
+    warnings.extend(choice.warnings)
+    if choice.problem:
+        warnings.append(choice.problem)
+    assisted = choice.assisted
+    control = str(choice.control) if choice.control is not None else None
     paired = design != "case_randomised"
     findings = findings if findings is not None else _findings(tables)
     q = _quality_long(ratings, reads)
