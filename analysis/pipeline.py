@@ -7,14 +7,16 @@ same analysis set when the tables hold only analysable rows; :func:`analyse_expo
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .stats import jsonable
+from .stats._result import Section
 from .stats.arms import arms_from_manifest
-from .stats.trial import analyse_trial_tables, read_export_dir
+from .stats.sections import TrialResults
+from .stats.trial import analyse_trial, read_export_dir
 
 
 def _t(tables: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
@@ -67,7 +69,57 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ArmConsort(Section):
+    """One arm's box of the flow diagram: readers and cases randomised to it, cases assigned, reads (submitted or
+    not) and the cases read."""
+
+    readers_allocated: int
+    cases_allocated: int
+    cases_assigned: int
+    reads: int
+    reads_submitted: int
+    reads_not_submitted: int
+    cases_read: int
+
+
+@dataclass(frozen=True)
+class Consort(Section):
+    """Counts for the CONSORT-style flow diagram, from the raw (unfiltered) export tables."""
+
+    cases_registered: int
+    cases_not_enrolled: int
+    cases_excluded: int
+    exclusion_reasons: dict[str, int]
+    cases_enrolled: int
+    by_arm: dict[str, ArmConsort]
+    rating_tasks: int
+    ratings_submitted: int
+    ratings_not_submitted: int
+    cases_rated: int
+
+
+@dataclass(frozen=True)
+class Labels(Section):
+    """The arm labels a report shows, and whether they are masked (X/Y, direction unknown)."""
+
+    assisted: str
+    control: str | None
+    masked: bool
+
+
+@dataclass(frozen=True)
+class AnalysisResults(TrialResults):
+    """:class:`~analysis.stats.sections.TrialResults` on the analysis set, plus the report's arm ``labels``, the
+    ``consort`` flow and the export's ``manifest`` (the keys that describe the data). ``to_dict()`` is
+    ``results.json``."""
+
+    labels: Labels
+    consort: Consort
+    manifest: dict[str, Any]
+
+
+def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
     """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables."""
     cases, reads, ratings = _t(tables, "cases"), _t(tables, "reads"), _t(tables, "ratings")
     allocations = _t(tables, "allocations")
@@ -86,7 +138,7 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, 
     if not ratings.empty and "case_code" in ratings:
         ratings = ratings[~ratings["case_code"].astype(str).isin(excluded)]
     done = (reads["status"].astype(str) == "done") if "status" in reads else pd.Series(True, index=reads.index)
-    by_arm: dict[str, dict[str, int]] = {}
+    by_arm: dict[str, ArmConsort] = {}
     for arm in arms:
         ra = reads[reads["arm"].astype(str) == arm] if "arm" in reads else reads.iloc[0:0]
         da = ra[done.loc[ra.index]] if len(ra) else ra
@@ -95,46 +147,56 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, 
             al = allocations[allocations["arm"].astype(str) == arm]
             alloc_readers = int((al["unit_type"] == "reader").sum())
             alloc_cases = int((al["unit_type"] == "case").sum())
-        by_arm[arm] = {
-            "readers_allocated": alloc_readers,
-            "cases_allocated": alloc_cases,
-            "cases_assigned": int(ra["case_code"].nunique()) if len(ra) else 0,
-            "reads": len(ra),
-            "reads_submitted": len(da),
-            "reads_not_submitted": len(ra) - len(da),
-            "cases_read": int(da["case_code"].nunique()) if len(da) else 0,
-        }
+        by_arm[arm] = ArmConsort(
+            readers_allocated=alloc_readers,
+            cases_allocated=alloc_cases,
+            cases_assigned=int(ra["case_code"].nunique()) if len(ra) else 0,
+            reads=len(ra),
+            reads_submitted=len(da),
+            reads_not_submitted=len(ra) - len(da),
+            cases_read=int(da["case_code"].nunique()) if len(da) else 0,
+        )
     rated_done = ratings[ratings["status"].astype(str) == "done"] if "status" in ratings else ratings
-    return {
-        "cases_registered": n_cases,
-        "cases_not_enrolled": max(0, not_enrolled),
-        "cases_excluded": len(excluded),
-        "exclusion_reasons": reasons,
-        "cases_enrolled": enrolled,
-        "by_arm": by_arm,
-        "rating_tasks": len(ratings),
-        "ratings_submitted": len(rated_done),
-        "ratings_not_submitted": len(ratings) - len(rated_done),
-        "cases_rated": int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
-    }
+    return Consort(
+        cases_registered=n_cases,
+        cases_not_enrolled=max(0, not_enrolled),
+        cases_excluded=len(excluded),
+        exclusion_reasons=reasons,
+        cases_enrolled=enrolled,
+        by_arm=by_arm,
+        rating_tasks=len(ratings),
+        ratings_submitted=len(rated_done),
+        ratings_not_submitted=len(ratings) - len(rated_done),
+        cases_rated=int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
+    )
 
 
-def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:
-    """The full results dict: the statistics of :func:`analyse_trial_tables` on the analysis set, plus ``consort``,
-    ``labels`` and ``manifest``."""
+MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "findings", "generated_at",
+                 "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
+
+
+def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> AnalysisResults:
+    """The statistics of :func:`~analysis.stats.trial.analyse_trial` on the analysis set, plus the arm labels, the
+    CONSORT flow and the manifest."""
     asked = arms_from_manifest(manifest)
     design = manifest.get("design") or "paired_by_case"
     k = manifest.get("preference_majority")
-    res = analyse_trial_tables(prepare_tables(tables), design=design, assisted_arm=asked.assisted,
-                               control_arm=asked.control, majority_k=int(k) if k else None, threshold=threshold)
-    a, c = res["arms"]["assisted"], res["arms"]["control"]
-    res["warnings"] = list(asked.warnings) + list(res.get("warnings", []))
-    res["labels"] = {"assisted": a, "control": c, "masked": bool(manifest.get("arms_masked"))}
-    res["consort"] = consort_flow(tables, [x for x in (a, c) if x])
-    res["manifest"] = {k: manifest.get(k) for k in ("trial", "design", "status", "arms_masked", "assisted_arm",
-                                                     "findings", "generated_at", "code_version", "data_sha256",
-                                                     "tables", "preference_majority", "expert_panel_size")}
-    return jsonable(res)
+    res = analyse_trial(prepare_tables(tables), design=design, assisted_arm=asked.assisted,
+                        control_arm=asked.control, majority_k=int(k) if k else None, threshold=threshold)
+    a, c = res.arms.assisted, res.arms.control
+    trial = {f.name: getattr(res, f.name) for f in fields(TrialResults)}
+    trial["warnings"] = list(asked.warnings) + list(res.warnings)
+    return AnalysisResults(
+        **trial,
+        labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
+        consort=consort_flow(tables, [x for x in (a, c) if x]),
+        manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
+    )
+
+
+def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:
+    """:func:`analyse_results` as the JSON-able results dict (``results.json``; the first key is ``primary``)."""
+    return analyse_results(tables, manifest, threshold).to_dict()
 
 
 def analyse_export(path: str | Path) -> dict[str, Any]:

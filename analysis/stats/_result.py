@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,34 @@ class StatResult:
         if key in self.extras:
             return self.extras[key]
         return getattr(self, key)
+
+
+#: field metadata: leave the key out of ``Section.to_dict`` while the value is None (the dict left the key out)
+OPTIONAL = {"optional": True}
+#: field metadata: merge the value's own keys into the parent's dict (the sections were built with ``dict.update``)
+FLATTEN = {"flatten": True}
+
+
+def optional(default: Any = None) -> Any:
+    """A dataclass field that ``Section.to_dict`` leaves out while it is None."""
+    return field(default=default, metadata=OPTIONAL)
+
+
+class Section:
+    """Mixin for the result dataclasses of one analysis section: ``to_dict`` serialises field by field, in order,
+    keyed by field name, JSON-able (fields marked :data:`OPTIONAL` left out while None, :data:`FLATTEN` merged)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("optional"):
+                continue
+            if f.metadata.get("flatten"):
+                out.update(value.to_dict())
+            else:
+                out[f.name] = jsonable(value)
+        return out
 
 
 def empty_result(method: str, reason: str = "no data", **extras: Any) -> StatResult:
