@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-from analysis.pipeline import analyse
+from analysis.pipeline import analyse_results
 from analysis.report import FIGURES, render_report
 from analysis.stats.synthetic import make_trial_tables
 
@@ -13,7 +13,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _render(tmp_path, manifest, **kw):
     tables = make_trial_tables(n_cases=40, n_readers=6, n_experts=3, n_centers=2, seed=5, **kw)
-    results = analyse(tables, manifest)
+    results = analyse_results(tables, manifest)
     return results, render_report(results, tables, manifest, tmp_path)
 
 
@@ -37,7 +37,8 @@ def test_report_has_results_table_and_png_figures(tmp_path):
     standalone = (tmp_path / "report-standalone.html").read_text()
     assert standalone.count('src="data:image/png;base64,') == len(FIGURES)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["quality"]["paired_t"]["estimate"] == results["quality"]["paired_t"]["estimate"]
+    assert saved["quality"]["paired_t"]["estimate"] == results.quality.comparison.paired_t.estimate
+    assert saved == json.loads(json.dumps(results.to_dict()))
 
 
 def test_masked_report_shows_x_and_y(tmp_path):
@@ -45,15 +46,15 @@ def test_masked_report_shows_x_and_y(tmp_path):
     tables = make_trial_tables(n_cases=30, n_readers=4, n_experts=2, n_centers=2, seed=2, assisted_arm="X",
                                control_arm="Y")
     manifest = {"trial": "MSK", "design": "paired_by_case", "arms_masked": True, "assisted_arm": None}
-    results = analyse(tables, manifest)
+    results = analyse_results(tables, manifest)
     html = render_report(results, tables, manifest, tmp_path).read_text()
-    assert results["labels"]["masked"] is True
+    assert results.labels.masked is True
     assert "Arms are masked" in html and "X − Y" in html
 
 
 def test_report_survives_empty_tables(tmp_path):
     manifest = {"trial": "EMPTY", "design": "paired_by_case", "arms_masked": True}
-    results = analyse({}, manifest)
+    results = analyse_results({}, manifest)
     report = render_report(results, {}, manifest, tmp_path)
     assert report.is_file()
     assert all((tmp_path / "figures" / f"{n}.png").is_file() for n in FIGURES)
