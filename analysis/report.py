@@ -31,6 +31,8 @@ from .pipeline import AnalysisResults
 from .stats._result import StatResult
 from .stats.comparisons import describe
 from .stats.primary import PrimaryResult
+from .stats.proportions import PanelMajorityResult, PreferenceRateResult
+from .stats.roc import AUCResult, OperatingPointResult
 from .stats.sections import Agreement, ModelPointer, TrialBlinding
 
 __all__ = ["FIGURES", "ReportPage", "build_page", "render_html", "render_report"]
@@ -98,8 +100,8 @@ class SecondarySection:
     time_rank_test: StatResult | None
     time_ratio: StatResult | None
     time_model: ModelPointer | None
-    preference: StatResult
-    panel_majority: StatResult
+    preference: PreferenceRateResult
+    panel_majority: PanelMajorityResult
     show_preference: bool
 
 
@@ -107,8 +109,8 @@ class SecondarySection:
 class AucRow:
     model: str
     finding: str
-    auc: StatResult
-    operating_point: StatResult
+    auc: AUCResult
+    operating_point: OperatingPointResult
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ class ReaderRow:
     """Sensitivity and specificity per arm (None when the arm has no reads) and the MRMC AUC difference."""
 
     finding: str
-    assisted: StatResult | None
-    control: StatResult | None
+    assisted: OperatingPointResult | None
+    control: OperatingPointResult | None
     mrmc: Effect | None
 
 
@@ -194,7 +196,7 @@ def _secondary_section(results: AnalysisResults, a: str, c: str) -> SecondarySec
         time_model=t.mixed_model,
         preference=p.pairs,
         panel_majority=p.panel_majority,
-        show_preference=bool(p.pairs.extras.get("n_pairs")),
+        show_preference=bool(p.pairs.n_pairs),
     )
 
 
@@ -255,7 +257,7 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         subgroups=forest_rows(results),
         blinding=results.blinding,
         methods=MethodsSection(design=results.design, paired=results.paired_analysis,
-                               majority_k=results.preference.panel_majority.extras.get("k")),
+                               majority_k=results.preference.panel_majority.k or None),
         warnings=_warnings(results),
         manifest=_manifest_rows(manifest),
         css=CSS,

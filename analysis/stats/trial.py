@@ -170,7 +170,7 @@ def _arm_compare(df: pd.DataFrame, value: str, unit: str, assisted: Any, control
             out["mann_whitney"] = mann_whitney(a.dropna(), c.dropna())
     for v in out.values():
         if isinstance(v, StatResult):
-            v.extras["label"] = DESCRIPTIVE_LABEL
+            v.label = DESCRIPTIVE_LABEL
     return ArmComparison(note=DESCRIPTIVE_LABEL, **out)
 
 
@@ -223,7 +223,7 @@ def _preference_section(ratings: pd.DataFrame, assisted: Any, control: Any, majo
     pairs = preference_rate(r["preferred"].tolist(), assisted="assisted", tie="none")
     majority = panel_majority(r, case_col="case_code", preference_col="preferred", assisted="assisted", k=majority_k)
     for v in (pairs, majority):
-        v.extras["label"] = PREFERENCE_NOTE
+        v.label = PREFERENCE_NOTE
     by_center = {str(c): preference_rate(g["preferred"].tolist(), assisted="assisted", tie="none")
                  for c, g in r.groupby("center")} if "center" in r else None
     return PreferenceSection(pairs=pairs, panel_majority=majority, note=PREFERENCE_NOTE, by_center=by_center)

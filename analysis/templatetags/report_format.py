@@ -8,13 +8,15 @@ from typing import Any
 
 from django import template
 
+from analysis.stats._result import UNSET
+
 register = template.Library()
 
 DASH = "–"
 
 
 def _missing(x: Any) -> bool:
-    return x is None or x == "" or (isinstance(x, float) and not math.isfinite(x))
+    return x is None or x is UNSET or x == "" or (isinstance(x, float) and not math.isfinite(x))
 
 
 @register.filter

@@ -62,7 +62,7 @@ def test_irr_kappa2_documented_example(anxiety):
 
 def test_fleiss_diagnoses(read_ref):
     r = fleiss_kappa(read_ref("irr/diagnoses.csv"))
-    assert r.n == 30 and r.extras["n_raters"] == 6
+    assert r.n == 30 and r.n_raters == 6
     assert round(r.estimate, 3) == 0.430
 
 
