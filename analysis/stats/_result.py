@@ -59,7 +59,7 @@ class _Unset:
 UNSET: Any = _Unset()
 
 _BASE_KEYS = ("method", "estimate", "ci", "statistic", "df", "p", "n", "conf_level")
-_OWN = frozenset((*_BASE_KEYS, "note", "label", "extras", "raw"))
+_OWN = frozenset((*_BASE_KEYS, "note", "label", "raw"))
 
 
 @dataclass
@@ -71,8 +71,7 @@ class StatResult:
     ``method`` a human-readable name. ``note`` says why the estimate is missing (or what to watch), ``label`` how to
     read it (e.g. descriptive only). Each test returns its own subclass whose documented fields hold the
     method-specific numbers (statsmodels-style result classes, e.g. :class:`analysis.stats.roc.AUCResult`); a
-    field left :data:`UNSET` is left out of ``to_dict``. ``extras`` remains only for the model fits whose details are
-    free-form (mixed models, MRMC tables).
+    field left :data:`UNSET` is left out of ``to_dict``.
     """
 
     method: str
@@ -85,7 +84,6 @@ class StatResult:
     conf_level: float = 0.95
     note: str | None = None
     label: str | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     raw: Any = field(default=None, repr=False, compare=False)  # the underlying library result; never serialised
 
     def __post_init__(self) -> None:
@@ -117,13 +115,10 @@ class StatResult:
         for key in ("note", "label"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
-        out.update({k: jsonable(v) for k, v in self.extras.items()})
         return out
 
     def __getitem__(self, key: str) -> Any:
-        """Dictionary-style access to any field (and to ``extras``), for notebook convenience."""
-        if key in self.extras:
-            return self.extras[key]
+        """Dictionary-style access to any field, for notebook convenience."""
         value = getattr(self, key)
         if value is UNSET:
             raise KeyError(key)
@@ -161,11 +156,8 @@ class Section:
 def empty_result(method: str, reason: str = "no data", cls: type[StatResult] = StatResult,
                  **details: Any) -> Any:
     """A result of class ``cls`` for an analysis that could not run (n=0 or too few units): null estimates, never an
-    exception. ``details`` fill the class's fields (``n`` included); any other key goes to ``extras``."""
-    names = {f.name for f in fields(cls)}
-    own = {k: v for k, v in details.items() if k in names}
-    rest = {k: v for k, v in details.items() if k not in names}
-    return cls(method=method, note=reason, extras=rest, **own)
+    exception. ``details`` fill the class's fields (``n`` included)."""
+    return cls(method=method, note=reason, **details)
 
 
 def as_float_array(x: Any) -> np.ndarray:

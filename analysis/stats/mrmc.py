@@ -188,7 +188,7 @@ def obuchowski_rockette(
     """
     method = "Obuchowski-Rockette MRMC (empirical AUC, jackknife covariance, Hillis ddf)"
     if df is None or len(df) == 0:
-        return empty_result(method, "no ratings")
+        return empty_result(method, "no ratings", ORResult)
     data = MRMCData(df, modalities=modalities, positive=positive, **columns)
     t_, r_, k_ = data.shape
     m = int(data.truth.sum())
@@ -369,7 +369,7 @@ def dbm(
     """
     method = "Dorfman-Berbaum-Metz MRMC (jackknife pseudovalues of empirical AUC)"
     if df is None or len(df) == 0:
-        return empty_result(method, "no ratings")
+        return empty_result(method, "no ratings", DBMResult)
     data = MRMCData(df, modalities=modalities, positive=positive, **columns)
     t_, r_, k_ = data.shape
     m = int(data.truth.sum())

@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 
 from ._result import StatResult, empty_result
-from .agreement import cohen_kappa, fleiss_kappa, icc
+from .agreement import FleissKappaResult, cohen_kappa, fleiss_kappa, icc
 from .arms import resolve_arms
 from .blinding import blinding_from_ratings
 from .comparisons import (
+    RelativeReductionResult,
     describe,
     geometric_mean_ratio,
     mann_whitney,
@@ -50,7 +51,7 @@ from .mrmc_split import METHOD as SPLIT_METHOD
 from .mrmc_split import split_plot_mrmc
 from .primary import DESCRIPTIVE_LABEL, PrimaryResult, primary_analysis
 from .proportions import panel_majority, preference_rate
-from .roc import auc_delong, sensitivity_specificity
+from .roc import AUCResult, OperatingPointResult, auc_delong, sensitivity_specificity
 from .sections import (
     MRMC,
     Agreement,
@@ -201,7 +202,8 @@ def _time_section(reads: pd.DataFrame, assisted: Any, control: Any, paired: bool
     d_a, d_c = descriptive[str(assisted)], descriptive[str(control)]
     rr_all = relative_reduction(
         r.loc[r["arm"] == assisted, "active_seconds"], r.loc[r["arm"] == control, "active_seconds"], paired=False
-    ) if d_a["n"] and d_c["n"] else empty_result("Relative reduction of the mean", "no reads")
+    ) if d_a["n"] and d_c["n"] else empty_result("Relative reduction of the mean", "no reads",
+                                                         RelativeReductionResult)
     return ReadingTimeSection(
         descriptive=descriptive, descriptive_wall=wall, relative_reduction_all_reads=rr_all,
         comparison=_arm_compare(r, "active_seconds", "case_code", assisted, control, paired, log_scale=True),
@@ -271,8 +273,8 @@ def _preference_fleiss(ratings: pd.DataFrame) -> StatResult:
         w = r.pivot_table(index="case_code", columns="slot_no", values="chosen", aggfunc="first")
         kk = int(w.notna().sum(axis=1).mode().iloc[0]) if len(w) else 0
         return fleiss_kappa(w.iloc[:, :kk]) if kk >= 2 else \
-            empty_result("Fleiss' kappa", "fewer than 2 experts per case")
-    return empty_result("Fleiss' kappa", "no ratings")
+            empty_result("Fleiss' kappa", "fewer than 2 experts per case", FleissKappaResult)
+    return empty_result("Fleiss' kappa", "no ratings", FleissKappaResult)
 
 
 def _truth_table(cases: pd.DataFrame, code: str) -> pd.Series:
@@ -299,8 +301,8 @@ def _ai_section(drafts: pd.DataFrame, cases: pd.DataFrame, findings: list[str], 
             truth = _truth_table(cases, code)
             if col not in g or truth.empty:
                 per[code] = ModelFinding(
-                    auc=empty_result("Empirical AUC, DeLong variance", "no reference or probabilities"),
-                    operating_point=empty_result("Sensitivity and specificity", "no data"))
+                    auc=empty_result("Empirical AUC, DeLong variance", "no reference or probabilities", AUCResult),
+                    operating_point=empty_result("Sensitivity and specificity", "no data", OperatingPointResult))
                 continue
             prob = g.groupby("case_code")[col].mean()
             j = pd.concat([truth.rename("truth"), pd.to_numeric(prob, errors="coerce").rename("p")], axis=1,
