@@ -41,6 +41,21 @@ def test_report_has_results_table_and_png_figures(tmp_path):
     assert saved == json.loads(json.dumps(results.to_dict()))
 
 
+def test_report_is_accessible_and_typed(tmp_path):
+    manifest = {"trial": "ACC", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
+                "preference_majority": 2}
+    results, report = _render(tmp_path, manifest)
+    html = report.read_text()
+    assert html.count("<main>") == 1 and html.count("</main>") == 1
+    headers = re.findall(r"<th\b[^>]*>", html)
+    assert headers and all('scope="col"' in th for th in headers)
+    assert html.count("<table") == html.count("<caption>")
+    assert '<html lang="en">' in html
+    # the sections are typed: the secondary table's test is the paired t-test's result class
+    assert type(results.quality.comparison.paired_t).__name__ == "PairedTResult"
+    assert results.preference.pairs.n_pairs > 0 and results.labels.assisted == "ai_assisted"
+
+
 def test_masked_report_shows_x_and_y(tmp_path):
     # a masked export: arms relabelled X/Y, no assisted arm in the manifest
     tables = make_trial_tables(n_cases=30, n_readers=4, n_experts=2, n_centers=2, seed=2, assisted_arm="X",
