@@ -20,8 +20,8 @@ Any table may be missing or empty; every analysis then reports n = 0 with null e
 
 Arms: ``assisted_arm`` (default 'ai_assisted') is compared against the other arm (``control_arm``, default the
 only other arm, or 'unassisted'). When ``assisted_arm`` is absent and exactly two arms exist (masked X/Y exports),
-the first label in sorted order plays 'assisted' and a warning says so (:func:`.arms.resolve_arms`). Differences are assisted - control, ratios
-assisted / control, relative reduction 1 - mean(assisted) / mean(control).
+the first label in sorted order plays 'assisted' and a warning says so (:func:`.arms.resolve_arms`). Differences
+are assisted - control, ratios assisted / control, relative reduction 1 - mean(assisted) / mean(control).
 """
 from __future__ import annotations
 
