@@ -67,7 +67,7 @@ def _save(fig, path: Path) -> Path:
 
 def _arm_names(results: AnalysisResults) -> tuple[str, str]:
     """The arm labels shown (X and Y while masked)."""
-    return str(results.labels.assisted or "assisted"), str(results.labels.control or "control")
+    return results.labels.shown()
 
 
 def _empty(ax, text: str = "no data") -> None:

@@ -107,6 +107,10 @@ class Labels(Section):
     control: str | None
     masked: bool
 
+    def shown(self) -> tuple[str, str]:
+        """The names a report prints for the arms (placeholders when an arm is missing)."""
+        return str(self.assisted or "assisted"), str(self.control or "control")
+
 
 @dataclass(frozen=True)
 class AnalysisResults(TrialResults):

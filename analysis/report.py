@@ -240,8 +240,7 @@ def _manifest_rows(manifest: dict) -> list[ManifestRow]:
 
 def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]) -> ReportPage:
     """What the report shows. ``figures``: name -> img src (relative path or data URI)."""
-    a = str(results.labels.assisted or "assisted")
-    c = str(results.labels.control or "control")
+    a, c = results.labels.shown()
     return ReportPage(
         title=f"Analysis report · {manifest.get('trial') or ''}",
         assisted=a, control=c,
