@@ -338,7 +338,11 @@ def fig_consort(results: AnalysisResults, path: Path) -> Path:
         ex_lines.append(f"  {len(reasons) - 5} other reasons")
     ex_lines.append(f"Not enrolled (n={f.get('cases_not_enrolled', 0)})")
     _box(ax, 0.82, 0.83, 0.30, 0.04 + 0.025 * len(ex_lines), "\n".join(ex_lines), fc="#fbf4f4")
-    _box(ax, 0.5, 0.72, 0.42, 0.07, f"Cases enrolled (n={f.get('cases_enrolled', 0)})")
+    ood = results.consort.drafts_out_of_distribution
+    enrolled = f"Cases enrolled (n={f.get('cases_enrolled', 0)})"
+    if ood.cases_marked or ood.cases_withheld:  # inference/backends/ood.py
+        enrolled += f"\nAI draft out of distribution: marked {ood.cases_marked}, withheld {ood.cases_withheld}"
+    _box(ax, 0.5, 0.72, 0.42, 0.07, enrolled)
     _arrow(ax, 0.5, 0.905, 0.5, 0.755)
     _arrow(ax, 0.5, 0.83, 0.67, 0.83)
     for x, arm in ((0.25, a), (0.75, c)):

@@ -7,12 +7,13 @@ same analysis set when the tables hold only analysable rows; :func:`analyse_expo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .evaluation import AIEvaluation, ai_evaluation
 from .stats._result import Section
 from .stats.arms import arms_from_manifest
 from .stats.sections import TrialResults
@@ -84,6 +85,16 @@ class ArmConsort(Section):
 
 
 @dataclass(frozen=True)
+class OODFlow(Section):
+    """Cases whose AI draft was out of distribution (inference/backends/ood.py): marked or withheld (a case counts
+    as withheld when any of its drafts was), and how often each reason occurred, per case."""
+
+    cases_marked: int = 0
+    cases_withheld: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Consort(Section):
     """Counts for the CONSORT-style flow diagram, from the raw (unfiltered) export tables."""
 
@@ -97,6 +108,7 @@ class Consort(Section):
     ratings_submitted: int
     ratings_not_submitted: int
     cases_rated: int
+    drafts_out_of_distribution: OODFlow
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,7 @@ class AnalysisResults(TrialResults):
 
     labels: Labels
     consort: Consort
+    ai_evaluation: AIEvaluation
     manifest: dict[str, Any]
 
 
@@ -172,7 +185,32 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
         ratings_submitted=len(rated_done),
         ratings_not_submitted=len(ratings) - len(rated_done),
         cases_rated=int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
+        drafts_out_of_distribution=ood_flow(_t(tables, "drafts"), excluded),
     )
+
+
+def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> OODFlow:
+    """Drafts whose input was out of distribution (inference/backends/ood.py), for the CONSORT flow: cases with a
+    draft marked or withheld, and how often each reason occurred (per case, excluded cases left out). A case counts
+    as withheld when any of its drafts was."""
+    if drafts.empty or "ood_action" not in drafts:
+        return OODFlow()
+    d = drafts[~drafts["case_code"].astype(str).isin(set(excluded))]
+    action = d["ood_action"].astype(object).fillna("").astype(str)
+    flagged = d[action != ""]
+    per_case: dict[str, tuple[str, set[str]]] = {}
+    why_col = flagged["ood_reasons"] if "ood_reasons" in flagged else pd.Series("", index=flagged.index)
+    for case, act, why in zip(flagged["case_code"].astype(str), flagged["ood_action"].astype(str),
+                              why_col.fillna("").astype(str), strict=True):
+        prev_act, prev_why = per_case.get(case, ("", set()))
+        worst = "withheld" if "withheld" in (prev_act, act) else "marked"
+        per_case[case] = (worst, prev_why | {r for r in why.split(";") if r})
+    reasons: dict[str, int] = {}
+    for _act, why in per_case.values():
+        for r in sorted(why):
+            reasons[r] = reasons.get(r, 0) + 1
+    withheld = sum(act == "withheld" for act, _why in per_case.values())
+    return OODFlow(cases_marked=len(per_case) - withheld, cases_withheld=withheld, reasons=reasons)
 
 
 MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "findings", "generated_at",
@@ -185,7 +223,8 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
     asked = arms_from_manifest(manifest)
     design = manifest.get("design") or "paired_by_case"
     k = manifest.get("preference_majority")
-    res = analyse_trial(prepare_tables(tables), design=design, assisted_arm=asked.assisted,
+    analysis_set = prepare_tables(tables)
+    res = analyse_trial(analysis_set, design=design, assisted_arm=asked.assisted,
                         control_arm=asked.control, majority_k=int(k) if k else None, threshold=threshold)
     a, c = res.arms.assisted, res.arms.control
     trial = {f.name: getattr(res, f.name) for f in fields(TrialResults)}
@@ -194,6 +233,7 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
         **trial,
         labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
         consort=consort_flow(tables, [x for x in (a, c) if x]),
+        ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
     )
 

@@ -114,6 +114,20 @@ class AucRow:
 
 
 @dataclass(frozen=True)
+class CalibrationRow:
+    """One model's calibration for one finding (:func:`analysis.stats.calibration.calibration_report`): the raw and
+    the cross-fitted Platt and isotonic reliability summaries, or the ``note`` saying why there are none."""
+
+    model: str
+    finding: str
+    n: int | None = None
+    note: str | None = None
+    raw: dict[str, Any] | None = None
+    platt: dict[str, Any] | None = None
+    isotonic: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class ReaderRow:
     """Sensitivity and specificity per arm (None when the arm has no reads) and the MRMC AUC difference."""
 
@@ -154,10 +168,14 @@ class ReportPage:
     primary: PrimarySection | None
     secondary: SecondarySection
     auc_rows: list[AucRow]
+    calibration_rows: list[CalibrationRow]
     reader_rows: list[ReaderRow]
     agreement: Agreement
     subgroups: list[ForestRow]
     blinding: TrialBlinding
+    #: ``results.ai_evaluation`` (:class:`analysis.evaluation.AIEvaluation`) in its results.json form: arena,
+    #: interaction, text_metrics (issue 20; docs/ai-evaluation.md)
+    ai_evaluation: dict[str, Any]
     methods: MethodsSection
     warnings: list[str]
     manifest: list[ManifestRow]
@@ -203,6 +221,16 @@ def _secondary_section(results: AnalysisResults, a: str, c: str) -> SecondarySec
 def _auc_rows(results: AnalysisResults) -> list[AucRow]:
     return [AucRow(str(mv), code, blk.auc, blk.operating_point)
             for mv, per in results.ai_standalone.models.items() for code, blk in per.items()]
+
+
+def _calibration_rows(results: AnalysisResults) -> list[CalibrationRow]:
+    rows = []
+    for mv, per in results.ai_standalone.models.items():
+        for code, blk in per.items():
+            cal = blk.calibration or {}
+            rows.append(CalibrationRow(str(mv), code, n=cal.get("n"), note=cal.get("note"), raw=cal.get("raw"),
+                                       platt=cal.get("platt"), isotonic=cal.get("isotonic")))
+    return rows
 
 
 def _reader_rows(results: AnalysisResults, a: str, c: str) -> list[ReaderRow]:
@@ -251,10 +279,12 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         primary=_primary_section(results, a, c),
         secondary=_secondary_section(results, a, c),
         auc_rows=_auc_rows(results),
+        calibration_rows=_calibration_rows(results),
         reader_rows=_reader_rows(results, a, c),
         agreement=results.agreement,
         subgroups=forest_rows(results),
         blinding=results.blinding,
+        ai_evaluation=results.ai_evaluation.to_dict(),
         methods=MethodsSection(design=results.design, paired=results.paired_analysis,
                                majority_k=results.preference.panel_majority.k or None),
         warnings=_warnings(results),

@@ -27,10 +27,12 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from imaging.models import Image
-from inference.backends.base import BackendConfig, GenerationRequest
+from inference.backends.base import BackendConfig, GenerationRequest, ground_result
 from trial.models import Case
 
 from .models import Draft, ModelVersion
+from .ood import apply as apply_ood
+from .ood import safe_assess
 from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
 log = logging.getLogger(__name__)
@@ -347,20 +349,27 @@ def run_draft(task, draft_id: int) -> str:
         _fail(draft_id, f"{type(exc).__name__}: {exc}")
         return "failed"
     for (member, member_views), result in zip(group, results, strict=True):
-        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group))
+        # A batch bypasses Backend.generate: grounding markup is parsed here too (a no-op when already done).
+        ground_result(result, member_views[0][1].size, member.case.trial.finding_codes,
+                      (mv.generation_params or {}).get("options") or {})
+        checked = safe_assess(member.case, member_views)  # outside the row lock: it may fit the trial's reference
+        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group), checked)
     return "ready"
 
 
 def _store(draft_id: int, result, views: list, load_s: float, weights_digest: str, mv: ModelVersion,
-           batch_size: int) -> None:
+           batch_size: int, checked: tuple) -> None:
     with transaction.atomic():
-        draft = Draft.objects.select_for_update().get(pk=draft_id)
+        draft = Draft.objects.select_for_update(of=("self",)).select_related("case__trial").get(pk=draft_id)
         if draft.status == Draft.Status.READY:
             return
         draft.findings_text = result.findings
         draft.impression_text = result.impression
         draft.probabilities = {k: float(v) for k, v in result.probabilities.items()}
-        draft.boxes = [b.__dict__ if hasattr(b, "__dict__") else b for b in (result.boxes or [])]
+        # Boxes are in pixels of the first view given to the model (frontal first): named by its public id.
+        draft.boxes = [{**(b.__dict__ if hasattr(b, "__dict__") else b), "image": views[0][0].public_id}
+                       for b in (result.boxes or [])]
+        apply_ood(draft, *checked)
         draft.neighbours = list(result.neighbours or [])
         draft.prompt = result.prompt or ""
         draft.parameters = {

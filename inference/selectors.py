@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .models import Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ModelVersion
 
 
 def default_model_version() -> ModelVersion:
@@ -59,6 +59,9 @@ def queue_depth() -> int | None:
         return None
 
 
-def default_model_version_receiver(sender, **kwargs) -> ModelVersion:
-    """trial.signals.default_model_version_requested: the model version of an AI arm added without one."""
-    return default_model_version()
+def arm_model_version(arm) -> ModelVersion | None:
+    """The model version that drafts ``arm``'s reads (None for an arm without AI)."""
+    try:
+        return arm.model_assignment.model_version  # cached when the caller select_related it
+    except ArmModelVersion.DoesNotExist:
+        return None

@@ -6,16 +6,33 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from trial.models import Case
+from trial import audit
+from trial.models import Arm, Case
 
-from .models import Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ModelVersion
+from .selectors import default_model_version
 
 log = logging.getLogger(__name__)
 
 
 def model_versions_for_trial(trial) -> list[ModelVersion]:
-    ids = trial.arms.filter(is_ai=True, model_version__isnull=False).values_list("model_version", flat=True)
+    ids = ArmModelVersion.objects.filter(arm__trial=trial, arm__is_ai=True).values_list("model_version", flat=True)
     return list(ModelVersion.objects.filter(pk__in=set(ids)))
+
+
+def assign_arm_model_version(*, actor, arm: Arm, model_version: ModelVersion | None) -> ArmModelVersion:
+    """Record which model version drafts an AI arm (the configured default when none is named). Runs inside
+    trial.services.add_arm's transaction (signal trial.signals.ai_arm_added), so a refusal leaves no arm."""
+    if model_version is None:
+        model_version = default_model_version()
+    assignment = ArmModelVersion.objects.create(arm=arm, model_version=model_version)
+    audit.record(actor=actor, trial=arm.trial, action="create", obj=assignment, after=audit.snapshot(assignment))
+    return assignment
+
+
+def ai_arm_added_receiver(sender, *, arm: Arm, model_version: ModelVersion | None, actor, **kwargs) -> ArmModelVersion:
+    """trial.signals.ai_arm_added."""
+    return assign_arm_model_version(actor=actor, arm=arm, model_version=model_version)
 
 
 RETRIEVAL_NOT_ALLOWED = (
@@ -75,7 +92,6 @@ def send_draft_task(draft_id: int) -> bool:
 @transaction.atomic
 def retry_draft(actor, draft: Draft) -> Draft:
     """A coordinator re-queues a failed draft (same row: one draft per case and model version)."""
-    from trial import audit
     from trial.services import ensure_coordinator, ensure_writable
 
     trial = draft.case.trial

@@ -38,7 +38,7 @@ def _ai_ready_q() -> Q:
     from inference.models import Draft
 
     ready = Draft.objects.filter(
-        case=OuterRef("case"), model_version=OuterRef("arm__model_version"), status=Draft.Status.READY
+        case=OuterRef("case"), model_version=OuterRef("arm__model_assignment__model_version"), status=Draft.Status.READY
     )
     return Q(arm__is_ai=False) | Q(draft__isnull=False) | Q(Exists(ready))
 
@@ -166,8 +166,8 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     """The read with this opaque id, if it is the user's own: unknown ids (or another trial's) are 404,
     another reader's read is 403."""
     read = (
-        Read.objects.select_related("case", "case__trial", "case__center", "arm", "arm__model_version", "reader",
-                                    "reader__user", "draft")
+        Read.objects.select_related("case", "case__trial", "case__center", "arm",
+                                    "arm__model_assignment__model_version", "reader", "reader__user", "draft")
         .filter(public_id=public_id)
         .first()
     )
@@ -184,9 +184,9 @@ def shown_draft(read: Read):
         return None
     if read.draft_id:
         return read.draft
-    from inference.selectors import ready_draft
+    from inference.selectors import arm_model_version, ready_draft
 
-    return ready_draft(read.case, read.arm.model_version)
+    return ready_draft(read.case, arm_model_version(read.arm))
 
 
 def images_of(case: Case) -> list:
@@ -242,14 +242,27 @@ def read_payload(read: Read) -> dict:
     return payload
 
 
+BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+
+
 def assist_data(read: Read, draft) -> dict:
-    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display)."""
-    probs = draft.probabilities or {}
+    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display), with the
+    out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
+    probabilities: inference/ood.py)."""
+    from inference.ood import warning_text
+
+    probs = {} if draft.is_withheld else (draft.probabilities or {})
     return {
-        "findings_text": draft.findings_text,
-        "impression_text": draft.impression_text,
+        "findings_text": "" if draft.is_withheld else draft.findings_text,
+        "impression_text": "" if draft.is_withheld else draft.impression_text,
         "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
         "source": draft.model_version.display_label,
+        # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
+        "boxes": [] if draft.is_withheld else [
+            {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
+            if b.get("finding") in (*read.case.trial.finding_codes, "")
+        ],
+        "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
     }
 
 

@@ -123,7 +123,7 @@ def _locked_own_read(actor, read: Read) -> Read:
     ensure_writable(read.case.trial)
     locked = (
         Read.objects.select_for_update(of=("self",))
-        .select_related("case", "case__trial", "arm", "arm__model_version", "reader")
+        .select_related("case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
         .get(pk=read.pk)
     )
     if (
@@ -240,11 +240,11 @@ def open_read(actor, read: Read) -> Read:
         read.status = Read.Status.IN_PROGRESS
         fields += ["opened_at", "status"]
         if read.arm.is_ai and read.draft_id is None:
-            from inference.selectors import ready_draft
+            from inference.selectors import arm_model_version, ready_draft
 
-            draft = ready_draft(read.case, read.arm.model_version)
+            draft = ready_draft(read.case, arm_model_version(read.arm))
             read.draft = draft
-            if draft is not None and not (read.findings_text or read.impression_text):
+            if draft is not None and not draft.is_withheld and not (read.findings_text or read.impression_text):
                 read.findings_text = draft.findings_text
                 read.impression_text = draft.impression_text
             fields += ["draft", "findings_text", "impression_text"]
@@ -332,7 +332,7 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
         _ensure_available(read)
         read = open_read(actor, read)
         read = Read.objects.select_for_update(of=("self",)).select_related(
-            "case", "case__trial", "arm", "arm__model_version", "reader", "draft").get(pk=read.pk)
+            "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader", "draft").get(pk=read.pk)
     now = timezone.now()
     before = audit.snapshot(read)
     for k, v in cleaned.items():
@@ -341,7 +341,7 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
         _credit_active_time(read, _clean_seconds(seconds), now)
     read.submitted_at = now
     read.status = Read.Status.DONE
-    if read.arm.is_ai and read.draft_id:
+    if read.arm.is_ai and read.draft_id and not read.draft.is_withheld:  # a withheld draft was never shown
         read.draft_edit_distance, read.flipped_findings = draft_changes(
             read.draft, read.findings_text, read.impression_text, read.finding_marks, trial.finding_codes
         )

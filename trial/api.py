@@ -52,7 +52,8 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
             findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
             **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
-                                 "washout_days", "date_policy", "keep_identity_key", "import_settings") if k in d},
+                                 "washout_days", "date_policy", "keep_identity_key", "import_settings", "ood_action",
+                                 "ood_threshold") if k in d},
         )
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
@@ -127,7 +128,7 @@ class ArmViewSet(mixins.ListModelMixin, TrialScopedViewSet):
     serializer_class = ArmSerializer
 
     def get_queryset(self):
-        return self.get_trial().arms.select_related("model_version")
+        return self.get_trial().arms.select_related("model_assignment__model_version")
 
     @extend_schema(request=ArmSerializer, responses=ArmSerializer)
     def create(self, request, trial_code=None):

@@ -2,7 +2,7 @@
 from ._result import StatResult, jsonable
 from .agreement import ICC_FORMS, cohen_kappa, fleiss_kappa, icc, icc_all
 from .arms import ArmChoice, resolve_arms
-from .bradley_terry import bradley_terry
+from .bradley_terry import arena_ranking, bradley_terry, comparisons_from_ratings
 from .comparisons import (
     describe,
     geometric_mean_ratio,
@@ -23,7 +23,7 @@ from .trial import analyse_export_dir, analyse_trial, analyse_trial_tables, read
 
 __all__ = [
     "ArmChoice", "ICC_FORMS", "PowerScenario", "StatResult", "TrialResults", "analyse_export_dir", "analyse_trial",
-    "analyse_trial_tables", "auc_delong",
+    "analyse_trial_tables", "arena_ranking", "auc_delong", "comparisons_from_ratings",
     "binomial_test", "bradley_terry", "clopper_pearson", "cohen_kappa", "dbm", "delong_paired_test", "describe",
     "fit_mixed_model", "fleiss_kappa", "geometric_mean_ratio", "icc", "icc_all", "jsonable", "log_time_mixed_model",
     "mann_whitney", "mrmc_analysis", "obuchowski_rockette", "paired_t_test", "panel_majority", "preference_rate",

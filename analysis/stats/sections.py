@@ -141,10 +141,13 @@ class PreferenceSection(Section):
 
 @dataclass(frozen=True)
 class ModelFinding(Section):
-    """A model's standalone accuracy for one finding: empirical AUC (DeLong) and the operating point."""
+    """A model's standalone accuracy for one finding: empirical AUC (DeLong), the operating point and the
+    ``calibration`` report (:func:`analysis.stats.calibration.calibration_report`: raw and cross-fitted Platt and
+    isotonic reliability data, ECE and Brier score, or a ``note`` when there are too few cases)."""
 
     auc: StatResult
     operating_point: StatResult
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

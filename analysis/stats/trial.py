@@ -36,6 +36,7 @@ from ._result import StatResult, empty_result
 from .agreement import FleissKappaResult, cohen_kappa, fleiss_kappa, icc
 from .arms import resolve_arms
 from .blinding import blinding_from_ratings
+from .calibration import calibration_report
 from .comparisons import (
     RelativeReductionResult,
     describe,
@@ -309,7 +310,9 @@ def _ai_section(drafts: pd.DataFrame, cases: pd.DataFrame, findings: list[str], 
                           join="inner").dropna()
             thr = threshold.get(code, 0.5) if isinstance(threshold, dict) else threshold
             per[code] = ModelFinding(auc=auc_delong(j["truth"], j["p"], positive=1, direction="<"),
-                                     operating_point=sensitivity_specificity(j["truth"], j["p"], thr, positive=1))
+                                     operating_point=sensitivity_specificity(j["truth"], j["p"], thr, positive=1),
+                                     # reliability diagram, ECE, Brier; Platt/isotonic cross-fitted on these cases
+                                     calibration=calibration_report(j["p"].clip(0, 1), j["truth"].astype(int)))
         out[str(mv)] = per
     return AIStandalone(models=out)
 

@@ -143,14 +143,15 @@ class ValidatedInstance:
 
 @dataclass(frozen=True)
 class ChestChecks:
-    """A trial's chest checks (trial/import_settings.py holds the stored form and the defaults)."""
+    """A trial's chest checks. No defaults here: trial/import_settings.py's ImportSettings is the one place they
+    are set (imaging/services.py builds this from it)."""
 
-    allowed_body_parts: tuple[str, ...] = ("CHEST",)
-    allow_empty_body_part: bool = True
-    allowed_views: tuple[str, ...] = ("PA", "AP", "LL", "LATERAL")
-    allow_empty_view: bool = True
-    presentation_only: bool = True
-    pixel_spacing_mm: tuple[float, float] = (0.05, 1.0)
+    allowed_body_parts: tuple[str, ...]
+    allow_empty_body_part: bool
+    allowed_views: tuple[str, ...]
+    allow_empty_view: bool
+    presentation_only: bool
+    pixel_spacing_mm: tuple[float, float]
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,8 @@ class Box:
     x1: float
     y1: float
     score: float = 1.0
+    label: str = ""  # the model's words for the region, when it gave any
+    reasoning: str = ""  # the reasoning step that cites the region (DeepMedix-R1 style), when any
 
 
 @dataclass
@@ -268,6 +270,7 @@ class Backend(ABC):
             raise ValueError("generate() needs at least one image")
         start = time.perf_counter()
         result = self._generate(list(images), tuple(findings or self.config.findings), dict(context or {}))
+        ground_result(result, images[0].size, tuple(findings or self.config.findings), self.config.options)
         result.load_s = self.load_s
         if not result.generate_s:
             result.generate_s = time.perf_counter() - start
@@ -280,6 +283,24 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """What to record as the model version's fingerprint (name, label, config, weights hashes...)."""
         return {"backend": self.name, "label": self.label, "config": self.config.to_dict()}
+
+
+def ground_result(result: DraftResult, image_size: tuple[int, int], findings: Sequence[str],
+                  options: Mapping[str, Any]) -> None:
+    """A report with grounding markup (inference/backends/grounding.py) gets its boxes, in pixels of the first
+    image, and loses the markup; the reasoning, if any, goes to the parameters. A result that already has boxes, or
+    whose text has no markup, is left as it is."""
+    from .grounding import grounding_options, has_markup, parse_grounded
+    from .text import parse_report
+
+    if result.boxes or not has_markup(result.text or ""):
+        return
+    grounded = parse_grounded(result.text, image_size=image_size, findings=findings, **grounding_options(options))
+    result.text = grounded.text
+    result.findings, result.impression = parse_report(grounded.text)
+    result.boxes = grounded.boxes
+    result.parameters = {**result.parameters, "boxes_image_size": list(image_size),
+                         **({"reasoning": grounded.reasoning} if grounded.reasoning else {})}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

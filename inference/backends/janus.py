@@ -15,7 +15,8 @@
   tokens and the system prompt included), so it is exactly what the model received.
 - Expert model: ``context['finding_probabilities']`` when the caller has them, else the ``classifier`` backend
   configured in ``config.classifier``; with neither, the draft has **no** probabilities and the prompt no expert
-  sentence (nothing is made up). Positive = probability >= ``config.options['expert_threshold']`` (0.5).
+  sentence (nothing is made up). Positive = probability >= ``config.options['expert_threshold']`` (0.5), or
+  the finding's entry of ``config.options['expert_thresholds']``.
 - Images are resized and padded the way DeepSeek's ``VLMImageProcessor`` does (``int()`` sizes; transformers
   rounds) before the processor sees them (``config.options['image_resize']``: ``'deepseek'``, or
   ``'transformers'`` to leave it to the processor).
@@ -261,8 +262,13 @@ class JanusBackend(Backend):
                 return {}, None, info
         else:
             return {}, None, {"source": None, "note": "no expert model configured: no probabilities"}
+        # Per-finding thresholds override the common one (a torchxrayvision expert's op-normalised outputs put each
+        # label's published operating point at 0.5, so 0.5 is already per label there).
+        per_finding = {str(k): float(v) for k, v in dict(self.config.options.get("expert_thresholds") or {}).items()}
         info["threshold"] = threshold
-        return probs, [c for c in findings if probs.get(c, 0.0) >= threshold], info
+        if per_finding:
+            info["thresholds"] = per_finding
+        return probs, [c for c in findings if probs.get(c, 0.0) >= per_finding.get(c, threshold)], info
 
     def prompt_text(
         self,

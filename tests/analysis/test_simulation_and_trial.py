@@ -94,12 +94,12 @@ def test_bradley_terry_recovers_order():
     for _ in range(3000):
         i, j = rng.choice(list(s), 2, replace=False)
         win = i if rng.random() < 1 / (1 + np.exp(s[j] - s[i])) else j
-        rows.append((i, j, win))
-    r = bradley_terry(pd.DataFrame(rows, columns=["item_a", "item_b", "winner"]), reference="unassisted")
-    items = {it["item"]: it for it in r["items"]}
+        rows.append((i, j, "left" if win == i else "right"))
+    r = bradley_terry(pd.DataFrame(rows, columns=["left", "right", "outcome"]), reference="unassisted")
     for name in ("model_a", "model_b"):
-        lo, hi = items[name]["ci"]
+        lo, hi = r.item(name).ci
         assert lo < s[name] < hi
+    assert [it.item for it in r.items] == ["model_b", "model_a", "unassisted"]
 
 
 @pytest.mark.parametrize("design", ["paired_by_case", "case_randomised", "crossover"])

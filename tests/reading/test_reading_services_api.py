@@ -234,3 +234,24 @@ def test_worklist_is_paginated_with_counts_and_next_over_all_pages(paired, monke
     c.force_login(m.user)
     html = c.get(reverse("reading:worklist", args=["RD1"]), {"page": "2"}).content.decode()
     assert "page 2 of 2" in html and "<td>2</td>" in html
+
+
+def test_ai_api_carries_the_drafts_boxes_and_a_withheld_draft_none(paired):
+    from inference.models import Draft, OodAction
+
+    ai = paired["ai_reader"]
+    reads = list(reads_of(ai)[:2])
+    image = reads[0].case.images.first().public_id
+    box = {"finding": "pleural_effusion", "x0": 10.0, "y0": 20.0, "x1": 110.0, "y1": 220.0, "score": 1.0,
+           "label": "left effusion", "reasoning": "", "image": image}
+    Draft.objects.filter(case=reads[0].case).update(boxes=[box, {**box, "finding": "not_a_trial_finding"}])
+    Draft.objects.filter(case=reads[1].case).update(boxes=[box], ood_action=OodAction.WITHHELD,
+                                                    ood_reasons=["noise"])
+    c = client_for(ai.user)
+    body = c.post(api(reads[0], "open")).json()
+    assert body["draft"]["boxes"] == [{k: box[k] for k in box if k != "score"}]  # trial findings only
+    assert body["draft"]["ood"] == {"action": "", "reasons": [], "warning": ""}
+    withheld = c.post(api(reads[1], "open")).json()
+    assert withheld["draft"]["boxes"] == [] and withheld["draft"]["findings_text"] == ""
+    assert withheld["report"]["findings_text"] == ""  # not prefilled from a withheld draft
+    assert "noise" in withheld["draft"]["ood"]["warning"]

@@ -21,6 +21,7 @@ import redis
 from django.core.management import call_command
 
 from inference.models import Draft, ModelVersion
+from inference.selectors import arm_model_version
 from reading.models import Read
 from reading.selectors import worklist_for
 from tests.factories.imaging import add_image
@@ -61,7 +62,7 @@ def celery_on(throwaway_redis, settings):
 def test_enrolment_with_redis_down_queues_the_draft_and_requeue_sends_it(celery_on, tmp_path, settings, caplog):
     broker = celery_on
     t = make_trial(code="RDS", centers=1, readers_per_arm_per_center=1)
-    mv = t["arms"]["ai_assisted"].model_version
+    mv = arm_model_version(t["arms"]["ai_assisted"])
     assert mv.backend == ModelVersion.Backend.RETRIEVAL
     case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code="R1")
     add_image(case)
