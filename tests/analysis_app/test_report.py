@@ -73,3 +73,34 @@ def test_report_survives_empty_tables(tmp_path):
     report = render_report(results, {}, manifest, tmp_path)
     assert report.is_file()
     assert all((tmp_path / "figures" / f"{n}.png").is_file() for n in FIGURES)
+
+
+def test_report_has_calibration_arena_and_ood_sections(tmp_path):
+    # main's sections in the typed results and the template report: calibration per model finding, the AI evaluation
+    # (arena, interaction, text metrics) and the out-of-distribution drafts in the CONSORT flow
+    tables = make_trial_tables(n_cases=40, n_readers=6, n_experts=3, n_centers=2, seed=5)
+    drafts = tables["drafts"].copy()
+    codes = sorted(drafts["case_code"].astype(str).unique())
+    drafts["ood_action"] = ""
+    drafts["ood_reasons"] = ""
+    drafts.loc[drafts["case_code"] == codes[0], ["ood_action", "ood_reasons"]] = ["withheld", "blank"]
+    drafts.loc[drafts["case_code"] == codes[1], ["ood_action", "ood_reasons"]] = ["marked", "noise;lateral_only"]
+    tables["drafts"] = drafts
+    manifest = {"trial": "CAL", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
+                "preference_majority": 2}
+    results = analyse_results(tables, manifest)
+    html = render_report(results, tables, manifest, tmp_path).read_text()
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved)[-3:] == ["consort", "ai_evaluation", "manifest"]
+    ood = saved["consort"]["drafts_out_of_distribution"]
+    assert ood == {"cases_marked": 1, "cases_withheld": 1, "reasons": {"blank": 1, "lateral_only": 1, "noise": 1}}
+    model = next(iter(results.ai_standalone.models.values()))
+    cal = model["pleural_effusion"].calibration
+    assert set(cal) == {"raw", "platt", "isotonic"} and cal["raw"]["n"] == 40
+    assert f"{cal['raw']['ece']:.3f}" in html and f"{cal['isotonic']['brier']:.3f}" in html
+    ranking = saved["ai_evaluation"]["arena"]["ranking"]
+    assert {i["item"] for i in ranking["items"]} == {"ai_assisted", "unassisted"}
+    for heading in ("Model calibration", "Report arena", "Human-AI interaction", "Report-text metrics",
+                    "P(beats reference)", ranking["method"]):
+        assert heading in html, heading
+    assert html.count("<table") == html.count("<caption>")
