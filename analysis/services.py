@@ -26,7 +26,7 @@ from trial.permissions import Role, has_role
 
 from .export import build_export
 from .models import AnalysisRun
-from .pipeline import analyse, primary_summary, read_export_tables
+from .pipeline import analyse_results, primary_summary, read_export_tables
 from .report import render_report
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,12 @@ def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None) 
 
     manifest = export.manifest
     tables = read_export_tables(export_dir)
-    results = analyse(tables, manifest)
+    typed = analyse_results(tables, manifest)
+    results = typed.to_dict()
     results["summary"] = primary_summary(results)
     step(60, "Statistics computed")
 
-    render_report(results, tables, manifest, out_dir / REPORT_DIR)
+    render_report(typed, tables, manifest, out_dir / REPORT_DIR, payload=results)
     step(90, "Figures and report drawn")
     return results
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis.pipeline import analyse
+from analysis.pipeline import analyse_results
 from analysis.report import render_report
 from analysis.stats.primary import (
     PrimaryResult,
@@ -180,11 +180,11 @@ def test_primary_block_comes_first_in_results_json_and_cli(tmp_path):
     tables = simulate("paired_by_case", n_cases=30, n_readers=4, n_centers=2, quality_effect=0.3, seed=8)
     manifest = {"trial": "PRI", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
                 "data_sha256": "ab" * 32, "code_version": "test", "preference_majority": 3}
-    results = analyse(tables, manifest)
+    results = analyse_results(tables, manifest)
     report = render_report(results, tables, manifest, tmp_path / "report")
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     assert next(iter(saved)) == "primary"
-    assert saved["primary"]["quality"]["estimate"] == pytest.approx(results["primary"]["quality"]["estimate"])
+    assert saved["primary"]["quality"]["estimate"] == pytest.approx(results.primary.quality.estimate)
     assert saved["quality"]["mixed_model"]["estimate"] == saved["primary"]["quality"]["estimate"]
     assert "does not account for readers" in saved["quality"]["paired_t"]["label"]
     html = report.read_text()

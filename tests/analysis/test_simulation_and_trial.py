@@ -65,7 +65,7 @@ def test_relative_reduction_and_gm_ratio_recover_truth():
     true_rr = 1 - 0.8 * np.exp(0.1**2 / 2)
     assert rr.ci[0] < true_rr < rr.ci[1]
     boot = relative_reduction(trt[:200], ctrl[:200], paired=True, method="bootstrap", n_resamples=999)
-    assert boot.ci[0] < boot.estimate < boot.ci[1] and boot.extras["seed"] == 20250101
+    assert boot.ci[0] < boot.estimate < boot.ci[1] and boot.seed == 20250101
     gm = geometric_mean_ratio(trt, ctrl, paired=True)
     assert gm.ci[0] < 0.8 < gm.ci[1]
 

@@ -132,9 +132,9 @@ def test_worker_withholds_drafts_of_blank_white_and_noise_images_and_not_of_a_ch
     assert rows["NOISE"]["ood_action"] == "withheld" and "noise" in rows["NOISE"]["ood_reasons"].split(";")
     assert rows["CHEST"]["ood_action"] == "" and rows["CHEST"]["ood_score"] != ""
     flow = consort_flow({k: pd.DataFrame(v) for k, v in export.tables.items()}, ["x", "y"])
-    ood_flow = flow["drafts_out_of_distribution"]
-    assert ood_flow["cases_withheld"] == 4 and ood_flow["cases_marked"] == 0
-    assert ood_flow["reasons"] == {"blank": 1, "all_white": 1, "noise": 1, "lateral_only": 1}
+    ood_flow = flow.drafts_out_of_distribution  # typed: analysis.pipeline.OODFlow
+    assert ood_flow.cases_withheld == 4 and ood_flow.cases_marked == 0
+    assert ood_flow.reasons == {"blank": 1, "all_white": 1, "noise": 1, "lateral_only": 1}
 
 
 def test_worker_marks_by_default_and_measures_the_distance_from_the_trials_reference(broker, redis_url, tmp_path):
