@@ -97,8 +97,10 @@ DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=DATABASES["default"].get("CONN_MAX_AGE", 0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring. IMMEDIATE: a
+    # transaction takes the write lock when it begins, so concurrent writers (import_cases --jobs, the demo's
+    # threads) wait for it instead of failing at once when a read lock cannot be upgraded ("database is locked").
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -116,7 +118,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# No project-level static folder: each app keeps its files in <app>/static/<app>/ (docs/architecture.md).
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "/media/"  # never served directly: images go through permission-checked views
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
@@ -177,7 +179,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # schema and docs: signed-in users only
-    "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status"},  # one name for the trial's status set
+    # One name per status set: the trial's; a read's and a rating task's (the same set); an analysis run's.
+    "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status",
+                            "TaskStatusEnum": "reading.models.Read.Status",
+                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status"},
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the demo).

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 
 
@@ -21,8 +22,6 @@ class ContentSecurityPolicyMiddleware:
     """
 
     def __init__(self, get_response):
-        from django.conf import settings
-
         self.get_response = get_response
         self.policy = settings.CSP_POLICY
         self.relaxed = list(getattr(settings, "CSP_RELAXED", {}).items())

@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from trial.admin import ReadOnlyTrialData
 
-from .models import Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ModelVersion
 
 
 @admin.register(ModelVersion)
@@ -17,3 +17,8 @@ class ModelVersionAdmin(ReadOnlyTrialData):
 class DraftAdmin(ReadOnlyTrialData):
     list_display = ["case", "model_version", "status", "generate_s", "worker_host"]
     list_filter = ["status", "model_version"]
+
+
+@admin.register(ArmModelVersion)
+class ArmModelVersionAdmin(ReadOnlyTrialData):
+    list_display = ["arm", "model_version"]

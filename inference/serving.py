@@ -12,10 +12,18 @@ version's hard limit (``requeue_drafts --stale``, and the beat task ``inference.
 from __future__ import annotations
 
 import logging
+import platform
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
+
+from django.conf import settings
+
+from inference.backends.base import BackendConfig, code_version
+
+from .model_config import backend_config
+from .models import Draft, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +71,17 @@ def time_limit_for(
 
 
 def _bounds() -> tuple[float, float]:
-    from django.conf import settings
-
     return (float(getattr(settings, "INFERENCE_TIME_LIMIT_FLOOR_S", FLOOR_S)),
             float(getattr(settings, "INFERENCE_TIME_LIMIT_CAP_S", CAP_S)))
 
 
-def max_new_tokens_of(mv) -> int:
-    from inference.backends.base import BackendConfig
-
-    from .runner import backend_config
-
+def max_new_tokens_of(mv: ModelVersion) -> int:
     return int(BackendConfig.from_dict(backend_config(mv, [])).generation.max_new_tokens)
 
 
-def measured_speed(mv) -> tuple[float | None, float, int]:
+def measured_speed(mv: ModelVersion) -> tuple[float | None, float, int]:
     """(median seconds per token, largest load seconds, number of drafts) over the model version's last
     ``SPEED_SAMPLES`` ready drafts that recorded a speed."""
-    from .models import Draft
-
     rows = list(
         Draft.objects.filter(model_version=mv, status=Draft.Status.READY, parameters__has_key="serving")
         .order_by("-finished_at").values_list("parameters__serving__seconds_per_token", "load_s")[:SPEED_SAMPLES]
@@ -92,10 +92,8 @@ def measured_speed(mv) -> tuple[float | None, float, int]:
     return statistics.median(speeds), max(float(load or 0.0) for _s, load in rows), len(speeds)
 
 
-def time_limit(mv) -> TimeLimit:
+def time_limit(mv: ModelVersion) -> TimeLimit:
     """The limit of a draft task of ``mv`` now (the same one the sender, the worker and the sweep use)."""
-    from .models import ModelVersion
-
     floor_s, cap_s = _bounds()
     if mv.backend == ModelVersion.Backend.RETRIEVAL:  # no generation: the floor is plenty
         return TimeLimit(soft_s=floor_s, hard_s=floor_s + HARD_MARGIN_S, max_new_tokens=0, seconds_per_token=None,
@@ -119,10 +117,6 @@ def seconds_per_token(results: Sequence[Any]) -> float | None:
 
 def runtime_provenance() -> dict[str, Any]:
     """Library and code versions, for every backend (the janus backend adds its file hashes)."""
-    import platform
-
-    from inference.backends.base import code_version
-
     out: dict[str, Any] = {"code_version": code_version(), "python": platform.python_version()}
     for module in ("torch", "transformers"):
         try:
@@ -156,6 +150,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """torch.OutOfMemoryError (torch.cuda.OutOfMemoryError is the same class), or an error that says so (MPS and
     older torch raise RuntimeError('... out of memory ...'))."""
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         if isinstance(exc, torch.OutOfMemoryError):

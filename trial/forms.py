@@ -56,9 +56,12 @@ class MemberForm(forms.Form):
     username = forms.CharField(max_length=150, help_text="An existing user, or a new one to create")
     email = forms.EmailField(required=False)
     password = forms.CharField(required=False, widget=forms.PasswordInput, help_text="Only for a new user")
-    role = forms.ChoiceField(choices=Membership.Role.choices)
-    center = forms.ModelChoiceField(queryset=Center.objects.none(), required=False)
-    experience = forms.ChoiceField(choices=Membership.Experience.choices, required=False)
+    # aria-labels: the trial page lays these out inline, without <label> elements.
+    role = forms.ChoiceField(choices=Membership.Role.choices, widget=forms.Select(attrs={"aria-label": "Role"}))
+    center = forms.ModelChoiceField(queryset=Center.objects.none(), required=False,
+                                    widget=forms.Select(attrs={"aria-label": "Center"}))
+    experience = forms.ChoiceField(choices=Membership.Experience.choices, required=False,
+                                   widget=forms.Select(attrs={"aria-label": "Experience"}))
 
     def __init__(self, *args, trial: Trial, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,7 +70,7 @@ class MemberForm(forms.Form):
 
 class CaseForm(forms.Form):
     code = forms.CharField(max_length=64, label="Case code")
-    center = forms.ModelChoiceField(queryset=Center.objects.none())
+    center = forms.ModelChoiceField(queryset=Center.objects.none(), widget=forms.Select(attrs={"aria-label": "Center"}))
 
     def __init__(self, *args, trial: Trial, **kwargs):
         super().__init__(*args, **kwargs)

@@ -59,6 +59,17 @@ class Trial(models.Model):
     ask_blinding_guess = models.BooleanField(
         default=False, help_text="After each rating, ask the expert which report they think was written with AI "
                                  "assistance (measures blinding)")
+    # Out-of-distribution check of each draft's input (inference/backends/ood.py; docs/design.md section 6)
+    ood_action = models.CharField(
+        max_length=10, choices=[("mark", "Mark"), ("withhold", "Withhold")], default="mark",
+        help_text="A draft whose input is out of distribution is shown with a warning (mark) or not shown at all "
+                  "(withhold: the AI-arm reader reads without it, with the warning)")
+    ood_threshold = models.FloatField(
+        default=1.0, help_text="Out-of-distribution score above which a draft is marked or withheld (1.0 = each "
+                               "check's documented cut-off; higher is more lenient)")
+    prefill_draft_findings = models.BooleanField(
+        default=True, help_text="AI arm: the draft also pre-fills each finding's present/absent choice from its "
+                                "probability (present at 0.5 or above); the reader still gives every confidence")
     import_settings = models.JSONField(
         default=dict, blank=True,
         help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",
@@ -109,9 +120,6 @@ class Arm(models.Model):
     code = models.SlugField(max_length=40, help_text="e.g. unassisted, ai_assisted")
     name = models.CharField(max_length=200)
     is_ai = models.BooleanField(default=False)
-    model_version = models.ForeignKey(
-        "inference.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="arms"
-    )
     ratio = models.PositiveSmallIntegerField(default=1, help_text="Allocation ratio weight")
 
     class Meta:

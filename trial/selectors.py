@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, Q, QuerySet
 
 from . import signals
+from .audit import CHAIN_OPEN
 from .blinding import require_not_blinded
 from .models import AllocationList, AllocationSlot, AuditEntry, Case, Membership, Trial
 from .permissions import Role, require_role
@@ -50,7 +51,6 @@ def trial_progress(trial: Trial) -> dict:
 def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
     require_role(user, trial, Role.COORDINATOR)
     require_not_blinded(user, trial)  # entries carry reads' arms and ratings' A/B reads
-    from .audit import CHAIN_OPEN
 
     # Newest first across the trial's chains; the registry entries of actor chains are bookkeeping, not changes.
     return (AuditEntry.objects.filter(trial=trial).exclude(action=CHAIN_OPEN)

@@ -54,6 +54,9 @@ TRIAL_SETTINGS = (
     "keep_identity_key",
     "allow_retrieval_baseline",
     "ask_blinding_guess",
+    "ood_action",
+    "ood_threshold",
+    "prefill_draft_findings",
 )
 
 
@@ -138,6 +141,14 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("The preference majority must be between 1 and the panel size.")
     if trial.date_policy not in ("shift", "remove"):
         raise InvalidInput("Date policy must be 'shift' or 'remove'.")
+    if trial.ood_action not in ("mark", "withhold"):
+        raise InvalidInput("The out-of-distribution action must be 'mark' or 'withhold'.")
+    try:
+        trial.ood_threshold = float(trial.ood_threshold)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("The out-of-distribution threshold must be a number.") from exc
+    if not 0 < trial.ood_threshold < 100:
+        raise InvalidInput("The out-of-distribution threshold must be above 0 (1.0 = each check's cut-off).")
     try:
         trial.import_settings = parse_import_settings(trial.import_settings).as_json()
     except ValueError as exc:
@@ -197,9 +208,11 @@ def add_arm(
         raise InvalidInput("The allocation ratio must be at least 1.")
     if trial.arms.filter(code=code).exists():
         raise Conflict(f"Arm {code} already exists in this trial.")
-    if is_ai and model_version is None:
-        model_version = _default_model_version()
-    arm = Arm.objects.create(trial=trial, code=code, name=name, is_ai=is_ai, model_version=model_version, ratio=ratio)
+    if model_version is not None and not is_ai:
+        raise InvalidInput("Only an AI arm has a model version.")
+    arm = Arm.objects.create(trial=trial, code=code, name=name, is_ai=is_ai, ratio=ratio)
+    if is_ai:
+        _announce_ai_arm(actor, arm, model_version)
     audit.record(actor=actor, trial=trial, action="create", obj=arm, after=audit.snapshot(arm))
     return arm
 
@@ -526,12 +539,12 @@ def exclude_case(actor, case: Case, reason: str) -> Case:
     return case
 
 
-def _default_model_version():
-    """An AI arm without a named model version gets the inference app's default (its receiver answers)."""
-    answers = [mv for _r, mv in signals.default_model_version_requested.send(sender=Arm) if mv is not None]
+def _announce_ai_arm(actor, arm: Arm, model_version) -> None:
+    """The inference app records the arm's model version (the given one, else its default); without a receiver
+    the arm could draft nothing, so that is refused rather than half-made."""
+    answers = signals.ai_arm_added.send(sender=Arm, arm=arm, model_version=model_version, actor=actor)
     if not answers:
-        raise InvalidInput("An AI arm needs a model version, and none is configured.")
-    return answers[0]
+        raise InvalidInput("An AI arm needs a model version, and no inference app is installed.")
 
 
 def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:

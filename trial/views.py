@@ -65,7 +65,7 @@ def trial_detail(request, trial_code: str):
         "trial": trial,
         "progress": selectors.trial_progress(trial),
         "centers": trial.centers.all(),
-        "arms": trial.arms.select_related("model_version"),
+        "arms": trial.arms.select_related("model_assignment__model_version"),
         "members": trial.memberships.select_related("user", "center", "arm").order_by("role", "user__username"),
         "cases": cases,
         "allocation_list": selectors.allocation_list_summary(request.user, trial),

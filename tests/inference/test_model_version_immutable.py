@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from core.errors import Conflict
-from inference.models import Draft, ModelVersion
+from inference.models import ArmModelVersion, Draft, ModelVersion
 from inference.services import new_model_version_from, register_model_version, update_model_version
 from tests.factories.imaging import add_image
 from tests.factories.trial import PASSWORD, UserFactory, make_trial
@@ -28,8 +28,7 @@ def drafted():
     mv = register_model_version(name="baseline-imm", backend="retrieval", generation_params={"max_new_tokens": 64},
                                 prompt_template="janus-pro-cxr")
     arm = t["arms"]["ai_assisted"]
-    arm.model_version = mv
-    arm.save(update_fields=["model_version"])
+    ArmModelVersion.objects.filter(arm=arm).update(model_version=mv)
     case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code="I1")
     add_image(case)
     services.enrol_case(t["coordinator"], case)

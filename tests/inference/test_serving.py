@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from inference import serving
-from inference.models import Draft, ModelVersion
+from inference.models import ArmModelVersion, Draft, ModelVersion
 from inference.runner import run_draft
 from inference.serving import OutOfMemoryFailure, generate_halving_on_oom, time_limit_for
 from tests.factories.imaging import add_image
@@ -86,8 +86,7 @@ def janus(tiny_janus_path, db):
         generation_params={"max_new_tokens": 6, "device": "cpu", "options": {"batch_max": 1}},
     )
     arm = t["arms"]["ai_assisted"]
-    arm.model_version = mv
-    arm.save(update_fields=["model_version"])
+    ArmModelVersion.objects.filter(arm=arm).update(model_version=mv)
     return t, mv
 
 
@@ -198,8 +197,7 @@ def test_worker_runs_each_draft_under_its_measured_limit(tiny_janus_path, redis_
         generation_params={"max_new_tokens": 24, "options": {"batch_max": 1}},
     )
     arm = t["arms"]["ai_assisted"]
-    arm.model_version = mv
-    arm.save(update_fields=["model_version"])
+    ArmModelVersion.objects.filter(arm=arm).update(model_version=mv)
     worker = CeleryWorker(redis_url, tmp_path / "worker.log")
 
     def enrol(code: str) -> Draft:

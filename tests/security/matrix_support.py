@@ -6,6 +6,7 @@ import re
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 
+from inference.selectors import arm_model_version
 from tests.security.routes import Route
 
 _ADMIN_MODEL = re.compile(r"^admin/(?P<app>\w+)/(?P<model>\w+)/")
@@ -25,8 +26,9 @@ def _admin_object_id(world: dict, app: str, model: str):
         ("trial", "membership"): world["un_reader"].pk,
         ("trial", "case"): world["cases"][1].pk,
         ("trial", "auditentry"): world["audit_entry"].pk,
-        ("inference", "modelversion"): world["arms"]["ai_assisted"].model_version_id,
+        ("inference", "modelversion"): arm_model_version(world["arms"]["ai_assisted"]).pk,
         ("inference", "draft"): world["draft"].pk,
+        ("inference", "armmodelversion"): world["arms"]["ai_assisted"].pk,
     }
     try:
         return objects[(app, model)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -108,7 +109,9 @@ def test_prelock_export_has_no_column_that_separates_the_masked_arms():
                 px = [r[col] for r in rows if r[arm_col] == "X"]
                 py = [r[col] for r in rows if r[arm_col] == "Y"]
             for how, p in _separation_p(px, py).items():
-                assert p > P_MIN, f"{table}.{col} ({how}) separates X from Y before lock (p={p:.2g})"
+                assert p > P_MIN, (f"{table}.{col} ({how}) separates X from Y before lock (p={p:.2g}); "
+                                   f"X: {Counter(map(str, px)).most_common(4)}, "
+                                   f"Y: {Counter(map(str, py)).most_common(4)}")
             checked.append(f"{table}.{col}")
     assert {"reads.read_id", "reads.status", "reads.case_code", "ratings.rating_id", "ratings.expert"} <= set(checked)
     # Tables without an arm: drafts exist for every enrolled case, whatever the arm.

@@ -17,6 +17,7 @@ import json
 import pytest
 from django.urls import resolve, reverse
 
+from inference.selectors import arm_model_version
 from tests.factories.reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
 from tests.security.conftest import ADMIN_ROLES, ROLES
 from tests.security.matrix_support import body_of, client_for, kwargs_for
@@ -189,6 +190,7 @@ EXPECTED.update({
     **admin_model("trial", "auditentry", add=403, delete=403),  # change: read-only view
     **admin_model("inference", "modelversion", add=403, delete=403),
     **admin_model("inference", "draft", add=403, delete=403),
+    **admin_model("inference", "armmodelversion", add=403, delete=403),
 })
 
 
@@ -212,7 +214,7 @@ def _forbidden_strings(world) -> dict[str, list[str]]:
     t = world
     never = [t["allocation_list"].seed, t["allocation_list"].salt, t["trial"].secret]
     arms = t["arms"]
-    mv = arms["ai_assisted"].model_version
+    mv = arm_model_version(arms["ai_assisted"])
     reader_names = [m.user.username for m in t["readers"]]
     blind = [arms["ai_assisted"].code, arms["unassisted"].code, arms["ai_assisted"].name, arms["unassisted"].name,
              mv.name, *reader_names]
