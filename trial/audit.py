@@ -243,3 +243,29 @@ def verify_all() -> tuple[int, BrokenLink | None]:
         if broken:
             return AuditEntry.objects.count(), broken
     return AuditEntry.objects.count(), verify_registry()
+
+
+def entry_hash_ok(entry: AuditEntry) -> bool:
+    """Whether one entry's stored hash matches its content (the chain as a whole: verify_chain)."""
+    return hmac.compare_digest(_entry_hash(_hashed_fields(entry)), entry.hash)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+def field_changes(entry: AuditEntry) -> list[FieldChange]:
+    """Field-level old and new values of one entry: every field of a create or delete, the changed ones of an
+    update (from the entry's before/after snapshots)."""
+    before = entry.before if isinstance(entry.before, dict) else {}
+    after = entry.after if isinstance(entry.after, dict) else {}
+    out = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if before and after and old == new:
+            continue
+        out.append(FieldChange(name, old, new))
+    return out

@@ -186,9 +186,3 @@ def allocations(request, trial_code: str):
     trial = _trial(request, trial_code)
     slots = Paginator(selectors.revealed_allocations(request.user, trial), 100).get_page(request.GET.get("page"))
     return render(request, "trial/allocations.html", {"trial": trial, "slots": slots})
-
-
-def audit_log(request, trial_code: str):
-    trial = _trial(request, trial_code)
-    entries = Paginator(selectors.audit_entries(request.user, trial), 100).get_page(request.GET.get("page"))
-    return render(request, "trial/audit.html", {"trial": trial, "entries": entries})
