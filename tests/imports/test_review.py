@@ -37,6 +37,7 @@ def _stored(r: imports.FileResult) -> pydicom.Dataset:
     return pydicom.dcmread(Path(settings.MEDIA_ROOT) / Image.objects.get(public_id=r.image_id).dicom_file)
 
 
+@pytest.mark.requirement("CAI-2")
 def test_burned_in_case_cannot_be_enrolled_until_confirmed(t):
     r = _import(t, burned_in=True)
     case = Case.objects.get(code=r.case_code)

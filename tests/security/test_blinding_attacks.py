@@ -180,6 +180,7 @@ def _api(user) -> APIClient:
     return api
 
 
+@pytest.mark.requirement("BLD-1")
 def test_expert_who_is_also_statistician_gets_no_export_or_analysis(world):
     """Before: the analysis page, runs API and run files answered 200, and the export in them had the expert's own
     tasks (rating_id, case, expert code) with their masked A/B arms."""
@@ -199,6 +200,7 @@ def test_expert_who_is_also_statistician_gets_no_export_or_analysis(world):
     assert stat.get(reverse("analysis:page", args=[code])).status_code == 200
 
 
+@pytest.mark.requirement("BLD-1")
 def test_expert_who_is_also_coordinator_sees_no_drafts_audit_or_arms(world):
     """Before: the drafts page showed the draft of every case on the expert's worklist, the audit log the reads'
     arms and the ratings' A/B reads, and the trial page and API every reader's arm."""
@@ -325,6 +327,7 @@ def test_expert_pages_and_api_show_an_opaque_task_label_not_the_case_code(world)
     assert re.fullmatch(r"T-[0-9A-F]{8}", label) and "case" not in task
 
 
+@pytest.mark.requirement("BLD-1")
 def test_reader_or_expert_who_is_also_coordinator_gets_no_audit_viewer_export_or_verify(world):
     """Issue 18: the audit viewer's detail, CSV export and verify button show reads' arms and ratings' A/B reads like
     the log itself; a person who reads or rates gets none of them before lock. The access review (roles, grants,

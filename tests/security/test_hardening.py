@@ -43,6 +43,7 @@ def _prod_env(**extra) -> dict:
 # --- login lockout (django-axes) -------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("ACC-2")
 def test_login_is_locked_after_five_failures_even_with_the_right_password(settings):
     settings.AXES_ENABLED = True
     user = UserFactory(username="lockme")
@@ -71,6 +72,7 @@ def test_a_correct_login_before_the_limit_works(settings):
     assert r.status_code == 302 and "_auth_user_id" in c.session
 
 
+@pytest.mark.requirement("ACC-2")
 def test_token_endpoint_is_locked_too(settings):
     settings.AXES_ENABLED = True
     UserFactory(username="apiuser")

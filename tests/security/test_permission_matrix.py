@@ -253,6 +253,7 @@ def _check(route, world, client, method: str, role: str, forbidden: list[str], e
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=_route_id)
+@pytest.mark.requirement("ACC-1")
 def test_route_permissions(route, world):
     entry = EXPECTED.get(route.key)
     if entry is None:

@@ -19,6 +19,7 @@ def _site(action: str):
     return AuditEntry.objects.filter(chain="global", action=action).order_by("sequence")
 
 
+@pytest.mark.requirement("AUD-5")
 def test_login_and_logout_are_recorded_with_the_address():
     user = UserFactory(username="alice")
     c = Client(REMOTE_ADDR="10.1.2.3")
@@ -31,6 +32,7 @@ def test_login_and_logout_are_recorded_with_the_address():
     assert audit.verify_chain("global") is None
 
 
+@pytest.mark.requirement("AUD-5")
 def test_failed_login_is_recorded_without_the_password():
     UserFactory(username="bob")
     Client(REMOTE_ADDR="10.9.9.9").post(reverse("login"), {"username": "bob", "password": "s3cret-guess"})
@@ -41,6 +43,7 @@ def test_failed_login_is_recorded_without_the_password():
     assert not _site("auth:login").exists()
 
 
+@pytest.mark.requirement("AUD-5", "ACC-2")
 def test_lockout_is_recorded(settings):
     settings.AXES_ENABLED = True
     UserFactory(username="carol")
@@ -53,6 +56,7 @@ def test_lockout_is_recorded(settings):
     call_command("verify_audit")
 
 
+@pytest.mark.requirement("AUD-6")
 def test_site_rights_changes_are_recorded_with_the_admin_who_made_them():
     user = UserFactory(username="dave")
     created = _site("auth:create_user").get(object_id=str(user.pk))
@@ -86,6 +90,7 @@ def test_site_rights_changes_are_recorded_with_the_admin_who_made_them():
     call_command("verify_audit")
 
 
+@pytest.mark.requirement("AUD-6", "AUD-4")
 def test_trial_roles_granted_and_removed_are_in_the_trials_chain():
     t = make_trial(code="ACC")
     trial, coord = t["trial"], t["coordinator"]

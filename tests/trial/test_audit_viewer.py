@@ -37,6 +37,7 @@ def _rows(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
 
 
+@pytest.mark.requirement("AUD-7")
 def test_filters_narrow_the_log(t):
     c, code, coord = t["client"], t["trial"].code, t["coordinator"]
     for i in range(45):  # more than a page
@@ -66,6 +67,7 @@ def test_filters_narrow_the_log(t):
     assert c.get(url, {"action": "no-such"}).context["entries"].paginator.count == total
 
 
+@pytest.mark.requirement("AUD-4", "AUD-7")
 def test_detail_shows_old_and_new_values_and_the_reason(t):
     entry = AuditEntry.objects.get(trial=t["trial"], action="update", object_type="trial.Trial")
     r = t["client"].get(reverse("trial:audit_entry", args=[t["trial"].code, entry.pk]))
@@ -89,6 +91,7 @@ def test_detail_says_when_an_entry_no_longer_matches_its_hash(t):
     assert 'id="hash-mismatch"' in html
 
 
+@pytest.mark.requirement("AUD-7")
 def test_csv_export_has_every_filtered_entry_with_its_hash(t):
     c, code = t["client"], t["trial"].code
     rows = _rows(c.get(reverse("trial:audit_export", args=[code])))
@@ -111,6 +114,7 @@ def test_csv_export_cells_are_not_formulas(t):
     assert rows[0]["reason"] == "'=HYPERLINK(\"http://x\")"
 
 
+@pytest.mark.requirement("AUD-7", "AUD-2")
 def test_verify_button_runs_the_verify_audit_check(t):
     c, code = t["client"], t["trial"].code
     assert c.get(reverse("trial:audit_verify", args=[code])).status_code == 405
@@ -136,6 +140,7 @@ def test_verify_button_does_not_name_a_broken_link_in_another_trial(t):
     assert "broken" in html and "outside this trial" in html and victim.chain not in html
 
 
+@pytest.mark.requirement("ACC-3", "AUD-6")
 def test_access_review_lists_grants_removals_and_last_login(t):
     c, trial, coord = t["client"], t["trial"], t["coordinator"]
     stat = UserFactory(username="av-extra-stat", first_name="Sam", last_name="Stat")

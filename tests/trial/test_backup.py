@@ -40,6 +40,7 @@ def backed_up(transactional_db, tmp_path):
     return dest
 
 
+@pytest.mark.requirement("BAK-1")
 def test_backup_restores_into_a_fresh_database_where_the_audit_verifies(backed_up, fresh_db, tmp_path, capsys):
     manifest = json.loads((backed_up / MANIFEST).read_text())
     assert set(manifest["files"]) == {DUMP, "media/images/BAK/case1.dcm"}
@@ -61,6 +62,7 @@ def test_backup_restores_into_a_fresh_database_where_the_audit_verifies(backed_u
     assert rows == f"{n}|BAK"
 
 
+@pytest.mark.requirement("BAK-2")
 def test_tampered_media_file_is_found_and_not_restored(backed_up, fresh_db, tmp_path):
     victim = backed_up / "media/images/BAK/case1.dcm"
     victim.write_bytes(victim.read_bytes()[:-1] + b"X")
@@ -77,6 +79,7 @@ def test_tampered_media_file_is_found_and_not_restored(backed_up, fresh_db, tmp_
     assert tables == "0"  # refused before anything was restored
 
 
+@pytest.mark.requirement("BAK-2")
 def test_tampered_dump_with_rewritten_manifest_is_found_by_the_signature(backed_up):
     dump = backed_up / DUMP
     with dump.open("ab") as fh:
