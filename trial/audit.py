@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import pghistory
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, transaction
@@ -110,6 +111,13 @@ def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
     except IntegrityError:
         pass  # created concurrently by another transaction, which registered it
     return AuditHead.objects.select_for_update().get(chain=name)
+
+
+def history_context(*, actor=None, reason: str = ""):
+    """Metadata (who, why) for the row-history events (trial.models.history) of the writes made inside: the
+    triggers record every write, this says which service write it was. Nested in a request's context (pghistory's
+    middleware: user and URL), the keys are merged."""
+    return pghistory.context(actor=getattr(actor, "pk", None), reason=reason or None)
 
 
 def open_chain(trial: Trial, user) -> AuditHead:

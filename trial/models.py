@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+import pghistory
 from django.conf import settings
 from django.db import models
 
@@ -25,6 +26,15 @@ def new_secret() -> str:
     return secrets.token_hex(16)
 
 
+# Row-level history by PostgreSQL triggers (django-pghistory): every insert, update and delete of the trial's
+# setup tables leaves an event row with the whole row as it became, whoever made it: services, bulk updates, raw
+# SQL or the shell (docs/audit.md). The hash chains (trial.audit) keep covering what the services record.
+def history(**kwargs):
+    """A fresh set of trackers per model (a tracker binds to the model it decorates)."""
+    return pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), **kwargs)
+
+
+@history(exclude=["secret"])  # the trial's secret stays in one place
 class Trial(models.Model):
     class Design(models.TextChoices):
         PAIRED_BY_CASE = "paired_by_case", "Paired by case"
@@ -91,6 +101,7 @@ class Trial(models.Model):
         return self.design != self.Design.CASE_RANDOMISED
 
 
+@history()
 class Center(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="centers")
     code = models.SlugField(max_length=40)
@@ -104,6 +115,7 @@ class Center(models.Model):
         return self.name
 
 
+@history()
 class Arm(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
     code = models.SlugField(max_length=40, help_text="e.g. unassisted, ai_assisted")
@@ -122,6 +134,7 @@ class Arm(models.Model):
         return self.name
 
 
+@history()
 class Membership(models.Model):
     class Role(models.TextChoices):
         COORDINATOR = "coordinator", "Coordinator"
@@ -152,6 +165,7 @@ class Membership(models.Model):
         return f"{self.user} ({self.role}, {self.trial.code})"
 
 
+@history()
 class Case(models.Model):
     class Status(models.TextChoices):
         IMPORTED = "imported", "Imported"

@@ -197,3 +197,67 @@ def allocation_list_summary(user, trial: Trial) -> dict | None:
     if trial.is_locked:
         out.update(block_sizes=alist.block_sizes, seed=alist.seed, salt=alist.salt, scheme=alist.scheme)
     return out
+
+
+HISTORY_TABLES = ("Trial", "Center", "Arm", "Membership", "Case")  # trial.models.history
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One trigger-recorded write (insert, update or delete) of a row of the trial's setup tables, with the fields
+    it changed (old and new values) and who and why when the write came through the application."""
+
+    at: dt.datetime  # the writing transaction's start (PostgreSQL now()): one transaction's writes share it
+    event_id: int  # orders the writes of one table within a transaction
+    table: str
+    object_id: str
+    label: str
+    changes: list
+    actor: str
+    reason: str
+    url: str
+
+    @property
+    def outside_app(self) -> bool:
+        """No application context: the write came from raw SQL, a shell without it, or another client."""
+        return not (self.actor or self.reason or self.url)
+
+
+def _row_values(event) -> dict:
+    return {f.attname: f.value_from_object(event) for f in event._meta.concrete_fields
+            if not f.name.startswith("pgh_")}
+
+
+def row_history(user, trial: Trial, *, outside_app_only: bool = False) -> list[RowChange]:
+    """The row-level history of the trial's setup tables, newest first (members' and cases' rows carry arms, so the
+    same blinding as the audit log)."""
+    require_role(user, trial, Role.COORDINATOR)
+    require_not_blinded(user, trial)
+    from django.apps import apps
+
+    from .audit import FieldChange, to_json
+
+    users = dict(get_user_model().objects.filter(memberships__trial=trial).values_list("pk", "username"))
+    out = []
+    for name in HISTORY_TABLES:
+        model = apps.get_model("trial", f"{name}Event")
+        qs = model.objects.filter(pgh_obj_id=trial.pk) if name == "Trial" else model.objects.filter(trial_id=trial.pk)
+        previous: dict = {}
+        for ev in qs.select_related("pgh_context").order_by("pgh_obj_id", "pgh_id"):
+            values = to_json(_row_values(ev))
+            old = previous.get(ev.pgh_obj_id, {}) if ev.pgh_label != "insert" else {}
+            if ev.pgh_label == "delete":
+                changes = [FieldChange(k, v, None) for k, v in sorted(values.items())]
+            else:
+                changes = [FieldChange(k, old.get(k), v) for k, v in sorted(values.items()) if old.get(k) != v]
+            previous[ev.pgh_obj_id] = values
+            meta = ev.pgh_context.metadata if ev.pgh_context_id else {}
+            actor_id = meta.get("actor") or meta.get("user")
+            out.append(RowChange(
+                at=ev.pgh_created_at, event_id=ev.pgh_id, table=f"trial.{name}", object_id=str(ev.pgh_obj_id),
+                label=ev.pgh_label,
+                changes=changes, actor=users.get(actor_id, str(actor_id)) if actor_id else "",
+                reason=meta.get("reason") or "", url=meta.get("url") or ""))
+    if outside_app_only:
+        out = [c for c in out if c.outside_app]
+    return sorted(out, key=lambda c: (c.at, c.event_id), reverse=True)

@@ -148,6 +148,9 @@ def _validate_settings(trial: Trial) -> None:
 def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> Trial:
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    if trial.status != Trial.Status.SETUP and not reason.strip():
+        # ICH E6(R3) 4.2.2 / Annex 11 s9: once enrolment has started, every setup change carries its reason.
+        raise InvalidInput("Changing a setting once enrolment has started needs a reason.")
     unknown = set(changes) - set(TRIAL_SETTINGS) - {"findings"}
     if unknown:
         raise InvalidInput(f"Unknown trial settings: {', '.join(sorted(unknown))}.")
@@ -159,7 +162,8 @@ def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> T
     for k, v in changes.items():
         setattr(trial, k, v)
     _validate_settings(trial)
-    trial.save()
+    with audit.history_context(actor=actor, reason=reason):
+        trial.save()
     audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial),
                  reason=reason)
     return trial
@@ -257,7 +261,8 @@ def remove_member(actor, membership: Membership, reason: str) -> None:
         raise InvalidInput("Removing a member needs a reason.")
     before = audit.snapshot(membership)
     pk = membership.pk
-    membership.delete()
+    with audit.history_context(actor=actor, reason=reason):
+        membership.delete()
     audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk),
                  before=before, reason=reason)
 
@@ -315,7 +320,8 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
     trial.status = to_status
     if to_status == Trial.Status.LOCKED:
         trial.locked_at = timezone.now()
-    trial.save(update_fields=["status", "locked_at"])
+    with audit.history_context(actor=actor, reason=reason):
+        trial.save(update_fields=["status", "locked_at"])
     audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
                  after=audit.snapshot(trial), reason=reason)
     if to_status == Trial.Status.LOCKED:
@@ -520,7 +526,8 @@ def exclude_case(actor, case: Case, reason: str) -> Case:
     before = audit.snapshot(case)
     case.status = Case.Status.EXCLUDED
     case.exclusion_reason = reason
-    case.save(update_fields=["status", "exclusion_reason"])
+    with audit.history_context(actor=actor, reason=reason):
+        case.save(update_fields=["status", "exclusion_reason"])
     audit.record(actor=actor, trial=case.trial, action="exclude", obj=case, before=before, after=audit.snapshot(case),
                  reason=reason)
     return case

@@ -20,6 +20,7 @@ urlpatterns = [
     path("<slug:trial_code>/audit/<int:entry_id>/", views_audit.AuditEntryView.as_view(), name="audit_entry"),
     path("<slug:trial_code>/audit/export.csv", views_audit.AuditExportView.as_view(), name="audit_export"),
     path("<slug:trial_code>/audit/verify/", views_audit.AuditVerifyView.as_view(), name="audit_verify"),
+    path("<slug:trial_code>/audit/rows/", views_audit.RowHistoryView.as_view(), name="row_history"),
     path("<slug:trial_code>/access/", views_audit.AccessReviewView.as_view(), name="access_review"),
     path("<slug:trial_code>/access/export.csv", views_audit.AccessReviewExportView.as_view(),
          name="access_review_export"),

@@ -119,6 +119,18 @@ class AuditVerifyView(TrialPageMixin, View):
                       status=200)
 
 
+class RowHistoryView(TrialPageMixin, View):
+    """Every write of the setup tables the database triggers saw, with old and new values; optionally only those
+    made outside the application (raw SQL, bulk updates from a shell)."""
+
+    def get(self, request, trial_code: str):
+        trial = self.get_trial()
+        outside = request.GET.get("outside") == "1"
+        changes = selectors.row_history(request.user, trial, outside_app_only=outside)
+        page = Paginator(changes, 50).get_page(request.GET.get("page"))
+        return render(request, "trial/row_history.html", {"trial": trial, "changes": page, "outside": outside})
+
+
 ACCESS_CSV_HEADER = ["username", "name", "role", "center", "granted_at_utc", "granted_by", "removed_at_utc",
                      "removed_by", "removal_reason", "enrolled_at_utc", "account_active", "last_login_utc"]
 

@@ -77,6 +77,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:audit_entry": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:audit_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:audit_verify": {"GET": page_post_only(), "POST": page_only(coordinator=200)},
+    "trial:row_history": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:access_review": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:access_review_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},

@@ -164,3 +164,18 @@ def test_access_review_lists_grants_removals_and_last_login(t):
     html = r.content.decode()
     for arm in trial.arms.all():  # an access review names no reader's arm
         assert f">{arm.code}<" not in html and f">{arm.name}<" not in html
+
+
+@pytest.mark.requirement("AUD-4")
+def test_a_setting_changed_after_enrolment_started_needs_a_reason(t):
+    from core.errors import InvalidInput
+
+    assert t["trial"].status != "setup"
+    before = AuditEntry.objects.count()
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        services.update_trial_settings(t["coordinator"], t["trial"], washout_days=7)
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        services.update_trial_settings(t["coordinator"], t["trial"], reason="   ", washout_days=7)
+    assert AuditEntry.objects.count() == before
+    t["trial"].refresh_from_db()
+    assert t["trial"].washout_days == 14
