@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.RequestUserMiddleware",
-    "pghistory.middleware.HistoryMiddleware",  # attaches the user and URL to the history events of a request
+    "trial.middleware.HistoryMiddleware",  # the user and URL on a request's row-history events (PostgreSQL)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",

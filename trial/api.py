@@ -26,6 +26,7 @@ from .serializers import (
     StatusSerializer,
     TrialSerializer,
 )
+from .signatures import SignatureInput
 
 
 def _valid(serializer_cls, data):
@@ -84,7 +85,8 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def status(self, request, trial_code=None, **kwargs):
         trial = self._coordinated(trial_code)
         d = _valid(StatusSerializer, request.data)
-        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
+        signature = SignatureInput(d["password"], d["meaning"]) if d["password"] else None
+        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"], signature=signature)
         return Response(TrialSerializer(trial).data)
 
     @extend_schema(responses=dict)

@@ -13,6 +13,7 @@ chain (``audit:chain-open``), so deleting a whole actor chain, head and all, is 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -23,7 +24,7 @@ from typing import Any
 import pghistory
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from .models import AuditEntry, AuditHead, Trial
@@ -116,7 +117,9 @@ def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
 def history_context(*, actor=None, reason: str = ""):
     """Metadata (who, why) for the row-history events (trial.models.history) of the writes made inside: the
     triggers record every write, this says which service write it was. Nested in a request's context (pghistory's
-    middleware: user and URL), the keys are merged."""
+    middleware: user and URL), the keys are merged. Nothing on SQLite (no triggers there, and no set_config)."""
+    if connection.vendor != "postgresql":
+        return contextlib.nullcontext()
     return pghistory.context(actor=getattr(actor, "pk", None), reason=reason or None)
 
 

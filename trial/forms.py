@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import Center, Membership, Trial
+from .models import Center, Membership, Signature, Trial
 
 User = get_user_model()
 
@@ -96,6 +96,9 @@ class AllocationListForm(forms.Form):
 class StatusForm(forms.Form):
     to_status = forms.ChoiceField(choices=Trial.Status.choices)
     reason = forms.CharField(required=False, max_length=500)
+    # Electronic signature, where the trial requires one for the step (trial.signatures).
+    password = forms.CharField(required=False, widget=forms.PasswordInput, strip=False)
+    meaning = forms.ChoiceField(required=False, choices=Signature.Meaning.choices, initial=Signature.Meaning.APPROVAL)
 
 
 class AuditFilterForm(forms.Form):

@@ -66,6 +66,9 @@ class Trial(models.Model):
     allow_retrieval_baseline = models.BooleanField(
         default=False, help_text="Allow drafts from the retrieval baseline, which repeats public report text that an "
                                  "expert could look up (demo only)")
+    require_signatures = models.BooleanField(
+        default=False, help_text="Moving to rating and to locked needs the coordinator's electronic signature "
+                                 "(password re-entered; 21 CFR 11.200, docs/audit.md)")
     ask_blinding_guess = models.BooleanField(
         default=False, help_text="After each rating, ask the expert which report they think was written with AI "
                                  "assistance (measures blinding)")
@@ -318,3 +321,36 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries are append-only.")
+
+
+class Signature(models.Model):
+    """An electronic signature (21 CFR 11.50, 11.70, 11.200; docs/audit.md): who (printed name), when (UTC), what it
+    means, bound to the audit entry of the signed action by that entry's hash, so an entry changed later no longer
+    matches and the signature shows as invalid. Append-only, like the audit log."""
+
+    class Meaning(models.TextChoices):
+        AUTHORSHIP = "authorship", "Authorship"
+        REVIEW = "review", "Review"
+        APPROVAL = "approval", "Approval"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="signatures")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    printed_name = models.CharField(max_length=300)
+    meaning = models.CharField(max_length=12, choices=Meaning.choices)
+    signed_at = models.DateTimeField()
+    entry = models.ForeignKey(AuditEntry, on_delete=models.PROTECT, related_name="signatures")
+    record_hash = models.CharField(max_length=64, help_text="The signed audit entry's hash when it was signed")
+
+    class Meta:
+        ordering = ["signed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.printed_name} ({self.meaning}) {self.signed_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Signatures are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Signatures are append-only.")

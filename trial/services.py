@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
-from . import audit, signals
+from . import audit, signals, signatures
 from .import_settings import parse_import_settings
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
@@ -40,6 +40,7 @@ from .randomisation import (
 User = get_user_model()
 
 STATUS_ORDER = [s.value for s in Trial.Status]
+SIGNED_STEPS = (Trial.Status.RATING, Trial.Status.LOCKED)  # signed by the coordinator where the trial requires it
 # A slug that cannot start a spreadsheet formula (issue 14: case codes reach CSV exports).
 CASE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TRIAL_SETTINGS = (
@@ -54,6 +55,7 @@ TRIAL_SETTINGS = (
     "keep_identity_key",
     "allow_retrieval_baseline",
     "ask_blinding_guess",
+    "require_signatures",
 )
 
 
@@ -303,9 +305,15 @@ def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
 
 # -- status workflow -----------------------------------------------------------------------------------------
 @transaction.atomic
-def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Trial:
+def advance_status(actor, trial: Trial, to_status: str, reason: str = "",
+                   signature: signatures.SignatureInput | None = None) -> Trial:
+    """One step forward. Moving to rating or to locked in a trial that requires signatures needs the coordinator's
+    electronic signature (password re-entered), bound to the audit entry of the step."""
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    signed = trial.require_signatures and to_status in SIGNED_STEPS
+    if signed:
+        signatures.reauthenticate(actor, signature)
     if to_status not in STATUS_ORDER:
         raise InvalidInput(f"Unknown status {to_status!r}.")
     current, target = STATUS_ORDER.index(trial.status), STATUS_ORDER.index(to_status)
@@ -322,19 +330,22 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
         trial.locked_at = timezone.now()
     with audit.history_context(actor=actor, reason=reason):
         trial.save(update_fields=["status", "locked_at"])
-    audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
-                 after=audit.snapshot(trial), reason=reason)
+    entry = audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
+                         after=audit.snapshot(trial), reason=reason)
+    if signed:
+        signatures.sign_entry(actor, entry, signature)
     if to_status == Trial.Status.LOCKED:
         _disclose_allocation_list(actor, trial)
     return trial
 
 
-def lock_trial(actor, trial: Trial, reason: str) -> Trial:
-    """Locks from any status before lock, one audited step at a time."""
+def lock_trial(actor, trial: Trial, reason: str, signature: signatures.SignatureInput | None = None) -> Trial:
+    """Locks from any status before lock, one audited (and, where the trial requires it, signed) step at a time."""
     trial.refresh_from_db()
     while trial.status != Trial.Status.LOCKED:
         nxt = STATUS_ORDER[STATUS_ORDER.index(trial.status) + 1]
-        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}")
+        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}",
+                               signature=signature)
     return trial
 
 

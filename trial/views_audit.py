@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views import View
 
-from . import audit, selectors
+from . import audit, selectors, signatures
 from .forms import AuditFilterForm
 from .models import Trial
 
@@ -88,6 +88,7 @@ class AuditEntryView(TrialPageMixin, View):
         return render(request, "trial/audit_entry.html", {
             "trial": trial, "entry": entry, "changes": audit.field_changes(entry),
             "hash_ok": audit.entry_hash_ok(entry),
+            "signatures": [(s, signatures.signature_valid(s)) for s in entry.signatures.select_related("signer")],
         })
 
 
