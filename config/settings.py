@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: nothing fetched from a CDN
     "axes",
+    "pgtrigger",
+    "pghistory",  # row-level history by triggers (trial.models.history)
     # Ours, from the base up; dependencies point one way (docs/architecture.md, checked by lint-imports).
     "core",
     "trial",
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.RequestUserMiddleware",
+    "trial.middleware.HistoryMiddleware",  # the user and URL on a request's row-history events (PostgreSQL)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",

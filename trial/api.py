@@ -28,6 +28,7 @@ from .serializers import (
     TrialProgressSerializer,
     TrialSerializer,
 )
+from .signatures import SignatureInput
 
 
 class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -81,7 +82,8 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def status(self, request, trial_code=None, **kwargs):
         trial = self._coordinated(trial_code)
         d = valid(StatusSerializer, request.data)
-        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
+        signature = SignatureInput(d["password"], d["meaning"]) if d["password"] else None
+        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"], signature=signature)
         return Response(TrialSerializer(trial).data)
 
     @extend_schema(responses=TrialProgressSerializer)

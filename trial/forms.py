@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import Center, Membership, Trial
+from .models import Center, Membership, Signature, Trial
 
 User = get_user_model()
 
@@ -99,3 +99,27 @@ class AllocationListForm(forms.Form):
 class StatusForm(forms.Form):
     to_status = forms.ChoiceField(choices=Trial.Status.choices)
     reason = forms.CharField(required=False, max_length=500)
+    # Electronic signature, where the trial requires one for the step (trial.signatures).
+    password = forms.CharField(required=False, widget=forms.PasswordInput, strip=False)
+    meaning = forms.ChoiceField(required=False, choices=Signature.Meaning.choices, initial=Signature.Meaning.APPROVAL)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit viewer's filters (GET); choices are what occurs in the trial's log (selectors.audit_filter_choices)."""
+
+    person = forms.ChoiceField(required=False)
+    object_type = forms.ChoiceField(required=False, label="Object type")
+    action = forms.ChoiceField(required=False)
+    since = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, choices: dict[str, list[tuple[str, str]]], **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, options in choices.items():
+            self.fields[name].choices = [("", "any")] + list(options)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The date range ends before it starts.")
+        return data

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from .blinding import is_blinded_participant
-from .models import AllocationSlot, Arm, Case, Center, Membership, Trial
+from .models import AllocationSlot, Arm, Case, Center, Membership, Signature, Trial
 
 User = get_user_model()
 
@@ -112,6 +112,9 @@ class AllocationListCreateSerializer(serializers.Serializer):
 class StatusSerializer(serializers.Serializer):
     to_status = serializers.ChoiceField(choices=Trial.Status.choices)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    # The electronic signature where the trial requires one for this step (trial.signatures): never stored.
+    password = serializers.CharField(required=False, allow_blank=True, default="", write_only=True)
+    meaning = serializers.ChoiceField(choices=Signature.Meaning.choices, default=Signature.Meaning.APPROVAL)
 
 
 class AllocationListSerializer(serializers.Serializer):

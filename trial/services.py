@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
-from . import audit, signals
+from . import audit, signals, signatures
 from .import_settings import parse_import_settings
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
@@ -40,6 +40,7 @@ from .randomisation import (
 User = get_user_model()
 
 STATUS_ORDER = [s.value for s in Trial.Status]
+SIGNED_STEPS = (Trial.Status.RATING, Trial.Status.LOCKED)  # signed by the coordinator where the trial requires it
 # A slug that cannot start a spreadsheet formula (issue 14: case codes reach CSV exports).
 CASE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TRIAL_SETTINGS = (
@@ -57,6 +58,7 @@ TRIAL_SETTINGS = (
     "ood_action",
     "ood_threshold",
     "prefill_draft_findings",
+    "require_signatures",
 )
 
 
@@ -159,6 +161,9 @@ def _validate_settings(trial: Trial) -> None:
 def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> Trial:
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    if trial.status != Trial.Status.SETUP and not reason.strip():
+        # ICH E6(R3) 4.2.2 / Annex 11 s9: once enrolment has started, every setup change carries its reason.
+        raise InvalidInput("Changing a setting once enrolment has started needs a reason.")
     unknown = set(changes) - set(TRIAL_SETTINGS) - {"findings"}
     if unknown:
         raise InvalidInput(f"Unknown trial settings: {', '.join(sorted(unknown))}.")
@@ -170,7 +175,8 @@ def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> T
     for k, v in changes.items():
         setattr(trial, k, v)
     _validate_settings(trial)
-    trial.save()
+    with audit.history_context(actor=actor, reason=reason):
+        trial.save()
     audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial),
                  reason=reason)
     return trial
@@ -270,7 +276,8 @@ def remove_member(actor, membership: Membership, reason: str) -> None:
         raise InvalidInput("Removing a member needs a reason.")
     before = audit.snapshot(membership)
     pk = membership.pk
-    membership.delete()
+    with audit.history_context(actor=actor, reason=reason):
+        membership.delete()
     audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk),
                  before=before, reason=reason)
 
@@ -311,9 +318,15 @@ def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
 
 # -- status workflow -----------------------------------------------------------------------------------------
 @transaction.atomic
-def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Trial:
+def advance_status(actor, trial: Trial, to_status: str, reason: str = "",
+                   signature: signatures.SignatureInput | None = None) -> Trial:
+    """One step forward. Moving to rating or to locked in a trial that requires signatures needs the coordinator's
+    electronic signature (password re-entered), bound to the audit entry of the step."""
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    signed = trial.require_signatures and to_status in SIGNED_STEPS
+    if signed:
+        signatures.reauthenticate(actor, signature)
     if to_status not in STATUS_ORDER:
         raise InvalidInput(f"Unknown status {to_status!r}.")
     current, target = STATUS_ORDER.index(trial.status), STATUS_ORDER.index(to_status)
@@ -328,20 +341,24 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
     trial.status = to_status
     if to_status == Trial.Status.LOCKED:
         trial.locked_at = timezone.now()
-    trial.save(update_fields=["status", "locked_at"])
-    audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
-                 after=audit.snapshot(trial), reason=reason)
+    with audit.history_context(actor=actor, reason=reason):
+        trial.save(update_fields=["status", "locked_at"])
+    entry = audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
+                         after=audit.snapshot(trial), reason=reason)
+    if signed:
+        signatures.sign_entry(actor, entry, signature)
     if to_status == Trial.Status.LOCKED:
         _disclose_allocation_list(actor, trial)
     return trial
 
 
-def lock_trial(actor, trial: Trial, reason: str) -> Trial:
-    """Locks from any status before lock, one audited step at a time."""
+def lock_trial(actor, trial: Trial, reason: str, signature: signatures.SignatureInput | None = None) -> Trial:
+    """Locks from any status before lock, one audited (and, where the trial requires it, signed) step at a time."""
     trial.refresh_from_db()
     while trial.status != Trial.Status.LOCKED:
         nxt = STATUS_ORDER[STATUS_ORDER.index(trial.status) + 1]
-        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}")
+        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}",
+                               signature=signature)
     return trial
 
 
@@ -533,7 +550,8 @@ def exclude_case(actor, case: Case, reason: str) -> Case:
     before = audit.snapshot(case)
     case.status = Case.Status.EXCLUDED
     case.exclusion_reason = reason
-    case.save(update_fields=["status", "exclusion_reason"])
+    with audit.history_context(actor=actor, reason=reason):
+        case.save(update_fields=["status", "exclusion_reason"])
     audit.record(actor=actor, trial=case.trial, action="exclude", obj=case, before=before, after=audit.snapshot(case),
                  reason=reason)
     return case

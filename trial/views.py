@@ -11,8 +11,9 @@ from core.errors import TrialError
 from . import selectors, services
 from .blinding import is_blinded_participant
 from .forms import AllocationListForm, ArmForm, CaseForm, CenterForm, MemberForm, StatusForm, TrialForm
-from .models import Case, Membership, Trial
+from .models import Case, Membership, Signature, Trial
 from .permissions import Role, can_create_trials, require_role
+from .signatures import SignatureInput
 
 
 def home(request):
@@ -175,8 +176,10 @@ def status_change(request, trial_code: str):
     trial = _trial(request, trial_code)
     form = StatusForm(request.POST)
     if form.is_valid():
-        _run(request, services.advance_status, trial, form.cleaned_data["to_status"],
-             reason=form.cleaned_data["reason"], success="Status changed.")
+        d = form.cleaned_data
+        signature = SignatureInput(d["password"], d["meaning"] or Signature.Meaning.APPROVAL) if d["password"] else None
+        _run(request, services.advance_status, trial, d["to_status"], reason=d["reason"], signature=signature,
+             success="Status changed.")
     else:
         _form_errors(request, form)
     return redirect("trial:detail", trial_code=trial_code)
@@ -186,9 +189,3 @@ def allocations(request, trial_code: str):
     trial = _trial(request, trial_code)
     slots = Paginator(selectors.revealed_allocations(request.user, trial), 100).get_page(request.GET.get("page"))
     return render(request, "trial/allocations.html", {"trial": trial, "slots": slots})
-
-
-def audit_log(request, trial_code: str):
-    trial = _trial(request, trial_code)
-    entries = Paginator(selectors.audit_entries(request.user, trial), 100).get_page(request.GET.get("page"))
-    return render(request, "trial/audit.html", {"trial": trial, "entries": entries})

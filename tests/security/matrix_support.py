@@ -47,6 +47,7 @@ _PLAIN_KWARGS = {
     "member_id": lambda world: world["un_reader"].pk,
     "case_id": lambda world: world["cases"][1].pk,
     "draft_id": lambda world: world["draft"].pk,
+    "entry_id": lambda world: world["audit_entry"].pk,
     "run_id": lambda world: world["run"].pk,
     "name": lambda world: "report/report.html",
     "content_type_id": lambda world: ContentType.objects.get_by_natural_key("trial", "trial").pk,

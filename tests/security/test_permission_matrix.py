@@ -75,6 +75,12 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:enrol_all": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:status": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:audit": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "trial:audit_entry": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:audit_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:audit_verify": {"GET": page_post_only(), "POST": page_only(coordinator=200)},
+    "trial:row_history": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:access_review": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:access_review_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "imports:review": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "inference:drafts": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
@@ -250,6 +256,7 @@ def _check(route, world, client, method: str, role: str, forbidden: list[str], e
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=_route_id)
+@pytest.mark.requirement("ACC-1")
 def test_route_permissions(route, world):
     entry = EXPECTED.get(route.key)
     if entry is None:
