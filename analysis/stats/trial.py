@@ -47,6 +47,8 @@ from .comparisons import (
 from .mrmc import obuchowski_rockette
 from .mrmc_split import METHOD as SPLIT_METHOD
 from .mrmc_split import split_plot_mrmc
+from .mrmc_ustat import METHOD as USTAT_METHOD
+from .mrmc_ustat import ustat_mrmc
 from .primary import DESCRIPTIVE_LABEL, PrimaryResult, primary_analysis
 from .proportions import panel_majority, preference_rate
 from .roc import auc_delong, sensitivity_specificity
@@ -335,6 +337,8 @@ def _reader_accuracy_section(reads: pd.DataFrame, cases: pd.DataFrame, findings:
             block[str(arm)] = {"sens_spec": sensitivity_specificity(ra["truth"], ra["call"], 0.5, positive=1),
                                "auc_pooled_reads": auc_delong(ra["truth"], ra["rating"], positive=1, direction="<")}
         block["mrmc"] = _reader_mrmc(r, assisted, control, design)
+        if design != "crossover":
+            block["mrmc_ustat"] = _reader_mrmc_ustat(r, assisted, control)
         out[code] = block
     return {"findings": out, "note": "pooled-read AUCs ignore reader clustering; use the MRMC block"}
 
@@ -349,6 +353,17 @@ def _reader_mrmc(r: pd.DataFrame, assisted: Any, control: Any, design: str) -> A
     if res is None:
         return {"method": SPLIT_METHOD, "note": "fewer than 2 readers per arm with >= 2 positive and >= 2 negative "
                                                 "cases read", "n": int(m["case"].nunique())}
+    return res.to_dict()
+
+
+def _reader_mrmc_ustat(r: pd.DataFrame, assisted: Any, control: Any) -> Any:
+    """Alternative for nested designs: the Gallas U-statistic variance (iMRMC's method) on the same reads
+    (docs/primary_analysis.md, readers' accuracy)."""
+    m = r.rename(columns={"case_code": "case", "arm": "modality"})[["reader", "modality", "case", "truth", "rating"]]
+    res = ustat_mrmc(m, modalities=[assisted, control])
+    if res is None:
+        return {"method": USTAT_METHOD, "note": "an arm has no reader with a positive and a negative case read",
+                "n": int(m["case"].nunique())}
     return res.to_dict()
 
 
