@@ -556,14 +556,20 @@ def auc_table(results: dict) -> str:
 def reader_accuracy_table(results: dict) -> str:
     a, c = _arm_names(results)
     fnd = _g(results, "reader_accuracy", "findings") or {}
-    rows = [_row(["Finding", f"Sensitivity {_esc(a)}", f"Sensitivity {_esc(c)}", f"Specificity {_esc(a)}",
-                  f"Specificity {_esc(c)}", "MRMC ΔAUC (95% CI), p"], head=True)]
+    # nested designs also carry the U-statistic (iMRMC) alternative: docs/primary_analysis.md, readers' accuracy
+    alt = any(isinstance(b, dict) and b.get("mrmc_ustat") for b in fnd.values())
+    head = ["Finding", f"Sensitivity {_esc(a)}", f"Sensitivity {_esc(c)}", f"Specificity {_esc(a)}",
+            f"Specificity {_esc(c)}", "MRMC ΔAUC (95% CI), p"]
+    rows = [_row([*head, "U-statistic ΔAUC (alternative)"] if alt else head, head=True)]
+
+    def cell(m: dict) -> str:
+        return f"{_f(m.get('estimate'), 3)} ({_ci(m.get('ci'), 3)}), {_p(m.get('p'))}" if m else "–"
+
     for code, blk in fnd.items():
         sa, sc = _g(blk, a, "sens_spec") or {}, _g(blk, c, "sens_spec") or {}
-        m = blk.get("mrmc") or {}
-        mr = f"{_f(m.get('estimate'), 3)} ({_ci(m.get('ci'), 3)}), {_p(m.get('p'))}" if m else "–"
-        rows.append(_row([_esc(code.replace("_", " ")), _pct(sa.get("sensitivity")), _pct(sc.get("sensitivity")),
-                          _pct(sa.get("specificity")), _pct(sc.get("specificity")), mr]))
+        cells = [_esc(code.replace("_", " ")), _pct(sa.get("sensitivity")), _pct(sc.get("sensitivity")),
+                 _pct(sa.get("specificity")), _pct(sc.get("specificity")), cell(blk.get("mrmc") or {})]
+        rows.append(_row([*cells, cell(blk.get("mrmc_ustat") or {})] if alt else cells))
     if len(rows) == 1:
         return '<p class="muted">No reader calls with a reference standard.</p>'
     return "<table>" + "".join(rows) + "</table>"

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis.report import reader_accuracy_table
+from analysis.stats._result import jsonable
 from analysis.stats.mrmc_split import simulate_split_plot_reads
 from analysis.stats.mrmc_ustat import ustat_mrmc
 from analysis.stats.synthetic import make_trial_tables
@@ -258,3 +260,5 @@ def test_trial_section_reports_the_ustat_alternative_in_nested_designs():
     assert alt["n"] == 120 and [a["n_readers"] for a in alt["arms"]] == [4, 4]
     assert alt["ci"][0] < alt["estimate"] < alt["ci"][1]
     assert block["mrmc"]["method"].startswith("Obuchowski-Rockette for split-plot")  # the primary stays OR
+    html = reader_accuracy_table(jsonable(out))
+    assert "U-statistic ΔAUC (alternative)" in html and f"{alt['estimate']:.3f}" in html
