@@ -135,6 +135,7 @@ class ReaderRow:
     assisted: OperatingPointResult | None
     control: OperatingPointResult | None
     mrmc: Effect | None
+    ustat: Effect | None = None  # nested designs: the U-statistic (iMRMC) alternative (docs/primary_analysis.md)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ class ReportPage:
     auc_rows: list[AucRow]
     calibration_rows: list[CalibrationRow]
     reader_rows: list[ReaderRow]
+    reader_ustat: bool  # a U-statistic column (nested designs)
     agreement: Agreement
     subgroups: list[ForestRow]
     blinding: TrialBlinding
@@ -237,7 +239,8 @@ def _reader_rows(results: AnalysisResults, a: str, c: str) -> list[ReaderRow]:
     rows = []
     for code, blk in results.reader_accuracy.findings.items():
         sa, sc = blk.by_arm.get(a), blk.by_arm.get(c)
-        rows.append(ReaderRow(code, sa.sens_spec if sa else None, sc.sens_spec if sc else None, Effect.of(blk.mrmc)))
+        rows.append(ReaderRow(code, sa.sens_spec if sa else None, sc.sens_spec if sc else None, Effect.of(blk.mrmc),
+                              Effect.of(blk.mrmc_ustat)))
     return rows
 
 
@@ -280,7 +283,8 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         secondary=_secondary_section(results, a, c),
         auc_rows=_auc_rows(results),
         calibration_rows=_calibration_rows(results),
-        reader_rows=_reader_rows(results, a, c),
+        reader_rows=(reader_rows := _reader_rows(results, a, c)),
+        reader_ustat=any(r.ustat is not None and r.ustat.estimate is not None for r in reader_rows),
         agreement=results.agreement,
         subgroups=forest_rows(results),
         blinding=results.blinding,

@@ -457,8 +457,9 @@ class _Deviance:
             qd = np.zeros(r * r)
             qd[self.flat] = qdata * np.outer(tv, tv).ravel()[self.pat_pair]
             quad, bases, offset = (qd.reshape(r, r),), (first,), 1
-        for i, t in enumerate((nzt, nzt + self.p, nzt + self.p + 1)):
-            inv = _spd_inverse(work.tail[:t, :t])
+        blocks = (nzt, nzt + self.p, nzt + self.p + 1)
+        for i, (t, inv) in enumerate(zip(blocks, _leading_inverses(work.tail[:blocks[-1], :blocks[-1]], blocks),
+                                         strict=True)):
             for j, (qm, base) in enumerate(zip(quad, bases, strict=True)):
                 sums[i, j] = base + float(np.sum(inv * qm[:t, :t]))
             dg = np.diag(inv)
@@ -522,6 +523,21 @@ class _Deviance:
         g_pw = g[2] - g[1]  # d log pwrss
         grad = (g[1] if self.reml else g[0]) + nd * g_pw
         return self.profiled(theta), grad
+
+
+def _leading_inverses(a: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    """Inverses of the leading blocks ``a[:t, :t]`` (``t`` in ``sizes``) of an SPD matrix from one inversion:
+    with ``B = a^-1``, ``a[:t, :t]^-1 = B11 - B12 B22^-1 B21`` (B22 is at most (p+1)-square here). One dense
+    inversion instead of one per block: the crossover models have tails of ~1000 columns."""
+    full = _spd_inverse(a)
+    out = []
+    for t in sizes:
+        if t == full.shape[0]:
+            out.append(full)
+            continue
+        b12 = full[:t, t:]
+        out.append(full[:t, :t] - b12 @ np.linalg.solve(full[t:, t:], b12.T))
+    return out
 
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:

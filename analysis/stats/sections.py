@@ -14,6 +14,7 @@ from typing import Any
 from ._result import FLATTEN, Section, StatResult, jsonable, optional
 from .blinding import TrialBlinding
 from .mrmc_split import SplitPlotMRMCResult
+from .mrmc_ustat import UStatMRMCResult
 from .primary import PrimaryBlock, PrimaryResult
 
 Describe = dict[str, float | int | None]
@@ -175,7 +176,7 @@ class MRMCNote(Section):
     n: int
 
 
-MRMC = StatResult | SplitPlotMRMCResult | MRMCNote
+MRMC = StatResult | SplitPlotMRMCResult | UStatMRMCResult | MRMCNote
 
 
 @dataclass(frozen=True)
@@ -185,12 +186,17 @@ class FindingAccuracy(Section):
 
     by_arm: dict[str, ArmAccuracy] = field(default_factory=dict)
     mrmc: MRMC | None = None
+    #: Nested designs: the U-statistic (iMRMC) alternative beside the split-plot OR (docs/primary_analysis.md).
+    mrmc_ustat: MRMC | None = None
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.note is not None:
             return {"note": self.note}
-        return {**{arm: acc.to_dict() for arm, acc in self.by_arm.items()}, "mrmc": jsonable(self.mrmc)}
+        out = {**{arm: acc.to_dict() for arm, acc in self.by_arm.items()}, "mrmc": jsonable(self.mrmc)}
+        if self.mrmc_ustat is not None:
+            out["mrmc_ustat"] = jsonable(self.mrmc_ustat)
+        return out
 
 
 @dataclass(frozen=True)

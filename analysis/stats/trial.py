@@ -50,6 +50,8 @@ from .comparisons import (
 from .mrmc import obuchowski_rockette
 from .mrmc_split import METHOD as SPLIT_METHOD
 from .mrmc_split import split_plot_mrmc
+from .mrmc_ustat import METHOD as USTAT_METHOD
+from .mrmc_ustat import ustat_mrmc
 from .primary import DESCRIPTIVE_LABEL, PrimaryResult, primary_analysis
 from .proportions import panel_majority, preference_rate
 from .roc import AUCResult, OperatingPointResult, auc_delong, sensitivity_specificity
@@ -343,7 +345,9 @@ def _reader_accuracy_section(reads: pd.DataFrame, cases: pd.DataFrame, findings:
             block[str(arm)] = ArmAccuracy(
                 sens_spec=sensitivity_specificity(ra["truth"], ra["call"], 0.5, positive=1),
                 auc_pooled_reads=auc_delong(ra["truth"], ra["rating"], positive=1, direction="<"))
-        out[code] = FindingAccuracy(by_arm=block, mrmc=_reader_mrmc(r, assisted, control, design))
+        out[code] = FindingAccuracy(
+            by_arm=block, mrmc=_reader_mrmc(r, assisted, control, design),
+            mrmc_ustat=None if design == "crossover" else _reader_mrmc_ustat(r, assisted, control))
     return ReaderAccuracy(findings=out, note="pooled-read AUCs ignore reader clustering; use the MRMC block")
 
 
@@ -357,6 +361,17 @@ def _reader_mrmc(r: pd.DataFrame, assisted: Any, control: Any, design: str) -> M
     if res is None:
         return MRMCNote(method=SPLIT_METHOD, note="fewer than 2 readers per arm with >= 2 positive and >= 2 negative "
                                                   "cases read", n=int(m["case"].nunique()))
+    return res
+
+
+def _reader_mrmc_ustat(r: pd.DataFrame, assisted: Any, control: Any) -> MRMC:
+    """Alternative for nested designs: the Gallas U-statistic variance (iMRMC's method) on the same reads
+    (docs/primary_analysis.md, readers' accuracy)."""
+    m = r.rename(columns={"case_code": "case", "arm": "modality"})[["reader", "modality", "case", "truth", "rating"]]
+    res = ustat_mrmc(m, modalities=[assisted, control])
+    if res is None:
+        return MRMCNote(method=USTAT_METHOD, note="an arm has no reader with a positive and a negative case read",
+                        n=int(m["case"].nunique()))
     return res
 
 

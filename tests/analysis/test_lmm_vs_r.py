@@ -254,3 +254,13 @@ def test_kenward_roger_options_are_checked(monkeypatch):
     monkeypatch.setattr(lmm, "_KR_MAX_LEVELS", 10)
     with pytest.raises(ValueError, match="satterthwaite"):
         fit_lmm(trial.y, trial.X, trial.groups, df_method="kenward-roger")
+
+
+def test_leading_block_inverses_from_one_inversion():
+    """The gradient's three inverses (random effects; + fixed effects; + response) come from one inversion of the
+    largest block by the partitioned-inverse identity (the crossover models have ~1000-column tails)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(60, 60))
+    a = x @ x.T + 5 * np.eye(60)
+    for t, inv in zip((54, 59, 60), lmm._leading_inverses(a, (54, 59, 60)), strict=True):
+        np.testing.assert_allclose(inv, np.linalg.inv(a[:t, :t]), rtol=1e-9, atol=1e-12)
