@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("trials/", include("trial.urls")),
+    path("trials/", include("enrolment.urls")),  # the coordinator's case page
     path("imports/", include("imaging.urls")),
     path("reading/images/", include("imaging.image_urls")),
     path("reading/", include("reading.urls")),

@@ -23,6 +23,7 @@ from .serializers import (
     CenterSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
+    StatusPreviewSerializer,
     StatusSerializer,
     TrialSerializer,
 )
@@ -79,10 +80,15 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(AllocationListSerializer(selectors.allocation_list_summary(request.user, trial)).data,
                         status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=StatusSerializer, responses=TrialSerializer)
-    @action(detail=True, methods=["post"])
+    @extend_schema(methods=["GET"], responses=StatusPreviewSerializer)
+    @extend_schema(methods=["POST"], request=StatusSerializer, responses=TrialSerializer)
+    @action(detail=True, methods=["get", "post"])
     def status(self, request, trial_code=None, **kwargs):
+        """GET: the next status and what moving there would leave outstanding. POST: move; with work outstanding
+        (or to lock) a reason is required (409 `outstanding_work` lists what is left), and it is audited."""
         trial = self._coordinated(trial_code)
+        if request.method == "GET":
+            return Response(StatusPreviewSerializer(selectors.status_preview(request.user, trial)).data)
         d = _valid(StatusSerializer, request.data)
         trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
         return Response(TrialSerializer(trial).data)

@@ -95,4 +95,5 @@ class AllocationListForm(forms.Form):
 
 class StatusForm(forms.Form):
     to_status = forms.ChoiceField(choices=Trial.Status.choices)
-    reason = forms.CharField(required=False, max_length=500)
+    reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Required to lock, and whenever work is outstanding; audited.")

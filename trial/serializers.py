@@ -112,6 +112,21 @@ class StatusSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class OutstandingSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="e.g. reads_not_done, ratings_not_done, cases_not_enrolled")
+    count = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class StatusPreviewSerializer(serializers.Serializer):
+    """Shapes trial.selectors.status_preview."""
+
+    status = serializers.CharField()
+    next_status = serializers.CharField(allow_null=True)
+    outstanding = OutstandingSerializer(many=True)
+    reason_required = serializers.BooleanField()
+
+
 class AllocationListSerializer(serializers.Serializer):
     """Shapes trial.selectors.allocation_list_summary: the disclosed fields are present only after lock."""
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
-from . import audit, signals
+from . import audit, selectors, signals
 from .import_settings import parse_import_settings
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
@@ -309,15 +309,26 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
     if to_status == Trial.Status.ENROLLING:
         if not hasattr(trial, "allocation_list"):
             raise Conflict("Generate the allocation list before enrolment starts.")
+    reason = (reason or "").strip()
     if to_status == Trial.Status.LOCKED and not reason:
         raise InvalidInput("Locking a trial needs a reason.")
+    # Counted here, under the trial's row lock, not taken from the confirmation page: work done or added since the
+    # coordinator looked is what the audit entry must list (issue 17).
+    outstanding = selectors.outstanding_work(trial, to_status)
+    if outstanding and not reason:
+        raise Conflict(f"Moving to {to_status} leaves work outstanding: "
+                       f"{'; '.join(o.message for o in outstanding)}. Give a reason to go ahead.",
+                       code=ErrorCode.OUTSTANDING_WORK)
     before = audit.snapshot(trial)
     trial.status = to_status
     if to_status == Trial.Status.LOCKED:
         trial.locked_at = timezone.now()
     trial.save(update_fields=["status", "locked_at"])
+    after = audit.snapshot(trial)
+    if outstanding:
+        after["outstanding"] = {o.code: o.count for o in outstanding}
     audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
-                 after=audit.snapshot(trial), reason=reason)
+                 after=after, reason=reason)
     if to_status == Trial.Status.LOCKED:
         _disclose_allocation_list(actor, trial)
     return trial

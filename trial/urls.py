@@ -15,6 +15,6 @@ urlpatterns = [
     path("<slug:trial_code>/members/<int:member_id>/enrol/", views.enrol_reader, name="enrol_reader"),
     path("<slug:trial_code>/cases/<int:case_id>/enrol/", views.enrol_case, name="enrol_case"),
     path("<slug:trial_code>/cases/enrol-all/", views.enrol_all, name="enrol_all"),
-    path("<slug:trial_code>/status/", views.status_change, name="status"),
+    path("<slug:trial_code>/status/", views.StatusChangeView.as_view(), name="status"),
     path("<slug:trial_code>/audit/", views.audit_log, name="audit"),
 ]

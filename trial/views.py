@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
 from django.views.decorators.http import require_POST
 
 from core.errors import TrialError
@@ -81,9 +82,7 @@ def trial_detail(request, trial_code: str):
 
 
 def _next_status(trial: Trial) -> str | None:
-    order = services.STATUS_ORDER
-    i = order.index(trial.status)
-    return order[i + 1] if i + 1 < len(order) else None
+    return selectors.next_status(trial)
 
 
 def _form_errors(request, form) -> None:
@@ -170,16 +169,24 @@ def enrol_all(request, trial_code: str):
     return redirect("trial:detail", trial_code=trial_code)
 
 
-@require_POST
-def status_change(request, trial_code: str):
-    trial = _trial(request, trial_code)
-    form = StatusForm(request.POST)
-    if form.is_valid():
-        _run(request, services.advance_status, trial, form.cleaned_data["to_status"],
-             reason=form.cleaned_data["reason"], success="Status changed.")
-    else:
-        _form_errors(request, form)
-    return redirect("trial:detail", trial_code=trial_code)
+class StatusChangeView(View):
+    """GET: the confirmation (what the next status would leave outstanding, a reason field); POST: the change.
+    A refusal (e.g. work outstanding and no reason) shows the confirmation again with the message."""
+
+    def get(self, request, trial_code: str):
+        trial = _trial(request, trial_code)
+        preview = selectors.status_preview(request.user, trial)
+        return render(request, "trial/status_confirm.html", {"trial": trial, "preview": preview})
+
+    def post(self, request, trial_code: str):
+        trial = _trial(request, trial_code)
+        form = StatusForm(request.POST)
+        if not form.is_valid():
+            _form_errors(request, form)
+            return redirect("trial:status", trial_code=trial_code)
+        _, ok = _run(request, services.advance_status, trial, form.cleaned_data["to_status"],
+                     reason=form.cleaned_data["reason"], success="Status changed.")
+        return redirect("trial:detail" if ok else "trial:status", trial_code=trial_code)
 
 
 def allocations(request, trial_code: str):

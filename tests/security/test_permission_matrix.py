@@ -72,8 +72,10 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:enrol_reader": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:enrol_case": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:enrol_all": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
-    "trial:status": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:status": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=302)},
     "trial:audit": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "enrolment:case": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "enrolment:case_exclude": {"GET": page_post_only(), "POST": page_only(coordinator=302)},  # no reason: refused
     "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "imports:review": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "inference:drafts": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
@@ -108,7 +110,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial-allocation-list": {"GET": api_only(coordinator=200, statistician=200, outsider=404),
                               "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
     "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
-    "trial-status": {"GET": api_refuses_method(), "POST": api_only(coordinator=400, outsider=404)},
+    "trial-status": {"GET": api_only(coordinator=200, outsider=404), "POST": api_only(coordinator=400, outsider=404)},
     # --- API: trial-scoped resources, coordinators only
     "center-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "arm-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
@@ -117,6 +119,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "case-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "case-detail": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
     "case-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},
+    "case-overview": {"GET": api_only(coordinator=200), "POST": api_refuses_method()},
+    "case-exclude": {"GET": api_refuses_method(), "POST": api_only(coordinator=400)},  # no reason: 400
     "allocation-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
     "import-list": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)},
     "reference-list": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)},
