@@ -18,8 +18,8 @@ class TrialSerializer(serializers.ModelSerializer):
     class Meta:
         model = Trial
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
-                  "experts_off_own_center", "washout_days", "date_policy", "keep_identity_key", "import_settings",
-                  "created_at", "locked_at"]
+                  "experts_off_own_center", "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
+                  "import_settings", "created_at", "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
 
 

@@ -48,6 +48,7 @@ TRIAL_SETTINGS = (
     "preference_majority",
     "experts_off_own_center",
     "washout_days",
+    "overdue_after_days",
     "allowed_modalities",
     "date_policy",
     "import_settings",
@@ -136,6 +137,8 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("The expert panel needs at least one expert.")
     if not (1 <= trial.preference_majority <= trial.expert_panel_size):
         raise InvalidInput("The preference majority must be between 1 and the panel size.")
+    if trial.overdue_after_days < 1:
+        raise InvalidInput("Overdue after needs at least one day.")
     if trial.date_policy not in ("shift", "remove"):
         raise InvalidInput("Date policy must be 'shift' or 'remove'.")
     try:

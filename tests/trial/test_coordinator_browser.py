@@ -32,3 +32,28 @@ def test_status_change_lists_outstanding_work_and_needs_a_reason(page, live_serv
     entry = AuditEntry.objects.get(trial__code="BST", action="status:reading")
     assert entry.reason == "Second batch of cases arrives next week"
     assert entry.after["outstanding"] == {"cases_not_enrolled": 2}
+
+
+def test_case_page_shows_images_and_reads_and_excludes_with_reason(page, live_server):
+    from reading.models import Read
+    from tests.factories.imaging import add_image
+    from tests.factories.rating import submit_read
+
+    t = make_trial(code="BCP", status=Trial.Status.READING)
+    case = add_cases(t, 1)[0]
+    add_image(case)
+    submit_read(Read.objects.filter(case=case, arm__code="unassisted").get())
+    login(page, live_server, t["coordinator"].username, PASSWORD)
+    page.goto(live_server.url + reverse("trial:detail", args=["BCP"]))
+    page.click(f"text={case.code}")
+    page.wait_for_selector("#case-images img")
+    page.wait_for_function("document.querySelector('#case-images img').naturalWidth > 0")
+    assert page.locator("#case-reads [data-read-status=done]").count() == 1
+    assert page.locator("#case-reads [data-read-status=todo]").count() == 1
+    screenshot(page, "coordinator-case")
+
+    page.fill("#id_exclude_reason", "Lateral view only")
+    page.click("#exclude-case")
+    page.wait_for_selector("#exclusion-reason")
+    assert page.locator("#exclusion-reason").inner_text() == "Excluded: Lateral view only"
+    assert AuditEntry.objects.get(trial__code="BCP", action="exclude").reason == "Lateral view only"
