@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.decorators.http import require_POST
 
+from core.accounts import needs_invitation, send_invitation
 from core.errors import TrialError
 
 from . import selectors, services
@@ -115,9 +116,25 @@ def arm_add(request, trial_code: str):
 
 @require_POST
 def member_add(request, trial_code: str):
-    return _post_form(
-        request, trial_code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True
-    )
+    trial = _trial(request, trial_code)
+    form = MemberForm(request.POST, trial=trial)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("trial:detail", trial_code=trial_code)
+    m, ok = _run(request, services.add_member_by_username, trial, success="Person added.", **form.cleaned_data)
+    if ok and needs_invitation(m.user):
+        _invite(request, m.user, trial)
+    return redirect("trial:detail", trial_code=trial_code)
+
+
+def _invite(request, user, trial: Trial) -> None:
+    """A person added without a password gets a one-time set-password link by email (core/accounts.py)."""
+    if send_invitation(user, domain=request.get_host(), use_https=request.is_secure(),
+                       invited_to=f"{trial.code} ({trial.title})"):
+        messages.success(request, f"An invitation to set a password was emailed to {user.email}.")
+    else:
+        messages.error(request, f"{user.username} has no password and no email address: they cannot log in until "
+                                "an administrator gives them an email (then password reset works) or a password.")
 
 
 @require_POST

@@ -60,6 +60,11 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "home": {"GET": roles(200, anonymous=302), "POST": roles(200, anonymous=302)},
     "login": {"GET": roles(200), "POST": roles(200)},  # POST without credentials: the form again, with errors
     "logout": {"GET": roles(405, anonymous=302), "POST": roles(302)},
+    # password reset (and the invitation's set-password link), open to everyone; an empty POST shows the form again
+    "password_reset": {"GET": roles(200), "POST": roles(200)},
+    "password_reset_done": {"GET": roles(200), "POST": roles(405)},
+    "password_reset_confirm": {"GET": roles(200), "POST": roles(200)},  # a made-up token: "link used or expired"
+    "password_reset_complete": {"GET": roles(200), "POST": roles(405)},
     # --- coordinator pages (trial:*), imports, drafts
     "trial:create": {"GET": page_only(coordinator=200, outsider=200), "POST": page_only(coordinator=200, outsider=200)},
     "trial:detail": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},

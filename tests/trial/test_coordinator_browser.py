@@ -57,3 +57,29 @@ def test_case_page_shows_images_and_reads_and_excludes_with_reason(page, live_se
     page.wait_for_selector("#exclusion-reason")
     assert page.locator("#exclusion-reason").inner_text() == "Excluded: Lateral view only"
     assert AuditEntry.objects.get(trial__code="BCP", action="exclude").reason == "Lateral view only"
+
+
+def test_invited_person_sets_a_password_from_the_link_and_logs_in(page, live_server, mailoutbox):
+    import re
+
+    t = make_trial(code="BIN", status=Trial.Status.SETUP)
+    login(page, live_server, t["coordinator"].username, PASSWORD)
+    page.goto(live_server.url + reverse("trial:detail", args=["BIN"]))
+    page.fill("input[name=username]", "invited-stat")
+    page.fill("input[name=email]", "invited-stat@example.org")
+    page.select_option("select[name=role]", "statistician")
+    page.click("form[action$='/members/'] button[type=submit]")
+    page.wait_for_selector("text=An invitation to set a password was emailed to invited-stat@example.org")
+    assert len(mailoutbox) == 1
+    link = re.search(r"https?://\S+/accounts/reset/\S+/", mailoutbox[0].body).group(0)
+
+    page.context.clear_cookies()
+    page.goto(link)
+    page.fill("input[name=new_password1]", "browser-long-Passphrase-5")
+    page.fill("input[name=new_password2]", "browser-long-Passphrase-5")
+    screenshot(page, "invitation-set-password")
+    page.click("#set-password")
+    page.wait_for_selector("#reset-complete")
+    login(page, live_server, "invited-stat", "browser-long-Passphrase-5")
+    assert page.url.rstrip("/") == live_server.url  # home, logged in
+    assert page.locator("text=invited-stat").first.is_visible()
