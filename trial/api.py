@@ -10,6 +10,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from core.accounts import needs_invitation, send_invitation
+
 from . import selectors, services
 from .models import Case, Membership, Trial
 from .permissions import Role, TrialRolePermission
@@ -162,7 +164,11 @@ class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
             if center is None:
                 raise ValidationError({"center": f"No center {d['center']} in this trial."})
         m = services.add_member_by_username(request.user, trial, username=d["username"], role=d["role"],
-                                            center=center, experience=d.get("experience") or "")
+                                            center=center, experience=d.get("experience") or "",
+                                            email=d.get("email") or "")
+        if needs_invitation(m.user):  # a new user without a password: the one-time set-password link
+            send_invitation(m.user, domain=request.get_host(), use_https=request.is_secure(),
+                            invited_to=f"{trial.code} ({trial.title})")
         return Response(MembershipSerializer(m).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=MembershipSerializer)

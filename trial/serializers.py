@@ -53,6 +53,8 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MembershipCreateSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True,
+                                   help_text="For a new user: they are emailed a one-time link to set a password")
     role = serializers.ChoiceField(choices=Membership.Role.choices)
     center = serializers.CharField(required=False, allow_blank=True)
     experience = serializers.ChoiceField(choices=Membership.Experience.choices, required=False, allow_blank=True)

@@ -42,9 +42,14 @@ def test_case_page_shows_images_and_reads_and_excludes_with_reason(page, live_se
     t = make_trial(code="BCP", status=Trial.Status.READING)
     case = add_cases(t, 1)[0]
     add_image(case)
-    submit_read(Read.objects.filter(case=case, arm__code="unassisted").get())
+    done = submit_read(Read.objects.filter(case=case, arm__code="unassisted").get())
     login(page, live_server, t["coordinator"].username, PASSWORD)
     page.goto(live_server.url + reverse("trial:detail", args=["BCP"]))
+    row = page.locator(f"#progress-readers tr[data-row='{done.reader.user.username}']")
+    assert row.locator("[data-col=done]").inner_text() == "1"
+    assert page.locator(f"#progress-centers tr[data-row='{case.center.code}'] [data-col=todo]").inner_text() == "1"
+    page.locator("#progress-detail").scroll_into_view_if_needed()
+    screenshot(page, "coordinator-progress")
     page.click(f"text={case.code}")
     page.wait_for_selector("#case-images img")
     page.wait_for_function("document.querySelector('#case-images img').naturalWidth > 0")

@@ -78,3 +78,16 @@ def test_password_reset_for_everyone_including_invited_people(client, t, mailout
 
 def test_login_page_links_to_reset(client):
     assert reverse("password_reset") in client.get(reverse("login")).content.decode()
+
+
+def test_api_adds_a_person_with_an_email_and_invites_them(t, mailoutbox):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(t["coordinator"])
+    r = api.post(reverse("member-list", args=["INV"]),
+                 {"username": "apistat", "role": "statistician", "email": "apistat@example.org"}, format="json")
+    assert r.status_code == 201
+    assert [m.to for m in mailoutbox] == [["apistat@example.org"]] and "/accounts/reset/" in mailoutbox[0].body
+    r = api.post(reverse("member-list", args=["INV"]), {"username": "apistat", "role": "coordinator"}, format="json")
+    assert r.status_code == 201 and len(mailoutbox) == 2  # a second role: the still-unset account is invited again
