@@ -1,10 +1,15 @@
 """The coordinator's desk in the browser (issue 17): a status change shows what is outstanding and needs a reason."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
+from reading.models import Read
 from tests.browser import login, screenshot
+from tests.factories.imaging import add_image
+from tests.factories.rating import submit_read
 from tests.factories.trial import PASSWORD, add_cases, make_trial
 from trial.models import AuditEntry, Trial
 
@@ -35,10 +40,6 @@ def test_status_change_lists_outstanding_work_and_needs_a_reason(page, live_serv
 
 
 def test_case_page_shows_images_and_reads_and_excludes_with_reason(page, live_server):
-    from reading.models import Read
-    from tests.factories.imaging import add_image
-    from tests.factories.rating import submit_read
-
     t = make_trial(code="BCP", status=Trial.Status.READING)
     case = add_cases(t, 1)[0]
     add_image(case)
@@ -65,8 +66,6 @@ def test_case_page_shows_images_and_reads_and_excludes_with_reason(page, live_se
 
 
 def test_invited_person_sets_a_password_from_the_link_and_logs_in(page, live_server, mailoutbox):
-    import re
-
     t = make_trial(code="BIN", status=Trial.Status.SETUP)
     login(page, live_server, t["coordinator"].username, PASSWORD)
     page.goto(live_server.url + reverse("trial:detail", args=["BIN"]))

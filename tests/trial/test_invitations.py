@@ -7,6 +7,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from tests.factories.trial import PASSWORD, make_trial
 from trial.models import Trial
@@ -81,8 +82,6 @@ def test_login_page_links_to_reset(client):
 
 
 def test_api_adds_a_person_with_an_email_and_invites_them(t, mailoutbox):
-    from rest_framework.test import APIClient
-
     api = APIClient()
     api.force_authenticate(t["coordinator"])
     r = api.post(reverse("member-list", args=["INV"]),
