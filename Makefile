@@ -7,7 +7,7 @@ export DJANGO_SETTINGS_MODULE := config.settings
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cxr_trial
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test install install-all chromium rlang lint reliability benchmarks clean
+.PHONY: demo test install install-all chromium rlang lint reliability benchmarks clean validation-report
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,18 @@ demo: install
 test: install-all chromium rlang
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
 	  DJANGO_SETTINGS_MODULE=config.settings_test DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Validation report (docs/validation.md): requirements (docs/requirements.yaml) -> tests -> pass/fail, with the code
+# version and date, as HTML. Runs the whole suite into a JUnit XML, or renders one already made: JUNIT=path.
+VALIDATION_DIR ?= build/validation
+validation-report: $(if $(JUNIT),install,install-all chromium rlang)
+	@mkdir -p $(VALIDATION_DIR)
+	@if [ -z "$(JUNIT)" ]; then \
+	  DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
+	  DJANGO_SETTINGS_MODULE=config.settings_test DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) -m pytest -q -p no:cacheprovider \
+	    --junitxml=$(VALIDATION_DIR)/junit.xml $(PYTEST_ARGS) || true; fi
+	$(PY) -m core.validation_report --junit $(or $(JUNIT),$(VALIDATION_DIR)/junit.xml) \
+	  --requirements docs/requirements.yaml --out $(VALIDATION_DIR)/report.html
 
 lint: install-all
 	$(VENV)/bin/ruff check .

@@ -4,13 +4,14 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from trial.blinding import NotBlindedParticipant
-from trial.models import Trial
-from trial.permissions import TrialRolePermission
+from core.api import PageJSONView
+from trial.api_base import TrialScopedAPIView, TrialScopedViewSet
+from trial.blinding import NotBlindedParticipant, require_not_blinded
+from trial.permissions import TrialRolePermission, require_role
 
 from . import services
 from .models import AnalysisRun
@@ -35,18 +36,11 @@ class AnalysisRunSerializer(serializers.ModelSerializer):
         return reverse("analysis:run_status", args=[run.trial.code, run.pk])
 
 
-class AnalysisRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AnalysisRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrialScopedViewSet):
     serializer_class = AnalysisRunSerializer
     permission_classes = [IsAuthenticated, TrialRolePermission, NotBlindedParticipant]
+    read_roles = write_roles = services.ANALYSIS_ROLES
     lookup_value_regex = r"\d+"
-
-    def get_trial(self) -> Trial:
-        if not hasattr(self, "_trial"):
-            self._trial = get_object_or_404(Trial, code=self.kwargs["trial_code"])
-        return self._trial
-
-    def roles_for_action(self) -> tuple[str, ...]:
-        return services.ANALYSIS_ROLES
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no trial in the URL
@@ -58,3 +52,49 @@ class AnalysisRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         run = services.request_analysis(request.user, self.get_trial())
         run.refresh_from_db()
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunFileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.CharField()
+
+
+class RunStatusSerializer(serializers.Serializer):
+    """What the analysis page polls: the run's progress; its files once it is done."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=AnalysisRun.Status.choices)
+    progress = serializers.IntegerField()
+    message = serializers.CharField(allow_blank=True)
+    created_at = serializers.CharField()
+    finished_at = serializers.CharField(allow_null=True)
+    data_sha256 = serializers.CharField(allow_blank=True)
+    arms_masked = serializers.BooleanField()
+    summary = serializers.JSONField()
+    files = RunFileSerializer(many=True, required=False, help_text="Only once the run is done")
+
+
+class RunStatusView(PageJSONView, TrialScopedAPIView):
+    """/analysis/<trial_code>/runs/<run_id>/status.json, polled by the analysis page. The role check is in get()
+    (PageJSONView: a method it does not take is 405 before it, as on the page)."""
+
+    # Not in the API schema: a page-side endpoint (session login; /api/ clients get the login redirect).
+    @extend_schema(operation_id="analysis_run_status", responses=RunStatusSerializer, exclude=True)
+    def get(self, request, trial_code: str, run_id: int):
+        trial = self.get_trial()
+        require_role(request.user, trial, *services.ANALYSIS_ROLES)
+        require_not_blinded(request.user, trial)  # a statistician who also reads or rates (trial/blinding.py)
+        run = get_object_or_404(AnalysisRun, pk=run_id, trial=trial)
+        data = run_status(run)
+        if run.status == AnalysisRun.Status.DONE:
+            data["files"] = [{**f, "url": reverse("analysis:file", args=[trial.code, run.pk, f["name"]])}
+                             for f in services.run_files(run)]
+        return Response(RunStatusSerializer(data).data)
+
+
+def run_status(run: AnalysisRun) -> dict:
+    return {"id": run.pk, "status": run.status, "progress": run.progress, "message": run.message,
+            "created_at": run.created_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at
+            else None, "data_sha256": run.data_sha256, "arms_masked": run.arms_masked, "summary": run.summary}

@@ -17,15 +17,18 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
 
+from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
 from inference.models import Draft
 from rating.models import Rating
 from reading.models import Read
+from reading.services import DRAFT_THRESHOLD
 from trial.models import AllocationSlot, Case, Membership, Trial
 
 MASK_LABELS = ["X", "Y", "Z", "W"]
@@ -55,12 +58,33 @@ DICTIONARY = {
                                "and final text (0 = unchanged); empty otherwise",
         "n_flipped_findings": "After lock only. Reads that showed a draft: findings whose present/absent call differs "
                               "from the draft; empty otherwise",
+        "n_prefilled_findings": "After lock only. Reads that showed a draft: findings whose present/absent choice the "
+                                "draft pre-filled (trial setting prefill_draft_findings); empty otherwise",
         "finding_<finding>": "Reader's call: 1 present, 0 absent", "confidence_<finding>": "Reader's confidence 1-5",
+        "reader_position": "Position of the read in its reader's sequence of submitted reads (1 = first), by "
+                           "submission time",
+        "bleu": "Sentence BLEU (0-1) of the submitted report (findings and impression) against the case's reference "
+                "report; empty without one (analysis/stats/text_metrics.py)",
+        "rouge_l": "ROUGE-L F-measure (0-1) of the submitted report against the reference report",
+        "meteor": "METEOR (0-1, no WordNet synonyms) of the submitted report against the reference report",
+        "draft_<finding>": "After lock only. Reads that showed a draft: the draft's call for the finding (1 when its "
+                           "probability reached the draft threshold, else 0); empty otherwise",
+        "draft_bleu": "After lock only. Sentence BLEU of the draft shown against the reference report",
+        "draft_rouge_l": "After lock only. ROUGE-L of the draft shown against the reference report",
+        "draft_meteor": "After lock only. METEOR of the draft shown against the reference report",
     },
     "drafts": {
         "case_code": "Case", "model_version": "Model version (masked as 'model' before lock)", "status": "Draft status",
         "prob_<finding>": "Model probability of the finding", "generate_s": "Generation time (s)",
         "queue_wait_s": "Time queued before generation (s)",
+        "ood_score": "Out-of-distribution score of the input (largest check, 1.0 = a check's cut-off; empty: not "
+                     "checked)",
+        "ood_action": "What the trial did with an out-of-distribution input: marked (shown with a warning), withheld "
+                      "(not shown); empty when in distribution",
+        "ood_reasons": "Out-of-distribution reasons, ';'-separated (inference/backends/ood.py REASON_TEXT)",
+        "bleu": "Sentence BLEU (0-1) of the draft against the case's reference report; empty without one",
+        "rouge_l": "ROUGE-L F-measure (0-1) of the draft against the reference report",
+        "meteor": "METEOR (0-1, no WordNet synonyms) of the draft against the reference report",
     },
     "ratings": {
         "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case",
@@ -78,7 +102,8 @@ DICTIONARY = {
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them.
 WITHHELD_BEFORE_LOCK = {
-    "reads": ("draft_edit_distance", "n_flipped_findings"),
+    "reads": ("draft_edit_distance", "n_flipped_findings", "n_prefilled_findings", "draft_<finding>", "draft_bleu",
+              "draft_rouge_l", "draft_meteor"),
     "ratings": ("blinding_guess",),
 }
 # OWASP CSV injection: a text cell starting with one of these is read as a formula by spreadsheets.
@@ -138,7 +163,6 @@ def code_version() -> str:
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
-    from importlib.metadata import version
 
     return f"cxr-trial {version('cxr-trial')}"
 
@@ -191,8 +215,9 @@ def build_export(trial: Trial) -> Export:
     tables["allocations"] = rows
 
     rows = []
-    reads = (Read.objects.filter(case__trial=trial).select_related("case__center", "reader")
+    reads = (Read.objects.filter(case__trial=trial).select_related("case__center", "reader", "draft")
              .order_by("case__code", "session", "pk"))
+    positions = _reader_positions(trial)
     for r in reads:
         row = {"read_id": r.public_id, "case_code": r.case.code, "center": r.case.center.code,
                "reader": readers.get(r.reader_id, ""), "reader_experience": r.reader.experience if r.reader else "",
@@ -200,12 +225,18 @@ def build_export(trial: Trial) -> Export:
                "active_seconds": round(r.active_seconds, 3) if r.submitted_at else "",
                "wall_seconds": round(r.wall_seconds, 3) if r.wall_seconds is not None else "",
                "draft_edit_distance": "" if r.draft_edit_distance is None else round(r.draft_edit_distance, 4),
-               "n_flipped_findings": len(r.flipped_findings or []) if r.draft_id else ""}
+               "n_flipped_findings": len(r.flipped_findings or []) if r.draft_id else "",
+               "n_prefilled_findings": len(r.prefilled_marks or {}) if r.draft_id else ""}
         for f in codes:
             mark = (r.finding_marks or {}).get(f) or {}
             present = mark.get("present")
             row[f"finding_{f}"] = "" if present is None or not r.submitted_at else int(bool(present))
             row[f"confidence_{f}"] = mark.get("confidence", "") if r.submitted_at else ""
+        row["reader_position"] = positions.get(r.pk, "")
+        final = _report_text(r) if r.submitted_at else ""
+        row.update(_text_columns(final, r.case.reference_report, ""))
+        if trial.is_locked:  # arm-specific columns (docs/design.md section 5)
+            row.update(_draft_columns(r, codes))
         rows.append(row)
     tables["reads"] = rows
 
@@ -218,6 +249,11 @@ def build_export(trial: Trial) -> Export:
             row[f"prob_{f}"] = "" if p is None else round(float(p), 6)
         row["generate_s"] = "" if d.generate_s is None else round(d.generate_s, 4)
         row["queue_wait_s"] = "" if d.queue_wait_s is None else round(d.queue_wait_s, 4)
+        row["ood_score"] = "" if d.ood_score is None else round(d.ood_score, 4)
+        row["ood_action"] = d.ood_action
+        row["ood_reasons"] = ";".join(d.ood_reasons or [])
+        row.update(_text_columns(_report_text(d) if d.status == Draft.Status.READY else "", d.case.reference_report,
+                                 ""))
         rows.append(row)
     tables["drafts"] = rows
 
@@ -254,6 +290,39 @@ def build_export(trial: Trial) -> Export:
         "data_sha256": hashlib.sha256(json.dumps(table_hashes, sort_keys=True).encode()).hexdigest(),
     }
     return Export(tables, manifest, data_dictionary(tables, codes, withheld))
+
+
+def _reader_positions(trial: Trial) -> dict[int, int]:
+    """Read id -> its position (1-based) in its reader's submitted reads, by submission time (learning curves)."""
+    out: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    for pk, reader in (Read.objects.filter(case__trial=trial, submitted_at__isnull=False, reader__isnull=False)
+                       .order_by("reader_id", "submitted_at", "pk").values_list("pk", "reader_id")):
+        seen[reader] = seen.get(reader, 0) + 1
+        out[pk] = seen[reader]
+    return out
+
+
+def _report_text(obj) -> str:
+    return f"{obj.findings_text.strip()}\n{obj.impression_text.strip()}".strip()
+
+
+def _text_columns(text: str, reference: str, prefix: str) -> dict[str, object]:
+    """BLEU, ROUGE-L, METEOR of a report against the reference report (empty cells without either text)."""
+    scores = report_scores(text, reference or "") if text and (reference or "").strip() else None
+    return {f"{prefix}{k}": ("" if scores is None or getattr(scores, k) is None else round(getattr(scores, k), 6))
+            for k in ("bleu", "rouge_l", "meteor")}
+
+
+def _draft_columns(r: Read, codes: list[str]) -> dict[str, object]:
+    """The AI's call per finding in the draft this read showed, and the draft's text metrics (empty without one)."""
+    probs = (r.draft.probabilities or {}) if r.draft_id else {}
+    row: dict[str, object] = {}
+    for f in codes:
+        p = probs.get(f)
+        row[f"draft_{f}"] = "" if p is None else int(float(p) >= DRAFT_THRESHOLD)
+    row.update(_text_columns(_report_text(r.draft) if r.draft_id else "", r.case.reference_report, "draft_"))
+    return row
 
 
 def _withhold(tables: dict[str, list[dict]]) -> dict[str, list[str]]:

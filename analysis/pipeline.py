@@ -7,15 +7,17 @@ same analysis set when the tables hold only analysable rows; :func:`analyse_expo
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .stats import jsonable
-from .stats.trial import analyse_trial_tables, read_export_dir
-
-MASKED_ARMS = ("X", "Y")
+from .evaluation import AIEvaluation, ai_evaluation
+from .stats._result import Section
+from .stats.arms import arms_from_manifest
+from .stats.sections import TrialResults
+from .stats.trial import analyse_trial, read_export_dir
 
 
 def _t(tables: dict[str, pd.DataFrame], name: str) -> pd.DataFrame:
@@ -68,7 +70,73 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ArmConsort(Section):
+    """One arm's box of the flow diagram: readers and cases randomised to it, cases assigned, reads (submitted or
+    not) and the cases read."""
+
+    readers_allocated: int
+    cases_allocated: int
+    cases_assigned: int
+    reads: int
+    reads_submitted: int
+    reads_not_submitted: int
+    cases_read: int
+
+
+@dataclass(frozen=True)
+class OODFlow(Section):
+    """Cases whose AI draft was out of distribution (inference/backends/ood.py): marked or withheld (a case counts
+    as withheld when any of its drafts was), and how often each reason occurred, per case."""
+
+    cases_marked: int = 0
+    cases_withheld: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Consort(Section):
+    """Counts for the CONSORT-style flow diagram, from the raw (unfiltered) export tables."""
+
+    cases_registered: int
+    cases_not_enrolled: int
+    cases_excluded: int
+    exclusion_reasons: dict[str, int]
+    cases_enrolled: int
+    by_arm: dict[str, ArmConsort]
+    rating_tasks: int
+    ratings_submitted: int
+    ratings_not_submitted: int
+    cases_rated: int
+    drafts_out_of_distribution: OODFlow
+
+
+@dataclass(frozen=True)
+class Labels(Section):
+    """The arm labels a report shows, and whether they are masked (X/Y, direction unknown)."""
+
+    assisted: str
+    control: str | None
+    masked: bool
+
+    def shown(self) -> tuple[str, str]:
+        """The names a report prints for the arms (placeholders when an arm is missing)."""
+        return str(self.assisted or "assisted"), str(self.control or "control")
+
+
+@dataclass(frozen=True)
+class AnalysisResults(TrialResults):
+    """:class:`~analysis.stats.sections.TrialResults` on the analysis set, plus the report's arm ``labels``, the
+    ``consort`` flow and the export's ``manifest`` (the keys that describe the data). ``to_dict()`` is
+    ``results.json``."""
+
+    labels: Labels
+    consort: Consort
+    ai_evaluation: AIEvaluation
+    manifest: dict[str, Any]
+
+
+def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
     """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables."""
     cases, reads, ratings = _t(tables, "cases"), _t(tables, "reads"), _t(tables, "ratings")
     allocations = _t(tables, "allocations")
@@ -87,7 +155,7 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, 
     if not ratings.empty and "case_code" in ratings:
         ratings = ratings[~ratings["case_code"].astype(str).isin(excluded)]
     done = (reads["status"].astype(str) == "done") if "status" in reads else pd.Series(True, index=reads.index)
-    by_arm: dict[str, dict[str, int]] = {}
+    by_arm: dict[str, ArmConsort] = {}
     for arm in arms:
         ra = reads[reads["arm"].astype(str) == arm] if "arm" in reads else reads.iloc[0:0]
         da = ra[done.loc[ra.index]] if len(ra) else ra
@@ -96,56 +164,83 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> dict[str, 
             al = allocations[allocations["arm"].astype(str) == arm]
             alloc_readers = int((al["unit_type"] == "reader").sum())
             alloc_cases = int((al["unit_type"] == "case").sum())
-        by_arm[arm] = {
-            "readers_allocated": alloc_readers,
-            "cases_allocated": alloc_cases,
-            "cases_assigned": int(ra["case_code"].nunique()) if len(ra) else 0,
-            "reads": len(ra),
-            "reads_submitted": len(da),
-            "reads_not_submitted": len(ra) - len(da),
-            "cases_read": int(da["case_code"].nunique()) if len(da) else 0,
-        }
+        by_arm[arm] = ArmConsort(
+            readers_allocated=alloc_readers,
+            cases_allocated=alloc_cases,
+            cases_assigned=int(ra["case_code"].nunique()) if len(ra) else 0,
+            reads=len(ra),
+            reads_submitted=len(da),
+            reads_not_submitted=len(ra) - len(da),
+            cases_read=int(da["case_code"].nunique()) if len(da) else 0,
+        )
     rated_done = ratings[ratings["status"].astype(str) == "done"] if "status" in ratings else ratings
-    return {
-        "cases_registered": n_cases,
-        "cases_not_enrolled": max(0, not_enrolled),
-        "cases_excluded": len(excluded),
-        "exclusion_reasons": reasons,
-        "cases_enrolled": enrolled,
-        "by_arm": by_arm,
-        "rating_tasks": len(ratings),
-        "ratings_submitted": len(rated_done),
-        "ratings_not_submitted": len(ratings) - len(rated_done),
-        "cases_rated": int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
-    }
+    return Consort(
+        cases_registered=n_cases,
+        cases_not_enrolled=max(0, not_enrolled),
+        cases_excluded=len(excluded),
+        exclusion_reasons=reasons,
+        cases_enrolled=enrolled,
+        by_arm=by_arm,
+        rating_tasks=len(ratings),
+        ratings_submitted=len(rated_done),
+        ratings_not_submitted=len(ratings) - len(rated_done),
+        cases_rated=int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
+        drafts_out_of_distribution=ood_flow(_t(tables, "drafts"), excluded),
+    )
 
 
-def arm_labels(manifest: dict) -> tuple[str, str, list[str]]:
-    """(assisted label, control label, warnings). Masked exports compare X with Y, direction unknown."""
-    warnings: list[str] = []
-    if manifest.get("arms_masked") or not manifest.get("assisted_arm"):
-        warnings.append("Arms are masked as X and Y until the trial is locked: differences are X - Y and ratios X / Y; "
-                        "which arm is AI-assisted is not known to this analysis.")
-        return MASKED_ARMS[0], MASKED_ARMS[1], warnings
-    return str(manifest["assisted_arm"]), "", warnings
+def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> OODFlow:
+    """Drafts whose input was out of distribution (inference/backends/ood.py), for the CONSORT flow: cases with a
+    draft marked or withheld, and how often each reason occurred (per case, excluded cases left out). A case counts
+    as withheld when any of its drafts was."""
+    if drafts.empty or "ood_action" not in drafts:
+        return OODFlow()
+    d = drafts[~drafts["case_code"].astype(str).isin(set(excluded))]
+    action = d["ood_action"].astype(object).fillna("").astype(str)
+    flagged = d[action != ""]
+    per_case: dict[str, tuple[str, set[str]]] = {}
+    why_col = flagged["ood_reasons"] if "ood_reasons" in flagged else pd.Series("", index=flagged.index)
+    for case, act, why in zip(flagged["case_code"].astype(str), flagged["ood_action"].astype(str),
+                              why_col.fillna("").astype(str), strict=True):
+        prev_act, prev_why = per_case.get(case, ("", set()))
+        worst = "withheld" if "withheld" in (prev_act, act) else "marked"
+        per_case[case] = (worst, prev_why | {r for r in why.split(";") if r})
+    reasons: dict[str, int] = {}
+    for _act, why in per_case.values():
+        for r in sorted(why):
+            reasons[r] = reasons.get(r, 0) + 1
+    withheld = sum(act == "withheld" for act, _why in per_case.values())
+    return OODFlow(cases_marked=len(per_case) - withheld, cases_withheld=withheld, reasons=reasons)
+
+
+MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "findings", "generated_at",
+                 "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
+
+
+def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> AnalysisResults:
+    """The statistics of :func:`~analysis.stats.trial.analyse_trial` on the analysis set, plus the arm labels, the
+    CONSORT flow and the manifest."""
+    asked = arms_from_manifest(manifest)
+    design = manifest.get("design") or "paired_by_case"
+    k = manifest.get("preference_majority")
+    analysis_set = prepare_tables(tables)
+    res = analyse_trial(analysis_set, design=design, assisted_arm=asked.assisted,
+                        control_arm=asked.control, majority_k=int(k) if k else None, threshold=threshold)
+    a, c = res.arms.assisted, res.arms.control
+    trial = {f.name: getattr(res, f.name) for f in fields(TrialResults)}
+    trial["warnings"] = list(asked.warnings) + list(res.warnings)
+    return AnalysisResults(
+        **trial,
+        labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
+        consort=consort_flow(tables, [x for x in (a, c) if x]),
+        ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
+        manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
+    )
 
 
 def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:
-    """The full results dict: the statistics of :func:`analyse_trial_tables` on the analysis set, plus ``consort``,
-    ``labels`` and ``manifest``."""
-    assisted, control, warnings = arm_labels(manifest)
-    design = manifest.get("design") or "paired_by_case"
-    k = manifest.get("preference_majority")
-    res = analyse_trial_tables(prepare_tables(tables), design=design, assisted_arm=assisted,
-                               control_arm=control or None, majority_k=int(k) if k else None, threshold=threshold)
-    a, c = res["arms"]["assisted"], res["arms"]["control"]
-    res["warnings"] = warnings + list(res.get("warnings", []))
-    res["labels"] = {"assisted": a, "control": c, "masked": bool(manifest.get("arms_masked"))}
-    res["consort"] = consort_flow(tables, [x for x in (a, c) if x])
-    res["manifest"] = {k: manifest.get(k) for k in ("trial", "design", "status", "arms_masked", "assisted_arm",
-                                                     "findings", "generated_at", "code_version", "data_sha256",
-                                                     "tables", "preference_majority", "expert_panel_size")}
-    return jsonable(res)
+    """:func:`analyse_results` as the JSON-able results dict (``results.json``; the first key is ``primary``)."""
+    return analyse_results(tables, manifest, threshold).to_dict()
 
 
 def analyse_export(path: str | Path) -> dict[str, Any]:

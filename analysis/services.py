@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -25,7 +26,7 @@ from trial.permissions import Role, has_role
 
 from .export import build_export
 from .models import AnalysisRun
-from .pipeline import analyse, primary_summary, read_export_tables
+from .pipeline import analyse_results, primary_summary, read_export_tables
 from .report import render_report
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ Progress = Callable[[int, str], None]
 EXPORT_DIR = "export"
 REPORT_DIR = "report"
 EXPORT_ZIP = "export.zip"
+# Sent by name: analysis.tasks imports this module (the task's body is execute_run), so this one must not import
+# it back; AnalysisConfig.ready() imports the task module so that the name resolves in web processes too.
+RUN_TASK = "analysis.tasks.run_analysis_task"
 
 
 def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
@@ -53,11 +57,12 @@ def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None) 
 
     manifest = export.manifest
     tables = read_export_tables(export_dir)
-    results = analyse(tables, manifest)
+    typed = analyse_results(tables, manifest)
+    results = typed.to_dict()
     results["summary"] = primary_summary(results)
     step(60, "Statistics computed")
 
-    render_report(results, tables, manifest, out_dir / REPORT_DIR)
+    render_report(typed, tables, manifest, out_dir / REPORT_DIR, payload=results)
     step(90, "Figures and report drawn")
     return results
 
@@ -96,10 +101,8 @@ def request_analysis(user, trial: Trial) -> AnalysisRun:
 
 
 def send_analysis_task(run_id: int) -> bool:
-    from .tasks import run_analysis_task
-
     try:
-        run_analysis_task.delay(run_id)
+        signature(RUN_TASK, args=(run_id,)).delay()
         return True
     except Exception as exc:  # broker down: the run stays queued and says so
         log.warning("Could not queue analysis run %s: %s", run_id, exc)

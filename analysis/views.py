@@ -4,9 +4,8 @@ from __future__ import annotations
 import mimetypes
 
 from django.contrib import messages
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from core.errors import TrialError
@@ -27,12 +26,6 @@ def _trial(request, trial_code: str) -> Trial:
 
 def _run(trial: Trial, run_id: int) -> AnalysisRun:
     return get_object_or_404(AnalysisRun, pk=run_id, trial=trial)
-
-
-def run_status(run: AnalysisRun) -> dict:
-    return {"id": run.pk, "status": run.status, "progress": run.progress, "message": run.message,
-            "created_at": run.created_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at
-            else None, "data_sha256": run.data_sha256, "arms_masked": run.arms_masked, "summary": run.summary}
 
 
 def analysis_page(request, trial_code: str):
@@ -57,17 +50,6 @@ def analysis_page(request, trial_code: str):
     ctx = {"trial": trial, "runs": runs, "latest": latest, "figures": figures,
            "active": [r.pk for r in runs if r.is_active]}
     return render(request, "analysis/page.html", ctx)
-
-
-@require_GET
-def status_json(request, trial_code: str, run_id: int):
-    trial = _trial(request, trial_code)
-    run = _run(trial, run_id)
-    data = run_status(run)
-    if run.status == AnalysisRun.Status.DONE:
-        data["files"] = [{**f, "url": reverse("analysis:file", args=[trial.code, run.pk, f["name"]])}
-                         for f in services.run_files(run)]
-    return JsonResponse(data)
 
 
 @require_GET

@@ -23,7 +23,7 @@ from analysis.report import render_report  # noqa: E402
 from analysis.stats import trial as stats_trial  # noqa: E402
 from analysis.stats.synthetic import TrialScenario, make_trial_tables  # noqa: E402
 
-# statistics called by analyse_trial_tables, timed inside it (wrapped in its module namespace)
+# statistics called by analyse_trial, timed inside it (wrapped in its module namespace)
 INNER = ["primary_analysis", "split_plot_mrmc", "obuchowski_rockette", "auc_delong", "sensitivity_specificity",
          "cohen_kappa", "fleiss_kappa", "icc", "paired_t_test", "wilcoxon_signed_rank", "geometric_mean_ratio",
          "relative_reduction", "welch_t_test", "preference_rate", "panel_majority", "_quality_long"]
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     manifest = {"trial": "BENCH", "design": a.design, "arms_masked": False, "assisted_arm": "ai_assisted",
                 "preference_majority": a.experts // 2 + 1, "code_version": "benchmark", "data_sha256": "-"}
     t0 = time.perf_counter()
-    results = pipeline.analyse(tables, manifest)
-    stages.append(("analyse (analyse_trial_tables + flow)", time.perf_counter() - t0))
+    results = pipeline.analyse_results(tables, manifest)
+    stages.append(("analyse (analyse_trial + flow)", time.perf_counter() - t0))
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="bench-analysis-"))
     t0 = time.perf_counter()
     render_report(results, tables, manifest, out)
@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {name:46} {len(times):5d} {sum(times):9.2f}")
     truth = TrialScenario(design=a.design, n_cases=a.cases, n_readers=a.readers, n_experts=a.experts,
                           n_centers=a.centers).truths()
-    q, t = results["primary"]["quality"], results["primary"]["reading_time"]
-    print(f"\nprimary quality difference {q['estimate']:.3f} (true {truth['quality']}), "
-          f"CI {q['ci'][0]:.3f}-{q['ci'][1]:.3f}; time ratio {t['estimate']:.3f} (true {truth['reading_time']}), "
-          f"CI {t['ci'][0]:.3f}-{t['ci'][1]:.3f}; report in {out}")
+    q, t = results.primary.quality, results.primary.reading_time
+    print(f"\nprimary quality difference {q.estimate:.3f} (true {truth['quality']}), "
+          f"CI {q.ci[0]:.3f}-{q.ci[1]:.3f}; time ratio {t.estimate:.3f} (true {truth['reading_time']}), "
+          f"CI {t.ci[0]:.3f}-{t.ci[1]:.3f}; report in {out}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ placeholders and a random 384 x 384 image, so the prefill length matches a real 
 (``--prompt-tokens`` text tokens + 578 image tokens).
 
 Prints per batch size: latency p50/p95 of one ``generate`` call, time to first token (prefill), decode
-tokens/s (all sequences), reports/s; and on a GPU the memory-bandwidth floor: bytes that must be read per decode
+tokens/s (all sequences), reports/s, reports/s over batch 1's (batch 1 = the worker without batching); and on
+a GPU the memory-bandwidth floor: bytes that must be read per decode
 step (language-model weights + lm_head, and the KV cache at the mean context) divided by the bandwidth
 (measured with a device-to-device copy; the nominal figure of known GPUs is shown beside it).
 
@@ -303,6 +304,16 @@ def run_mode(
     return rows
 
 
+def with_batching_gain(rows: list[dict]) -> list[dict]:
+    """Reports/s of each batch size over batch 1's (one mode): what dynamic batching gains over generating the
+    same drafts one by one (batch 1 is the worker without batching)."""
+    single = next((r["reports_per_s"] for r in rows if r["batch"] == 1), None)
+    for r in rows:
+        if single:
+            r["batching_gain"] = r["reports_per_s"] / single
+    return rows
+
+
 def print_table(rows: list[dict], gpu: bool) -> None:
     cols = [
         ("mode", "mode", "{}"),
@@ -315,6 +326,7 @@ def print_table(rows: list[dict], gpu: bool) -> None:
         ("tokens_per_s", "tok/s", "{:.0f}"),
         ("reports_per_s", "reports/s", "{:.2f}"),
         ("s_per_report", "s/report", "{:.3f}"),
+        ("batching_gain", "x batch 1", "{:.2f}"),
     ]
     if gpu:
         cols += [
@@ -414,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         modes = ["eager"]
     rows: list[dict] = []
     for mode in modes:
-        rows += run_mode(model, config, args, device, dtype, mode, bandwidth)
+        rows += with_batching_gain(run_mode(model, config, args, device, dtype, mode, bandwidth))
     print()
     print_table(rows, gpu)
     if args.json:

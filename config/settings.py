@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: nothing fetched from a CDN
     "axes",
+    "pgtrigger",
+    "pghistory",  # row-level history by triggers (trial.models.history)
     # Ours, from the base up; dependencies point one way (docs/architecture.md, checked by lint-imports).
     "core",
     "trial",
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.RequestUserMiddleware",
+    "trial.middleware.HistoryMiddleware",  # the user and URL on a request's row-history events (PostgreSQL)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
@@ -97,8 +101,10 @@ DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=DATABASES["default"].get("CONN_MAX_AGE", 0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring. IMMEDIATE: a
+    # transaction takes the write lock when it begins, so concurrent writers (import_cases --jobs, the demo's
+    # threads) wait for it instead of failing at once when a read lock cannot be upgraded ("database is locked").
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -128,7 +134,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# No project-level static folder: each app keeps its files in <app>/static/<app>/ (docs/architecture.md).
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 MEDIA_URL = "/media/"  # never served directly: images go through permission-checked views
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
@@ -189,7 +195,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # schema and docs: signed-in users only
-    "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status"},  # one name for the trial's status set
+    # One name per status set: the trial's; a read's and a rating task's (the same set); an analysis run's.
+    "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status",
+                            "TaskStatusEnum": "reading.models.Read.Status",
+                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status"},
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the demo).
@@ -203,10 +212,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=300.0)
+# `celery -A config beat`: drafts RUNNING past their time limit go back to the queue (inference/serving.py)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-drafts": {"task": "inference.tasks.sweep_stale_drafts", "schedule": 300.0},
+}
 
 # Inference: the retrieval baseline needs no weights; a janus model version names a local path.
 INFERENCE_DEFAULT_BACKEND = env.str("INFERENCE_DEFAULT_BACKEND", default="retrieval")
 JANUS_WEIGHTS_PATH = env.str("JANUS_WEIGHTS_PATH", default="")
+# A draft task's time limit: load + 3 x max_new_tokens x measured s/token, kept between these (inference/serving.py)
+INFERENCE_TIME_LIMIT_FLOOR_S = env.float("INFERENCE_TIME_LIMIT_FLOOR_S", default=120.0)
+INFERENCE_TIME_LIMIT_CAP_S = env.float("INFERENCE_TIME_LIMIT_CAP_S", default=3000.0)
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,6 @@
+from contextvars import ContextVar
+
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequired
 
 
@@ -21,8 +24,6 @@ class ContentSecurityPolicyMiddleware:
     """
 
     def __init__(self, get_response):
-        from django.conf import settings
-
         self.get_response = get_response
         self.policy = settings.CSP_POLICY
         self.relaxed = list(getattr(settings, "CSP_RELAXED", {}).items())
@@ -33,3 +34,25 @@ class ContentSecurityPolicyMiddleware:
             policy = next((p for prefix, p in self.relaxed if request.path.startswith(prefix)), self.policy)
             response["Content-Security-Policy"] = policy
         return response
+
+
+_request_user: ContextVar = ContextVar("request_user", default=None)
+
+
+def request_user():
+    """The user of the request being served, or None (shell, Celery task, management command). Lets a change made
+    through the admin be attributed in the audit log (trial/access_audit.py) where no service passes the actor."""
+    user = _request_user.get()
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+class RequestUserMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _request_user.set(getattr(request, "user", None))
+        try:
+            return self.get_response(request)
+        finally:
+            _request_user.reset(token)

@@ -7,6 +7,7 @@ class EnrolmentConfig(AppConfig):
     verbose_name = "Enrolment workflow"
 
     def ready(self) -> None:
+        # In ready(): these modules import models, which Django loads only after every AppConfig.
         from reading.signals import read_submitted
         from trial.signals import case_enrolled, expert_joined, reader_enrolled
 

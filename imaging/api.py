@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from trial.api import TrialScopedViewSet, _valid
+from trial.api_base import TrialScopedViewSet, valid
 
 from .serializers import (
     ImportRequestSerializer,
     ImportResponseSerializer,
     ImportResultSerializer,
     ReferenceCsvSerializer,
+    ReferenceImportedSerializer,
+    ReferenceRefusedSerializer,
 )
 from .services import import_reference_csv, import_uploads
 
@@ -32,16 +33,11 @@ class ImportViewSet(TrialScopedViewSet):
     })
     def create(self, request, trial_code=None):
         trial = self.get_trial()
-        center = trial.centers.filter(code=request.data.get("center", "")).first()
-        if center is None:
-            raise ValidationError({"code": "invalid", "center": "Give the code of one of this trial's centers."})
-        files = request.FILES.getlist("files")
-        if not files:
-            raise ValidationError({"code": "invalid", "files": "Attach one or more DICOM files as `files`."})
-        results = [r.as_dict() for r in import_uploads(request.user, trial, center, files)]
+        d = valid(ImportRequestSerializer, request.data, trial=trial)
+        results = [r.as_dict() for r in import_uploads(request.user, trial, d["center"], d["files"])]
         refused = sum(r["status"] == "refused" for r in results)
         code = 201 if not refused else (400 if refused == len(results) else 207)
-        return Response({"results": results}, status=code)
+        return Response(ImportResponseSerializer({"results": results}).data, status=code)
 
 
 class ReferenceViewSet(TrialScopedViewSet):
@@ -49,10 +45,12 @@ class ReferenceViewSet(TrialScopedViewSet):
 
     serializer_class = ReferenceCsvSerializer
 
-    @extend_schema(request=ReferenceCsvSerializer, responses=dict)
+    @extend_schema(request=ReferenceCsvSerializer,
+                   responses={200: ReferenceImportedSerializer, 400: ReferenceRefusedSerializer})
     def create(self, request, trial_code=None):
-        d = _valid(ReferenceCsvSerializer, request.data)
+        d = valid(ReferenceCsvSerializer, request.data)
         result = import_reference_csv(request.user, self.get_trial(), d["csv"])
         if result.errors:
-            return Response({"code": "invalid_rows", "errors": result.errors}, status=400)
-        return Response({"updated": result.updated}, status=200)
+            return Response(ReferenceRefusedSerializer({"code": "invalid_rows", "errors": result.errors}).data,
+                            status=400)
+        return Response(ReferenceImportedSerializer({"updated": result.updated}).data, status=200)

@@ -19,30 +19,42 @@ URLs (names in the `imaging` namespace), all keyed by the image's opaque `public
   ``X-Image-Width`` / ``X-Image-Height``.
 
 Why a binary endpoint and not the 16-bit PNG: browsers decode a 16-bit PNG to 8 bits per channel when it is drawn
-on a canvas, which throws away exactly the range window/level needs. The server decodes the 16-bit PNG once with
-Pillow/numpy and caches the raw array under ``MEDIA_ROOT/cache/full-range/<public_id>.u16`` (written atomically;
-regenerated when the PNG is newer). The viewer fetches it in the background after the display image is shown and
-switches to it on the first window/level gesture.
+on a canvas, which throws away exactly the range window/level needs. The server makes the raw array once and caches
+it under ``MEDIA_ROOT/cache/full-range/<public_id>.u16`` (written atomically; regenerated when the source is newer):
+since rendition version 2 (``display.full_range.encoding == "dicom"``) from the stored de-identified DICOM with
+``imaging.dicom.rendition.full_range``, the function the import windowed the display image from, so the import
+stores no second image (docs/import.md "Speed"); for version 1 images by decoding their 16-bit PNG. The viewer
+fetches it in the background after the display image is shown and switches to it on the first window/level gesture.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
 from PIL import Image as PILImage
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from core.api import PageJSONView
+
+from .dicom.rendition import full_range
 from .models import Image
 from .selectors import can_view_case_images
+from .serializers import ImageMetaSerializer
 
 CACHE_CONTROL = "private, max-age=3600"
+logger = logging.getLogger("imaging.images")
 
 
 def _image_for(request, public_id: str) -> Image:
@@ -73,7 +85,7 @@ def _file_response(path: Path, content_type: str, **headers) -> FileResponse:
 
 
 def full_range_cache(image: Image) -> tuple[Path, int, int]:
-    """Decode the 16-bit PNG to raw little-endian uint16 once and cache it; returns (path, width, height)."""
+    """The full range as raw little-endian uint16, made once and cached; returns (path, width, height)."""
     src = _media_path(image.full_range_file)
     cache_dir = Path(settings.MEDIA_ROOT) / "cache" / "full-range"
     out = cache_dir / f"{image.public_id}.u16"
@@ -82,11 +94,7 @@ def full_range_cache(image: Image) -> tuple[Path, int, int]:
         size = out.stat().st_size
         if meta_w and meta_h and size == meta_w * meta_h * 2:
             return out, meta_w, meta_h
-    with PILImage.open(src) as im:
-        arr = np.asarray(im)
-    if arr.ndim == 3:  # a grey+alpha or RGB file: take the first channel
-        arr = arr[..., 0]
-    arr = np.clip(arr, 0, 65535).astype("<u2", copy=False)
+    arr = _full_range_from_dicom(image, src, meta_w, meta_h) if src.suffix == ".dcm" else _full_range_from_png(src)
     h, w = arr.shape
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
@@ -94,6 +102,26 @@ def full_range_cache(image: Image) -> tuple[Path, int, int]:
         fh.write(np.ascontiguousarray(arr).tobytes())
     os.replace(tmp, out)
     return out, w, h
+
+
+def _full_range_from_png(src: Path) -> np.ndarray:
+    with PILImage.open(src) as im:
+        arr = np.asarray(im)
+    if arr.ndim == 3:  # a grey+alpha or RGB file: take the first channel
+        arr = arr[..., 0]
+    return np.clip(arr, 0, 65535).astype("<u2", copy=False)
+
+
+def _full_range_from_dicom(image: Image, src: Path, width: int, height: int) -> np.ndarray:
+    """The full range of a stored DICOM at the display rendition's size (the import's function and size)."""
+    ds = pydicom.dcmread(src)
+    fr = full_range(ds, max_size=max(width, height))
+    expected = (image.display or {}).get("full_range") or {}
+    if fr.values.shape != (height, width) or (expected and (
+            expected.get("slope") != fr.slope or expected.get("intercept") != fr.intercept)):
+        logger.error("full range of image %s does not match its rendition metadata", image.public_id)
+        raise Http404("No such rendition.")
+    return fr.values.astype("<u2", copy=False)
 
 
 def _rendition_size(image: Image) -> tuple[int, int]:
@@ -105,24 +133,28 @@ def _rendition_size(image: Image) -> tuple[int, int]:
     return image.columns, image.rows
 
 
-@require_GET
-def image_meta(request, public_id: str):
-    image = _image_for(request, public_id)
-    display = dict(image.display or {})
-    width, height = _rendition_size(image)
-    resp = JsonResponse({
-        "id": image.public_id,
-        "width": width,
-        "height": height,
-        "photometric_interpretation": image.photometric_interpretation,
-        "view_position": image.view_position,
-        "pixel_spacing": image.pixel_spacing,
-        "display": display,
-        "display_url": reverse("imaging:image-display", args=[image.public_id]),
-        "full_url": reverse("imaging:image-full", args=[image.public_id]) if image.full_range_file else None,
-    })
-    resp["Cache-Control"] = CACHE_CONTROL
-    return resp
+class ImageMetaView(PageJSONView, APIView):
+    """The image's metadata (JSON, so a DRF view with its output serializer); the binary renditions below stay
+    plain Django views. Login and permission checks as for them (PageJSONView)."""
+
+    # Not in the API schema: a page-side endpoint (session login; /api/ clients get the login redirect).
+    @extend_schema(operation_id="image_meta", responses=ImageMetaSerializer, exclude=True)
+    def get(self, request, public_id: str):
+        image = _image_for(request, public_id)
+        width, height = _rendition_size(image)
+        resp = Response(ImageMetaSerializer({
+            "id": image.public_id,
+            "width": width,
+            "height": height,
+            "photometric_interpretation": image.photometric_interpretation,
+            "view_position": image.view_position,
+            "pixel_spacing": image.pixel_spacing,
+            "display": dict(image.display or {}),
+            "display_url": reverse("imaging:image-display", args=[image.public_id]),
+            "full_url": reverse("imaging:image-full", args=[image.public_id]) if image.full_range_file else None,
+        }).data)
+        resp["Cache-Control"] = CACHE_CONTROL
+        return resp
 
 
 @require_GET

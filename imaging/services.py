@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 
 from core.errors import Conflict, InvalidInput, TrialError
 from core.keyed import keyed_hex
@@ -143,10 +144,11 @@ def import_file(actor, trial: Trial, center: Center, filename: str, data: bytes)
         return _failed(filename, trial, "import_failed", "storing")
 
 
-def _validate(trial: Trial, filename: str, data: bytes, options: ImportSettings) -> ValidatedInstance | FileResult:
+def _validate(trial: Trial, filename: str, data: bytes, options: ImportSettings,
+              source_sha: str) -> ValidatedInstance | FileResult:
     try:
         return validate(data, filename, allowed_modalities=tuple(sorted({"CR", "DX", *trial.allowed_modalities})),
-                        max_bytes=settings.DICOM_MAX_FILE_BYTES, checks=_checks(options))
+                        max_bytes=settings.DICOM_MAX_FILE_BYTES, checks=_checks(options), sha256=source_sha)
     except DicomRefused as exc:
         return _refused(filename, exc.reason_code, exc.message)
     except Exception:  # noqa: BLE001 - validate refuses what it knows; anything else is still a refusal
@@ -168,7 +170,7 @@ def _import_one(actor, trial: Trial, center: Center, filename: str, data: bytes,
     existing = _existing(trial, source_sha256=source_sha)
     if existing is not None:
         return _duplicate(filename, existing, "Already imported.")
-    inst = _validate(trial, filename, data, options)
+    inst = _validate(trial, filename, data, options, source_sha)
     if isinstance(inst, FileResult):
         return inst
     original_sop = str(inst.dataset.get("SOPInstanceUID", "") or "").strip()
@@ -222,12 +224,12 @@ def _store(actor, trial: Trial, center: Center, filename: str, p: _Prepared) -> 
     sha = hashlib.sha256(p.stored).hexdigest()
     rel = Path("images") / str(trial.pk) / sha[:2]
     root = Path(settings.MEDIA_ROOT)
-    names = {"dicom": rel / f"{sha}.dcm", "display": rel / f"{sha}.display.png", "full": rel / f"{sha}.full.png"}
+    # The full range is read from the stored DICOM when a viewer asks for it (imaging/image_views.py).
+    names = {"dicom": rel / f"{sha}.dcm", "display": rel / f"{sha}.display.png", "full": rel / f"{sha}.dcm"}
     written: list[Path] = []
     try:
         _write_atomic(root / names["dicom"], p.stored, written)
         _write_atomic(root / names["display"], p.rendition.display_png, written)
-        _write_atomic(root / names["full"], p.rendition.full_range_png, written)
     except OSError as exc:
         _remove(written)
         return _refused(filename, "storage_error", f"Could not store the file ({exc.strerror or exc}); nothing was "
@@ -310,6 +312,75 @@ def import_files(
         results.append(r)
         if progress:
             progress(r)
+    return results
+
+
+def _read_file(name: str, path: Path) -> tuple[str, bytes] | FileResult:
+    try:
+        return name, path.read_bytes()
+    except OSError as exc:
+        return _refused(name, "unreadable", f"could not read the file: {exc.strerror}")
+
+
+#: The trial and center a pool worker imports into (set once per worker process by _worker_start).
+_worker_target: dict = {}
+
+
+def _worker_start(trial_pk: int, center_pk: int) -> None:
+    _worker_target.update(trial=Trial.objects.get(pk=trial_pk), center=Center.objects.get(pk=center_pk))
+
+
+def _worker_import(item: tuple[str, str]) -> FileResult:
+    read = _read_file(item[0], Path(item[1]))
+    if isinstance(read, FileResult):
+        return read
+    name, data = read
+    try:
+        return import_file(None, _worker_target["trial"], _worker_target["center"], name, data)
+    except TrialError as exc:
+        return _refused(name, str(exc.code), exc.message)
+
+
+def import_paths(
+    actor, trial: Trial, center: Center, paths: Iterable[tuple[str, Path]], *, jobs: int = 1,
+    progress: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """Files from disk, as ``(name, path)``: what :func:`import_files` does, with ``jobs`` worker processes.
+
+    Each worker imports whole files (its own database connection, its own transactions), so the work scales
+    with cores; concurrent imports of one study or SOP instance are already safe (advisory lock, unique
+    constraints, see _save_rows). Only the management command uses workers (actor None, a system import);
+    results arrive in completion order. Workers are forked, so they share the parent's settings and
+    database (docs/import.md "Speed")."""
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
+    items = [(name, str(path)) for name, path in paths]
+    results: list[FileResult] = []
+
+    def done(r: FileResult) -> None:
+        results.append(r)
+        if progress:
+            progress(r)
+
+    if jobs <= 1 or len(items) <= 1:
+        for item in items:
+            read = _read_file(item[0], Path(item[1]))
+            if isinstance(read, FileResult):
+                done(read)
+                continue
+            try:
+                r = import_file(actor, trial, center, *read)
+            except TrialError as exc:
+                r = _refused(item[0], str(exc.code), exc.message)
+            done(r)
+        return results
+    if actor is not None:
+        raise InvalidInput("Parallel import runs as a system import (no actor).")
+    connections.close_all()  # a forked worker must open its own connection, never share the parent's socket
+    with multiprocessing.get_context("fork").Pool(min(jobs, len(items)), initializer=_worker_start,
+                                                  initargs=(trial.pk, center.pk)) as pool:
+        for r in pool.imap_unordered(_worker_import, items, chunksize=1):
+            done(r)
     return results
 
 

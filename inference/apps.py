@@ -7,9 +7,9 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from trial.signals import default_model_version_requested
+        # In ready(): these modules import models, which Django loads only after every AppConfig.
+        from trial.signals import ai_arm_added
 
-        from . import selectors
+        from . import services
 
-        default_model_version_requested.connect(selectors.default_model_version_receiver,
-                                                dispatch_uid="inference.default_model_version")
+        ai_arm_added.connect(services.ai_arm_added_receiver, dispatch_uid="inference.ai_arm_added")

@@ -29,6 +29,26 @@ class ModelVersion(models.Model):
         return "retrieval baseline" if self.backend == self.Backend.RETRIEVAL else self.name
 
 
+class ArmModelVersion(models.Model):
+    """Which model version drafts an AI arm's reads. It lives here, not on ``trial.Arm``, so that the trial app
+    knows nothing of inference (docs/architecture.md, "Dependencies")."""
+
+    arm = models.OneToOneField("trial.Arm", on_delete=models.PROTECT, primary_key=True, related_name="model_assignment")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="arm_assignments")
+
+    class Meta:
+        verbose_name = "arm's model version"
+
+    def __str__(self) -> str:
+        return f"{self.arm} -> {self.model_version}"
+
+
+class OodAction(models.TextChoices):
+    NONE = "", "In distribution"
+    MARKED = "marked", "Marked"
+    WITHHELD = "withheld", "Withheld"
+
+
 class Draft(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -54,6 +74,12 @@ class Draft(models.Model):
     load_s = models.FloatField(null=True, blank=True)
     generate_s = models.FloatField(null=True, blank=True)
     worker_host = models.CharField(max_length=200, blank=True)
+    # Out-of-distribution check of the input (inference/backends/ood.py): the score, its reasons, what the trial's
+    # setting did with them ("" in distribution, "marked": shown with a warning, "withheld": not shown), details.
+    ood_score = models.FloatField(null=True, blank=True)
+    ood_reasons = models.JSONField(default=list, blank=True)
+    ood_action = models.CharField(max_length=10, choices=OodAction.choices, default=OodAction.NONE, blank=True)
+    ood = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
 
@@ -67,3 +93,8 @@ class Draft(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.status == self.Status.READY
+
+    @property
+    def is_withheld(self) -> bool:
+        """Out of distribution and the trial withholds such drafts: the reader is not shown its text."""
+        return self.ood_action == OodAction.WITHHELD

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -248,8 +249,6 @@ class ReportBank:
     # persistence (precomputed embeddings) --------------------------------------------------------------------
     def save_npz(self, path: str | Path) -> None:
         """Ids, reports, labels and embeddings in one ``.npz`` (no pickles)."""
-        import json
-
         emb = (
             np.stack(
                 [
@@ -278,8 +277,6 @@ class ReportBank:
 
     @classmethod
     def load_npz(cls, path: str | Path, name: str | None = None) -> ReportBank:
-        import json
-
         with np.load(path, allow_pickle=False) as data:
             emb = data["embeddings"]
             meta = json.loads(data["meta"].tobytes().decode())

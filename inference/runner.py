@@ -14,88 +14,34 @@ draft, and no extra dependency is needed (docs/janus.md).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import socket
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from celery.exceptions import Retry, SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image as PILImage
 
-from imaging.models import Image
+from inference.backends import ModelLoadError, load_backend
 from inference.backends.base import BackendConfig, GenerationRequest
+from inference.backends.grounding import ground_result
+from inference.backends.retrieval import RetrievalBackend
+from inference.reportbank import ReportBank
 from trial.models import Case
 
+from . import serving
+from .case_views import VIEW_ORDER, PermanentDraftError, case_images, case_views  # noqa: F401 - re-exported
+from .model_config import backend_config  # noqa: F401 - re-exported (tests, benchmarks)
 from .models import Draft, ModelVersion
-from .services import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
+from .ood import apply as apply_ood
+from .ood import safe_assess
+from .selectors import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
 
 log = logging.getLogger(__name__)
-
-
-class PermanentDraftError(Exception):
-    """Retrying will not help: the draft is marked failed with this message."""
-
-
-def backend_config(mv: ModelVersion, findings: list[str]) -> dict:
-    """The backend config of a model version. ``prompt_template`` holds a template name (``janus-pro-cxr``, the
-    default, or ``cxr-trial-v1``), a JSON object of template fields, or an older free-text ``cxr-trial-v1``
-    format string (inference/backends/prompts.py)."""
-    import json
-
-    from inference.backends.prompts import TEMPLATE_NAMES
-
-    cfg = dict(mv.generation_params or {})
-    if mv.weights_path:
-        cfg["weights_path"] = mv.weights_path
-    text = (mv.prompt_template or "").strip()
-    try:
-        fields = json.loads(text) if text.startswith("{") else None
-    except ValueError:
-        fields = None  # an older format string such as "{style} ..."
-    if text in TEMPLATE_NAMES:
-        cfg["prompt"] = text
-    elif isinstance(fields, dict):
-        cfg["prompt"] = fields
-    elif text:
-        cfg["prompt"], cfg["prompt_template"] = "cxr-trial-v1", mv.prompt_template
-    return cfg
-
-
-#: Views in the order a draft uses them: frontal first (PA, then AP), laterals and unknown views after.
-VIEW_ORDER = ("PA", "AP")
-
-
-def _view_rank(view_position: str) -> int:
-    view = (view_position or "").strip().upper()
-    return VIEW_ORDER.index(view) if view in VIEW_ORDER else len(VIEW_ORDER)
-
-
-def case_views(case: Case) -> list[tuple[Image, PILImage.Image]]:
-    """The case's images, frontal first (PA, then AP, then the rest, each by import time), with their display
-    renditions (VOI applied, MONOCHROME1 inverted) as RGB: the Janus processor wants RGB."""
-    rows = sorted(
-        Image.objects.filter(case=case).order_by("created_at", "pk"), key=lambda i: _view_rank(i.view_position)
-    )
-    views = []
-    for img in rows:
-        path = Path(settings.MEDIA_ROOT) / img.display_file
-        try:
-            with PILImage.open(path) as im:
-                views.append((img, im.convert("RGB")))
-        except OSError as exc:
-            raise PermanentDraftError(f"Image {img.public_id} of case {case.code} cannot be read: {exc}") from exc
-    if not views:
-        raise PermanentDraftError(f"Case {case.code} has no images to draft from.")
-    return views
-
-
-def case_images(case: Case) -> list[PILImage.Image]:
-    """The display renditions, frontal first (see :func:`case_views`)."""
-    return [im for _img, im in case_views(case)]
 
 
 _bank_lock = threading.Lock()
@@ -105,8 +51,6 @@ _trial_banks: dict[tuple[int, int], object] = {}
 def trial_reference_bank(trial):
     """A retrieval bank from the trial's own cases with reference reports and images (leave-one-out at query
     time); None when the trial has fewer than two such cases (the bundled IU bank is used then)."""
-    from inference.reportbank import ReportBank
-
     cases = list(Case.objects.filter(trial=trial).exclude(reference_report="").filter(images__isnull=False).distinct())
     if len(cases) < 2:
         return None
@@ -127,12 +71,6 @@ def trial_reference_bank(trial):
 
 def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
     """Loaded once per process (cached by model version config). Returns (backend, seconds spent loading)."""
-    import time
-
-    from inference.backends import ModelLoadError, load_backend
-    from inference.backends.base import BackendConfig
-    from inference.backends.retrieval import RetrievalBackend
-
     t0 = time.perf_counter()
     try:
         if mv.backend == ModelVersion.Backend.RETRIEVAL and trial is not None:
@@ -151,8 +89,6 @@ def get_loaded_backend(mv: ModelVersion, findings: list[str], trial=None):
 
 #: Returned by :func:`_claim` for a draft another task is generating in its batch.
 IN_BATCH = "in a batch"
-#: A batch leader that has not finished after this long is presumed dead (the task's hard time limit).
-BATCH_STALE_S = 660.0
 
 
 def _claim(draft_id: int) -> Draft | str | None:
@@ -164,7 +100,7 @@ def _claim(draft_id: int) -> Draft | str | None:
         now = timezone.now()
         leader = (draft.parameters or {}).get("batch_leader")
         if (draft.status == Draft.Status.RUNNING and leader not in (None, draft.pk) and draft.started_at
-                and (now - draft.started_at).total_seconds() < BATCH_STALE_S):
+                and (now - draft.started_at).total_seconds() < serving.time_limit(draft.model_version).hard_s):
             return IN_BATCH  # another task generates it with its own; the stale sweep recovers a dead batch
         _mark_running(draft, now)
         draft.parameters = {}
@@ -230,49 +166,36 @@ def claim_companions(leader: Draft, limit: int, window_s: float) -> list[Draft]:
     return claimed
 
 
-def _release(drafts: list[Draft]) -> None:
-    """Companions of a batch that failed transiently go back to the queue (their messages may be gone)."""
-    from .services import send_draft_task
-
+def _release(drafts: list[Draft], requeue: Callable[[int], bool] | None) -> None:
+    """Companions of a batch that failed transiently go back to the queue (their messages may be gone) and are
+    sent again with ``requeue`` (inference.tasks.send_draft_task; without one, `requeue_drafts` sends them)."""
     ids = [d.pk for d in drafts]
     if not ids:
         return
     with transaction.atomic():
         Draft.objects.filter(pk__in=ids, status=Draft.Status.RUNNING).update(status=Draft.Status.QUEUED, parameters={})
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: send_draft_task(pk))
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+        if requeue is not None:
+            for pk in ids:
+                transaction.on_commit(lambda pk=pk: requeue(pk))
 
 
 def generate_group(backend, requests: list) -> list:
-    """One ``generate_batch``; on out-of-memory the batch is halved and each half tried once, then the drafts
-    fail with the reason (retrying an out-of-memory batch unchanged would fail again)."""
+    """One generate call for the group; on out-of-memory the batch is halved and each half tried once, then the
+    drafts fail with the reason (inference/serving.py: retrying an out-of-memory batch unchanged fails again)."""
+    def generate(reqs: list) -> list:
+        if len(reqs) == 1:
+            return [backend.generate(reqs[0].images, reqs[0].findings, reqs[0].context)]
+        return backend.generate_batch(reqs)
+
     try:
-        return backend.generate_batch(requests)
-    except Exception as exc:
-        if not _is_oom(exc):
-            raise
-        _free_device_memory()
-        if len(requests) == 1:
-            raise PermanentDraftError(f"Out of memory generating one draft: {exc}") from exc
-        half = len(requests) // 2
-        log.warning("Out of memory at batch size %d; retrying as %d + %d", len(requests), half, len(requests) - half)
-        try:
-            return backend.generate_batch(requests[:half]) + backend.generate_batch(requests[half:])
-        except Exception as again:
-            if _is_oom(again):
-                _free_device_memory()
-                raise PermanentDraftError(
-                    f"Out of memory at batch size {len(requests)} and again at {half}: {again}"
-                ) from again
-            raise
+        return serving.generate_halving_on_oom(generate, requests, free=_free_device_memory)[0]
+    except serving.OutOfMemoryFailure as exc:
+        raise PermanentDraftError(str(exc)) from exc
 
 
 def _free_device_memory() -> None:
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         if torch.cuda.is_available():
@@ -292,7 +215,9 @@ def _prepare(drafts: list[Draft]) -> list[tuple[Draft, list]]:
     return ready
 
 
-def run_draft(task, draft_id: int) -> str:
+def run_draft(task, draft_id: int, *, requeue: Callable[[int], bool] | None = None) -> str:
+    """Generate one draft (and its batch companions). ``requeue`` sends a draft's task again; the task module
+    passes its sender in (the runner sits below inference.tasks and does not import it)."""
     try:
         draft = _claim(draft_id)
     except Draft.DoesNotExist:
@@ -308,6 +233,7 @@ def run_draft(task, draft_id: int) -> str:
         _fail(draft_id, RETRIEVAL_NOT_ALLOWED)
         return "failed"
     try:
+        limit = serving.time_limit(mv)
         views = case_views(case)
         backend, load_s = get_loaded_backend(mv, findings, case.trial)
         weights_digest = _check_weights_identity(mv, backend)
@@ -323,22 +249,20 @@ def run_draft(task, draft_id: int) -> str:
             )
             for d, v in group
         ]
-        results = generate_group(backend, requests) if len(group) > 1 else [
-            backend.generate(requests[0].images, requests[0].findings, requests[0].context)
-        ]
+        results = generate_group(backend, requests)
     except PermanentDraftError as exc:
         for companion, _v in companions:
             _fail(companion.pk, str(exc))
         _fail(draft_id, str(exc))
         return "failed"
     except SoftTimeLimitExceeded:
-        _release([c for c, _v in companions])
+        _release([c for c, _v in companions], requeue)
         _fail(draft_id, "Generation exceeded the task time limit.")
         return "failed"
     except Retry:
         raise
     except Exception as exc:  # transient (e.g. I/O): retry with backoff, then fail clearly
-        _release([c for c, _v in companions])
+        _release([c for c, _v in companions], requeue)
         retries = getattr(task.request, "retries", 0) if task is not None else 0
         max_retries = getattr(task, "max_retries", 0) if task is not None else 0
         if task is not None and not task.request.is_eager and retries < max_retries:
@@ -346,21 +270,29 @@ def run_draft(task, draft_id: int) -> str:
             raise task.retry(exc=exc, countdown=min(60, 2 ** (retries + 1))) from exc
         _fail(draft_id, f"{type(exc).__name__}: {exc}")
         return "failed"
+    record = serving.serving_record(task, limit, results)
     for (member, member_views), result in zip(group, results, strict=True):
-        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group))
+        # A batch bypasses Backend.generate: grounding markup is parsed here too (a no-op when already done).
+        ground_result(result, member_views[0][1].size, member.case.trial.finding_codes,
+                      (mv.generation_params or {}).get("options") or {})
+        checked = safe_assess(member.case, member_views)  # outside the row lock: it may fit the trial's reference
+        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group), checked, record)
     return "ready"
 
 
 def _store(draft_id: int, result, views: list, load_s: float, weights_digest: str, mv: ModelVersion,
-           batch_size: int) -> None:
+           batch_size: int, checked: tuple, record: dict) -> None:
     with transaction.atomic():
-        draft = Draft.objects.select_for_update().get(pk=draft_id)
+        draft = Draft.objects.select_for_update(of=("self",)).select_related("case__trial").get(pk=draft_id)
         if draft.status == Draft.Status.READY:
             return
         draft.findings_text = result.findings
         draft.impression_text = result.impression
         draft.probabilities = {k: float(v) for k, v in result.probabilities.items()}
-        draft.boxes = [b.__dict__ if hasattr(b, "__dict__") else b for b in (result.boxes or [])]
+        # Boxes are in pixels of the first view given to the model (frontal first): named by its public id.
+        draft.boxes = [{**(b.__dict__ if hasattr(b, "__dict__") else b), "image": views[0][0].public_id}
+                       for b in (result.boxes or [])]
+        apply_ood(draft, *checked)
         draft.neighbours = list(result.neighbours or [])
         draft.prompt = result.prompt or ""
         draft.parameters = {
@@ -368,7 +300,10 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
             # the views given to the model, in order (frontal first); the backend uses up to max_images of them
             "images": [{"public_id": img.public_id, "view_position": img.view_position} for img, _im in views],
             "batch_size": batch_size,
+            # time limit, measured speed, and the versions of the code that made it (whatever the backend)
+            "serving": record,
         }
+        draft.parameters["provenance"] = {**serving.runtime_provenance(), **draft.parameters.get("provenance", {})}
         draft.seed = int(result.seed or 0)
         draft.load_s = load_s + float(result.load_s or 0.0)
         draft.generate_s = float(result.generate_s or 0.0)
@@ -383,9 +318,6 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
 def _check_weights_identity(mv: ModelVersion, backend) -> str:
     """One SHA-256 over the loaded weight files' hashes. A model version whose weights changed after its first
     draft is refused: drafts of one version must come from one model (a change makes a new version)."""
-    import hashlib
-    import json
-
     files = getattr(backend, "weights_sha256", None) or {}
     if not files:
         return ""

@@ -1,9 +1,11 @@
 """Reads of the model registry and drafts."""
 from __future__ import annotations
 
+import redis
 from django.conf import settings
+from django.db.models import Avg, Count, Q
 
-from .models import Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ModelVersion
 
 
 def default_model_version() -> ModelVersion:
@@ -34,8 +36,6 @@ def drafts_for_trial(trial, status: str = ""):
 
 
 def draft_summary(trial) -> dict:
-    from django.db.models import Avg, Count, Q
-
     return Draft.objects.filter(case__trial=trial).aggregate(
         total=Count("id"),
         ready=Count("id", filter=Q(status=Draft.Status.READY)),
@@ -51,7 +51,6 @@ def queue_depth() -> int | None:
     """Messages waiting on the `gpu` queue (Redis broker); None when tasks run in-process or the broker is down."""
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         return None
-    import redis
 
     try:
         return int(redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1).llen("gpu"))
@@ -59,6 +58,22 @@ def queue_depth() -> int | None:
         return None
 
 
-def default_model_version_receiver(sender, **kwargs) -> ModelVersion:
-    """trial.signals.default_model_version_requested: the model version of an AI arm added without one."""
-    return default_model_version()
+def arm_model_version(arm) -> ModelVersion | None:
+    """The model version that drafts ``arm``'s reads (None for an arm without AI)."""
+    try:
+        return arm.model_assignment.model_version  # cached when the caller select_related it
+    except ArmModelVersion.DoesNotExist:
+        return None
+
+
+RETRIEVAL_NOT_ALLOWED = (
+    "Not drafted: the retrieval baseline repeats public report text that an expert could look up, which would "
+    "unblind the rating, and this trial does not allow it (trial setting allow_retrieval_baseline, for demos). "
+    "Give the AI arm a real model version."
+)
+
+
+def retrieval_not_allowed(trial, model_version: ModelVersion) -> bool:
+    """True when ``model_version`` is the retrieval baseline and ``trial`` has not opted in to it
+    (docs/design.md section 6)."""
+    return model_version.backend == ModelVersion.Backend.RETRIEVAL and not trial.allow_retrieval_baseline

@@ -20,9 +20,19 @@ About 0.3 M parameters; ~16 generated tokens on a CPU take well under a second.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+
+from .backends.base import DEFAULT_PROMPT_TEMPLATE, DEFAULT_REPORT_STYLE, FINDING_NAMES
+from .backends.prompts import (
+    CHEXPERT_NAMES,
+    DEEPSEEK_SYSTEM_PROMPT,
+    PUBLISHED_EXPERT_INSTRUCTION,
+    PUBLISHED_INSTRUCTION,
+)
+from .reportbank import IU_TGZ, parse_iu_tgz
 
 BOS = "<｜begin▁of▁sentence｜>"
 EOS = "<｜end▁of▁sentence｜>"
@@ -61,21 +71,11 @@ TINY_PATCH = 8
 
 
 def _corpus(extra: Iterable[str] = (), max_reports: int = 600) -> list[str]:
-    from .backends.base import DEFAULT_PROMPT_TEMPLATE, DEFAULT_REPORT_STYLE, FINDING_NAMES
-    from .backends.prompts import (
-        CHEXPERT_NAMES,
-        DEEPSEEK_SYSTEM_PROMPT,
-        PUBLISHED_EXPERT_INSTRUCTION,
-        PUBLISHED_INSTRUCTION,
-    )
-
     texts = [DEFAULT_PROMPT_TEMPLATE, DEFAULT_REPORT_STYLE, " ".join(FINDING_NAMES.values()), _FALLBACK_WORDS]
     texts += [DEEPSEEK_SYSTEM_PROMPT, PUBLISHED_INSTRUCTION, PUBLISHED_EXPERT_INSTRUCTION, "User: Assistant:"]
     texts += [f"Expert analysis: {name} present." for name in CHEXPERT_NAMES.values()]
     texts.extend(extra)
     try:
-        from .reportbank import IU_TGZ, parse_iu_tgz
-
         if IU_TGZ.exists():
             for report in parse_iu_tgz(IU_TGZ)[:max_reports]:
                 texts.append(f"Findings: {report['findings']} Impression: {report['impression']}")
@@ -90,6 +90,7 @@ def build_tiny_tokenizer(vocab_size: int = 1024, corpus: Iterable[str] | None = 
     Byte-level like DeepSeek's own tokenizer, so ``decode(encode(text)) == text`` for any text: the stored prompt
     can be checked byte for byte. BOS is added to every encoded text, as DeepSeek's tokenizer does.
     """
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
     from tokenizers.models import BPE
     from tokenizers.trainers import BpeTrainer
@@ -121,6 +122,7 @@ def build_tiny_tokenizer(vocab_size: int = 1024, corpus: Iterable[str] | None = 
 
 
 def tiny_janus_config(tokenizer, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH):
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from transformers import JanusConfig, JanusVisionConfig, JanusVQVAEConfig, LlamaConfig
 
     hidden = 64
@@ -169,6 +171,7 @@ def tiny_janus_config(tokenizer, image_size: int = TINY_IMAGE_SIZE, patch_size: 
 
 def build_tiny_janus(path: str | Path, seed: int = 0, corpus: Iterable[str] | None = None) -> Path:
     """Write a tiny random Janus model + processor to ``path`` (created if needed) and return it."""
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from transformers import JanusProcessor
     from transformers.models.janus import JanusImageProcessorPil
 
@@ -224,6 +227,7 @@ def _deepseek_aligner_key(rest: str) -> str:
 def to_deepseek_state_dict(state: dict, seed: int = 0) -> dict:
     """A transformers Janus state dict renamed to DeepSeek's parameter names, with the tensors DeepSeek has and
     transformers drops (the vision tower's attention-pooling head, the VQ codebook usage) added at random."""
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
 
     gen = torch.Generator().manual_seed(seed + 1)
@@ -279,6 +283,7 @@ def to_deepseek_state_dict(state: dict, seed: int = 0) -> dict:
 
 def tiny_native_model(seed: int = 0, corpus: Iterable[str] | None = None):
     """(tokenizer, config, randomly initialised JanusForConditionalGeneration) of the tiny model."""
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
     from transformers import JanusForConditionalGeneration
 
@@ -301,8 +306,7 @@ def build_tiny_deepseek_janus(path: str | Path, seed: int = 0, corpus: Iterable[
     converter needs ``vision_heads=TINY_VISION_HEADS``. DeepSeek's own code could not load it (it builds VQ-16 at
     full size whatever the config says); it exists to test the conversion.
     """
-    import json
-
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
 
     path = Path(path)

@@ -1,32 +1,25 @@
-"""Expert rating API under /api/rating/<trial_code>/... Same payloads as the pages (built by
-rating.selectors, already blinded); writes go through rating.services."""
+"""Expert rating API under /api/rating/<trial_code>/... Same payloads as the pages (built by rating.selectors,
+already blinded); writes go through rating.services. The trial comes from the URL once (trial.api_base); the
+selectors check the expert's membership (they need it)."""
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from trial.models import Trial
+from core.errors import InvalidInput
+from trial.api_base import TrialScopedAPIView, valid
 
 from . import selectors, services
-
-ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
-
-
-class AnswerSerializer(serializers.Serializer):
-    """Documentation only: validation happens in the service, which gives the clear messages."""
-
-    preference = serializers.ChoiceField(choices=["A", "B", "none"], required=False, allow_blank=True)
-    quality_a = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
-    quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
-    comment = serializers.CharField(required=False, allow_blank=True)
-    blinding_guess = serializers.ChoiceField(
-        choices=["A", "B", "not_a", "dont_know"], required=False, allow_blank=True,
-        help_text="Asked when the trial measures blinding (task.guess.asked): which report the expert thinks was "
-                  "written with AI assistance (a single report: A yes, not_a no); required to submit then")
+from .models import Rating
+from .serializers import (
+    AnswerSerializer,
+    RatingWorklistQuerySerializer,
+    RatingWorklistSerializer,
+    SavedSerializer,
+    SubmittedSerializer,
+    TaskSerializer,
+)
 
 
 def _answer(request) -> dict:
@@ -34,59 +27,60 @@ def _answer(request) -> dict:
     if hasattr(data, "getlist"):  # form-encoded
         return {k: data.get(k) for k in data}
     if not isinstance(data, dict):
-        from core.errors import InvalidInput
-
         raise InvalidInput("Send the answer as a JSON object.")
     return dict(data)
 
 
-class _RatingView(APIView):
-    permission_classes = [IsAuthenticated]
+class _RatingView(TrialScopedAPIView):
+    permission_classes = [IsAuthenticated]  # the selectors check the expert's membership (they need it)
 
-    def trial(self, trial_code: str) -> Trial:
-        return get_object_or_404(Trial, code=trial_code)
-
-    def rating(self, trial_code: str, public_id: str):
-        return selectors.rating_for_expert(self.request.user, self.trial(trial_code), public_id)
+    def get_rating(self, public_id: str) -> Rating:
+        return selectors.rating_for_expert(self.request.user, self.get_trial(), public_id)
 
 
 class WorklistView(_RatingView):
-    @extend_schema(operation_id="rating_worklist", responses=dict, summary="The expert's rating worklist with progress",
-                   parameters=[
-                       OpenApiParameter("page", int, description=f"page of {selectors.WORKLIST_PAGE_SIZE} tasks")
-                   ])
+    @extend_schema(operation_id="rating_worklist", parameters=[RatingWorklistQuerySerializer],
+                   responses=RatingWorklistSerializer, summary="The expert's rating worklist with progress")
     def get(self, request, trial_code: str):
-        page = request.query_params.get("page")
-        return Response(selectors.worklist_payload(request.user, self.trial(trial_code), page=page))
+        q = valid(RatingWorklistQuerySerializer, request.query_params)
+        payload = selectors.worklist_payload(request.user, self.get_trial(), page=q.get("page"))
+        return Response(RatingWorklistSerializer(payload).data)
 
 
 class TaskView(_RatingView):
-    @extend_schema(operation_id="rating_task", responses=dict,
+    @extend_schema(operation_id="rating_task", responses=TaskSerializer,
                    summary="One blinded rating task (reports A and B, images, saved answer)")
     def get(self, request, trial_code: str, public_id: str):
-        return Response(selectors.task_payload(self.rating(trial_code, public_id)))
+        return Response(TaskSerializer(selectors.task_payload(self.get_rating(public_id))).data)
 
 
 class OpenView(_RatingView):
-    @extend_schema(operation_id="rating_open", request=None, responses=dict, summary="Open (or resume) a task")
+    @extend_schema(operation_id="rating_open", request=None, responses=TaskSerializer,
+                   summary="Open (or resume) a task")
     def post(self, request, trial_code: str, public_id: str):
-        rating = services.open_rating(request.user, self.rating(trial_code, public_id))
-        return Response(selectors.task_payload(rating))
+        rating = services.open_rating(request.user, self.get_rating(public_id))
+        return Response(TaskSerializer(selectors.task_payload(rating)).data)
 
 
 class AutosaveView(_RatingView):
-    @extend_schema(operation_id="rating_autosave", request=AnswerSerializer, responses=dict,
+    @extend_schema(operation_id="rating_autosave", request=AnswerSerializer, responses=SavedSerializer,
                    summary="Save a partial answer")
     def post(self, request, trial_code: str, public_id: str):
-        rating = services.autosave_rating(request.user, self.rating(trial_code, public_id), _answer(request))
-        return Response({"saved": True, "status": rating.status})
+        data = _answer(request)
+        rating = self.get_rating(public_id)
+        answer = valid(AnswerSerializer, data, rating=rating)
+        rating = services.autosave_rating(request.user, rating, answer)
+        return Response(SavedSerializer({"saved": True, "status": rating.status}).data)
 
 
 class SubmitView(_RatingView):
-    @extend_schema(operation_id="rating_submit", request=AnswerSerializer, responses=dict,
+    @extend_schema(operation_id="rating_submit", request=AnswerSerializer, responses=SubmittedSerializer,
                    summary="Submit the rating (once)")
     def post(self, request, trial_code: str, public_id: str):
-        trial = self.trial(trial_code)
-        rating, created = services.submit_rating(request.user, self.rating(trial_code, public_id), _answer(request))
-        nxt = selectors.next_task_id(request.user, trial)
-        return Response({"submitted": True, "already_submitted": not created, "status": rating.status, "next": nxt})
+        data = _answer(request)
+        rating = self.get_rating(public_id)
+        answer = valid(AnswerSerializer, data, rating=rating)
+        rating, created = services.submit_rating(request.user, rating, answer)
+        nxt = selectors.next_task_id(request.user, self.get_trial())
+        return Response(SubmittedSerializer({"submitted": True, "already_submitted": not created,
+                                             "status": rating.status, "next": nxt}).data)

@@ -8,6 +8,7 @@ class RatingConfig(AppConfig):
 
     def ready(self) -> None:
         # What this app adds to the apps below it: the expert's image access, its progress counts.
+        # In ready(): these modules import models, which Django loads only after every AppConfig.
         from imaging.selectors import register_image_access
         from trial.signals import progress_requested
 

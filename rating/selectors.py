@@ -16,7 +16,7 @@ from core.keyed import keyed_hex
 from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
 from reading.models import Read
-from trial.models import Membership, Trial
+from trial.models import Case, Membership, Trial
 from trial.permissions import Role, membership_of, require_role
 
 from .models import Rating
@@ -291,8 +291,6 @@ def task_payload(rating: Rating) -> dict:
 def rating_progress(trial: Trial) -> dict:
     """For the coordinator's progress view: ratings made and done, and the cases whose reads are complete but whose
     expert panel is short (too few eligible experts; topped up when an expert joins)."""
-    from trial.models import Case
-
     progress = Rating.objects.filter(case__trial=trial).aggregate(
         ratings_total=Count("id"), ratings_done=Count("id", filter=Q(status=Rating.Status.DONE)),
     )

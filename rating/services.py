@@ -8,14 +8,19 @@ transaction.
   idempotent-submit rules as reads.
 
 Which reports are compared:
-- paired-by-case: the case's two reads (one per arm);
+- paired-by-case: the case's two reads (one per arm); with three or more arms, one pair of the case's reads drawn
+  uniformly among all pairs from the trial's secret (fixed in advance, never adaptive), once every read of the case
+  is in, and the whole panel rates that pair;
 - crossover: the two reads (one per arm) of one reader of the case, drawn from the trial's secret, so the
-  pair is fixed in advance and does not depend on who finished first;
+  pair is fixed in advance and does not depend on who finished first (with three or more arms, then one pair of
+  that reader's reads, drawn the same way);
 - case-randomised: the case's single read, scored alone (read_b is null, no preference).
 
 The A/B order of each task is drawn from `order_seed = HMAC(trial.secret, rating.public_id)` and stored.
 """
 from __future__ import annotations
+
+from itertools import combinations
 
 from django.db import transaction
 from django.db.models import Count
@@ -68,27 +73,45 @@ def _canonical(reads: list[Read]) -> list[Read]:
     return sorted(reads, key=lambda r: (r.arm.is_ai, r.arm.code, r.pk))
 
 
+def _drawn_pair(trial: Trial, key: str, reads: list[Read]) -> list[Read]:
+    """One pair of ``reads`` (three or more, one per arm), uniform over all k(k-1)/2 pairs, drawn from the trial's
+    secret and ``key``: fixed in advance, the same whoever asks, and independent of any rating (not adaptive). The
+    pair comes back in canonical order; the A/B sides are drawn per task as for two arms."""
+    pairs = list(combinations(_canonical(reads), 2))
+    return list(pairs[int(_hmac(trial, f"arm-pair|{key}")[:14], 16) % len(pairs)])
+
+
 def pair_reads(case: Case) -> list[Read] | None:
-    """The reads to rate for a case, in canonical order; None when the design gives no rateable set."""
+    """The reads to rate for a case, in canonical order; None when the design gives no rateable set (yet: with
+    three or more arms the pair is given once every read of the case is submitted)."""
     trial = case.trial
     reads = list(Read.objects.filter(case=case).select_related("arm").order_by("pk"))
     if trial.design == Trial.Design.CASE_RANDOMISED:
         return reads[:1] if len(reads) == 1 else None
     if trial.design == Trial.Design.PAIRED_BY_CASE:
         by_arm = {r.arm_id: r for r in reads}
-        if len(reads) != 2 or len(by_arm) != 2:
+        if len(reads) < 2 or len(by_arm) != len(reads):
             return None
-        return _canonical(reads)
+        if len(reads) == 2:
+            return _canonical(reads)
+        if not all(_is_submitted(r) for r in reads):
+            return None
+        return _drawn_pair(trial, f"case|{case.pk}", reads)
     # crossover: one reader's pair, drawn in advance among the readers who have one read in each of two arms
     per_reader: dict[int, dict[int, Read]] = {}
     for r in reads:
         if r.reader_id is not None:
             per_reader.setdefault(r.reader_id, {})[r.arm_id] = r
-    candidates = sorted(rid for rid, arms in per_reader.items() if len(arms) == 2)
+    candidates = sorted(rid for rid, arms in per_reader.items() if len(arms) >= 2)
     if not candidates:
         return None
     pick = candidates[int(_hmac(trial, f"crossover-pair|{case.pk}")[:14], 16) % len(candidates)]
-    return _canonical(list(per_reader[pick].values()))
+    mine = list(per_reader[pick].values())
+    if len(mine) == 2:
+        return _canonical(mine)
+    if not all(_is_submitted(r) for r in mine):
+        return None
+    return _drawn_pair(trial, f"crossover|{case.pk}", mine)
 
 
 # -- task creation ------------------------------------------------------------------------------------------

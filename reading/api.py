@@ -1,80 +1,99 @@
 """REST API for readers (issue 4): worklist, read detail, open, heartbeat, autosave, submit.
 
 Session or token auth (project defaults). Reads are addressed by their opaque public_id; another reader's read
-is 403, an unknown id 404. Service errors become {code, detail} with 400/403/409 (core.api_errors). An
-unassisted read's responses carry no draft field at all (reading.selectors.read_payload).
+is 403, an unknown id 404 (reading.selectors.read_for_reader, which checks the reader's membership: it needs it).
+Service errors become {code, detail} with 400/403/409 (core.api_errors). An unassisted read's responses carry no
+draft field at all (reading.selectors.read_payload; ReadSerializer's draft fields are optional).
 """
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.decorators import api_view
-from rest_framework.exceptions import ParseError
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from trial.models import Trial
+from trial.api_base import TrialScopedAPIView, json_object, valid
 
 from . import selectors, services
-
-
-def _data(request) -> dict:
-    data = request.data
-    if not isinstance(data, dict):
-        raise ParseError("Send a JSON object.")
-    return data
-
-
-def _read(request, public_id: str):
-    return selectors.read_for_reader(request.user, public_id)
-
-
-@extend_schema(
-    parameters=[OpenApiParameter("page", int, description=f"page of {selectors.WORKLIST_PAGE_SIZE} reads")],
-    responses={200: OpenApiResponse(description="The reader's worklist: counts, next, page, pages, reads")},
+from .models import Read
+from .serializers import (
+    AutosaveSerializer,
+    HeartbeatInputSerializer,
+    HeartbeatSerializer,
+    ReaderWorklistQuerySerializer,
+    ReaderWorklistSerializer,
+    ReadSerializer,
+    ReportInputSerializer,
+    SubmittedReadSerializer,
 )
-@api_view(["GET"])
-def worklist(request, trial_code: str):
-    trial = get_object_or_404(Trial, code=trial_code)
-    return Response(selectors.worklist_payload(request.user, trial, page=request.query_params.get("page")))
 
 
-@extend_schema(responses={200: OpenApiResponse(description="The read (no draft field outside AI arms)")})
-@api_view(["GET"])
-def detail(request, public_id: str):
-    return Response(selectors.read_payload(_read(request, public_id)))
+class WorklistView(TrialScopedAPIView):
+    permission_classes = [IsAuthenticated]  # the selector checks the reader's membership (it needs it)
+
+    @extend_schema(operation_id="reading_worklist", parameters=[ReaderWorklistQuerySerializer],
+                   responses=ReaderWorklistSerializer, summary="The reader's worklist: counts, next, one page of reads")
+    def get(self, request, trial_code: str):
+        q = valid(ReaderWorklistQuerySerializer, request.query_params)
+        payload = selectors.worklist_payload(request.user, self.get_trial(), page=q.get("page"))
+        return Response(ReaderWorklistSerializer(payload).data)
 
 
-@extend_schema(request=None, responses={200: OpenApiResponse(description="The opened read")})
-@api_view(["POST"])
-def open_read(request, public_id: str):
-    read = services.open_read(request.user, _read(request, public_id))
-    return Response(selectors.read_payload(read))
+class _ReadView(APIView):
+    """One of the reader's own reads, by its opaque id."""
+
+    permission_classes = [IsAuthenticated]
+
+    def get_read(self, public_id: str) -> Read:
+        return selectors.read_for_reader(self.request.user, public_id)
 
 
-@extend_schema(request={"application/json": {"type": "object", "properties": {"seconds": {"type": "number"}}}},
-               responses={200: OpenApiResponse(description="Active and wall time so far")})
-@api_view(["POST"])
-def heartbeat(request, public_id: str):
-    data = _data(request)
-    read = services.heartbeat(request.user, _read(request, public_id), data.get("seconds"))
-    return Response({"status": read.status, "active_seconds": round(read.active_seconds, 1),
-                     "submitted": read.is_submitted})
+class ReadDetailView(_ReadView):
+    @extend_schema(operation_id="reading_read", responses=ReadSerializer,
+                   summary="The read (no draft field outside AI arms)")
+    def get(self, request, public_id: str):
+        return Response(ReadSerializer(selectors.read_payload(self.get_read(public_id))).data)
 
 
-@extend_schema(request={"application/json": {"type": "object"}},
-               responses={200: OpenApiResponse(description="When the report was saved")})
-@api_view(["POST"])
-def autosave(request, public_id: str):
-    data = _data(request)
-    read = services.autosave(request.user, _read(request, public_id), data, seconds=data.get("seconds"))
-    return Response({"status": read.status, "autosaved_at": selectors._iso(read.autosaved_at),
-                     "submitted": read.is_submitted, "active_seconds": round(read.active_seconds, 1)})
+class OpenView(_ReadView):
+    @extend_schema(operation_id="reading_open", request=None, responses=ReadSerializer, summary="Open (or resume)")
+    def post(self, request, public_id: str):
+        read = services.open_read(request.user, self.get_read(public_id))
+        return Response(ReadSerializer(selectors.read_payload(read)).data)
 
 
-@extend_schema(request={"application/json": {"type": "object"}},
-               responses={200: OpenApiResponse(description="The submitted read; already_submitted on a repeat")})
-@api_view(["POST"])
-def submit(request, public_id: str):
-    data = _data(request)
-    read, created = services.submit_read(request.user, _read(request, public_id), data, seconds=data.get("seconds"))
-    return Response({**selectors.read_payload(read), "already_submitted": not created})
+class HeartbeatView(_ReadView):
+    @extend_schema(operation_id="reading_heartbeat", request=HeartbeatInputSerializer, responses=HeartbeatSerializer,
+                   summary="Credit active seconds")
+    def post(self, request, public_id: str):
+        d = valid(HeartbeatInputSerializer, json_object(request))
+        # By public id: the service finds, checks and locks the read in one query (issue 19: <= 3 queries).
+        read = services.heartbeat(request.user, public_id, d.get("seconds"))
+        return Response(HeartbeatSerializer({"status": read.status, "active_seconds": round(read.active_seconds, 1),
+                                             "submitted": read.is_submitted}).data)
+
+
+class AutosaveView(_ReadView):
+    @extend_schema(operation_id="reading_autosave", request=ReportInputSerializer, responses=AutosaveSerializer,
+                   summary="Save the report in progress")
+    def post(self, request, public_id: str):
+        data = json_object(request)
+        # By public id, in one locked query (issue 19). The input is checked by the service with the read's trial,
+        # by the same function ReportInputSerializer calls (services.clean_report): same rules, same 400 body.
+        read = services.autosave(request.user, public_id, data, seconds=data.get("seconds"))
+        return Response(AutosaveSerializer({
+            "status": read.status, "autosaved_at": selectors._iso(read.autosaved_at), "submitted": read.is_submitted,
+            "active_seconds": round(read.active_seconds, 1)}).data)
+
+
+class SubmitView(_ReadView):
+    @extend_schema(operation_id="reading_submit", request=ReportInputSerializer, responses=SubmittedReadSerializer,
+                   summary="Submit the read; already_submitted on a repeat")
+    def post(self, request, public_id: str):
+        data = json_object(request)
+        read = self.get_read(public_id)
+        # The form only: completeness is the service's (a repeated submit is answered with the saved read).
+        d = valid(ReportInputSerializer, data, trial=read.case.trial)
+        read, created = services.submit_read(request.user, read, d, seconds=d.get("seconds"))
+        payload = {**selectors.read_payload(read), "already_submitted": not created}
+        return Response(SubmittedReadSerializer(payload).data)

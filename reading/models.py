@@ -40,6 +40,9 @@ class Read(models.Model):
     findings_text = models.TextField(blank=True)
     impression_text = models.TextField(blank=True)
     finding_marks = models.JSONField(default=dict, blank=True, help_text="{code: {present: bool, confidence: 1-5}}")
+    prefilled_marks = models.JSONField(
+        default=dict, blank=True,
+        help_text="AI arm: the present/absent choices the draft pre-filled at first open, {code: bool}; empty if none")
     autosaved_at = models.DateTimeField(null=True, blank=True)
     # AI arm: the draft shown, and how much the reader changed it
     draft = models.ForeignKey("inference.Draft", null=True, blank=True, on_delete=models.PROTECT, related_name="reads")

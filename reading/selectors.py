@@ -4,16 +4,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
 from imaging.selectors import image_entries
+from inference.models import Draft
+from inference.ood import warning_text
+from inference.selectors import arm_model_version, ready_draft
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role
 
 from .models import Read
-from .services import reading_counts
 
 
 def _status_counts(overdue_before) -> dict:
@@ -45,7 +49,13 @@ def reads_breakdown(trial: Trial, now=None) -> dict:
 
 
 def reading_progress(trial: Trial) -> dict:
-    return {**reading_counts(trial), **reads_breakdown(trial)}
+    counts = Read.objects.filter(case__trial=trial).aggregate(
+        reads_total=Count("id"),
+        reads_done=Count("id", filter=Q(status=Read.Status.DONE)),
+        reads_in_progress=Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
+        reads_unassigned=Count("id", filter=Q(reader__isnull=True)),
+    )
+    return {**counts, **reads_breakdown(trial)}
 
 
 def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
@@ -63,10 +73,8 @@ def reader_sees_case_images(user, case: Case) -> bool:
 def _ai_ready_q() -> Q:
     """An AI-arm read is available once its draft is ready (model latency never counts as reading time); a read
     that already holds the draft it showed stays available."""
-    from inference.models import Draft
-
     ready = Draft.objects.filter(
-        case=OuterRef("case"), model_version=OuterRef("arm__model_version"), status=Draft.Status.READY
+        case=OuterRef("case"), model_version=OuterRef("arm__model_assignment__model_version"), status=Draft.Status.READY
     )
     return Q(arm__is_ai=False) | Q(draft__isnull=False) | Q(Exists(ready))
 
@@ -164,9 +172,6 @@ def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
     """Counts, one page of the list (``page``: a page number, default the first), and the next read (an
     in-progress one first, then the next to do in order). Counted and picked in the database: a reader of a large
     trial has thousands of reads."""
-    from django.core.paginator import Paginator
-    from django.db.models import Count
-
     m = reader_membership(user, trial)
     available = _worklist_of(m, trial, now)
     by_status = dict(available.order_by().values_list("status").annotate(n=Count("pk")))
@@ -194,8 +199,8 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     """The read with this opaque id, if it is the user's own: unknown ids (or another trial's) are 404,
     another reader's read is 403."""
     read = (
-        Read.objects.select_related("case", "case__trial", "case__center", "arm", "arm__model_version", "reader",
-                                    "reader__user", "draft")
+        Read.objects.select_related("case", "case__trial", "case__center", "arm",
+                                    "arm__model_assignment__model_version", "reader", "reader__user", "draft")
         .filter(public_id=public_id)
         .first()
     )
@@ -212,9 +217,8 @@ def shown_draft(read: Read):
         return None
     if read.draft_id:
         return read.draft
-    from inference.selectors import ready_draft
 
-    return ready_draft(read.case, read.arm.model_version)
+    return ready_draft(read.case, arm_model_version(read.arm))
 
 
 def images_of(case: Case) -> list:
@@ -230,8 +234,6 @@ def read_payload(read: Read) -> dict:
     """The read as the reader's page and API see it. Blinding: only an AI-arm read carries the key "draft" (the
     shown draft's text and its probabilities for the trial's findings) and the draft-change measures; every other
     arm's payload has no draft field at all, whatever drafts exist for the case."""
-    from django.urls import reverse
-
     trial = read.case.trial
     payload = {
         "public_id": read.public_id,
@@ -270,20 +272,29 @@ def read_payload(read: Read) -> dict:
     return payload
 
 
+BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+
+
 def assist_data(read: Read, draft) -> dict:
-    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display)."""
-    probs = draft.probabilities or {}
+    """The AI arm's draft as shown: text, and a probability per trial finding (rounded for display), with the
+    out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
+    probabilities: inference/ood.py)."""
+    probs = {} if draft.is_withheld else (draft.probabilities or {})
     return {
-        "findings_text": draft.findings_text,
-        "impression_text": draft.impression_text,
+        "findings_text": "" if draft.is_withheld else draft.findings_text,
+        "impression_text": "" if draft.is_withheld else draft.impression_text,
         "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
         "source": draft.model_version.display_label,
+        # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
+        "boxes": [] if draft.is_withheld else [
+            {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
+            if b.get("finding") in (*read.case.trial.finding_codes, "")
+        ],
+        "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
     }
 
 
 def worklist_payload(user, trial: Trial, page=None) -> dict:
-    from django.urls import reverse
-
     s = worklist_summary(user, trial, page=page)
     reads = s["reads"]
     return {

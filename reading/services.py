@@ -1,16 +1,23 @@
 """Writes for reads. Each public function is one transaction."""
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import Count, Q
+from difflib import SequenceMatcher
 
+from django.db import transaction
+from django.db.models import Count
+from django.http import Http404
+from django.utils import timezone
+
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from core.keyed import keyed_int
+from inference.selectors import arm_model_version, ready_draft
 from trial import audit
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role
 
 from . import signals
 from .models import Read
+from .selectors import unavailable_reason
 
 
 def worklist_order_key(trial: Trial, reader_id: int, case_id: int, session: int = 1) -> int:
@@ -95,15 +102,6 @@ def on_reader_enrolled(reader: Membership, actor=None) -> list[Read]:
     return made
 
 
-def reading_counts(trial: Trial) -> dict:
-    return Read.objects.filter(case__trial=trial).aggregate(
-        reads_total=Count("id"),
-        reads_done=Count("id", filter=Q(status=Read.Status.DONE)),
-        reads_in_progress=Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
-        reads_unassigned=Count("id", filter=Q(reader__isnull=True)),
-    )
-
-
 # -- the reader's side: open, heartbeat, autosave, submit (issue 4) -------------------------------------------
 # Each is one transaction holding the Read row (select_for_update), refuses writes to a locked trial, and acts
 # only on the actor's own read. Opening and submitting are audited. Autosaves and heartbeats are NOT audited:
@@ -116,16 +114,19 @@ CONFIDENCE_RANGE = range(1, 6)
 DRAFT_THRESHOLD = 0.5
 
 
-def _locked_own_read(actor, read: Read) -> Read:
-    from core.errors import NotAllowed
-    from trial.services import ensure_writable
-
-    ensure_writable(read.case.trial)
-    locked = (
-        Read.objects.select_for_update(of=("self",))
-        .select_related("case", "case__trial", "arm", "arm__model_version", "reader")
-        .get(pk=read.pk)
-    )
+def _locked_own_read(actor, read: Read | str) -> Read:
+    """The actor's read, locked, in one query (issue 19: heartbeat and autosave take <= 3 queries): the row with
+    its case, trial, arm and reader. The trial's status comes from this query, inside the caller's transaction, so
+    a locked trial is refused as ensure_writable would. ``read``: a Read, or its public id (the API's case: an
+    unknown id is 404, as reading.selectors.read_for_reader answers)."""
+    rows = Read.objects.select_for_update(of=("self",)).select_related(
+        "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
+    locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
+    if locked is None:
+        raise Http404("No such read.")
+    trial = locked.case.trial
+    if trial.status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
     if (
         locked.reader is None
         or locked.reader.user_id != getattr(actor, "pk", None)
@@ -136,18 +137,12 @@ def _locked_own_read(actor, read: Read) -> Read:
 
 
 def _ensure_available(read: Read) -> None:
-    from core.errors import Conflict
-
-    from .selectors import unavailable_reason
-
     reason = unavailable_reason(read)
     if reason:
         raise Conflict(reason, code="not_available")
 
 
 def _clean_text(data: dict, key: str) -> str:
-    from core.errors import InvalidInput
-
     value = data.get(key, "")
     if value is None:
         value = ""
@@ -162,8 +157,6 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     """Validate a report payload: {findings_text, impression_text, finding_marks: {code: {present, confidence}}}.
     Autosaves may be partial (unmarked findings stay null); a submit needs text and every finding marked present
     or absent with a confidence of 1-5."""
-    from core.errors import InvalidInput
-
     if not isinstance(data, dict):
         raise InvalidInput("The report must be a JSON object.")
     findings_text = _clean_text(data, "findings_text")
@@ -194,9 +187,8 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     return {"findings_text": findings_text, "impression_text": impression_text, "finding_marks": marks}
 
 
-def _clean_seconds(value) -> float:
-    from core.errors import InvalidInput
-
+def clean_seconds(value) -> float:
+    """Active seconds as the client sends them: a non-negative number; None or an empty string is 0."""
     if value is None or value == "":
         return 0.0
     if isinstance(value, bool):
@@ -225,8 +217,6 @@ def _credit_active_time(read: Read, seconds: float, now) -> float:
 def open_read(actor, read: Read) -> Read:
     """First open stamps opened_at and, in an AI arm, stores the draft shown and prefills the report with its
     text. Reopening resumes (same read, same clock); a submitted read opens read-only and changes nothing."""
-    from django.utils import timezone
-
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read
@@ -240,27 +230,29 @@ def open_read(actor, read: Read) -> Read:
         read.status = Read.Status.IN_PROGRESS
         fields += ["opened_at", "status"]
         if read.arm.is_ai and read.draft_id is None:
-            from inference.selectors import ready_draft
-
-            draft = ready_draft(read.case, read.arm.model_version)
+            draft = ready_draft(read.case, arm_model_version(read.arm))
             read.draft = draft
-            if draft is not None and not (read.findings_text or read.impression_text):
+            shown = draft is not None and not draft.is_withheld  # a withheld draft (OOD) pre-fills nothing
+            if shown and not (read.findings_text or read.impression_text):
                 read.findings_text = draft.findings_text
                 read.impression_text = draft.impression_text
-            fields += ["draft", "findings_text", "impression_text"]
+            if shown and read.case.trial.prefill_draft_findings and not read.finding_marks:
+                read.prefilled_marks = prefilled_choices(draft, read.case.trial.finding_codes)
+                read.finding_marks = {c: {"present": p, "confidence": None} for c, p in read.prefilled_marks.items()}
+            fields += ["draft", "findings_text", "impression_text", "finding_marks", "prefilled_marks"]
     read.save(update_fields=fields)
     if first:
         audit.record(actor=actor, trial=read.case.trial, action="read:open", obj=read,
-                     after={"opened_at": read.opened_at, "status": read.status, "draft_id": read.draft_id})
+                     after={"opened_at": read.opened_at, "status": read.status, "draft_id": read.draft_id,
+                            "prefilled_marks": read.prefilled_marks})
     return read
 
 
 @transaction.atomic
-def heartbeat(actor, read: Read, seconds) -> Read:
-    """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited."""
-    from django.utils import timezone
-
-    seconds = _clean_seconds(seconds)
+def heartbeat(actor, read: Read | str, seconds) -> Read:
+    """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited.
+    ``read``: a Read or its public id (two queries: the locked row, the update)."""
+    seconds = clean_seconds(seconds)
     read = _locked_own_read(actor, read)
     if read.is_submitted or read.opened_at is None:
         return read
@@ -270,11 +262,10 @@ def heartbeat(actor, read: Read, seconds) -> Read:
 
 
 @transaction.atomic
-def autosave(actor, read: Read, data, seconds=None) -> Read:
+def autosave(actor, read: Read | str, data, seconds=None) -> Read:
     """Save the report in progress (partial marks allowed). After submit it changes nothing and returns the
-    submitted read (a late autosave from a closing tab is not an error). Not audited."""
-    from django.utils import timezone
-
+    submitted read (a late autosave from a closing tab is not an error). Not audited. ``read``: a Read or its
+    public id (two queries once the read is open: the locked row, the update)."""
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read
@@ -287,7 +278,7 @@ def autosave(actor, read: Read, data, seconds=None) -> Read:
     read.autosaved_at = now
     fields = ["findings_text", "impression_text", "finding_marks", "autosaved_at"]
     if seconds is not None and read.opened_at is not None:
-        _credit_active_time(read, _clean_seconds(seconds), now)
+        _credit_active_time(read, clean_seconds(seconds), now)
         fields += ["active_seconds", "last_heartbeat_at"]
     if read.status == Read.Status.TODO:
         read.status = Read.Status.IN_PROGRESS
@@ -296,11 +287,16 @@ def autosave(actor, read: Read, data, seconds=None) -> Read:
     return read
 
 
+def prefilled_choices(draft, codes: list[str]) -> dict[str, bool]:
+    """The present/absent choice the draft pre-fills per finding: present at DRAFT_THRESHOLD or above (the same
+    call draft_changes measures flips against); findings without a probability are left blank."""
+    probs = draft.probabilities or {}
+    return {c: float(probs[c]) >= DRAFT_THRESHOLD for c in codes if probs.get(c) is not None}
+
+
 def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, codes: list[str]):
     """How much the reader changed the draft: normalised edit distance (1 - difflib ratio) between the draft's
     report text and the final text, and the findings whose final mark differs from the draft's call at 0.5."""
-    from difflib import SequenceMatcher
-
     before = f"{draft.findings_text.strip()}\n{draft.impression_text.strip()}"
     after = f"{findings_text.strip()}\n{impression_text.strip()}"
     distance = 1.0 - SequenceMatcher(None, before, after, autojunk=False).ratio()
@@ -321,8 +317,6 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
     """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
     (AI arm), audits, and tells rating (rating.services.on_read_submitted). Idempotent: a second submit
     (double click, retry, two tabs) returns the saved read with created=False and changes nothing."""
-    from django.utils import timezone
-
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read, False
@@ -332,16 +326,16 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
         _ensure_available(read)
         read = open_read(actor, read)
         read = Read.objects.select_for_update(of=("self",)).select_related(
-            "case", "case__trial", "arm", "arm__model_version", "reader", "draft").get(pk=read.pk)
+            "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader", "draft").get(pk=read.pk)
     now = timezone.now()
     before = audit.snapshot(read)
     for k, v in cleaned.items():
         setattr(read, k, v)
     if seconds is not None:
-        _credit_active_time(read, _clean_seconds(seconds), now)
+        _credit_active_time(read, clean_seconds(seconds), now)
     read.submitted_at = now
     read.status = Read.Status.DONE
-    if read.arm.is_ai and read.draft_id:
+    if read.arm.is_ai and read.draft_id and not read.draft.is_withheld:  # a withheld draft was never shown
         read.draft_edit_distance, read.flipped_findings = draft_changes(
             read.draft, read.findings_text, read.impression_text, read.finding_marks, trial.finding_codes
         )

@@ -39,6 +39,22 @@ def pytest_sessionstart(session):
         pytest.exit("Required services missing: " + "; ".join(problems), returncode=3)
 
 
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.requirement("ID", ...)`: each id must be in docs/requirements.yaml; it goes into the JUnit XML
+    as a `requirement` property, which the validation report reads (core/validation_report.py)."""
+    from pathlib import Path
+
+    from core.validation_report import PROPERTY, load_requirements
+
+    known = {r.id for r in load_requirements(Path(config.rootpath) / "docs" / "requirements.yaml")}
+    for item in items:
+        for mark in item.iter_markers(PROPERTY):
+            for rid in mark.args:
+                if rid not in known:
+                    raise pytest.UsageError(f"{item.nodeid}: requirement {rid!r} is not in docs/requirements.yaml")
+                item.user_properties.append((PROPERTY, rid))
+
+
 @pytest.fixture(autouse=True)
 def _media_root(tmp_path, settings):
     """Each test its own media folder; the rest of the test settings are in config/settings_test.py."""

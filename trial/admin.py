@@ -34,7 +34,7 @@ class CenterAdmin(ReadOnlyTrialData):
 
 @admin.register(Arm)
 class ArmAdmin(ReadOnlyTrialData):
-    list_display = ["code", "name", "trial", "is_ai", "model_version"]
+    list_display = ["code", "name", "trial", "is_ai"]
 
 
 @admin.register(Membership)

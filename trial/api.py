@@ -1,6 +1,7 @@
 """REST API for coordinators: the same resources as the pages. Role checks via TrialRolePermission."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -13,8 +14,8 @@ from rest_framework.response import Response
 from core.accounts import needs_invitation, send_invitation
 
 from . import selectors, services
+from .api_base import TrialScopedViewSet, valid
 from .models import Case, Membership, Trial
-from .permissions import Role, TrialRolePermission
 from .serializers import (
     AllocationListCreateSerializer,
     AllocationListSerializer,
@@ -27,14 +28,10 @@ from .serializers import (
     MembershipSerializer,
     StatusPreviewSerializer,
     StatusSerializer,
+    TrialProgressSerializer,
     TrialSerializer,
 )
-
-
-def _valid(serializer_cls, data):
-    s = serializer_cls(data=data)
-    s.is_valid(raise_exception=True)
-    return s.validated_data
+from .signatures import SignatureInput
 
 
 class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -50,13 +47,13 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=TrialSerializer, responses=TrialSerializer)
     def create(self, request, *args, **kwargs):
-        d = _valid(TrialSerializer, request.data)
+        d = valid(TrialSerializer, request.data)
         trial = services.create_trial(
             request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
             findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
             **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
                                  "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                                 "import_settings") if k in d},
+                                 "import_settings", "ood_action", "ood_threshold") if k in d},
         )
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
@@ -78,7 +75,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 raise NotFound("This trial has no allocation list yet.")
             return Response(AllocationListSerializer(summary).data)
         trial = self._coordinated(trial_code)
-        d = _valid(AllocationListCreateSerializer, request.data)
+        d = valid(AllocationListCreateSerializer, request.data)
         services.generate_allocation_list(request.user, trial, **d)
         return Response(AllocationListSerializer(selectors.allocation_list_summary(request.user, trial)).data,
                         status=status.HTTP_201_CREATED)
@@ -92,31 +89,16 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trial = self._coordinated(trial_code)
         if request.method == "GET":
             return Response(StatusPreviewSerializer(selectors.status_preview(request.user, trial)).data)
-        d = _valid(StatusSerializer, request.data)
-        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"])
+        d = valid(StatusSerializer, request.data)
+        signature = SignatureInput(d["password"], d["meaning"]) if d["password"] else None
+        trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"], signature=signature)
         return Response(TrialSerializer(trial).data)
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=TrialProgressSerializer)
     @action(detail=True, methods=["get"])
     def progress(self, request, trial_code=None, **kwargs):
         trial = self._coordinated(trial_code)
-        return Response(selectors.trial_progress(trial))
-
-
-class TrialScopedViewSet(viewsets.GenericViewSet):
-    """Nested under /api/trials/{trial_code}/...; coordinators only unless `read_roles` says otherwise."""
-
-    permission_classes = [IsAuthenticated, TrialRolePermission]
-    read_roles: tuple[str, ...] = (Role.COORDINATOR,)
-    write_roles: tuple[str, ...] = (Role.COORDINATOR,)
-
-    def get_trial(self) -> Trial:
-        if not hasattr(self, "_trial"):
-            self._trial = get_object_or_404(Trial, code=self.kwargs["trial_code"])
-        return self._trial
-
-    def roles_for_action(self) -> tuple[str, ...]:
-        return self.read_roles if self.request.method in ("GET", "HEAD", "OPTIONS") else self.write_roles
+        return Response(TrialProgressSerializer(selectors.trial_progress(trial)).data)
 
 
 class CenterViewSet(mixins.ListModelMixin, TrialScopedViewSet):
@@ -127,7 +109,7 @@ class CenterViewSet(mixins.ListModelMixin, TrialScopedViewSet):
 
     @extend_schema(request=CenterSerializer, responses=CenterSerializer)
     def create(self, request, trial_code=None):
-        d = _valid(CenterSerializer, request.data)
+        d = valid(CenterSerializer, request.data)
         center = services.add_center(request.user, self.get_trial(), code=d["code"], name=d["name"])
         return Response(CenterSerializer(center).data, status=status.HTTP_201_CREATED)
 
@@ -136,11 +118,11 @@ class ArmViewSet(mixins.ListModelMixin, TrialScopedViewSet):
     serializer_class = ArmSerializer
 
     def get_queryset(self):
-        return self.get_trial().arms.select_related("model_version")
+        return self.get_trial().arms.select_related("model_assignment__model_version")
 
     @extend_schema(request=ArmSerializer, responses=ArmSerializer)
     def create(self, request, trial_code=None):
-        d = _valid(ArmSerializer, request.data)
+        d = valid(ArmSerializer, request.data)
         arm = services.add_arm(request.user, self.get_trial(), code=d["code"], name=d["name"],
                                is_ai=d.get("is_ai", False), ratio=d.get("ratio", 1))
         return Response(ArmSerializer(arm).data, status=status.HTTP_201_CREATED)
@@ -157,7 +139,7 @@ class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
     @extend_schema(request=MembershipCreateSerializer, responses=MembershipSerializer)
     def create(self, request, trial_code=None):
         trial = self.get_trial()
-        d = _valid(MembershipCreateSerializer, request.data)
+        d = valid(MembershipCreateSerializer, request.data)
         center = None
         if d.get("center"):
             center = trial.centers.filter(code=d["center"]).first()
@@ -190,7 +172,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrialScopedV
     @extend_schema(request=CaseCreateSerializer, responses=CaseSerializer)
     def create(self, request, trial_code=None):
         trial = self.get_trial()
-        d = _valid(CaseCreateSerializer, request.data)
+        d = valid(CaseCreateSerializer, request.data)
         center = trial.centers.filter(code=d["center"]).first()
         if center is None:
             raise ValidationError({"center": f"No center {d['center']} in this trial."})
@@ -224,7 +206,6 @@ class TokenView(ObtainAuthToken):
         except ValidationError:
             if not getattr(request, "axes_locked_out", False):
                 raise
-            from django.conf import settings
 
             cooloff = int(settings.AXES_COOLOFF_TIME.total_seconds())
             return Response(

@@ -13,6 +13,7 @@ chain (``audit:chain-open``), so deleting a whole actor chain, head and all, is 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -20,9 +21,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import pghistory
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from .models import AuditEntry, AuditHead, Trial
@@ -110,6 +112,15 @@ def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
     except IntegrityError:
         pass  # created concurrently by another transaction, which registered it
     return AuditHead.objects.select_for_update().get(chain=name)
+
+
+def history_context(*, actor=None, reason: str = ""):
+    """Metadata (who, why) for the row-history events (trial.models.history) of the writes made inside: the
+    triggers record every write, this says which service write it was. Nested in a request's context (pghistory's
+    middleware: user and URL), the keys are merged. Nothing on SQLite (no triggers there, and no set_config)."""
+    if connection.vendor != "postgresql":
+        return contextlib.nullcontext()
+    return pghistory.context(actor=getattr(actor, "pk", None), reason=reason or None)
 
 
 def open_chain(trial: Trial, user) -> AuditHead:
@@ -243,3 +254,29 @@ def verify_all() -> tuple[int, BrokenLink | None]:
         if broken:
             return AuditEntry.objects.count(), broken
     return AuditEntry.objects.count(), verify_registry()
+
+
+def entry_hash_ok(entry: AuditEntry) -> bool:
+    """Whether one entry's stored hash matches its content (the chain as a whole: verify_chain)."""
+    return hmac.compare_digest(_entry_hash(_hashed_fields(entry)), entry.hash)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+def field_changes(entry: AuditEntry) -> list[FieldChange]:
+    """Field-level old and new values of one entry: every field of a create or delete, the changed ones of an
+    update (from the entry's before/after snapshots)."""
+    before = entry.before if isinstance(entry.before, dict) else {}
+    after = entry.after if isinstance(entry.after, dict) else {}
+    out = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if before and after and old == new:
+            continue
+        out.append(FieldChange(name, old, new))
+    return out

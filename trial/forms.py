@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import Center, Membership, Trial
+from .models import Center, Membership, Signature, Trial
 
 User = get_user_model()
 
@@ -56,9 +56,12 @@ class MemberForm(forms.Form):
     username = forms.CharField(max_length=150, help_text="An existing user, or a new one to create")
     email = forms.EmailField(required=False)
     password = forms.CharField(required=False, widget=forms.PasswordInput, help_text="Only for a new user")
-    role = forms.ChoiceField(choices=Membership.Role.choices)
-    center = forms.ModelChoiceField(queryset=Center.objects.none(), required=False)
-    experience = forms.ChoiceField(choices=Membership.Experience.choices, required=False)
+    # aria-labels: the trial page lays these out inline, without <label> elements.
+    role = forms.ChoiceField(choices=Membership.Role.choices, widget=forms.Select(attrs={"aria-label": "Role"}))
+    center = forms.ModelChoiceField(queryset=Center.objects.none(), required=False,
+                                    widget=forms.Select(attrs={"aria-label": "Center"}))
+    experience = forms.ChoiceField(choices=Membership.Experience.choices, required=False,
+                                   widget=forms.Select(attrs={"aria-label": "Experience"}))
 
     def __init__(self, *args, trial: Trial, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,7 +70,7 @@ class MemberForm(forms.Form):
 
 class CaseForm(forms.Form):
     code = forms.CharField(max_length=64, label="Case code")
-    center = forms.ModelChoiceField(queryset=Center.objects.none())
+    center = forms.ModelChoiceField(queryset=Center.objects.none(), widget=forms.Select(attrs={"aria-label": "Center"}))
 
     def __init__(self, *args, trial: Trial, **kwargs):
         super().__init__(*args, **kwargs)
@@ -97,3 +100,27 @@ class StatusForm(forms.Form):
     to_status = forms.ChoiceField(choices=Trial.Status.choices)
     reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
                              help_text="Required to lock, and whenever work is outstanding; audited.")
+    # Electronic signature, where the trial requires one for the step (trial.signatures).
+    password = forms.CharField(required=False, widget=forms.PasswordInput, strip=False)
+    meaning = forms.ChoiceField(required=False, choices=Signature.Meaning.choices, initial=Signature.Meaning.APPROVAL)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit viewer's filters (GET); choices are what occurs in the trial's log (selectors.audit_filter_choices)."""
+
+    person = forms.ChoiceField(required=False)
+    object_type = forms.ChoiceField(required=False, label="Object type")
+    action = forms.ChoiceField(required=False)
+    since = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, choices: dict[str, list[tuple[str, str]]], **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, options in choices.items():
+            self.fields[name].choices = [("", "any")] + list(options)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The date range ends before it starts.")
+        return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+import pghistory
 from django.conf import settings
 from django.db import models
 
@@ -25,6 +26,15 @@ def new_secret() -> str:
     return secrets.token_hex(16)
 
 
+# Row-level history by PostgreSQL triggers (django-pghistory): every insert, update and delete of the trial's
+# setup tables leaves an event row with the whole row as it became, whoever made it: services, bulk updates, raw
+# SQL or the shell (docs/audit.md). The hash chains (trial.audit) keep covering what the services record.
+def history(**kwargs):
+    """A fresh set of trackers per model (a tracker binds to the model it decorates)."""
+    return pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), **kwargs)
+
+
+@history(exclude=["secret"])  # the trial's secret stays in one place
 class Trial(models.Model):
     class Design(models.TextChoices):
         PAIRED_BY_CASE = "paired_by_case", "Paired by case"
@@ -59,9 +69,23 @@ class Trial(models.Model):
     allow_retrieval_baseline = models.BooleanField(
         default=False, help_text="Allow drafts from the retrieval baseline, which repeats public report text that an "
                                  "expert could look up (demo only)")
+    require_signatures = models.BooleanField(
+        default=False, help_text="Moving to rating and to locked needs the coordinator's electronic signature "
+                                 "(password re-entered; 21 CFR 11.200, docs/audit.md)")
     ask_blinding_guess = models.BooleanField(
         default=False, help_text="After each rating, ask the expert which report they think was written with AI "
                                  "assistance (measures blinding)")
+    # Out-of-distribution check of each draft's input (inference/backends/ood.py; docs/design.md section 6)
+    ood_action = models.CharField(
+        max_length=10, choices=[("mark", "Mark"), ("withhold", "Withhold")], default="mark",
+        help_text="A draft whose input is out of distribution is shown with a warning (mark) or not shown at all "
+                  "(withhold: the AI-arm reader reads without it, with the warning)")
+    ood_threshold = models.FloatField(
+        default=1.0, help_text="Out-of-distribution score above which a draft is marked or withheld (1.0 = each "
+                               "check's documented cut-off; higher is more lenient)")
+    prefill_draft_findings = models.BooleanField(
+        default=True, help_text="AI arm: the draft also pre-fills each finding's present/absent choice from its "
+                                "probability (present at 0.5 or above); the reader still gives every confidence")
     import_settings = models.JSONField(
         default=dict, blank=True,
         help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",
@@ -94,6 +118,7 @@ class Trial(models.Model):
         return self.design != self.Design.CASE_RANDOMISED
 
 
+@history()
 class Center(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="centers")
     code = models.SlugField(max_length=40)
@@ -107,14 +132,12 @@ class Center(models.Model):
         return self.name
 
 
+@history()
 class Arm(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
     code = models.SlugField(max_length=40, help_text="e.g. unassisted, ai_assisted")
     name = models.CharField(max_length=200)
     is_ai = models.BooleanField(default=False)
-    model_version = models.ForeignKey(
-        "inference.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="arms"
-    )
     ratio = models.PositiveSmallIntegerField(default=1, help_text="Allocation ratio weight")
 
     class Meta:
@@ -125,6 +148,7 @@ class Arm(models.Model):
         return self.name
 
 
+@history()
 class Membership(models.Model):
     class Role(models.TextChoices):
         COORDINATOR = "coordinator", "Coordinator"
@@ -155,6 +179,7 @@ class Membership(models.Model):
         return f"{self.user} ({self.role}, {self.trial.code})"
 
 
+@history()
 class Case(models.Model):
     class Status(models.TextChoices):
         IMPORTED = "imported", "Imported"
@@ -307,3 +332,36 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries are append-only.")
+
+
+class Signature(models.Model):
+    """An electronic signature (21 CFR 11.50, 11.70, 11.200; docs/audit.md): who (printed name), when (UTC), what it
+    means, bound to the audit entry of the signed action by that entry's hash, so an entry changed later no longer
+    matches and the signature shows as invalid. Append-only, like the audit log."""
+
+    class Meaning(models.TextChoices):
+        AUTHORSHIP = "authorship", "Authorship"
+        REVIEW = "review", "Review"
+        APPROVAL = "approval", "Approval"
+
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="signatures")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    printed_name = models.CharField(max_length=300)
+    meaning = models.CharField(max_length=12, choices=Meaning.choices)
+    signed_at = models.DateTimeField()
+    entry = models.ForeignKey(AuditEntry, on_delete=models.PROTECT, related_name="signatures")
+    record_hash = models.CharField(max_length=64, help_text="The signed audit entry's hash when it was signed")
+
+    class Meta:
+        ordering = ["signed_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.printed_name} ({self.meaning}) {self.signed_at:%Y-%m-%d %H:%M:%S} UTC"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Signatures are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Signatures are append-only.")

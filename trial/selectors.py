@@ -1,14 +1,20 @@
 """Reads that respect permissions. Never returns unrevealed allocations."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
+from django.http import Http404
 
 from . import signals
+from .audit import CHAIN_OPEN, FieldChange, to_json, verify_all
 from .blinding import require_not_blinded
-from .models import AllocationList, AllocationSlot, AuditEntry, Case, Membership, Trial
+from .models import AllocationList, AllocationSlot, AuditEntry, Case, Center, Membership, Trial
 from .permissions import Role, require_role
+from .signatures import SIGNED_STEPS
 
 
 def trials_for_user(user) -> QuerySet[Trial]:
@@ -114,17 +120,137 @@ def status_preview(user, trial: Trial) -> dict:
     nxt = next_status(trial)
     outstanding = outstanding_work(trial, nxt) if nxt else []
     return {"status": trial.status, "next_status": nxt, "outstanding": outstanding,
-            "reason_required": bool(outstanding) or nxt == Trial.Status.LOCKED}
+            "reason_required": bool(outstanding) or nxt == Trial.Status.LOCKED,
+            "signature_required": bool(trial.require_signatures and nxt in SIGNED_STEPS)}
 
 
-def audit_entries(user, trial: Trial) -> QuerySet[AuditEntry]:
+@dataclass(frozen=True)
+class AuditFilter:
+    """The audit viewer's filters; empty values filter nothing. Dates are UTC calendar days, both inclusive."""
+
+    person: str = ""  # an actor's user id, or "system" for entries without a user
+    object_type: str = ""
+    action: str = ""
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+def _trial_audit(user, trial: Trial, *, registry: bool = False) -> QuerySet[AuditEntry]:
     require_role(user, trial, Role.COORDINATOR)
     require_not_blinded(user, trial)  # entries carry reads' arms and ratings' A/B reads
-    from .audit import CHAIN_OPEN
 
-    # Newest first across the trial's chains; the registry entries of actor chains are bookkeeping, not changes.
-    return (AuditEntry.objects.filter(trial=trial).exclude(action=CHAIN_OPEN)
-            .select_related("actor").order_by("-at", "-pk"))
+    qs = AuditEntry.objects.filter(trial=trial)
+    # The registry entries of actor chains are bookkeeping, not changes: listed only when asked for by id.
+    return qs if registry else qs.exclude(action=CHAIN_OPEN)
+
+
+def audit_entries(user, trial: Trial, filters: AuditFilter | None = None) -> QuerySet[AuditEntry]:
+    """The trial's audit entries, newest first, for a coordinator who is not blinded (trial/blinding.py)."""
+    qs = _trial_audit(user, trial)
+    f = filters or AuditFilter()
+    if f.person == "system":
+        qs = qs.filter(actor__isnull=True)
+    elif f.person:
+        qs = qs.filter(actor_id=int(f.person))
+    if f.object_type:
+        qs = qs.filter(object_type=f.object_type)
+    if f.action:
+        qs = qs.filter(action=f.action)
+    if f.since:
+        qs = qs.filter(at__gte=dt.datetime.combine(f.since, dt.time.min, tzinfo=dt.UTC))
+    if f.until:
+        qs = qs.filter(at__lt=dt.datetime.combine(f.until + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC))
+    return qs.select_related("actor").order_by("-at", "-pk")
+
+
+def audit_entry(user, trial: Trial, entry_id: int) -> AuditEntry:
+    """One entry of the trial (404 for another trial's, as for one that does not exist)."""
+    try:
+        return _trial_audit(user, trial, registry=True).select_related("actor").get(pk=entry_id)
+    except AuditEntry.DoesNotExist:
+        raise Http404("No such audit entry in this trial.") from None
+
+
+def audit_filter_choices(user, trial: Trial) -> dict[str, list[tuple[str, str]]]:
+    """What the viewer's filters offer: the people, object types and actions that occur in the trial's log."""
+    qs = _trial_audit(user, trial)
+    people = sorted({(str(a) if a else "system", n or "system") for a, n in
+                     qs.values_list("actor_id", "actor_name").distinct()}, key=lambda p: p[1])
+    types = sorted(qs.values_list("object_type", flat=True).distinct())
+    actions = sorted(qs.values_list("action", flat=True).distinct())
+    return {"person": people, "object_type": [(t, t) for t in types], "action": [(a, a) for a in actions]}
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    intact: bool
+    entries: int
+    message: str
+
+
+def verify_audit_for(user, trial: Trial) -> AuditCheck:
+    """The check `manage.py verify_audit` runs (every chain, then the registry of actor chains). Where the first
+    broken link is in another trial's or the site's chain, its place is not named to this trial's coordinator."""
+    _trial_audit(user, trial)  # the same permission as the log itself
+    n, broken = verify_all()
+    if broken is None:
+        return AuditCheck(True, n, f"Audit log intact: {n} entries verified.")
+    own = broken.chain == f"trial:{trial.pk}" or broken.chain.startswith(f"trial:{trial.pk}:")
+    where = str(broken) if own else "a chain outside this trial (ask the site administrator to run verify_audit)"
+    return AuditCheck(False, n, f"Audit log broken at {where}")
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    """One grant of a role in the trial: current, or removed (with who removed it, when and why)."""
+
+    username: str
+    name: str
+    role: str
+    center: str
+    granted_at: dt.datetime | None
+    granted_by: str
+    removed_at: dt.datetime | None
+    removed_by: str
+    removal_reason: str
+    enrolled_at: dt.datetime | None
+    is_active: bool
+    last_login: dt.datetime | None
+
+
+def access_review(user, trial: Trial) -> list[AccessRow]:
+    """Every person's roles in the trial, who granted (and removed) each and when, and their last login. Never a
+    reader's arm: the review is for access, and blinded coordinators may run it (trial/blinding.py)."""
+    require_role(user, trial, Role.COORDINATOR)
+    User = get_user_model()
+    events = AuditEntry.objects.filter(trial=trial, object_type="trial.Membership", action__in=("create", "delete"))
+    grants = {e.object_id: e for e in events if e.action == "create"}
+    removals = {e.object_id: e for e in events if e.action == "delete"}
+    rows = []
+    members = Membership.objects.filter(trial=trial).select_related("user", "center")
+    current = {str(m.pk): m for m in members}
+    users = User.objects.in_bulk({e.before["user_id"] for e in removals.values() if e.before} |
+                                 {m.user_id for m in members})
+    centers = dict(Center.objects.filter(trial=trial).values_list("pk", "name"))
+    for pk in sorted(set(current) | set(removals), key=int):
+        m, grant, removal = current.get(pk), grants.get(pk), removals.get(pk)
+        snap = removal.before if removal is not None and removal.before else {}
+        person = m.user if m is not None else users.get(snap.get("user_id"))
+        rows.append(AccessRow(
+            username=person.username if person else f"user {snap.get('user_id')}",
+            name=person.get_full_name() if person else "",
+            role=m.role if m is not None else snap.get("role", ""),
+            center=(m.center.name if m is not None and m.center else centers.get(snap.get("center_id"), "")),
+            granted_at=grant.at if grant else (m.created_at if m is not None else None),
+            granted_by=grant.actor_name if grant else "",
+            removed_at=removal.at if removal else None,
+            removed_by=removal.actor_name if removal else "",
+            removal_reason=removal.reason if removal else "",
+            enrolled_at=m.enrolled_at if m is not None else None,
+            is_active=bool(person and person.is_active),
+            last_login=person.last_login if person else None,
+        ))
+    return sorted(rows, key=lambda r: (r.username, r.role, r.granted_at or dt.datetime.min.replace(tzinfo=dt.UTC)))
 
 
 def allocation_list_summary(user, trial: Trial) -> dict | None:
@@ -140,3 +266,63 @@ def allocation_list_summary(user, trial: Trial) -> dict | None:
     if trial.is_locked:
         out.update(block_sizes=alist.block_sizes, seed=alist.seed, salt=alist.salt, scheme=alist.scheme)
     return out
+
+
+HISTORY_TABLES = ("Trial", "Center", "Arm", "Membership", "Case")  # trial.models.history
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One trigger-recorded write (insert, update or delete) of a row of the trial's setup tables, with the fields
+    it changed (old and new values) and who and why when the write came through the application."""
+
+    at: dt.datetime  # the writing transaction's start (PostgreSQL now()): one transaction's writes share it
+    event_id: int  # orders the writes of one table within a transaction
+    table: str
+    object_id: str
+    label: str
+    changes: list
+    actor: str
+    reason: str
+    url: str
+
+    @property
+    def outside_app(self) -> bool:
+        """No application context: the write came from raw SQL, a shell without it, or another client."""
+        return not (self.actor or self.reason or self.url)
+
+
+def _row_values(event) -> dict:
+    return {f.attname: f.value_from_object(event) for f in event._meta.concrete_fields
+            if not f.name.startswith("pgh_")}
+
+
+def row_history(user, trial: Trial, *, outside_app_only: bool = False) -> list[RowChange]:
+    """The row-level history of the trial's setup tables, newest first (members' and cases' rows carry arms, so the
+    same blinding as the audit log)."""
+    require_role(user, trial, Role.COORDINATOR)
+    require_not_blinded(user, trial)
+    users = dict(get_user_model().objects.filter(memberships__trial=trial).values_list("pk", "username"))
+    out = []
+    for name in HISTORY_TABLES:
+        model = apps.get_model("trial", f"{name}Event")
+        qs = model.objects.filter(pgh_obj_id=trial.pk) if name == "Trial" else model.objects.filter(trial_id=trial.pk)
+        previous: dict = {}
+        for ev in qs.select_related("pgh_context").order_by("pgh_obj_id", "pgh_id"):
+            values = to_json(_row_values(ev))
+            old = previous.get(ev.pgh_obj_id, {}) if ev.pgh_label != "insert" else {}
+            if ev.pgh_label == "delete":
+                changes = [FieldChange(k, v, None) for k, v in sorted(values.items())]
+            else:
+                changes = [FieldChange(k, old.get(k), v) for k, v in sorted(values.items()) if old.get(k) != v]
+            previous[ev.pgh_obj_id] = values
+            meta = ev.pgh_context.metadata if ev.pgh_context_id else {}
+            actor_id = meta.get("actor") or meta.get("user")
+            out.append(RowChange(
+                at=ev.pgh_created_at, event_id=ev.pgh_id, table=f"trial.{name}", object_id=str(ev.pgh_obj_id),
+                label=ev.pgh_label,
+                changes=changes, actor=users.get(actor_id, str(actor_id)) if actor_id else "",
+                reason=meta.get("reason") or "", url=meta.get("url") or ""))
+    if outside_app_only:
+        out = [c for c in out if c.outside_app]
+    return sorted(out, key=lambda c: (c.at, c.event_id), reverse=True)

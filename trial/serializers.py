@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from .blinding import is_blinded_participant
-from .models import AllocationSlot, Arm, Case, Center, Membership, Trial
+from .models import AllocationSlot, Arm, Case, Center, Membership, Signature, Trial
 
 User = get_user_model()
 
@@ -19,7 +19,7 @@ class TrialSerializer(serializers.ModelSerializer):
         model = Trial
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
                   "experts_off_own_center", "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                  "import_settings", "created_at", "locked_at"]
+                  "import_settings", "ood_action", "ood_threshold", "created_at", "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
 
 
@@ -30,7 +30,9 @@ class CenterSerializer(serializers.ModelSerializer):
 
 
 class ArmSerializer(serializers.ModelSerializer):
-    model_version = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    # The assignment lives in the inference app (docs/architecture.md); read through the reverse relation.
+    model_version = serializers.CharField(source="model_assignment.model_version.name", read_only=True,
+                                          allow_null=True, default=None)
 
     class Meta:
         model = Arm
@@ -112,6 +114,9 @@ class AllocationListCreateSerializer(serializers.Serializer):
 class StatusSerializer(serializers.Serializer):
     to_status = serializers.ChoiceField(choices=Trial.Status.choices)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    # The electronic signature where the trial requires one for this step (trial.signatures): never stored.
+    password = serializers.CharField(required=False, allow_blank=True, default="", write_only=True)
+    meaning = serializers.ChoiceField(choices=Signature.Meaning.choices, default=Signature.Meaning.APPROVAL)
 
 
 class OutstandingSerializer(serializers.Serializer):
@@ -127,6 +132,7 @@ class StatusPreviewSerializer(serializers.Serializer):
     next_status = serializers.CharField(allow_null=True)
     outstanding = OutstandingSerializer(many=True)
     reason_required = serializers.BooleanField()
+    signature_required = serializers.BooleanField(help_text="POST needs `password` (and `meaning`): trial.signatures")
 
 
 class AllocationListSerializer(serializers.Serializer):
@@ -144,3 +150,23 @@ class AllocationListSerializer(serializers.Serializer):
     salt = serializers.CharField(required=False, help_text="After lock")
     scheme = serializers.CharField(required=False, help_text="After lock")
 
+
+
+class CaseCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    enrolled = serializers.IntegerField()
+    excluded = serializers.IntegerField()
+
+
+class TrialProgressSerializer(serializers.Serializer):
+    """trial.selectors.trial_progress: the trial's own counts, plus the counts the apps above add through
+    trial.signals.progress_requested (reading: reads_*; rating: ratings_*, cases_short_of_panel), kept as given."""
+
+    cases = CaseCountsSerializer()
+    members = serializers.DictField(child=serializers.IntegerField(), help_text="{role: number of members}")
+    readers_enrolled = serializers.IntegerField()
+
+    def to_representation(self, instance):
+        out = super().to_representation(instance)
+        out.update({k: v for k, v in instance.items() if k not in out})  # the other apps' counts
+        return out

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
-from . import audit, selectors, signals
+from . import audit, selectors, signals, signatures
 from .import_settings import parse_import_settings
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
@@ -40,6 +40,7 @@ from .randomisation import (
 User = get_user_model()
 
 STATUS_ORDER = [s.value for s in Trial.Status]
+SIGNED_STEPS = signatures.SIGNED_STEPS
 # A slug that cannot start a spreadsheet formula (issue 14: case codes reach CSV exports).
 CASE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TRIAL_SETTINGS = (
@@ -55,6 +56,10 @@ TRIAL_SETTINGS = (
     "keep_identity_key",
     "allow_retrieval_baseline",
     "ask_blinding_guess",
+    "ood_action",
+    "ood_threshold",
+    "prefill_draft_findings",
+    "require_signatures",
 )
 
 
@@ -141,6 +146,14 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("Overdue after needs at least one day.")
     if trial.date_policy not in ("shift", "remove"):
         raise InvalidInput("Date policy must be 'shift' or 'remove'.")
+    if trial.ood_action not in ("mark", "withhold"):
+        raise InvalidInput("The out-of-distribution action must be 'mark' or 'withhold'.")
+    try:
+        trial.ood_threshold = float(trial.ood_threshold)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("The out-of-distribution threshold must be a number.") from exc
+    if not 0 < trial.ood_threshold < 100:
+        raise InvalidInput("The out-of-distribution threshold must be above 0 (1.0 = each check's cut-off).")
     try:
         trial.import_settings = parse_import_settings(trial.import_settings).as_json()
     except ValueError as exc:
@@ -151,6 +164,9 @@ def _validate_settings(trial: Trial) -> None:
 def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> Trial:
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    if trial.status != Trial.Status.SETUP and not reason.strip():
+        # ICH E6(R3) 4.2.2 / Annex 11 s9: once enrolment has started, every setup change carries its reason.
+        raise InvalidInput("Changing a setting once enrolment has started needs a reason.")
     unknown = set(changes) - set(TRIAL_SETTINGS) - {"findings"}
     if unknown:
         raise InvalidInput(f"Unknown trial settings: {', '.join(sorted(unknown))}.")
@@ -162,7 +178,8 @@ def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> T
     for k, v in changes.items():
         setattr(trial, k, v)
     _validate_settings(trial)
-    trial.save()
+    with audit.history_context(actor=actor, reason=reason):
+        trial.save()
     audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial),
                  reason=reason)
     return trial
@@ -200,9 +217,11 @@ def add_arm(
         raise InvalidInput("The allocation ratio must be at least 1.")
     if trial.arms.filter(code=code).exists():
         raise Conflict(f"Arm {code} already exists in this trial.")
-    if is_ai and model_version is None:
-        model_version = _default_model_version()
-    arm = Arm.objects.create(trial=trial, code=code, name=name, is_ai=is_ai, model_version=model_version, ratio=ratio)
+    if model_version is not None and not is_ai:
+        raise InvalidInput("Only an AI arm has a model version.")
+    arm = Arm.objects.create(trial=trial, code=code, name=name, is_ai=is_ai, ratio=ratio)
+    if is_ai:
+        _announce_ai_arm(actor, arm, model_version)
     audit.record(actor=actor, trial=trial, action="create", obj=arm, after=audit.snapshot(arm))
     return arm
 
@@ -260,7 +279,8 @@ def remove_member(actor, membership: Membership, reason: str) -> None:
         raise InvalidInput("Removing a member needs a reason.")
     before = audit.snapshot(membership)
     pk = membership.pk
-    membership.delete()
+    with audit.history_context(actor=actor, reason=reason):
+        membership.delete()
     audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk),
                  before=before, reason=reason)
 
@@ -301,9 +321,16 @@ def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
 
 # -- status workflow -----------------------------------------------------------------------------------------
 @transaction.atomic
-def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Trial:
+def advance_status(actor, trial: Trial, to_status: str, reason: str = "",
+                   signature: signatures.SignatureInput | None = None) -> Trial:
+    """One step forward. Moving to rating or to locked in a trial that requires signatures needs the coordinator's
+    electronic signature (password re-entered), bound to the audit entry of the step. A step that leaves work
+    outstanding (`selectors.outstanding_work`) needs a reason; the counts go into the entry's `after`."""
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    signed = trial.require_signatures and to_status in SIGNED_STEPS
+    if signed:
+        signatures.reauthenticate(actor, signature)
     if to_status not in STATUS_ORDER:
         raise InvalidInput(f"Unknown status {to_status!r}.")
     current, target = STATUS_ORDER.index(trial.status), STATUS_ORDER.index(to_status)
@@ -326,23 +353,27 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "") -> Tri
     trial.status = to_status
     if to_status == Trial.Status.LOCKED:
         trial.locked_at = timezone.now()
-    trial.save(update_fields=["status", "locked_at"])
+    with audit.history_context(actor=actor, reason=reason):
+        trial.save(update_fields=["status", "locked_at"])
     after = audit.snapshot(trial)
     if outstanding:
         after["outstanding"] = {o.code: o.count for o in outstanding}
-    audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
-                 after=after, reason=reason)
+    entry = audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
+                         after=after, reason=reason)
+    if signed:
+        signatures.sign_entry(actor, entry, signature)
     if to_status == Trial.Status.LOCKED:
         _disclose_allocation_list(actor, trial)
     return trial
 
 
-def lock_trial(actor, trial: Trial, reason: str) -> Trial:
-    """Locks from any status before lock, one audited step at a time."""
+def lock_trial(actor, trial: Trial, reason: str, signature: signatures.SignatureInput | None = None) -> Trial:
+    """Locks from any status before lock, one audited (and, where the trial requires it, signed) step at a time."""
     trial.refresh_from_db()
     while trial.status != Trial.Status.LOCKED:
         nxt = STATUS_ORDER[STATUS_ORDER.index(trial.status) + 1]
-        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}")
+        trial = advance_status(actor, trial, nxt, reason=reason if nxt == Trial.Status.LOCKED else f"lock: {reason}",
+                               signature=signature)
     return trial
 
 
@@ -534,18 +565,19 @@ def exclude_case(actor, case: Case, reason: str) -> Case:
     before = audit.snapshot(case)
     case.status = Case.Status.EXCLUDED
     case.exclusion_reason = reason
-    case.save(update_fields=["status", "exclusion_reason"])
+    with audit.history_context(actor=actor, reason=reason):
+        case.save(update_fields=["status", "exclusion_reason"])
     audit.record(actor=actor, trial=case.trial, action="exclude", obj=case, before=before, after=audit.snapshot(case),
                  reason=reason)
     return case
 
 
-def _default_model_version():
-    """An AI arm without a named model version gets the inference app's default (its receiver answers)."""
-    answers = [mv for _r, mv in signals.default_model_version_requested.send(sender=Arm) if mv is not None]
+def _announce_ai_arm(actor, arm: Arm, model_version) -> None:
+    """The inference app records the arm's model version (the given one, else its default); without a receiver
+    the arm could draft nothing, so that is refused rather than half-made."""
+    answers = signals.ai_arm_added.send(sender=Arm, arm=arm, model_version=model_version, actor=actor)
     if not answers:
-        raise InvalidInput("An AI arm needs a model version, and none is configured.")
-    return answers[0]
+        raise InvalidInput("An AI arm needs a model version, and no inference app is installed.")
 
 
 def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:

@@ -15,5 +15,6 @@ reader_enrolled = Signal()
 expert_joined = Signal()
 #: The trial's progress page/API asks the apps above for their counts. kwargs: trial. Receivers return a dict.
 progress_requested = Signal()
-#: An AI arm is added without a model version. Receivers (inference) return the default ModelVersion.
-default_model_version_requested = Signal()
+#: An AI arm was added. kwargs: arm, actor, model_version (an inference ModelVersion, or None for the default).
+#: The receiver (inference) records which model version drafts the arm, in add_arm's transaction.
+ai_arm_added = Signal()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_audit
 
 app_name = "trial"
 urlpatterns = [
@@ -16,5 +16,12 @@ urlpatterns = [
     path("<slug:trial_code>/cases/<int:case_id>/enrol/", views.enrol_case, name="enrol_case"),
     path("<slug:trial_code>/cases/enrol-all/", views.enrol_all, name="enrol_all"),
     path("<slug:trial_code>/status/", views.StatusChangeView.as_view(), name="status"),
-    path("<slug:trial_code>/audit/", views.audit_log, name="audit"),
+    path("<slug:trial_code>/audit/", views_audit.AuditLogView.as_view(), name="audit"),
+    path("<slug:trial_code>/audit/<int:entry_id>/", views_audit.AuditEntryView.as_view(), name="audit_entry"),
+    path("<slug:trial_code>/audit/export.csv", views_audit.AuditExportView.as_view(), name="audit_export"),
+    path("<slug:trial_code>/audit/verify/", views_audit.AuditVerifyView.as_view(), name="audit_verify"),
+    path("<slug:trial_code>/audit/rows/", views_audit.RowHistoryView.as_view(), name="row_history"),
+    path("<slug:trial_code>/access/", views_audit.AccessReviewView.as_view(), name="access_review"),
+    path("<slug:trial_code>/access/export.csv", views_audit.AccessReviewExportView.as_view(),
+         name="access_review_export"),
 ]

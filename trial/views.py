@@ -13,8 +13,9 @@ from core.errors import TrialError
 from . import selectors, services
 from .blinding import is_blinded_participant
 from .forms import AllocationListForm, ArmForm, CaseForm, CenterForm, MemberForm, StatusForm, TrialForm
-from .models import Case, Membership, Trial
+from .models import Case, Membership, Signature, Trial
 from .permissions import Role, can_create_trials, require_role
+from .signatures import SignatureInput
 
 
 def home(request):
@@ -67,7 +68,7 @@ def trial_detail(request, trial_code: str):
         "trial": trial,
         "progress": selectors.trial_progress(trial),
         "centers": trial.centers.all(),
-        "arms": trial.arms.select_related("model_version"),
+        "arms": trial.arms.select_related("model_assignment__model_version"),
         "members": trial.memberships.select_related("user", "center", "arm").order_by("role", "user__username"),
         "cases": cases,
         "allocation_list": selectors.allocation_list_summary(request.user, trial),
@@ -187,8 +188,9 @@ def enrol_all(request, trial_code: str):
 
 
 class StatusChangeView(View):
-    """GET: the confirmation (what the next status would leave outstanding, a reason field); POST: the change.
-    A refusal (e.g. work outstanding and no reason) shows the confirmation again with the message."""
+    """GET: the confirmation (what the next status would leave outstanding, a reason field, the signature fields
+    where the trial requires them); POST: the change. A refusal (e.g. work outstanding and no reason, a wrong
+    password) shows the confirmation again with the message."""
 
     def get(self, request, trial_code: str):
         trial = _trial(request, trial_code)
@@ -201,8 +203,10 @@ class StatusChangeView(View):
         if not form.is_valid():
             _form_errors(request, form)
             return redirect("trial:status", trial_code=trial_code)
-        _, ok = _run(request, services.advance_status, trial, form.cleaned_data["to_status"],
-                     reason=form.cleaned_data["reason"], success="Status changed.")
+        d = form.cleaned_data
+        signature = SignatureInput(d["password"], d["meaning"] or Signature.Meaning.APPROVAL) if d["password"] else None
+        _, ok = _run(request, services.advance_status, trial, d["to_status"], reason=d["reason"], signature=signature,
+                     success="Status changed.")
         return redirect("trial:detail" if ok else "trial:status", trial_code=trial_code)
 
 
@@ -210,9 +214,3 @@ def allocations(request, trial_code: str):
     trial = _trial(request, trial_code)
     slots = Paginator(selectors.revealed_allocations(request.user, trial), 100).get_page(request.GET.get("page"))
     return render(request, "trial/allocations.html", {"trial": trial, "slots": slots})
-
-
-def audit_log(request, trial_code: str):
-    trial = _trial(request, trial_code)
-    entries = Paginator(selectors.audit_entries(request.user, trial), 100).get_page(request.GET.get("page"))
-    return render(request, "trial/audit.html", {"trial": trial, "entries": entries})

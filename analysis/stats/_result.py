@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -45,13 +45,33 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+class _Unset:
+    """Default of a result class's detail field the method did not compute (left out of ``to_dict``)."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: a detail a result class defines but this result does not have (an empty result, a method variant)
+UNSET: Any = _Unset()
+
+_BASE_KEYS = ("method", "estimate", "ci", "statistic", "df", "p", "n", "conf_level")
+_OWN = frozenset((*_BASE_KEYS, "note", "label", "raw"))
+
+
 @dataclass
 class StatResult:
     """One estimate with its interval and test.
 
     ``estimate`` is the headline quantity, ``ci`` its (low, high) interval at ``conf_level``, ``statistic``/``df``/``p``
     the test (``df`` may be a float for Satterthwaite-type degrees of freedom), ``n`` the number of units that went in,
-    ``method`` a human-readable name and ``extras`` anything method specific (JSON-able after ``to_dict``).
+    ``method`` a human-readable name. ``note`` says why the estimate is missing (or what to watch), ``label`` how to
+    read it (e.g. descriptive only). Each test returns its own subclass whose documented fields hold the
+    method-specific numbers (statsmodels-style result classes, e.g. :class:`analysis.stats.roc.AUCResult`); a
+    field left :data:`UNSET` is left out of ``to_dict``.
     """
 
     method: str
@@ -62,7 +82,8 @@ class StatResult:
     p: float | None = None
     n: int = 0
     conf_level: float = 0.95
-    extras: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    label: str | None = None
     raw: Any = field(default=None, repr=False, compare=False)  # the underlying library result; never serialised
 
     def __post_init__(self) -> None:
@@ -74,8 +95,13 @@ class StatResult:
             self.ci = (_num(self.ci[0]), _num(self.ci[1]))
         self.n = int(self.n)
 
+    def details(self) -> dict[str, Any]:
+        """The subclass's own fields that are set, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in _OWN and getattr(self, f.name) is not UNSET}
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "method": self.method,
             "estimate": self.estimate,
             "ci": list(self.ci) if self.ci is not None else None,
@@ -84,19 +110,54 @@ class StatResult:
             "p": self.p,
             "n": self.n,
             "conf_level": self.conf_level,
-            **{k: jsonable(v) for k, v in self.extras.items()},
         }
+        out.update({k: jsonable(v) for k, v in self.details().items()})
+        for key in ("note", "label"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     def __getitem__(self, key: str) -> Any:
-        """Dictionary-style access to extras (and to the main fields), for notebook convenience."""
-        if key in self.extras:
-            return self.extras[key]
-        return getattr(self, key)
+        """Dictionary-style access to any field, for notebook convenience."""
+        value = getattr(self, key)
+        if value is UNSET:
+            raise KeyError(key)
+        return value
 
 
-def empty_result(method: str, reason: str = "no data", **extras: Any) -> StatResult:
-    """A result for an analysis that could not run (n=0 or too few units): null estimates, never an exception."""
-    return StatResult(method=method, n=extras.pop("n", 0), extras={"note": reason, **extras})
+#: field metadata: leave the key out of ``Section.to_dict`` while the value is None (the dict left the key out)
+OPTIONAL = {"optional": True}
+#: field metadata: merge the value's own keys into the parent's dict (the sections were built with ``dict.update``)
+FLATTEN = {"flatten": True}
+
+
+def optional(default: Any = None) -> Any:
+    """A dataclass field that ``Section.to_dict`` leaves out while it is None."""
+    return field(default=default, metadata=OPTIONAL)
+
+
+class Section:
+    """Mixin for the result dataclasses of one analysis section: ``to_dict`` serialises field by field, in order,
+    keyed by field name, JSON-able (fields marked :data:`OPTIONAL` left out while None, :data:`FLATTEN` merged)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("optional"):
+                continue
+            if f.metadata.get("flatten"):
+                out.update(value.to_dict())
+            else:
+                out[f.name] = jsonable(value)
+        return out
+
+
+def empty_result(method: str, reason: str = "no data", cls: type[StatResult] = StatResult,
+                 **details: Any) -> Any:
+    """A result of class ``cls`` for an analysis that could not run (n=0 or too few units): null estimates, never an
+    exception. ``details`` fill the class's fields (``n`` included)."""
+    return cls(method=method, note=reason, **details)
 
 
 def as_float_array(x: Any) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Agreement between raters: Cohen's kappa (irr::kappa2-compatible), Fleiss' kappa, Shrout-Fleiss ICCs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -10,9 +11,46 @@ from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-from ._result import StatResult, empty_result
+from ._result import UNSET, StatResult, empty_result
 
 Weights = Literal["unweighted", "linear", "quadratic"]
+
+
+
+@dataclass
+class KappaResult(StatResult):
+    """Cohen's kappa: the ``weights``, the ``categories`` in scale order, ``se_h0`` (for z and p) and ``se`` (for
+    the CI), the ``observed_agreement``."""
+
+    weights: str = UNSET
+    categories: list[str] = UNSET
+    se_h0: float = UNSET
+    se: float = UNSET
+    observed_agreement: float = UNSET
+
+
+@dataclass
+class FleissKappaResult(StatResult):
+    """Fleiss' kappa: raters per subject, ``se_h0`` under kappa = 0, the number of categories."""
+
+    n_raters: int = UNSET
+    se_h0: float = UNSET
+    n_categories: int = UNSET
+
+
+@dataclass
+class ICCResult(StatResult):
+    """Shrout-Fleiss ICC: the ``form``, judges, the F test's ``df1``/``df2`` and the ANOVA mean squares (between
+    targets ``bms``, within ``wms``, judges ``jms``, error ``ems``)."""
+
+    form: str = UNSET
+    n_judges: int = UNSET
+    df1: float = UNSET
+    df2: float = UNSET
+    bms: float = UNSET
+    wms: float = UNSET
+    jms: float = UNSET
+    ems: float = UNSET
 
 
 def cohen_kappa(
@@ -21,7 +59,7 @@ def cohen_kappa(
     weights: Weights = "unweighted",
     categories: list[Any] | None = None,
     conf_level: float = 0.95,
-) -> StatResult:
+) -> KappaResult:
     """Cohen's kappa for two raters, unweighted or with linear/quadratic weights (statsmodels cohens_kappa).
 
     Weights use category positions in ``categories`` (default: sorted union of the observed values, as R's
@@ -34,22 +72,22 @@ def cohen_kappa(
     keep = a.notna() & b.notna()
     a, b = a[keep], b[keep]
     if len(a) < 2:
-        return empty_result(method, "fewer than 2 jointly rated items", n=len(a))
+        return empty_result(method, "fewer than 2 jointly rated items", KappaResult, n=len(a))
     cats = list(categories) if categories is not None else sorted(set(a) | set(b))
     table = pd.crosstab(pd.Categorical(a, cats), pd.Categorical(b, cats), dropna=False).to_numpy()
     if np.diag(table).sum() == table.sum() and (table.sum(axis=0) > 0).sum() <= 1:
-        return empty_result(method, "a single category used: kappa undefined", n=len(a))
+        return empty_result(method, "a single category used: kappa undefined", KappaResult, n=len(a))
     wt = {"unweighted": None, "linear": "linear", "quadratic": "quadratic"}[weights]
     res = sm_cohens_kappa(table, wt=wt)
     zq = stats.norm.ppf(0.5 + conf_level / 2)
     ci = (res.kappa - zq * res.std_kappa, res.kappa + zq * res.std_kappa)
-    return StatResult(method=method, estimate=res.kappa, ci=ci, statistic=res.z_value,
-                      p=res.pvalue_two_sided, n=len(a), conf_level=conf_level,
-                      extras={"weights": weights, "categories": [str(c) for c in cats], "se_h0": res.std_kappa0,
-                              "se": res.std_kappa, "observed_agreement": float(np.trace(table) / table.sum())})
+    return KappaResult(method=method, estimate=res.kappa, ci=ci, statistic=res.z_value,
+                       p=res.pvalue_two_sided, n=len(a), conf_level=conf_level,
+                       weights=weights, categories=[str(c) for c in cats], se_h0=res.std_kappa0, se=res.std_kappa,
+                       observed_agreement=float(np.trace(table) / table.sum()))
 
 
-def fleiss_kappa(ratings: Any, conf_level: float = 0.95) -> StatResult:
+def fleiss_kappa(ratings: Any, conf_level: float = 0.95) -> FleissKappaResult:
     """Fleiss' kappa for several raters (rows = subjects, columns = raters; statsmodels fleiss_kappa).
 
     z and p use the variance under H0 of Fleiss, Nee and Landis (1979), as irr::kappam.fleiss (hand-written:
@@ -58,7 +96,7 @@ def fleiss_kappa(ratings: Any, conf_level: float = 0.95) -> StatResult:
     method = "Fleiss' kappa"
     df = pd.DataFrame(ratings).dropna()
     if len(df) < 2 or df.shape[1] < 2:
-        return empty_result(method, "need >= 2 subjects and >= 2 raters", n=len(df))
+        return empty_result(method, "need >= 2 subjects and >= 2 raters", FleissKappaResult, n=len(df))
     codes = pd.DataFrame({c: pd.Categorical(df[c], sorted(set(df.to_numpy().ravel().tolist()), key=str)).codes
                           for c in df.columns})
     table, _ = aggregate_raters(codes.to_numpy())
@@ -69,8 +107,8 @@ def fleiss_kappa(ratings: Any, conf_level: float = 0.95) -> StatResult:
     var0 = 2 / (q**2 * ns * nr * (nr - 1)) * (q**2 - (pj * (1 - pj) * (1 - 2 * pj)).sum()) if q > 0 else np.nan
     se0 = float(np.sqrt(var0))
     z = kappa / se0
-    return StatResult(method=method, estimate=kappa, statistic=z, p=2 * stats.norm.sf(abs(z)), n=ns,
-                      conf_level=conf_level, extras={"n_raters": nr, "se_h0": se0, "n_categories": table.shape[1]})
+    return FleissKappaResult(method=method, estimate=kappa, statistic=z, p=2 * stats.norm.sf(abs(z)), n=ns,
+                             conf_level=conf_level, n_raters=nr, se_h0=se0, n_categories=table.shape[1])
 
 
 ICC_FORMS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,k)")
@@ -88,7 +126,7 @@ def _icc_mean_squares(x: np.ndarray) -> dict[str, float]:
             "ems": ss_e / ((n - 1) * (k - 1))}
 
 
-def icc(ratings: Any, form: str = "ICC(2,1)", conf_level: float = 0.95) -> StatResult:
+def icc(ratings: Any, form: str = "ICC(2,1)", conf_level: float = 0.95) -> ICCResult:
     """Shrout-Fleiss (1979) intraclass correlation; ``ratings`` is targets x judges (wide), complete rows only.
 
     ``form`` is one of ICC(1,1), ICC(2,1), ICC(3,1), ICC(1,k), ICC(2,k), ICC(3,k). F test and CI as in
@@ -100,7 +138,7 @@ def icc(ratings: Any, form: str = "ICC(2,1)", conf_level: float = 0.95) -> StatR
     method = f"Intraclass correlation {form} (Shrout-Fleiss)"
     x = pd.DataFrame(ratings).apply(pd.to_numeric, errors="coerce").dropna().to_numpy(dtype=float)
     if x.shape[0] < 2 or x.shape[1] < 2:
-        return empty_result(method, "need >= 2 complete targets and >= 2 judges", n=x.shape[0])
+        return empty_result(method, "need >= 2 complete targets and >= 2 judges", ICCResult, n=x.shape[0])
     n, k = x.shape
     ms = _icc_mean_squares(x)
     bms, wms, jms, ems = ms["bms"], ms["wms"], ms["jms"], ms["ems"]
@@ -110,9 +148,9 @@ def icc(ratings: Any, form: str = "ICC(2,1)", conf_level: float = 0.95) -> StatR
     if error_ms == 0:
         # Every judge gave every target the same score: the ICC is 1, but its F test and interval divide by the
         # (zero) error mean square, so they are undefined; say so rather than print inf/nan.
-        return StatResult(method=method, estimate=1.0 if bms > 0 else None, n=n, conf_level=conf_level,
-                          extras={"note": "no residual variance (the judges agree exactly): no F test or interval",
-                                  "form": form, "n_judges": k, **ms})
+        return ICCResult(method=method, estimate=1.0 if bms > 0 else None, n=n, conf_level=conf_level,
+                         note="no residual variance (the judges agree exactly): no F test or interval",
+                         form=form, n_judges=k, **ms)
     if model == "1":
         f, df1, df2 = bms / wms, n - 1, n * (k - 1)
         fl, fu = f / stats.f.ppf(1 - a / 2, df1, df2), f * stats.f.ppf(1 - a / 2, df2, df1)
@@ -144,9 +182,8 @@ def icc(ratings: Any, form: str = "ICC(2,1)", conf_level: float = 0.95) -> StatR
             lo, hi = lo * k / (1 + lo * (k - 1)), hi * k / (1 + hi * (k - 1))
         else:
             est = icc21
-    return StatResult(method=method, estimate=est, ci=(lo, hi), statistic=f, df=df2, p=stats.f.sf(f, df1, df2),
-                      n=n, conf_level=conf_level,
-                      extras={"form": form, "n_judges": k, "df1": df1, "df2": df2, **ms})
+    return ICCResult(method=method, estimate=est, ci=(lo, hi), statistic=f, df=df2, p=stats.f.sf(f, df1, df2),
+                     n=n, conf_level=conf_level, form=form, n_judges=k, df1=df1, df2=df2, **ms)
 
 
 def icc_all(ratings: Any, conf_level: float = 0.95) -> dict[str, StatResult]:

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._result import Section, optional
+
 DONT_KNOW = "dont_know"
 # James et al. 1996: weight 0 for a correct guess, 1/2 for a wrong one (don't-knows are handled separately).
 JAMES_WEIGHTS = np.array([[0.0, 0.5], [0.5, 0.0]])
@@ -137,19 +139,37 @@ def blinding_indices(table: Sequence[Sequence[int]], arms: tuple[str, str] = ("a
     return BlindingResult(tuple(arms), x.tolist(), bang, james_index(x, conf_level))
 
 
+@dataclass(frozen=True)
+class TrialBlinding(Section):
+    """Blinding of a trial's experts (:func:`blinding_from_ratings`): ``n`` answers; ``kind`` 'pairs' or 'single
+    reports'; Bang's index ``by_arm`` (keyed by arm label; pairs also ``by_position``, keyed by where the assisted
+    report was shown), James's index, the guess-by-assignment ``table`` (rows, columns, counts) and ``notes``.
+    With no answers only ``n`` = 0 and ``note`` (why)."""
+
+    n: int
+    note: str | None = optional()
+    kind: str | None = optional()
+    by_arm: dict[str, BlindingIndex] | None = optional()
+    by_position: dict[str, BlindingIndex] | None = optional()
+    james: BlindingIndex | None = optional()
+    table: dict[str, Any] | None = optional()
+    notes: list[str] | None = optional()
+
+
 def blinding_from_ratings(ratings: pd.DataFrame, assisted: Any, control: Any,
-                          conf_level: float = 0.95) -> dict[str, Any]:
+                          conf_level: float = 0.95) -> TrialBlinding:
     """Blinding of submitted ratings that answered the AI-assistance question.
 
     ``ratings`` has ``arm_a``, ``arm_b`` (empty for a single report) and ``blinding_guess`` (pairs: A, B,
     dont_know; single reports: A = AI-assisted, not_a = not, dont_know; empty when not asked). Pairs, when there
     are any, are analysed as described in the module docstring (the assignment is the letter showing the
     ``assisted`` arm's report); otherwise single reports, whose assignment is their own arm, so Bang's index differs
-    by arm. Returns ``{"n", "kind", "by_arm", "james", "table", "notes"}`` (pairs add ``by_position``).
+    by arm. Returns a :class:`TrialBlinding`.
     """
     need = {"arm_a", "arm_b", "blinding_guess"}
     if ratings.empty or not need <= set(ratings.columns):
-        return {"n": 0, "note": "no blinding answers (the trial did not ask, or the export withholds them before lock)"}
+        return TrialBlinding(n=0, note="no blinding answers (the trial did not ask, or the export withholds them "
+                                       "before lock)")
     r = ratings[list(need)].astype("string").fillna("")
     both = [str(assisted), str(control)]
     answered = r[(r["blinding_guess"] != "") & r["arm_a"].isin(both)]
@@ -159,41 +179,41 @@ def blinding_from_ratings(ratings: pd.DataFrame, assisted: Any, control: Any,
     singles = answered[answered["arm_b"] == ""]
     if not singles.empty:
         return _from_singles(singles, str(assisted), str(control), conf_level)
-    return {"n": 0, "note": "no blinding answers for reports of the assisted and control arms"}
+    return TrialBlinding(n=0, note="no blinding answers for reports of the assisted and control arms")
 
 
-def _from_pairs(pairs: pd.DataFrame, assisted: str, control: str, conf_level: float) -> dict[str, Any]:
+def _from_pairs(pairs: pd.DataFrame, assisted: str, control: str, conf_level: float) -> TrialBlinding:
     ai_in_a = pairs["arm_a"] == assisted
     guess = pairs["blinding_guess"]
     table = [[int(((guess == g) & ai_in_a).sum()), int(((guess == g) & ~ai_in_a).sum())]
              for g in ("A", "B", DONT_KNOW)]
     by_position = blinding_indices(table, arms=("assisted shown as A", "assisted shown as B"), conf_level=conf_level)
     overall = bang_index(table[0][0] + table[1][1], table[0][1] + table[1][0], table[2][0] + table[2][1], conf_level)
-    return {
-        "n": int(len(pairs)), "kind": "pairs",
-        "by_arm": {assisted: overall.to_dict(), control: overall.to_dict()},
-        "by_position": {k: v.to_dict() for k, v in by_position.bang.items()},
-        "james": by_position.james.to_dict(),
-        "table": {"rows": ["guess A", "guess B", "don't know"],
-                  "columns": ["assisted shown as A", "assisted shown as B"], "counts": table},
-        "notes": ["Each answer names both reports of a pair, so Bang's index is the same for both arms: "
-                  "(pairs guessed right - pairs guessed wrong) / pairs asked. " + SCALES],
-    }
+    return TrialBlinding(
+        n=int(len(pairs)), kind="pairs",
+        by_arm={assisted: overall, control: overall},
+        by_position=dict(by_position.bang),
+        james=by_position.james,
+        table={"rows": ["guess A", "guess B", "don't know"],
+               "columns": ["assisted shown as A", "assisted shown as B"], "counts": table},
+        notes=["Each answer names both reports of a pair, so Bang's index is the same for both arms: "
+               "(pairs guessed right - pairs guessed wrong) / pairs asked. " + SCALES],
+    )
 
 
-def _from_singles(singles: pd.DataFrame, assisted: str, control: str, conf_level: float) -> dict[str, Any]:
+def _from_singles(singles: pd.DataFrame, assisted: str, control: str, conf_level: float) -> TrialBlinding:
     arm, guess = singles["arm_a"], singles["blinding_guess"]
     table = [[int(((guess == g) & (arm == a)).sum()) for a in (assisted, control)] for g in ("A", "not_a", DONT_KNOW)]
     res = blinding_indices(table, arms=(assisted, control), conf_level=conf_level)
-    return {
-        "n": int(len(singles)), "kind": "single reports",
-        "by_arm": {k: v.to_dict() for k, v in res.bang.items()},
-        "james": res.james.to_dict(),
-        "table": {"rows": ["guess assisted", "guess not assisted", "don't know"], "columns": [assisted, control],
-                  "counts": table},
-        "notes": ["Each report was judged alone: Bang's index per arm is (right - wrong) / reports of that arm. "
-                  + SCALES],
-    }
+    return TrialBlinding(
+        n=int(len(singles)), kind="single reports",
+        by_arm=dict(res.bang),
+        james=res.james,
+        table={"rows": ["guess assisted", "guess not assisted", "don't know"], "columns": [assisted, control],
+               "counts": table},
+        notes=["Each report was judged alone: Bang's index per arm is (right - wrong) / reports of that arm. "
+               + SCALES],
+    )
 
 
 SCALES = ("Bang: 0 is random guessing, 1 complete unblinding, -1 all guessing the other arm. James: 1 complete "

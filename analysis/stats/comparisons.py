@@ -5,14 +5,88 @@ estimates are written here (scipy has neither).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
 
-from ._result import StatResult, as_float_array, empty_result
+from ._result import UNSET, StatResult, as_float_array, empty_result
 
 Alternative = Literal["two-sided", "less", "greater"]
+
+
+
+@dataclass
+class PairedTResult(StatResult):
+    """Paired t-test: ``estimate`` mean(x - y); ``sd_difference`` the SD of the differences, ``mean_x``/``mean_y``
+    the arm means."""
+
+    alternative: str = UNSET
+    sd_difference: float | None = UNSET
+    mean_x: float | None = UNSET
+    mean_y: float | None = UNSET
+
+
+@dataclass
+class WelchTResult(StatResult):
+    """Welch's t-test: ``estimate`` mean(x) - mean(y); group sizes and means."""
+
+    alternative: str = UNSET
+    n_x: int = UNSET
+    n_y: int = UNSET
+    mean_x: float | None = UNSET
+    mean_y: float | None = UNSET
+
+
+@dataclass
+class WilcoxonResult(StatResult):
+    """Wilcoxon signed-rank test: ``statistic`` R's V, ``estimate`` the Hodges-Lehmann pseudo-median; ``p_method``
+    exact or asymptotic."""
+
+    alternative: str = UNSET
+    n_nonzero: int = UNSET
+    p_method: str = UNSET
+    median_difference: float = UNSET
+
+
+@dataclass
+class MannWhitneyResult(StatResult):
+    """Mann-Whitney U test: ``statistic`` U for x (R's W), ``estimate`` the Hodges-Lehmann shift;
+    ``prob_superiority`` U / (n_x n_y) = P(X > Y) + P(X = Y) / 2."""
+
+    alternative: str = UNSET
+    n_x: int = UNSET
+    n_y: int = UNSET
+    prob_superiority: float = UNSET
+
+
+@dataclass
+class RelativeReductionResult(StatResult):
+    """Relative reduction of the mean 1 - mean(treated) / mean(control): the means, their ratio and difference,
+    group sizes; ``se_log_ratio`` (delta method) or ``seed``/``n_resamples``/``bootstrap_se`` (BCa bootstrap)."""
+
+    paired: bool = UNSET
+    mean_treated: float = UNSET
+    mean_control: float = UNSET
+    ratio_of_means: float = UNSET
+    difference_of_means: float = UNSET
+    n_treated: int = UNSET
+    n_control: int = UNSET
+    se_log_ratio: float = UNSET
+    seed: int = UNSET
+    n_resamples: int = UNSET
+    bootstrap_se: float = UNSET
+
+
+@dataclass
+class GeometricMeanRatioResult(StatResult):
+    """Ratio of geometric means treated / control: the geometric means and the relative change (ratio - 1)."""
+
+    paired: bool = UNSET
+    geomean_treated: float = UNSET
+    geomean_control: float = UNSET
+    relative_change: float = UNSET
 
 
 def _paired_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -48,36 +122,37 @@ def describe(x: Any) -> dict[str, float | int | None]:
 
 def paired_t_test(
     x: Any, y: Any, alternative: Alternative = "two-sided", conf_level: float = 0.95
-) -> StatResult:
+) -> PairedTResult:
     """Paired t-test of mean(x - y) (scipy.stats.ttest_rel). Estimate is the mean difference x - y."""
     method = "Paired t-test"
     a, b = _paired_arrays(x, y)
     if a.size < 2:
-        return empty_result(method, "fewer than 2 complete pairs", n=a.size)
+        return empty_result(method, "fewer than 2 complete pairs", PairedTResult, n=a.size)
     res = stats.ttest_rel(a, b, alternative=alternative)
     ci = res.confidence_interval(conf_level)
     d = a - b
-    return StatResult(
+    return PairedTResult(
         method=method, estimate=d.mean(), ci=(ci.low, ci.high), statistic=res.statistic, df=res.df,
         p=res.pvalue, n=a.size, conf_level=conf_level,
-        extras={"alternative": alternative, "sd_difference": d.std(ddof=1), "mean_x": a.mean(), "mean_y": b.mean()},
+        alternative=alternative, sd_difference=d.std(ddof=1), mean_x=a.mean(), mean_y=b.mean(),
     )
 
 
 def welch_t_test(
     x: Any, y: Any, alternative: Alternative = "two-sided", conf_level: float = 0.95
-) -> StatResult:
+) -> WelchTResult:
     """Welch's unequal-variance t-test (scipy.stats.ttest_ind, equal_var=False). Estimate is mean(x) - mean(y)."""
     method = "Welch two-sample t-test"
     a, b = _clean(x), _clean(y)
     if a.size < 2 or b.size < 2:
-        return empty_result(method, "fewer than 2 observations in an arm", n=a.size + b.size, n_x=a.size, n_y=b.size)
+        return empty_result(method, "fewer than 2 observations in an arm", WelchTResult, n=a.size + b.size,
+                            n_x=a.size, n_y=b.size)
     res = stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
     ci = res.confidence_interval(conf_level)
-    return StatResult(
+    return WelchTResult(
         method=method, estimate=a.mean() - b.mean(), ci=(ci.low, ci.high), statistic=res.statistic, df=res.df,
         p=res.pvalue, n=a.size + b.size, conf_level=conf_level,
-        extras={"alternative": alternative, "n_x": a.size, "n_y": b.size, "mean_x": a.mean(), "mean_y": b.mean()},
+        alternative=alternative, n_x=a.size, n_y=b.size, mean_x=a.mean(), mean_y=b.mean(),
     )
 
 
@@ -97,7 +172,7 @@ def wilcoxon_signed_rank(
     alternative: Alternative = "two-sided",
     method: Literal["auto", "exact", "asymptotic"] = "auto",
     correction: bool = True,
-) -> StatResult:
+) -> WilcoxonResult:
     """Wilcoxon signed-rank test of x - y (scipy.stats.wilcoxon; ``auto`` = exact when n < 50 without ties or zeros).
 
     ``statistic`` is R's V (sum of ranks of positive differences, zeros dropped); ``estimate`` the Hodges-Lehmann
@@ -112,7 +187,7 @@ def wilcoxon_signed_rank(
         d = a - b
     nz = d[d != 0]
     if nz.size == 0:
-        return empty_result(name, "no non-zero differences", n=d.size)
+        return empty_result(name, "no non-zero differences", WilcoxonResult, n=d.size)
     used = method
     if method == "auto":  # R's rule: exact when n < 50 with no ties and no zeros, else normal approximation
         has_ties = np.unique(np.abs(nz)).size < nz.size
@@ -120,32 +195,30 @@ def wilcoxon_signed_rank(
     res = stats.wilcoxon(nz, alternative=alternative, method=used, correction=correction)
     ranks = stats.rankdata(np.abs(nz))
     v = float(ranks[nz > 0].sum())
-    return StatResult(
+    return WilcoxonResult(
         method=f"{name} ({used})", estimate=_walsh_median(d), statistic=v, p=res.pvalue, n=d.size,
-        extras={"alternative": alternative, "n_nonzero": nz.size, "p_method": used,
-                "median_difference": float(np.median(d))},
+        alternative=alternative, n_nonzero=nz.size, p_method=used, median_difference=float(np.median(d)),
     )
 
 
 def mann_whitney(
     x: Any, y: Any, alternative: Alternative = "two-sided", method: Literal["auto", "exact", "asymptotic"] = "auto"
-) -> StatResult:
+) -> MannWhitneyResult:
     """Mann-Whitney U / Wilcoxon rank-sum test (scipy.stats.mannwhitneyu; continuity-corrected when asymptotic).
 
     ``statistic`` is U for x (R's W); ``estimate`` is the Hodges-Lehmann shift (median of all x_i - y_j);
-    ``extras['prob_superiority']`` is U / (n_x n_y) = P(X > Y) + P(X = Y) / 2.
+    ``prob_superiority`` is U / (n_x n_y) = P(X > Y) + P(X = Y) / 2 (:class:`MannWhitneyResult`).
     """
     name = "Mann-Whitney U test"
     a, b = _clean(x), _clean(y)
     if a.size == 0 or b.size == 0:
-        return empty_result(name, "an arm is empty", n=a.size + b.size, n_x=a.size, n_y=b.size)
+        return empty_result(name, "an arm is empty", MannWhitneyResult, n=a.size + b.size, n_x=a.size, n_y=b.size)
     res = stats.mannwhitneyu(a, b, alternative=alternative, method=method, use_continuity=True)
     diffs = (a[:, None] - b[None, :]).ravel() if a.size * b.size <= 4_000_000 else a.mean() - b.mean()
-    return StatResult(
+    return MannWhitneyResult(
         method=f"{name} ({method})", estimate=float(np.median(diffs)), statistic=res.statistic, p=res.pvalue,
-        n=a.size + b.size,
-        extras={"alternative": alternative, "n_x": a.size, "n_y": b.size,
-                "prob_superiority": float(res.statistic) / (a.size * b.size)},
+        n=a.size + b.size, alternative=alternative, n_x=a.size, n_y=b.size,
+        prob_superiority=float(res.statistic) / (a.size * b.size),
     )
 
 
@@ -157,7 +230,7 @@ def relative_reduction(
     method: Literal["delta", "bootstrap"] = "delta",
     n_resamples: int = 4999,
     seed: int = 20250101,
-) -> StatResult:
+) -> RelativeReductionResult:
     """Relative reduction of the mean, 1 - mean(treated) / mean(control) (e.g. reading time), with a CI.
 
     ``method='delta'`` (default): delta method on log(mean_t / mean_c), using the within-pair covariance when paired,
@@ -171,12 +244,13 @@ def relative_reduction(
     else:
         t, c = _clean(treated), _clean(control)
     if t.size < 2 or c.size < 2:
-        return empty_result(name, "fewer than 2 observations in an arm", n=t.size + (0 if paired else c.size))
+        return empty_result(name, "fewer than 2 observations in an arm", RelativeReductionResult,
+                            n=t.size + (0 if paired else c.size))
     mt, mc = t.mean(), c.mean()
     if mt <= 0 or mc <= 0:
-        return empty_result(name, "means must be positive", n=t.size)
+        return empty_result(name, "means must be positive", RelativeReductionResult, n=t.size)
     ratio = mt / mc
-    extras: dict[str, Any] = {"paired": paired, "mean_treated": mt, "mean_control": mc, "ratio_of_means": ratio,
+    details: dict[str, Any] = {"paired": paired, "mean_treated": mt, "mean_control": mc, "ratio_of_means": ratio,
                               "difference_of_means": mt - mc, "n_treated": t.size, "n_control": c.size}
     if method == "delta":
         var = t.var(ddof=1) / (t.size * mt**2) + c.var(ddof=1) / (c.size * mc**2)
@@ -185,11 +259,11 @@ def relative_reduction(
         se = float(np.sqrt(max(var, 0.0)))
         z = stats.norm.ppf(0.5 + conf_level / 2)
         lo, hi = np.exp(np.log(ratio) - z * se), np.exp(np.log(ratio) + z * se)
-        extras["se_log_ratio"] = se
+        details["se_log_ratio"] = se
         zstat = np.log(ratio) / se if se > 0 else float("nan")
         p = 2 * stats.norm.sf(abs(zstat)) if se > 0 else float("nan")
-        return StatResult(method=name, estimate=1 - ratio, ci=(1 - hi, 1 - lo), statistic=zstat, p=p,
-                          n=t.size if paired else t.size + c.size, conf_level=conf_level, extras=extras)
+        return RelativeReductionResult(method=name, estimate=1 - ratio, ci=(1 - hi, 1 - lo), statistic=zstat, p=p,
+                                       n=t.size if paired else t.size + c.size, conf_level=conf_level, **details)
     rng = np.random.default_rng(seed)
 
     def stat(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -197,14 +271,15 @@ def relative_reduction(
 
     bs = stats.bootstrap((t, c), stat, paired=paired, vectorized=True, confidence_level=conf_level,
                          n_resamples=n_resamples, method="BCa", random_state=rng)
-    extras.update(seed=seed, n_resamples=n_resamples, bootstrap_se=bs.standard_error)
-    return StatResult(method=name, estimate=1 - ratio, ci=(bs.confidence_interval.low, bs.confidence_interval.high),
-                      n=t.size if paired else t.size + c.size, conf_level=conf_level, extras=extras)
+    details.update(seed=seed, n_resamples=n_resamples, bootstrap_se=bs.standard_error)
+    return RelativeReductionResult(method=name, estimate=1 - ratio,
+                                   ci=(bs.confidence_interval.low, bs.confidence_interval.high),
+                                   n=t.size if paired else t.size + c.size, conf_level=conf_level, **details)
 
 
 def geometric_mean_ratio(
     treated: Any, control: Any, paired: bool = True, conf_level: float = 0.95
-) -> StatResult:
+) -> GeometricMeanRatioResult:
     """Ratio of geometric means treated / control with a t interval on the log scale.
 
     Paired: one-sample t on log(treated) - log(control) (scipy ttest_rel); unpaired: Welch t on the logs.
@@ -221,14 +296,14 @@ def geometric_mean_ratio(
         t, c = t[t > 0], c[c > 0]
         ok = t.size >= 2 and c.size >= 2
     if not ok:
-        return empty_result(name, "fewer than 2 positive observations in an arm", n=t.size)
+        return empty_result(name, "fewer than 2 positive observations in an arm", GeometricMeanRatioResult, n=t.size)
     lt, lc = np.log(t), np.log(c)
     res = stats.ttest_rel(lt, lc) if paired else stats.ttest_ind(lt, lc, equal_var=False)
     ci = res.confidence_interval(conf_level)
     est = float(np.exp(lt.mean() - lc.mean()))
-    return StatResult(
+    return GeometricMeanRatioResult(
         method=name, estimate=est, ci=(np.exp(ci.low), np.exp(ci.high)), statistic=res.statistic, df=res.df,
         p=res.pvalue, n=t.size if paired else t.size + c.size, conf_level=conf_level,
-        extras={"paired": paired, "geomean_treated": float(np.exp(lt.mean())),
-                "geomean_control": float(np.exp(lc.mean())), "relative_change": est - 1},
+        paired=paired, geomean_treated=float(np.exp(lt.mean())), geomean_control=float(np.exp(lc.mean())),
+        relative_change=est - 1,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,42 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from ._result import StatResult, empty_result
+from ._result import UNSET, StatResult, empty_result
+from .arms import resolve_arms
+
+
+@dataclass
+class MixedModelResult(StatResult):
+    """A statsmodels MixedLM fit: the model (``formula``, ``groups``, ``re_formula``, ``vc``), ``fixed_effects``
+    (estimate, se, z, p, CI per term), ``random_effects`` (SDs, correlations, variance components),
+    ``residual_sd``, ``loglik`` and the REML criterion (REML) or deviance/AIC/BIC (ML), ``converged``, ``n_obs``,
+    the fit's ``warnings``; with a headline ``term`` its ``se``. The arm models add ``random_factors`` used and the
+    arms; the reading-time model the ``log_ratio`` (with CI) and ``percent_change``."""
+
+    formula: str = UNSET
+    groups: str | None = UNSET
+    re_formula: str | None = UNSET
+    vc: dict[str, str] | None = UNSET
+    fixed_effects: dict[str, dict[str, float]] = UNSET
+    random_effects: dict[str, Any] = UNSET
+    residual_sd: float = UNSET
+    reml: bool = UNSET
+    loglik: float = UNSET
+    reml_criterion: float = UNSET
+    deviance: float = UNSET
+    aic: float | None = UNSET
+    bic: float | None = UNSET
+    converged: bool = UNSET
+    n_obs: int = UNSET
+    warnings: list[str] = UNSET
+    term: str = UNSET
+    se: float = UNSET
+    random_factors: list[str] = UNSET
+    assisted_arm: Any = UNSET
+    control_arm: Any = UNSET
+    log_ratio: float = UNSET
+    log_ratio_ci: list[float | None] = UNSET
+    percent_change: float = UNSET
 
 
 def _summarise_fit(res: Any, reml: bool, n: int) -> dict[str, Any]:
@@ -66,14 +102,15 @@ def fit_mixed_model(
     term: str | None = None,
     conf_level: float = 0.95,
     fit_methods: Sequence[str] = ("bfgs", "lbfgs", "cg"),
-) -> StatResult:
+) -> MixedModelResult:
     """Fit a linear mixed model with statsmodels MixedLM and summarise it.
 
     ``groups`` names the grouping column (None: a single group, for crossed effects given as ``vc``, a dict
     name -> formula such as ``{"reader": "0 + C(reader)"}``). ``re_formula`` gives random slopes within groups
     (e.g. ``"~Days"`` for lme4's ``(Days | Subject)``). ``term``, if given, is the fixed effect reported as the
-    headline estimate with a Wald z test and CI. ``extras`` holds fixed effects, random-effect SDs/correlations,
-    variance components, residual SD, REML criterion (REML) or deviance/AIC/BIC (ML), convergence and warnings.
+    headline estimate with a Wald z test and CI. The :class:`MixedModelResult` holds fixed effects, random-effect
+    SDs/correlations, variance components, residual SD, REML criterion (REML) or deviance/AIC/BIC (ML), convergence
+    and warnings.
     """
     method = f"Linear mixed model (statsmodels MixedLM, {'REML' if reml else 'ML'})"
     data = df.copy()
@@ -85,7 +122,7 @@ def fit_mixed_model(
     else:
         groups_col = groups
     if len(data) == 0:
-        return empty_result(method, "no observations", formula=formula)
+        return empty_result(method, "no observations", MixedModelResult, formula=formula)
     caught: list[str] = []
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -93,8 +130,8 @@ def fit_mixed_model(
         try:
             res = model.fit(reml=reml, method=list(fit_methods))
         except np.linalg.LinAlgError as exc:  # e.g. arm confounded with the random factors in a tiny trial
-            return empty_result(method, f"the mixed model could not be fitted ({exc})", formula=formula,
-                                n=int(model.nobs))
+            return empty_result(method, f"the mixed model could not be fitted ({exc})", MixedModelResult,
+                                formula=formula, n=int(model.nobs))
         caught = sorted({str(x.message).splitlines()[0] for x in w})
     summary = _summarise_fit(res, reml, int(model.nobs))
     summary.update(formula=formula, groups=groups, re_formula=re_formula, vc=vc, warnings=caught)
@@ -106,23 +143,16 @@ def fit_mixed_model(
         ci = (est - zq * fe["se"], est + zq * fe["se"])
         summary["term"] = term
         summary["se"] = fe["se"]
-    return StatResult(method=method, estimate=est, ci=ci, statistic=stat, p=p, n=int(model.nobs),
-                      conf_level=conf_level, extras=summary, raw=res)
+    return MixedModelResult(method=method, estimate=est, ci=ci, statistic=stat, p=p, n=int(model.nobs),
+                            conf_level=conf_level, raw=res, **summary)
 
 
 def _arm_frame(df: pd.DataFrame, arm_col: str, assisted_arm: Any, control_arm: Any | None) -> tuple[pd.DataFrame,
                                                                                                      Any, str | None]:
-    arms = [a for a in pd.unique(df[arm_col].dropna())]
-    if assisted_arm not in arms:
-        return df.iloc[0:0], control_arm, f"assisted arm {assisted_arm!r} not in data (arms: {arms})"
-    if control_arm is None:
-        others = [a for a in arms if a != assisted_arm]
-        if len(others) == 1:
-            control_arm = others[0]
-        elif "unassisted" in others:
-            control_arm = "unassisted"
-        else:
-            return df.iloc[0:0], None, f"cannot tell the control arm among {others}; pass control_arm"
+    choice = resolve_arms([a for a in pd.unique(df[arm_col].dropna())], assisted_arm, control_arm, lenient=False)
+    if choice.problem:
+        return df.iloc[0:0], choice.control, choice.problem
+    control_arm = choice.control
     out = df[df[arm_col].isin([assisted_arm, control_arm])].copy()
     out["assisted"] = (out[arm_col] == assisted_arm).astype(float)
     return out, control_arm, None
@@ -138,16 +168,16 @@ def _arm_mixed_model(
     reml: bool,
     conf_level: float,
     method: str,
-) -> StatResult:
+) -> MixedModelResult:
     if df is None or len(df) == 0 or outcome not in df or arm_col not in df:
-        return empty_result(method, "no observations")
+        return empty_result(method, "no observations", MixedModelResult)
     data, control_arm, problem = _arm_frame(df, arm_col, assisted_arm, control_arm)
     if problem:
-        return empty_result(method, problem, n=0)
+        return empty_result(method, problem, MixedModelResult, n=0)
     data = data[np.isfinite(pd.to_numeric(data[outcome], errors="coerce"))]
     data[outcome] = pd.to_numeric(data[outcome])
     if len(data) < 3 or data["assisted"].nunique() < 2:
-        return empty_result(method, "need observations in both arms", n=len(data))
+        return empty_result(method, "need observations in both arms", MixedModelResult, n=len(data))
     used = [c for c in random_effects if c in data and data[c].nunique(dropna=True) > 1]
     for c in used:
         data[c] = data[c].astype(str)
@@ -157,16 +187,14 @@ def _arm_mixed_model(
         ols = smf.ols(formula, data).fit()
         zq = stats.t.ppf(0.5 + conf_level / 2, ols.df_resid)
         est, se = float(ols.params["assisted"]), float(ols.bse["assisted"])
-        return StatResult(method=method + " [OLS: no random-effect factor with > 1 level]", estimate=est,
-                          ci=(est - zq * se, est + zq * se), statistic=ols.tvalues["assisted"], df=ols.df_resid,
-                          p=ols.pvalues["assisted"], n=len(data), conf_level=conf_level,
-                          extras={"se": se, "random_factors": [], "assisted_arm": assisted_arm,
-                                  "control_arm": control_arm}, raw=ols)
+        return MixedModelResult(method=method + " [OLS: no random-effect factor with > 1 level]", estimate=est,
+                                ci=(est - zq * se, est + zq * se), statistic=ols.tvalues["assisted"],
+                                df=ols.df_resid, p=ols.pvalues["assisted"], n=len(data), conf_level=conf_level,
+                                se=se, random_factors=[], assisted_arm=assisted_arm, control_arm=control_arm,
+                                raw=ols)
     vc = {c: f"0 + C({c})" for c in used}
     res = fit_mixed_model(data, formula, groups=None, vc=vc, reml=reml, term="assisted", conf_level=conf_level)
-    res.method = method
-    res.extras.update(random_factors=used, assisted_arm=assisted_arm, control_arm=control_arm)
-    return res
+    return replace(res, method=method, random_factors=used, assisted_arm=assisted_arm, control_arm=control_arm)
 
 
 def quality_mixed_model(
@@ -178,7 +206,7 @@ def quality_mixed_model(
     random_effects: Sequence[str] = ("reader", "expert", "center"),
     reml: bool = True,
     conf_level: float = 0.95,
-) -> StatResult:
+) -> MixedModelResult:
     """Quality score ~ assisted, with random intercepts for each of ``random_effects`` present (> 1 level).
 
     ``df`` is long: one row per (expert, report) score with columns ``score``, ``arm`` and any of reader, expert,
@@ -198,13 +226,13 @@ def log_time_mixed_model(
     random_effects: Sequence[str] = ("reader", "center"),
     reml: bool = True,
     conf_level: float = 0.95,
-) -> StatResult:
+) -> MixedModelResult:
     """log(seconds) ~ assisted with reader and center random intercepts; estimate is the ratio of geometric means
     assisted / control, exp(beta), with exp-transformed Wald CI. Non-positive times are dropped.
     """
     method = "Reading-time mixed model: log(seconds) ~ arm + random intercepts; ratio of geometric means"
     if df is None or len(df) == 0 or seconds not in df:
-        return empty_result(method, "no observations")
+        return empty_result(method, "no observations", MixedModelResult)
     data = df.copy()
     t = pd.to_numeric(data[seconds], errors="coerce")
     data = data[t > 0]
@@ -215,9 +243,7 @@ def log_time_mixed_model(
         return res
     beta = res.estimate
     lo, hi = res.ci if res.ci is not None else (None, None)
-    res.extras.update(log_ratio=beta, log_ratio_ci=[lo, hi], percent_change=100 * (np.exp(beta) - 1))
     # A singular fit can leave the Wald CI undefined (None): the ratio is reported without a CI, not a crash.
     ci = (np.exp(lo), np.exp(hi)) if lo is not None and hi is not None else (None, None)
-    return StatResult(method=res.method, estimate=np.exp(beta), ci=ci,
-                      statistic=res.statistic, df=res.df, p=res.p, n=res.n, conf_level=conf_level,
-                      extras=res.extras, raw=res.raw)
+    return replace(res, estimate=np.exp(beta), ci=ci, conf_level=conf_level, log_ratio=beta, log_ratio_ci=[lo, hi],
+                   percent_change=100 * (np.exp(beta) - 1))

@@ -11,6 +11,7 @@ fully crossed; cases not rated by every reader in every modality are dropped (co
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -18,8 +19,48 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._result import StatResult, empty_result, jsonable
+from ._result import UNSET, StatResult, empty_result, jsonable
 from .roc import _placements
+
+
+@dataclass
+class MRMCResult(StatResult):
+    """An MRMC analysis of empirical AUCs. Headline (estimate, ci, statistic = F, df = ddf, p): the
+    random-readers random-cases test of the first difference. The design (modalities, readers, cases, positives,
+    negatives, cases dropped), AUC per modality, the ANOVA mean squares, variance components and the three
+    analyses: ``rrrc`` (random readers and cases), ``frrc`` (fixed readers), ``rrfc`` (fixed cases), each with its
+    F test, differences and single-modality results."""
+
+    n_modalities: int = UNSET
+    n_readers: int = UNSET
+    n_cases: int = UNSET
+    n_positive: int = UNSET
+    n_negative: int = UNSET
+    n_cases_dropped: int = UNSET
+    modalities: list[Any] = UNSET
+    readers: list[Any] = UNSET
+    auc_by_modality: dict[str, float] = UNSET
+    anova: dict[str, float] = UNSET
+    variance_components: dict[str, float] = UNSET
+    rrrc: dict[str, Any] = UNSET
+    frrc: dict[str, Any] = UNSET
+    rrfc: dict[str, Any] = UNSET
+
+
+@dataclass
+class ORResult(MRMCResult):
+    """Obuchowski-Rockette: adds the AUC per modality and reader (``auc_by_reader``); ``anova`` is the modality x
+    reader ANOVA of the AUCs and ``variance_components`` the OR error variance and covariances."""
+
+    auc_by_reader: dict[str, dict[str, float]] = UNSET
+
+
+@dataclass
+class DBMResult(MRMCResult):
+    """Dorfman-Berbaum-Metz: ``anova`` is the modality x reader x case pseudovalue ANOVA, ``variance_components``
+    the DBM components; adds the per-modality ANOVAs (``single_modality_anova``)."""
+
+    single_modality_anova: dict[str, dict[str, float]] = UNSET
 
 
 class MRMCData:
@@ -136,18 +177,18 @@ def obuchowski_rockette(
     conf_level: float = 0.95,
     positive: Any = 1,
     **columns: str,
-) -> StatResult:
+) -> ORResult:
     """Obuchowski-Rockette MRMC analysis of empirical AUCs, as the Iowa OR-DBM MRMC 2.51 program.
 
     ``modalities`` fixes the order; differences are ``modalities[i] - modalities[j]`` for i < j (default sorted
     order). ``columns`` may rename the input columns (reader=, modality=, case=, truth=, rating=).
     Headline (estimate, ci, statistic=F, df=ddf_H, p) is the random-readers random-cases analysis of the first
-    difference; ``extras`` holds ``auc_by_modality``, ``auc_by_reader``, ``anova``, ``variance_components``,
-    ``rrrc`` (random readers & cases), ``frrc`` (fixed readers), ``rrfc`` (fixed cases).
+    difference; the :class:`ORResult` holds ``auc_by_modality``, ``auc_by_reader``, ``anova``,
+    ``variance_components``, ``rrrc`` (random readers & cases), ``frrc`` (fixed readers), ``rrfc`` (fixed cases).
     """
     method = "Obuchowski-Rockette MRMC (empirical AUC, jackknife covariance, Hillis ddf)"
     if df is None or len(df) == 0:
-        return empty_result(method, "no ratings")
+        return empty_result(method, "no ratings", ORResult)
     data = MRMCData(df, modalities=modalities, positive=positive, **columns)
     t_, r_, k_ = data.shape
     m = int(data.truth.sum())
@@ -155,7 +196,7 @@ def obuchowski_rockette(
     base = {"n_modalities": t_, "n_readers": r_, "n_cases": k_, "n_positive": m, "n_negative": n,
             "n_cases_dropped": data.n_cases_dropped, "modalities": data.modalities, "readers": data.readers}
     if m < 2 or n < 2 or t_ < 1 or r_ < 1:
-        return empty_result(method, "need >= 2 positive and >= 2 negative fully-rated cases", n=k_, **base)
+        return empty_result(method, "need >= 2 positive and >= 2 negative fully-rated cases", ORResult, n=k_, **base)
     auc, jk = _auc_and_jackknife(data)
     flat = jk.reshape(t_ * r_, k_)
     cov = np.cov(flat, ddof=1) * (k_ - 1) ** 2 / k_  # jackknife covariance: (K-1)/K * sum of cross-products
@@ -248,7 +289,7 @@ def obuchowski_rockette(
     _copy_first(rrfc)
 
     first = rrrc.get("differences", [{}])[0] if rrrc.get("differences") else {}
-    extras = {
+    details = {
         **base,
         "auc_by_modality": {str(mods[i]): auc_mod[i] for i in range(t_)},
         "auc_by_reader": {str(mods[i]): {str(rd): auc[i, j] for j, rd in enumerate(data.readers)} for i in range(t_)},
@@ -256,8 +297,8 @@ def obuchowski_rockette(
         "variance_components": var_comps,
         "rrrc": rrrc, "frrc": frrc, "rrfc": rrfc,
     }
-    return StatResult(method=method, estimate=first.get("difference"), ci=first.get("ci"), statistic=rrrc.get("f"),
-                      df=rrrc.get("ddf"), p=rrrc.get("p"), n=k_, conf_level=conf_level, extras=jsonable(extras))
+    return ORResult(method=method, estimate=first.get("difference"), ci=first.get("ci"), statistic=rrrc.get("f"),
+                    df=rrrc.get("ddf"), p=rrrc.get("p"), n=k_, conf_level=conf_level, **jsonable(details))
 
 
 def _diff_row(mods: list[Any], a: int, b: int, d: float, se: float, dist: str, df: float | None,
@@ -319,24 +360,24 @@ def dbm(
     conf_level: float = 0.95,
     positive: Any = 1,
     **columns: str,
-) -> StatResult:
+) -> DBMResult:
     """Dorfman-Berbaum-Metz analysis of jackknife pseudovalues of the empirical AUC (Hillis 2008 error terms).
 
-    Gives the same RRRC F, ddf and p as :func:`obuchowski_rockette`. ``extras['anova']`` is the modality x reader x
-    case pseudovalue ANOVA (as JAFROC prints it), ``extras['variance_components']`` the DBM components, plus
+    Gives the same RRRC F, ddf and p as :func:`obuchowski_rockette`. ``anova`` (:class:`DBMResult`) is the
+    modality x reader x case pseudovalue ANOVA (as JAFROC prints it), ``variance_components`` the DBM components, plus
     ``rrrc``/``frrc``/``rrfc`` blocks (the DBM fixed-reader test is F(t-1, (t-1)(K-1)) = MS(T)/MS(TC)).
     """
     method = "Dorfman-Berbaum-Metz MRMC (jackknife pseudovalues of empirical AUC)"
     if df is None or len(df) == 0:
-        return empty_result(method, "no ratings")
+        return empty_result(method, "no ratings", DBMResult)
     data = MRMCData(df, modalities=modalities, positive=positive, **columns)
     t_, r_, k_ = data.shape
     m = int(data.truth.sum())
     base = {"n_modalities": t_, "n_readers": r_, "n_cases": k_, "n_positive": m, "n_negative": k_ - m,
             "n_cases_dropped": data.n_cases_dropped, "modalities": data.modalities, "readers": data.readers}
     if m < 2 or k_ - m < 2 or t_ < 2 or r_ < 2:
-        return empty_result(method, "need >= 2 modalities, >= 2 readers, >= 2 positive and negative cases", n=k_,
-                            **base)
+        return empty_result(method, "need >= 2 modalities, >= 2 readers, >= 2 positive and negative cases", DBMResult,
+                            n=k_, **base)
     auc, jk = _auc_and_jackknife(data)
     pv = k_ * auc[:, :, None] - (k_ - 1) * jk
     ms = _three_way_ms(pv)
@@ -392,11 +433,11 @@ def dbm(
                                         "ci": _tci(auc_mod[i], np.sqrt(single[i]["ms_r"] / (r_ * k_)), r_ - 1,
                                                    conf_level)} for i in range(t_)]}
     _copy_first(rrfc)
-    extras = {**base, "auc_by_modality": {str(mods[i]): auc_mod[i] for i in range(t_)}, "anova": ms,
-              "single_modality_anova": {str(mods[i]): single[i] for i in range(t_)},
-              "variance_components": vc, "rrrc": rrrc, "frrc": frrc, "rrfc": rrfc}
-    return StatResult(method=method, estimate=rrrc["difference"], ci=rrrc["ci"], statistic=f, df=ddf, p=rrrc["p"],
-                      n=k_, conf_level=conf_level, extras=jsonable(extras))
+    details = {**base, "auc_by_modality": {str(mods[i]): auc_mod[i] for i in range(t_)}, "anova": ms,
+               "single_modality_anova": {str(mods[i]): single[i] for i in range(t_)},
+               "variance_components": vc, "rrrc": rrrc, "frrc": frrc, "rrfc": rrfc}
+    return DBMResult(method=method, estimate=rrrc["difference"], ci=rrrc["ci"], statistic=f, df=ddf, p=rrrc["p"],
+                     n=k_, conf_level=conf_level, **jsonable(details))
 
 
 def mrmc_analysis(df: pd.DataFrame, modalities: list[Any] | None = None, conf_level: float = 0.95,

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ._result import jsonable
+from .primary import primary_analysis
 from .proportions import clopper_pearson
 from .synthetic import TrialScenario, make_trial_tables
 
@@ -149,7 +150,6 @@ def run_one(scenario: TrialScenario, sim: int, seed: int, n_permutations: int,
                          "converged": True, "fallback": False, "error": ""})
     if not primary:
         return rows
-    from .primary import primary_analysis
 
     try:
         block = primary_analysis(tables, design=scenario.design, majority_k=scenario.k, assisted=ASSISTED,

@@ -297,6 +297,14 @@ def _num(x: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _exp(x: float) -> float | None:
+    """exp for a ratio scale; None where the log-scale bound is not finite or overflows (a subgroup with almost no
+    degrees of freedom has a CI bound of +-1e300: "no finite bound", not a crash)."""
+    if x is None or not math.isfinite(x) or x > 700:
+        return None
+    return math.exp(x)
+
+
 def _readers_per_arm(df: pd.DataFrame, assisted: str, control: str) -> dict[str, int]:
     if df.empty or "reader" not in df:
         return {assisted: 0, control: 0}
@@ -638,7 +646,7 @@ def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str
             ic = out.fit.coef_test(f"arm:{by}[{lv}]", conf_level)
             inter[lv] = {"estimate": ic.estimate, "p": ic.p, "df": ic.df}
         c = out.fit.contrast(L, conf_level)
-        f = math.exp if to_ratio else float
+        f = _exp if to_ratio else _num
         effects[lv] = {"estimate": f(c.estimate), "ci": (f(c.ci_low), f(c.ci_high)), "n_cases":
                        int(d.loc[d[by] == lv, "case"].nunique())}
     rows = np.array([[1.0 if n == f"arm:{by}[{lv}]" else 0.0 for n in names] for lv in levels[1:]])

@@ -2,15 +2,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._result import StatResult, empty_result
+from ._result import UNSET, StatResult, empty_result
 
 Alternative = Literal["two-sided", "less", "greater"]
+
+
+
+@dataclass
+class BinomialTestResult(StatResult):
+    """Exact binomial test of k of n against ``p0``: ``successes`` k, the alternative and the CI method."""
+
+    successes: int = UNSET
+    p0: float = UNSET
+    alternative: str = UNSET
+    ci_method: str = UNSET
+
+
+@dataclass
+class PreferenceRateResult(StatResult):
+    """Share of decisive pairs won by the assisted report: ``n_pairs`` judged pairs, wins (``assisted_preferred``),
+    losses (``other_preferred``), ``ties``, the shares of all pairs and the CI of the assisted share of all pairs."""
+
+    n_pairs: int = UNSET
+    assisted_preferred: int = UNSET
+    other_preferred: int = UNSET
+    ties: int = UNSET
+    share_assisted_of_all: float | None = UNSET
+    share_ties_of_all: float | None = UNSET
+    share_other_of_all: float | None = UNSET
+    ci_share_assisted_of_all: tuple[float | None, float | None] = UNSET
+
+
+@dataclass
+class PanelMajorityResult(StatResult):
+    """Case-level panel verdict: ``k`` experts needed ('majority': a strict majority of the case's panel),
+    ``cases_assisted_preferred`` and the per-case counts (``cases``: case, n_experts, n_assisted, threshold,
+    assisted_preferred)."""
+
+    k: int | str | None = UNSET
+    cases_assisted_preferred: int = UNSET
+    cases: Any = UNSET
 
 
 def clopper_pearson(k: int, n: int, conf_level: float = 0.95) -> tuple[float | None, float | None]:
@@ -23,16 +61,16 @@ def clopper_pearson(k: int, n: int, conf_level: float = 0.95) -> tuple[float | N
 
 def binomial_test(
     k: int, n: int, p0: float = 0.5, alternative: Alternative = "two-sided", conf_level: float = 0.95
-) -> StatResult:
+) -> BinomialTestResult:
     """Exact binomial test of k of n against p0 (scipy.stats.binomtest, same p as R's binom.test) with C-P interval."""
     method = "Exact binomial test"
     if n <= 0:
-        return empty_result(method, "no trials", p0=p0)
+        return empty_result(method, "no trials", BinomialTestResult, p0=p0)
     res = stats.binomtest(int(k), int(n), p0, alternative=alternative)
     ci = res.proportion_ci(confidence_level=conf_level, method="exact")
-    return StatResult(method=method, estimate=k / n, ci=(ci.low, ci.high), statistic=k, p=res.pvalue, n=n,
-                      conf_level=conf_level, extras={"successes": int(k), "p0": p0, "alternative": alternative,
-                                                     "ci_method": "Clopper-Pearson"})
+    return BinomialTestResult(method=method, estimate=k / n, ci=(ci.low, ci.high), statistic=k, p=res.pvalue, n=n,
+                              conf_level=conf_level, successes=int(k), p0=p0, alternative=alternative,
+                              ci_method="Clopper-Pearson")
 
 
 def preference_rate(
@@ -40,13 +78,13 @@ def preference_rate(
     assisted: Any = "assisted",
     tie: Any = "none",
     conf_level: float = 0.95,
-) -> StatResult:
+) -> PreferenceRateResult:
     """Share of decisive pairs in which the assisted report was preferred; ties are counted apart.
 
     ``preferences`` holds one value per judged pair: ``assisted`` (the assisted report won), ``tie`` (no
     preference) or anything else (the other report won). Estimate = wins / (wins + losses) with a Clopper-Pearson CI
-    and an exact binomial test against 0.5; ``extras`` carries the counts and the shares among all pairs (ties
-    included in the denominator).
+    and an exact binomial test against 0.5; the :class:`PreferenceRateResult` carries the counts and the shares
+    among all pairs (ties included in the denominator).
     """
     method = "Preference rate among decisive pairs (Clopper-Pearson CI, exact binomial test vs 0.5)"
     vals = [v for v in preferences if v is not None and not (isinstance(v, float) and np.isnan(v))]
@@ -60,11 +98,11 @@ def preference_rate(
               "share_other_of_all": losses / n_all if n_all else None}
     decisive = wins + losses
     if decisive == 0:
-        return empty_result(method, "no decisive pairs", **counts)
+        return empty_result(method, "no decisive pairs", PreferenceRateResult, **counts)
     b = binomial_test(wins, decisive, 0.5, conf_level=conf_level)
     ci_all = clopper_pearson(wins, n_all, conf_level)
-    return StatResult(method=method, estimate=b.estimate, ci=b.ci, statistic=wins, p=b.p, n=decisive,
-                      conf_level=conf_level, extras={**counts, "ci_share_assisted_of_all": ci_all})
+    return PreferenceRateResult(method=method, estimate=b.estimate, ci=b.ci, statistic=wins, p=b.p, n=decisive,
+                                conf_level=conf_level, **counts, ci_share_assisted_of_all=ci_all)
 
 
 def panel_majority(
@@ -74,18 +112,18 @@ def panel_majority(
     assisted: Any = "assisted",
     k: int | None = None,
     conf_level: float = 0.95,
-) -> StatResult:
+) -> PanelMajorityResult:
     """Case-level panel verdict: a case is 'assisted preferred' when at least ``k`` of its experts prefer the assisted
     report (``k`` default: a strict majority of the experts who rated that case, floor(n/2) + 1).
 
     ``ratings`` has one row per expert judgement with ``case_col`` and ``preference_col`` (value ``assisted`` when
     the expert preferred the assisted report). Estimate = share of cases assisted-preferred, Clopper-Pearson CI,
     exact binomial test against 0.5 (descriptive; the reference trial reports only the share).
-    ``extras['cases']`` lists the per-case counts.
+    ``cases`` (:class:`PanelMajorityResult`) lists the per-case counts.
     """
     method = "Case-level panel majority preference (Clopper-Pearson CI)"
     if ratings is None or len(ratings) == 0:
-        return empty_result(method, "no ratings", k=k, cases=[])
+        return empty_result(method, "no ratings", PanelMajorityResult, k=k, cases=[])
     df = ratings[[case_col, preference_col]].dropna(subset=[case_col])
     g = df.groupby(case_col, sort=True)[preference_col]
     per_case = pd.DataFrame({"n_experts": g.size(), "n_assisted": g.apply(lambda s: int((s == assisted).sum()))})
@@ -95,7 +133,7 @@ def panel_majority(
     n_cases = len(per_case)
     hits = int(per_case["assisted_preferred"].sum())
     b = binomial_test(hits, n_cases, 0.5, conf_level=conf_level)
-    return StatResult(method=method, estimate=b.estimate, ci=b.ci, statistic=hits, p=b.p, n=n_cases,
-                      conf_level=conf_level,
-                      extras={"k": k if k is not None else "majority", "cases_assisted_preferred": hits,
-                              "cases": per_case.reset_index().rename(columns={case_col: "case"})})
+    return PanelMajorityResult(method=method, estimate=b.estimate, ci=b.ci, statistic=hits, p=b.p, n=n_cases,
+                               conf_level=conf_level, k=k if k is not None else "majority",
+                               cases_assisted_preferred=hits,
+                               cases=per_case.reset_index().rename(columns={case_col: "case"}))

@@ -5,16 +5,63 @@ Sun and Xu (2014). Results match pROC, including its 'auto' orientation rule.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._result import StatResult, as_float_array, empty_result
+from ._result import UNSET, StatResult, as_float_array, empty_result
 from .proportions import clopper_pearson
 
 Direction = Literal["<", ">", "auto"]
+
+
+
+@dataclass
+class AUCResult(StatResult):
+    """Empirical AUC with DeLong ``variance`` and ``se``; ``direction`` the score orientation used; ``test`` what
+    ``statistic``/``p`` test; ``n_positive``/``n_negative`` the cases and controls."""
+
+    variance: float = UNSET
+    se: float = UNSET
+    direction: str = UNSET
+    test: str = UNSET
+    n_positive: int = UNSET
+    n_negative: int = UNSET
+
+
+@dataclass
+class PairedAUCResult(StatResult):
+    """Paired DeLong test of AUC1 - AUC2: both AUCs, their variances and covariance, the orientations used."""
+
+    auc1: float = UNSET
+    auc2: float = UNSET
+    var1: float = UNSET
+    var2: float = UNSET
+    covariance: float = UNSET
+    directions: list[str] = UNSET
+    n_positive: int = UNSET
+    n_negative: int = UNSET
+
+
+@dataclass
+class OperatingPointResult(StatResult):
+    """Sensitivity (the ``estimate``) and specificity of ``score >= threshold`` with Clopper-Pearson CIs, PPV, NPV
+    and the 2x2 counts."""
+
+    threshold: float = UNSET
+    tp: int = UNSET
+    fn: int = UNSET
+    tn: int = UNSET
+    fp: int = UNSET
+    sensitivity: float | None = UNSET
+    sensitivity_ci: tuple[float | None, float | None] = UNSET
+    specificity: float | None = UNSET
+    specificity_ci: tuple[float | None, float | None] = UNSET
+    ppv: float | None = UNSET
+    npv: float | None = UNSET
 
 
 def _truth_mask(truth: Any, positive: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +108,7 @@ def _split(truth: Any, scores: list[Any], positive: Any) -> tuple[list[np.ndarra
 
 def auc_delong(
     truth: Any, score: Any, positive: Any = 1, direction: Direction = "<", conf_level: float = 0.95
-) -> StatResult:
+) -> AUCResult:
     """Empirical AUC with DeLong variance and Wald CI (clipped to [0, 1], as pROC).
 
     ``direction='<'``: higher scores mean positive (the trial's fixed orientation); ``'>'``: lower scores mean
@@ -71,7 +118,8 @@ def auc_delong(
     (cases,), (controls,) = _split(truth, [score], positive)
     counts = {"n_positive": cases.size, "n_negative": controls.size}
     if cases.size < 2 or controls.size < 2:
-        return empty_result(method, "fewer than 2 positives or negatives", n=cases.size + controls.size, **counts)
+        return empty_result(method, "fewer than 2 positives or negatives", AUCResult, n=cases.size + controls.size,
+                            **counts)
     d = resolve_direction(cases, controls, direction)
     sign = 1.0 if d == "<" else -1.0
     v10, v01 = _placements(sign * cases, sign * controls)
@@ -82,9 +130,8 @@ def auc_delong(
     ci = (max(0.0, auc - z * se), min(1.0, auc + z * se))
     zstat = (auc - 0.5) / se if se > 0 else float("nan")
     p = 2 * stats.norm.sf(abs(zstat)) if se > 0 else float("nan")
-    return StatResult(method=method, estimate=auc, ci=ci, statistic=zstat, p=p, n=cases.size + controls.size,
-                      conf_level=conf_level,
-                      extras={"variance": var, "se": se, "direction": d, "test": "Wald z vs AUC 0.5", **counts})
+    return AUCResult(method=method, estimate=auc, ci=ci, statistic=zstat, p=p, n=cases.size + controls.size,
+                     conf_level=conf_level, variance=var, se=se, direction=d, test="Wald z vs AUC 0.5", **counts)
 
 
 def delong_paired_test(
@@ -94,7 +141,7 @@ def delong_paired_test(
     positive: Any = 1,
     direction: Direction = "<",
     conf_level: float = 0.95,
-) -> StatResult:
+) -> PairedAUCResult:
     """DeLong test of AUC1 - AUC2 for two scores on the same cases (pROC roc.test(method='delong', paired=TRUE)).
 
     Each score's orientation is resolved separately (as pROC builds each curve on its own); rows with a missing
@@ -104,7 +151,8 @@ def delong_paired_test(
     (c1, c2), (n1, n2) = _split(truth, [score1, score2], positive)
     counts = {"n_positive": c1.size, "n_negative": n1.size}
     if c1.size < 2 or n1.size < 2:
-        return empty_result(method, "fewer than 2 positives or negatives", n=c1.size + n1.size, **counts)
+        return empty_result(method, "fewer than 2 positives or negatives", PairedAUCResult, n=c1.size + n1.size,
+                            **counts)
     comps = []
     dirs = []
     for cases, controls in ((c1, n1), (c2, n2)):
@@ -122,11 +170,10 @@ def delong_paired_test(
     zstat = diff / se
     p = 2 * stats.norm.sf(abs(zstat))
     zq = stats.norm.ppf(0.5 + conf_level / 2)
-    return StatResult(
+    return PairedAUCResult(
         method=method, estimate=diff, ci=(diff - zq * se, diff + zq * se), statistic=zstat, p=p,
         n=c1.size + n1.size, conf_level=conf_level,
-        extras={"auc1": aucs[0], "auc2": aucs[1], "var1": cov[0, 0], "var2": cov[1, 1], "covariance": cov[0, 1],
-                "directions": dirs, **counts},
+        auc1=aucs[0], auc2=aucs[1], var1=cov[0, 0], var2=cov[1, 1], covariance=cov[0, 1], directions=dirs, **counts,
     )
 
 
@@ -136,10 +183,11 @@ def sensitivity_specificity(
     threshold: float = 0.5,
     positive: Any = 1,
     conf_level: float = 0.95,
-) -> StatResult:
+) -> OperatingPointResult:
     """Sensitivity and specificity of ``score >= threshold`` with Clopper-Pearson CIs.
 
-    ``estimate``/``ci`` are the sensitivity; ``extras`` has specificity, its CI, PPV, NPV and the 2x2 counts.
+    ``estimate``/``ci`` are the sensitivity; the :class:`OperatingPointResult` has specificity, its CI, PPV, NPV
+    and the 2x2 counts.
     Pass 0/1 calls as ``score`` with threshold 0.5 to assess a binary reader call.
     """
     method = "Sensitivity and specificity at a threshold (Clopper-Pearson CIs)"
@@ -150,11 +198,11 @@ def sensitivity_specificity(
     fp = int(controls.size - tn)
     sens = tp / cases.size if cases.size else None
     spec = tn / controls.size if controls.size else None
-    extras = {
+    details = {
         "threshold": threshold, "tp": tp, "fn": fn, "tn": tn, "fp": fp,
         "sensitivity": sens, "sensitivity_ci": clopper_pearson(tp, cases.size, conf_level),
         "specificity": spec, "specificity_ci": clopper_pearson(tn, controls.size, conf_level),
         "ppv": tp / (tp + fp) if tp + fp else None, "npv": tn / (tn + fn) if tn + fn else None,
     }
-    return StatResult(method=method, estimate=sens, ci=extras["sensitivity_ci"], n=cases.size + controls.size,
-                      conf_level=conf_level, extras=extras)
+    return OperatingPointResult(method=method, estimate=sens, ci=details["sensitivity_ci"],
+                                n=cases.size + controls.size, conf_level=conf_level, **details)

@@ -6,7 +6,7 @@ Typical import of one file::
     clean, keys, burned_in = deidentify(inst.dataset, uid_root_secret=trial_secret, date_policy="shift",
                                         pseudonym=case_code, options=DeidOptions())  # dates: per patient
     stored = to_bytes(clean)                              # the de-identified Part 10 file to store
-    rendition = make_rendition(clean, pixels=inst.pixels) # display_png, full_range_png, display metadata
+    rendition = make_rendition(clean, pixels=inst.pixels) # display_png, display metadata (full_range() on request)
     summary = instance_summary(clean)                     # fields of the Image model
 """
 from imaging.dicom.deid import (

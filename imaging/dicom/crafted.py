@@ -13,8 +13,11 @@ import zlib
 from pathlib import Path
 
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
@@ -59,9 +62,6 @@ def _meta_bytes(ds: Dataset) -> bytes:
 
 def _explicit_le(ds: Dataset) -> bytes:
     """The data set alone, explicit VR little endian (no meta)."""
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
-
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, False
     write_dataset(fp, ds)
@@ -158,8 +158,6 @@ def rle_huge_dims(png: Path, rows: int = 6000, columns: int = 6000) -> bytes:
 def jpeg_header_bomb(png: Path, claimed: tuple[int, int] = (60000, 60000)) -> bytes:
     """JPEG baseline whose frame header (SOF0) claims ``claimed`` rows x columns; the DICOM header says
     512 x 512. The decoder sizes its output from the SOF."""
-    from PIL import Image
-
     ds = _header_only(png)
     buf = io.BytesIO()
     Image.new("L", (16, 16)).save(buf, format="JPEG", quality=90)

@@ -39,6 +39,7 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
@@ -143,14 +144,15 @@ class ValidatedInstance:
 
 @dataclass(frozen=True)
 class ChestChecks:
-    """A trial's chest checks (trial/import_settings.py holds the stored form and the defaults)."""
+    """A trial's chest checks. No defaults here: trial/import_settings.py's ImportSettings is the one place they
+    are set (imaging/services.py builds this from it)."""
 
-    allowed_body_parts: tuple[str, ...] = ("CHEST",)
-    allow_empty_body_part: bool = True
-    allowed_views: tuple[str, ...] = ("PA", "AP", "LL", "LATERAL")
-    allow_empty_view: bool = True
-    presentation_only: bool = True
-    pixel_spacing_mm: tuple[float, float] = (0.05, 1.0)
+    allowed_body_parts: tuple[str, ...]
+    allow_empty_body_part: bool
+    allowed_views: tuple[str, ...]
+    allow_empty_view: bool
+    presentation_only: bool
+    pixel_spacing_mm: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -326,13 +328,15 @@ def validate(
     allowed_body_parts: tuple[str, ...] | None = None,
     allowed_views: tuple[str, ...] | None = None,
     checks: ChestChecks | None = None,
+    sha256: str | None = None,
 ) -> ValidatedInstance:
     """Validate one file; return the parsed instance with decoded pixels, or raise :class:`DicomRefused`.
 
     Never raises anything else for bad input: a parser or decoder failure is a refusal too.
     ``checks``: the trial's chest checks (refusals and flags). Without it, ``allowed_body_parts`` /
     ``allowed_views`` of None accept anything (a mismatch is then only a flag); e.g. ``("CHEST", "")`` makes
-    a mismatch a refusal. ``min_size`` applies to the shorter side.
+    a mismatch a refusal. ``min_size`` applies to the shorter side. ``sha256``: the hex SHA-256 of ``data`` when
+    the caller has it already (the import hashes each source once).
     """
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels, max_pixel_bytes=max_pixel_bytes,
                     max_inflated_bytes=max_inflated_bytes, max_depth=max_depth, min_size=min_size,
@@ -340,7 +344,8 @@ def validate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom re-warns on value access; _read already recorded them
         return _validate(data, filename, allowed_modalities=allowed_modalities, limits=limits,
-                         allowed_body_parts=allowed_body_parts, allowed_views=allowed_views, checks=checks)
+                         allowed_body_parts=allowed_body_parts, allowed_views=allowed_views, checks=checks,
+                         sha256=sha256)
 
 
 def _parse(data: bytes, filename: str, limits: Limits, flags: list[str]) -> tuple[Dataset, UID]:
@@ -513,7 +518,6 @@ def _check_stream(ds: Dataset, filename: str, ts: UID, g: _Geometry, limits: Lim
     (decoders size their output from it), RLE segments must decode to no more than declared."""
     if not (ts.is_encapsulated or not ts.is_transfer_syntax):
         return
-    from pydicom.pixels.decoders.base import get_decoder
 
     try:
         available = get_decoder(ts).is_available
@@ -557,6 +561,7 @@ def _validate(
     allowed_body_parts: tuple[str, ...] | None,
     allowed_views: tuple[str, ...] | None,
     checks: ChestChecks | None,
+    sha256: str | None = None,
 ) -> ValidatedInstance:
     flags: list[str] = []
     ds, ts = _parse(data, filename, limits, flags)
@@ -577,7 +582,7 @@ def _validate(
     pixels = _decode(ds, filename, g)
     return ValidatedInstance(
         filename=filename,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256 or hashlib.sha256(data).hexdigest(),
         dataset=ds,
         pixels=pixels,
         transfer_syntax_uid=str(ts),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -16,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
+
+from .grounding import Box, ground_result  # noqa: F401 - Box is part of this module's API (DraftResult.boxes)
 
 #: The trial's default six critical findings (docs/design.md section 3); a trial's findings are data, not code.
 DEFAULT_FINDINGS: tuple[str, ...] = (
@@ -79,6 +84,7 @@ def resolve_device(device: str = "auto") -> str:
     if device != "auto":
         return device
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
     except ImportError:  # the demo install has no torch
         return "cpu"
@@ -93,6 +99,7 @@ def resolve_dtype_name(device: str, dtype: str = "auto") -> str:
     if not device.startswith("cuda"):
         return "float32"
     try:
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         with torch.cuda.device(device):
@@ -178,18 +185,6 @@ class BackendConfig:
 
 
 @dataclass
-class Box:
-    """A region for a finding, in pixels of the input image: (x0, y0) top-left, (x1, y1) bottom-right."""
-
-    finding: str
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    score: float = 1.0
-
-
-@dataclass
 class DraftResult:
     """A model's output for one case (docs/design.md "Draft")."""
 
@@ -268,6 +263,7 @@ class Backend(ABC):
             raise ValueError("generate() needs at least one image")
         start = time.perf_counter()
         result = self._generate(list(images), tuple(findings or self.config.findings), dict(context or {}))
+        ground_result(result, images[0].size, tuple(findings or self.config.findings), self.config.options)
         result.load_s = self.load_s
         if not result.generate_s:
             result.generate_s = time.perf_counter() - start
@@ -290,8 +286,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        import numpy as np
-
         arr = np.asarray(image, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
@@ -328,3 +322,29 @@ def weights_sha256(path: str | Path) -> dict[str, str]:
                 digest.update(chunk)
         digests[file.name if file == path else file.relative_to(path).as_posix()] = digest.hexdigest()
     return digests
+
+
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """The code that made a draft: ``git describe --always --dirty`` of this checkout where git and the
+    repository are there, else the installed package version (``cxr-trial x.y.z``), else ``unknown``."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        root = Path(__file__).resolve().parents[2]
+        try:
+            out = subprocess.run(
+                ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True,
+                timeout=5, check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out:
+            _CODE_VERSION = f"git {out}"
+        else:
+            try:
+                _CODE_VERSION = f"cxr-trial {importlib.metadata.version('cxr-trial')}"
+            except importlib.metadata.PackageNotFoundError:
+                _CODE_VERSION = "unknown"
+    return _CODE_VERSION

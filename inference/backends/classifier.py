@@ -17,6 +17,13 @@ Two modes, recorded in the draft's ``parameters['classifier_mode']``:
     probabilities). :func:`save_checkpoint` writes this format. The probabilities are the sigmoid of the logits
     averaged over the case's views (up to ``config.max_images``).
 
+``'torchxrayvision'`` -- ``config.options['format'] == 'torchxrayvision'``: ``weights_path`` is one of
+    torchxrayvision's published DenseNet-121 ``*-best.pt`` files (or its state dict), placed locally by the user;
+    ``options['xrv_weights']`` names which (default ``'densenet121-res224-all'``: label order and operating
+    points), ``options['label_map']`` maps its labels to the trial's findings (default
+    :data:`inference.backends.xrv_densenet.DEFAULT_LABEL_MAP`). Read without the package and without running
+    pickled code (:mod:`inference.backends.xrv_densenet`).
+
 ``'retrieval-fallback'`` -- no ``weights_path``: a deterministic fallback, the label frequencies of the
     retrieval baseline's k nearest neighbours (distance-weighted, shrunk to the bank prevalence; see
     :meth:`inference.reportbank.ReportBank.query`), using the same bank settings (``config.bank_path``). With a
@@ -34,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from .base import (
@@ -48,12 +56,14 @@ from .base import (
     weights_sha256,
 )
 from .retrieval import RetrievalBackend
+from .xrv_densenet import XrvCheckpointError, XrvExpert
 
 CHECKPOINT_FORMAT = "cxr-trial-classifier/1"
 LABEL = "expert classifier"
 
 
 def _torch():
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
 
     return torch
@@ -122,10 +132,22 @@ class ClassifierBackend(Backend):
         self.retrieval: RetrievalBackend | None = None
         self.device = "cpu"
         self.weights_sha256: dict[str, str] = {}
+        self.xrv: XrvExpert | None = None
 
     @property
     def mode(self) -> str:
+        if self.xrv is not None:
+            return "torchxrayvision"
         return "weights" if self.model is not None else "retrieval-fallback"
+
+    def _load_xrv(self, config: BackendConfig, path: Path) -> None:
+        options = config.options or {}
+        try:
+            self.xrv = XrvExpert(path, str(options.get("xrv_weights", "densenet121-res224-all")),
+                                 options.get("label_map"), device=resolve_device(config.device))
+        except XrvCheckpointError as exc:
+            raise ModelLoadError(str(path), exc) from exc
+        self.weights_sha256 = weights_sha256(path)
 
     def _load(self, config: BackendConfig) -> None:
         if not config.weights_path:
@@ -137,6 +159,9 @@ class ClassifierBackend(Backend):
         path = Path(config.weights_path)
         if not path.is_file():
             raise ModelLoadError(str(path), "classifier checkpoint file not found")
+        if (config.options or {}).get("format") == "torchxrayvision":
+            self._load_xrv(config, path)
+            return
         torch = _torch()
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -166,6 +191,12 @@ class ClassifierBackend(Backend):
     ) -> tuple[dict[str, float], dict]:
         """Probabilities of ``findings`` (codes this classifier knows) and parameters to record."""
         views = list(images)[: max(1, self.config.max_images)]
+        if self.xrv is not None:
+            known = self.xrv.probabilities(views)
+            return {c: clamp_probability(known[c]) for c in findings if c in known}, {
+                "classifier_mode": self.mode, "weights_sha256": self.weights_sha256,
+                "xrv_weights": str((self.config.options or {}).get("xrv_weights", "densenet121-res224-all")),
+            }
         if self.model is None:
             assert self.retrieval is not None
             result = self.retrieval.retrieve(views, findings)
@@ -180,7 +211,6 @@ class ClassifierBackend(Backend):
                 info["note"] = "no probabilities: no classifier weights and the retrieval bank has no images"
                 return {}, info
             return {c: clamp_probability(p) for c, p in result.probabilities.items() if c in findings}, info
-        import numpy as np
 
         torch = _torch()
         size = self.meta["image_size"]

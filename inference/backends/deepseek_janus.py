@@ -35,6 +35,7 @@ sizes read and the library versions. Pure functions: no Django import.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 import shutil
@@ -206,6 +207,7 @@ def convert_state_dict(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], l
 
 # --- loading the source ---------------------------------------------------------------------------------------
 def _torch_load(path: Path) -> dict[str, Any]:
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
 
     try:
@@ -216,6 +218,7 @@ def _torch_load(path: Path) -> dict[str, Any]:
 
 def load_deepseek_state_dict(src: str | Path) -> tuple[dict[str, Any], list[Path]]:
     """All tensors of a DeepSeek folder (safetensors or ``.bin``, single or sharded) and the files read."""
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from safetensors.torch import load_file
 
     src = Path(src)
@@ -342,6 +345,7 @@ _TEXT_KEYS = (
 def _tokenizer(src: Path) -> Any:
     """The source tokenizer from its ``tokenizer.json`` (never through the Llama class: transformers 5 rebuilds a
     Llama tokenizer's pre-tokenizer, DeepSeek's is byte-level BPE), BOS added as DeepSeek's tokenizer does."""
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast
 
@@ -385,6 +389,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def _image_processor(src: Path, image_size: int) -> Any:
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from transformers.models.janus import JanusImageProcessorPil
 
     pre = read_json(src / "preprocessor_config.json")
@@ -417,6 +422,7 @@ def convert_deepseek_janus(
     Writes ``model.safetensors`` (source dtype), ``config.json``, ``generation_config.json``, the processor and
     tokenizer files and ``conversion_manifest.json``. Raises :class:`ConversionError` on any inconsistency.
     """
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import tokenizers
     import torch
     import transformers
@@ -456,6 +462,7 @@ def convert_deepseek_janus(
     _check_against_model(converted, janus_config, JanusForConditionalGeneration, torch)
 
     dst.mkdir(parents=True, exist_ok=True)
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     from safetensors.torch import save_file
 
     save_file(converted, str(dst / "model.safetensors"), metadata={"format": "pt"})
@@ -503,8 +510,6 @@ def convert_deepseek_janus(
 
 
 def _other_files_sha256(src: Path) -> dict[str, str]:
-    import hashlib
-
     names = (*_TOKENIZER_FILES, "config.json", "preprocessor_config.json", "processor_config.json")
     return {n: hashlib.sha256((src / n).read_bytes()).hexdigest() for n in names if (src / n).is_file()}
 

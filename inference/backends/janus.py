@@ -15,7 +15,8 @@
   tokens and the system prompt included), so it is exactly what the model received.
 - Expert model: ``context['finding_probabilities']`` when the caller has them, else the ``classifier`` backend
   configured in ``config.classifier``; with neither, the draft has **no** probabilities and the prompt no expert
-  sentence (nothing is made up). Positive = probability >= ``config.options['expert_threshold']`` (0.5).
+  sentence (nothing is made up). Positive = probability >= ``config.options['expert_threshold']`` (0.5), or
+  the finding's entry of ``config.options['expert_thresholds']``.
 - Images are resized and padded the way DeepSeek's ``VLMImageProcessor`` does (``int()`` sizes; transformers
   rounds) before the processor sees them (``config.options['image_resize']``: ``'deepseek'``, or
   ``'transformers'`` to leave it to the processor).
@@ -38,6 +39,7 @@ from typing import Any
 
 from PIL import Image
 
+from . import get_backend
 from .base import (
     WEIGHT_SUFFIXES,
     Backend,
@@ -46,11 +48,13 @@ from .base import (
     GenerationParams,
     GenerationRequest,
     ModelLoadError,
+    code_version,
     resolve_device,
     resolve_dtype_name,
     to_rgb,
     weights_sha256,
 )
+from .deepseek_janus import MANIFEST, ConversionError, convert_deepseek_janus, deepseek_resize, is_deepseek_janus
 from .prompts import PromptTemplate, get_template
 from .text import clean_text, parse_report
 
@@ -127,18 +131,13 @@ _PROVENANCE_FILES = {
 def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[str, Any]:
     """What besides the weights decides a draft: tokenizer, processor and template hashes, library and code
     versions (recorded in every draft's parameters)."""
-    import importlib.metadata
-
+    # Lazy: heavy optional dependency (the demo installs no torch/transformers).
     import torch
     import transformers
 
     def digest(names: tuple[str, ...]) -> dict[str, str]:
         return {n: hashlib.sha256((path / n).read_bytes()).hexdigest() for n in names if (path / n).is_file()}
 
-    try:
-        code_version = importlib.metadata.version("cxr-trial")
-    except importlib.metadata.PackageNotFoundError:
-        code_version = "unknown"
     return {
         **{f"{kind}_sha256": digest(names) for kind, names in _PROVENANCE_FILES.items()},
         "template_sha256": hashlib.sha256(
@@ -146,7 +145,7 @@ def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[s
         ).hexdigest(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "code_version": code_version,
+        "code_version": code_version(),
         "dtype": dtype_name,
     }
 
@@ -154,8 +153,6 @@ def _provenance(path: Path, template: PromptTemplate, dtype_name: str) -> dict[s
 def converted_folder(path: Path, options: Mapping[str, Any]) -> Path:
     """``path`` itself, or -- for a DeepSeek-format folder with ``options['convert_cache']`` set -- its conversion
     in that cache (made once, keyed by the source weights' hashes)."""
-    from .deepseek_janus import MANIFEST, ConversionError, convert_deepseek_janus, is_deepseek_janus
-
     cache = options.get("convert_cache")
     if not cache or not path.is_dir() or not is_deepseek_janus(path):
         return path
@@ -199,6 +196,7 @@ class JanusBackend(Backend):
         except (TypeError, ValueError) as exc:
             raise ModelLoadError(str(path), f"prompt template: {exc}") from exc
         try:
+            # Lazy: heavy optional dependency (the demo installs no torch/transformers).
             import torch
             from transformers import JanusForConditionalGeneration, JanusProcessor
         except ImportError as exc:
@@ -235,7 +233,6 @@ class JanusBackend(Backend):
             self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead")
         self.classifier = None
         if config.classifier is not None:  # the expert model; without one a draft carries no probabilities
-            from . import get_backend
 
             self.classifier = get_backend("classifier")
             self.classifier.load(config.classifier)
@@ -261,8 +258,13 @@ class JanusBackend(Backend):
                 return {}, None, info
         else:
             return {}, None, {"source": None, "note": "no expert model configured: no probabilities"}
+        # Per-finding thresholds override the common one (a torchxrayvision expert's op-normalised outputs put each
+        # label's published operating point at 0.5, so 0.5 is already per label there).
+        per_finding = {str(k): float(v) for k, v in dict(self.config.options.get("expert_thresholds") or {}).items()}
         info["threshold"] = threshold
-        return probs, [c for c in findings if probs.get(c, 0.0) >= threshold], info
+        if per_finding:
+            info["thresholds"] = per_finding
+        return probs, [c for c in findings if probs.get(c, 0.0) >= per_finding.get(c, threshold)], info
 
     def prompt_text(
         self,
@@ -286,7 +288,6 @@ class JanusBackend(Backend):
         views = [to_rgb(im) for im in list(images)[: max(1, self.config.max_images)]]
         if self.config.options.get("image_resize", "deepseek") != "deepseek":
             return views
-        from .deepseek_janus import deepseek_resize
 
         ip = self.processor.image_processor
         return [
@@ -329,6 +330,7 @@ class JanusBackend(Backend):
             return super().generate_batch(requests)  # raises BackendNotLoaded
         if not requests:
             return []
+        # Lazy: heavy optional dependency (the demo installs no torch/transformers).
         import torch
 
         prepared = []

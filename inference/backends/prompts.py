@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .base import DEFAULT_PROMPT_TEMPLATE, FINDING_NAMES
+
 #: DeepSeek's VLChatProcessor.system_prompt (janus/models/processing_vlm.py), word for word.
 DEEPSEEK_SYSTEM_PROMPT = (
     "You are a helpful language and vision assistant. "
@@ -103,8 +105,6 @@ class PromptTemplate:
 def _legacy_text(
     template: str, style: str, findings: Sequence[str], probabilities: Mapping[str, float], context: str
 ) -> str:
-    from .base import FINDING_NAMES
-
     names = [FINDING_NAMES.get(c, c.replace("_", " ")) for c in findings]
     lines = [
         f"- {FINDING_NAMES.get(c, c.replace('_', ' '))}: {probabilities[c]:.2f}" for c in findings if c in probabilities
@@ -121,8 +121,6 @@ DEFAULT_TEMPLATE = "janus-pro-cxr"
 
 
 def _registry() -> dict[str, PromptTemplate]:
-    from .base import DEFAULT_PROMPT_TEMPLATE
-
     return {
         "janus-pro-cxr": PromptTemplate(name="janus-pro-cxr"),
         "cxr-trial-v1": PromptTemplate(

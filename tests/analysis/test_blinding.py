@@ -80,18 +80,18 @@ def test_from_ratings_maps_letters_to_the_assisted_report():
                      "blinding_guess": letter, "preference": "A"})
     rows.append({"arm_a": "ai", "arm_b": "", "blinding_guess": "", "preference": ""})  # a single report: skipped
     res = blinding_from_ratings(pd.DataFrame(rows), assisted="ai", control="std")
-    assert res["n"] == 300
+    assert res.n == 300
     expected = (counts["right"] - counts["wrong"]) / 300
-    assert res["by_arm"]["ai"]["estimate"] == pytest.approx(expected)
-    assert res["by_arm"]["std"]["estimate"] == pytest.approx(expected)
-    t = res["table"]["counts"]
+    assert res.by_arm["ai"].estimate == pytest.approx(expected)
+    assert res.by_arm["std"].estimate == pytest.approx(expected)
+    t = res.table["counts"]
     assert t[0][0] + t[1][1] == counts["right"] and t[0][1] + t[1][0] == counts["wrong"]
-    assert 0 < res["james"]["estimate"] < 0.5  # more right than wrong: less blind than coin tossing
+    assert 0 < res.james.estimate < 0.5  # more right than wrong: less blind than coin tossing
 
 
 def test_from_ratings_without_answers_says_so():
     res = blinding_from_ratings(pd.DataFrame({"arm_a": ["X"], "arm_b": ["Y"], "preference": ["A"]}), "X", "Y")
-    assert res["n"] == 0 and "withholds" in res["note"]
+    assert res.n == 0 and "withholds" in res.note
 
 
 def test_from_ratings_single_reports_give_one_index_per_arm():
@@ -101,8 +101,8 @@ def test_from_ratings_single_reports_give_one_index_per_arm():
             + [{"arm_a": "std", "blinding_guess": g} for g in ["A"] * 12 + ["not_a"] * 18 + ["dont_know"] * 30])
     df = pd.DataFrame(rows).assign(arm_b="")
     res = blinding_from_ratings(df, assisted="ai", control="std")
-    assert res["kind"] == "single reports" and res["n"] == 120
-    assert res["by_arm"]["ai"]["estimate"] == pytest.approx((30 - 10) / 60)
-    assert res["by_arm"]["std"]["estimate"] == pytest.approx((18 - 12) / 60)
-    assert res["table"]["counts"] == [[30, 12], [10, 18], [20, 30]]
-    assert res["james"]["estimate"] == pytest.approx(james_index([[30, 12], [10, 18], [20, 30]]).estimate)
+    assert res.kind == "single reports" and res.n == 120
+    assert res.by_arm["ai"].estimate == pytest.approx((30 - 10) / 60)
+    assert res.by_arm["std"].estimate == pytest.approx((18 - 12) / 60)
+    assert res.table["counts"] == [[30, 12], [10, 18], [20, 30]]
+    assert res.james.estimate == pytest.approx(james_index([[30, 12], [10, 18], [20, 30]]).estimate)

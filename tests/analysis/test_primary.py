@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis.pipeline import analyse
+from analysis.pipeline import analyse_results
 from analysis.report import render_report
 from analysis.stats.primary import (
     PrimaryResult,
@@ -180,11 +180,11 @@ def test_primary_block_comes_first_in_results_json_and_cli(tmp_path):
     tables = simulate("paired_by_case", n_cases=30, n_readers=4, n_centers=2, quality_effect=0.3, seed=8)
     manifest = {"trial": "PRI", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
                 "data_sha256": "ab" * 32, "code_version": "test", "preference_majority": 3}
-    results = analyse(tables, manifest)
+    results = analyse_results(tables, manifest)
     report = render_report(results, tables, manifest, tmp_path / "report")
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     assert next(iter(saved)) == "primary"
-    assert saved["primary"]["quality"]["estimate"] == pytest.approx(results["primary"]["quality"]["estimate"])
+    assert saved["primary"]["quality"]["estimate"] == pytest.approx(results.primary.quality.estimate)
     assert saved["quality"]["mixed_model"]["estimate"] == saved["primary"]["quality"]["estimate"]
     assert "does not account for readers" in saved["quality"]["paired_t"]["label"]
     html = report.read_text()
@@ -234,3 +234,12 @@ def test_subgroups_are_interactions_in_the_primary_model():
     t = sub2["reader_experience"]["reading_time"]
     assert set(t["effects"]) == {"junior", "senior"} and all(e["estimate"] > 0 for e in t["effects"].values())
     assert t["interaction_test"]["ndf"] == 1 and "descriptive" in sub["note"]
+
+
+def test_a_ratio_bound_that_overflows_is_none_not_a_crash():
+    # A subgroup with almost no degrees of freedom has log-scale CI bounds near +-1e300: math.exp raised
+    # OverflowError and took the whole analysis down (seen once in tests/analysis_app/test_blinding_report.py).
+    from analysis.stats.primary import _exp
+
+    assert _exp(1e300) is None and _exp(float("inf")) is None and _exp(float("nan")) is None
+    assert _exp(-1e300) == 0.0 and _exp(0.0) == 1.0

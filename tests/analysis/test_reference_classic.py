@@ -35,7 +35,7 @@ def test_hollander_wolfe_wilcoxon_exact(read_ref):
     d = read_ref("classic/hollander_wolfe_depression.csv")
     r = wilcoxon_signed_rank(d.x_first, d.y_second, alternative="greater")
     assert r.statistic == 40
-    assert r.extras["p_method"] == "exact"
+    assert r.p_method == "exact"
     assert r.p == pytest.approx(10 / 512, abs=1e-12)
     assert round(r.p, 5) == 0.01953
 
@@ -63,7 +63,7 @@ def asah(read_ref):
 def test_proc_s100b(asah):
     r = auc_delong(asah.outcome, asah.s100b, positive="Poor", direction="auto")
     assert round(r.estimate, 4) == 0.7314
-    assert r.extras["variance"] == pytest.approx(0.00266868245717244, rel=1e-10)
+    assert r.variance == pytest.approx(0.00266868245717244, rel=1e-10)
     assert round(r.ci[0], 4) == 0.6301 and round(r.ci[1], 4) == 0.8326
 
 
@@ -72,9 +72,9 @@ def test_proc_ndka_and_wfns(asah):
     assert r.estimate == pytest.approx(0.611957994579946, rel=1e-12)
     assert r.ci[0] == pytest.approx(0.501244999271703, rel=1e-10)
     assert r.ci[1] == pytest.approx(0.722670989888189, rel=1e-10)
-    assert r.extras["variance"] == pytest.approx(0.0031908105493913, rel=1e-10)
+    assert r.variance == pytest.approx(0.0031908105493913, rel=1e-10)
     w = auc_delong(asah.outcome, asah.wfns, positive="Poor", direction="auto")
-    assert w.extras["variance"] == pytest.approx(0.00146991470882363, rel=1e-10)
+    assert w.variance == pytest.approx(0.00146991470882363, rel=1e-10)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_direction_option_is_fixed_not_auto(asah):
     # The trial uses a fixed orientation: with '>' the s100b AUC is the complement of the '<' one.
     lt = auc_delong(asah.outcome, asah.s100b, positive="Poor", direction="<")
     gt = auc_delong(asah.outcome, asah.s100b, positive="Poor", direction=">")
-    assert lt.extras["direction"] == "<" and gt.extras["direction"] == ">"
+    assert lt.direction == "<" and gt.direction == ">"
     assert gt.estimate == pytest.approx(1 - lt.estimate)
 
 
@@ -111,4 +111,4 @@ def test_icc_when_judges_agree_exactly_says_so_without_dividing_by_zero():
     for form, r in results.items():
         assert r.estimate == 1.0, form
         assert r.ci is None and r.p is None
-        assert "agree exactly" in r.extras["note"]
+        assert "agree exactly" in r.note

@@ -11,24 +11,24 @@ def sleepstudy(read_ref):
 
 def test_sleepstudy_reml(sleepstudy):
     r = fit_mixed_model(sleepstudy, "Reaction ~ Days", groups="Subject", re_formula="~Days", reml=True, term="Days")
-    fe = r.extras["fixed_effects"]
+    fe = r.fixed_effects
     assert fe["Intercept"]["estimate"] == pytest.approx(251.405104848485, rel=1e-10)
     assert fe["Days"]["estimate"] == pytest.approx(10.467285959595, rel=1e-10)
     assert round(fe["Intercept"]["se"], 3) == 6.825
     assert round(fe["Days"]["se"], 3) == 1.546
-    sd = r.extras["random_effects"]["sd"]
+    sd = r.random_effects["sd"]
     assert round(sd["Group"], 3) == 24.741
     assert round(sd["Days"], 3) == 5.922
-    assert round(r.extras["random_effects"]["corr"]["Group:Days"], 3) == 0.066
-    assert round(r.extras["residual_sd"], 3) == 25.592
-    assert round(r.extras["reml_criterion"], 3) == 1743.628
+    assert round(r.random_effects["corr"]["Group:Days"], 3) == 0.066
+    assert round(r.residual_sd, 3) == 25.592
+    assert round(r.reml_criterion, 3) == 1743.628
 
 
 def test_sleepstudy_ml(sleepstudy):
     r = fit_mixed_model(sleepstudy, "Reaction ~ Days", groups="Subject", re_formula="~Days", reml=False)
-    assert round(r.extras["deviance"], 3) == 1751.939
-    assert round(r.extras["aic"], 2) == 1763.94
-    assert round(r.extras["bic"], 1) == 1783.1
+    assert round(r.deviance, 3) == 1751.939
+    assert round(r.aic, 2) == 1763.94
+    assert round(r.bic, 1) == 1783.1
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_irr_kappa2_documented_example(anxiety):
 
 def test_fleiss_diagnoses(read_ref):
     r = fleiss_kappa(read_ref("irr/diagnoses.csv"))
-    assert r.n == 30 and r.extras["n_raters"] == 6
+    assert r.n == 30 and r.n_raters == 6
     assert round(r.estimate, 3) == 0.430
 
 

@@ -65,7 +65,7 @@ def test_relative_reduction_and_gm_ratio_recover_truth():
     true_rr = 1 - 0.8 * np.exp(0.1**2 / 2)
     assert rr.ci[0] < true_rr < rr.ci[1]
     boot = relative_reduction(trt[:200], ctrl[:200], paired=True, method="bootstrap", n_resamples=999)
-    assert boot.ci[0] < boot.estimate < boot.ci[1] and boot.extras["seed"] == 20250101
+    assert boot.ci[0] < boot.estimate < boot.ci[1] and boot.seed == 20250101
     gm = geometric_mean_ratio(trt, ctrl, paired=True)
     assert gm.ci[0] < 0.8 < gm.ci[1]
 
@@ -94,12 +94,12 @@ def test_bradley_terry_recovers_order():
     for _ in range(3000):
         i, j = rng.choice(list(s), 2, replace=False)
         win = i if rng.random() < 1 / (1 + np.exp(s[j] - s[i])) else j
-        rows.append((i, j, win))
-    r = bradley_terry(pd.DataFrame(rows, columns=["item_a", "item_b", "winner"]), reference="unassisted")
-    items = {it["item"]: it for it in r["items"]}
+        rows.append((i, j, "left" if win == i else "right"))
+    r = bradley_terry(pd.DataFrame(rows, columns=["left", "right", "outcome"]), reference="unassisted")
     for name in ("model_a", "model_b"):
-        lo, hi = items[name]["ci"]
+        lo, hi = r.item(name).ci
         assert lo < s[name] < hi
+    assert [it.item for it in r.items] == ["model_b", "model_a", "unassisted"]
 
 
 @pytest.mark.parametrize("design", ["paired_by_case", "case_randomised", "crossover"])

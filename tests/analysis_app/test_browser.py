@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from analysis.models import AnalysisRun
-from tests.browser import SCREENSHOTS, login, screenshot
+from tests.browser import SCREENSHOTS, assert_accessible, login, screenshot
 from tests.factories.trial import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,6 +29,7 @@ def test_statistician_runs_analysis_and_downloads_report(page, live_server, make
     assert status["progress"] == 100
     page.wait_for_load_state("networkidle")
     screenshot(page, "analysis")
+    assert_accessible(page, "the analysis page with results")
 
     with page.expect_download() as dl:
         page.click("#download-report")
@@ -42,6 +43,7 @@ def test_statistician_runs_analysis_and_downloads_report(page, live_server, make
     assert page.locator("table.results.primary").is_visible()
     broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
     assert broken == 0 and page.evaluate("document.images.length") == 6
+    assert_accessible(page, "the report")
     page.set_viewport_size({"width": 1200, "height": 1400})
     screenshot(page, "report")
     assert (SCREENSHOTS / "report.png").is_file() and (SCREENSHOTS / "analysis.png").is_file()

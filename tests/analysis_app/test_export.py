@@ -21,6 +21,7 @@ def _arms_in(export) -> set[str]:
     return arms
 
 
+@pytest.mark.requirement("CAI-1", "BLD-1")
 def test_export_masks_arms_before_lock_and_names_them_after(tmp_path, make_small_trial):
     out = make_small_trial(code="MASK", lock=False)
     trial = out["trial"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-from analysis.pipeline import analyse
+from analysis.pipeline import analyse_results
 from analysis.report import FIGURES, render_report
 from analysis.stats.synthetic import make_trial_tables
 
@@ -13,7 +13,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _render(tmp_path, manifest, **kw):
     tables = make_trial_tables(n_cases=40, n_readers=6, n_experts=3, n_centers=2, seed=5, **kw)
-    results = analyse(tables, manifest)
+    results = analyse_results(tables, manifest)
     return results, render_report(results, tables, manifest, tmp_path)
 
 
@@ -37,7 +37,23 @@ def test_report_has_results_table_and_png_figures(tmp_path):
     standalone = (tmp_path / "report-standalone.html").read_text()
     assert standalone.count('src="data:image/png;base64,') == len(FIGURES)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["quality"]["paired_t"]["estimate"] == results["quality"]["paired_t"]["estimate"]
+    assert saved["quality"]["paired_t"]["estimate"] == results.quality.comparison.paired_t.estimate
+    assert saved == json.loads(json.dumps(results.to_dict()))
+
+
+def test_report_is_accessible_and_typed(tmp_path):
+    manifest = {"trial": "ACC", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
+                "preference_majority": 2}
+    results, report = _render(tmp_path, manifest)
+    html = report.read_text()
+    assert html.count("<main>") == 1 and html.count("</main>") == 1
+    headers = re.findall(r"<th\b[^>]*>", html)
+    assert headers and all('scope="col"' in th for th in headers)
+    assert html.count("<table") == html.count("<caption>")
+    assert '<html lang="en">' in html
+    # the sections are typed: the secondary table's test is the paired t-test's result class
+    assert type(results.quality.comparison.paired_t).__name__ == "PairedTResult"
+    assert results.preference.pairs.n_pairs > 0 and results.labels.assisted == "ai_assisted"
 
 
 def test_masked_report_shows_x_and_y(tmp_path):
@@ -45,15 +61,46 @@ def test_masked_report_shows_x_and_y(tmp_path):
     tables = make_trial_tables(n_cases=30, n_readers=4, n_experts=2, n_centers=2, seed=2, assisted_arm="X",
                                control_arm="Y")
     manifest = {"trial": "MSK", "design": "paired_by_case", "arms_masked": True, "assisted_arm": None}
-    results = analyse(tables, manifest)
+    results = analyse_results(tables, manifest)
     html = render_report(results, tables, manifest, tmp_path).read_text()
-    assert results["labels"]["masked"] is True
+    assert results.labels.masked is True
     assert "Arms are masked" in html and "X − Y" in html
 
 
 def test_report_survives_empty_tables(tmp_path):
     manifest = {"trial": "EMPTY", "design": "paired_by_case", "arms_masked": True}
-    results = analyse({}, manifest)
+    results = analyse_results({}, manifest)
     report = render_report(results, {}, manifest, tmp_path)
     assert report.is_file()
     assert all((tmp_path / "figures" / f"{n}.png").is_file() for n in FIGURES)
+
+
+def test_report_has_calibration_arena_and_ood_sections(tmp_path):
+    # main's sections in the typed results and the template report: calibration per model finding, the AI evaluation
+    # (arena, interaction, text metrics) and the out-of-distribution drafts in the CONSORT flow
+    tables = make_trial_tables(n_cases=40, n_readers=6, n_experts=3, n_centers=2, seed=5)
+    drafts = tables["drafts"].copy()
+    codes = sorted(drafts["case_code"].astype(str).unique())
+    drafts["ood_action"] = ""
+    drafts["ood_reasons"] = ""
+    drafts.loc[drafts["case_code"] == codes[0], ["ood_action", "ood_reasons"]] = ["withheld", "blank"]
+    drafts.loc[drafts["case_code"] == codes[1], ["ood_action", "ood_reasons"]] = ["marked", "noise;lateral_only"]
+    tables["drafts"] = drafts
+    manifest = {"trial": "CAL", "design": "paired_by_case", "arms_masked": False, "assisted_arm": "ai_assisted",
+                "preference_majority": 2}
+    results = analyse_results(tables, manifest)
+    html = render_report(results, tables, manifest, tmp_path).read_text()
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved)[-3:] == ["consort", "ai_evaluation", "manifest"]
+    ood = saved["consort"]["drafts_out_of_distribution"]
+    assert ood == {"cases_marked": 1, "cases_withheld": 1, "reasons": {"blank": 1, "lateral_only": 1, "noise": 1}}
+    model = next(iter(results.ai_standalone.models.values()))
+    cal = model["pleural_effusion"].calibration
+    assert set(cal) == {"raw", "platt", "isotonic"} and cal["raw"]["n"] == 40
+    assert f"{cal['raw']['ece']:.3f}" in html and f"{cal['isotonic']['brier']:.3f}" in html
+    ranking = saved["ai_evaluation"]["arena"]["ranking"]
+    assert {i["item"] for i in ranking["items"]} == {"ai_assisted", "unassisted"}
+    for heading in ("Model calibration", "Report arena", "Human-AI interaction", "Report-text metrics",
+                    "P(beats reference)", ranking["method"]):
+        assert heading in html, heading
+    assert html.count("<table") == html.count("<caption>")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from enrolment import receivers
 from imaging.selectors import image_access_rules
+from inference import services as inference_services
 from rating import selectors as rating_selectors
 from reading import selectors as reading_selectors
 from reading.signals import read_submitted
@@ -48,10 +49,8 @@ def test_enrolment_workflow_receivers_connected():
         assert _receivers(signal) == fns
 
 
-def test_default_model_version_and_image_access_registered():
-    from inference import selectors as inference_selectors
-
-    assert _receivers(signals.default_model_version_requested) == {inference_selectors.default_model_version_receiver}
+def test_ai_arm_and_image_access_registered():
+    assert _receivers(signals.ai_arm_added) == {inference_services.ai_arm_added_receiver}
     assert set(image_access_rules()) == {reading_selectors.reader_sees_case_images,
                                          rating_selectors.expert_sees_case_images}
 

@@ -107,3 +107,25 @@ def add_drawn_image(case: Case, seed: int = 0) -> Image:
         photometric_interpretation="MONOCHROME2",
         display={"min": 0, "max": 255, "window_center": 128, "window_width": 256},
     )
+
+
+def add_picture(case: Case, picture: PILImage.Image, name: str = "pic", *, view_position: str = "PA",
+                flags: tuple[str, ...] = ()) -> Image:
+    """An Image row over a given picture (8-bit grey display PNG; the 16-bit file holds the same values * 16):
+    blank, noise or a real radiograph for the out-of-distribution checks."""
+    grey = np.asarray(picture.convert("L"), dtype=np.uint8)
+    rel_dir = Path("renditions") / str(case.trial_id) / case.code
+    out = Path(settings.MEDIA_ROOT) / rel_dir
+    out.mkdir(parents=True, exist_ok=True)
+    PILImage.fromarray(grey, mode="L").save(out / f"{name}.png")
+    PILImage.fromarray(grey.astype(np.uint16) * FULL_SCALE).save(out / f"{name}-16.png")
+    digest = hashlib.sha256(grey.tobytes() + f"{case.pk}|{name}".encode()).hexdigest()
+    h, w = grey.shape
+    return Image.objects.create(
+        case=case, source_sha256=digest, sha256=digest, dicom_file=f"dicom/{case.code}/{name}.dcm",
+        display_file=str(rel_dir / f"{name}.png"), full_range_file=str(rel_dir / f"{name}-16.png"),
+        sop_instance_uid=f"2.25.{int(digest[:20], 16)}", modality="DX", view_position=view_position, rows=h,
+        columns=w, bits_allocated=16, bits_stored=12, photometric_interpretation="MONOCHROME2", flags=list(flags),
+        display={"width": w, "height": h, "invert": False, "min": 0, "max": 255 * FULL_SCALE,
+                 "window_center": 128 * FULL_SCALE, "window_width": 256 * FULL_SCALE},
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from inference.selectors import arm_model_version
 from rating.models import Rating
 from reading.models import Read
 from tests.factories.trial import add_cases, make_trial
@@ -59,7 +60,7 @@ def prose_style(sentences: list[str], rng: random.Random) -> str:
 def _ensure_draft_ready(read: Read) -> None:
     from inference.models import Draft
 
-    mv = read.arm.model_version
+    mv = arm_model_version(read.arm)
     if read.arm.is_ai and mv is not None:
         Draft.objects.update_or_create(
             case=read.case, model_version=mv,
@@ -75,7 +76,8 @@ def submit_read(read: Read, findings: str = "Lungs are clear.", impression: str 
     blinding test can search for)."""
     from reading import services as reading_services
 
-    read = Read.objects.select_related("arm__model_version", "case__trial", "reader__user").get(pk=read.pk)
+    read = Read.objects.select_related("arm__model_assignment__model_version", "case__trial",
+                                       "reader__user").get(pk=read.pk)
     _ensure_draft_ready(read)
     actor = read.reader.user
     codes = read.case.trial.finding_codes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from inference.models import Draft
+from inference.selectors import arm_model_version
 from tests.factories.imaging import add_image
 from trial.models import Case
 
@@ -28,7 +29,7 @@ def ready_draft(case: Case, model_version, *, findings_text: str = DRAFT_FINDING
 
 def with_images_and_drafts(t: dict, cases: list[Case], size: int = 256, drafts: bool = True) -> None:
     """Give every case an image and (when `drafts`) a ready draft of the trial's AI arm model."""
-    mv = t["arms"]["ai_assisted"].model_version
+    mv = arm_model_version(t["arms"]["ai_assisted"])
     for c in cases:
         add_image(c, size)
         if drafts and mv is not None:

@@ -57,9 +57,11 @@ def make_trial(
     status: str = Trial.Status.READING,
     enrol_readers: bool = True,
     allow_retrieval_baseline: bool = True,
+    extra_arms: tuple[str, ...] = (),
     **settings,
 ) -> dict:
-    """A ready trial: coordinator, centers, two arms, readers, experts, a statistician, a sealed list.
+    """A ready trial: coordinator, centers, two arms (more with ``extra_arms``), readers, experts, a statistician,
+    a sealed list.
     The AI arm's default model is the retrieval baseline (tests have no weights), so the trial allows it unless
     ``allow_retrieval_baseline=False``."""
     coord = UserFactory(username=f"{code.lower()}-coord", is_staff=True)
@@ -70,6 +72,7 @@ def make_trial(
     cs = [services.add_center(coord, trial, code=f"c{i + 1}", name=f"Center {i + 1}") for i in range(centers)]
     un = services.add_arm(coord, trial, code="unassisted", name="Standard care")
     ai = services.add_arm(coord, trial, code="ai_assisted", name="AI-assisted", is_ai=ai_model)
+    more = {a: services.add_arm(coord, trial, code=a, name=f"Arm {a}", is_ai=ai_model) for a in extra_arms}
     readers = []
     for c in cs:
         for j in range(2 * readers_per_arm_per_center):
@@ -91,7 +94,7 @@ def make_trial(
         readers = [services.enrol_reader(coord, m) for m in readers]
         readers += _complete_arms_per_center(coord, trial, cs, readers, code)
     trial.refresh_from_db()
-    return {"trial": trial, "coordinator": coord, "centers": cs, "arms": {"unassisted": un, "ai_assisted": ai},
+    return {"trial": trial, "coordinator": coord, "centers": cs, "arms": {"unassisted": un, "ai_assisted": ai, **more},
             "readers": readers, "experts": expert_ms, "statistician": stat}
 
 

@@ -50,6 +50,7 @@ def test_table_is_complete_enough():
 
 
 @pytest.mark.parametrize("policy", ["remove", "shift"])
+@pytest.mark.requirement("DEI-1")
 def test_every_profile_attribute_removed_from_file_bytes(rich, policy):
     inst, values, original = rich
     result = deidentify(inst.dataset, uid_root_secret=SECRET, date_policy=policy, time_shift=SHIFT,
@@ -72,6 +73,7 @@ def test_every_profile_attribute_removed_from_file_bytes(rich, policy):
     assert FAKE_PATIENT_ID.encode() not in out
 
 
+@pytest.mark.requirement("DEI-1")
 def test_no_private_tags_survive(rich):
     inst, _, original = rich
     assert PRIVATE_SECRET.encode() in original

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from imaging.dicom import instance_summary, make_rendition, validate
+from imaging.dicom.rendition import full_range
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 
 
@@ -32,9 +33,9 @@ def test_monochrome1_inverted_with_pixels(chest_png, photometric, square_bright)
     square, surround = disp[120:180, 120:180].mean(), disp[:50, :50].mean()
     assert (square > 200 and surround < 55) if square_bright else (square < 55 and surround > 200)
     assert r.display["invert"] is (photometric == "MONOCHROME1")
-    # full range PNG: not inverted, exact stored values (slope 1, intercept = min)
-    img16, full = _png(r.full_range_png)
-    assert img16.mode.startswith("I;16") and full.dtype == np.uint16
+    # full range: not inverted, exact stored values (slope 1, intercept = min)
+    full = full_range(ds).values
+    assert full.dtype == np.uint16
     fr = r.display["full_range"]
     assert fr["slope"] == 1.0 and fr["intercept"] == 100.0
     assert full[150, 150] * fr["slope"] + fr["intercept"] == 100
@@ -46,7 +47,7 @@ def test_rescale_and_auto_window(chest_png):
     r = make_rendition(ds)
     assert r.display["min"] == -1024 and r.display["max"] == 4000 * 2 - 1024
     assert r.display["window_source"] == "auto"
-    _, full = _png(r.full_range_png)
+    full = full_range(ds).values
     assert full.max() * r.display["full_range"]["slope"] + r.display["full_range"]["intercept"] == 6976
 
 
@@ -89,15 +90,15 @@ def test_downscale_to_max_size(chest_png):
     ds = make_secondary_capture_cxr(chest_png, bits_stored=12)
     r = make_rendition(ds, max_size=256)
     img8, _ = _png(r.display_png)
-    img16, _ = _png(r.full_range_png)
-    assert img8.size == img16.size == (256, 256) == (r.width, r.height)
+    full = full_range(ds, max_size=256).values
+    assert img8.size == (256, 256) == (r.width, r.height) and full.shape == (256, 256)
     assert r.display["scale"] == 0.5
     assert r.display["pixel_spacing_mm"] == pytest.approx([0.286, 0.286])
 
 
 def test_png_has_no_metadata_chunks(chest_png):
     r = make_rendition(make_secondary_capture_cxr(chest_png))
-    for data in (r.display_png, r.full_range_png):
+    for data in (r.display_png,):
         assert b"tEXt" not in data and b"iTXt" not in data and b"zTXt" not in data
 
 

@@ -156,7 +156,8 @@ def test_command_does_not_stop_on_a_crashing_file_and_counts_flags(t, tmp_path, 
 
 # -- chest checks as trial settings -------------------------------------------------------------------------
 def _with_settings(t, **import_settings) -> None:
-    trial_services.update_trial_settings(t["coordinator"], t["trial"], import_settings=import_settings)
+    trial_services.update_trial_settings(t["coordinator"], t["trial"], import_settings=import_settings,
+                                         reason="test settings")
     t["trial"].refresh_from_db()
 
 
@@ -199,7 +200,7 @@ def test_invalid_import_settings_refused(t):
     for bad in ({"allowed_views": ["SIDEWAYS"]}, {"pixel_spacing_mm": [1, 0.1]}, {"nope": True},
                 {"allow_empty_view": "yes"}):
         with pytest.raises(InvalidInput):
-            trial_services.update_trial_settings(t["coordinator"], t["trial"], import_settings=bad)
+            trial_services.update_trial_settings(t["coordinator"], t["trial"], import_settings=bad, reason="test")
 
 
 def test_flags_shown_on_the_trial_page(client, t):

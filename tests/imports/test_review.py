@@ -37,6 +37,7 @@ def _stored(r: imports.FileResult) -> pydicom.Dataset:
     return pydicom.dcmread(Path(settings.MEDIA_ROOT) / Image.objects.get(public_id=r.image_id).dicom_file)
 
 
+@pytest.mark.requirement("CAI-2")
 def test_burned_in_case_cannot_be_enrolled_until_confirmed(t):
     r = _import(t, burned_in=True)
     case = Case.objects.get(code=r.case_code)
@@ -79,7 +80,8 @@ def test_absent_burned_in_annotation_reviewed_only_when_the_trial_asks(t):
     assert not Case.objects.get(code=plain.case_code).needs_review
     assert _stored(plain).PatientIdentityRemoved == "YES"
     trial_services.update_trial_settings(t["coordinator"], t["trial"],
-                                         import_settings={"review_when_burned_in_absent": True})
+                                         import_settings={"review_when_burned_in_absent": True},
+                                         reason="site reports unmarked burned-in text")
     t["trial"].refresh_from_db()
     held = _import(t, burned_in=None, modality="DX")
     assert "burned_in_annotation_unknown" in held.flags

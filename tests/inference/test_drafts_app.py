@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.urls import reverse
 
-from inference.models import Draft
+from inference.models import ArmModelVersion, Draft
 from tests.factories.imaging import add_image
 from tests.factories.trial import PASSWORD, make_trial
 from trial import services
@@ -65,8 +65,7 @@ def _janus_arm(t: dict, weights):
         generation_params={"max_new_tokens": 6, "device": "cpu"},
     )
     arm = t["arms"]["ai_assisted"]
-    arm.model_version = mv
-    arm.save(update_fields=["model_version"])
+    ArmModelVersion.objects.filter(arm=arm).update(model_version=mv)
     return mv
 
 

@@ -15,7 +15,7 @@ from django.db import connection
 
 from config.celery import app
 from inference.backends.prompts import DEEPSEEK_SYSTEM_PROMPT, PUBLISHED_INSTRUCTION
-from inference.models import Draft, ModelVersion
+from inference.models import ArmModelVersion, Draft, ModelVersion
 from inference.tiny import BOS, TINY_VISION_HEADS, build_tiny_deepseek_janus, build_tiny_janus
 from tests.factories.imaging import add_image
 from tests.factories.trial import make_trial
@@ -59,8 +59,7 @@ def _janus_trial(weights: Path, code: str, options: dict | None = None) -> tuple
     )
     t = make_trial(code=code, status=Trial.Status.READING)
     arm = t["arms"]["ai_assisted"]
-    arm.model_version = mv
-    arm.save(update_fields=["model_version"])
+    ArmModelVersion.objects.filter(arm=arm).update(model_version=mv)
     return t, mv
 
 

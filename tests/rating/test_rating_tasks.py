@@ -153,3 +153,70 @@ def test_excluded_case_gets_no_tasks():
     services.exclude_case(t["coordinator"], t["cases"][0], reason="image quality")
     complete_case(t["cases"][0])
     assert not Rating.objects.exists()
+
+
+def test_three_arms_pairs_drawn_uniformly_in_advance_and_rated_by_the_whole_panel():
+    """Issue 20: with three arms each case's pair is one of the three drawn from the trial's secret once every read
+    is in (never adaptively), the whole panel rates that pair, and sides are drawn per task."""
+    t = rating_trial(code="RT3ARM", experts=3, panel=2, cases=24, extra_arms=("ai_v2",), block_sizes=(3, 6))
+    trial = t["trial"]
+    assert trial.arms.count() == 3
+    first = t["cases"][0]
+    reads = list(Read.objects.filter(case=first).order_by("pk"))
+    assert len(reads) == 3 and len({r.arm_id for r in reads}) == 3
+    submit_read(reads[0])
+    submit_read(reads[1])
+    assert not Rating.objects.filter(case=first).exists()  # the third read is still out
+    submit_read(reads[2])
+    assert Rating.objects.filter(case=first).count() == 2
+    for c in t["cases"][1:]:
+        complete_case(c)
+    pairs = Counter()
+    swapped = 0
+    for case in t["cases"]:
+        ratings = list(Rating.objects.filter(case=case).select_related("read_a__arm", "read_b__arm"))
+        assert len(ratings) == 2
+        shown = {frozenset((r.read_a_id, r.read_b_id)) for r in ratings}
+        assert len(shown) == 1  # one pair per case, to the whole panel
+        # The draw is reproducible from the secret alone: uniform index into the canonical list of pairs.
+        canon = sorted(Read.objects.filter(case=case).select_related("arm"), key=lambda r: (r.arm.is_ai, r.arm.code,
+                                                                                           r.pk))
+        all_pairs = [(a, b) for i, a in enumerate(canon) for b in canon[i + 1:]]
+        digest = hmac.new(trial.secret.encode(), f"arm-pair|case|{case.pk}".encode(), hashlib.sha256).hexdigest()
+        a, b = all_pairs[int(digest[:14], 16) % 3]
+        assert shown == {frozenset((a.pk, b.pk))}
+        pairs[(a.arm.code, b.arm.code)] += 1
+        swapped += sum(r.read_a_id == b.pk for r in ratings)
+    assert len(pairs) == 3 and sum(pairs.values()) == 24  # every pair of arms is compared
+    assert 0 < swapped < 48  # sides randomised per task
+
+
+def test_three_arm_trial_runs_end_to_end_with_arena_ranking(tmp_path):
+    """Issue 20: a three-arm trial's ratings feed the arena ranking (all three arms, bootstrap CIs) in the report."""
+    import math
+    import random
+
+    from analysis.services import run_analysis
+
+    t = rating_trial(code="RT3END", experts=3, panel=3, cases=24, extra_arms=("ai_v2",), block_sizes=(3, 6))
+    trial = t["trial"]
+    for c in t["cases"]:
+        complete_case(c)
+    strength = {"unassisted": 0.0, "ai_assisted": 1.0, "ai_v2": 2.0}
+    rng = random.Random(5)
+    for r in Rating.objects.filter(case__trial=trial).select_related("read_a__arm", "read_b__arm", "expert__user"):
+        d = strength[r.read_a.arm.code] - strength[r.read_b.arm.code]
+        u = rng.random()
+        pref = "none" if u < 0.15 else ("A" if rng.random() < 1 / (1 + math.exp(-d)) else "B")
+        rating_services.open_rating(r.expert.user, r)
+        rating_services.submit_rating(r.expert.user, r, {"preference": pref, "quality_a": 3, "quality_b": 3})
+    for status in (Trial.Status.RATING, Trial.Status.LOCKED):
+        trial = services.advance_status(t["coordinator"], Trial.objects.get(pk=trial.pk), status, reason="test")
+    res = run_analysis(trial, tmp_path / "run")
+    ranking = res["ai_evaluation"]["arena"]["ranking"]
+    assert ranking["n_comparisons"] == 72  # 24 cases x a panel of 3
+    items = {i["item"]: i for i in ranking["items"]}
+    assert set(items) == {"unassisted", "ai_assisted", "ai_v2"}
+    assert items["ai_v2"]["rank"] == 1 and items["unassisted"]["rank"] == 3
+    assert all(i["ci"][0] is not None for i in ranking["items"])
+    assert "Report arena" in (tmp_path / "run" / "report" / "report.html").read_text()

@@ -48,6 +48,38 @@ def test_open_stamps_once_stores_draft_and_prefills(paired):
     assert AuditEntry.objects.filter(action="read:open", object_id=str(read.pk)).count() == 1
 
 
+EXPECTED_PREFILL = {"pleural_effusion": True, "pneumothorax": False, "atelectasis": True,  # the factory's draft
+                    "consolidation": False, "cardiomegaly": False, "lung_opacity": True}
+
+
+def test_the_ai_draft_prefills_the_finding_choices_and_the_read_records_them(paired):
+    m = paired["ai_reader"]
+    opened = services.open_read(m.user, reads_of(m).first())
+    assert opened.prefilled_marks == EXPECTED_PREFILL
+    assert opened.finding_marks == {c: {"present": p, "confidence": None} for c, p in EXPECTED_PREFILL.items()}
+    entry = AuditEntry.objects.get(action="read:open", object_id=str(opened.pk))
+    assert entry.after["prefilled_marks"] == EXPECTED_PREFILL
+    # The reader changes a call and gives confidences: the record of what was pre-filled stays as it was
+    report = complete(paired["trial"])
+    done, _ = services.submit_read(m.user, opened, report)
+    assert done.prefilled_marks == EXPECTED_PREFILL and done.finding_marks == report["finding_marks"]
+    assert sorted(done.flipped_findings) == ["atelectasis", "lung_opacity", "pleural_effusion"]
+
+    un = paired["un_reader"]  # the unassisted arm: nothing pre-filled
+    plain = services.open_read(un.user, reads_of(un).first())
+    assert plain.prefilled_marks == {} and plain.finding_marks == {}
+
+
+def test_the_finding_prefill_is_a_trial_setting(paired):
+    from trial.models import Trial
+
+    Trial.objects.filter(pk=paired["trial"].pk).update(prefill_draft_findings=False)
+    m = paired["ai_reader"]
+    opened = services.open_read(m.user, reads_of(m).first())
+    assert opened.findings_text == DRAFT_FINDINGS  # the text still comes from the draft
+    assert opened.prefilled_marks == {} and opened.finding_marks == {}
+
+
 def test_heartbeat_is_capped_by_wall_time(paired):
     m = paired["un_reader"]
     read = services.open_read(m.user, reads_of(m).first())
@@ -234,3 +266,24 @@ def test_worklist_is_paginated_with_counts_and_next_over_all_pages(paired, monke
     c.force_login(m.user)
     html = c.get(reverse("reading:worklist", args=["RD1"]), {"page": "2"}).content.decode()
     assert "page 2 of 2" in html and "<td>2</td>" in html
+
+
+def test_ai_api_carries_the_drafts_boxes_and_a_withheld_draft_none(paired):
+    from inference.models import Draft, OodAction
+
+    ai = paired["ai_reader"]
+    reads = list(reads_of(ai)[:2])
+    image = reads[0].case.images.first().public_id
+    box = {"finding": "pleural_effusion", "x0": 10.0, "y0": 20.0, "x1": 110.0, "y1": 220.0, "score": 1.0,
+           "label": "left effusion", "reasoning": "", "image": image}
+    Draft.objects.filter(case=reads[0].case).update(boxes=[box, {**box, "finding": "not_a_trial_finding"}])
+    Draft.objects.filter(case=reads[1].case).update(boxes=[box], ood_action=OodAction.WITHHELD,
+                                                    ood_reasons=["noise"])
+    c = client_for(ai.user)
+    body = c.post(api(reads[0], "open")).json()
+    assert body["draft"]["boxes"] == [{k: box[k] for k in box if k != "score"}]  # trial findings only
+    assert body["draft"]["ood"] == {"action": "", "reasons": [], "warning": ""}
+    withheld = c.post(api(reads[1], "open")).json()
+    assert withheld["draft"]["boxes"] == [] and withheld["draft"]["findings_text"] == ""
+    assert withheld["report"]["findings_text"] == ""  # not prefilled from a withheld draft
+    assert "noise" in withheld["draft"]["ood"]["warning"]

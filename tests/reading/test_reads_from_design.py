@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inference.models import Draft
+from inference.selectors import arm_model_version
 from reading import selectors, services
 from reading.models import Read
 from tests.factories.reading import ready_draft
@@ -50,7 +51,7 @@ def test_case_randomised_one_read_in_the_allocated_arm():
 def test_crossover_both_arms_second_read_held_back_until_washout():
     t = make_trial(code="CX1", design=Trial.Design.CROSSOVER, centers=1, washout_days=14)
     cases = add_cases(t, 3)
-    mv = t["arms"]["ai_assisted"].model_version
+    mv = arm_model_version(t["arms"]["ai_assisted"])
     for c in cases:
         ready_draft(c, mv)
     reader = t["readers"][0]
@@ -114,7 +115,7 @@ def test_ai_read_appears_only_when_its_draft_is_ready():
     assert list(selectors.worklist_for(un_read.reader.user, t["trial"])) == [un_read]
     with pytest.raises(trial_services.Conflict):
         services.open_read(ai_read.reader.user, ai_read)
-    ready_draft(case, t["arms"]["ai_assisted"].model_version)
+    ready_draft(case, arm_model_version(t["arms"]["ai_assisted"]))
     assert list(selectors.worklist_for(ai_read.reader.user, t["trial"])) == [ai_read]
 
 

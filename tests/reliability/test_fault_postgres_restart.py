@@ -25,6 +25,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 import inference.services as inference_services
+from inference.selectors import arm_model_version
 from reading.models import Read
 from tests.factories.reading import ready_draft
 from tests.factories.trial import add_cases, make_trial
@@ -117,7 +118,7 @@ def test_acknowledged_submits_survive_a_postgresql_restart(tmp_path, monkeypatch
     monkeypatch.setattr(inference_services, "send_draft_task", lambda draft_id: False)  # drafts made ready below
     t = make_trial(code="PGR", centers=2, readers_per_arm_per_center=2)  # 8 readers
     cases = add_cases(t, CASES)
-    mv = t["arms"]["ai_assisted"].model_version
+    mv = arm_model_version(t["arms"]["ai_assisted"])
     for c in cases:
         ready_draft(c, mv)
     codes = t["trial"].finding_codes

@@ -2,7 +2,7 @@
 
 Decision: enrolment does not depend on the broker. The enrolment transaction commits (case enrolled, reads made,
 the Draft row 'queued'); sending the task happens after commit, fails fast (one connection attempt, no retry:
-inference.services.SEND_TRANSPORT_OPTIONS) and is logged; the draft waits in 'queued' and the AI-arm read stays
+inference.tasks.SEND_TRANSPORT_OPTIONS) and is logged; the draft waits in 'queued' and the AI-arm read stays
 off the worklist. When the broker is back, `manage.py requeue_drafts` (cron, or by hand) sends every draft still
 queued; the task is idempotent, so a draft sent twice is made once.
 
@@ -21,6 +21,7 @@ import redis
 from django.core.management import call_command
 
 from inference.models import Draft, ModelVersion
+from inference.selectors import arm_model_version
 from reading.models import Read
 from reading.selectors import worklist_for
 from tests.factories.imaging import add_image
@@ -61,7 +62,7 @@ def celery_on(throwaway_redis, settings):
 def test_enrolment_with_redis_down_queues_the_draft_and_requeue_sends_it(celery_on, tmp_path, settings, caplog):
     broker = celery_on
     t = make_trial(code="RDS", centers=1, readers_per_arm_per_center=1)
-    mv = t["arms"]["ai_assisted"].model_version
+    mv = arm_model_version(t["arms"]["ai_assisted"])
     assert mv.backend == ModelVersion.Backend.RETRIEVAL
     case = services.add_case(t["coordinator"], t["trial"], center=t["centers"][0], code="R1")
     add_image(case)

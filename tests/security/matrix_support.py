@@ -6,6 +6,7 @@ import re
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 
+from inference.selectors import arm_model_version
 from tests.security.routes import Route
 
 _ADMIN_MODEL = re.compile(r"^admin/(?P<app>\w+)/(?P<model>\w+)/")
@@ -25,8 +26,9 @@ def _admin_object_id(world: dict, app: str, model: str):
         ("trial", "membership"): world["un_reader"].pk,
         ("trial", "case"): world["cases"][1].pk,
         ("trial", "auditentry"): world["audit_entry"].pk,
-        ("inference", "modelversion"): world["arms"]["ai_assisted"].model_version_id,
+        ("inference", "modelversion"): arm_model_version(world["arms"]["ai_assisted"]).pk,
         ("inference", "draft"): world["draft"].pk,
+        ("inference", "armmodelversion"): world["arms"]["ai_assisted"].pk,
     }
     try:
         return objects[(app, model)]
@@ -45,6 +47,7 @@ _PLAIN_KWARGS = {
     "member_id": lambda world: world["un_reader"].pk,
     "case_id": lambda world: world["cases"][1].pk,
     "draft_id": lambda world: world["draft"].pk,
+    "entry_id": lambda world: world["audit_entry"].pk,
     "run_id": lambda world: world["run"].pk,
     "name": lambda world: "report/report.html",
     "content_type_id": lambda world: ContentType.objects.get_by_natural_key("trial", "trial").pk,

@@ -34,6 +34,7 @@ def t(db):
     return make_trial(code="ANC")
 
 
+@pytest.mark.requirement("AUD-2")
 def test_a_rewritten_and_rehashed_chain_is_found(t, capsys):
     call_command("verify_audit")
     assert "intact" in capsys.readouterr().out
@@ -49,6 +50,7 @@ def test_a_rewritten_and_rehashed_chain_is_found(t, capsys):
         call_command("verify_audit")  # ...but the signed head does not
 
 
+@pytest.mark.requirement("AUD-2")
 def test_the_signature_is_not_forgeable_from_the_database(t, settings):
     """Nothing in the database gives the key: a head signed with any other key (e.g. SECRET_KEY) is refused."""
     head = AuditHead.objects.filter(trial=t["trial"], count__gt=0).first()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -108,7 +109,9 @@ def test_prelock_export_has_no_column_that_separates_the_masked_arms():
                 px = [r[col] for r in rows if r[arm_col] == "X"]
                 py = [r[col] for r in rows if r[arm_col] == "Y"]
             for how, p in _separation_p(px, py).items():
-                assert p > P_MIN, f"{table}.{col} ({how}) separates X from Y before lock (p={p:.2g})"
+                assert p > P_MIN, (f"{table}.{col} ({how}) separates X from Y before lock (p={p:.2g}); "
+                                   f"X: {Counter(map(str, px)).most_common(4)}, "
+                                   f"Y: {Counter(map(str, py)).most_common(4)}")
             checked.append(f"{table}.{col}")
     assert {"reads.read_id", "reads.status", "reads.case_code", "ratings.rating_id", "ratings.expert"} <= set(checked)
     # Tables without an arm: drafts exist for every enrolled case, whatever the arm.
@@ -180,6 +183,7 @@ def _api(user) -> APIClient:
     return api
 
 
+@pytest.mark.requirement("BLD-1")
 def test_expert_who_is_also_statistician_gets_no_export_or_analysis(world):
     """Before: the analysis page, runs API and run files answered 200, and the export in them had the expert's own
     tasks (rating_id, case, expert code) with their masked A/B arms."""
@@ -199,6 +203,7 @@ def test_expert_who_is_also_statistician_gets_no_export_or_analysis(world):
     assert stat.get(reverse("analysis:page", args=[code])).status_code == 200
 
 
+@pytest.mark.requirement("BLD-1")
 def test_expert_who_is_also_coordinator_sees_no_drafts_audit_or_arms(world):
     """Before: the drafts page showed the draft of every case on the expert's worklist, the audit log the reads'
     arms and the ratings' A/B reads, and the trial page and API every reader's arm."""
@@ -323,3 +328,36 @@ def test_expert_pages_and_api_show_an_opaque_task_label_not_the_case_code(world)
     label = rating_selectors.task_label(rating)
     assert task["label"] == label and wl["tasks"][0]["label"] == label
     assert re.fullmatch(r"T-[0-9A-F]{8}", label) and "case" not in task
+
+
+@pytest.mark.requirement("BLD-1")
+def test_reader_or_expert_who_is_also_coordinator_gets_no_audit_viewer_export_or_verify(world):
+    """Issue 18: the audit viewer's detail, CSV export and verify button show reads' arms and ratings' A/B reads like
+    the log itself; a person who reads or rates gets none of them before lock. The access review (roles, grants,
+    logins) stays open to them, and names no arm."""
+    code = world["trial"].code
+    entry = world["audit_entry"]
+    for membership in (world["expert"], world["un_reader"]):
+        c = _second_role(world, membership, "coordinator")
+        assert c.get(reverse("trial:audit", args=[code])).status_code == 403
+        assert c.get(reverse("trial:audit", args=[code]), {"action": "enrol"}).status_code == 403
+        assert c.get(reverse("trial:audit_entry", args=[code, entry.pk])).status_code == 403
+        assert c.get(reverse("trial:audit_export", args=[code])).status_code == 403
+        assert c.post(reverse("trial:audit_verify", args=[code])).status_code == 403
+        review = c.get(reverse("trial:access_review", args=[code]))
+        assert review.status_code == 200
+        export = c.get(reverse("trial:access_review_export", args=[code]))
+        body = review.content.decode() + b"".join(export.streaming_content).decode()
+        for arm in world["trial"].arms.all():
+            assert arm.code not in body and arm.name not in body
+        Membership.objects.filter(user=membership.user, trial=world["trial"], role="coordinator").delete()
+
+
+def test_after_lock_the_audit_viewer_opens_to_a_former_participant(world):
+    """Blinding ends at lock (trial/blinding.py): the same person then sees the log, the entries and the export."""
+    code = world["trial"].code
+    c = _second_role(world, world["expert"], "coordinator")
+    type(world["trial"]).objects.filter(pk=world["trial"].pk).update(status="locked")
+    assert c.get(reverse("trial:audit", args=[code])).status_code == 200
+    assert c.get(reverse("trial:audit_entry", args=[code, world["audit_entry"].pk])).status_code == 200
+    assert c.get(reverse("trial:audit_export", args=[code])).status_code == 200

@@ -129,6 +129,7 @@ def test_brute_force_of_a_date_seed_from_what_the_coordinator_sees_fails(client,
     assert [s.arm for s in regenerated[:30]] == history
 
 
+@pytest.mark.requirement("RND-1")
 def test_next_allocation_is_no_more_predictable_than_the_design(client, capsys):
     t = make_trial(code="PRED", design=Trial.Design.CASE_RANDOMISED, centers=1, ai_model=False,
                    block_sizes=(2, 4), slots_per_stratum=200, status=Trial.Status.ENROLLING)
@@ -193,6 +194,7 @@ def test_a_single_block_size_is_refused_everywhere(client):
     assert r.status_code == 201 and "block_sizes" not in r.json() and "seed" not in r.json()
 
 
+@pytest.mark.requirement("RND-1")
 def test_verify_allocation_after_lock_and_a_tampered_slot_is_named(capsys):
     t = make_trial(code="VAL", status=Trial.Status.READING)
     add_cases(t, 4)

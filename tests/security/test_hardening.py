@@ -43,6 +43,7 @@ def _prod_env(**extra) -> dict:
 # --- login lockout (django-axes) -------------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("ACC-2")
 def test_login_is_locked_after_five_failures_even_with_the_right_password(settings):
     settings.AXES_ENABLED = True
     user = UserFactory(username="lockme")
@@ -71,6 +72,7 @@ def test_a_correct_login_before_the_limit_works(settings):
     assert r.status_code == 302 and "_auth_user_id" in c.session
 
 
+@pytest.mark.requirement("ACC-2")
 def test_token_endpoint_is_locked_too(settings):
     settings.AXES_ENABLED = True
     UserFactory(username="apiuser")
@@ -126,8 +128,9 @@ def test_every_post_form_in_the_templates_carries_the_csrf_token():
 
 
 def _dummy_kwargs(route) -> dict:
-    values = {"code": "ZZ", "trial_code": "ZZ", "member_id": 1, "case_id": 1, "draft_id": 1, "run_id": 1,
-              "public_id": "abc", "name": "a.html", "pk": 1, "format": "json", "uidb64": "MQ", "token": "x-y"}
+    values = {"code": "ZZ", "trial_code": "ZZ", "member_id": 1, "case_id": 1, "draft_id": 1, "entry_id": 1,
+              "run_id": 1, "public_id": "abc", "name": "a.html", "pk": 1, "format": "json", "uidb64": "MQ",
+              "token": "x-y"}
     return {p: values[p] for p in route.params}
 
 

@@ -17,6 +17,7 @@ import json
 import pytest
 from django.urls import resolve, reverse
 
+from inference.selectors import arm_model_version
 from tests.factories.reading import DRAFT_FINDINGS, DRAFT_IMPRESSION
 from tests.security.conftest import ADMIN_ROLES, ROLES
 from tests.security.matrix_support import body_of, client_for, kwargs_for
@@ -79,6 +80,12 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:enrol_all": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:status": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=302)},
     "trial:audit": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
+    "trial:audit_entry": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:audit_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:audit_verify": {"GET": page_post_only(), "POST": page_only(coordinator=200)},
+    "trial:row_history": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:access_review": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "trial:access_review_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "enrolment:case": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "enrolment:case_exclude": {"GET": page_post_only(), "POST": page_only(coordinator=302)},  # no reason: refused
     "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
@@ -198,6 +205,7 @@ EXPECTED.update({
     **admin_model("trial", "auditentry", add=403, delete=403),  # change: read-only view
     **admin_model("inference", "modelversion", add=403, delete=403),
     **admin_model("inference", "draft", add=403, delete=403),
+    **admin_model("inference", "armmodelversion", add=403, delete=403),
 })
 
 
@@ -221,7 +229,7 @@ def _forbidden_strings(world) -> dict[str, list[str]]:
     t = world
     never = [t["allocation_list"].seed, t["allocation_list"].salt, t["trial"].secret]
     arms = t["arms"]
-    mv = arms["ai_assisted"].model_version
+    mv = arm_model_version(arms["ai_assisted"])
     reader_names = [m.user.username for m in t["readers"]]
     blind = [arms["ai_assisted"].code, arms["unassisted"].code, arms["ai_assisted"].name, arms["unassisted"].name,
              mv.name, *reader_names]
@@ -257,6 +265,7 @@ def _check(route, world, client, method: str, role: str, forbidden: list[str], e
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=_route_id)
+@pytest.mark.requirement("ACC-1")
 def test_route_permissions(route, world):
     entry = EXPECTED.get(route.key)
     if entry is None:

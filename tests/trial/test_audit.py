@@ -13,6 +13,7 @@ def t(db):
     return make_trial(code="AUD")
 
 
+@pytest.mark.requirement("AUD-1")
 def test_every_setup_change_is_on_record(t):
     trial = t["trial"]
     actions = list(AuditEntry.objects.filter(trial=trial).values_list("action", "object_type"))
@@ -31,6 +32,7 @@ def test_intact_chain_verifies(t, capsys):
     assert "intact" in capsys.readouterr().out
 
 
+@pytest.mark.requirement("AUD-2")
 def test_edited_row_is_detected(t):
     victim = AuditEntry.objects.filter(trial=t["trial"]).order_by("sequence")[3]
     with connection.cursor() as cur:
@@ -39,6 +41,7 @@ def test_edited_row_is_detected(t):
         call_command("verify_audit")
 
 
+@pytest.mark.requirement("AUD-2")
 def test_deleted_row_is_detected(t):
     victim = AuditEntry.objects.filter(trial=t["trial"]).order_by("sequence")[2]
     with connection.cursor() as cur:
@@ -47,6 +50,7 @@ def test_deleted_row_is_detected(t):
     assert broken is not None and broken.sequence == victim.sequence and "missing" in broken.problem
 
 
+@pytest.mark.requirement("AUD-2")
 def test_truncated_tail_is_detected(t):
     last = AuditEntry.objects.filter(trial=t["trial"]).order_by("-sequence").first()
     with connection.cursor() as cur:
@@ -54,6 +58,7 @@ def test_truncated_tail_is_detected(t):
     assert "truncated" in audit.verify_chain(last.chain).problem
 
 
+@pytest.mark.requirement("AUD-3")
 def test_entries_are_append_only(t):
     e = AuditEntry.objects.filter(trial=t["trial"]).first()
     e.reason = "x"

@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from inference.selectors import arm_model_version
 from reading.models import Read
 from tests.factories.imaging import add_image
 from tests.factories.rating import submit_read
@@ -22,7 +23,7 @@ def t():
     image = add_image(case)
     image.flags = ["burned_in_annotation_checked"]
     image.save(update_fields=["flags"])
-    ready_draft(case, t["arms"]["ai_assisted"].model_version)
+    ready_draft(case, arm_model_version(t["arms"]["ai_assisted"]))
     read = Read.objects.filter(case=case, arm__code="unassisted").get()
     submit_read(read, findings="Uniquely worded reader finding text.")
     return {**t, "case": case, "image": image}

@@ -17,12 +17,14 @@ def locked(db):
     return t
 
 
+@pytest.mark.requirement("LCK-1")
 def test_lock_needs_a_reason(db):
     t = make_trial(code="LCR", status=Trial.Status.RATING)
     with pytest.raises(services.InvalidInput):
         services.advance_status(t["coordinator"], t["trial"], "locked")
 
 
+@pytest.mark.requirement("LCK-1")
 def test_services_refuse_writes(locked):
     coord, trial = locked["coordinator"], locked["trial"]
     case = Case.objects.get(code="PRE1")
@@ -42,6 +44,7 @@ def test_services_refuse_writes(locked):
     assert not Center.objects.filter(code="c9").exists()
 
 
+@pytest.mark.requirement("LCK-1")
 def test_pages_refuse_writes(locked, client):
     client.login(username=locked["coordinator"].username, password=PASSWORD)
     r = client.post(reverse("trial:center_add", args=[locked["trial"].code]),
@@ -51,6 +54,7 @@ def test_pages_refuse_writes(locked, client):
     assert not Center.objects.filter(code="c9").exists()
 
 
+@pytest.mark.requirement("LCK-1")
 def test_api_refuses_writes(locked):
     api = APIClient()
     api.force_authenticate(locked["coordinator"])

@@ -14,7 +14,7 @@ def test_example_protocol_creates_the_trial(db, settings):
     assert Membership.objects.filter(trial=trial, role="reader").count() == 6
     assert trial.allocation_list.block_sizes == [2, 4]
     assert not AllocationSlot.objects.filter(revealed_at__isnull=False).exists()
-    assert trial.arms.get(code="ai_assisted").model_version.name == "retrieval-baseline-v1"
+    assert trial.arms.get(code="ai_assisted").model_assignment.model_version.name == "retrieval-baseline-v1"
 
 
 def test_invalid_protocol_writes_nothing(db, tmp_path):

@@ -74,6 +74,7 @@ def test_api_preview_and_refusal():
     url = reverse("trial-status", args=["ST5"])
     got = api.get(url).json()
     assert got == {"status": "enrolling", "next_status": "reading", "reason_required": True,
+                   "signature_required": False,
                    "outstanding": [{"code": "cases_not_enrolled", "count": 2,
                                     "message": "2 imported case(s) not enrolled"}]}
     r = api.post(url, {"to_status": "reading"}, format="json")

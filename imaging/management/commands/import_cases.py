@@ -1,4 +1,7 @@
-"""`manage.py import_cases DIR --trial T --center C`: a folder, file by file; no file stops the folder."""
+"""`manage.py import_cases DIR --trial T --center C [--jobs N]`: a folder, file by file; no file stops the folder.
+
+``--jobs N`` imports with N worker processes (default 1); each file is still its own transaction."""
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -6,19 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.errors import TrialError
-from imaging.services import FileResult, import_files, iter_dir
+from imaging.services import FileResult, import_paths, iter_dir
 from trial.models import Trial
-
-
-def _read(files: list[Path], directory: str, failed: list[FileResult]):
-    for path in files:
-        name = str(path.relative_to(directory))
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            failed.append(FileResult(name, "refused", "unreadable", f"could not read the file: {exc.strerror}"))
-            continue
-        yield name, data
 
 
 class Command(BaseCommand):
@@ -28,15 +20,19 @@ class Command(BaseCommand):
         parser.add_argument("directory")
         parser.add_argument("--trial", required=True)
         parser.add_argument("--center", required=True)
+        parser.add_argument("--jobs", type=int, default=1,
+                            help=f"worker processes (this machine has {os.cpu_count()} cores); default 1")
         parser.add_argument("--quiet-progress", action="store_true", help="no progress bar")
 
-    def handle(self, *args, directory, trial, center, quiet_progress=False, **options):
+    def handle(self, *args, directory, trial, center, jobs=1, quiet_progress=False, **options):
         t = Trial.objects.filter(code=trial).first()
         if t is None:
             raise CommandError(f"No trial {trial}.")
         c = t.centers.filter(code=center).first()
         if c is None:
             raise CommandError(f"No center {center} in trial {trial}.")
+        if jobs < 1:
+            raise CommandError("--jobs must be at least 1.")
         files = iter_dir(Path(directory))
         if not files:
             raise CommandError(f"No files under {directory}.")
@@ -52,15 +48,14 @@ class Command(BaseCommand):
             bar.update(1)
             bar.set_postfix(counts)
 
-        unreadable: list[FileResult] = []
         try:
-            import_files(None, t, c, _read(files, directory, unreadable), progress=progress)
+            import_paths(None, t, c, [(str(p.relative_to(directory)), p) for p in files], jobs=jobs,
+                         progress=progress)
         except TrialError as exc:
             raise CommandError(exc.message) from exc
         finally:
             bar.close()
-        for r in unreadable:
-            progress(r)
+        results.sort(key=lambda r: r.filename)  # workers finish in any order; report in folder order
         self.stdout.write(f"Imported {counts['imported']}, already present {counts['duplicate']}, "
                           f"refused {counts['refused']} (of {len(files)} files).")
         if flag_counts:

@@ -1,0 +1,107 @@
+"""Input and output serializers of the expert rating API (rating/api.py).
+
+The answer is checked by rating.services.clean_answer, the one set of rules (it needs the task: a single report
+has no preference, the blinding question is asked only when the trial measures blinding), which raises
+InvalidInput: a refused answer is 400 {code: "invalid", detail} in the same words as on the rating page. The
+completeness a submit needs, and what a submitted task accepts, stay in the service.
+"""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from imaging.serializers import ImageEntrySerializer
+
+from . import services
+from .models import Rating
+
+
+class AnswerSerializer(serializers.Serializer):
+    preference = serializers.ChoiceField(choices=["A", "B", "none"], required=False, allow_blank=True,
+                                         allow_null=True)
+    quality_a = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=services.COMMENT_MAX)
+    blinding_guess = serializers.ChoiceField(
+        choices=["A", "B", "not_a", "dont_know"], required=False, allow_blank=True, allow_null=True,
+        help_text="Asked when the trial measures blinding (task.guess.asked): which report the expert thinks was "
+                  "written with AI assistance (a single report: A yes, not_a no); required to submit then")
+
+    def to_internal_value(self, data):
+        # The service's rules for this task (context["rating"]); a partial answer passes, submit checks the rest.
+        return services.clean_answer(self.context["rating"], data, complete=False)
+
+
+class RatingWorklistQuerySerializer(serializers.Serializer):
+    page = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False,
+        help_text="Page number of the worklist; a number out of range gives the last page, anything else the first.")
+
+
+class RatingProgressSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    in_progress = serializers.IntegerField()
+    percent = serializers.IntegerField()
+
+
+class WorklistTaskSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    position = serializers.IntegerField()
+    label = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["single", "pair"])
+    status = serializers.ChoiceField(choices=Rating.Status.choices)
+    status_label = serializers.CharField()
+
+
+class RatingWorklistSerializer(serializers.Serializer):
+    """rating.selectors.worklist_payload."""
+
+    trial = serializers.CharField()
+    progress = RatingProgressSerializer()
+    next = serializers.CharField(allow_null=True, help_text="id of the task to open next")
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    tasks = WorklistTaskSerializer(many=True)
+
+
+class SavedAnswerSerializer(serializers.Serializer):
+    preference = serializers.CharField(allow_null=True)
+    quality_a = serializers.IntegerField(allow_null=True)
+    quality_b = serializers.IntegerField(allow_null=True)
+    comment = serializers.CharField(allow_blank=True)
+    blinding_guess = serializers.CharField(allow_null=True)
+
+
+class GuessQuestionSerializer(serializers.Serializer):
+    asked = serializers.BooleanField()
+    question = serializers.CharField(allow_blank=True)
+    choices = serializers.JSONField()
+
+
+class TaskSerializer(serializers.Serializer):
+    """rating.selectors.task_payload: the blinded reports A (and B), the images, the saved answer."""
+
+    id = serializers.CharField()
+    label = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["single", "pair"])
+    status = serializers.ChoiceField(choices=Rating.Status.choices)
+    status_label = serializers.CharField()
+    submitted = serializers.BooleanField()
+    reports = serializers.ListField(child=serializers.JSONField(), help_text="[{label, findings_text, ...}]")
+    images = ImageEntrySerializer(many=True)
+    answer = SavedAnswerSerializer()
+    scale = serializers.JSONField()
+    preferences = serializers.JSONField()
+    guess = GuessQuestionSerializer()
+
+
+class SavedSerializer(serializers.Serializer):
+    saved = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=Rating.Status.choices)
+
+
+class SubmittedSerializer(serializers.Serializer):
+    submitted = serializers.BooleanField()
+    already_submitted = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=Rating.Status.choices)
+    next = serializers.CharField(allow_null=True, help_text="id of the next task, or null when none is left")

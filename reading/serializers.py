@@ -1,0 +1,193 @@
+"""Input and output serializers of the reader API (reading/api.py).
+
+Inputs are checked with the service's own rules (reading.services.clean_report for the read's trial, as a partial
+report; clean_seconds), which raise InvalidInput: a refused body is 400 {code: "invalid", detail} in the same words
+as before and as on the reading page. What depends on the read's state stays in the services, which run the checks
+again: a complete report at submit (a repeated submit is answered with the saved read, whatever it sends), a late
+autosave after submit (no error), the washout.
+"""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from imaging.serializers import ImageEntrySerializer
+
+from . import services
+from .models import Read
+
+
+class ReaderWorklistQuerySerializer(serializers.Serializer):
+    page = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False,
+        help_text="Page number of the worklist; a number out of range gives the last page, anything else the first.")
+
+
+class _Seconds(serializers.Field):
+    """Active seconds since the last beat, as reading.services.clean_seconds takes them (null: none)."""
+
+    def to_internal_value(self, data):
+        return services.clean_seconds(data)
+
+    def to_representation(self, value):
+        return value
+
+
+_Seconds = extend_schema_field({"type": "number", "minimum": 0, "nullable": True})(_Seconds)
+
+
+class HeartbeatInputSerializer(serializers.Serializer):
+    seconds = _Seconds(required=False, allow_null=True)
+
+
+class MarkSerializer(serializers.Serializer):
+    present = serializers.BooleanField(allow_null=True, required=False)
+    confidence = serializers.IntegerField(min_value=1, max_value=5, allow_null=True, required=False)
+
+
+class ReportInputSerializer(serializers.Serializer):
+    """The report so far (autosave) or as submitted, with the active seconds since the last beat."""
+
+    findings_text = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                          max_length=services.TEXT_MAX)
+    impression_text = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                            max_length=services.TEXT_MAX)
+    finding_marks = serializers.DictField(child=MarkSerializer(), required=False, allow_null=True,
+                                          help_text="{finding code: {present, confidence}}")
+    seconds = _Seconds(required=False, allow_null=True)
+
+    def to_internal_value(self, data):
+        # The service's checks, not DRF's field by field: the same rules and words as the reading page.
+        # context["trial"]: the read's. Partial: what a submit must complete is the service's to check.
+        report = services.clean_report(self.context["trial"], data, complete=False)
+        seconds = data.get("seconds")
+        report["seconds"] = None if seconds is None else services.clean_seconds(seconds)
+        return report
+
+
+class ReadArmSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    is_ai = serializers.BooleanField()
+
+
+class ReadFindingSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    label = serializers.CharField()
+
+
+class SavedReportSerializer(serializers.Serializer):
+    findings_text = serializers.CharField(allow_blank=True)
+    impression_text = serializers.CharField(allow_blank=True)
+    finding_marks = serializers.JSONField(help_text="{finding code: {present, confidence}}")
+
+
+class ReadUrlsSerializer(serializers.Serializer):
+    page = serializers.CharField()
+    worklist = serializers.CharField()
+    open = serializers.CharField()
+    heartbeat = serializers.CharField()
+    autosave = serializers.CharField()
+    submit = serializers.CharField()
+
+
+class DraftBoxSerializer(serializers.Serializer):
+    """A grounded finding (reading.selectors.BOX_KEYS): pixels of the image named by `image`."""
+
+    finding = serializers.CharField(allow_blank=True)
+    x0 = serializers.FloatField()
+    y0 = serializers.FloatField()
+    x1 = serializers.FloatField()
+    y1 = serializers.FloatField()
+    label = serializers.CharField(allow_blank=True, allow_null=True)
+    reasoning = serializers.CharField(allow_blank=True, allow_null=True)
+    image = serializers.CharField(allow_blank=True, allow_null=True)
+
+
+class DraftOodSerializer(serializers.Serializer):
+    action = serializers.CharField(allow_blank=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+    warning = serializers.CharField(allow_blank=True)
+
+
+class DraftSerializer(serializers.Serializer):
+    findings_text = serializers.CharField(allow_blank=True)
+    impression_text = serializers.CharField(allow_blank=True)
+    probabilities = serializers.DictField(child=serializers.FloatField())
+    source = serializers.CharField(allow_blank=True)
+    boxes = DraftBoxSerializer(many=True)
+    ood = DraftOodSerializer()
+
+
+class ReadSerializer(serializers.Serializer):
+    """reading.selectors.read_payload. Only an AI-arm read with a draft carries `draft` (and, once submitted, the
+    draft-change measures); every other read's answer has no such key at all."""
+
+    public_id = serializers.CharField()
+    trial = serializers.CharField()
+    case = serializers.CharField()
+    arm = ReadArmSerializer()
+    status = serializers.ChoiceField(choices=Read.Status.choices)
+    findings = ReadFindingSerializer(many=True)
+    report = SavedReportSerializer()
+    opened_at = serializers.CharField(allow_null=True)
+    submitted_at = serializers.CharField(allow_null=True)
+    autosaved_at = serializers.CharField(allow_null=True)
+    active_seconds = serializers.FloatField()
+    wall_seconds = serializers.FloatField(allow_null=True)
+    images = ImageEntrySerializer(many=True)
+    urls = ReadUrlsSerializer()
+    draft = DraftSerializer(required=False)
+    draft_edit_distance = serializers.FloatField(required=False)
+    flipped_findings = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class SubmittedReadSerializer(ReadSerializer):
+    already_submitted = serializers.BooleanField(help_text="True when the read had been submitted before")
+
+
+class ReaderWorklistCountsSerializer(serializers.Serializer):
+    todo = serializers.IntegerField()
+    in_progress = serializers.IntegerField()
+    done = serializers.IntegerField()
+    waiting = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class WorklistReadSerializer(serializers.Serializer):
+    public_id = serializers.CharField()
+    position = serializers.IntegerField()
+    case = serializers.CharField()
+    arm = serializers.CharField()
+    status = serializers.ChoiceField(choices=Read.Status.choices)
+    url = serializers.CharField()
+    api_url = serializers.CharField()
+
+
+class WaitingReadSerializer(serializers.Serializer):
+    case = serializers.CharField()
+    arm = serializers.CharField()
+    reason = serializers.CharField()
+    available_from = serializers.CharField(allow_null=True)
+
+
+class ReaderWorklistSerializer(serializers.Serializer):
+    """reading.selectors.worklist_payload."""
+
+    trial = serializers.CharField()
+    counts = ReaderWorklistCountsSerializer()
+    next = serializers.CharField(allow_null=True, help_text="public_id of the read to open next")
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    reads = WorklistReadSerializer(many=True)
+    waiting = WaitingReadSerializer(many=True)
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Read.Status.choices)
+    active_seconds = serializers.FloatField()
+    submitted = serializers.BooleanField()
+
+
+class AutosaveSerializer(HeartbeatSerializer):
+    autosaved_at = serializers.CharField(allow_null=True)
