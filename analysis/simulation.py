@@ -115,7 +115,7 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
     rng = np.random.default_rng(p.seed)
     coord, trial, readers, experts = _setup(p, log)
     truth, case_index = _cases(p, sc, coord, trial, rng)
-    trial = services.advance_status(coord, trial, Trial.Status.READING)
+    trial = services.advance_status(coord, trial, Trial.Status.READING, reason="simulation")
     log(f"{p.cases} cases enrolled with reference standard and model drafts")
 
     eff = draw_effects(sc, rng)
@@ -123,7 +123,7 @@ def simulate_trial(p: SimulationParams, log: Callable[[str], Any] = lambda s: No
     n_reads, unassigned, quality = _reads(p, sc, trial, truth, case_index, reader_pos, eff, rng)
     log(f"{n_reads} reads submitted ({unassigned} unassigned)")
 
-    trial = services.advance_status(coord, trial, Trial.Status.RATING)
+    trial = services.advance_status(coord, trial, Trial.Status.RATING, reason="simulation")
     n_ratings = _ratings(p, sc, trial, experts, quality, eff, rng)
     log(f"{n_ratings} ratings submitted")
     if p.lock:
@@ -169,7 +169,7 @@ def _setup(p: SimulationParams, log: Callable[[str], Any]) -> tuple[Any, Trial, 
     per_center = math.ceil(p.cases / p.centers)
     services.generate_allocation_list(coord, trial, seed=f"simulation-{p.seed}", block_sizes=[2, 4],
                                       slots_per_stratum=max(100, per_center + 10))
-    trial = services.advance_status(coord, trial, Trial.Status.ENROLLING)
+    trial = services.advance_status(coord, trial, Trial.Status.ENROLLING, reason="simulation")
     for m in readers:
         services.enrol_reader(coord, m)
     log(f"Trial {p.code}: {p.centers} centers, {p.readers} readers, {p.experts} experts enrolled")

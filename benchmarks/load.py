@@ -120,8 +120,8 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
         u = User.objects.create_user(f"load-expert-{i}", password=None)
         services.add_member(coord, trial, user=u, role="expert", center=centers[i % n_centers])
     services.generate_allocation_list(coord, trial, seed="load-seed", block_sizes=[2, 4])
-    trial = services.advance_status(coord, trial, "enrolling")
-    trial = services.advance_status(coord, trial, "reading")
+    trial = services.advance_status(coord, trial, "enrolling", reason="load benchmark")
+    trial = services.advance_status(coord, trial, "reading", reason="load benchmark")
     members = [services.enrol_reader(coord, m) for m in members]
     tokens = {m.user.username: Token.objects.create(user=m.user).key for m in members}
     t_people = time.perf_counter() - t0

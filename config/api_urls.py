@@ -29,3 +29,6 @@ urlpatterns += [path("reading/", include("reading.api_urls"))]
 
 # Analysis runs (issue 7)
 urlpatterns += [path("analysis/", include("analysis.api_urls"))]
+
+# The coordinator's case overview and exclusion (issue 17)
+urlpatterns += [path("", include("enrolment.api_urls"))]

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     ALREADY_SUBMITTED = "already_submitted"
     NOT_AVAILABLE = "not_available"
     NEEDS_REVIEW = "needs_review"
+    OUTSTANDING_WORK = "outstanding_work"
 
 
 class TrialError(Exception):

@@ -72,10 +72,10 @@ def seed_people(n_centers: int = 3) -> tuple[Trial, dict[str, str]]:
     services.add_member(coord, trial, user=_user("statistician"), role="statistician")
     # The seed gets a secret random part (trial.randomisation.sealed_seed); block sizes stay hidden until lock.
     services.generate_allocation_list(coord, trial, seed="demo-seed", block_sizes=[2, 4], slots_per_stratum=20)
-    services.advance_status(coord, trial, Trial.Status.ENROLLING)
+    services.advance_status(coord, trial, Trial.Status.ENROLLING, reason="demo")
     for m in readers:
         services.enrol_reader(coord, m)
-    services.advance_status(coord, trial, Trial.Status.READING)
+    services.advance_status(coord, trial, Trial.Status.READING, reason="demo: cases are enrolled after")
     logins = {"coordinator": "coordinator", "reader (AI arm)": "", "reader (unassisted)": "",
               "expert": "expert1", "statistician": "statistician"}
     for m in trial.memberships.filter(role="reader").select_related("arm", "user").order_by("user__username"):

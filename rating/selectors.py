@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import timedelta
 
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from core.keyed import keyed_hex
 from imaging.selectors import image_entries
@@ -292,6 +294,18 @@ def rating_progress(trial: Trial) -> dict:
     progress = Rating.objects.filter(case__trial=trial).aggregate(
         ratings_total=Count("id"), ratings_done=Count("id", filter=Q(status=Rating.Status.DONE)),
     )
+    overdue_before = timezone.now() - timedelta(days=trial.overdue_after_days)
+    # By expert (issue 17): counts only; an expert's tasks carry no arm.
+    progress["ratings_by_expert"] = [
+        {"expert": row.pop("expert__user__username"), "center": row.pop("expert__center__code"), **row}
+        for row in Rating.objects.filter(case__trial=trial)
+        .values("expert__user__username", "expert__center__code")
+        .annotate(done=Count("id", filter=Q(status=Rating.Status.DONE)),
+                  in_progress=Count("id", filter=Q(status=Rating.Status.IN_PROGRESS)),
+                  todo=Count("id", filter=Q(status=Rating.Status.TODO)),
+                  overdue=Count("id", filter=~Q(status=Rating.Status.DONE) & Q(created_at__lt=overdue_before)))
+        .order_by("expert__user__username")
+    ]
     progress["cases_short_of_panel"] = (
         Case.objects.filter(trial=trial, status=Case.Status.READ)
         .annotate(n=Count("ratings")).filter(n__lt=trial.expert_panel_size).count()

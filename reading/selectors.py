@@ -20,13 +20,42 @@ from trial.permissions import Role
 from .models import Read
 
 
+def _status_counts(overdue_before) -> dict:
+    """Done, in progress, to do and overdue (not done, made before `overdue_before`) as aggregate expressions."""
+    return {
+        "done": Count("id", filter=Q(status=Read.Status.DONE)),
+        "in_progress": Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
+        "todo": Count("id", filter=Q(status=Read.Status.TODO)),
+        "overdue": Count("id", filter=~Q(status=Read.Status.DONE) & Q(created_at__lt=overdue_before)),
+    }
+
+
+def reads_breakdown(trial: Trial, now=None) -> dict:
+    """Reads by reader and by the case's center (issue 17). Overdue: not done `trial.overdue_after_days` after the
+    read was made (at the case's enrolment). Counts only: no arm, so nothing here is masked before lock."""
+    overdue_before = (now or timezone.now()) - timedelta(days=trial.overdue_after_days)
+    counts = _status_counts(overdue_before)
+    qs = Read.objects.filter(case__trial=trial)
+    by_reader = [
+        {"reader": row.pop("reader__user__username"), "center": row.pop("reader__center__code"), **row}
+        for row in qs.filter(reader__isnull=False).values("reader__user__username", "reader__center__code")
+        .annotate(**counts).order_by("reader__user__username")
+    ]
+    by_center = [
+        {"center": row.pop("case__center__code"), **row}
+        for row in qs.values("case__center__code").annotate(**counts).order_by("case__center__code")
+    ]
+    return {"reads_by_reader": by_reader, "reads_by_center": by_center}
+
+
 def reading_progress(trial: Trial) -> dict:
-    return Read.objects.filter(case__trial=trial).aggregate(
+    counts = Read.objects.filter(case__trial=trial).aggregate(
         reads_total=Count("id"),
         reads_done=Count("id", filter=Q(status=Read.Status.DONE)),
         reads_in_progress=Count("id", filter=Q(status=Read.Status.IN_PROGRESS)),
         reads_unassigned=Count("id", filter=Q(reader__isnull=True)),
     )
+    return {**counts, **reads_breakdown(trial)}
 
 
 def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:

@@ -7,7 +7,9 @@ Connected in TrialConfig.ready(). Never recorded: passwords or any other credent
 """
 from __future__ import annotations
 
+from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_save, pre_save
 
@@ -108,13 +110,9 @@ def connect() -> None:
     user_logged_in.connect(on_login, dispatch_uid="audit-login")
     user_logged_out.connect(on_logout, dispatch_uid="audit-logout")
     user_login_failed.connect(on_login_failed, dispatch_uid="audit-login-failed")
-    from axes.signals import user_locked_out
-
     user_locked_out.connect(on_lockout, dispatch_uid="audit-lockout")
     pre_save.connect(before_user_save, sender=User, dispatch_uid="audit-user-pre")
     post_save.connect(after_user_save, sender=User, dispatch_uid="audit-user-post")
     for through in (User.groups.through, User.user_permissions.through):
         m2m_changed.connect(on_rights_changed, sender=through, dispatch_uid=f"audit-rights-{through.__name__}")
-    from django.contrib.auth.models import Group
-
     m2m_changed.connect(on_rights_changed, sender=Group.permissions.through, dispatch_uid="audit-group-perms")

@@ -11,6 +11,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from core.accounts import needs_invitation, send_invitation
+
 from . import selectors, services
 from .api_base import TrialScopedViewSet, valid
 from .models import Case, Membership, Trial
@@ -24,6 +26,7 @@ from .serializers import (
     CenterSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
+    StatusPreviewSerializer,
     StatusSerializer,
     TrialProgressSerializer,
     TrialSerializer,
@@ -49,8 +52,8 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
             findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
             **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
-                                 "washout_days", "date_policy", "keep_identity_key", "import_settings", "ood_action",
-                                 "ood_threshold") if k in d},
+                                 "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
+                                 "import_settings", "ood_action", "ood_threshold") if k in d},
         )
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
@@ -77,10 +80,15 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(AllocationListSerializer(selectors.allocation_list_summary(request.user, trial)).data,
                         status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=StatusSerializer, responses=TrialSerializer)
-    @action(detail=True, methods=["post"])
+    @extend_schema(methods=["GET"], responses=StatusPreviewSerializer)
+    @extend_schema(methods=["POST"], request=StatusSerializer, responses=TrialSerializer)
+    @action(detail=True, methods=["get", "post"])
     def status(self, request, trial_code=None, **kwargs):
+        """GET: the next status and what moving there would leave outstanding. POST: move; with work outstanding
+        (or to lock) a reason is required (409 `outstanding_work` lists what is left), and it is audited."""
         trial = self._coordinated(trial_code)
+        if request.method == "GET":
+            return Response(StatusPreviewSerializer(selectors.status_preview(request.user, trial)).data)
         d = valid(StatusSerializer, request.data)
         signature = SignatureInput(d["password"], d["meaning"]) if d["password"] else None
         trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"], signature=signature)
@@ -138,7 +146,11 @@ class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
             if center is None:
                 raise ValidationError({"center": f"No center {d['center']} in this trial."})
         m = services.add_member_by_username(request.user, trial, username=d["username"], role=d["role"],
-                                            center=center, experience=d.get("experience") or "")
+                                            center=center, experience=d.get("experience") or "",
+                                            email=d.get("email") or "")
+        if needs_invitation(m.user):  # a new user without a password: the one-time set-password link
+            send_invitation(m.user, domain=request.get_host(), use_https=request.is_secure(),
+                            invited_to=f"{trial.code} ({trial.title})")
         return Response(MembershipSerializer(m).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=MembershipSerializer)

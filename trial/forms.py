@@ -98,7 +98,8 @@ class AllocationListForm(forms.Form):
 
 class StatusForm(forms.Form):
     to_status = forms.ChoiceField(choices=Trial.Status.choices)
-    reason = forms.CharField(required=False, max_length=500)
+    reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Required to lock, and whenever work is outstanding; audited.")
     # Electronic signature, where the trial requires one for the step (trial.signatures).
     password = forms.CharField(required=False, widget=forms.PasswordInput, strip=False)
     meaning = forms.ChoiceField(required=False, choices=Signature.Meaning.choices, initial=Signature.Meaning.APPROVAL)

@@ -58,6 +58,9 @@ class Trial(models.Model):
     preference_majority = models.PositiveSmallIntegerField(default=3)
     experts_off_own_center = models.BooleanField(default=False)
     washout_days = models.PositiveSmallIntegerField(default=28)
+    overdue_after_days = models.PositiveSmallIntegerField(
+        default=14, help_text="A read or rating not done this many days after it was made counts as overdue on the "
+                              "coordinator's progress view")
     # Import settings
     allowed_modalities = models.JSONField(default=list, blank=True, help_text="Extra modalities beyond CR/DX")
     date_policy = models.CharField(max_length=10, choices=[("shift", "Shift"), ("remove", "Remove")], default="shift")

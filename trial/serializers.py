@@ -18,8 +18,8 @@ class TrialSerializer(serializers.ModelSerializer):
     class Meta:
         model = Trial
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
-                  "experts_off_own_center", "washout_days", "date_policy", "keep_identity_key", "import_settings",
-                  "ood_action", "ood_threshold", "created_at", "locked_at"]
+                  "experts_off_own_center", "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
+                  "import_settings", "ood_action", "ood_threshold", "created_at", "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
 
 
@@ -55,6 +55,8 @@ class MembershipSerializer(serializers.ModelSerializer):
 
 class MembershipCreateSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True,
+                                   help_text="For a new user: they are emailed a one-time link to set a password")
     role = serializers.ChoiceField(choices=Membership.Role.choices)
     center = serializers.CharField(required=False, allow_blank=True)
     experience = serializers.ChoiceField(choices=Membership.Experience.choices, required=False, allow_blank=True)
@@ -115,6 +117,22 @@ class StatusSerializer(serializers.Serializer):
     # The electronic signature where the trial requires one for this step (trial.signatures): never stored.
     password = serializers.CharField(required=False, allow_blank=True, default="", write_only=True)
     meaning = serializers.ChoiceField(choices=Signature.Meaning.choices, default=Signature.Meaning.APPROVAL)
+
+
+class OutstandingSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="e.g. reads_not_done, ratings_not_done, cases_not_enrolled")
+    count = serializers.IntegerField()
+    message = serializers.CharField()
+
+
+class StatusPreviewSerializer(serializers.Serializer):
+    """Shapes trial.selectors.status_preview."""
+
+    status = serializers.CharField()
+    next_status = serializers.CharField(allow_null=True)
+    outstanding = OutstandingSerializer(many=True)
+    reason_required = serializers.BooleanField()
+    signature_required = serializers.BooleanField(help_text="POST needs `password` (and `meaning`): trial.signatures")
 
 
 class AllocationListSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
-from . import audit, signals, signatures
+from . import audit, selectors, signals, signatures
 from .import_settings import parse_import_settings
 
 __all__ = ["Conflict", "InvalidInput", "NotAllowed", "TrialLocked"]
@@ -40,7 +40,7 @@ from .randomisation import (
 User = get_user_model()
 
 STATUS_ORDER = [s.value for s in Trial.Status]
-SIGNED_STEPS = (Trial.Status.RATING, Trial.Status.LOCKED)  # signed by the coordinator where the trial requires it
+SIGNED_STEPS = signatures.SIGNED_STEPS
 # A slug that cannot start a spreadsheet formula (issue 14: case codes reach CSV exports).
 CASE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TRIAL_SETTINGS = (
@@ -49,6 +49,7 @@ TRIAL_SETTINGS = (
     "preference_majority",
     "experts_off_own_center",
     "washout_days",
+    "overdue_after_days",
     "allowed_modalities",
     "date_policy",
     "import_settings",
@@ -141,6 +142,8 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("The expert panel needs at least one expert.")
     if not (1 <= trial.preference_majority <= trial.expert_panel_size):
         raise InvalidInput("The preference majority must be between 1 and the panel size.")
+    if trial.overdue_after_days < 1:
+        raise InvalidInput("Overdue after needs at least one day.")
     if trial.date_policy not in ("shift", "remove"):
         raise InvalidInput("Date policy must be 'shift' or 'remove'.")
     if trial.ood_action not in ("mark", "withhold"):
@@ -321,7 +324,8 @@ def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
 def advance_status(actor, trial: Trial, to_status: str, reason: str = "",
                    signature: signatures.SignatureInput | None = None) -> Trial:
     """One step forward. Moving to rating or to locked in a trial that requires signatures needs the coordinator's
-    electronic signature (password re-entered), bound to the audit entry of the step."""
+    electronic signature (password re-entered), bound to the audit entry of the step. A step that leaves work
+    outstanding (`selectors.outstanding_work`) needs a reason; the counts go into the entry's `after`."""
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
     signed = trial.require_signatures and to_status in SIGNED_STEPS
@@ -335,16 +339,27 @@ def advance_status(actor, trial: Trial, to_status: str, reason: str = "",
     if to_status == Trial.Status.ENROLLING:
         if not hasattr(trial, "allocation_list"):
             raise Conflict("Generate the allocation list before enrolment starts.")
+    reason = (reason or "").strip()
     if to_status == Trial.Status.LOCKED and not reason:
         raise InvalidInput("Locking a trial needs a reason.")
+    # Counted here, under the trial's row lock, not taken from the confirmation page: work done or added since the
+    # coordinator looked is what the audit entry must list (issue 17).
+    outstanding = selectors.outstanding_work(trial, to_status)
+    if outstanding and not reason:
+        raise Conflict(f"Moving to {to_status} leaves work outstanding: "
+                       f"{'; '.join(o.message for o in outstanding)}. Give a reason to go ahead.",
+                       code=ErrorCode.OUTSTANDING_WORK)
     before = audit.snapshot(trial)
     trial.status = to_status
     if to_status == Trial.Status.LOCKED:
         trial.locked_at = timezone.now()
     with audit.history_context(actor=actor, reason=reason):
         trial.save(update_fields=["status", "locked_at"])
+    after = audit.snapshot(trial)
+    if outstanding:
+        after["outstanding"] = {o.code: o.count for o in outstanding}
     entry = audit.record(actor=actor, trial=trial, action=f"status:{to_status}", obj=trial, before=before,
-                         after=audit.snapshot(trial), reason=reason)
+                         after=after, reason=reason)
     if signed:
         signatures.sign_entry(actor, entry, signature)
     if to_status == Trial.Status.LOCKED:

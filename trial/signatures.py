@@ -9,9 +9,11 @@ from django.utils import timezone
 from core.errors import InvalidInput, NotAllowed
 
 from . import audit
-from .models import AuditEntry, Signature
+from .models import AuditEntry, Signature, Trial
 
 Meaning = Signature.Meaning
+# The steps signed by the coordinator where the trial requires signatures (Trial.require_signatures).
+SIGNED_STEPS = (Trial.Status.RATING, Trial.Status.LOCKED)
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
 from django.views.decorators.http import require_POST
 
+from core.accounts import needs_invitation, send_invitation
 from core.errors import TrialError
 
 from . import selectors, services
@@ -82,9 +84,7 @@ def trial_detail(request, trial_code: str):
 
 
 def _next_status(trial: Trial) -> str | None:
-    order = services.STATUS_ORDER
-    i = order.index(trial.status)
-    return order[i + 1] if i + 1 < len(order) else None
+    return selectors.next_status(trial)
 
 
 def _form_errors(request, form) -> None:
@@ -117,9 +117,25 @@ def arm_add(request, trial_code: str):
 
 @require_POST
 def member_add(request, trial_code: str):
-    return _post_form(
-        request, trial_code, MemberForm, services.add_member_by_username, "Person added.", with_trial=True
-    )
+    trial = _trial(request, trial_code)
+    form = MemberForm(request.POST, trial=trial)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("trial:detail", trial_code=trial_code)
+    m, ok = _run(request, services.add_member_by_username, trial, success="Person added.", **form.cleaned_data)
+    if ok and needs_invitation(m.user):
+        _invite(request, m.user, trial)
+    return redirect("trial:detail", trial_code=trial_code)
+
+
+def _invite(request, user, trial: Trial) -> None:
+    """A person added without a password gets a one-time set-password link by email (core/accounts.py)."""
+    if send_invitation(user, domain=request.get_host(), use_https=request.is_secure(),
+                       invited_to=f"{trial.code} ({trial.title})"):
+        messages.success(request, f"An invitation to set a password was emailed to {user.email}.")
+    else:
+        messages.error(request, f"{user.username} has no password and no email address: they cannot log in until "
+                                "an administrator gives them an email (then password reset works) or a password.")
 
 
 @require_POST
@@ -171,18 +187,27 @@ def enrol_all(request, trial_code: str):
     return redirect("trial:detail", trial_code=trial_code)
 
 
-@require_POST
-def status_change(request, trial_code: str):
-    trial = _trial(request, trial_code)
-    form = StatusForm(request.POST)
-    if form.is_valid():
+class StatusChangeView(View):
+    """GET: the confirmation (what the next status would leave outstanding, a reason field, the signature fields
+    where the trial requires them); POST: the change. A refusal (e.g. work outstanding and no reason, a wrong
+    password) shows the confirmation again with the message."""
+
+    def get(self, request, trial_code: str):
+        trial = _trial(request, trial_code)
+        preview = selectors.status_preview(request.user, trial)
+        return render(request, "trial/status_confirm.html", {"trial": trial, "preview": preview})
+
+    def post(self, request, trial_code: str):
+        trial = _trial(request, trial_code)
+        form = StatusForm(request.POST)
+        if not form.is_valid():
+            _form_errors(request, form)
+            return redirect("trial:status", trial_code=trial_code)
         d = form.cleaned_data
         signature = SignatureInput(d["password"], d["meaning"] or Signature.Meaning.APPROVAL) if d["password"] else None
-        _run(request, services.advance_status, trial, d["to_status"], reason=d["reason"], signature=signature,
-             success="Status changed.")
-    else:
-        _form_errors(request, form)
-    return redirect("trial:detail", trial_code=trial_code)
+        _, ok = _run(request, services.advance_status, trial, d["to_status"], reason=d["reason"], signature=signature,
+                     success="Status changed.")
+        return redirect("trial:detail" if ok else "trial:status", trial_code=trial_code)
 
 
 def allocations(request, trial_code: str):

@@ -88,8 +88,8 @@ def make_trial(
                                           slots_per_stratum=slots_per_stratum)
     order = services.STATUS_ORDER
     while order.index(trial.status) < order.index(status):
-        trial = services.advance_status(coord, trial, order[order.index(trial.status) + 1],
-                                        reason="test" if order[order.index(trial.status) + 1] == "locked" else "")
+        # A reason every step: the factory moves on with work outstanding (no reads yet), which needs one.
+        trial = services.advance_status(coord, trial, order[order.index(trial.status) + 1], reason="test")
     if enrol_readers and trial.randomisation_unit == "reader" and trial.status in ("enrolling", "reading"):
         readers = [services.enrol_reader(coord, m) for m in readers]
         readers += _complete_arms_per_center(coord, trial, cs, readers, code)

@@ -133,17 +133,19 @@ def test_case_is_rated_when_its_panel_has_submitted_and_progress_counts():
     t = rating_trial(code="RT8", experts=2, panel=2, cases=2)
     for c in t["cases"]:
         complete_case(c)
-    assert rating_selectors.rating_progress(t["trial"]) == {
-        "ratings_total": 4, "ratings_done": 0, "cases_short_of_panel": 0
-    }
+    progress = rating_selectors.rating_progress(t["trial"])
+    by_expert = progress.pop("ratings_by_expert")
+    assert progress == {"ratings_total": 4, "ratings_done": 0, "cases_short_of_panel": 0}
+    assert [(e["todo"], e["done"]) for e in by_expert] == [(2, 0), (2, 0)]
     case = t["cases"][0]
     for r in Rating.objects.filter(case=case).select_related("expert__user"):
         rating_services.submit_rating(r.expert.user, r, GOOD)
     case.refresh_from_db()
     assert case.status == Case.Status.RATED
-    assert rating_selectors.rating_progress(t["trial"]) == {
-        "ratings_total": 4, "ratings_done": 2, "cases_short_of_panel": 0
-    }
+    progress = rating_selectors.rating_progress(t["trial"])
+    by_expert = progress.pop("ratings_by_expert")
+    assert progress == {"ratings_total": 4, "ratings_done": 2, "cases_short_of_panel": 0}
+    assert [(e["todo"], e["done"]) for e in by_expert] == [(1, 1), (1, 1)]  # each expert rated the first case
 
 
 def test_excluded_case_gets_no_tasks():

@@ -54,6 +54,8 @@ _PLAIN_KWARGS = {
     "id": lambda world: world["coordinator"].pk,  # admin user password change
     "app_label": lambda world: "trial",
     "url": lambda world: "no-such-page/",  # the admin's catch-all
+    "uidb64": lambda world: "MQ",  # password_reset_confirm: a user id with a made-up token
+    "token": lambda world: "made-up-token",
 }
 
 

@@ -41,7 +41,7 @@ def seeded(monkeypatch, live_server):
         "reader": Token.objects.create(user=ai_reader.user).key,
         "expert": Token.objects.create(user=rating.expert.user).key,
     }
-    real = {"trial_code": "FZ", "code": "FZ", "id": str(cases[1].pk)}
+    real = {"trial_code": "FZ", "code": "FZ", "id": str(cases[1].pk), "case_id": str(cases[1].pk)}
     # Prefixes of the schema's templated paths (/api/reading/reads/{public_id}/): no reverse() names them
     by_prefix = {"/api/reading/": ("reader", {**real, "public_id": read.public_id}),
                  "/api/rating/": ("expert", {**real, "public_id": rating.public_id})}

@@ -86,7 +86,7 @@ def protocol_trial(db):
     }
     trial = apply_protocol(None, data)
     coord = trial.memberships.get(role="coordinator").user
-    trial = services.advance_status(coord, trial, Trial.Status.ENROLLING)
+    trial = services.advance_status(coord, trial, Trial.Status.ENROLLING, reason="test")
     c1 = trial.centers.get(code="c1")
     for i in range(30):
         services.enrol_case(coord, services.add_case(coord, trial, center=c1, code=f"CONC{i:03d}"))

@@ -61,6 +61,11 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "home": {"GET": roles(200, anonymous=302), "POST": roles(200, anonymous=302)},
     "login": {"GET": roles(200), "POST": roles(200)},  # POST without credentials: the form again, with errors
     "logout": {"GET": roles(405, anonymous=302), "POST": roles(302)},
+    # password reset (and the invitation's set-password link), open to everyone; an empty POST shows the form again
+    "password_reset": {"GET": roles(200), "POST": roles(200)},
+    "password_reset_done": {"GET": roles(200), "POST": roles(405)},
+    "password_reset_confirm": {"GET": roles(200), "POST": roles(200)},  # a made-up token: "link used or expired"
+    "password_reset_complete": {"GET": roles(200), "POST": roles(405)},
     # --- coordinator pages (trial:*), imports, drafts
     "trial:create": {"GET": page_only(coordinator=200, outsider=200), "POST": page_only(coordinator=200, outsider=200)},
     "trial:detail": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
@@ -73,7 +78,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:enrol_reader": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:enrol_case": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:enrol_all": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
-    "trial:status": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:status": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=302)},
     "trial:audit": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "trial:audit_entry": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:audit_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
@@ -81,6 +86,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:row_history": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:access_review": {"GET": page_only(coordinator=200), "POST": page_post_only()},
     "trial:access_review_export": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "enrolment:case": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "enrolment:case_exclude": {"GET": page_post_only(), "POST": page_only(coordinator=302)},  # no reason: refused
     "imports:upload": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "imports:review": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "inference:drafts": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
@@ -115,7 +122,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial-allocation-list": {"GET": api_only(coordinator=200, statistician=200, outsider=404),
                               "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
     "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
-    "trial-status": {"GET": api_refuses_method(), "POST": api_only(coordinator=400, outsider=404)},
+    "trial-status": {"GET": api_only(coordinator=200, outsider=404), "POST": api_only(coordinator=400, outsider=404)},
     # --- API: trial-scoped resources, coordinators only
     "center-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "arm-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
@@ -124,6 +131,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "case-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "case-detail": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
     "case-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},
+    "case-overview": {"GET": api_only(coordinator=200), "POST": api_refuses_method()},
+    "case-exclude": {"GET": api_refuses_method(), "POST": api_only(coordinator=400)},  # no reason: 400
     "allocation-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
     "import-list": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)},
     "reference-list": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)},

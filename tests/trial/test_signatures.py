@@ -8,9 +8,9 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from core.errors import InvalidInput, NotAllowed
-from tests.factories.trial import PASSWORD, make_trial
-from trial import services
+from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed
+from tests.factories.trial import PASSWORD, add_cases, make_trial
+from trial import selectors, services
 from trial.models import AuditEntry, Signature, Trial
 from trial.signatures import SignatureInput, signature_valid
 
@@ -73,8 +73,11 @@ def test_the_lock_is_signed_from_the_trial_page(t):
     services.advance_status(coord, trial, Trial.Status.RATING, signature=SignatureInput(PASSWORD, "approval"))
     c = Client()
     assert c.login(username=coord.username, password=PASSWORD)
-    page = c.get(reverse("trial:detail", args=[trial.code])).content.decode()
-    assert 'name="password"' in page
+    # The trial page links to the confirmation, which lists what is outstanding and asks for the signature.
+    status_url = reverse("trial:status", args=[trial.code])
+    assert status_url in c.get(reverse("trial:detail", args=[trial.code])).content.decode()
+    page = c.get(status_url).content.decode()
+    assert 'id="status-signature"' in page and 'name="password"' in page
     c.post(reverse("trial:status", args=[trial.code]),
            {"to_status": "locked", "reason": "all ratings in", "password": "nope", "meaning": "approval"})
     trial.refresh_from_db()
@@ -93,3 +96,22 @@ def test_trials_that_do_not_require_signatures_move_as_before(db):
     t = make_trial(code="NOSIG")
     services.lock_trial(t["coordinator"], t["trial"], reason="done")
     assert not Signature.objects.exists()
+
+
+def test_a_signed_step_with_work_outstanding_needs_both_and_records_both(t):
+    """Issue 17 meets issue 18: the reason for leaving work behind and the signature go on the same audit entry."""
+    coord, trial = t["coordinator"], t["trial"]
+    add_cases(t, 2)
+    preview = selectors.status_preview(coord, trial)
+    assert preview["signature_required"] and preview["reason_required"] and preview["next_status"] == "rating"
+    with pytest.raises(Conflict) as exc:
+        services.advance_status(coord, trial, Trial.Status.RATING, signature=SignatureInput(PASSWORD, "approval"))
+    assert exc.value.code == ErrorCode.OUTSTANDING_WORK and not Signature.objects.exists()
+    with pytest.raises(InvalidInput, match="electronic signature"):
+        services.advance_status(coord, trial, Trial.Status.RATING, reason="sponsor deadline")
+    services.advance_status(coord, trial, Trial.Status.RATING, reason="sponsor deadline",
+                            signature=SignatureInput(PASSWORD, "approval"))
+    entry = AuditEntry.objects.get(trial=trial, action="status:rating")
+    assert entry.reason == "sponsor deadline" and entry.after["outstanding"]["reads_not_done"] > 0
+    sig = Signature.objects.get()
+    assert sig.entry_id == entry.pk and signature_valid(sig)

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "enrolment"
+urlpatterns = [
+    path("<slug:trial_code>/cases/<int:case_id>/", views.CaseDetailView.as_view(), name="case"),
+    path("<slug:trial_code>/cases/<int:case_id>/exclude/", views.CaseExcludeView.as_view(), name="case_exclude"),
+]
