@@ -91,11 +91,34 @@ class ReadUrlsSerializer(serializers.Serializer):
     submit = serializers.CharField()
 
 
+class DraftBoxSerializer(serializers.Serializer):
+    """A grounded finding's box, in pixels of the image named by ``image`` (inference/backends/grounding.py)."""
+
+    finding = serializers.CharField(allow_blank=True)
+    image = serializers.CharField(allow_blank=True, allow_null=True, required=False)
+    x0 = serializers.FloatField()
+    y0 = serializers.FloatField()
+    x1 = serializers.FloatField()
+    y1 = serializers.FloatField()
+    label = serializers.CharField(allow_blank=True, required=False, allow_null=True)
+    reasoning = serializers.CharField(allow_blank=True, required=False, allow_null=True)
+
+
+class DraftOodSerializer(serializers.Serializer):
+    """The out-of-distribution check of the draft's input (inference/ood.py): marked or withheld, why, the text."""
+
+    action = serializers.CharField(allow_blank=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+    warning = serializers.CharField(allow_blank=True, allow_null=True)
+
+
 class DraftSerializer(serializers.Serializer):
     findings_text = serializers.CharField(allow_blank=True)
     impression_text = serializers.CharField(allow_blank=True)
     probabilities = serializers.DictField(child=serializers.FloatField())
     source = serializers.CharField(allow_blank=True)
+    boxes = DraftBoxSerializer(many=True)
+    ood = DraftOodSerializer()
 
 
 class ReadSerializer(serializers.Serializer):
