@@ -92,22 +92,24 @@ class ReadUrlsSerializer(serializers.Serializer):
 
 
 class DraftBoxSerializer(serializers.Serializer):
-    """A grounded finding (reading.selectors.BOX_KEYS): pixels of the image named by `image`."""
+    """A grounded finding's box, in pixels of the image named by ``image`` (inference/backends/grounding.py)."""
 
     finding = serializers.CharField(allow_blank=True)
+    image = serializers.CharField(allow_blank=True, allow_null=True, required=False)
     x0 = serializers.FloatField()
     y0 = serializers.FloatField()
     x1 = serializers.FloatField()
     y1 = serializers.FloatField()
-    label = serializers.CharField(allow_blank=True, allow_null=True)
-    reasoning = serializers.CharField(allow_blank=True, allow_null=True)
-    image = serializers.CharField(allow_blank=True, allow_null=True)
+    label = serializers.CharField(allow_blank=True, required=False, allow_null=True)
+    reasoning = serializers.CharField(allow_blank=True, required=False, allow_null=True)
 
 
 class DraftOodSerializer(serializers.Serializer):
+    """The out-of-distribution check of the draft's input (inference/ood.py): marked or withheld, why, the text."""
+
     action = serializers.CharField(allow_blank=True)
     reasons = serializers.ListField(child=serializers.CharField())
-    warning = serializers.CharField(allow_blank=True)
+    warning = serializers.CharField(allow_blank=True, allow_null=True)
 
 
 class DraftSerializer(serializers.Serializer):

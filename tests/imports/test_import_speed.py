@@ -3,6 +3,9 @@ the same as one process. Real DICOM files through pydicom, real PostgreSQL, real
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from imaging.dicom.synthetic import to_bytes as sc_bytes
 from imaging.models import Image
 from tests.factories.trial import make_trial
 from tests.imaging.reference_rendition import float_rendition
+from tests.processes import app_database_url
 from trial.models import Case, Trial
 
 FIX = Path(settings.BASE_DIR) / "fixtures"
@@ -81,18 +85,28 @@ def _folder(tmp_path: Path) -> Path:
     return d
 
 
-def test_command_with_jobs_imports_what_one_process_does(transactional_db, tmp_path, capsys):
+def _import_cases(folder: Path, jobs: int) -> str:
+    """`manage.py import_cases --jobs N` as a coordinator runs it: its own process. Forking the worker pool from
+    inside the test process deadlocked once other tests had left threads running there (a fork copies locks held
+    by other threads); a command process has none."""
+    env = dict(os.environ, DATABASE_URL=app_database_url(), MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    out = subprocess.run([sys.executable, "manage.py", "import_cases", str(folder), "--trial", "JOBS", "--center",
+                          "c1", "--jobs", str(jobs), "--quiet-progress"], cwd=settings.BASE_DIR, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_command_with_jobs_imports_what_one_process_does(transactional_db, tmp_path):
     t = make_trial(code="JOBS", status=Trial.Status.SETUP, enrol_readers=False)
     d = _folder(tmp_path)
-    call_command("import_cases", str(d), trial="JOBS", center="c1", jobs=3, quiet_progress=True)
-    out = capsys.readouterr().out
+    out = _import_cases(d, 3)
     # the same bytes twice in one parallel batch: one imported, the other a duplicate, whichever worker was first
     assert "Imported 6, already present 1, refused 1 (of 8 files)" in out, out
     assert "bad.dcm: invalid_vr" in out
     assert Image.objects.filter(case__trial=t["trial"]).count() == 6
     assert Case.objects.filter(trial=t["trial"]).count() == 5
-    call_command("import_cases", str(d), trial="JOBS", center="c1", jobs=2, quiet_progress=True)
-    assert "Imported 0, already present 7, refused 1" in capsys.readouterr().out
+    assert "Imported 0, already present 7, refused 1" in _import_cases(d, 2)
 
 
 def test_jobs_must_be_positive(db, tmp_path):
