@@ -126,7 +126,9 @@ def panel_majority(
         return empty_result(method, "no ratings", PanelMajorityResult, k=k, cases=[])
     df = ratings[[case_col, preference_col]].dropna(subset=[case_col])
     g = df.groupby(case_col, sort=True)[preference_col]
-    per_case = pd.DataFrame({"n_experts": g.size(), "n_assisted": g.apply(lambda s: int((s == assisted).sum()))})
+    # One vectorised sum per case (a per-case lambda took ~0.5 s at 10,000 cases).
+    hit = (df[preference_col] == assisted).astype(int).groupby(df[case_col], sort=True).sum()
+    per_case = pd.DataFrame({"n_experts": g.size(), "n_assisted": hit.astype(int)})
     need = per_case["n_experts"] // 2 + 1 if k is None else pd.Series(int(k), index=per_case.index)
     per_case["threshold"] = need
     per_case["assisted_preferred"] = per_case["n_assisted"] >= need
