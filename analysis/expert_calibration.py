@@ -12,6 +12,7 @@ import numpy as np
 from core.errors import InvalidInput
 from inference.models import Draft, ExpertCalibration, ModelVersion
 from inference.services import model_versions_for_trial, record_expert_calibration
+from trial.blinding import require_not_blinded
 from trial.models import Case, Trial
 
 from .stats.calibration import MIN_PER_CLASS, cross_fitted, fit_platt, reliability
@@ -72,6 +73,8 @@ def fit_finding(p: list[float], y: list[int]) -> dict[str, Any]:
 def calibrate_expert(*, actor, trial: Trial, model_version: ModelVersion, min_cases: int = MIN_CASES
                      ) -> ExpertCalibration:
     """Fit and store the expert model's per-finding Platt scaling on ``trial``'s reference-standard cases."""
+    if actor is not None:
+        require_not_blinded(actor, trial)  # the fit shows the model's drafts against the reference standard
     used, pairs = reference_pairs(trial, model_version)
     if len(used) < min_cases:
         raise InvalidInput(

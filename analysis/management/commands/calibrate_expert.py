@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import TrialError
@@ -32,7 +33,7 @@ class Command(BaseCommand):
         try:
             mv = choose_model_version(trial, o["model_version"])
             cal = calibrate_expert(actor=actor, trial=trial, model_version=mv, min_cases=o["min_cases"])
-        except TrialError as exc:
+        except (TrialError, PermissionDenied) as exc:
             raise CommandError(f"Not calibrated, nothing stored: {getattr(exc, 'message', exc)}") from exc
         w = self.stdout.write
         w(self.style.SUCCESS(f"Calibrated {mv.name} on trial {trial.code}: {cal.n_cases} reference cases "
