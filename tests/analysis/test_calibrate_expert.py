@@ -13,7 +13,7 @@ from inference.models import ExpertCalibration
 from inference.selectors import arm_model_version
 from tests.factories.reading import ready_draft
 from tests.factories.trial import add_cases, make_trial
-from trial.models import AuditEntry, Case
+from trial.models import AuditEntry, Case, Membership
 
 pytestmark = pytest.mark.django_db
 
@@ -83,8 +83,19 @@ def test_too_few_reference_cases_are_refused_and_nothing_is_stored():
     assert not AuditEntry.objects.filter(action="expert:calibrate").exists()
 
 
-def test_a_reader_may_not_calibrate():
+def test_only_coordinators_calibrate_and_readers_are_kept_blind():
     t, *_ = _drafted_trial(20, code="CALR")
-    with pytest.raises(CommandError, match="coordinators"):
+    with pytest.raises(CommandError, match="Only the trial's coordinators"):
+        call_command("calibrate_expert", "--trial", "CALR", "--as-user", t["statistician"].user.username)
+    with pytest.raises(CommandError, match="read or rate in this trial"):
         call_command("calibrate_expert", "--trial", "CALR", "--as-user", t["readers"][0].user.username)
+    assert not ExpertCalibration.objects.exists()
+
+
+def test_a_coordinator_who_also_reads_is_refused_before_lock():
+    """One person, one side (trial/blinding.py): a membership written around the services' role rule."""
+    t, *_ = _drafted_trial(20, code="CALB")
+    Membership.objects.create(user=t["coordinator"], trial=t["trial"], role="reader", center=t["centers"][0])
+    with pytest.raises(CommandError, match="read or rate in this trial"):
+        call_command("calibrate_expert", "--trial", "CALB", "--as-user", t["coordinator"].username)
     assert not ExpertCalibration.objects.exists()
