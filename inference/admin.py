@@ -5,7 +5,7 @@ from django.contrib import admin
 
 from trial.admin import ReadOnlyTrialData
 
-from .models import ArmModelVersion, Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ExpertCalibration, ModelVersion
 
 
 @admin.register(ModelVersion)
@@ -22,3 +22,9 @@ class DraftAdmin(ReadOnlyTrialData):
 @admin.register(ArmModelVersion)
 class ArmModelVersionAdmin(ReadOnlyTrialData):
     list_display = ["arm", "model_version"]
+
+
+@admin.register(ExpertCalibration)
+class ExpertCalibrationAdmin(ReadOnlyTrialData):
+    list_display = ["model_version", "trial", "method", "n_cases", "fitted_at"]
+    list_filter = ["model_version", "method"]

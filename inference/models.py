@@ -98,3 +98,31 @@ class Draft(models.Model):
     def is_withheld(self) -> bool:
         """Out of distribution and the trial withholds such drafts: the reader is not shown its text."""
         return self.ood_action == OodAction.WITHHELD
+
+
+class ExpertCalibration(models.Model):
+    """Per-finding recalibration of a model version's expert probabilities, fitted on one trial's reference-standard
+    cases (issue 16 item 3, ``manage.py calibrate_expert``). A record of its own, not a field of the model version:
+    a version is immutable once it has drafts (docs/janus.md), while a calibration is fitted after them. Append
+    only: a refit is a new record; the latest one for a model version and trial is the current one.
+
+    ``findings``: ``{code: {"a", "b", "n", "n_positive", "converged", "before", "after", "after_cross_fitted"}}`` for
+    each fitted finding (``before``/``after``: reliability bins, ECE, MCE and Brier score of the raw and calibrated
+    probabilities on the fitted cases; ``after_cross_fitted``: out-of-fold, the honest figure), or ``{"note"}``
+    where the reference set has too few cases with or without the finding."""
+
+    class Method(models.TextChoices):
+        PLATT = "platt", "Platt scaling"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="calibrations")
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="expert_calibrations")
+    method = models.CharField(max_length=20, choices=Method.choices, default=Method.PLATT)
+    n_cases = models.PositiveIntegerField()
+    findings = models.JSONField(default=dict)
+    fitted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fitted_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} calibrated on {self.trial} ({self.method}, {self.n_cases} cases)"

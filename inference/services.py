@@ -11,7 +11,7 @@ from trial import audit
 from trial.models import Arm, Case
 from trial.services import ensure_coordinator, ensure_writable
 
-from .models import ArmModelVersion, Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ExpertCalibration, ModelVersion
 from .selectors import RETRIEVAL_NOT_ALLOWED, default_model_version, retrieval_not_allowed
 from .tasks import requeue_stale_drafts, send_draft_task  # noqa: F401 - re-exported (requeue_drafts)
 
@@ -143,3 +143,27 @@ def new_model_version_from(*, source: ModelVersion, name: str, **changes) -> Mod
     mv = ModelVersion.objects.create(name=name, **fields)
     log.info("Model version %s made from %s", mv.name, source.name)
     return mv
+
+
+# Expert calibration ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def record_expert_calibration(*, actor, trial, model_version: ModelVersion, method: str, n_cases: int,
+                              findings: dict) -> ExpertCalibration:
+    """Store a calibration fitted on ``trial``'s reference-standard cases (the fit is analysis's:
+    ``manage.py calibrate_expert``; inference only keeps it, beside the model version it does not change)."""
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
+    if method not in ExpertCalibration.Method.values:
+        raise InvalidInput(f"Unknown calibration method {method!r}.")
+    if not any("a" in fit for fit in findings.values()):
+        raise InvalidInput("No finding could be calibrated: nothing stored.")
+    cal = ExpertCalibration.objects.create(model_version=model_version, trial=trial, method=method, n_cases=n_cases,
+                                           findings=findings)
+    fitted = {code: {"a": fit["a"], "b": fit["b"], "n": fit["n"]} for code, fit in findings.items() if "a" in fit}
+    audit.record(actor=actor, trial=trial, action="expert:calibrate", obj=cal,
+                 after={"model_version": model_version.name, "method": method, "n_cases": n_cases,
+                        "fitted": fitted, "skipped": sorted(set(findings) - set(fitted))})
+    log.info("Model version %s calibrated on trial %s (%d cases)", model_version.name, trial.code, n_cases)
+    return cal
