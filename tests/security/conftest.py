@@ -35,7 +35,7 @@ def world(request, django_db_setup, django_db_blocker, world_media):
     from rest_framework.authtoken.models import Token
 
     from analysis.models import AnalysisRun
-    from inference.models import Draft
+    from inference.models import Draft, ExpertCalibration
     from rating.models import Rating
     from reading.models import Read
     from tests.factories.rating import complete_case
@@ -60,6 +60,9 @@ def world(request, django_db_setup, django_db_blocker, world_media):
             t["expert"] = t["rating"].expert
             t["image"] = cases[1].images.first()
             t["draft"] = Draft.objects.filter(case__trial=t["trial"]).order_by("pk").first()
+            # A stored expert-model calibration (analysis/expert_calibration.py writes these): its admin pages too.
+            t["calibration"] = ExpertCalibration.objects.create(model_version=t["draft"].model_version,
+                                                                trial=t["trial"], n_cases=20, findings={})
             run = AnalysisRun.objects.create(trial=t["trial"], requested_by=t["coordinator"],
                                              status=AnalysisRun.Status.DONE, progress=100, output_dir="analysis/pm-1",
                                              arms_masked=True)

@@ -29,6 +29,7 @@ def _admin_object_id(world: dict, app: str, model: str):
         ("inference", "modelversion"): arm_model_version(world["arms"]["ai_assisted"]).pk,
         ("inference", "draft"): world["draft"].pk,
         ("inference", "armmodelversion"): world["arms"]["ai_assisted"].pk,
+        ("inference", "expertcalibration"): world["calibration"].pk,
     }
     try:
         return objects[(app, model)]

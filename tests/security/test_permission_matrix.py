@@ -206,6 +206,7 @@ EXPECTED.update({
     **admin_model("inference", "modelversion", add=403, delete=403),
     **admin_model("inference", "draft", add=403, delete=403),
     **admin_model("inference", "armmodelversion", add=403, delete=403),
+    **admin_model("inference", "expertcalibration", add=403, delete=403),
 })
 
 
