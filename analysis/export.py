@@ -27,7 +27,7 @@ from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
 from inference.models import Draft
 from rating.models import Rating
-from reading.models import Read
+from reading.models import Read, ReadAmendment
 from reading.services import DRAFT_THRESHOLD
 from trial.models import AllocationSlot, Case, Membership, Trial
 
@@ -98,7 +98,21 @@ DICTIONARY = {
         "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
                           "dont_know; single reports A (yes) or not_a (no); empty when not asked",
     },
+    "amendments": {
+        "read_id": "After lock only. The amended read (reads.read_id), whose row keeps the first submission",
+        "amendment": "Number of the amendment of the read (1 = first)",
+        "amended_at": "UTC time of the amendment", "amended_as": "reader (the read's author) or coordinator",
+        "reason": "The reason given for the amendment",
+        "finding_<finding>": "Call after the amendment: 1 present, 0 absent",
+        "confidence_<finding>": "Confidence after the amendment 1-5",
+        "bleu": "Sentence BLEU (0-1) of the amended report against the reference report",
+        "rouge_l": "ROUGE-L F-measure (0-1) of the amended report against the reference report",
+        "meteor": "METEOR (0-1) of the amended report against the reference report",
+    },
 }
+# Whole tables withheld before lock: how often and how much reads are amended may differ by arm, and read_id joins
+# them to the masked arm, so amendments come out only after lock (issue 18 item 2).
+TABLES_WITHHELD_BEFORE_LOCK = ("amendments",)
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them.
 WITHHELD_BEFORE_LOCK = {
@@ -271,6 +285,8 @@ def build_export(trial: Trial) -> Export:
                      "quality_b": g.quality_b if done and g.quality_b is not None else "",
                      "blinding_guess": g.blinding_guess if done else ""})
     tables["ratings"] = rows
+    if trial.is_locked:
+        tables["amendments"] = _amendment_rows(trial, codes)
     withheld = {} if trial.is_locked else _withhold(tables)
 
     table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
@@ -282,6 +298,7 @@ def build_export(trial: Trial) -> Export:
         "assisted_arm": next((arms[a.pk] for a in trial.arms.all() if a.is_ai), None) if trial.is_locked else None,
         "findings": codes,
         "withheld_until_lock": withheld,
+        "tables_withheld_until_lock": [] if trial.is_locked else list(TABLES_WITHHELD_BEFORE_LOCK),
         "preference_majority": trial.preference_majority,
         "expert_panel_size": trial.expert_panel_size,
         "generated_at": timezone.now().isoformat(),
@@ -290,6 +307,26 @@ def build_export(trial: Trial) -> Export:
         "data_sha256": hashlib.sha256(json.dumps(table_hashes, sort_keys=True).encode()).hexdigest(),
     }
     return Export(tables, manifest, data_dictionary(tables, codes, withheld))
+
+
+def _amendment_rows(trial: Trial, codes: list[str]) -> list[dict]:
+    """One row per amendment of a read, with the report after it; the reads table keeps the first submission,
+    which the analysis counts by default (docs/primary_analysis.md)."""
+    rows = []
+    amendments = (ReadAmendment.objects.filter(read__case__trial=trial).select_related("read__case")
+                  .order_by("read__case__code", "read__public_id", "number"))
+    for a in amendments:
+        row = {"read_id": a.read.public_id, "amendment": a.number, "amended_at": _iso(a.created_at),
+               "amended_as": a.amended_as, "reason": a.reason}
+        marks = a.amended.get("finding_marks") or {}
+        for f in codes:
+            mark = marks.get(f) or {}
+            row[f"finding_{f}"] = "" if mark.get("present") is None else int(bool(mark["present"]))
+            row[f"confidence_{f}"] = "" if mark.get("confidence") is None else mark["confidence"]
+        text = f"{a.amended.get('findings_text', '').strip()}\n{a.amended.get('impression_text', '').strip()}".strip()
+        row.update(_text_columns(text, a.read.case.reference_report, ""))
+        rows.append(row)
+    return rows
 
 
 def _reader_positions(trial: Trial) -> dict[int, int]:
@@ -340,6 +377,8 @@ def data_dictionary(tables: dict[str, list[dict]], codes: list[str], withheld: d
     """The dictionary rows of the columns exported (a withheld column is not described)."""
     rows = []
     for table, cols in DICTIONARY.items():
+        if table not in tables:  # a table withheld until lock is not described
+            continue
         present = set(tables[table][0]) if tables.get(table) else None
         for col, desc in cols.items():
             names = [col.replace("<finding>", f) for f in codes] if "<finding>" in col else [col]

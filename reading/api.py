@@ -1,4 +1,4 @@
-"""REST API for readers (issue 4): worklist, read detail, open, heartbeat, autosave, submit.
+"""REST API for readers (issue 4): worklist, read detail, open, heartbeat, autosave, submit; amend (issue 18).
 
 Session or token auth (project defaults). Reads are addressed by their opaque public_id; another reader's read
 is 403, an unknown id 404 (reading.selectors.read_for_reader, which checks the reader's membership: it needs it).
@@ -17,6 +17,8 @@ from trial.api_base import TrialScopedAPIView, json_object, valid
 from . import selectors, services
 from .models import Read
 from .serializers import (
+    AmendmentInputSerializer,
+    AmendmentSerializer,
     AutosaveSerializer,
     HeartbeatInputSerializer,
     HeartbeatSerializer,
@@ -97,3 +99,21 @@ class SubmitView(_ReadView):
         read, created = services.submit_read(request.user, read, d, seconds=d.get("seconds"))
         payload = {**selectors.read_payload(read), "already_submitted": not created}
         return Response(SubmittedReadSerializer(payload).data)
+
+
+class AmendView(APIView):
+    """Amend a submitted read (issue 18 item 2): its reader, or a coordinator of the trial, with a reason. The read
+    keeps its first submission; the answer is the amendment, with the version before and after."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="reading_amend", request=AmendmentInputSerializer, responses=AmendmentSerializer,
+                   summary="Amend a submitted read (reason required); already_amended on a repeat")
+    def post(self, request, public_id: str):
+        read = selectors.read_for_amendment(request.user, public_id)
+        d = valid(AmendmentInputSerializer, json_object(request), trial=read.case.trial)
+        amendment, created = services.amend_read(actor=request.user, read=read, report=d["report"], reason=d["reason"])
+        return Response(AmendmentSerializer({
+            "read_id": read.public_id, "number": amendment.number, "amended_as": amendment.amended_as,
+            "reason": amendment.reason, "created_at": selectors._iso(amendment.created_at),
+            "previous": amendment.previous, "amended": amendment.amended, "already_amended": not created}).data)

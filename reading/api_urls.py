@@ -11,4 +11,5 @@ urlpatterns = [
     path("reads/<str:public_id>/heartbeat/", api.HeartbeatView.as_view(), name="heartbeat"),
     path("reads/<str:public_id>/autosave/", api.AutosaveView.as_view(), name="autosave"),
     path("reads/<str:public_id>/submit/", api.SubmitView.as_view(), name="submit"),
+    path("reads/<str:public_id>/amend/", api.AmendView.as_view(), name="amend"),
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
 
 
@@ -68,3 +69,25 @@ class Read(models.Model):
     @property
     def is_submitted(self) -> bool:
         return self.submitted_at is not None
+
+
+class ReadAmendment(models.Model):
+    """A change to a submitted read (issue 18 item 2). The read keeps its first submission unchanged, which is what
+    the analysis counts by default (docs/primary_analysis.md); each amendment stores the version before and after,
+    who made it, when and why. ``number`` counts the read's amendments from 1."""
+
+    read = models.ForeignKey(Read, on_delete=models.PROTECT, related_name="amendments")
+    number = models.PositiveSmallIntegerField()
+    amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amended_as = models.CharField(max_length=16, help_text="The role the change was made in: reader or coordinator")
+    reason = models.TextField()
+    previous = models.JSONField(help_text="The report before: {findings_text, impression_text, finding_marks}")
+    amended = models.JSONField(help_text="The report after: {findings_text, impression_text, finding_marks}")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["read", "number"]
+        constraints = [models.UniqueConstraint(fields=["read", "number"], name="uniq_read_amendment_number")]
+
+    def __str__(self) -> str:
+        return f"Amendment {self.number} of {self.read}"

@@ -15,7 +15,7 @@ from inference.models import Draft
 from inference.ood import warning_text
 from inference.selectors import arm_model_version, ready_draft
 from trial.models import Case, Membership, Trial
-from trial.permissions import Role
+from trial.permissions import Role, has_role
 
 from .models import Read
 
@@ -208,6 +208,18 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
         raise Http404("No such read.")
     if read.reader is None or read.reader.user_id != user.pk or read.reader.role != Role.READER:
         raise PermissionDenied("This read is assigned to another reader.")
+    return read
+
+
+def read_for_amendment(user, public_id: str) -> Read:
+    """A submitted or unsubmitted read that the user may amend: its reader, or a coordinator of its trial (issue 18
+    item 2). Unknown ids are 404, anyone else 403. The service checks the rest (submitted, not locked) under a lock."""
+    read = Read.objects.select_related("case", "case__trial", "reader").filter(public_id=public_id).first()
+    if read is None:
+        raise Http404("No such read.")
+    own = read.reader is not None and read.reader.user_id == user.pk and read.reader.role == Role.READER
+    if not own and not has_role(user, read.case.trial, Role.COORDINATOR):
+        raise PermissionDenied("Only the read's reader or a coordinator of the trial may amend it.")
     return read
 
 

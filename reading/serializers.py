@@ -11,6 +11,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.errors import InvalidInput
 from imaging.serializers import ImageEntrySerializer
 
 from . import services
@@ -193,3 +194,39 @@ class HeartbeatSerializer(serializers.Serializer):
 
 class AutosaveSerializer(HeartbeatSerializer):
     autosaved_at = serializers.CharField(allow_null=True)
+
+
+class AmendmentInputSerializer(serializers.Serializer):
+    """The amended report (complete, as at submit) and the reason for the change (required)."""
+
+    findings_text = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                          max_length=services.TEXT_MAX)
+    impression_text = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                            max_length=services.TEXT_MAX)
+    finding_marks = serializers.DictField(child=MarkSerializer(), required=False, allow_null=True,
+                                          help_text="{finding code: {present, confidence}}")
+    reason = serializers.CharField(max_length=services.REASON_MAX, help_text="Why the submitted read is changed")
+
+    def to_internal_value(self, data):
+        # The reason here; the report by the service's rules (services.clean_report, complete as at submit), so the
+        # 400 says the same words as a submit.
+        if not isinstance(data, dict):
+            data = {}
+        reason = data.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInput("Give the reason for the amendment.")
+        report = services.clean_report(self.context["trial"], data, complete=True)
+        return {"report": report, "reason": reason.strip()}
+
+
+class AmendmentSerializer(serializers.Serializer):
+    """One amendment of a read: the version before and after (the read keeps its first submission)."""
+
+    read_id = serializers.CharField()
+    number = serializers.IntegerField()
+    amended_as = serializers.CharField(help_text="reader or coordinator")
+    reason = serializers.CharField()
+    created_at = serializers.CharField()
+    previous = SavedReportSerializer()
+    amended = SavedReportSerializer()
+    already_amended = serializers.BooleanField(help_text="True when this repeats the latest amendment")

@@ -13,10 +13,10 @@ from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
 from trial import audit
 from trial.models import Case, Membership, Trial
-from trial.permissions import Role
+from trial.permissions import Role, has_role
 
 from . import signals
-from .models import Read
+from .models import Read, ReadAmendment
 from .selectors import unavailable_reason
 
 
@@ -343,3 +343,51 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
     audit.record(actor=actor, trial=trial, action="read:submit", obj=read, before=before, after=audit.snapshot(read))
     signals.read_submitted.send(sender=Read, read=read)  # rating tasks once both reads of a case are in
     return read, True
+
+
+REPORT_FIELDS = ("findings_text", "impression_text", "finding_marks")
+REASON_MAX = 2_000
+
+
+def _report_of(read: Read) -> dict:
+    return {k: getattr(read, k) for k in REPORT_FIELDS}
+
+
+@transaction.atomic
+def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAmendment, bool]:
+    """Amend a submitted read (issue 18 item 2): its reader, or a coordinator of the trial, while the trial is not
+    locked, always with a reason. The read keeps its first submission (what the analysis counts by default,
+    docs/primary_analysis.md); the amendment stores the version before and after and is audited with both.
+    A repeat of the latest amendment (same report, same reason: a double click or retry) returns it with
+    created=False; a report identical to the current version is otherwise refused (nothing to amend)."""
+    rows = Read.objects.select_for_update(of=("self",)).select_related("case", "case__trial", "reader")
+    locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
+    if locked is None:
+        raise Http404("No such read.")
+    trial = locked.case.trial
+    if trial.status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+    own = locked.reader is not None and locked.reader.user_id == getattr(actor, "pk", None) \
+        and locked.reader.role == Role.READER
+    if not own and not has_role(actor, trial, Role.COORDINATOR):
+        raise NotAllowed("Only the read's reader or a coordinator of the trial may amend it.")
+    if not locked.is_submitted:
+        raise Conflict("Only a submitted read can be amended; until then, edit and submit it.", code="not_submitted")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("Give the reason for the amendment.")
+    reason = reason.strip()
+    if len(reason) > REASON_MAX:
+        raise InvalidInput(f"The reason is longer than {REASON_MAX} characters.")
+    cleaned = clean_report(trial, report, complete=True)
+    latest = locked.amendments.order_by("-number").first()
+    current = latest.amended if latest else _report_of(locked)
+    if cleaned == current:
+        if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
+            return latest, False
+        raise Conflict("The amended report is the same as the current version: nothing to amend.", code="no_change")
+    amendment = ReadAmendment.objects.create(
+        read=locked, number=(latest.number + 1) if latest else 1, amended_by=actor,
+        amended_as=Role.READER if own else Role.COORDINATOR, reason=reason, previous=current, amended=cleaned)
+    audit.record(actor=actor, trial=trial, action="read:amend", obj=locked, before=current,
+                 after={**cleaned, "amendment": amendment.number}, reason=reason)
+    return amendment, True

@@ -149,6 +149,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "reading-api:heartbeat": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
     "reading-api:autosave": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
     "reading-api:submit": {"GET": api_refuses_method(), "POST": api_only(reader=400)},
+    # The read's reader or a coordinator; the matrix's empty body has no reason: 400 (tests/reading/test_amendments.py)
+    "reading-api:amend": {"GET": api_refuses_method(), "POST": api_only(reader=400, coordinator=400)},
     # --- API: analysis runs
     "analysis-run-list": {"GET": api_only(coordinator=200, statistician=200),
                           "POST": api_only(coordinator=201, statistician=201)},
