@@ -16,7 +16,7 @@ import io
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
@@ -52,6 +52,8 @@ DICTIONARY = {
         "read_id": "Opaque read id", "case_code": "Case", "center": "Center of the case",
         "reader": "Reader code (R01...)", "reader_experience": "junior / senior", "arm": "Arm (masked before lock)",
         "session": "Crossover: 1st or 2nd read of the case", "status": "todo / in_progress / done",
+        "opened_at": "When the reader first opened the read (ISO 8601, server clock, UTC)",
+        "submitted_at": "When the read was submitted (ISO 8601, server clock, UTC); empty while not submitted",
         "active_seconds": "Active reading time reported by the browser (visible and in use), capped by wall time",
         "wall_seconds": "submitted_at - opened_at, server clock",
         "draft_edit_distance": "After lock only. Reads that showed a draft: normalised edit distance between draft "
@@ -67,6 +69,13 @@ DICTIONARY = {
                 "report; empty without one (analysis/stats/text_metrics.py)",
         "rouge_l": "ROUGE-L F-measure (0-1) of the submitted report against the reference report",
         "meteor": "METEOR (0-1, no WordNet synonyms) of the submitted report against the reference report",
+        "findings_text": "After lock only. The submitted report's findings section (reports edited from a draft keep "
+                         "its wording, which the drafts table shows)",
+        "impression_text": "After lock only. The submitted report's impression section",
+        "draft_findings_text": "After lock only. Reads that showed a draft: the findings text of the draft shown; "
+                               "empty otherwise",
+        "draft_impression_text": "After lock only. Reads that showed a draft: the impression text of the draft shown; "
+                                 "empty otherwise",
         "draft_<finding>": "After lock only. Reads that showed a draft: the draft's call for the finding (1 when its "
                            "probability reached the draft threshold, else 0); empty otherwise",
         "draft_bleu": "After lock only. Sentence BLEU of the draft shown against the reference report",
@@ -85,6 +94,8 @@ DICTIONARY = {
         "bleu": "Sentence BLEU (0-1) of the draft against the case's reference report; empty without one",
         "rouge_l": "ROUGE-L F-measure (0-1) of the draft against the reference report",
         "meteor": "METEOR (0-1, no WordNet synonyms) of the draft against the reference report",
+        "findings_text": "The draft's findings section (empty unless the draft is ready)",
+        "impression_text": "The draft's impression section (empty unless the draft is ready)",
     },
     "ratings": {
         "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case",
@@ -95,6 +106,9 @@ DICTIONARY = {
         "preference": "A, B or none",
         "quality_a": "Quality of report A (1-5)", "quality_b": "Quality of report B (1-5)",
         "status": "todo / in_progress / done",
+        "opened_at": "When the expert first opened the rating (ISO 8601, server clock, UTC)",
+        "submitted_at": "When the rating was submitted (ISO 8601, server clock, UTC); empty while not submitted",
+        "comment": "After lock only. The expert's free-text comment",
         "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
                           "dont_know; single reports A (yes) or not_a (no); empty when not asked",
     },
@@ -114,12 +128,16 @@ DICTIONARY = {
 # them to the masked arm, so amendments come out only after lock (issue 18 item 2).
 TABLES_WITHHELD_BEFORE_LOCK = ("amendments",)
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
-# agreement with them.
+# agreement with them. Free text too: a report edited from a draft keeps the draft's wording (drafts.csv has it for
+# every case), and an expert's comment can say which report looked AI-written, as blinding_guess does.
 WITHHELD_BEFORE_LOCK = {
     "reads": ("draft_edit_distance", "n_flipped_findings", "n_prefilled_findings", "draft_<finding>", "draft_bleu",
-              "draft_rouge_l", "draft_meteor"),
-    "ratings": ("blinding_guess",),
+              "draft_rouge_l", "draft_meteor", "findings_text", "impression_text", "draft_findings_text",
+              "draft_impression_text"),
+    "ratings": ("comment", "blinding_guess"),
 }
+# iMRMC's input (doIMRMC): a header line, then reader,case,modality,score rows, the truth as reader "truth".
+IMRMC_FILE = "imrmc_{finding}.csv"
 # OWASP CSV injection: a text cell starting with one of these is read as a formula by spreadsheets.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -130,6 +148,8 @@ class Export:
     tables: dict[str, list[dict]]
     manifest: dict
     dictionary: list[dict]
+    # other files written as they are (file name -> text): the iMRMC inputs, after lock only
+    files: dict[str, str] = field(default_factory=dict)
 
     def csv_text(self, name: str) -> str:
         return _to_csv(self.tables[name])
@@ -140,6 +160,10 @@ class Export:
         for name in self.tables:
             p = out / f"{name}.csv"
             p.write_text(self.csv_text(name))
+            paths.append(p)
+        for name, text in self.files.items():
+            p = out / name
+            p.write_text(text)
             paths.append(p)
         p = out / "data_dictionary.csv"
         p.write_text(_to_csv(self.dictionary))
@@ -236,6 +260,7 @@ def build_export(trial: Trial) -> Export:
         row = {"read_id": r.public_id, "case_code": r.case.code, "center": r.case.center.code,
                "reader": readers.get(r.reader_id, ""), "reader_experience": r.reader.experience if r.reader else "",
                "arm": arms[r.arm_id], "session": r.session, "status": r.status,
+               "opened_at": _iso(r.opened_at), "submitted_at": _iso(r.submitted_at),
                "active_seconds": round(r.active_seconds, 3) if r.submitted_at else "",
                "wall_seconds": round(r.wall_seconds, 3) if r.wall_seconds is not None else "",
                "draft_edit_distance": "" if r.draft_edit_distance is None else round(r.draft_edit_distance, 4),
@@ -249,6 +274,8 @@ def build_export(trial: Trial) -> Export:
         row["reader_position"] = positions.get(r.pk, "")
         final = _report_text(r) if r.submitted_at else ""
         row.update(_text_columns(final, r.case.reference_report, ""))
+        row["findings_text"] = r.findings_text if r.submitted_at else ""
+        row["impression_text"] = r.impression_text if r.submitted_at else ""
         if trial.is_locked:  # arm-specific columns (docs/design.md section 5)
             row.update(_draft_columns(r, codes))
         rows.append(row)
@@ -266,8 +293,10 @@ def build_export(trial: Trial) -> Export:
         row["ood_score"] = "" if d.ood_score is None else round(d.ood_score, 4)
         row["ood_action"] = d.ood_action
         row["ood_reasons"] = ";".join(d.ood_reasons or [])
-        row.update(_text_columns(_report_text(d) if d.status == Draft.Status.READY else "", d.case.reference_report,
-                                 ""))
+        ready = d.status == Draft.Status.READY
+        row.update(_text_columns(_report_text(d) if ready else "", d.case.reference_report, ""))
+        row["findings_text"] = d.findings_text if ready else ""
+        row["impression_text"] = d.impression_text if ready else ""
         rows.append(row)
     tables["drafts"] = rows
 
@@ -281,6 +310,8 @@ def build_export(trial: Trial) -> Export:
                      "arm_b": arms[g.read_b.arm_id] if g.read_b_id else "",
                      "reader_a": readers.get(g.read_a.reader_id, ""),
                      "reader_b": readers.get(g.read_b.reader_id, "") if g.read_b_id else "", "status": g.status,
+                     "opened_at": _iso(g.opened_at), "submitted_at": _iso(g.submitted_at),
+                     "comment": g.comment if done else "",
                      "preference": g.preference if done else "", "quality_a": g.quality_a if done else "",
                      "quality_b": g.quality_b if done and g.quality_b is not None else "",
                      "blinding_guess": g.blinding_guess if done else ""})
@@ -306,7 +337,44 @@ def build_export(trial: Trial) -> Export:
         "tables": {name: {"rows": len(t), "sha256": table_hashes[name]} for name, t in tables.items()},
         "data_sha256": hashlib.sha256(json.dumps(table_hashes, sort_keys=True).encode()).hexdigest(),
     }
-    return Export(tables, manifest, data_dictionary(tables, codes, withheld))
+    # The iMRMC inputs carry the arm names, so they come with the named arms only (docs/design.md section 5).
+    files = imrmc_files(tables, codes) if trial.is_locked else {}
+    manifest["files"] = {name: {"sha256": hashlib.sha256(text.encode()).hexdigest()} for name, text in files.items()}
+    return Export(tables, manifest, data_dictionary(tables, codes, withheld), files)
+
+
+def imrmc_files(tables: dict[str, list[dict]], codes: list[str]) -> dict[str, str]:
+    """One iMRMC input per finding with a reference standard (file name -> text)."""
+    out = {}
+    for f in codes:
+        text = imrmc_text(tables["reads"], tables["cases"], f)
+        if text:
+            out[IMRMC_FILE.format(finding=f)] = text
+    return out
+
+
+def imrmc_text(reads: list[dict], cases: list[dict], finding: str) -> str:
+    """iMRMC input for one finding: submitted reads of cases with a reference standard, scored as the analysis
+    scores them (analysis/stats/trial.py, reader accuracy): +confidence when marked present, -confidence when
+    absent, the 0/1 call without a confidence. Modality is the arm; truth rows 1 present, 0 absent. Empty when no
+    read qualifies."""
+    truth = {c["case_code"]: c[f"ref_{finding}"] for c in cases if c.get(f"ref_{finding}", "") != ""}
+    rows = []
+    for r in reads:
+        call, conf = r.get(f"finding_{finding}", ""), r.get(f"confidence_{finding}", "")
+        if call == "" or not r["reader"] or r["case_code"] not in truth:
+            continue
+        score = (1 if int(call) > 0 else -1) * abs(int(conf)) if conf not in ("", None) else int(call)
+        rows.append((r["reader"], r["case_code"], r["arm"], score))
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["BEGIN DATA:", "", "", ""])
+    for case in sorted({case for _r, case, _m, _s in rows}):
+        w.writerow(["truth", case, "truth", int(truth[case])])
+    w.writerows(sorted(rows))
+    return buf.getvalue()
 
 
 def _amendment_rows(trial: Trial, codes: list[str]) -> list[dict]:
@@ -352,13 +420,16 @@ def _text_columns(text: str, reference: str, prefix: str) -> dict[str, object]:
 
 
 def _draft_columns(r: Read, codes: list[str]) -> dict[str, object]:
-    """The AI's call per finding in the draft this read showed, and the draft's text metrics (empty without one)."""
+    """The AI's call per finding in the draft this read showed, the draft's text metrics and its text (empty
+    without one)."""
     probs = (r.draft.probabilities or {}) if r.draft_id else {}
     row: dict[str, object] = {}
     for f in codes:
         p = probs.get(f)
         row[f"draft_{f}"] = "" if p is None else int(float(p) >= DRAFT_THRESHOLD)
     row.update(_text_columns(_report_text(r.draft) if r.draft_id else "", r.case.reference_report, "draft_"))
+    row["draft_findings_text"] = r.draft.findings_text if r.draft_id else ""
+    row["draft_impression_text"] = r.draft.impression_text if r.draft_id else ""
     return row
 
 

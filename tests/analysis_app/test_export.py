@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 
 from analysis.export import build_export
 from analysis.services import run_analysis
+from analysis.stats.mrmc_ustat import ustat_mrmc
 from rating.models import Rating
+from reading.models import Read
+from tests.analysis.test_mrmc_ustat import read_imrmc
 from trial import services
 from trial.models import Trial
 
@@ -72,3 +76,84 @@ def test_manifest_hash_changes_when_data_changes(tmp_path, make_small_trial):
     written = json.loads((tmp_path / "manifest.json").read_text())
     assert written["data_sha256"] == e3.manifest["data_sha256"]
     assert (tmp_path / "data_dictionary.csv").read_text().startswith("table,column,description")
+
+
+TEXT_COLUMNS = {"reads": {"findings_text", "impression_text", "draft_findings_text", "draft_impression_text"},
+                "ratings": {"comment"}}
+
+
+def test_report_texts_comments_and_times_are_withheld_or_masked_until_lock(tmp_path, make_small_trial):
+    """Issue 17: report texts, the draft's text, expert comments and opened/submitted times. Times are arm-neutral
+    and exported before lock; free text that can name the arm (a report keeps its draft's wording, a comment can say
+    which report looked AI-written) only after lock, listed in the manifest meanwhile."""
+    trial = make_small_trial(code="TEXTS", lock=False)["trial"]
+    rating = Rating.objects.filter(case__trial=trial, submitted_at__isnull=False).order_by("pk").first()
+    Rating.objects.filter(pk=rating.pk).update(comment="=B reads like the AI draft")
+    before = build_export(trial)
+    for table, cols in TEXT_COLUMNS.items():
+        assert not cols & set(before.tables[table][0]), table
+        assert cols <= set(before.manifest["withheld_until_lock"][table]), table
+        assert {"opened_at", "submitted_at"} <= set(before.tables[table][0])
+    assert "reads like the AI draft" not in "".join(before.csv_text(n) for n in before.tables)
+    reads = {r["read_id"]: r for r in before.tables["reads"]}
+    db_reads = {r.public_id: r for r in Read.objects.filter(case__trial=trial)}
+    assert set(reads) == set(db_reads)
+    for rid, row in reads.items():
+        assert row["opened_at"] == db_reads[rid].opened_at.isoformat()
+        assert row["submitted_at"] == db_reads[rid].submitted_at.isoformat()
+    drafts = before.tables["drafts"]
+    assert {"findings_text", "impression_text"} <= set(drafts[0]) and all(d["findings_text"] for d in drafts)
+    described = {(d["table"], d["column"]) for d in before.dictionary}
+    assert ("reads", "opened_at") in described and ("reads", "findings_text") not in described
+    assert before.files == {} and before.manifest["files"] == {}
+    assert not [p for p in before.write(tmp_path / "before") if p.name.startswith("imrmc_")]
+
+    coord = trial.memberships.get(role="coordinator").user
+    trial = services.advance_status(coord, Trial.objects.get(pk=trial.pk), Trial.Status.LOCKED, reason="test")
+    after = build_export(trial)
+    for table, cols in TEXT_COLUMNS.items():
+        assert cols <= set(after.tables[table][0]), table
+    rows = after.tables["reads"]
+    for row in rows:
+        read = db_reads[row["read_id"]]
+        assert (row["findings_text"], row["impression_text"]) == (read.findings_text, read.impression_text)
+        assert row["findings_text"]
+    assert {r["arm"] for r in rows if r["draft_findings_text"]} == {"ai_assisted"}
+    shown = next(r for r in rows if r["draft_findings_text"])
+    assert shown["draft_findings_text"] == Read.objects.get(public_id=shown["read_id"]).draft.findings_text
+    comments = [r["comment"] for r in after.tables["ratings"] if r["comment"]]
+    assert comments == ["=B reads like the AI draft"]
+    assert "'=B reads like the AI draft" in after.csv_text("ratings")  # escaped against formula injection
+    assert ("ratings", "comment") in {(d["table"], d["column"]) for d in after.dictionary}
+
+
+def test_imrmc_files_after_lock_give_the_analysis_u_statistic(tmp_path, make_small_trial):
+    """The iMRMC input (one file per finding, after lock) parses with the iMRMC reader of the statistics tests and
+    gives the U-statistic MRMC result of the trial's own analysis, to floating-point precision."""
+    trial = make_small_trial(code="IMRMC", lock=True, cases=24, readers=4)["trial"]
+    results = run_analysis(trial, tmp_path)
+    export_dir = tmp_path / "export"
+    export = build_export(trial)
+    assert set(export.files) == {f"imrmc_{f}.csv" for f in trial.finding_codes}
+    assert set(export.manifest["files"]) == set(export.files)
+    compared = 0
+    for f in trial.finding_codes:
+        path = export_dir / f"imrmc_{f}.csv"
+        assert path.read_text().startswith("BEGIN DATA:,,,\n")
+        reads = read_imrmc(path)
+        assert set(reads["modality"]) == {"ai_assisted", "unassisted"}
+        assert reads["truth"].notna().all() and set(reads["truth"]) <= {0, 1}
+        n_submitted = sum(1 for r in export.tables["reads"] if r[f"finding_{f}"] != "")
+        assert len(reads) == n_submitted  # every case of the small trial has a reference standard
+        expected = results["reader_accuracy"]["findings"][f].get("mrmc_ustat")
+        got = ustat_mrmc(reads, ["ai_assisted", "unassisted"])
+        if expected is None or "estimate" not in expected:
+            assert got is None
+            continue
+        assert got.estimate == pytest.approx(expected["estimate"], rel=1e-12, abs=1e-12)
+        assert got.var == pytest.approx(expected["var"], rel=1e-9)
+        assert got.df == pytest.approx(expected["df"], rel=1e-9)
+        compared += 1
+    assert compared >= 3
+    with zipfile.ZipFile(tmp_path / "export.zip") as z:
+        assert sum(n.split("/")[-1].startswith("imrmc_") for n in z.namelist()) == len(trial.finding_codes)

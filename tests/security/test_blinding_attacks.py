@@ -118,7 +118,8 @@ def test_prelock_export_has_no_column_that_separates_the_masked_arms():
                                    f"X: {Counter(map(str, px)).most_common(4)}, "
                                    f"Y: {Counter(map(str, py)).most_common(4)}")
             checked.append(f"{table}.{col}")
-    assert {"reads.read_id", "reads.status", "reads.case_code", "ratings.rating_id", "ratings.expert"} <= set(checked)
+    assert {"reads.read_id", "reads.status", "reads.case_code", "ratings.rating_id", "ratings.expert",
+            "reads.opened_at", "reads.submitted_at", "ratings.opened_at", "ratings.submitted_at"} <= set(checked)
     # Tables without an arm: drafts exist for every enrolled case, whatever the arm.
     enrolled = {r["case_code"] for r in export.tables["cases"] if r["enrolled"]}
     assert {r["case_code"] for r in export.tables["drafts"]} == enrolled
