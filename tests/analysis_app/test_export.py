@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 
 import pytest
@@ -152,7 +153,10 @@ def test_imrmc_files_after_lock_give_the_analysis_u_statistic(tmp_path, make_sma
             continue
         assert got.estimate == pytest.approx(expected["estimate"], rel=1e-12, abs=1e-12)
         assert got.var == pytest.approx(expected["var"], rel=1e-9)
-        assert got.df == pytest.approx(expected["df"], rel=1e-9)
+        if expected["df"] is None:  # results.json writes a non-finite df (a degenerate variance split) as null
+            assert got.df is None or not math.isfinite(got.df)
+        else:
+            assert got.df == pytest.approx(expected["df"], rel=1e-9)
         compared += 1
     assert compared >= 3
     with zipfile.ZipFile(tmp_path / "export.zip") as z:
