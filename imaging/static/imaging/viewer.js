@@ -18,8 +18,8 @@
  * Keyboard shortcuts are ignored while typing in a form field.
  * - AI boxes (the read page's AI arm): setBoxes(layer, boxes) places one focusable outline per box in `layer` (an
  *   element over the canvas, outside it: templates/imaging/_viewer.html), re-placed on every draw; b or
- *   showBoxes() shows/hides them. Box corners are in pixels of an image of box.size [w, h] (the draft's
- *   boxes_image_size; default the display image), scaled to the display image; box.image names the image
+ *   showBoxes() shows/hides them. Box corners are in pixels of an image of box.size [w, h] (the AI's
+ *   input image size; default the display image), scaled to the display image; box.image names the image
  *   (null: the first).
  * mountViewer() wires the markup of templates/imaging/_viewer.html (toolbar, image choice, status line), the one
  * viewer of the read page and the rating page.
@@ -480,7 +480,7 @@ function describe(s) {
 /**
  * Starts the viewer of templates/imaging/_viewer.html on `images` ([{meta_url}, ...]): the toolbar buttons, the
  * image choice and the status line. If the canvas viewer cannot start or load, the display image is shown as a
- * plain <img> instead. `boxes` (the AI arm's draft boxes, {x0, y0, x1, y1, text, image, size}) go over the image,
+ * plain <img> instead. `boxes` (the AI arm's boxes, {x0, y0, x1, y1, text, image, size}) go over the image,
  * behind the #ai-boxes-toggle button. Returns the CXRViewer, or null when there is no image or no canvas viewer.
  */
 export function mountViewer(images, boxes) {

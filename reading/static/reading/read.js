@@ -22,20 +22,20 @@ const submitBtn = document.getElementById("submit-read");
 const storeKey = "cxr-read:" + data.public_id;
 let readonly = !!data.readonly;
 
-/* The AI arm's draft boxes, in their own block (#ai-boxes: none in any other arm, none for a withheld draft). */
-function draftBoxes() {
+/* The AI arm's boxes, in their own block (#ai-boxes: only an AI-arm page has it; reading/views.py). */
+function aiBoxes() {
   const el = document.getElementById("ai-boxes");
-  const draft = el ? JSON.parse(el.textContent) : null;
-  if (!draft || !draft.boxes) return [];
+  const ai = el ? JSON.parse(el.textContent) : null;
+  if (!ai || !ai.boxes) return [];
   const labels = Object.fromEntries(data.findings.map((f) => [f.code, f.label]));
-  return draft.boxes.map((b) => {
+  return ai.boxes.map((b) => {
     const finding = labels[b.finding] || b.finding || "Finding";
     return Object.assign({}, b, {text: b.label && b.label !== finding ? `${finding}: ${b.label}` : finding,
-      size: draft.image_size || null});
+      size: ai.image_size || null});
   });
 }
 
-window.cxrViewer = mountViewer(data.images, draftBoxes());
+window.cxrViewer = mountViewer(data.images, aiBoxes());
 
 /* ---- the report ---- */
 function collect() {
