@@ -302,6 +302,8 @@ def assist_data(read: Read, draft) -> dict:
             {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
             if b.get("finding") in (*read.case.trial.finding_codes, "")
         ],
+        # what the box pixels are of: the draft's first input image as stored (inference/backends/grounding.py)
+        "boxes_image_size": None if draft.is_withheld else (draft.parameters or {}).get("boxes_image_size"),
         "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
     }
 

@@ -119,6 +119,7 @@ class DraftSerializer(serializers.Serializer):
     probabilities = serializers.DictField(child=serializers.FloatField())
     source = serializers.CharField(allow_blank=True)
     boxes = DraftBoxSerializer(many=True)
+    boxes_image_size = serializers.ListField(child=serializers.IntegerField(), allow_null=True, required=False)
     ood = DraftOodSerializer()
 
 

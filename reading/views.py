@@ -62,7 +62,10 @@ def read_page(request, trial_code: str, public_id: str):
         }
         for f in payload["findings"]
     ]
-    ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows,
+    # The draft's boxes for the viewer, in their own block too (none for a withheld draft: selectors.assist_data)
+    ai_boxes = {"boxes": assist["boxes"], "image_size": assist.get("boxes_image_size")} \
+        if assist and assist["boxes"] else None
+    ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows, "ai_boxes": ai_boxes,
            "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"]}
     return render(request, "reading/read.html", ctx)
 

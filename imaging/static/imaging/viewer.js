@@ -16,6 +16,11 @@
  *   inverts the full range, which the import stores un-inverted (trial/imaging/rendition.py).
  * - i invert, r reset (fit, rendition window, no invert).
  * Keyboard shortcuts are ignored while typing in a form field.
+ * - AI boxes (the read page's AI arm): setBoxes(layer, boxes) places one focusable outline per box in `layer` (an
+ *   element over the canvas, outside it: templates/imaging/_viewer.html), re-placed on every draw; b or
+ *   showBoxes() shows/hides them. Box corners are in pixels of an image of box.size [w, h] (the AI's
+ *   input image size; default the display image), scaled to the display image; box.image names the image
+ *   (null: the first).
  * mountViewer() wires the markup of templates/imaging/_viewer.html (toolbar, image choice, status line), the one
  * viewer of the read page and the rating page.
  */
@@ -48,6 +53,10 @@ export class CXRViewer {
     this.invert = false;
     this.windowMode = false;
     this._drag = null;
+    this.imageId = null;        // the shown image's public id (mountViewer sets it), to pick its boxes
+    this.boxLayer = null;
+    this.boxes = [];
+    this.boxesShown = false;
     this._bind();
   }
 
@@ -300,6 +309,63 @@ export class CXRViewer {
     ctx.setTransform(v.scale, 0, 0, v.scale, v.tx, v.ty);
     ctx.drawImage(this.source, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
+    this._placeBoxes();
+  }
+
+  /* ---- AI boxes ---- */
+  setBoxes(layer, boxes) {
+    this.boxLayer = layer;
+    this.boxes = boxes || [];
+    this._boxesFor = undefined;
+    this._placeBoxes();
+  }
+
+  showBoxes(on) {
+    if (!this.boxLayer) return;
+    this.boxesShown = !!on;
+    this.boxLayer.hidden = !this.boxesShown;
+    this._placeBoxes();
+    this._emit("boxes");
+  }
+
+  _placeBoxes() {
+    const layer = this.boxLayer;
+    if (!layer || !this.width) return;
+    if (this._boxesFor !== this.imageId) {  // (re)build the outlines of the shown image's boxes
+      this._boxesFor = this.imageId;
+      layer.replaceChildren();
+      const first = this.options.firstImageId;
+      for (const b of this.boxes) {
+        if ((b.image || first || null) !== (this.imageId || first || null)) continue;
+        const el = document.createElement("div");
+        el.className = "ai-box";
+        el.tabIndex = 0;
+        el.setAttribute("role", "img");
+        el.setAttribute("aria-label", "AI box: " + b.text);
+        el.dataset.finding = b.finding || "";
+        const label = document.createElement("span");
+        label.className = "ai-box-label";
+        label.setAttribute("aria-hidden", "true");
+        label.textContent = b.text;
+        el.appendChild(label);
+        el._box = b;
+        layer.appendChild(el);
+      }
+    }
+    if (!this.boxesShown) return;
+    const v = this.view;
+    const css = this.canvas.clientWidth / this.canvas.width;  // canvas pixels -> CSS pixels
+    for (const el of layer.children) {
+      const b = el._box;
+      const sx = b.size && b.size[0] ? this.width / b.size[0] : 1;
+      const sy = b.size && b.size[1] ? this.height / b.size[1] : 1;
+      const left = (v.tx + Math.min(b.x0, b.x1) * sx * v.scale) * css;
+      const top = (v.ty + Math.min(b.y0, b.y1) * sy * v.scale) * css;
+      el.style.left = left + "px";
+      el.style.top = top + "px";
+      el.style.width = Math.abs(b.x1 - b.x0) * sx * v.scale * css + "px";
+      el.style.height = Math.abs(b.y1 - b.y0) * sy * v.scale * css + "px";
+    }
   }
 
   state() {
@@ -379,6 +445,7 @@ export class CXRViewer {
       case "r": case "R": this.reset(); break;
       case "i": case "I": this.setInvert(!this.invert); break;
       case "w": case "W": this.toggleWindowMode(); break;
+      case "b": case "B": if (this.boxLayer) this.showBoxes(!this.boxesShown); else handled = false; break;
       case "ArrowLeft": this.pan(step, 0); break;
       case "ArrowRight": this.pan(-step, 0); break;
       case "ArrowUp": this.pan(0, step); break;
@@ -413,9 +480,10 @@ function describe(s) {
 /**
  * Starts the viewer of templates/imaging/_viewer.html on `images` ([{meta_url}, ...]): the toolbar buttons, the
  * image choice and the status line. If the canvas viewer cannot start or load, the display image is shown as a
- * plain <img> instead. Returns the CXRViewer, or null when there is no image or no canvas viewer.
+ * plain <img> instead. `boxes` (the AI arm's boxes, {x0, y0, x1, y1, text, image, size}) go over the image,
+ * behind the #ai-boxes-toggle button. Returns the CXRViewer, or null when there is no image or no canvas viewer.
  */
-export function mountViewer(images) {
+export function mountViewer(images, boxes) {
   const el = document.getElementById("viewer");
   const statusEl = document.getElementById("viewer-status");
   const setStatus = (text) => { if (statusEl) statusEl.textContent = text; };
@@ -423,7 +491,8 @@ export function mountViewer(images) {
   if (!images.length) { setStatus("This case has no image."); return null; }
   let viewer = null;
   try {
-    viewer = new CXRViewer(el, {keyboard: "document", onchange: (what, s) => setStatus(describe(s))});
+    viewer = new CXRViewer(el, {keyboard: "document", onchange: (what, s) => setStatus(describe(s)),
+      firstImageId: images.length ? images[0].id : null});
   } catch (e) {
     viewer = null;
   }
@@ -441,6 +510,7 @@ export function mountViewer(images) {
     const image = images[index];
     setStatus("Loading image…");
     if (!viewer) { fallback(image); return; }
+    viewer.imageId = image.id || null;
     viewer.load(image.meta_url).catch((err) => { setStatus(err.message); viewer = null; fallback(image); });
   }
   const select = document.getElementById("image-select");
@@ -453,7 +523,16 @@ export function mountViewer(images) {
     else if (action === "reset") viewer.reset();
     else if (action === "invert") viewer.setInvert(!viewer.invert);
     else if (action === "window") viewer.toggleWindowMode();
+    else if (action === "boxes") viewer.showBoxes(!viewer.boxesShown);
   }));
+  const toggle = document.getElementById("ai-boxes-toggle");
+  const layer = document.getElementById("viewer-boxes");
+  if (viewer && toggle && layer && boxes && boxes.length) {
+    viewer.setBoxes(layer, boxes);
+    el.addEventListener("cxrviewer:boxes", () => toggle.setAttribute("aria-pressed", String(viewer.boxesShown)));
+  } else if (toggle) {
+    toggle.hidden = true;  // no canvas viewer: nothing to draw the boxes on
+  }
   show(0);
   return viewer;
 }

@@ -22,7 +22,20 @@ const submitBtn = document.getElementById("submit-read");
 const storeKey = "cxr-read:" + data.public_id;
 let readonly = !!data.readonly;
 
-window.cxrViewer = mountViewer(data.images);
+/* The AI arm's boxes, in their own block (#ai-boxes: only an AI-arm page has it; reading/views.py). */
+function aiBoxes() {
+  const el = document.getElementById("ai-boxes");
+  const ai = el ? JSON.parse(el.textContent) : null;
+  if (!ai || !ai.boxes) return [];
+  const labels = Object.fromEntries(data.findings.map((f) => [f.code, f.label]));
+  return ai.boxes.map((b) => {
+    const finding = labels[b.finding] || b.finding || "Finding";
+    return Object.assign({}, b, {text: b.label && b.label !== finding ? `${finding}: ${b.label}` : finding,
+      size: ai.image_size || null});
+  });
+}
+
+window.cxrViewer = mountViewer(data.images, aiBoxes());
 
 /* ---- the report ---- */
 function collect() {
