@@ -38,7 +38,10 @@ def test_report_has_results_table_and_png_figures(tmp_path):
     assert standalone.count('src="data:image/png;base64,') == len(FIGURES)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["quality"]["paired_t"]["estimate"] == results.quality.comparison.paired_t.estimate
+    # results.json: the typed results plus the CONSORT-AI checklist (analysis/checklist.py)
+    checklist = saved.pop("consort_ai")
     assert saved == json.loads(json.dumps(results.to_dict()))
+    assert len(checklist["items"]) == 14 and (tmp_path / "consort_ai.csv").exists()
 
 
 def test_report_is_accessible_and_typed(tmp_path):
