@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
-from inference.models import Draft
+from inference.models import Draft, ModelVersion
 from rating.models import Rating
 from reading.models import Read, ReadAmendment
 from reading.services import DRAFT_THRESHOLD
@@ -328,6 +328,7 @@ def build_export(trial: Trial) -> Export:
         "arms_masked": not trial.is_locked,
         "assisted_arm": next((arms[a.pk] for a in trial.arms.all() if a.is_ai), None) if trial.is_locked else None,
         "findings": codes,
+        "model_versions": model_versions(trial),
         "withheld_until_lock": withheld,
         "tables_withheld_until_lock": [] if trial.is_locked else list(TABLES_WITHHELD_BEFORE_LOCK),
         "preference_majority": trial.preference_majority,
@@ -395,6 +396,34 @@ def _amendment_rows(trial: Trial, codes: list[str]) -> list[dict]:
         row.update(_text_columns(text, a.read.case.reference_report, ""))
         rows.append(row)
     return rows
+
+
+def _sha256_values(params: dict, prefix: str = "", depth: int = 0) -> dict[str, str]:
+    """Hash values in a draft's parameters (weights, tokenizer and other file hashes, under keys naming sha256):
+    ``path.to.key`` -> hex digest."""
+    out: dict[str, str] = {}
+    for k, v in (params or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and "sha256" in str(k):  # file name -> digest
+            out.update({f"{key}.{n}": h for n, h in v.items() if isinstance(h, str) and h})
+        elif isinstance(v, dict) and depth < 3:
+            out.update(_sha256_values(v, f"{key}.", depth + 1))
+        elif "sha256" in str(k) and isinstance(v, str) and v and k != "prompt_sha256":
+            out[key] = v
+    return out
+
+
+def model_versions(trial: Trial) -> list[dict]:
+    """The model versions that drafted for the trial, with their weights and tokenizer hashes from the version and
+    the first ready draft's provenance (CONSORT-AI 5(i)). The name is 'model' before lock, as in drafts.csv."""
+    out = []
+    for mv in ModelVersion.objects.filter(drafts__case__trial=trial).distinct().order_by("name"):
+        draft = Draft.objects.filter(case__trial=trial, model_version=mv, status=Draft.Status.READY).order_by("pk")
+        first = draft.first()
+        hashes = {"weights_sha256": mv.weights_sha256} if mv.weights_sha256 else {}
+        hashes.update(_sha256_values(first.parameters if first else {}))
+        out.append({"name": mv.name if trial.is_locked else "model", "backend": mv.backend, "hashes": hashes})
+    return out
 
 
 def _reader_positions(trial: Trial) -> dict[int, int]:

@@ -4,7 +4,8 @@
 
 - ``report.html``: self-contained page (inline CSS) referencing its figures as ``figures/<name>.png``;
 - ``report-standalone.html``: the same page with the figures embedded (base64), for sending as one file;
-- ``results.json``: ``results.to_dict()``, the numbers the report was drawn from;
+- ``results.json``: ``results.to_dict()``, the numbers the report was drawn from, plus ``consort_ai``;
+- ``consort_ai.csv``: the CONSORT-AI / SPIRIT-AI checklist (:mod:`analysis.checklist`);
 - ``figures/*.png``: reading times, quality, preference, ROC per finding, forest plot, CONSORT flow.
 
 The page is the Django template ``analysis/report.html`` (one include per section under ``analysis/report/``). This
@@ -26,6 +27,7 @@ from typing import Any
 import pandas as pd
 from django.template import Context, Engine
 
+from .checklist import Checklist, build_checklist
 from .figures import FIGURES, Effect, ForestRow, draw_figures, forest_rows
 from .pipeline import AnalysisResults
 from .stats._result import StatResult
@@ -179,6 +181,7 @@ class ReportPage:
     #: interaction, text_metrics (issue 20; docs/ai-evaluation.md)
     ai_evaluation: dict[str, Any]
     methods: MethodsSection
+    checklist: Checklist
     warnings: list[str]
     manifest: list[ManifestRow]
     css: str
@@ -269,8 +272,10 @@ def _manifest_rows(manifest: dict) -> list[ManifestRow]:
     return rows
 
 
-def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]) -> ReportPage:
-    """What the report shows. ``figures``: name -> img src (relative path or data URI)."""
+def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str],
+               checklist: Checklist | None = None) -> ReportPage:
+    """What the report shows. ``figures``: name -> img src (relative path or data URI); ``checklist`` defaults to
+    one built without the raw tables (no failed drafts)."""
     a, c = results.labels.shown()
     return ReportPage(
         title=f"Analysis report · {manifest.get('trial') or ''}",
@@ -291,6 +296,7 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         ai_evaluation=results.ai_evaluation.to_dict(),
         methods=MethodsSection(design=results.design, paired=results.paired_analysis,
                                majority_k=results.preference.panel_majority.k or None),
+        checklist=checklist or build_checklist(results, {}, manifest),
         warnings=_warnings(results),
         manifest=_manifest_rows(manifest),
         css=CSS,
@@ -313,18 +319,21 @@ def render_report(results: AnalysisResults, tables: dict[str, pd.DataFrame], man
                   payload: dict[str, Any] | None = None) -> Path:
     """Write report.html, report-standalone.html, results.json and figures/*.png into ``out_dir``; return the
     path of report.html. ``payload`` is what results.json holds (default ``results.to_dict()``; the analysis run
-    adds its ``summary``)."""
+    adds its ``summary``); the CONSORT-AI checklist is added to it as ``consort_ai`` (from the raw ``tables``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # key order kept: the primary block comes first
     payload = results.to_dict() if payload is None else payload
+    checklist = build_checklist(results, tables, manifest)
+    payload["consort_ai"] = checklist.to_dict()
+    (out_dir / "consort_ai.csv").write_text(checklist.csv_text(), encoding="utf-8")
     (out_dir / "results.json").write_text(json.dumps(payload, indent=2, allow_nan=False))
     paths = draw_figures(results, tables, out_dir / "figures")
     rel = {name: f"figures/{p.name}" for name, p in paths.items()}
     report = out_dir / "report.html"
-    report.write_text(render_html(build_page(results, manifest, rel)), encoding="utf-8")
+    report.write_text(render_html(build_page(results, manifest, rel, checklist)), encoding="utf-8")
     embedded = {name: "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for name, p in paths.items()}
-    (out_dir / "report-standalone.html").write_text(render_html(build_page(results, manifest, embedded)),
+    (out_dir / "report-standalone.html").write_text(render_html(build_page(results, manifest, embedded, checklist)),
                                                     encoding="utf-8")
     return report
 

@@ -38,7 +38,10 @@ def test_report_has_results_table_and_png_figures(tmp_path):
     assert standalone.count('src="data:image/png;base64,') == len(FIGURES)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["quality"]["paired_t"]["estimate"] == results.quality.comparison.paired_t.estimate
+    # results.json: the typed results plus the CONSORT-AI checklist (analysis/checklist.py)
+    checklist = saved.pop("consort_ai")
     assert saved == json.loads(json.dumps(results.to_dict()))
+    assert len(checklist["items"]) == 14 and (tmp_path / "consort_ai.csv").exists()
 
 
 def test_report_is_accessible_and_typed(tmp_path):
@@ -91,7 +94,7 @@ def test_report_has_calibration_arena_and_ood_sections(tmp_path):
     results = analyse_results(tables, manifest)
     html = render_report(results, tables, manifest, tmp_path).read_text()
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert list(saved)[-3:] == ["consort", "ai_evaluation", "manifest"]
+    assert list(saved)[-4:] == ["consort", "ai_evaluation", "manifest", "consort_ai"]
     ood = saved["consort"]["drafts_out_of_distribution"]
     assert ood == {"cases_marked": 1, "cases_withheld": 1, "reasons": {"blank": 1, "lateral_only": 1, "noise": 1}}
     model = next(iter(results.ai_standalone.models.values()))
