@@ -26,7 +26,7 @@ from django.utils import timezone
 from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
-from rating.models import Rating
+from rating.models import Rating, RatingAmendment
 from reading.models import Read, ReadAmendment
 from reading.services import DRAFT_THRESHOLD
 from trial.models import AllocationSlot, Case, Membership, Trial
@@ -123,10 +123,21 @@ DICTIONARY = {
         "rouge_l": "ROUGE-L F-measure (0-1) of the amended report against the reference report",
         "meteor": "METEOR (0-1) of the amended report against the reference report",
     },
+    "rating_amendments": {
+        "rating_id": "After lock only. The amended rating (ratings.rating_id), whose row keeps the first submission",
+        "amendment": "Number of the amendment of the rating (1 = first)",
+        "amended_at": "UTC time of the amendment", "amended_as": "expert (the rating's author) or coordinator",
+        "reason": "The reason given for the amendment",
+        "preference": "A, B or none after the amendment (A and B as in the ratings table)",
+        "quality_a": "Quality of report A (1-5) after the amendment",
+        "quality_b": "Quality of report B (1-5) after the amendment",
+        "comment": "The expert's comment after the amendment",
+        "blinding_guess": "The blinding guess after the amendment",
+    },
 }
-# Whole tables withheld before lock: how often and how much reads are amended may differ by arm, and read_id joins
-# them to the masked arm, so amendments come out only after lock (issue 18 item 2).
-TABLES_WITHHELD_BEFORE_LOCK = ("amendments",)
+# Whole tables withheld before lock: how often and how much reads and ratings are amended may differ by arm, and
+# read_id / rating_id join them to the masked arm, so amendments come out only after lock (issue 18 item 2).
+TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments")
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them. Free text too: a report edited from a draft keeps the draft's wording (drafts.csv has it for
 # every case), and an expert's comment can say which report looked AI-written, as blinding_guess does.
@@ -318,6 +329,7 @@ def build_export(trial: Trial) -> Export:
     tables["ratings"] = rows
     if trial.is_locked:
         tables["amendments"] = _amendment_rows(trial, codes)
+        tables["rating_amendments"] = _rating_amendment_rows(trial)
     withheld = {} if trial.is_locked else _withhold(tables)
 
     table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
@@ -424,6 +436,22 @@ def model_versions(trial: Trial) -> list[dict]:
         hashes.update(_sha256_values(first.parameters if first else {}))
         out.append({"name": mv.name if trial.is_locked else "model", "backend": mv.backend, "hashes": hashes})
     return out
+
+
+def _rating_amendment_rows(trial: Trial) -> list[dict]:
+    """One row per amendment of a rating, with the answer after it; the ratings table keeps the first submission,
+    which the analysis counts (docs/primary_analysis.md)."""
+    rows = []
+    amendments = (RatingAmendment.objects.filter(rating__case__trial=trial).select_related("rating")
+                  .order_by("rating__case__code", "rating__public_id", "number"))
+    for a in amendments:
+        after = a.amended
+        rows.append({"rating_id": a.rating.public_id, "amendment": a.number, "amended_at": _iso(a.created_at),
+                     "amended_as": a.amended_as, "reason": a.reason, "preference": after.get("preference") or "",
+                     "quality_a": "" if after.get("quality_a") is None else after["quality_a"],
+                     "quality_b": "" if after.get("quality_b") is None else after["quality_b"],
+                     "comment": after.get("comment") or "", "blinding_guess": after.get("blinding_guess") or ""})
+    return rows
 
 
 def _reader_positions(trial: Trial) -> dict[int, int]:

@@ -26,6 +26,10 @@ class AnalysisRun(models.Model):
     arms_masked = models.BooleanField(null=True, blank=True)
     summary = models.JSONField(default=dict, blank=True, help_text="Headline numbers of the primary analysis")
     error = models.TextField(blank=True)
+    # Declared final by a statistician's electronic signature (issue 18 item 3): at most one run per trial.
+    final_at = models.DateTimeField(null=True, blank=True)
+    final_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
 
     class Meta:
         ordering = ["-created_at", "-pk"]

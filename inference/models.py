@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from trial.models import history
+
 
 class ModelVersion(models.Model):
     class Backend(models.TextChoices):
@@ -49,6 +51,7 @@ class OodAction(models.TextChoices):
     WITHHELD = "withheld", "Withheld"
 
 
+@history()  # row history by triggers (issue 18 item 1)
 class Draft(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

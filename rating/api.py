@@ -13,6 +13,8 @@ from trial.api_base import TrialScopedAPIView, valid
 from . import selectors, services
 from .models import Rating
 from .serializers import (
+    AmendmentInputSerializer,
+    AmendmentSerializer,
     AnswerSerializer,
     RatingWorklistQuerySerializer,
     RatingWorklistSerializer,
@@ -84,3 +86,20 @@ class SubmitView(_RatingView):
         nxt = selectors.next_task_id(request.user, self.get_trial())
         return Response(SubmittedSerializer({"submitted": True, "already_submitted": not created,
                                              "status": rating.status, "next": nxt}).data)
+
+
+class AmendView(_RatingView):
+    """Amend a submitted rating (issue 18 item 2): its expert, or a coordinator of the trial, with a reason. The
+    rating keeps its first submission; the answer is the amendment, before and after, in A/B terms (no arm)."""
+
+    @extend_schema(operation_id="rating_amend", request=AmendmentInputSerializer, responses=AmendmentSerializer,
+                   summary="Amend a submitted rating (reason required); already_amended on a repeat")
+    def post(self, request, trial_code: str, public_id: str):
+        rating = selectors.rating_for_amendment(request.user, self.get_trial(), public_id)
+        d = valid(AmendmentInputSerializer, _answer(request), rating=rating)
+        amendment, created = services.amend_rating(actor=request.user, rating=rating, answer=d["answer"],
+                                                   reason=d["reason"])
+        return Response(AmendmentSerializer({
+            "rating_id": rating.public_id, "number": amendment.number, "amended_as": amendment.amended_as,
+            "reason": amendment.reason, "created_at": amendment.created_at.isoformat(),
+            "previous": amendment.previous, "amended": amendment.amended, "already_amended": not created}).data)

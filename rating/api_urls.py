@@ -9,4 +9,5 @@ urlpatterns = [
     path("<slug:trial_code>/<str:public_id>/open/", api.OpenView.as_view(), name="rating-open"),
     path("<slug:trial_code>/<str:public_id>/autosave/", api.AutosaveView.as_view(), name="rating-autosave"),
     path("<slug:trial_code>/<str:public_id>/submit/", api.SubmitView.as_view(), name="rating-submit"),
+    path("<slug:trial_code>/<str:public_id>/amend/", api.AmendView.as_view(), name="rating-amend"),
 ]

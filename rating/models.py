@@ -1,11 +1,14 @@
 """Expert ratings: one expert's blinded judgement of a case's pair of reports (docs/design.md sections 2 and 4)."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from reading.models import Read, opaque_id
+from trial.models import history
 
 
+@history()  # row history by triggers (issue 18 item 1)
 class Rating(models.Model):
     """One expert's blinded judgement of a case's reports, shown as A and B in an order drawn per rating."""
 
@@ -61,3 +64,27 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"Rating {self.public_id}"
+
+
+@history()
+class RatingAmendment(models.Model):
+    """A change to a submitted rating (issue 18 item 2). The rating keeps its first submission unchanged, which is
+    what the analysis counts (docs/primary_analysis.md); each amendment stores the answer before and after (in the
+    task's own A/B terms: no arm), who made it, when and why. ``number`` counts the rating's amendments from 1."""
+
+    rating = models.ForeignKey(Rating, on_delete=models.PROTECT, related_name="amendments")
+    number = models.PositiveSmallIntegerField()
+    amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amended_as = models.CharField(max_length=16, help_text="The role the change was made in: expert or coordinator")
+    reason = models.TextField()
+    previous = models.JSONField(help_text="The answer before: {preference, quality_a, quality_b, comment, "
+                                          "blinding_guess}")
+    amended = models.JSONField(help_text="The answer after, same keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rating", "number"]
+        constraints = [models.UniqueConstraint(fields=["rating", "number"], name="uniq_rating_amendment_number")]
+
+    def __str__(self) -> str:
+        return f"Amendment {self.number} of {self.rating}"

@@ -17,7 +17,7 @@ from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
 from reading.models import Read
 from trial.models import Case, Membership, Trial
-from trial.permissions import Role, membership_of, require_role
+from trial.permissions import Role, has_role, membership_of, require_role
 
 from .models import Rating
 
@@ -196,6 +196,19 @@ def rating_for_expert(user, trial: Trial, public_id: str) -> Rating:
     if rating is None:
         raise Http404("No such rating task.")
     return rating
+
+
+def rating_for_amendment(user, trial: Trial, public_id: str) -> Rating:
+    """A rating the user may amend (issue 18 item 2): the expert's own task, or any task of the trial for one of its
+    coordinators. Another expert's task is 404, as on the task endpoints (its existence is not revealed); anyone
+    else 403. The service checks the rest (submitted, not locked) under a row lock."""
+    if has_role(user, trial, Role.COORDINATOR):
+        rating = (Rating.objects.filter(public_id=public_id, case__trial=trial)
+                  .select_related("case__trial", "read_a", "read_b", "expert").first())
+        if rating is None:
+            raise Http404("No such rating task.")
+        return rating
+    return rating_for_expert(user, trial, public_id)
 
 
 WORKLIST_PAGE_SIZE = 50

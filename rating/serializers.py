@@ -105,3 +105,47 @@ class SubmittedSerializer(serializers.Serializer):
     already_submitted = serializers.BooleanField()
     status = serializers.ChoiceField(choices=Rating.Status.choices)
     next = serializers.CharField(allow_null=True, help_text="id of the next task, or null when none is left")
+
+
+class AmendmentInputSerializer(serializers.Serializer):
+    """The parts of the answer that change (the rest is kept) and the reason for the change (required)."""
+
+    preference = serializers.ChoiceField(choices=["A", "B", "none"], required=False, allow_blank=True,
+                                         allow_null=True)
+    quality_a = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=services.COMMENT_MAX)
+    blinding_guess = serializers.ChoiceField(choices=["A", "B", "not_a", "dont_know"], required=False,
+                                             allow_blank=True, allow_null=True)
+    reason = serializers.CharField(max_length=services.REASON_MAX, help_text="Why the submitted rating is changed")
+
+    def to_internal_value(self, data):
+        # The reason first, then the answer by the service's rules (clean_answer), so a 400 says the same words as
+        # the rating page; completeness against the current version is the service's.
+        if not isinstance(data, dict):
+            data = {}
+        reason = services.clean_reason(data.get("reason"))
+        answer = {k: v for k, v in data.items() if k != "reason"}
+        return {"answer": services.clean_answer(self.context["rating"], answer, complete=False), "reason": reason}
+
+
+class AmendedAnswerSerializer(serializers.Serializer):
+    preference = serializers.CharField(allow_blank=True, allow_null=True)
+    quality_a = serializers.IntegerField(allow_null=True)
+    quality_b = serializers.IntegerField(allow_null=True)
+    comment = serializers.CharField(allow_blank=True)
+    blinding_guess = serializers.CharField(allow_blank=True, allow_null=True)
+
+
+class AmendmentSerializer(serializers.Serializer):
+    """One amendment of a rating: the answer before and after, in the task's A/B terms (the rating keeps its
+    first submission)."""
+
+    rating_id = serializers.CharField()
+    number = serializers.IntegerField()
+    amended_as = serializers.CharField(help_text="expert or coordinator")
+    reason = serializers.CharField()
+    created_at = serializers.CharField()
+    previous = AmendedAnswerSerializer()
+    amended = AmendedAnswerSerializer()
+    already_amended = serializers.BooleanField(help_text="True when this repeats the latest amendment")

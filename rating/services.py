@@ -26,15 +26,15 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from core.keyed import keyed_hex
 from reading.models import Read
 from trial import audit
 from trial.models import Case, Membership, Trial
-from trial.permissions import Role
+from trial.permissions import Role, has_role
 from trial.services import ensure_writable
 
-from .models import Rating
+from .models import Rating, RatingAmendment
 
 PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
 _DONT_KNOW = {"dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know", "unknown": "dont_know"}
@@ -397,3 +397,77 @@ def _after_rating_submitted(r: Rating) -> None:
     case.status = Case.Status.RATED
     case.save(update_fields=["status"])
     audit.record(actor=None, trial=case.trial, action="case:rated", obj=case, before=before, after=audit.snapshot(case))
+
+
+# -- amendments (issue 18 item 2) ---------------------------------------------------------------------------
+ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
+REASON_MAX = 2_000
+
+
+def answer_of(rating: Rating) -> dict:
+    """The answer as submitted, in the task's A/B terms."""
+    return {k: getattr(rating, k) for k in ANSWER_FIELDS}
+
+
+def current_answer(rating: Rating) -> dict:
+    """The latest version: the last amendment's answer, else the first submission."""
+    latest = rating.amendments.order_by("-number").first()
+    return dict(latest.amended) if latest else answer_of(rating)
+
+
+def clean_reason(reason) -> str:
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidInput("Give the reason for the amendment.")
+    reason = reason.strip()
+    if len(reason) > REASON_MAX:
+        raise InvalidInput(f"The reason is longer than {REASON_MAX} characters.")
+    return reason
+
+
+def _amender_role(actor, r: Rating) -> str:
+    if r.expert.user_id == getattr(actor, "pk", None) and r.expert.role == Role.EXPERT:
+        return Role.EXPERT
+    if has_role(actor, r.case.trial, Role.COORDINATOR):
+        return Role.COORDINATOR
+    raise NotAllowed("Only the rating's expert or a coordinator of the trial may amend it.")
+
+
+@transaction.atomic
+def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[RatingAmendment, bool]:
+    """Amend a submitted rating (issue 18 item 2): its expert, or a coordinator of the trial, while the trial is
+    not locked, always with a reason. ``answer`` holds the parts that change (the rest is kept from the current
+    version); the result must be complete, as at submit. The rating keeps its first submission (what the analysis
+    counts, docs/primary_analysis.md); the amendment stores the answer before and after, audited with both. A
+    repeat of the latest amendment (same answer and reason, same person) returns it with created=False; an answer
+    identical to the current version is otherwise refused. Nothing here names an arm: the answer is in A/B terms."""
+    r = (Rating.objects.select_for_update(of=("self",)).select_related("case__trial", "expert")
+         .filter(pk=rating.pk).first())
+    if r is None:
+        raise NotAllowed("No such rating.")
+    trial = r.case.trial
+    if trial.status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+    role = _amender_role(actor, r)
+    if r.status != Rating.Status.DONE:
+        raise Conflict("Only a submitted rating can be amended; until then, change and submit it.",
+                       code="not_submitted")
+    reason = clean_reason(reason)
+    cleaned = clean_answer(r, dict(answer or {}), complete=False)
+    latest = r.amendments.order_by("-number").first()
+    current = dict(latest.amended) if latest else answer_of(r)
+    new = {**current, **cleaned}
+    if r.read_b_id is None:
+        new["preference"], new["quality_b"] = "", None
+    missing = _missing(r, new)
+    if missing:
+        raise InvalidInput("Please give " + " and ".join(missing) + " in the amended rating.")
+    if new == current:
+        if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
+            return latest, False
+        raise Conflict("The amended rating is the same as the current version: nothing to amend.", code="no_change")
+    amendment = RatingAmendment.objects.create(
+        rating=r, number=(latest.number + 1) if latest else 1, amended_by=actor, amended_as=role, reason=reason,
+        previous=current, amended=new)
+    audit.record(actor=actor, trial=trial, action="rating:amend", obj=r, before=current,
+                 after={**new, "amendment": amendment.number}, reason=reason)
+    return amendment, True

@@ -6,12 +6,15 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from trial.models import history
+
 
 def opaque_id() -> str:
     # Random, so ids neither sort by arm nor by creation order.
     return secrets.token_urlsafe(12)
 
 
+@history()  # row history by triggers (issue 18 item 1): raw SQL and bulk writes leave old/new values too
 class Read(models.Model):
     class Status(models.TextChoices):
         TODO = "todo", "To do"
@@ -71,6 +74,7 @@ class Read(models.Model):
         return self.submitted_at is not None
 
 
+@history()
 class ReadAmendment(models.Model):
     """A change to a submitted read (issue 18 item 2). The read keeps its first submission unchanged, which is what
     the analysis counts by default (docs/primary_analysis.md); each amendment stores the version before and after,

@@ -72,6 +72,9 @@ class Trial(models.Model):
     require_signatures = models.BooleanField(
         default=False, help_text="Moving to rating and to locked needs the coordinator's electronic signature "
                                  "(password re-entered; 21 CFR 11.200, docs/audit.md)")
+    sign_submissions = models.BooleanField(
+        default=False, help_text="Readers and experts sign each read and rating they submit (password re-entered; "
+                                 "21 CFR 11.50, 11.200, docs/audit.md)")
     ask_blinding_guess = models.BooleanField(
         default=False, help_text="After each rating, ask the expert which report they think was written with AI "
                                  "assistance (measures blinding)")
@@ -351,6 +354,13 @@ class Signature(models.Model):
     signed_at = models.DateTimeField()
     entry = models.ForeignKey(AuditEntry, on_delete=models.PROTECT, related_name="signatures")
     record_hash = models.CharField(max_length=64, help_text="The signed audit entry's hash when it was signed")
+    # The signed record itself (issue 18 item 3): its fields that the signature covers and their hash when signed,
+    # so a later change of the record (through the application or around it) shows the signature as invalid.
+    object_type = models.CharField(max_length=100, blank=True, help_text="app_label.Model of the signed record")
+    object_id = models.CharField(max_length=64, blank=True)
+    signed_fields = models.JSONField(default=list, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True,
+                                    help_text="SHA-256 of the signed fields' values when signed")
 
     class Meta:
         ordering = ["signed_at", "pk"]

@@ -60,6 +60,7 @@ TRIAL_SETTINGS = (
     "ood_threshold",
     "prefill_draft_findings",
     "require_signatures",
+    "sign_submissions",
 )
 
 
