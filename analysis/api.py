@@ -5,13 +5,16 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from core.api import PageJSONView
-from trial.api_base import TrialScopedAPIView, TrialScopedViewSet
+from trial.api_base import TrialScopedAPIView, TrialScopedViewSet, valid
 from trial.blinding import NotBlindedParticipant, require_not_blinded
+from trial.models import Signature
 from trial.permissions import TrialRolePermission, require_role
+from trial.signatures import SignatureInput
 
 from . import services
 from .models import AnalysisRun
@@ -20,12 +23,13 @@ from .models import AnalysisRun
 class AnalysisRunSerializer(serializers.ModelSerializer):
     requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
     files = serializers.SerializerMethodField()
+    final_by = serializers.CharField(source="final_by.username", default=None, read_only=True)
     status_url = serializers.SerializerMethodField()
 
     class Meta:
         model = AnalysisRun
         fields = ["id", "status", "progress", "message", "created_at", "started_at", "finished_at", "requested_by",
-                  "data_sha256", "arms_masked", "summary", "error", "status_url", "files"]
+                  "data_sha256", "arms_masked", "summary", "error", "status_url", "files", "final_at", "final_by"]
         read_only_fields = fields
 
     def get_files(self, run) -> list[dict]:
@@ -34,6 +38,14 @@ class AnalysisRunSerializer(serializers.ModelSerializer):
 
     def get_status_url(self, run) -> str:
         return reverse("analysis:run_status", args=[run.trial.code, run.pk])
+
+
+class FinalInputSerializer(serializers.Serializer):
+    """The statistician's electronic signature (trial.signatures): the password again (never stored), the meaning."""
+
+    password = serializers.CharField(required=False, allow_blank=True, default="", write_only=True,
+                                     trim_whitespace=False)
+    meaning = serializers.ChoiceField(choices=Signature.Meaning.choices, default=Signature.Meaning.APPROVAL)
 
 
 class AnalysisRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrialScopedViewSet):
@@ -52,6 +64,16 @@ class AnalysisRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Trial
         run = services.request_analysis(request.user, self.get_trial())
         run.refresh_from_db()
         return Response(self.get_serializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=FinalInputSerializer, responses=AnalysisRunSerializer,
+                   summary="Declare a finished run of the locked trial final (statistician, signed)")
+    @action(detail=True, methods=["post"], url_path="final")
+    def final(self, request, trial_code=None, pk=None):
+        run = self.get_object()
+        d = valid(FinalInputSerializer, request.data)
+        signature = SignatureInput(d["password"], d["meaning"]) if d["password"] else None
+        run = services.declare_final(actor=request.user, run=run, signature=signature)
+        return Response(self.get_serializer(run).data)
 
 
 class RunFileSerializer(serializers.Serializer):

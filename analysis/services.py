@@ -5,6 +5,7 @@ whatever the report says can be reproduced from the export alone (``analysis.pip
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import traceback
@@ -18,8 +19,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import NotAllowed
-from trial import audit
+from core.errors import Conflict, NotAllowed
+from trial import audit, signatures
 from trial.blinding import BLINDED_MESSAGE, is_blinded_participant
 from trial.models import Trial
 from trial.permissions import Role, has_role
@@ -172,3 +173,46 @@ def resolve_run_file(run: AnalysisRun, name: str) -> Path | None:
         return None
     allowed = {f["name"] for f in run_files(run)}
     return p if name in allowed and p.is_file() else None
+
+
+# -- declaring a run final (issue 18 item 3) ----------------------------------------------------------------
+# What the statistician's signature covers on the run itself; the audit entry adds the SHA-256 of each file.
+FINAL_FIELDS = ("status", "finished_at", "data_sha256", "arms_masked", "summary", "output_dir", "final_at",
+                "final_by_id")
+
+
+def _file_hashes(run: AnalysisRun) -> dict[str, str]:
+    base = run_dir(run)
+    return {f["name"]: hashlib.sha256((base / f["name"]).read_bytes()).hexdigest() for f in run_files(run)}
+
+
+def declare_final(*, actor, run: AnalysisRun, signature: signatures.SignatureInput | None) -> AnalysisRun:
+    """A statistician declares a finished run of the locked trial the final analysis, with their electronic
+    signature (approval by default; always required), bound to the run's results and files. One final run per
+    trial. A wrong password is recorded before the step's transaction (trial.signatures.check_password_first)."""
+    trial = run.trial
+    if not has_role(actor, trial, Role.STATISTICIAN) or is_blinded_participant(actor, trial):
+        raise NotAllowed("Only a statistician of the trial may declare an analysis run final.")
+    signatures.check_password_first(actor, trial, signature, action="analysis:final", obj=run)
+    return _declare_final(actor, run, signature)
+
+
+@transaction.atomic
+def _declare_final(actor, run: AnalysisRun, signature) -> AnalysisRun:
+    signatures.reauthenticate(actor, signature)
+    run = AnalysisRun.objects.select_for_update().select_related("trial").get(pk=run.pk)
+    trial = run.trial
+    if run.status != AnalysisRun.Status.DONE:
+        raise Conflict("Only a finished analysis run can be declared final.", code="not_done")
+    if run.arms_masked or trial.status != Trial.Status.LOCKED:
+        raise Conflict("Only a run of the locked trial, with the arms unmasked, can be the final analysis.",
+                       code="not_locked")
+    if AnalysisRun.objects.filter(trial=trial, final_at__isnull=False).exists():
+        raise Conflict("This trial already has a final analysis run.", code="already_final")
+    run.final_at, run.final_by = timezone.now(), actor
+    run.save(update_fields=["final_at", "final_by"])
+    entry = audit.record(actor=actor, trial=trial, action="analysis:final", obj=run, after={
+        "run": run.pk, "data_sha256": run.data_sha256, "summary": run.summary, "files": _file_hashes(run),
+        "final_at": run.final_at})
+    signatures.sign_entry(actor, entry, signature, obj=run, fields=FINAL_FIELDS)
+    return run

@@ -37,6 +37,7 @@ class ContentSecurityPolicyMiddleware:
 
 
 _request_user: ContextVar = ContextVar("request_user", default=None)
+_request: ContextVar = ContextVar("request", default=None)
 
 
 def request_user():
@@ -46,13 +47,21 @@ def request_user():
     return user if getattr(user, "is_authenticated", False) else None
 
 
+def current_request():
+    """The request being served, or None. Lets a failed electronic signature (trial.signatures) count toward the
+    login lockout, which is kept per username and IP address of the request."""
+    return _request.get()
+
+
 class RequestUserMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         token = _request_user.set(getattr(request, "user", None))
+        request_token = _request.set(request)
         try:
             return self.get_response(request)
         finally:
+            _request.reset(request_token)
             _request_user.reset(token)

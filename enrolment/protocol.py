@@ -48,6 +48,9 @@ def apply_protocol(actor, data: dict) -> Trial:
         services.add_member(actor, trial, user=user, role=m["role"], center=center,
                             experience=m.get("experience", ""))
     r = data.get("randomisation")
+    if r and trial.require_signatures:
+        raise InvalidInput("This protocol requires electronic signatures, and sealing the allocation list is signed: "
+                           "leave out `randomisation` and generate the list on the trial page or API (signed).")
     if r:
         services.generate_allocation_list(
             actor, trial, seed=str(r["seed"]) if r.get("seed") is not None else None,

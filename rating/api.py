@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from core.errors import InvalidInput
 from trial.api_base import TrialScopedAPIView, valid
+from trial.signatures import submission_signature
 
 from . import selectors, services
 from .models import Rating
@@ -80,9 +81,10 @@ class SubmitView(_RatingView):
                    summary="Submit the rating (once)")
     def post(self, request, trial_code: str, public_id: str):
         data = _answer(request)
+        signature = submission_signature(data.pop("password", None))
         rating = self.get_rating(public_id)
         answer = valid(AnswerSerializer, data, rating=rating)
-        rating, created = services.submit_rating(request.user, rating, answer)
+        rating, created = services.submit_rating(request.user, rating, answer, signature=signature)
         nxt = selectors.next_task_id(request.user, self.get_trial())
         return Response(SubmittedSerializer({"submitted": True, "already_submitted": not created,
                                              "status": rating.status, "next": nxt}).data)

@@ -29,10 +29,11 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from core.keyed import keyed_hex
 from reading.models import Read
-from trial import audit
+from trial import audit, signatures
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
 from trial.services import ensure_writable
+from trial.signatures import Meaning
 
 from .models import Rating, RatingAmendment
 
@@ -353,10 +354,28 @@ def _same_answer(r: Rating, cleaned: dict) -> bool:
     return all(getattr(r, k) == v for k, v in cleaned.items())
 
 
-@transaction.atomic
-def submit_rating(actor, rating: Rating, data: dict) -> tuple[Rating, bool]:
+# What an expert's signature of a submission covers (Trial.sign_submissions; trial.signatures).
+SIGNED_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess", "submitted_at", "status",
+                 "expert_id")
+
+
+def submit_rating(actor, rating: Rating, data: dict,
+                  signature: signatures.SignatureInput | None = None) -> tuple[Rating, bool]:
     """Submit once. Returns (rating, created). Re-sending the same answer (a retried request) is answered as a
-    success without storing anything again; a different answer after submit is refused."""
+    success without storing anything again; a different answer after submit is refused. Where the trial's
+    `sign_submissions` is on, a new submission needs the expert's electronic signature (authorship): a wrong
+    password is recorded before the transaction (trial.signatures.check_password_first)."""
+    if signature is not None:
+        info = (Rating.objects.filter(pk=rating.pk)
+                .values("case__trial_id", "case__trial__sign_submissions", "status").first())
+        if info and info["case__trial__sign_submissions"] and info["status"] != Rating.Status.DONE:
+            trial = Trial.objects.get(pk=info["case__trial_id"])
+            signatures.check_password_first(actor, trial, signature, action="rating:submit", obj=rating)
+    return _submit_rating(actor, rating, data, signature=signature)
+
+
+@transaction.atomic
+def _submit_rating(actor, rating: Rating, data: dict, *, signature) -> tuple[Rating, bool]:
     r = _locked_own(actor, rating)
     if r.status == Rating.Status.DONE:
         try:
@@ -368,6 +387,9 @@ def submit_rating(actor, rating: Rating, data: dict) -> tuple[Rating, bool]:
         raise Conflict("This rating was already submitted; a rating cannot be changed or given twice.",
                        code="already_submitted")
     cleaned = clean_answer(r, data, complete=True)
+    trial = r.case.trial
+    if trial.sign_submissions:
+        signatures.reauthenticate(actor, signature)
     before = audit.snapshot(r)
     for k, v in cleaned.items():
         setattr(r, k, v)
@@ -378,8 +400,11 @@ def submit_rating(actor, rating: Rating, data: dict) -> tuple[Rating, bool]:
     r.submitted_at = now
     r.status = Rating.Status.DONE
     r.save()
-    audit.record(actor=actor, trial=r.case.trial, action="rating:submit", obj=r, before=before,
-                 after=audit.snapshot(r))
+    entry = audit.record(actor=actor, trial=trial, action="rating:submit", obj=r, before=before,
+                         after=audit.snapshot(r))
+    if trial.sign_submissions:
+        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
+                              obj=r, fields=SIGNED_FIELDS)
     _after_rating_submitted(r)
     return r, True
 

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from core.errors import TrialError
 from trial.models import Trial
+from trial.signatures import submission_signature
 
 from . import selectors, services
 
@@ -26,7 +27,8 @@ def task(request, trial_code: str, public_id: str):
     if request.method == "POST":  # the form works without JavaScript too
         data = {k: request.POST.get(k) for k in ANSWER_FIELDS if k in request.POST}
         try:
-            _, created = services.submit_rating(request.user, rating, data)
+            _, created = services.submit_rating(request.user, rating, data,
+                                                signature=submission_signature(request.POST.get("password")))
         except TrialError as exc:
             messages.error(request, exc.message)
             status = exc.status

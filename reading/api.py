@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trial.api_base import TrialScopedAPIView, json_object, valid
+from trial.signatures import submission_signature
 
 from . import selectors, services
 from .models import Read
@@ -92,11 +93,12 @@ class SubmitView(_ReadView):
     @extend_schema(operation_id="reading_submit", request=ReportInputSerializer, responses=SubmittedReadSerializer,
                    summary="Submit the read; already_submitted on a repeat")
     def post(self, request, public_id: str):
-        data = json_object(request)
+        data = dict(json_object(request))
         read = self.get_read(public_id)
+        signature = submission_signature(data.pop("password", None))
         # The form only: completeness is the service's (a repeated submit is answered with the saved read).
         d = valid(ReportInputSerializer, data, trial=read.case.trial)
-        read, created = services.submit_read(request.user, read, d, seconds=d.get("seconds"))
+        read, created = services.submit_read(request.user, read, d, seconds=d.get("seconds"), signature=signature)
         payload = {**selectors.read_payload(read), "already_submitted": not created}
         return Response(SubmittedReadSerializer(payload).data)
 

@@ -11,9 +11,10 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
-from trial import audit
+from trial import audit, signatures
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
+from trial.signatures import Meaning
 
 from . import signals
 from .models import Read, ReadAmendment
@@ -312,16 +313,36 @@ def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, 
     return round(distance, 6), flipped
 
 
-@transaction.atomic
-def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
+# What a reader's signature of a submission covers (Trial.sign_submissions; trial.signatures).
+SIGNED_FIELDS = ("findings_text", "impression_text", "finding_marks", "submitted_at", "status", "reader_id")
+
+
+def submit_read(actor, read: Read, data, seconds=None,
+                signature: signatures.SignatureInput | None = None) -> tuple[Read, bool]:
     """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
     (AI arm), audits, and tells rating (rating.services.on_read_submitted). Idempotent: a second submit
-    (double click, retry, two tabs) returns the saved read with created=False and changes nothing."""
+    (double click, retry, two tabs) returns the saved read with created=False and changes nothing. Where the trial's
+    `sign_submissions` is on, a new submission needs the reader's electronic signature (authorship): a wrong
+    password is recorded before the transaction (trial.signatures.check_password_first)."""
+    if signature is not None:
+        row = (Read.objects.filter(pk=read.pk) if isinstance(read, Read) else Read.objects.filter(public_id=read))
+        info = row.values("case__trial_id", "case__trial__sign_submissions", "submitted_at").first()
+        if info and info["case__trial__sign_submissions"] and info["submitted_at"] is None:
+            trial = Trial.objects.get(pk=info["case__trial_id"])
+            signatures.check_password_first(actor, trial, signature, action="read:submit",
+                                            obj=read if isinstance(read, Read) else None)
+    return _submit_read(actor, read, data, seconds=seconds, signature=signature)
+
+
+@transaction.atomic
+def _submit_read(actor, read: Read, data, *, seconds, signature) -> tuple[Read, bool]:
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read, False
     trial = read.case.trial
     cleaned = clean_report(trial, data, complete=True)
+    if trial.sign_submissions:
+        signatures.reauthenticate(actor, signature)
     if read.opened_at is None:  # submitted through the API without an open: it opens now
         _ensure_available(read)
         read = open_read(actor, read)
@@ -340,7 +361,11 @@ def submit_read(actor, read: Read, data, seconds=None) -> tuple[Read, bool]:
             read.draft, read.findings_text, read.impression_text, read.finding_marks, trial.finding_codes
         )
     read.save()
-    audit.record(actor=actor, trial=trial, action="read:submit", obj=read, before=before, after=audit.snapshot(read))
+    entry = audit.record(actor=actor, trial=trial, action="read:submit", obj=read, before=before,
+                         after=audit.snapshot(read))
+    if trial.sign_submissions:
+        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
+                              obj=read, fields=SIGNED_FIELDS)
     signals.read_submitted.send(sender=Read, read=read)  # rating tasks once both reads of a case are in
     return read, True
 

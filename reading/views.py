@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from core.errors import TrialError, TrialLocked
 from trial.models import Trial
+from trial.signatures import submission_signature
 
 from . import selectors, services
 
@@ -87,7 +88,8 @@ def read_submit(request, trial_code: str, public_id: str):
     trial = _trial(trial_code)
     read = selectors.read_for_reader(request.user, public_id, trial)
     try:
-        read, created = services.submit_read(request.user, read, _report_from_form(trial, request.POST))
+        read, created = services.submit_read(request.user, read, _report_from_form(trial, request.POST),
+                                             signature=submission_signature(request.POST.get("password")))
     except TrialError as exc:
         messages.error(request, exc.message)
         return redirect("reading:read", trial_code=trial.code, public_id=read.public_id)

@@ -53,7 +53,8 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
             **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
                                  "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                                 "import_settings", "ood_action", "ood_threshold") if k in d},
+                                 "import_settings", "ood_action", "ood_threshold", "require_signatures",
+                                 "sign_submissions") if k in d},
         )
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
@@ -75,8 +76,10 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 raise NotFound("This trial has no allocation list yet.")
             return Response(AllocationListSerializer(summary).data)
         trial = self._coordinated(trial_code)
-        d = valid(AllocationListCreateSerializer, request.data)
-        services.generate_allocation_list(request.user, trial, **d)
+        d = dict(valid(AllocationListCreateSerializer, request.data))
+        password, meaning = d.pop("password"), d.pop("meaning")
+        signature = SignatureInput(password, meaning) if password else None
+        services.generate_allocation_list(request.user, trial, signature=signature, **d)
         return Response(AllocationListSerializer(selectors.allocation_list_summary(request.user, trial)).data,
                         status=status.HTTP_201_CREATED)
 

@@ -85,6 +85,9 @@ class AllocationListForm(forms.Form):
     )
     slots_per_stratum = forms.IntegerField(min_value=1, max_value=100000, required=False)
     stratify_by_experience = forms.BooleanField(required=False, help_text="Readers only")
+    # Electronic signature of the sealing, where the trial requires signatures (trial.signatures).
+    password = forms.CharField(required=False, widget=forms.PasswordInput, strip=False)
+    meaning = forms.ChoiceField(required=False, choices=Signature.Meaning.choices, initial=Signature.Meaning.APPROVAL)
 
     def clean_block_sizes(self):
         raw = self.cleaned_data["block_sizes"].strip()

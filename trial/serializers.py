@@ -19,7 +19,8 @@ class TrialSerializer(serializers.ModelSerializer):
         model = Trial
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
                   "experts_off_own_center", "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                  "import_settings", "ood_action", "ood_threshold", "created_at", "locked_at"]
+                  "import_settings", "ood_action", "ood_threshold", "require_signatures", "sign_submissions",
+                  "created_at", "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
 
 
@@ -109,6 +110,9 @@ class AllocationListCreateSerializer(serializers.Serializer):
     block_sizes = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False)
     slots_per_stratum = serializers.IntegerField(min_value=1, max_value=100000, required=False)
     stratify_by_experience = serializers.BooleanField(required=False, default=False)
+    # The electronic signature of the sealing where the trial requires signatures (trial.signatures): never stored.
+    password = serializers.CharField(required=False, allow_blank=True, default="", write_only=True)
+    meaning = serializers.ChoiceField(choices=Signature.Meaning.choices, default=Signature.Meaning.APPROVAL)
 
 
 class StatusSerializer(serializers.Serializer):

@@ -321,12 +321,25 @@ def add_case(actor, trial: Trial, *, center: Center, code: str) -> Case:
 
 
 # -- status workflow -----------------------------------------------------------------------------------------
-@transaction.atomic
+def _requires_signatures(trial: Trial) -> bool:
+    return bool(Trial.objects.filter(pk=trial.pk).values_list("require_signatures", flat=True).first())
+
+
 def advance_status(actor, trial: Trial, to_status: str, reason: str = "",
                    signature: signatures.SignatureInput | None = None) -> Trial:
     """One step forward. Moving to rating or to locked in a trial that requires signatures needs the coordinator's
     electronic signature (password re-entered), bound to the audit entry of the step. A step that leaves work
-    outstanding (`selectors.outstanding_work`) needs a reason; the counts go into the entry's `after`."""
+    outstanding (`selectors.outstanding_work`) needs a reason; the counts go into the entry's `after`. A wrong
+    password is recorded before the step's transaction (trial.signatures.check_password_first)."""
+    ensure_coordinator(actor, trial)
+    if to_status in SIGNED_STEPS and _requires_signatures(trial):
+        signatures.check_password_first(actor, trial, signature, action=f"status:{to_status}", obj=trial)
+    return _advance_status(actor, trial, to_status, reason=reason, signature=signature)
+
+
+@transaction.atomic
+def _advance_status(actor, trial: Trial, to_status: str, *, reason: str,
+                    signature: signatures.SignatureInput | None) -> Trial:
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
     signed = trial.require_signatures and to_status in SIGNED_STEPS
@@ -396,7 +409,10 @@ def stratum_key_for_reader(m: Membership, stratify_by_experience: bool) -> str:
     return f"{m.center.code}|{m.experience}" if stratify_by_experience else m.center.code
 
 
-@transaction.atomic
+# What a signature on sealing covers: the commitment and the public settings (never the seed, salt or blocks).
+SEALED_FIELDS = ("unit", "ratio", "slots_per_stratum", "stratify_by_experience", "list_hash", "created_by_id")
+
+
 def generate_allocation_list(
     actor,
     trial: Trial,
@@ -405,9 +421,25 @@ def generate_allocation_list(
     block_sizes: list[int] | None = None,
     slots_per_stratum: int | None = None,
     stratify_by_experience: bool = False,
+    signature: signatures.SignatureInput | None = None,
 ) -> AllocationList:
+    """Generate and seal the allocation list. In a trial that requires signatures, sealing needs the coordinator's
+    electronic signature (approval), bound to the audit entry and to the list's commitment (SEALED_FIELDS)."""
+    ensure_coordinator(actor, trial)
+    if _requires_signatures(trial):
+        signatures.check_password_first(actor, trial, signature, action="allocation_list:generate")
+    return _generate_allocation_list(actor, trial, seed=seed, block_sizes=block_sizes,
+                                     slots_per_stratum=slots_per_stratum,
+                                     stratify_by_experience=stratify_by_experience, signature=signature)
+
+
+@transaction.atomic
+def _generate_allocation_list(actor, trial: Trial, *, seed, block_sizes, slots_per_stratum, stratify_by_experience,
+                              signature) -> AllocationList:
     ensure_coordinator(actor, trial)
     trial = _lock_trial_row(trial)
+    if trial.require_signatures:
+        signatures.reauthenticate(actor, signature)
     if trial.status != Trial.Status.SETUP:
         raise Conflict("The allocation list is generated during setup.")
     if AllocationList.objects.filter(trial=trial).exists():
@@ -449,7 +481,7 @@ def generate_allocation_list(
         )
     # The audit entry records the commitment and the public settings, never the seed, salt, block sizes or entries
     # (they are recorded when the lock discloses them: _disclose_allocation_list).
-    audit.record(
+    entry = audit.record(
         actor=actor,
         trial=trial,
         action="allocation_list:generate",
@@ -457,6 +489,8 @@ def generate_allocation_list(
         after={"unit": unit, "ratio": ratio, "strata": keys, "slots_per_stratum": n,
                "stratify_by_experience": stratify_by_experience, "list_hash": alist.list_hash},
     )
+    if trial.require_signatures:
+        signatures.sign_entry(actor, entry, signature, obj=alist, fields=SEALED_FIELDS)
     return alist
 
 

@@ -149,9 +149,10 @@ def allocation_generate(request, trial_code: str):
     form = AllocationListForm(request.POST)
     if form.is_valid():
         d = form.cleaned_data
+        signature = SignatureInput(d["password"], d["meaning"] or Signature.Meaning.APPROVAL) if d["password"] else None
         _run(request, services.generate_allocation_list, trial, block_sizes=d["block_sizes"],
              slots_per_stratum=d["slots_per_stratum"], stratify_by_experience=d["stratify_by_experience"],
-             success="Allocation list generated and sealed.")
+             signature=signature, success="Allocation list generated and sealed.")
     else:
         _form_errors(request, form)
     return redirect("trial:detail", trial_code=trial_code)

@@ -121,11 +121,15 @@ function submit(ev) {
   var a = answer();
   var m = missing(a);
   if (m.length) { errorBox.textContent = "Please give " + m.join(" and ") + " before submitting."; return; }
+  var pw = document.getElementById("signature-password");  // Trial.sign_submissions: the password signs it
+  if (pw && !pw.value) { errorBox.textContent = "Enter your password to sign the rating."; pw.focus(); return; }
+  var body = pw ? Object.assign({}, a, {password: pw.value}) : a;
+  if (pw) pw.value = "";
   clearTimeout(timer);
   var btn = document.getElementById("submit-rating");
   btn.disabled = true;
   setState("Submitting…");
-  post("submit/", a).then(function (r) {
+  post("submit/", body).then(function (r) {
     if (r.offline) throw new Error("offline");
     if (r.sessionEnded) {
       btn.disabled = false;

@@ -250,6 +250,8 @@ function finish(body) {
   fill(body.report);
   form.querySelector("fieldset").disabled = true;
   if (submitBtn) submitBtn.remove();
+  const sign = document.getElementById("sign-field");
+  if (sign) sign.remove();
   document.getElementById("next-link").classList.remove("hidden");
   setStatus("Submitted " + new Date(body.submitted_at).toLocaleString());
   setMessage(body.already_submitted ? "This read was already submitted; the saved report is shown." : "Report submitted.", true);
@@ -261,11 +263,15 @@ function submit() {
   const found = problems(report);
   if (found.length) { showProblems(found); return; }
   clearFaults();
+  const pw = document.getElementById("signature-password");  // Trial.sign_submissions: the password signs it
+  if (pw && !pw.value) { setMessage("Enter your password to sign the report."); pw.focus(); return; }
+  const signed = pw ? {password: pw.value} : {};
+  if (pw) pw.value = "";
   submitting = true;
   if (submitBtn) submitBtn.disabled = true;
   setMessage("Submitting…", true);
   const s = takeSeconds();
-  postJSON(data.urls.submit, Object.assign({}, report, {seconds: s}))
+  postJSON(data.urls.submit, Object.assign({}, report, {seconds: s}, signed))
     .then((r) => {
       settle(s, r.ok);
       if (r.ok) finish(r.body);
