@@ -15,7 +15,7 @@ from tests.factories.reading import reads_of
 from trial import services as trial_services
 from trial.models import AuditEntry
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.requirement("AMD-1")]
 
 
 def report(trial, present=False, impression="Normal chest.") -> dict:
@@ -142,6 +142,7 @@ def test_a_repeated_amendment_is_idempotent_and_no_change_is_refused(submitted):
     assert ReadAmendment.objects.count() == 1
 
 
+@pytest.mark.requirement("AMD-3")
 def test_the_export_carries_amendments_after_lock_only(submitted):
     trial, read, user = submitted["trial"], submitted["read"], submitted["un_reader"].user
     services.amend_read(actor=user, read=read, report=report(trial, present=True, impression="Changed."),

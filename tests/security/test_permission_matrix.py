@@ -142,6 +142,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "rating-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "rating-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "rating-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
+    # The rating's expert or a coordinator; the matrix's empty body has no reason: 400 (tests/rating/test_amendments.py)
+    "rating-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400, coordinator=400)},
     # --- API: reading
     "reading-api:worklist": {"GET": api_only(reader=200), "POST": api_refuses_method()},
     "reading-api:detail": {"GET": api_only(reader=200), "POST": api_refuses_method()},
@@ -156,6 +158,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
                           "POST": api_only(coordinator=201, statistician=201)},
     "analysis-run-detail": {"GET": api_only(coordinator=200, statistician=200),
                             "POST": api_only(coordinator=405, statistician=405)},
+    # Declaring a run final: a statistician's signature; the empty body has no password: 400; a coordinator 403
+    "analysis-run-final": {"GET": api_only(coordinator=405, statistician=405), "POST": api_only(statistician=400)},
 }
 
 # --- admin (GET only). The admin is for superusers (trial/admin.py): everyone else, staff coordinators included,
