@@ -9,7 +9,8 @@ from rating.models import Rating
 from reading.models import Read
 from tests.factories.trial import add_cases, make_trial
 from trial import services
-from trial.models import Case, Trial
+from trial.models import Case, Signature, Trial
+from trial.signatures import SignatureInput
 
 SENTENCES = [
     "Heart size is normal",
@@ -70,10 +71,10 @@ def _ensure_draft_ready(read: Read) -> None:
 
 
 def submit_read(read: Read, findings: str = "Lungs are clear.", impression: str = "Normal chest.",
-                marks: dict | None = None, when: dt.datetime | None = None) -> Read:
+                marks: dict | None = None, when: dt.datetime | None = None, sign: str | None = None) -> Read:
     """Submit a read through the reading services as its reader (open, then submit); submit_read calls
     rating_services.on_read_submitted. `when` rewrites the read's times afterwards (distinctive values that a
-    blinding test can search for)."""
+    blinding test can search for). `sign`: the reader's password, where the trial signs each submission."""
     from reading import services as reading_services
 
     read = Read.objects.select_related("arm__model_assignment__model_version", "case__trial",
@@ -87,7 +88,8 @@ def submit_read(read: Read, findings: str = "Lungs are clear.", impression: str 
         "finding_marks": marks or {c: {"present": False, "confidence": 4} for c in codes},
     }
     reading_services.open_read(actor, read)
-    read, _ = reading_services.submit_read(actor, read, data, seconds=0)
+    signature = SignatureInput(sign, Signature.Meaning.AUTHORSHIP) if sign else None
+    read, _ = reading_services.submit_read(actor, read, data, seconds=0, signature=signature)
     if when is not None:
         Read.objects.filter(pk=read.pk).update(
             opened_at=when - dt.timedelta(seconds=140), last_heartbeat_at=when - dt.timedelta(seconds=2),
@@ -98,7 +100,7 @@ def submit_read(read: Read, findings: str = "Lungs are clear.", impression: str 
 
 
 def complete_case(case: Case, rng: random.Random | None = None, extra_for_ai: bool = False,
-                  when: dt.datetime | None = None) -> list[Read]:
+                  when: dt.datetime | None = None, sign: str | None = None) -> list[Read]:
     """Submit all reads of a case with the same content in arm-typical styles."""
     rng = rng or random.Random(case.pk)
     body = rng.sample(SENTENCES, rng.randint(2, 5))
@@ -110,7 +112,7 @@ def complete_case(case: Case, rng: random.Random | None = None, extra_for_ai: bo
             impression = "IMPRESSION: " + imp[0].upper()
         else:
             findings, impression = prose_style(body, rng), prose_style(imp, rng)
-        out.append(submit_read(read, findings, impression, when=when))
+        out.append(submit_read(read, findings, impression, when=when, sign=sign))
     return out
 
 
