@@ -6,12 +6,13 @@ import mimetypes
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import TrialError
 from trial.blinding import require_not_blinded
-from trial.models import Trial
-from trial.permissions import require_role
+from trial.models import Signature, Trial
+from trial.permissions import Role, has_role, require_role
+from trial.signatures import SignatureInput
 
 from . import services
 from .models import AnalysisRun
@@ -47,9 +48,29 @@ def analysis_page(request, trial_code: str):
         r.files = services.run_files(r)
     latest = next((r for r in runs if r.status == AnalysisRun.Status.DONE), None)
     figures = [f for f in (latest.files if latest else []) if f["name"].endswith(".png")]
-    ctx = {"trial": trial, "runs": runs, "latest": latest, "figures": figures,
-           "active": [r.pk for r in runs if r.is_active]}
+    final = AnalysisRun.objects.filter(trial=trial, final_at__isnull=False).select_related("final_by").first()
+    can_declare = (final is None and latest is not None and latest.arms_masked is False and trial.is_locked
+                   and has_role(request.user, trial, Role.STATISTICIAN))
+    ctx = {"trial": trial, "runs": runs, "latest": latest, "figures": figures, "final": final,
+           "can_declare": can_declare, "active": [r.pk for r in runs if r.is_active]}
     return render(request, "analysis/page.html", ctx)
+
+
+@require_POST
+def declare_final(request, trial_code: str, run_id: int):
+    """A statistician declares a run final with their electronic signature (password re-entered)."""
+    trial = _trial(request, trial_code)
+    run = _run(trial, run_id)
+    password = request.POST.get("password") or ""
+    meaning = request.POST.get("meaning") or Signature.Meaning.APPROVAL
+    try:
+        services.declare_final(actor=request.user, run=run,
+                               signature=SignatureInput(password, meaning) if password else None)
+    except TrialError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Analysis run {run.pk} is declared final and signed.")
+    return redirect("analysis:page", trial_code=trial.code)
 
 
 @require_GET

@@ -76,3 +76,22 @@ def test_declaring_final_through_the_api(runs):
     assert r.status_code == 200, r.content
     assert r.json()["final_by"] == stat.username and r.json()["final_at"]
     assert "password" not in r.content.decode().lower()
+
+
+def test_declaring_final_from_the_analysis_page(runs, client):
+    trial, stat, run = runs["trial"], runs["stat"], runs["run"]
+    client.force_login(stat)
+    page = client.get(reverse("analysis:page", args=[trial.code])).content.decode()
+    assert 'id="declare-final"' in page and 'name="password"' in page
+    url = reverse("analysis:final", args=[trial.code, run.pk])
+    client.post(url, {"password": "nope"})
+    run.refresh_from_db()
+    assert run.final_at is None
+    assert client.post(url, {"password": PASSWORD, "meaning": "approval"}).status_code == 302
+    run.refresh_from_db()
+    assert run.final_by == stat
+    page = client.get(reverse("analysis:page", args=[trial.code])).content.decode()
+    assert 'id="final-run"' in page and 'id="declare-final"' not in page
+    coord = _user(trial, "coordinator")
+    client.force_login(coord)
+    assert 'id="declare-final"' not in client.get(reverse("analysis:page", args=[trial.code])).content.decode()

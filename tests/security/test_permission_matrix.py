@@ -110,6 +110,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
                       "POST": page_only(coordinator=302, statistician=302)},
     "analysis:run_status": {"GET": page_only(coordinator=200, statistician=200), "POST": page_post_only()},
     "analysis:file": {"GET": page_only(coordinator=200, statistician=200), "POST": page_post_only()},
+    # Declaring a run final (signed): without a password the page says so (302); only a statistician can succeed
+    "analysis:final": {"GET": page_post_only(), "POST": page_only(coordinator=302, statistician=302)},
     # --- API: schema, docs, token
     "schema": {"GET": api_only(**{r: 200 for r in ROLES[1:]}), "POST": api_refuses_method()},
     "api-docs": {"GET": api_only(**{r: 200 for r in ROLES[1:]}), "POST": api_refuses_method()},
@@ -142,7 +144,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "rating-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "rating-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "rating-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
-    # The rating's expert or a coordinator; the matrix's empty body has no reason: 400 (tests/rating/test_amendments.py)
+    # The rating's expert or a coordinator; the matrix's empty body has no reason: 400 (tests/rating/test_rating_amendments.py)
     "rating-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400, coordinator=400)},
     # --- API: reading
     "reading-api:worklist": {"GET": api_only(reader=200), "POST": api_refuses_method()},
