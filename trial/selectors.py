@@ -14,7 +14,7 @@ from .audit import CHAIN_OPEN, FieldChange, to_json, verify_all
 from .blinding import require_not_blinded
 from .models import AllocationList, AllocationSlot, AuditEntry, Case, Center, Membership, Trial
 from .permissions import Role, require_role
-from .signatures import SIGNED_STEPS
+from .signatures import SIGNED_STEPS, verify_signatures
 
 
 def trials_for_user(user) -> QuerySet[Trial]:
@@ -194,7 +194,12 @@ def verify_audit_for(user, trial: Trial) -> AuditCheck:
     _trial_audit(user, trial)  # the same permission as the log itself
     n, broken = verify_all()
     if broken is None:
-        return AuditCheck(True, n, f"Audit log intact: {n} entries verified.")
+        signed, invalid = verify_signatures(trial)
+        if invalid:
+            return AuditCheck(False, n, f"Audit log intact: {n} entries verified; but {len(invalid)} of {signed} "
+                                        "electronic signatures no longer match the record they signed (signatures "
+                                        f"{', '.join(str(s.pk) for s in invalid)}).")
+        return AuditCheck(True, n, f"Audit log intact: {n} entries verified. {signed} signatures valid.")
     own = broken.chain == f"trial:{trial.pk}" or broken.chain.startswith(f"trial:{trial.pk}:")
     where = str(broken) if own else "a chain outside this trial (ask the site administrator to run verify_audit)"
     return AuditCheck(False, n, f"Audit log broken at {where}")

@@ -126,6 +126,14 @@ def record_unchanged(sig: Signature) -> bool:
     return obj is not None and content_hash(obj, sig.signed_fields) == sig.content_hash
 
 
+def verify_signatures(trial: Trial | None = None) -> tuple[int, list[Signature]]:
+    """Every signature (of one trial, or all): how many were checked and those that no longer match their signed
+    entry or record (`verify_audit` and the audit viewer's Verify button report them)."""
+    sigs = Signature.objects.all() if trial is None else Signature.objects.filter(trial=trial)
+    checked = list(sigs.order_by("pk"))
+    return len(checked), [s for s in checked if not signature_valid(s)]
+
+
 def signature_valid(sig: Signature) -> bool:
     """Valid while the signed entry still has the hash it had when signed, its content still matches it, and the
     signed record's fields are unchanged."""

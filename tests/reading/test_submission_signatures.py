@@ -4,7 +4,7 @@ change of the record, even by raw SQL, shows it invalid; a wrong password change
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -72,6 +72,11 @@ def test_a_read_submission_needs_the_password_and_is_signed_as_authorship(signin
     c.force_login(signing["coordinator"])
     html = c.get(reverse("trial:audit_entry", args=[trial.code, entry.pk])).content.decode()
     assert 'id="signature-invalid"' in html and "Rita Reader" in html
+    # verify_audit and the viewer's Verify button report it although every hash chain is intact.
+    with pytest.raises(CommandError, match="no longer match"):
+        call_command("verify_audit")
+    check = c.post(reverse("trial:audit_verify", args=[trial.code])).content.decode()
+    assert "no longer match the record they signed" in check and f"signatures {sig.pk}" in check
 
 
 def test_the_read_api_and_the_form_take_the_password(signing):

@@ -144,7 +144,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "rating-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "rating-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "rating-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
-    # The rating's expert or a coordinator; the matrix's empty body has no reason: 400 (tests/rating/test_rating_amendments.py)
+    # The rating's expert or a coordinator; an empty body has no reason: 400 (tests/rating/test_rating_amendments.py)
     "rating-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400, coordinator=400)},
     # --- API: reading
     "reading-api:worklist": {"GET": api_only(reader=200), "POST": api_refuses_method()},
