@@ -14,9 +14,9 @@ from trial.signatures import submission_signature
 from . import selectors, services
 from .models import Rating
 from .serializers import (
-    AmendmentInputSerializer,
-    AmendmentSerializer,
     AnswerSerializer,
+    RatingAmendmentInputSerializer,
+    RatingAmendmentSerializer,
     RatingWorklistQuerySerializer,
     RatingWorklistSerializer,
     SavedSerializer,
@@ -94,14 +94,15 @@ class AmendView(_RatingView):
     """Amend a submitted rating (issue 18 item 2): its expert, or a coordinator of the trial, with a reason. The
     rating keeps its first submission; the answer is the amendment, before and after, in A/B terms (no arm)."""
 
-    @extend_schema(operation_id="rating_amend", request=AmendmentInputSerializer, responses=AmendmentSerializer,
+    @extend_schema(operation_id="rating_amend", request=RatingAmendmentInputSerializer,
+                   responses=RatingAmendmentSerializer,
                    summary="Amend a submitted rating (reason required); already_amended on a repeat")
     def post(self, request, trial_code: str, public_id: str):
         rating = selectors.rating_for_amendment(request.user, self.get_trial(), public_id)
-        d = valid(AmendmentInputSerializer, _answer(request), rating=rating)
+        d = valid(RatingAmendmentInputSerializer, _answer(request), rating=rating)
         amendment, created = services.amend_rating(actor=request.user, rating=rating, answer=d["answer"],
                                                    reason=d["reason"])
-        return Response(AmendmentSerializer({
+        return Response(RatingAmendmentSerializer({
             "rating_id": rating.public_id, "number": amendment.number, "amended_as": amendment.amended_as,
             "reason": amendment.reason, "created_at": amendment.created_at.isoformat(),
             "previous": amendment.previous, "amended": amendment.amended, "already_amended": not created}).data)

@@ -107,7 +107,7 @@ class SubmittedSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True, help_text="id of the next task, or null when none is left")
 
 
-class AmendmentInputSerializer(serializers.Serializer):
+class RatingAmendmentInputSerializer(serializers.Serializer):
     """The parts of the answer that change (the rest is kept) and the reason for the change (required)."""
 
     preference = serializers.ChoiceField(choices=["A", "B", "none"], required=False, allow_blank=True,
@@ -129,7 +129,7 @@ class AmendmentInputSerializer(serializers.Serializer):
         return {"answer": services.clean_answer(self.context["rating"], answer, complete=False), "reason": reason}
 
 
-class AmendedAnswerSerializer(serializers.Serializer):
+class RatingAmendedAnswerSerializer(serializers.Serializer):
     preference = serializers.CharField(allow_blank=True, allow_null=True)
     quality_a = serializers.IntegerField(allow_null=True)
     quality_b = serializers.IntegerField(allow_null=True)
@@ -137,7 +137,7 @@ class AmendedAnswerSerializer(serializers.Serializer):
     blinding_guess = serializers.CharField(allow_blank=True, allow_null=True)
 
 
-class AmendmentSerializer(serializers.Serializer):
+class RatingAmendmentSerializer(serializers.Serializer):
     """One amendment of a rating: the answer before and after, in the task's A/B terms (the rating keeps its
     first submission)."""
 
@@ -146,6 +146,6 @@ class AmendmentSerializer(serializers.Serializer):
     amended_as = serializers.CharField(help_text="expert or coordinator")
     reason = serializers.CharField()
     created_at = serializers.CharField()
-    previous = AmendedAnswerSerializer()
-    amended = AmendedAnswerSerializer()
+    previous = RatingAmendedAnswerSerializer()
+    amended = RatingAmendedAnswerSerializer()
     already_amended = serializers.BooleanField(help_text="True when this repeats the latest amendment")
