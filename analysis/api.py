@@ -23,7 +23,7 @@ from .models import AnalysisRun
 class AnalysisRunSerializer(serializers.ModelSerializer):
     requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
     files = serializers.SerializerMethodField()
-    final_by = serializers.CharField(source="final_by.username", default=None, read_only=True)
+    final_by = serializers.CharField(source="final_by.username", default=None, read_only=True, allow_null=True)
     status_url = serializers.SerializerMethodField()
 
     class Meta:
