@@ -459,10 +459,11 @@ def _arm_result(endpoint: str, df: pd.DataFrame, y: np.ndarray, lhs: str, terms:
 
 
 def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
-                    conf_level: float = 0.95) -> PrimaryResult:
-    """Quality difference assisted - control from the design's linear mixed model (module docstring)."""
+                    conf_level: float = 0.95, frame: pd.DataFrame | None = None) -> PrimaryResult:
+    """Quality difference assisted - control from the design's linear mixed model (module docstring). ``frame``:
+    :func:`quality_frame` of these tables when the caller has it already."""
     terms = QUALITY_TERMS[design]
-    q = quality_frame(tables, assisted, control)
+    q = quality_frame(tables, assisted, control) if frame is None else frame
     method = (f"Linear mixed model (REML), {_declared('score', 'arm + center', terms)}; "
               f"{'report = reader:case:arm' if design == 'crossover' else 'report = reader:case'} (one report per "
               "read); center fixed (stratum); "
@@ -480,10 +481,11 @@ def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted
 
 
 def reading_time_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
-                         conf_level: float = 0.95) -> PrimaryResult:
-    """Ratio of geometric means of active reading time, assisted / control, from the LMM on log seconds."""
+                         conf_level: float = 0.95, frame: pd.DataFrame | None = None) -> PrimaryResult:
+    """Ratio of geometric means of active reading time, assisted / control, from the LMM on log seconds. ``frame``:
+    :func:`time_frame` of these tables when the caller has it already."""
     terms = TIME_TERMS[design]
-    r = time_frame(tables, assisted, control)
+    r = time_frame(tables, assisted, control) if frame is None else frame
     method = (f"Linear mixed model (REML) on log active seconds, {_declared('log(seconds)', 'arm + center', terms)}"
               f"; center fixed; {_df_label()} df; ratio of geometric means exp(arm effect) ({assisted} / {control}) "
               f"with t-based CI; percent reduction 100 (1 - ratio). Design: {DESIGN_TEXT[design]}.")
@@ -661,13 +663,18 @@ def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str
 
 
 def subgroup_analysis(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
-                      conf_level: float = 0.95) -> dict[str, Any]:
+                      conf_level: float = 0.95,
+                      frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, Any]:
     """Arm effects by center and by reader experience, as arm x subgroup interactions in the primary models.
 
     Descriptive: not part of the testing hierarchy, no multiplicity adjustment. Quality on the 1-5 scale, reading
-    time as ratios of geometric means.
+    time as ratios of geometric means. ``frames``: (:func:`quality_frame`, :func:`time_frame`) of these tables
+    when the caller has them already (not modified).
     """
-    q, r = quality_frame(tables, assisted, control), time_frame(tables, assisted, control)
+    if frames is None:
+        q, r = quality_frame(tables, assisted, control), time_frame(tables, assisted, control)
+    else:
+        q, r = frames[0].copy(), frames[1]
     exp_by_reader = r.dropna(subset=["reader", "reader_experience"]).groupby("reader")["reader_experience"].first()
     q["reader_experience"] = q["reader"].map(exp_by_reader) if len(q) else pd.Series(dtype="string")
     out: dict[str, Any] = {"note": "descriptive: arm x subgroup interactions in the primary models, not part of the "
@@ -750,7 +757,9 @@ def _primary_block(tables: Mapping[str, pd.DataFrame], *, design: str, majority_
                    control: str, n_permutations: int, rng: np.random.Generator | None, conf_level: float,
                    alpha: float, subgroups: bool) -> PrimaryBlock:
     kw = {"design": design, "assisted": assisted, "control": control, "conf_level": conf_level}
-    results = apply_hierarchy([quality_primary(tables, **kw), reading_time_primary(tables, **kw),
+    frames = (quality_frame(tables, assisted, control), time_frame(tables, assisted, control))  # built once
+    results = apply_hierarchy([quality_primary(tables, **kw, frame=frames[0]),
+                               reading_time_primary(tables, **kw, frame=frames[1]),
                                preference_primary(tables, **kw, majority_k=majority_k,
                                                   n_permutations=n_permutations, rng=rng)], alpha)
     engine = engine_version()
@@ -777,7 +786,7 @@ def _primary_block(tables: Mapping[str, pd.DataFrame], *, design: str, majority_
         design=design, arms={"assisted": assisted, "control": control}, quality=results[0],
         reading_time=results[1], preference=results[2], hierarchy_text=hierarchy_text, alpha=alpha, engine=engine,
         methods=methods_text(design, results, engine, alpha),
-        subgroups=subgroup_analysis(tables, **kw) if subgroups else {},
+        subgroups=subgroup_analysis(tables, **kw, frames=frames) if subgroups else {},
         warnings=tuple(warnings))
 
 
