@@ -19,6 +19,7 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from .pipeline import AnalysisResults, prepare_tables  # noqa: E402
+from .stats.primary import SubgroupModels  # noqa: E402
 from .stats.sections import ArmComparison  # noqa: E402
 from .templatetags.report_format import ci as _ci  # noqa: E402
 from .templatetags.report_format import num as _f  # noqa: E402
@@ -250,12 +251,13 @@ def fig_roc(results: AnalysisResults, tables: dict[str, pd.DataFrame], path: Pat
 def _primary_forest_rows(results: AnalysisResults) -> list[ForestRow]:
     """Overall and per-subgroup arm effects from the primary models (arm x subgroup interactions)."""
     pr = results.primary
-    sub = pr.subgroups or {}
+    if not isinstance(pr.subgroups, SubgroupModels):  # not fitted
+        return []
     rows = [ForestRow("Overall (primary)", Effect.of(pr.quality), Effect.of(pr.reading_time))]
     for by in ("center", "reader_experience"):
-        blk = sub.get(by) or {}
-        qe = (blk.get("quality") or {}).get("effects") or {}
-        te = (blk.get("reading_time") or {}).get("effects") or {}
+        blk = getattr(pr.subgroups, by)
+        qe = blk["quality"].effects if "quality" in blk else {}
+        te = blk["reading_time"].effects if "reading_time" in blk else {}
         for lv in sorted(set(qe) | set(te)):
             name = f"Center {lv}" if by == "center" else f"{str(lv).capitalize()} readers"
             rows.append(ForestRow(name, Effect.of(qe.get(lv)), Effect.of(te.get(lv))))

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
@@ -170,14 +171,15 @@ class _Data:
 def _prepare(comparisons: pd.DataFrame, clusters: tuple[str, ...]) -> _Data:
     d = comparisons.dropna(subset=["left", "right", "outcome"])
     d = d[d["left"].astype(str) != d["right"].astype(str)]
-    bad = set(d["outcome"].astype(str)) - set(OUTCOMES)
+    bad = set(d["outcome"].astype(str).unique().tolist()) - set(OUTCOMES)
     if bad:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {sorted(bad)}")
-    items = sorted(str(x) for x in set(d["left"].astype(str)) | set(d["right"].astype(str)))
-    index = {it: k for k, it in enumerate(items)}
+    left, right = d["left"].astype(str), d["right"].astype(str)
+    items = sorted(set(left.unique().tolist()) | set(right.unique().tolist()))
+    index = pd.Index(items)
     codes = {c: pd.factorize(d[c].astype(str))[0] for c in clusters if c in d}
-    return _Data(items, d["left"].astype(str).map(index).to_numpy(int), d["right"].astype(str).map(index).to_numpy(int),
-                 d["outcome"].astype(str).map({o: k for k, o in enumerate(OUTCOMES)}).to_numpy(int), codes)
+    return _Data(items, index.get_indexer(left).astype(int), index.get_indexer(right).astype(int),
+                 pd.Index(OUTCOMES).get_indexer(d["outcome"].astype(str)).astype(int), codes)
 
 
 def _counts(data: _Data, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -297,23 +299,74 @@ def _bootstrap_weights(data: _Data, rng: np.random.Generator) -> np.ndarray:
     return w
 
 
+def _bootstrap_draws(data: _Data, n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """Per cluster, a [n_bootstrap x levels] matrix of how often each level is drawn: the same draws, from the same
+    random stream in the same order, as ``n_bootstrap`` calls of :func:`_bootstrap_weights`."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(codes.max()) + 1 if len(codes) else 0 for codes in data.clusters.values()]
+    draws = [np.zeros((n_bootstrap, n)) for n in sizes]
+    for b in range(n_bootstrap):
+        for d, n in zip(draws, sizes, strict=True):
+            d[b] = np.bincount(rng.integers(0, n, n), minlength=n)
+    return draws
+
+
+def _bootstrap_cell_counts(data: _Data, n_bootstrap: int, seed: int) -> np.ndarray:
+    """Weighted counts per (left, right, outcome) cell in every resample, [n_bootstrap x (k * k * 3)], without
+    building the per-comparison weights: a comparison's weight is the product of its clusters' draw counts, so the
+    counts are (case draws) x (comparisons per case, expert and cell) x (expert draws). Every term is a whole number
+    (far below 2^53), so the sums equal :func:`_counts` of :func:`_bootstrap_weights` exactly."""
+    k = len(data.items)
+    n_cell = k * k * 3
+    cell = (data.left * k + data.right) * 3 + data.outcome
+    codes = list(data.clusters.values())
+    draws = _bootstrap_draws(data, n_bootstrap, seed)
+    if not codes:
+        return np.tile(np.bincount(cell, minlength=n_cell).astype(float), (n_bootstrap, 1))
+    if len(codes) == 1:
+        one = sp.csr_matrix((np.ones(len(cell)), (codes[0], cell)), shape=(draws[0].shape[1], n_cell))
+        return np.asarray((one.T @ draws[0].T).T)
+    if len(codes) > 2:  # not used by the arena (cases x experts); the plain way
+        out = np.zeros((n_bootstrap, n_cell))
+        for b in range(n_bootstrap):
+            w = np.ones(len(cell))
+            for c, d in zip(codes, draws, strict=True):
+                w = w * d[b][c]
+            out[b] = np.bincount(cell, weights=w, minlength=n_cell)
+        return out
+    big, small = (0, 1) if draws[0].shape[1] >= draws[1].shape[1] else (1, 0)
+    n_small = draws[small].shape[1]
+    table = sp.csr_matrix((np.ones(len(cell)), (codes[big], codes[small] * n_cell + cell)),
+                          shape=(draws[big].shape[1], n_small * n_cell))
+    per_small = np.asarray((table.T @ draws[big].T).T).reshape(n_bootstrap, n_small, n_cell)
+    return np.einsum("bsc,bs->bc", per_small, draws[small])
+
+
 def _bootstrap(data: _Data, ref: int, tie_model: str, position: bool, theta: np.ndarray, n_bootstrap: int,
                seed: int) -> tuple[np.ndarray, list[float], list[float], int]:
     """Refits on ``n_bootstrap`` case x expert resamples: (log-strengths [b x k], tie parameters, alphas, failures)."""
     k = len(data.items)
     boot_beta, boot_tie, boot_alpha, failed = [], [], [], 0
-    rng = np.random.default_rng(seed)
-    for _ in range(n_bootstrap):
-        bp, bc, _ = _counts(data, _bootstrap_weights(data, rng))
-        present = np.zeros(k, bool)
-        present[bp.ravel()] = True
-        if not present.all():
-            failed += 1
-            continue
-        bt, _, bok = _fit(bp, bc, k, ref, tie_model, position, start=theta.copy())
-        if not bok:
-            failed += 1
-            continue
+    cell_counts = _bootstrap_cell_counts(data, n_bootstrap, seed).reshape(n_bootstrap, k * k, 3)
+    # two items (the two-arm trial): the exact maximum of every resample at once where it is interior
+    direct, direct_ok = (_fit_two_davidson(cell_counts, ref) if k == 2 and tie_model == "davidson" and position
+                         else (None, np.zeros(n_bootstrap, bool)))
+    for b, counts in enumerate(cell_counts):
+        if direct_ok[b]:
+            bt = direct[b]
+        else:
+            used = counts.sum(axis=1) > 0
+            keys = np.flatnonzero(used)
+            bp, bc = np.column_stack([keys // k, keys % k]), counts[used]
+            present = np.zeros(k, bool)
+            present[bp.ravel()] = True
+            if not present.all():
+                failed += 1
+                continue
+            bt, _, bok = _fit(bp, bc, k, ref, tie_model, position, start=theta.copy())
+            if not bok:
+                failed += 1
+                continue
         b_beta, b_tau, b_alpha = _unpack(bt, k, ref, tie_model, position)
         boot_beta.append(b_beta)
         boot_tie.append(_tie_parameter(b_tau, tie_model) if tie_model != "none" else np.nan)
@@ -484,17 +537,13 @@ def tie_rate(comparisons: pd.DataFrame, n_bootstrap: int = 0, clusters: tuple[st
     ci = None
     if n_bootstrap > 0:
         data = _prepare(comparisons, clusters)
-        rng = np.random.default_rng(seed)
-        rates = []
-        is_tie = data.outcome == 2
-        for _ in range(n_bootstrap):
-            w = _bootstrap_weights(data, rng)
-            if w.sum() > 0:
-                rates.append(float((w * is_tie).sum() / w.sum()))
-        ci = _pct_ci(np.array(rates), conf_level)
+        counts = _bootstrap_cell_counts(data, n_bootstrap, seed).reshape(n_bootstrap, -1, 3)
+        total, ties = counts.sum(axis=(1, 2)), counts[:, :, 2].sum(axis=1)
+        ci = _pct_ci(ties[total > 0] / total[total > 0], conf_level)
     by_pair: dict[str, dict[str, Any]] = {}
-    key = [" vs ".join(sorted((str(a), str(b)))) for a, b in zip(comparisons["left"], comparisons["right"],
-                                                                  strict=True)]
+    left, right = comparisons["left"].astype(str), comparisons["right"].astype(str)
+    first = left.where(left <= right, right)  # " vs ".join(sorted((left, right))), vectorised
+    key = (first + " vs " + right.where(left <= right, left)).to_numpy()
     for name, g in pd.Series(tie, index=key).groupby(level=0):
         by_pair[str(name)] = {"n": len(g), "ties": int(g.sum()), "rate": float(g.mean())}
     return TieRate(n, t, t / n, ci, by_pair)
@@ -510,3 +559,45 @@ def arena_ranking(comparisons: pd.DataFrame, tie_model: TieModel = "davidson", r
         position_bias=position_bias(comparisons, conf_level),
         tie_rate=tie_rate(comparisons, n_bootstrap=n_bootstrap, clusters=clusters, conf_level=conf_level, seed=seed),
     )
+
+
+def _fit_two_davidson(counts: np.ndarray, ref: int) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum likelihood of the Davidson model with a position effect for two items, many tables at once.
+
+    ``counts``: [m x 4 x 3] weighted counts per ordered pair (0-0, 0-1, 1-0, 1-1) and outcome (left, right, tie).
+    Returns theta [m x 3] = (log-strength of the item that is not ``ref``, tau, alpha), as :func:`_fit` orders it,
+    and a mask of the tables where the maximum is interior (each side order has a left and a right win and there is
+    a tie somewhere) and inside :func:`_fit`'s bounds; the other rows are to be fitted by :func:`_fit`.
+
+    With the two side orders g (item 0 left; item 1 left) the model has one free difference d_g per order and the
+    shared tau, so the score equations are: n_g (p_left - p_right) = left_g - right_g for each g and
+    sum_g n_g p_tie = ties. For fixed nu = e^tau the first is a quadratic in s_g = 2 sinh(d_g / 2) (root with the
+    sign of rho_g = (left_g - right_g) / n_g): s_g = rho_g (nu + sqrt(rho_g^2 nu^2 + 4 (1 - rho_g^2))) / (1 - rho_g^2);
+    the second is then monotone in tau (the profile likelihood is concave), solved by bisection to the last bit.
+    Finally d_g = 2 asinh(s_g / 2), alpha = (d_0 + d_1) / 2 and beta_0 - beta_1 = (d_0 - d_1) / 2.
+    """
+    lft, rgt, tie = (counts[:, 1:3, o] for o in range(3))  # [m x 2]: order g = 0 (item 0 left), 1 (item 1 left)
+    n = lft + rgt + tie
+    ties = tie.sum(axis=1)
+    ok = (lft > 0).all(axis=1) & (rgt > 0).all(axis=1) & (ties > 0) & (counts[:, [0, 3]].sum(axis=(1, 2)) == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(ok[:, None], (lft - rgt) / n, 0.0)
+    one_m = 1.0 - rho * rho
+
+    def s_of(nu: np.ndarray) -> np.ndarray:
+        return rho * (nu + np.sqrt(rho * rho * nu * nu + 4.0 * one_m)) / one_m
+
+    lo, hi = np.full(len(counts), -20.0), np.full(len(counts), 20.0)
+    for _ in range(200):  # bisection on tau: the interval halves to adjacent floating-point numbers
+        mid = (lo + hi) / 2
+        nu = np.exp(mid)[:, None]
+        excess = (n * nu / (np.sqrt(s_of(nu) ** 2 + 4.0) + nu)).sum(axis=1) - ties  # expected - observed ties
+        lo, hi = np.where(excess < 0, mid, lo), np.where(excess < 0, hi, mid)
+        if np.all(hi - lo <= 4 * np.finfo(float).eps * np.maximum(1.0, np.abs(lo))):
+            break
+    tau = (lo + hi) / 2
+    d = 2.0 * np.arcsinh(s_of(np.exp(tau)[:, None]) / 2.0)
+    diff, alpha = (d[:, 0] - d[:, 1]) / 2, (d[:, 0] + d[:, 1]) / 2
+    beta_other = diff if ref == 1 else -diff
+    ok &= (np.abs(tau) < 20.0) & (np.abs(alpha) < 20.0) & (np.abs(beta_other) < _BOUND) & np.isfinite(d).all(axis=1)
+    return np.column_stack([beta_other, tau, alpha]), ok

@@ -296,6 +296,7 @@ class _Deviance:
         if self.grouped:
             self._setup_plan()
         self.cache: dict[tuple[float, ...], _State] = {}
+        self.grad_cache: dict[tuple[float, ...], tuple[_State, np.ndarray]] = {}
         self.last: tuple[tuple[float, ...], _State, _Work] | None = None  # the gradient reuses this factorisation
 
     def _setup_first(self, m: sp.csr_matrix) -> None:
@@ -497,12 +498,18 @@ class _Deviance:
         d log|N| / d theta_j = (2 / theta_j) (m_j - sum over j's levels of diag(N^-1)), 0 at theta_j = 0."""
         sign = np.sign(theta)
         th = np.abs(np.asarray(theta, dtype=float))
+        key = tuple(th.tolist())
+        hit = self.grad_cache.get(key)  # the optimum is visited again by the convergence check and the df
+        if hit is not None:
+            return hit[0], hit[1] * sign
         st, work = self._evaluate(th, need_work=True)
         assert work is not None
         sums = self._inverse_diag_sums(th, work)
         sizes = np.asarray(self.sizes, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             g = np.where(th > 0, 2.0 / th * (sizes - sums), 0.0)
+        if len(self.grad_cache) < 256:
+            self.grad_cache[key] = (st, g)
         return st, g * sign
 
     def dof(self) -> int:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy import stats
 
 from ._result import jsonable
@@ -67,6 +68,7 @@ class _ReaderReads:
     row: np.ndarray  # per negative read: sum over this reader's positives of the kernel
     col: np.ndarray  # per positive read: sum over this reader's negatives of the kernel
     total: float  # sum of the kernel = AUC * n_neg * n_pos
+    square_total: float = 0.0  # sum of the squared kernel (the reader's own block in the moment sums)
 
     @property
     def pairs(self) -> int:
@@ -145,11 +147,21 @@ def _kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _reader_reads(neg: np.ndarray, x: np.ndarray, pos: np.ndarray, y: np.ndarray) -> _ReaderReads:
     v10, v01 = _placements(y, x)  # per positive: share of negatives below; per negative: share of positives above
     return _ReaderReads(neg=neg, x=x, pos=pos, y=y, row=v01 * pos.size, col=v10 * neg.size,
-                        total=float(v10.sum() * neg.size))
+                        total=float(v10.sum() * neg.size), square_total=_square_total(x, y))
+
+
+def _square_total(x: np.ndarray, y: np.ndarray) -> float:
+    """sum over (negative, positive) of the squared kernel = #(y > x) + 0.25 #(y == x), by sorting. Whole numbers
+    and quarters: the same float as summing the squared kernel matrix (every partial sum is exact)."""
+    xs = np.sort(x)
+    below, upto = np.searchsorted(xs, y, side="left"), np.searchsorted(xs, y, side="right")
+    return float(below.sum()) + 0.25 * float((upto - below).sum())
 
 
 def _block(a: _ReaderReads, b: _ReaderReads) -> tuple[float, float]:
     """(sum of s_a * s_b, number of terms) over the (negative, positive) pairs both reads contain."""
+    if a is b:
+        return a.square_total, float(a.neg.size * a.pos.size)
     _, ia, ib = np.intersect1d(a.neg, b.neg, assume_unique=True, return_indices=True)
     if ia.size == 0:
         return 0.0, 0.0
@@ -166,6 +178,23 @@ def _scatter(values: list[tuple[np.ndarray, np.ndarray]], size: int) -> np.ndarr
     for idx, v in values:
         np.add.at(out, idx, v)
     return out
+
+
+def _incidence(reads: list[_ReaderReads], attr: str, size: int) -> sp.csr_matrix:
+    idx = [getattr(a, attr) for a in reads]
+    rows = np.repeat(np.arange(len(reads)), [i.size for i in idx])
+    return sp.csr_matrix((np.ones(rows.size), (rows, np.concatenate(idx) if idx else rows)), shape=(len(reads), size))
+
+
+def _shares_cases(rx: list[_ReaderReads], ry: list[_ReaderReads], n_neg: int, n_pos: int) -> np.ndarray:
+    """[len(rx) x len(ry)]: the two reads have a negative and a positive case in common (all pairs at once)."""
+    if len(rx) * len(ry) == 1:  # one reader against itself (_reader_variance): no need to look
+        return np.ones((1, 1), bool)
+    both = None
+    for attr, size in (("neg", n_neg), ("pos", n_pos)):
+        common = (_incidence(rx, attr, size) @ _incidence(ry, attr, size).T).toarray() > 0
+        both = common if both is None else both & common
+    return both
 
 
 def _sums(rx: dict[str, _ReaderReads], ry: dict[str, _ReaderReads], n_neg: int,
@@ -190,9 +219,10 @@ def _sums(rx: dict[str, _ReaderReads], ry: dict[str, _ReaderReads], n_neg: int,
         bd[2] += common.size * a.pos.size * b.pos.size
         bs[3] += a.total * b.total
         bd[3] += a.pairs * b.pairs
-    for a in rx.values():
-        for b in ry.values():
-            s, d = _block(a, b)
+    shares = _shares_cases(list(rx.values()), list(ry.values()), n_neg, n_pos)
+    for i, a in enumerate(rx.values()):
+        for j in np.flatnonzero(shares[i]):  # a pair of reads with no case in common adds exactly 0
+            s, d = _block(a, list(ry.values())[j])
             bs[4] += s
             bd[4] += d
     for k, (attr, size, other) in enumerate((("col", n_pos, "neg"), ("row", n_neg, "pos")), start=5):

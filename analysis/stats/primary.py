@@ -148,6 +148,74 @@ class PrimaryResult:
 
 
 @dataclass(frozen=True)
+class SubgroupEffect:
+    """The arm effect in one level of a subgroup (quality: difference; reading time: ratio of geometric means)."""
+
+    estimate: float | None
+    ci: tuple[float | None, float | None]
+    n_cases: int
+
+
+@dataclass(frozen=True)
+class InteractionTerm:
+    """One arm x level coefficient: how the level's arm effect differs from the reference level's (model scale)."""
+
+    estimate: float
+    p: float
+    df: float
+
+
+@dataclass(frozen=True)
+class InteractionTest:
+    """Joint F test of all arm x subgroup coefficients (lmerTest's contestMD)."""
+
+    f: float
+    ndf: int
+    ddf: float
+    p: float
+
+
+@dataclass(frozen=True)
+class SubgroupFit:
+    """One arm x subgroup interaction model: the fitted formula, the arm effect per level, the interaction
+    coefficients against ``reference_level`` and their joint test, the fit's flags; or only ``note`` when it could
+    not be fitted. ``to_dict`` is the results.json form (the coefficients under ``interaction_vs_<reference>``)."""
+
+    model: str | None = None
+    effects: dict[str, SubgroupEffect] = field(default_factory=dict)
+    reference_level: str | None = None
+    interactions: dict[str, InteractionTerm] = field(default_factory=dict)
+    interaction_test: InteractionTest | None = None
+    converged: bool | None = None
+    boundary: bool | None = None
+    fallback: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.model is None:
+            return {"note": self.note}
+        return jsonable({
+            "model": self.model, "effects": {lv: asdict(e) for lv, e in self.effects.items()},
+            f"interaction_vs_{self.reference_level}": {lv: asdict(t) for lv, t in self.interactions.items()},
+            "interaction_test": None if self.interaction_test is None else asdict(self.interaction_test),
+            "converged": self.converged, "boundary": self.boundary, "fallback": self.fallback})
+
+
+@dataclass(frozen=True)
+class SubgroupModels:
+    """The arm x subgroup models by center and by reader experience, each keyed by endpoint (quality,
+    reading_time); descriptive (``note``)."""
+
+    note: str
+    center: dict[str, SubgroupFit] = field(default_factory=dict)
+    reader_experience: dict[str, SubgroupFit] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"note": self.note, **{by: {name: fit.to_dict() for name, fit in getattr(self, by).items()}
+                                      for by in ("center", "reader_experience")}}
+
+
+@dataclass(frozen=True)
 class PrimaryBlock:
     """The declared primary analysis of one trial: three :class:`PrimaryResult` in the testing hierarchy.
 
@@ -168,11 +236,14 @@ class PrimaryBlock:
     engine: str = ""
     methods: str = ""
     secondary_note: str = DESCRIPTIVE_LABEL
-    subgroups: dict[str, Any] = field(default_factory=dict)
+    subgroups: SubgroupModels | dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        out = jsonable(asdict(replace(self, subgroups={})))
+        out["subgroups"] = (self.subgroups.to_dict() if isinstance(self.subgroups, SubgroupModels)
+                            else jsonable(self.subgroups))
+        return out
 
 
 @dataclass(frozen=True)
@@ -459,10 +530,11 @@ def _arm_result(endpoint: str, df: pd.DataFrame, y: np.ndarray, lhs: str, terms:
 
 
 def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
-                    conf_level: float = 0.95) -> PrimaryResult:
-    """Quality difference assisted - control from the design's linear mixed model (module docstring)."""
+                    conf_level: float = 0.95, frame: pd.DataFrame | None = None) -> PrimaryResult:
+    """Quality difference assisted - control from the design's linear mixed model (module docstring). ``frame``:
+    :func:`quality_frame` of these tables when the caller has it already."""
     terms = QUALITY_TERMS[design]
-    q = quality_frame(tables, assisted, control)
+    q = quality_frame(tables, assisted, control) if frame is None else frame
     method = (f"Linear mixed model (REML), {_declared('score', 'arm + center', terms)}; "
               f"{'report = reader:case:arm' if design == 'crossover' else 'report = reader:case'} (one report per "
               "read); center fixed (stratum); "
@@ -480,10 +552,11 @@ def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted
 
 
 def reading_time_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
-                         conf_level: float = 0.95) -> PrimaryResult:
-    """Ratio of geometric means of active reading time, assisted / control, from the LMM on log seconds."""
+                         conf_level: float = 0.95, frame: pd.DataFrame | None = None) -> PrimaryResult:
+    """Ratio of geometric means of active reading time, assisted / control, from the LMM on log seconds. ``frame``:
+    :func:`time_frame` of these tables when the caller has it already."""
     terms = TIME_TERMS[design]
-    r = time_frame(tables, assisted, control)
+    r = time_frame(tables, assisted, control) if frame is None else frame
     method = (f"Linear mixed model (REML) on log active seconds, {_declared('log(seconds)', 'arm + center', terms)}"
               f"; center fixed; {_df_label()} df; ratio of geometric means exp(arm effect) ({assisted} / {control}) "
               f"with t-based CI; percent reduction 100 (1 - ratio). Design: {DESIGN_TEXT[design]}.")
@@ -614,14 +687,14 @@ def reader_randomisation_test(u: pd.DataFrame, *, n_permutations: int = 2000,
 
 # -- subgroups (descriptive) --------------------------------------------------------------------------------------
 def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str, conf_level: float,
-                     to_ratio: bool) -> dict[str, Any]:
+                     to_ratio: bool) -> SubgroupFit:
     """Arm effect per level of ``by`` from one model with arm x ``by`` interaction terms (plus center fixed)."""
     d = df.dropna(subset=[by]).copy()
     d[by] = d[by].astype(str)
     levels = sorted(d[by].unique())
     keep = np.asarray(df[by].notna())
     if len(levels) < 2:
-        return {"note": f"fewer than two levels of {by}"}
+        return SubgroupFit(note=f"fewer than two levels of {by}")
     X = _design_matrix(d)  # noqa: N806
     for lv in levels[1:]:
         ind = (d[by] == lv).to_numpy(float)
@@ -629,13 +702,13 @@ def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str
             X[f"{by}[{lv}]"] = ind
         X[f"arm:{by}[{lv}]"] = X["arm"].to_numpy() * ind
     if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
-        return {"note": f"arm x {by} not estimable: {by} is confounded with center or arm in these data"}
+        return SubgroupFit(note=f"arm x {by} not estimable: {by} is confounded with center or arm in these data")
     groups, _ = identifiable_groups(d, terms)
     if not groups:
-        return {"note": "no identifiable random effect"}
+        return SubgroupFit(note="no identifiable random effect")
     out = fit_with_fallback(np.asarray(y)[keep], X, groups, order=[t for t, _ in terms])
     if out.fit is None:
-        return {"note": f"model could not be fitted: {out.error}"}
+        return SubgroupFit(note=f"model could not be fitted: {out.error}")
     names = list(X.columns)
     effects, inter = {}, {}
     for lv in levels:
@@ -644,44 +717,48 @@ def _interaction_fit(df: pd.DataFrame, y: np.ndarray, terms: list[Term], by: str
         if lv != levels[0]:
             L[names.index(f"arm:{by}[{lv}]")] = 1.0
             ic = out.fit.coef_test(f"arm:{by}[{lv}]", conf_level)
-            inter[lv] = {"estimate": ic.estimate, "p": ic.p, "df": ic.df}
+            inter[lv] = InteractionTerm(estimate=ic.estimate, p=ic.p, df=ic.df)
         c = out.fit.contrast(L, conf_level)
         f = _exp if to_ratio else _num
-        effects[lv] = {"estimate": f(c.estimate), "ci": (f(c.ci_low), f(c.ci_high)), "n_cases":
-                       int(d.loc[d[by] == lv, "case"].nunique())}
+        effects[lv] = SubgroupEffect(estimate=f(c.estimate), ci=(f(c.ci_low), f(c.ci_high)),
+                                     n_cases=int(d.loc[d[by] == lv, "case"].nunique()))
     rows = np.array([[1.0 if n == f"arm:{by}[{lv}]" else 0.0 for n in names] for lv in levels[1:]])
     joint = out.fit.ftest(rows) if hasattr(out.fit, "ftest") else None
     fixed = f"arm * {by}" + ("" if by == "center" else " + center")
-    return {"model": _formula("y", fixed, out.terms), "effects": effects,
-            "interaction_vs_" + levels[0]: inter,
-            "interaction_test": None if joint is None else {"f": joint.f, "ndf": joint.ndf, "ddf": joint.ddf,
-                                                            "p": joint.p},
-            "converged": bool(out.fit.converged),
-            "boundary": bool(out.fit.boundary), "fallback": out.fallback}
+    return SubgroupFit(
+        model=_formula("y", fixed, out.terms), effects=effects, reference_level=levels[0], interactions=inter,
+        interaction_test=None if joint is None else InteractionTest(f=joint.f, ndf=joint.ndf, ddf=joint.ddf,
+                                                                     p=joint.p),
+        converged=bool(out.fit.converged), boundary=bool(out.fit.boundary), fallback=out.fallback)
 
 
 def subgroup_analysis(tables: Mapping[str, pd.DataFrame], *, design: str, assisted: str, control: str,
-                      conf_level: float = 0.95) -> dict[str, Any]:
+                      conf_level: float = 0.95,
+                      frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> SubgroupModels:
     """Arm effects by center and by reader experience, as arm x subgroup interactions in the primary models.
 
     Descriptive: not part of the testing hierarchy, no multiplicity adjustment. Quality on the 1-5 scale, reading
-    time as ratios of geometric means.
+    time as ratios of geometric means. ``frames``: (:func:`quality_frame`, :func:`time_frame`) of these tables
+    when the caller has them already (not modified).
     """
-    q, r = quality_frame(tables, assisted, control), time_frame(tables, assisted, control)
+    if frames is None:
+        q, r = quality_frame(tables, assisted, control), time_frame(tables, assisted, control)
+    else:
+        q, r = frames[0].copy(), frames[1]
     exp_by_reader = r.dropna(subset=["reader", "reader_experience"]).groupby("reader")["reader_experience"].first()
     q["reader_experience"] = q["reader"].map(exp_by_reader) if len(q) else pd.Series(dtype="string")
-    out: dict[str, Any] = {"note": "descriptive: arm x subgroup interactions in the primary models, not part of the "
-                                   "testing hierarchy, no multiplicity adjustment"}
+    out: dict[str, dict[str, SubgroupFit]] = {}
     for by in ("center", "reader_experience"):
-        blk: dict[str, Any] = {}
+        blk: dict[str, SubgroupFit] = {}
         for name, df, col, terms, ratio in (("quality", q, "score", QUALITY_TERMS[design], False),
                                             ("reading_time", r, "log_seconds", TIME_TERMS[design], True)):
             if df.empty or df["assisted"].nunique() < 2 or by not in df:
-                blk[name] = {"note": "no data"}
+                blk[name] = SubgroupFit(note="no data")
                 continue
             blk[name] = _interaction_fit(df, df[col].to_numpy(float), terms, by, conf_level, ratio)
         out[by] = blk
-    return out
+    return SubgroupModels(note="descriptive: arm x subgroup interactions in the primary models, not part of the "
+                               "testing hierarchy, no multiplicity adjustment", **out)
 
 
 # -- hierarchy and the block --------------------------------------------------------------------------------------
@@ -750,7 +827,9 @@ def _primary_block(tables: Mapping[str, pd.DataFrame], *, design: str, majority_
                    control: str, n_permutations: int, rng: np.random.Generator | None, conf_level: float,
                    alpha: float, subgroups: bool) -> PrimaryBlock:
     kw = {"design": design, "assisted": assisted, "control": control, "conf_level": conf_level}
-    results = apply_hierarchy([quality_primary(tables, **kw), reading_time_primary(tables, **kw),
+    frames = (quality_frame(tables, assisted, control), time_frame(tables, assisted, control))  # built once
+    results = apply_hierarchy([quality_primary(tables, **kw, frame=frames[0]),
+                               reading_time_primary(tables, **kw, frame=frames[1]),
                                preference_primary(tables, **kw, majority_k=majority_k,
                                                   n_permutations=n_permutations, rng=rng)], alpha)
     engine = engine_version()
@@ -777,10 +856,11 @@ def _primary_block(tables: Mapping[str, pd.DataFrame], *, design: str, majority_
         design=design, arms={"assisted": assisted, "control": control}, quality=results[0],
         reading_time=results[1], preference=results[2], hierarchy_text=hierarchy_text, alpha=alpha, engine=engine,
         methods=methods_text(design, results, engine, alpha),
-        subgroups=subgroup_analysis(tables, **kw) if subgroups else {},
+        subgroups=subgroup_analysis(tables, **kw, frames=frames) if subgroups else {},
         warnings=tuple(warnings))
 
 
-__all__ = ["PrimaryBlock", "PrimaryResult", "primary_analysis", "quality_primary", "reading_time_primary",
+__all__ = ["PrimaryBlock", "PrimaryResult", "SubgroupFit", "SubgroupModels", "SubgroupEffect",
+           "primary_analysis", "quality_primary", "reading_time_primary",
            "preference_primary", "subgroup_analysis", "apply_hierarchy", "fit_with_fallback",
            "identifiable_groups", "reader_randomisation_test", "DESIGNS", "HIERARCHY", "DESCRIPTIVE_LABEL"]

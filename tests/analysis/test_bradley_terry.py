@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from analysis.stats.bradley_terry import (
     tie_rate,
 )
 
+bt = importlib.import_module("analysis.stats.bradley_terry")  # the package re-exports a function of that name
 R_SCRIPT = Path(__file__).parent / "r" / "davidson_fit.R"
 
 
@@ -219,3 +221,43 @@ def test_rao_kupper_three_items_matches_a_plainly_written_likelihood():
     assert r.tie_parameter == pytest.approx(1 + np.exp(nm.x[2]), abs=1e-4)
     assert r.position_effect == pytest.approx(nm.x[3], abs=1e-4)
     assert r.log_likelihood == pytest.approx(-nm.fun, abs=1e-6)
+
+
+@pytest.mark.parametrize("clusters", [("case", "expert"), ("case",), ("expert",), ()])
+def test_vectorised_bootstrap_counts_equal_the_per_resample_weights(clusters):
+    # benchmarks/analysis.py: the resample counts come from one sparse product; they must be the very counts that
+    # weighting every comparison (the definition, _bootstrap_weights) gives, resample by resample, from one stream.
+    df = simulate({"a": 0.0, "b": 0.4, "c": -0.3}, 600, nu=0.6, alpha=0.2, seed=5, cases=40, experts=4)
+    data = bt._prepare(df, clusters)
+    got = bt._bootstrap_cell_counts(data, 30, seed=7).reshape(30, 9, 3)
+    rng = np.random.default_rng(7)
+    for b in range(30):
+        w = bt._bootstrap_weights(data, rng)
+        pairs, counts, used = bt._counts(data, w)
+        assert np.array_equal(got[b][used], counts) and not got[b][~used].any()
+
+
+def test_two_item_davidson_direct_fit_is_the_exact_maximum():
+    # The bootstrap of a two-arm trial solves the score equations directly: same optimum as L-BFGS-B (to its
+    # tolerance), with a gradient at rounding level; tables without an interior maximum are left to _fit.
+    df = simulate({"a": 0.0, "b": 0.5}, 800, nu=0.4, alpha=0.3, seed=6, cases=100, experts=5)
+    data = bt._prepare(df, ("case", "expert"))
+    counts = bt._bootstrap_cell_counts(data, 40, seed=1).reshape(40, 4, 3)
+    for ref in (0, 1):
+        theta, ok = bt._fit_two_davidson(counts, ref)
+        assert ok.all()
+        for b in range(40):
+            used = counts[b].sum(axis=1) > 0
+            keys = np.flatnonzero(used)
+            pairs = np.column_stack([keys // 2, keys % 2])
+            x, _, conv = bt._fit(pairs, counts[b][used], 2, ref, "davidson", True)
+            assert conv and np.allclose(theta[b], x, atol=1e-6)
+            grad = bt._negloglik(theta[b], pairs, counts[b][used], 2, ref, "davidson", True)[1]
+            assert np.abs(grad).max() < 1e-8
+    no_tie = counts.copy()
+    no_tie[:, :, 2] = 0
+    one_sided = counts.copy()
+    one_sided[:, 1, 0] = 0
+    assert not bt._fit_two_davidson(no_tie, 0)[1].any() and not bt._fit_two_davidson(one_sided, 0)[1].any()
+    res = bradley_terry(df, reference="a", n_bootstrap=40, seed=1)
+    assert res.n_bootstrap_failed == 0 and res.item("b").ci[0] < 0.5 < res.item("b").ci[1]

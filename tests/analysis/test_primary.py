@@ -224,16 +224,28 @@ def test_kenward_roger_is_an_option():
 def test_subgroups_are_interactions_in_the_primary_model():
     tables = simulate("paired_by_case", n_cases=60, n_readers=12, n_centers=3, quality_effect=0.4, seed=2)
     sub = subgroup_analysis(tables, design="paired_by_case", **ARMS)
-    q = sub["center"]["quality"]
-    assert q["model"].startswith("y ~ arm * center + (1|reader)") and set(q["effects"]) == {"S0", "S1", "S2"}
-    assert q["interaction_test"]["ndf"] == 2 and 0 <= q["interaction_test"]["p"] <= 1
+    q = sub.center["quality"]
+    assert q.model.startswith("y ~ arm * center + (1|reader)") and set(q.effects) == {"S0", "S1", "S2"}
+    assert q.interaction_test.ndf == 2 and 0 <= q.interaction_test.p <= 1
+    assert q.reference_level == "S0" and set(q.interactions) == {"S1", "S2"}
     # in this simulator the senior readers all work at center S0: the experience interaction is not estimable
-    assert "confounded" in sub["reader_experience"]["reading_time"]["note"]
+    assert "confounded" in sub.reader_experience["reading_time"].note
     sub2 = subgroup_analysis(simulate("paired_by_case", n_cases=60, n_readers=12, n_centers=2, seed=2),
                              design="paired_by_case", **ARMS)
-    t = sub2["reader_experience"]["reading_time"]
-    assert set(t["effects"]) == {"junior", "senior"} and all(e["estimate"] > 0 for e in t["effects"].values())
-    assert t["interaction_test"]["ndf"] == 1 and "descriptive" in sub["note"]
+    t = sub2.reader_experience["reading_time"]
+    assert set(t.effects) == {"junior", "senior"} and all(e.estimate > 0 for e in t.effects.values())
+    assert t.interaction_test.ndf == 1 and "descriptive" in sub.note
+    # the results.json form: as the dicts it replaced (the coefficients under interaction_vs_<reference level>)
+    d = sub.to_dict()
+    assert list(d) == ["note", "center", "reader_experience"]
+    qd = d["center"]["quality"]
+    assert list(qd) == ["model", "effects", "interaction_vs_S0", "interaction_test", "converged", "boundary",
+                        "fallback"]
+    assert qd["effects"]["S1"] == {"estimate": q.effects["S1"].estimate, "ci": list(q.effects["S1"].ci),
+                                   "n_cases": q.effects["S1"].n_cases}
+    assert set(qd["interaction_vs_S0"]["S2"]) == {"estimate", "p", "df"} and set(qd["interaction_test"]) == {
+        "f", "ndf", "ddf", "p"}
+    assert d["reader_experience"]["reading_time"] == {"note": sub.reader_experience["reading_time"].note}
 
 
 def test_a_ratio_bound_that_overflows_is_none_not_a_crash():

@@ -17,6 +17,7 @@ from analysis.stats import (
     sensitivity_specificity,
     simulate_power,
 )
+from analysis.stats.comparisons import _walsh_median, wilcoxon_signed_rank
 from analysis.stats.synthetic import TrialScenario, make_trial_tables
 
 
@@ -135,3 +136,22 @@ def test_masked_arms_and_empty_tables():
     assert analyse_trial_tables({}, "crossover")["reading_time"]["mixed_model"]["estimate"] is None
     with pytest.raises(ValueError):
         analyse_trial_tables({}, "nonsense")
+
+
+def _walsh_median_listed(d: np.ndarray) -> float:
+    i, j = np.triu_indices(d.size)
+    return float(np.median((d[i] + d[j]) / 2.0))
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "integers", "tiny", "wide", "offset"])
+def test_hodges_lehmann_selection_equals_the_median_of_all_walsh_averages(kind):
+    # The Wilcoxon estimate selects the median Walsh average by counting instead of listing n (n + 1) / 2 of them
+    # (benchmarks/analysis.py): it must be the very same float, ties, both parities and any scale included.
+    rng = np.random.default_rng(["normal", "ties", "integers", "tiny", "wide", "offset"].index(kind))
+    for n in [1, 2, 3, 4, 7, 50, 51, 300]:
+        d = {"normal": rng.normal(size=n), "ties": np.round(rng.normal(size=n) * 2) / 5,
+             "integers": rng.integers(-3, 4, n).astype(float), "tiny": rng.normal(size=n) * 1e-300,
+             "wide": np.exp(rng.normal(size=n) * 10) * rng.choice([-1, 1], n),
+             "offset": rng.normal(size=n) + 1e6}[kind]
+        assert _walsh_median(d) == _walsh_median_listed(d)
+    assert wilcoxon_signed_rank(d).estimate == _walsh_median_listed(d)
