@@ -285,6 +285,23 @@ def read_payload(read: Read) -> dict:
 
 
 BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+BOX_DECISIONS = ("accepted", "rejected")
+
+
+def box_id(box: dict, index: int) -> str:
+    """A box's id within its draft: the box's own ``id`` when a producer gave one, else its place in
+    ``Draft.boxes`` (a ready draft's boxes never change: inference.runner stores them once)."""
+    return str(box.get("id") or f"b{index}")
+
+
+def shown_boxes(read: Read, draft) -> list[dict]:
+    """The AI boxes a read shows (what the reader may accept or reject): the draft's boxes of the trial's findings
+    (or of none), each with its id; none for a withheld draft, an unassisted read or no draft."""
+    if draft is None or draft.is_withheld or not read.arm.is_ai:
+        return []
+    codes = (*read.case.trial.finding_codes, "")
+    return [{"id": box_id(b, i), **{k: b.get(k) for k in BOX_KEYS}}
+            for i, b in enumerate(draft.boxes or []) if isinstance(b, dict) and b.get("finding") in codes]
 
 
 def assist_data(read: Read, draft) -> dict:
@@ -298,10 +315,9 @@ def assist_data(read: Read, draft) -> dict:
         "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
         "source": draft.model_version.display_label,
         # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
-        "boxes": [] if draft.is_withheld else [
-            {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
-            if b.get("finding") in (*read.case.trial.finding_codes, "")
-        ],
+        "boxes": shown_boxes(read, draft),
+        # the reader's accept/reject per box id (issue 21 item 1), as autosaved
+        "box_reviews": {} if draft.is_withheld else dict(read.box_reviews or {}),
         # what the box pixels are of: the draft's first input image as stored (inference/backends/grounding.py)
         "boxes_image_size": None if draft.is_withheld else (draft.parameters or {}).get("boxes_image_size"),
         "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
