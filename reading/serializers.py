@@ -122,6 +122,20 @@ class DraftOodSerializer(serializers.Serializer):
     warning = serializers.CharField(allow_blank=True, allow_null=True)
 
 
+class SimilarImageSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    display_url = serializers.CharField()
+
+
+class SimilarCaseSerializer(serializers.Serializer):
+    """A case of the trial's reference library like this one (issue 21 item 2): similarity, report, images."""
+
+    rank = serializers.IntegerField()
+    score = serializers.FloatField(help_text="Cosine similarity of the embeddings (1 = identical)")
+    report = serializers.CharField(allow_blank=True)
+    images = SimilarImageSerializer(many=True)
+
+
 class DraftSerializer(serializers.Serializer):
     findings_text = serializers.CharField(allow_blank=True)
     impression_text = serializers.CharField(allow_blank=True)
@@ -132,6 +146,7 @@ class DraftSerializer(serializers.Serializer):
     box_reviews = serializers.DictField(child=serializers.CharField(), required=False,
                                         help_text="The reader's decision per box id: accepted or rejected")
     ood = DraftOodSerializer()
+    similar_cases = SimilarCaseSerializer(many=True, required=False)
 
 
 class ReadSerializer(serializers.Serializer):
