@@ -241,7 +241,9 @@ def build_export(trial: Trial) -> Export:
     tables: dict[str, list[dict]] = {}
 
     rows = []
-    for c in Case.objects.filter(trial=trial).select_related("center").order_by("code"):
+    # The reference library (issue 21 item 2) is not part of the trial: never enrolled, read or rated; counted in
+    # the manifest only, so the CONSORT flow's registered / not enrolled counts are the trial's own cases.
+    for c in Case.objects.filter(trial=trial, library=False).select_related("center").order_by("code"):
         row = {"case_code": c.code, "center": c.center.code, "status": c.status,
                "enrolled": int(c.enrolled_at is not None), "exclusion_reason": c.exclusion_reason}
         for f in codes:
@@ -342,6 +344,9 @@ def build_export(trial: Trial) -> Export:
         "model_versions": model_versions(trial),
         "withheld_until_lock": withheld,
         "tables_withheld_until_lock": [] if trial.is_locked else list(TABLES_WITHHELD_BEFORE_LOCK),
+        "reference_library": {"cases": Case.objects.filter(trial=trial, library=True).count(),
+                              "similar_cases_shown": trial.similar_cases_k,
+                              "encoder": trial.similar_cases_encoder},
         "preference_majority": trial.preference_majority,
         "expert_panel_size": trial.expert_panel_size,
         "generated_at": timezone.now().isoformat(),

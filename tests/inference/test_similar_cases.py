@@ -15,6 +15,7 @@ from django.urls import reverse
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
+from analysis.export import build_export
 from core.errors import Conflict, InvalidInput
 from imaging.services import import_reference_csv
 from inference.backends.similar import ImageEncoder, XrvDenseNetEncoder, load_encoder, nearest
@@ -213,3 +214,11 @@ def test_the_similar_cases_settings_are_checked():
         with pytest.raises(InvalidInput):
             services.update_trial_settings(t["coordinator"], t["trial"], reason="x", **bad)
     assert t["trial"].similar_cases_k == 0  # off by default
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_library_is_not_in_the_exported_cases_and_the_manifest_counts_it():
+    t = _library_trial("SIMEXP")
+    export = build_export(t["trial"])
+    assert {r["case_code"] for r in export.tables["cases"]} == {t["cases"][0].code}
+    assert export.manifest["reference_library"] == {"cases": 3, "similar_cases_shown": 2, "encoder": "image"}
