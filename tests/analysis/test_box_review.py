@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from django.template import Context
 
+from analysis.report import _engine
 from analysis.stats.box_review import box_review_summary
 
 CASES = pd.DataFrame({"case_code": ["C1", "C2", "C3"],
@@ -66,3 +68,14 @@ def test_no_table_or_no_submitted_read_says_so():
     # Without a cases table the acceptance is still counted; the reference shares have nothing to count
     res = box_review_summary(BOXES, None)
     assert res.overall.acceptance.n == 6 and res.overall.accepted_present.n == 0
+
+
+def test_the_report_section_lays_out_the_counts():
+    html = _engine().get_template("analysis/report/box_review.html").render(
+        Context({"br": box_review_summary(BOXES, CASES).to_dict()}, use_l10n=False))
+    assert "7 boxes shown in 3 submitted reads: readers accepted 4, rejected 2 and left 1 undecided" in html
+    assert "<td>pleural_effusion</td><td class=num>4</td>" in html and "3/4 (75" in html
+    assert "(none named)" in html
+    empty = _engine().get_template("analysis/report/box_review.html").render(
+        Context({"br": box_review_summary(None, CASES).to_dict()}, use_l10n=False))
+    assert empty.strip() == ""

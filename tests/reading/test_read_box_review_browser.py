@@ -84,6 +84,11 @@ def test_the_ai_reader_accepts_and_rejects_each_box_with_the_keyboard_and_it_is_
     read.refresh_from_db()
     assert read.box_reviews == {"b0": "accepted"}
 
+    # A click on an outline moves focus to its row's Accept button
+    page.locator('.ai-box[data-box-id="b1"]').click()
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == \
+        "Accept box 2, Cardiomegaly: enlarged heart"
+
     # A reload shows the saved decisions
     page.reload()
     page.wait_for_function("window.cxrViewer && window.cxrViewer.source !== null")

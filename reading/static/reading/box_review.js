@@ -5,6 +5,7 @@
  *   decision (accepted: solid green, rejected: dashed red).
  * - The decisions go with the report: read.js's collect() asks form.cxrExtra.box_reviews, and a change is an
  *   "input" on the form, so it is autosaved (and kept on this device) like the rest of the form.
+ * - A click on an outline (or Enter on it) moves focus to its row.
  */
 const form = document.getElementById("read-form");
 const list = document.getElementById("box-review");
@@ -69,7 +70,20 @@ list.querySelectorAll(".box-review-item").forEach((row) => {
   }));
 });
 
-/* The viewer rebuilds the outlines when the image changes: paint them again. */
+/* The viewer rebuilds the outlines when the image changes: paint them again. A click on an outline (or Enter on
+ * a focused one) moves to its row, where Accept and Reject are. */
 const layer = document.getElementById("viewer-boxes");
-if (layer) new MutationObserver(paintOutlines).observe(layer, {childList: true});
+function toRow(e) {
+  const el = e.target.closest && e.target.closest(".ai-box");
+  const row = el && el._box && list.querySelector(`.box-review-item[data-box-id="${CSS.escape(el._box.id)}"]`);
+  if (!row) return;
+  e.preventDefault();
+  row.scrollIntoView({block: "nearest"});
+  row.querySelector("button").focus({preventScroll: true});
+}
+if (layer) {
+  new MutationObserver(paintOutlines).observe(layer, {childList: true});
+  layer.addEventListener("click", toRow);
+  layer.addEventListener("keydown", (e) => { if (e.key === "Enter") toRow(e); });
+}
 paintOutlines();
