@@ -438,7 +438,6 @@ class ReferenceImport:
     errors: list[dict]
 
 
-@transaction.atomic
 def _library_flag(case: Case, raw: str, row: int, errors: list[dict]) -> bool | None:
     """The reference CSV's optional library column: 1 puts the case in the reference library, 0 takes it out,
     empty leaves it. An enrolled case cannot join: it is being read."""
@@ -453,6 +452,7 @@ def _library_flag(case: Case, raw: str, row: int, errors: list[dict]) -> bool | 
     return raw == "1"
 
 
+@transaction.atomic
 def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
     """CSV columns: case, one column per trial finding (0/1 or empty), optional report, optional library (1: the
     case joins the trial's reference library of similar cases, issue 21 item 2; only a case not enrolled). All rows

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from django.db import transaction
 from django.urls import reverse
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
@@ -115,8 +114,7 @@ def _library_trial(code: str, k: int = 2, **settings) -> dict:
         add_picture(case, picture)
         lib[code_] = case
     csv = "case,report,library\n" + "".join(f'{c},"{REPORTS[c]}",1\n' for c in pictures)
-    with transaction.atomic():
-        result = import_reference_csv(coord, trial, csv)
+    result = import_reference_csv(coord, trial, csv)
     assert result.errors == [] and result.updated == 3
     t["library"] = {c: Case.objects.get(pk=v.pk) for c, v in lib.items()}
     t["cases"] = add_cases(t, 1, enrol=False)
@@ -140,11 +138,9 @@ def test_library_cases_are_never_enrolled_and_the_csv_flags_only_cases_not_enrol
         services.enrol_case(coord, t["library"]["LIB-A"])
     assert services.enrol_all_imported(coord, trial)[0] == 0  # the library is left out
     assert not Read.objects.filter(case__library=True).exists()
-    with transaction.atomic():
-        bad = import_reference_csv(coord, trial, f"case,library\n{t['cases'][0].code},1\n")
+    bad = import_reference_csv(coord, trial, f"case,library\n{t['cases'][0].code},1\n")
     assert bad.errors and "enrolled" in bad.errors[0]["message"]
-    with transaction.atomic():
-        bad = import_reference_csv(coord, trial, "case,library\nLIB-A,yes\n")
+    bad = import_reference_csv(coord, trial, "case,library\nLIB-A,yes\n")
     assert "0, 1 or empty" in bad.errors[0]["message"]
 
 
