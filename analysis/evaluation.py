@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .stats import jsonable
+from .stats.box_review import BoxReviewResult, box_review_summary
 from .stats.bradley_terry import ArenaRanking, arena_ranking, comparisons_from_ratings
 from .stats.interaction import InteractionResult, interaction_analysis
 from .stats.text_metrics import METEOR_VARIANT, PairedComparison, paired_randomisation
@@ -37,6 +38,8 @@ class AIEvaluation:
     arena: ArenaRanking | None
     interaction: InteractionResult
     text_metrics: TextMetricsSummary
+    #: the readers' accept/reject decisions on the AI boxes (issue 21 item 1; after lock only)
+    box_review: BoxReviewResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -85,7 +88,7 @@ def text_metrics_summary(reads: pd.DataFrame, drafts: pd.DataFrame, assisted: st
 
 def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control: str | None,
                   n_bootstrap: int = 500, seed: int = 0) -> AIEvaluation:
-    """All three parts on the analysis set (``pipeline.prepare_tables``' output)."""
+    """All parts on the analysis set (``pipeline.prepare_tables``' output)."""
     reads = tables.get("reads", pd.DataFrame())
     cases = tables.get("cases", pd.DataFrame())
     comparisons = comparisons_from_ratings(tables.get("ratings", pd.DataFrame()))
@@ -97,4 +100,5 @@ def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control
         arena=arena,
         interaction=interaction_analysis(reads, cases, str(assisted), control),
         text_metrics=text_metrics_summary(reads, tables.get("drafts", pd.DataFrame()), assisted, control, seed=seed),
+        box_review=box_review_summary(tables.get("box_reviews"), cases),
     )

@@ -28,6 +28,7 @@ from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
 from rating.models import Rating, RatingAmendment
 from reading.models import Read, ReadAmendment
+from reading.selectors import shown_boxes
 from reading.services import DRAFT_THRESHOLD
 from trial.models import AllocationSlot, Case, Membership, Trial
 
@@ -112,6 +113,14 @@ DICTIONARY = {
         "blinding_guess": "After lock only. The expert's guess of the report written with AI assistance: A, B or "
                           "dont_know; single reports A (yes) or not_a (no); empty when not asked",
     },
+    "box_reviews": {
+        "read_id": "After lock only. The read (reads.read_id) that showed the AI box", "case_code": "Case",
+        "reader": "Reader code", "arm": "Arm of the read",
+        "submitted": "1 when the read was submitted (its decisions are final), else 0",
+        "box_id": "The box's id within the AI report shown", "finding": "Finding the box marks (empty: none named)",
+        "label": "The model's words for the region",
+        "decision": "The reader's decision: accepted, rejected, or empty when the reader left the box undecided",
+    },
     "amendments": {
         "read_id": "After lock only. The amended read (reads.read_id), whose row keeps the first submission",
         "amendment": "Number of the amendment of the read (1 = first)",
@@ -137,7 +146,8 @@ DICTIONARY = {
 }
 # Whole tables withheld before lock: how often and how much reads and ratings are amended may differ by arm, and
 # read_id / rating_id join them to the masked arm, so amendments come out only after lock (issue 18 item 2).
-TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments")
+# The AI boxes and the readers' accept/reject decisions (issue 21 item 1) exist for one arm's reads only.
+TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments", "box_reviews")
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them. Free text too: a report edited from a draft keeps the draft's wording (drafts.csv has it for
 # every case), and an expert's comment can say which report looked AI-written, as blinding_guess does.
@@ -242,7 +252,9 @@ def build_export(trial: Trial) -> Export:
     tables: dict[str, list[dict]] = {}
 
     rows = []
-    for c in Case.objects.filter(trial=trial).select_related("center").order_by("code"):
+    # The reference library (issue 21 item 2) is not part of the trial: never enrolled, read or rated; counted in
+    # the manifest only, so the CONSORT flow's registered / not enrolled counts are the trial's own cases.
+    for c in Case.objects.filter(trial=trial, library=False).select_related("center").order_by("code"):
         row = {"case_code": c.code, "center": c.center.code, "status": c.status,
                "enrolled": int(c.enrolled_at is not None), "exclusion_reason": c.exclusion_reason}
         for f in codes:
@@ -330,6 +342,7 @@ def build_export(trial: Trial) -> Export:
     if trial.is_locked:
         tables["amendments"] = _amendment_rows(trial, codes)
         tables["rating_amendments"] = _rating_amendment_rows(trial)
+        tables["box_reviews"] = _box_review_rows(trial, arms, readers)
     withheld = {} if trial.is_locked else _withhold(tables)
 
     table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
@@ -343,6 +356,9 @@ def build_export(trial: Trial) -> Export:
         "model_versions": model_versions(trial),
         "withheld_until_lock": withheld,
         "tables_withheld_until_lock": [] if trial.is_locked else list(TABLES_WITHHELD_BEFORE_LOCK),
+        "reference_library": {"cases": Case.objects.filter(trial=trial, library=True).count(),
+                              "similar_cases_shown": trial.similar_cases_k,
+                              "encoder": trial.similar_cases_encoder},
         "preference_majority": trial.preference_majority,
         "expert_panel_size": trial.expert_panel_size,
         "generated_at": timezone.now().isoformat(),
@@ -407,6 +423,20 @@ def _amendment_rows(trial: Trial, codes: list[str]) -> list[dict]:
         text = f"{a.amended.get('findings_text', '').strip()}\n{a.amended.get('impression_text', '').strip()}".strip()
         row.update(_text_columns(text, a.read.case.reference_report, ""))
         rows.append(row)
+    return rows
+
+
+def _box_review_rows(trial: Trial, arms: dict[int, str], readers: dict[int, str]) -> list[dict]:
+    """One row per AI box a read showed (reading.selectors.shown_boxes) with the reader's decision on it."""
+    rows = []
+    reads = (Read.objects.filter(case__trial=trial, draft__isnull=False, arm__is_ai=True)
+             .select_related("case__trial", "arm", "draft").order_by("case__code", "session", "pk"))
+    for r in reads:
+        for b in shown_boxes(r, r.draft):
+            rows.append({"read_id": r.public_id, "case_code": r.case.code, "reader": readers.get(r.reader_id, ""),
+                         "arm": arms[r.arm_id], "submitted": int(r.submitted_at is not None), "box_id": b["id"],
+                         "finding": b["finding"] or "", "label": b.get("label") or "",
+                         "decision": (r.box_reviews or {}).get(b["id"], "")})
     return rows
 
 

@@ -46,7 +46,8 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     - cases: enrolled and not excluded;
     - reads: of those cases; ``submitted`` = 1 when status is done (the statistics count the others as excluded);
     - ratings: submitted (status done) ratings of those cases;
-    - drafts: ready drafts of those cases.
+    - drafts: ready drafts of those cases;
+    - box_reviews (after lock): the AI boxes shown in reads of those cases.
     Tables without status columns (e.g. the synthetic ones) pass through unchanged.
     """
     cases = _t(tables, "cases")
@@ -56,7 +57,7 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         cases = cases[_enrolled_mask(cases)]
         keep = set(cases["case_code"])
     out: dict[str, pd.DataFrame] = {"cases": cases}
-    for name in ("reads", "ratings", "drafts", "allocations"):
+    for name in ("reads", "ratings", "drafts", "allocations", "box_reviews"):
         t = _t(tables, name)
         if keep is not None and "case_code" in t:
             t = t[t["case_code"].astype(str).isin(keep)]
@@ -251,14 +252,18 @@ def analyse_export(path: str | Path) -> dict[str, Any]:
 
 
 def read_export_tables(path: str | Path) -> dict[str, pd.DataFrame]:
-    """The four analysis tables plus allocations.csv."""
+    """The four analysis tables plus allocations.csv and (after lock) box_reviews.csv."""
     tables = read_export_dir(path)
-    f = Path(path) / "allocations.csv"
-    try:
-        tables["allocations"] = pd.read_csv(f, dtype={"unit": str, "arm": str}) if f.exists() and f.stat().st_size \
-            else pd.DataFrame()
-    except pd.errors.EmptyDataError:
-        tables["allocations"] = pd.DataFrame()
+    # box_reviews: empty finding and decision cells are "" (no finding named, undecided), not missing values
+    for name, dtype, na in (("allocations", {"unit": str, "arm": str}, True),
+                            ("box_reviews", {"read_id": str, "case_code": str, "reader": str, "arm": str,
+                                             "box_id": str, "finding": str, "decision": str}, False)):
+        f = Path(path) / f"{name}.csv"
+        try:
+            tables[name] = pd.read_csv(f, dtype=dtype, keep_default_na=na) if f.exists() and f.stat().st_size \
+                else pd.DataFrame()
+        except pd.errors.EmptyDataError:
+            tables[name] = pd.DataFrame()
     for name in ("reads", "ratings"):
         t = tables[name]
         for col in ("arm", "arm_a", "arm_b", "status", "preference"):

@@ -438,9 +438,25 @@ class ReferenceImport:
     errors: list[dict]
 
 
+def _library_flag(case: Case, raw: str, row: int, errors: list[dict]) -> bool | None:
+    """The reference CSV's optional library column: 1 puts the case in the reference library, 0 takes it out,
+    empty leaves it. An enrolled case cannot join: it is being read."""
+    if raw == "":
+        return None
+    if raw not in ("0", "1"):
+        errors.append({"row": row, "message": f"library must be 0, 1 or empty, not {raw!r}."})
+        return None
+    if raw == "1" and case.enrolled_at is not None:
+        errors.append({"row": row, "message": f"Case {case.code} is enrolled: it cannot join the reference library."})
+        return None
+    return raw == "1"
+
+
 @transaction.atomic
 def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
-    """CSV columns: case, one column per trial finding (0/1 or empty), optional report. All rows or none."""
+    """CSV columns: case, one column per trial finding (0/1 or empty), optional report, optional library (1: the
+    case joins the trial's reference library of similar cases, issue 21 item 2; only a case not enrolled). All rows
+    or none."""
     ensure_coordinator(actor, trial)
     ensure_writable(trial)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -448,7 +464,7 @@ def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
     if "case" not in cols:
         return ReferenceImport(0, [{"row": 1, "message": "The CSV needs a 'case' column."}])
     codes = trial.finding_codes
-    unknown = cols - set(codes) - {"case", "report"}
+    unknown = cols - set(codes) - {"case", "report", "library"}
     errors: list[dict] = []
     if unknown:
         errors.append({"row": 1, "message": f"Unknown columns: {', '.join(sorted(unknown))}."})
@@ -469,16 +485,19 @@ def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
                 errors.append({"row": n, "message": f"{f} must be 0, 1 or empty, not {raw!r}."})
                 continue
             findings[f] = int(raw)
-        updates.append((case, findings, (row.get("report") or "").strip()))
+        library = _library_flag(case, (row.get("library") or "").strip(), n, errors)
+        updates.append((case, findings, (row.get("report") or "").strip(), library))
     if errors:
         transaction.set_rollback(True)
         return ReferenceImport(0, errors)
-    for case, findings, report in updates:
+    for case, findings, report, library in updates:
         before = audit.snapshot(case)
         case.reference_findings = findings
         if report:
             case.reference_report = report
-        case.save(update_fields=["reference_findings", "reference_report"])
+        if library is not None:
+            case.library = library
+        case.save(update_fields=["reference_findings", "reference_report", "library"])
         audit.record(actor=actor, trial=trial, action="reference:import", obj=case, before=before,
                      after=audit.snapshot(case))
     return ReferenceImport(len(updates), [])

@@ -67,6 +67,9 @@ class Draft(models.Model):
     probabilities = models.JSONField(default=dict, blank=True)
     boxes = models.JSONField(default=list, blank=True)
     neighbours = models.JSONField(default=list, blank=True)
+    # The most similar cases of the trial's reference library (issue 21 item 2; inference/similar.py), found when
+    # the draft is made: [{"case_id", "score", "encoder"}], best first; empty when the trial shows none.
+    similar_cases = models.JSONField(default=list, blank=True)
     prompt = models.TextField(blank=True)
     parameters = models.JSONField(default=dict, blank=True)
     seed = models.BigIntegerField(default=0)

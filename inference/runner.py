@@ -40,6 +40,7 @@ from .models import Draft, ModelVersion
 from .ood import apply as apply_ood
 from .ood import safe_assess
 from .selectors import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
+from .similar import safe_find as find_similar_cases
 
 log = logging.getLogger(__name__)
 
@@ -276,12 +277,14 @@ def run_draft(task, draft_id: int, *, requeue: Callable[[int], bool] | None = No
         ground_result(result, member_views[0][1].size, member.case.trial.finding_codes,
                       (mv.generation_params or {}).get("options") or {})
         checked = safe_assess(member.case, member_views)  # outside the row lock: it may fit the trial's reference
-        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group), checked, record)
+        near = find_similar_cases(member.case, member_views)  # issue 21 item 2: the reference library's nearest
+        _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group), checked, record,
+               similar_cases=near)
     return "ready"
 
 
 def _store(draft_id: int, result, views: list, load_s: float, weights_digest: str, mv: ModelVersion,
-           batch_size: int, checked: tuple, record: dict) -> None:
+           batch_size: int, checked: tuple, record: dict, similar_cases: list | None = None) -> None:
     with transaction.atomic():
         draft = Draft.objects.select_for_update(of=("self",)).select_related("case__trial").get(pk=draft_id)
         if draft.status == Draft.Status.READY:
@@ -293,6 +296,7 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
         draft.boxes = [{**(b.__dict__ if hasattr(b, "__dict__") else b), "image": views[0][0].public_id}
                        for b in (result.boxes or [])]
         apply_ood(draft, *checked)
+        draft.similar_cases = list(similar_cases or [])
         draft.neighbours = list(result.neighbours or [])
         draft.prompt = result.prompt or ""
         draft.parameters = {

@@ -15,4 +15,5 @@ class ReadingConfig(AppConfig):
         from . import selectors
 
         register_image_access(selectors.reader_sees_case_images)
+        register_image_access(selectors.reader_sees_library_images)  # similar cases (issue 21 item 2)
         progress_requested.connect(selectors.progress_receiver, dispatch_uid="reading.progress")

@@ -52,6 +52,11 @@ class Read(models.Model):
     draft = models.ForeignKey("inference.Draft", null=True, blank=True, on_delete=models.PROTECT, related_name="reads")
     draft_edit_distance = models.FloatField(null=True, blank=True)
     flipped_findings = models.JSONField(default=list, blank=True)
+    # AI arm: the reader's decision on each AI box shown (issue 21 item 1), {box id: "accepted" | "rejected"};
+    # a box left out was not reviewed. Box ids are the draft's (reading.selectors.shown_boxes).
+    box_reviews = models.JSONField(
+        default=dict, blank=True,
+        help_text="AI arm: {box id: accepted/rejected} for the boxes of the draft shown; empty if none reviewed")
 
     class Meta:
         ordering = ["order_key"]

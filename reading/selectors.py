@@ -14,6 +14,7 @@ from imaging.selectors import image_entries
 from inference.models import Draft
 from inference.ood import warning_text
 from inference.selectors import arm_model_version, ready_draft
+from inference.similar import library_cases
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
 
@@ -67,6 +68,14 @@ def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
 def reader_sees_case_images(user, case: Case) -> bool:
     """Image access rule registered with imaging (reading/apps.py): the reader assigned a read of the case."""
     return Read.objects.filter(case=case, reader__user=user, reader__role=Role.READER).exists()
+
+
+def reader_sees_library_images(user, case: Case) -> bool:
+    """Image access rule (reading/apps.py): a reference-library case's images, for the trial's AI-arm readers
+    while the trial shows similar cases (issue 21 item 2). Library cases are never enrolled, so never read."""
+    trial = case.trial
+    return case.library and trial.similar_cases_k > 0 and Read.objects.filter(
+        case__trial=trial, reader__user=user, reader__role=Role.READER, arm__is_ai=True).exists()
 
 
 # -- availability rules (the worklist and open_read both use these) ------------------------------------------
@@ -285,6 +294,23 @@ def read_payload(read: Read) -> dict:
 
 
 BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+BOX_DECISIONS = ("accepted", "rejected")
+
+
+def box_id(box: dict, index: int) -> str:
+    """A box's id within its draft: the box's own ``id`` when a producer gave one, else its place in
+    ``Draft.boxes`` (a ready draft's boxes never change: inference.runner stores them once)."""
+    return str(box.get("id") or f"b{index}")
+
+
+def shown_boxes(read: Read, draft) -> list[dict]:
+    """The AI boxes a read shows (what the reader may accept or reject): the draft's boxes of the trial's findings
+    (or of none), each with its id; none for a withheld draft, an unassisted read or no draft."""
+    if draft is None or draft.is_withheld or not read.arm.is_ai:
+        return []
+    codes = (*read.case.trial.finding_codes, "")
+    return [{"id": box_id(b, i), **{k: b.get(k) for k in BOX_KEYS}}
+            for i, b in enumerate(draft.boxes or []) if isinstance(b, dict) and b.get("finding") in codes]
 
 
 def assist_data(read: Read, draft) -> dict:
@@ -298,14 +324,38 @@ def assist_data(read: Read, draft) -> dict:
         "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
         "source": draft.model_version.display_label,
         # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
-        "boxes": [] if draft.is_withheld else [
-            {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
-            if b.get("finding") in (*read.case.trial.finding_codes, "")
-        ],
+        "boxes": shown_boxes(read, draft),
+        # the reader's accept/reject per box id (issue 21 item 1), as autosaved
+        "box_reviews": {} if draft.is_withheld else dict(read.box_reviews or {}),
         # what the box pixels are of: the draft's first input image as stored (inference/backends/grounding.py)
         "boxes_image_size": None if draft.is_withheld else (draft.parameters or {}).get("boxes_image_size"),
         "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
+        # the trial's reference library cases most like this one (issue 21 item 2; empty unless the trial shows them)
+        "similar_cases": similar_cases_for(read, draft),
     }
+
+
+def similar_cases_for(read: Read, draft) -> list[dict]:
+    """The similar cases an AI-arm read shows (issue 21 item 2): the draft's neighbours in the trial's reference
+    library (found by the inference worker, inference/similar.py), best first, each with its similarity, reference
+    report and images. None when the trial shows none, for a withheld draft, or outside the AI arm. Only cases that
+    are still library cases (never enrolled) are shown; no case code, no arm."""
+    trial = read.case.trial
+    if draft is None or draft.is_withheld or not read.arm.is_ai or not trial.similar_cases_k:
+        return []
+    near = [n for n in (draft.similar_cases or []) if isinstance(n, dict) and "case_id" in n][:trial.similar_cases_k]
+    cases = {c.pk: c for c in library_cases(trial).filter(pk__in=[n["case_id"] for n in near])
+             .prefetch_related("images")}
+    out = []
+    for n in near:
+        c = cases.get(n["case_id"])
+        if c is None:
+            continue
+        images = [{"id": im.public_id, "display_url": reverse("imaging:image-display", args=[im.public_id])}
+                  for im in sorted(c.images.all(), key=lambda im: (im.created_at, im.pk))]
+        out.append({"rank": len(out) + 1, "score": round(float(n.get("score", 0.0)), 3),
+                    "report": c.reference_report, "images": images})
+    return out
 
 
 def worklist_payload(user, trial: Trial, page=None) -> dict:

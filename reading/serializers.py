@@ -56,6 +56,10 @@ class ReportInputSerializer(serializers.Serializer):
     finding_marks = serializers.DictField(child=MarkSerializer(), required=False, allow_null=True,
                                           help_text="{finding code: {present, confidence}}")
     seconds = _Seconds(required=False, allow_null=True)
+    box_reviews = serializers.DictField(
+        child=serializers.ChoiceField(choices=["accepted", "rejected"], allow_null=True), required=False,
+        allow_null=True, help_text="AI arm: {box id: accepted, rejected or null} for the boxes shown; left out: "
+                                   "unchanged (reading.services.clean_box_reviews checks the ids against the read)")
 
     def to_internal_value(self, data):
         # The service's checks, not DRF's field by field: the same rules and words as the reading page.
@@ -63,6 +67,10 @@ class ReportInputSerializer(serializers.Serializer):
         report = services.clean_report(self.context["trial"], data, complete=False)
         seconds = data.get("seconds")
         report["seconds"] = None if seconds is None else services.clean_seconds(seconds)
+        if "box_reviews" in data:  # the ids need the read: the service checks them (clean_box_reviews)
+            if data["box_reviews"] is not None and not isinstance(data["box_reviews"], dict):
+                raise InvalidInput("box_reviews must be an object {box id: accepted or rejected}.")
+            report["box_reviews"] = data["box_reviews"]
         return report
 
 
@@ -101,6 +109,7 @@ class DraftBoxSerializer(serializers.Serializer):
     y0 = serializers.FloatField()
     x1 = serializers.FloatField()
     y1 = serializers.FloatField()
+    id = serializers.CharField(help_text="The box's id within the draft (what box_reviews names)")
     label = serializers.CharField(allow_blank=True, required=False, allow_null=True)
     reasoning = serializers.CharField(allow_blank=True, required=False, allow_null=True)
 
@@ -113,6 +122,20 @@ class DraftOodSerializer(serializers.Serializer):
     warning = serializers.CharField(allow_blank=True, allow_null=True)
 
 
+class SimilarImageSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    display_url = serializers.CharField()
+
+
+class SimilarCaseSerializer(serializers.Serializer):
+    """A case of the trial's reference library like this one (issue 21 item 2): similarity, report, images."""
+
+    rank = serializers.IntegerField()
+    score = serializers.FloatField(help_text="Cosine similarity of the embeddings (1 = identical)")
+    report = serializers.CharField(allow_blank=True)
+    images = SimilarImageSerializer(many=True)
+
+
 class DraftSerializer(serializers.Serializer):
     findings_text = serializers.CharField(allow_blank=True)
     impression_text = serializers.CharField(allow_blank=True)
@@ -120,7 +143,10 @@ class DraftSerializer(serializers.Serializer):
     source = serializers.CharField(allow_blank=True)
     boxes = DraftBoxSerializer(many=True)
     boxes_image_size = serializers.ListField(child=serializers.IntegerField(), allow_null=True, required=False)
+    box_reviews = serializers.DictField(child=serializers.CharField(), required=False,
+                                        help_text="The reader's decision per box id: accepted or rejected")
     ood = DraftOodSerializer()
+    similar_cases = SimilarCaseSerializer(many=True, required=False)
 
 
 class ReadSerializer(serializers.Serializer):

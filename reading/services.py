@@ -18,7 +18,7 @@ from trial.signatures import Meaning
 
 from . import signals
 from .models import Read, ReadAmendment
-from .selectors import unavailable_reason
+from .selectors import BOX_DECISIONS, shown_boxes, unavailable_reason
 
 
 def worklist_order_key(trial: Trial, reader_id: int, case_id: int, session: int = 1) -> int:
@@ -188,6 +188,39 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     return {"findings_text": findings_text, "impression_text": impression_text, "finding_marks": marks}
 
 
+def clean_box_reviews(read: Read, value) -> dict[str, str]:
+    """The reader's decision per AI box (issue 21 item 1): {box id: "accepted" | "rejected" | null (undecided)}.
+    Only the ids of the boxes the read shows (reading.selectors.shown_boxes): none for an unassisted read, a read
+    without a draft or a withheld draft, so anything but an empty object is refused there."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("box_reviews must be an object {box id: accepted or rejected}.")
+    if not value:
+        return {}
+    ids = {b["id"] for b in shown_boxes(read, read.draft if read.draft_id else None)}
+    if not ids:
+        raise InvalidInput("This read shows no AI boxes to review.")
+    unknown = sorted(str(k) for k in set(value) - ids)
+    if unknown:
+        raise InvalidInput(f"Unknown boxes: {', '.join(unknown[:5])}.")
+    out = {}
+    for key, decision in value.items():
+        if decision is None:
+            continue
+        if decision not in BOX_DECISIONS:
+            raise InvalidInput(f"Box {key}: the decision must be accepted or rejected.")
+        out[key] = decision
+    return dict(sorted(out.items()))
+
+
+def _apply_box_reviews(read: Read, data, fields: list[str]) -> None:
+    """A report that carries box_reviews replaces the read's (a report without the key leaves them as they were)."""
+    if isinstance(data, dict) and "box_reviews" in data:
+        read.box_reviews = clean_box_reviews(read, data["box_reviews"])
+        fields.append("box_reviews")
+
+
 def clean_seconds(value) -> float:
     """Active seconds as the client sends them: a non-negative number; None or an empty string is 0."""
     if value is None or value == "":
@@ -278,6 +311,7 @@ def autosave(actor, read: Read | str, data, seconds=None) -> Read:
         setattr(read, k, v)
     read.autosaved_at = now
     fields = ["findings_text", "impression_text", "finding_marks", "autosaved_at"]
+    _apply_box_reviews(read, data, fields)
     if seconds is not None and read.opened_at is not None:
         _credit_active_time(read, clean_seconds(seconds), now)
         fields += ["active_seconds", "last_heartbeat_at"]
@@ -352,6 +386,7 @@ def _submit_read(actor, read: Read, data, *, seconds, signature) -> tuple[Read, 
     before = audit.snapshot(read)
     for k, v in cleaned.items():
         setattr(read, k, v)
+    _apply_box_reviews(read, data, [])
     if seconds is not None:
         _credit_active_time(read, clean_seconds(seconds), now)
     read.submitted_at = now

@@ -64,11 +64,25 @@ def read_page(request, trial_code: str, public_id: str):
         for f in payload["findings"]
     ]
     # The draft's boxes for the viewer, in their own block too (none for a withheld draft: selectors.assist_data)
-    ai_boxes = {"boxes": assist["boxes"], "image_size": assist.get("boxes_image_size")} \
-        if assist and assist["boxes"] else None
+    ai_boxes = {"boxes": assist["boxes"], "image_size": assist.get("boxes_image_size"),
+                "reviews": assist.get("box_reviews") or {}} if assist and assist["boxes"] else None
     ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows, "ai_boxes": ai_boxes,
+           "box_rows": _box_rows(ai_boxes, payload["findings"]),
            "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"]}
     return render(request, "reading/read.html", ctx)
+
+
+def _box_rows(ai_boxes: dict | None, findings: list[dict]) -> list[dict]:
+    """The accept/reject list beside the viewer (issue 21 item 1): each box's words and the reader's decision."""
+    if not ai_boxes:
+        return []
+    labels = {f["code"]: f["label"] for f in findings}
+    rows = []
+    for n, b in enumerate(ai_boxes["boxes"], start=1):
+        finding = labels.get(b["finding"]) or b["finding"] or "Finding"
+        text = f"{finding}: {b['label']}" if b.get("label") and b["label"] != finding else finding
+        rows.append({"id": b["id"], "n": n, "text": text, "decision": ai_boxes["reviews"].get(b["id"], "")})
+    return rows
 
 
 def _report_from_form(trial: Trial, post) -> dict:

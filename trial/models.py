@@ -93,6 +93,16 @@ class Trial(models.Model):
         default=dict, blank=True,
         help_text="Chest checks and de-identification options; keys and defaults in trial/import_settings.py",
     )
+    # Similar cases beside the AI-arm viewer (issue 21 item 2; inference/similar.py): off by default
+    similar_cases_k = models.PositiveSmallIntegerField(
+        default=0, help_text="AI arm: show this many most similar cases of the trial's reference library beside the "
+                             "viewer, with their reports (0: off). Set before enrolment: they are found with the draft")
+    similar_cases_encoder = models.CharField(
+        max_length=20, choices=[("image", "Weight-free image embedding"), ("xrv_densenet", "DenseNet-121 features")],
+        default="image", help_text="How case similarity is measured (inference/backends/similar.py)")
+    similar_cases_weights = models.CharField(
+        max_length=500, blank=True, help_text="xrv_densenet: path of the local torchxrayvision-format weights, as the "
+                                              "inference worker sees it")
     # Secret material: never shown in any view; UIDs and A/B orders derive from it.
     secret = models.CharField(max_length=64, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -207,6 +217,10 @@ class Case(models.Model):
     # its images and confirmed or excluded it (imaging.services.review_case).
     needs_review = models.BooleanField(default=False)
     review_reason = models.CharField(max_length=200, blank=True)
+    # The trial's reference library (issue 21 item 2): cases with reference reports shown to AI-arm readers as
+    # similar cases. A library case is never enrolled, so never read or rated (trial.services.enrol_case).
+    library = models.BooleanField(
+        default=False, help_text="Reference library case: shown as a similar case with its report; never enrolled")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

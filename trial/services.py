@@ -61,7 +61,11 @@ TRIAL_SETTINGS = (
     "prefill_draft_findings",
     "require_signatures",
     "sign_submissions",
+    "similar_cases_k",
+    "similar_cases_encoder",
+    "similar_cases_weights",
 )
+SIMILAR_CASES_MAX = 10
 
 
 # -- guards -------------------------------------------------------------------------------------------------
@@ -155,10 +159,21 @@ def _validate_settings(trial: Trial) -> None:
         raise InvalidInput("The out-of-distribution threshold must be a number.") from exc
     if not 0 < trial.ood_threshold < 100:
         raise InvalidInput("The out-of-distribution threshold must be above 0 (1.0 = each check's cut-off).")
+    _validate_similar_cases(trial)
     try:
         trial.import_settings = parse_import_settings(trial.import_settings).as_json()
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
+
+
+def _validate_similar_cases(trial: Trial) -> None:
+    if isinstance(trial.similar_cases_k, bool) or not isinstance(trial.similar_cases_k, int) \
+            or not 0 <= trial.similar_cases_k <= SIMILAR_CASES_MAX:
+        raise InvalidInput(f"Similar cases: a whole number from 0 (off) to {SIMILAR_CASES_MAX}.")
+    if trial.similar_cases_encoder not in ("image", "xrv_densenet"):
+        raise InvalidInput("The similar-cases encoder must be 'image' or 'xrv_densenet'.")
+    if trial.similar_cases_encoder == "xrv_densenet" and not (trial.similar_cases_weights or "").strip():
+        raise InvalidInput("The xrv_densenet encoder needs the path of its local weights.")
 
 
 @transaction.atomic
@@ -571,6 +586,9 @@ def enrol_case(actor, case: Case) -> Case:
         raise Conflict(f"Case {case.code} is already enrolled.")
     if case.status == Case.Status.EXCLUDED:
         raise Conflict(f"Case {case.code} is excluded.")
+    if case.library:
+        raise Conflict(f"Case {case.code} is in the reference library: library cases are shown as similar cases, "
+                       "never read.")
     if case.needs_review:
         raise Conflict(f"Case {case.code} needs review before enrolment ({case.review_reason}): confirm or "
                        "exclude it on the trial page.", code=ErrorCode.NEEDS_REVIEW)
@@ -620,7 +638,7 @@ def enrol_all_imported(actor, trial: Trial) -> tuple[int, list[str]]:
     ensure_coordinator(actor, trial)
     done, problems = 0, []
     for case in trial.cases.filter(enrolled_at__isnull=True, status=Case.Status.IMPORTED,
-                                   needs_review=False).order_by("code"):
+                                   needs_review=False, library=False).order_by("code"):
         try:
             enrol_case(actor, case)
             done += 1

@@ -281,7 +281,8 @@ def test_ai_api_carries_the_drafts_boxes_and_a_withheld_draft_none(paired):
                                                     ood_reasons=["noise"])
     c = client_for(ai.user)
     body = c.post(api(reads[0], "open")).json()
-    assert body["draft"]["boxes"] == [{k: box[k] for k in box if k != "score"}]  # trial findings only
+    # trial findings only, each with its id in the draft (issue 21: what the reader's accept/reject names)
+    assert body["draft"]["boxes"] == [{"id": "b0", **{k: box[k] for k in box if k != "score"}}]
     assert body["draft"]["ood"] == {"action": "", "reasons": [], "warning": ""}
     withheld = c.post(api(reads[1], "open")).json()
     assert withheld["draft"]["boxes"] == [] and withheld["draft"]["findings_text"] == ""

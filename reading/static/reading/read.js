@@ -45,7 +45,10 @@ function collect() {
     const conf = form.querySelector(`select[name="confidence_${f.code}"]`).value;
     marks[f.code] = {present: checked ? checked.value === "present" : null, confidence: conf ? parseInt(conf, 10) : null};
   }
-  return {findings_text: form.findings_text.value, impression_text: form.impression_text.value, finding_marks: marks};
+  const report = {findings_text: form.findings_text.value, impression_text: form.impression_text.value, finding_marks: marks};
+  // Fields other modules of the page add to the report (form.cxrExtra: {key: () => value}), e.g. box_review.js.
+  for (const [key, get] of Object.entries(form.cxrExtra || {})) report[key] = get();
+  return report;
 }
 
 function fill(report) {
