@@ -292,10 +292,16 @@ def assist_data(read: Read, draft) -> dict:
     out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
     probabilities: inference/ood.py)."""
     probs = {} if draft.is_withheld else (draft.probabilities or {})
+    calibrated = {} if draft.is_withheld else (draft.calibrated_probabilities or {})
+    codes = read.case.trial.finding_codes
     return {
         "findings_text": "" if draft.is_withheld else draft.findings_text,
         "impression_text": "" if draft.is_withheld else draft.impression_text,
-        "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
+        "probabilities": {c: round(float(probs[c]), 4) for c in codes if c in probs},
+        # After the expert model's calibration, where one was applied when the draft was made (docs/calibration.md):
+        # what the reader is shown; "calibration" says on how many reference cases it was fitted.
+        "calibrated_probabilities": {c: round(float(calibrated[c]), 4) for c in codes if c in calibrated},
+        "calibration": calibration_label(draft, read.case.trial) if calibrated else None,
         "source": draft.model_version.display_label,
         # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
         "boxes": [] if draft.is_withheld else [
@@ -306,6 +312,16 @@ def assist_data(read: Read, draft) -> dict:
         "boxes_image_size": None if draft.is_withheld else (draft.parameters or {}).get("boxes_image_size"),
         "ood": {"action": draft.ood_action, "reasons": list(draft.ood_reasons or []), "warning": warning_text(draft)},
     }
+
+
+def calibration_label(draft, trial: Trial) -> dict:
+    """What the reader is told of the calibration behind the shown percentages (the draft's record of it)."""
+    record = (draft.parameters or {}).get("calibration") or {}
+    n = int(record.get("n_cases") or 0)
+    own = record.get("trial") == trial.code
+    where = "trial cases" if own else "reference cases of an earlier trial"
+    return {"n_cases": n, "method": record.get("method") or "", "same_trial": own,
+            "label": f"calibrated on {n} {where}"}
 
 
 def worklist_payload(user, trial: Trial, page=None) -> dict:

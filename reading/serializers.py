@@ -113,10 +113,22 @@ class DraftOodSerializer(serializers.Serializer):
     warning = serializers.CharField(allow_blank=True, allow_null=True)
 
 
+class DraftCalibrationSerializer(serializers.Serializer):
+    """The expert-model calibration behind ``calibrated_probabilities`` (docs/calibration.md)."""
+
+    n_cases = serializers.IntegerField()
+    method = serializers.CharField(allow_blank=True)
+    same_trial = serializers.BooleanField(help_text="fitted on this trial's reference cases")
+    label = serializers.CharField()
+
+
 class DraftSerializer(serializers.Serializer):
     findings_text = serializers.CharField(allow_blank=True)
     impression_text = serializers.CharField(allow_blank=True)
-    probabilities = serializers.DictField(child=serializers.FloatField())
+    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="the expert model's raw output")
+    calibrated_probabilities = serializers.DictField(
+        child=serializers.FloatField(), help_text="after the expert model's calibration (what readers are shown)")
+    calibration = DraftCalibrationSerializer(allow_null=True)
     source = serializers.CharField(allow_blank=True)
     boxes = DraftBoxSerializer(many=True)
     boxes_image_size = serializers.ListField(child=serializers.IntegerField(), allow_null=True, required=False)
