@@ -284,7 +284,9 @@ def read_payload(read: Read) -> dict:
     return payload
 
 
-BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+#: "source": "cam" for the expert's class-activation-map boxes (inference/backends/cam.py), absent for boxes parsed
+#: from a grounded report's text.
+BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image", "source")
 
 
 def assist_data(read: Read, draft) -> dict:

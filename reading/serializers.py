@@ -103,6 +103,8 @@ class DraftBoxSerializer(serializers.Serializer):
     y1 = serializers.FloatField()
     label = serializers.CharField(allow_blank=True, required=False, allow_null=True)
     reasoning = serializers.CharField(allow_blank=True, required=False, allow_null=True)
+    source = serializers.CharField(allow_blank=True, required=False, allow_null=True,
+                                   help_text='"cam": from the expert model\'s class-activation map; else from the text')
 
 
 class DraftOodSerializer(serializers.Serializer):

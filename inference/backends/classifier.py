@@ -55,6 +55,7 @@ from .base import (
     to_rgb,
     weights_sha256,
 )
+from .cam import DEFAULT_FRACTION
 from .retrieval import RetrievalBackend
 from .xrv_densenet import XrvCheckpointError, XrvExpert
 
@@ -228,6 +229,15 @@ class ClassifierBackend(Backend):
             "weights_sha256": self.weights_sha256,
         }
 
+    def cam_boxes(self, image: Image.Image, codes: Sequence[str]) -> list[dict[str, Any]]:
+        """Class-activation-map boxes of ``codes`` on ``image`` (inference/backends/cam.py), in its pixels, when
+        ``options['cam_boxes']`` is on and the expert is a torchxrayvision DenseNet; else none.
+        ``options['cam_fraction']``: the share of the map's maximum a box encloses (default 0.5)."""
+        options = self.config.options or {}
+        if self.xrv is None or not options.get("cam_boxes") or not codes:
+            return []
+        return self.xrv.cam_boxes(image, codes, float(options.get("cam_fraction", DEFAULT_FRACTION)))
+
     def _generate(
         self, images: Sequence[Image.Image], findings: Sequence[str], context: Mapping[str, Any]
     ) -> DraftResult:
@@ -235,6 +245,9 @@ class ClassifierBackend(Backend):
         probs, info = self.predict(images, findings)
         threshold = float(self.config.options.get("threshold", 0.5))
         positives = [FINDING_NAMES.get(c, c.replace("_", " ")) for c, p in probs.items() if p >= threshold]
+        boxes = self.cam_boxes(images[0], [c for c, p in probs.items() if p >= threshold])
+        if boxes:
+            info = {**info, "boxes_image_size": list(images[0].size)}
         if not probs:
             findings_text, impression = "", "No expert classifier output."
         elif positives:
@@ -256,6 +269,7 @@ class ClassifierBackend(Backend):
             },
             generate_s=time.perf_counter() - start,
             neighbours=list(info.get("neighbours", [])),
+            boxes=boxes,
         )
 
     def describe(self) -> dict[str, Any]:
