@@ -248,9 +248,11 @@ def fig_roc(results: AnalysisResults, tables: dict[str, pd.DataFrame], path: Pat
 
 
 #: The reliability diagram's series: the raw probabilities and the cross-fitted recalibrations of
-#: ``analysis.stats.calibration.calibration_report`` (each case's calibrated value from a fit that did not see it).
+#: ``analysis.stats.calibration.calibration_report`` (each case's calibrated value from a fit that did not see it),
+#: and, where drafts carried them, the calibrated probabilities shown to readers (the stored expert calibration).
 RELIABILITY_SERIES = (("raw", "raw", "#1f6f8b", "o"), ("platt", "Platt (cross-fitted)", "#d08c2a", "s"),
-                      ("isotonic", "isotonic (cross-fitted)", "#6941c6", "^"))
+                      ("isotonic", "isotonic (cross-fitted)", "#6941c6", "^"),
+                      ("shown", "as shown to readers", "#c0392b", "D"))
 
 
 @dataclass(frozen=True)

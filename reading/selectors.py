@@ -284,9 +284,13 @@ def read_payload(read: Read) -> dict:
     return payload
 
 
-#: "source": "cam" for the expert's class-activation-map boxes (inference/backends/cam.py), absent for boxes parsed
-#: from a grounded report's text.
-BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image", "source")
+BOX_KEYS = ("finding", "x0", "y0", "x1", "y1", "label", "reasoning", "image")
+
+
+def _box(b: dict) -> dict:
+    """A draft's box for the viewer; "source": "cam" for the expert's class-activation-map boxes
+    (inference/backends/cam.py), no such key for boxes parsed from a grounded report's text."""
+    return {**{k: b.get(k) for k in BOX_KEYS}, **({"source": b["source"]} if b.get("source") else {})}
 
 
 def assist_data(read: Read, draft) -> dict:
@@ -307,7 +311,7 @@ def assist_data(read: Read, draft) -> dict:
         "source": draft.model_version.display_label,
         # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
         "boxes": [] if draft.is_withheld else [
-            {k: b.get(k) for k in BOX_KEYS} for b in (draft.boxes or [])
+            _box(b) for b in (draft.boxes or [])
             if b.get("finding") in (*read.case.trial.finding_codes, "")
         ],
         # what the box pixels are of: the draft's first input image as stored (inference/backends/grounding.py)

@@ -103,7 +103,7 @@ class DraftBoxSerializer(serializers.Serializer):
     y1 = serializers.FloatField()
     label = serializers.CharField(allow_blank=True, required=False, allow_null=True)
     reasoning = serializers.CharField(allow_blank=True, required=False, allow_null=True)
-    source = serializers.CharField(allow_blank=True, required=False, allow_null=True,
+    source = serializers.CharField(allow_blank=True, required=False,  # absent (no key) for a box from the text
                                    help_text='"cam": from the expert model\'s class-activation map; else from the text')
 
 

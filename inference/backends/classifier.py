@@ -22,7 +22,9 @@ Two modes, recorded in the draft's ``parameters['classifier_mode']``:
     ``options['xrv_weights']`` names which (default ``'densenet121-res224-all'``: label order and operating
     points), ``options['label_map']`` maps its labels to the trial's findings (default
     :data:`inference.backends.xrv_densenet.DEFAULT_LABEL_MAP`). Read without the package and without running
-    pickled code (:mod:`inference.backends.xrv_densenet`).
+    pickled code (:mod:`inference.backends.xrv_densenet`). ``options['cam_boxes']`` (default off) adds a box per
+    positive finding from its class-activation map, ``options['cam_fraction']`` the threshold
+    (:mod:`inference.backends.cam`, docs/calibration.md).
 
 ``'retrieval-fallback'`` -- no ``weights_path``: a deterministic fallback, the label frequencies of the
     retrieval baseline's k nearest neighbours (distance-weighted, shrunk to the bank prevalence; see

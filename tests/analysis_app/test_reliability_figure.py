@@ -78,3 +78,27 @@ def test_a_finding_too_rare_to_calibrate_is_a_note_not_a_curve(tmp_path):
     panel = next(p for p in reliability_panels(results) if p.finding == rare)
     assert panel.series == {} and "at least 5" in panel.note
     assert fig_reliability(results, tmp_path / "r.png").read_bytes()[:8] == PNG
+
+
+def test_calibrated_probabilities_shown_to_readers_are_a_series_of_their_own(tmp_path):
+    tables = make_trial_tables(n_cases=60, n_readers=4, n_experts=2, n_centers=2, seed=11)
+    drafts = tables["drafts"].copy()
+    codes = [c[len("prob_"):] for c in drafts.columns if c.startswith("prob_")]
+    code = codes[1]
+    # drafts made after a calibration (the later half of the cases) carry calibrated values, the others none
+    later = drafts["case_code"].astype(str).isin(sorted(drafts["case_code"].astype(str).unique())[30:])
+    p = pd.to_numeric(drafts[f"prob_{code}"], errors="coerce").clip(1e-6, 1 - 1e-6)
+    drafts[f"calprob_{code}"] = np.where(later, 1 / (1 + np.exp(-(1.7 * np.log(p / (1 - p)) - 0.4))), np.nan)
+    results = analyse_results({**tables, "drafts": drafts}, MANIFEST)
+    panel = next(x for x in reliability_panels(results) if x.finding == code)
+    d = drafts.assign(case_code=drafts["case_code"].astype(str))
+    cases = tables["cases"].assign(case_code=tables["cases"]["case_code"].astype(str)).set_index("case_code")
+    shown = pd.to_numeric(d.groupby("case_code")[f"calprob_{code}"].mean(), errors="coerce")
+    j = pd.concat([cases[f"ref_{code}"].rename("y"), shown.rename("p")], axis=1, join="inner").dropna()
+    assert len(j) == 30
+    want = reliability(j["p"].to_numpy(), j["y"].astype(int).to_numpy())
+    assert _flat(panel.series["shown"]) == pytest.approx(_points(want))
+    assert panel.ece["shown"] == pytest.approx(want.ece)
+    other = next(x for x in reliability_panels(results) if x.finding == codes[2])
+    assert "shown" not in other.series  # no calibrated values for that finding
+    assert fig_reliability(results, tmp_path / "r.png").read_bytes()[:8] == PNG

@@ -47,3 +47,19 @@ def test_the_api_carries_raw_and_calibrated_probabilities_with_their_calibration
     assert withheld["probabilities"] == {} and withheld["calibrated_probabilities"] == {}
     assert withheld["calibration"] is None
     assert "draft" not in _get(reader_in(t, "unassisted"), own)
+
+
+def test_a_cam_box_keeps_its_source_in_the_api():
+    t = make_trial(code="CAMA", centers=1)
+    (case,) = add_cases(t, 1)
+    with_images_and_drafts(t, [case])
+    image = case.images.first()
+    cam = {"finding": "pleural_effusion", "x0": 1.0, "y0": 2.0, "x1": 30.0, "y1": 40.0, "score": 1.0,
+           "label": "expert model's activation map", "reasoning": "", "source": "cam", "cam_fraction": 0.5,
+           "image": image.public_id}
+    text = {**cam, "source": None, "label": "left effusion"}
+    text.pop("source")
+    Draft.objects.filter(case=case).update(boxes=[cam, text], parameters={"boxes_image_size": [256, 256]})
+    boxes = _get(reader_in(t, "ai_assisted"), case)["draft"]["boxes"]
+    assert boxes[0]["source"] == "cam" and "cam_fraction" not in boxes[0]
+    assert "source" not in boxes[1]  # a box parsed from the report's text has none
