@@ -85,7 +85,12 @@ DICTIONARY = {
     },
     "drafts": {
         "case_code": "Case", "model_version": "Model version (masked as 'model' before lock)", "status": "Draft status",
-        "prob_<finding>": "Model probability of the finding", "generate_s": "Generation time (s)",
+        "prob_<finding>": "Model probability of the finding (the expert model's raw output)",
+        "calprob_<finding>": "The same after the expert model's calibration, as shown to readers "
+                             "(docs/calibration.md); empty when no calibration was applied to the draft",
+        "calibration_id": "The expert calibration record applied to the draft (inference.ExpertCalibration); empty: "
+                          "none",
+        "generate_s": "Generation time (s)",
         "queue_wait_s": "Time queued before generation (s)",
         "ood_score": "Out-of-distribution score of the input (largest check, 1.0 = a check's cut-off; empty: not "
                      "checked)",
@@ -311,6 +316,10 @@ def build_export(trial: Trial) -> Export:
         for f in codes:
             p = (d.probabilities or {}).get(f)
             row[f"prob_{f}"] = "" if p is None else round(float(p), 6)
+        for f in codes:
+            c = (d.calibrated_probabilities or {}).get(f)
+            row[f"calprob_{f}"] = "" if c is None else round(float(c), 6)
+        row["calibration_id"] = ((d.parameters or {}).get("calibration") or {}).get("id", "")
         row["generate_s"] = "" if d.generate_s is None else round(d.generate_s, 4)
         row["queue_wait_s"] = "" if d.queue_wait_s is None else round(d.queue_wait_s, 4)
         row["ood_score"] = "" if d.ood_score is None else round(d.ood_score, 4)

@@ -24,7 +24,7 @@ from .stats.sections import ArmComparison  # noqa: E402
 from .templatetags.report_format import ci as _ci  # noqa: E402
 from .templatetags.report_format import num as _f  # noqa: E402
 
-FIGURES = ("consort", "reading_time", "quality", "preference", "roc", "forest")
+FIGURES = ("consort", "reading_time", "quality", "preference", "roc", "reliability", "forest")
 COLORS = {"assisted": "#1f6f8b", "control": "#d08c2a", "tie": "#9aa0a6"}
 DPI = 110
 
@@ -248,6 +248,85 @@ def fig_roc(results: AnalysisResults, tables: dict[str, pd.DataFrame], path: Pat
     return _save(fig, path)
 
 
+#: The reliability diagram's series: the raw probabilities and the cross-fitted recalibrations of
+#: ``analysis.stats.calibration.calibration_report`` (each case's calibrated value from a fit that did not see it),
+#: and, where drafts carried them, the calibrated probabilities shown to readers (the stored expert calibration).
+RELIABILITY_SERIES = (("raw", "raw", "#1f6f8b", "o"), ("platt", "Platt (cross-fitted)", "#d08c2a", "s"),
+                      ("isotonic", "isotonic (cross-fitted)", "#6941c6", "^"),
+                      ("shown", "as shown to readers", "#c0392b", "D"))
+
+
+@dataclass(frozen=True)
+class ReliabilityPanel:
+    """One model and finding of the reliability diagram: per series the non-empty bins as
+    ``(mean predicted, observed rate, count)`` and the ECE; ``note`` where the calibration report has none."""
+
+    model: str
+    finding: str
+    series: dict[str, list[tuple[float, float, int]]]
+    ece: dict[str, float]
+    n: int | None = None
+    note: str | None = None
+
+
+def reliability_panels(results: AnalysisResults) -> list[ReliabilityPanel]:
+    """The diagram's data, from each model finding's calibration report (results.ai_standalone)."""
+    panels = []
+    for mv, per in results.ai_standalone.models.items():
+        for code, blk in per.items():
+            cal = blk.calibration or {}
+            series, ece = {}, {}
+            for key, *_ in RELIABILITY_SERIES:
+                summary = cal.get(key)
+                if not summary:
+                    continue
+                series[key] = [(float(b["mean_predicted"]), float(b["observed_rate"]), int(b["count"]))
+                               for b in summary["bins"] if b["count"]]
+                ece[key] = float(summary["ece"])
+            panels.append(ReliabilityPanel(str(mv), code, series, ece, n=cal.get("n") or (cal.get("raw") or {})
+                                           .get("n"), note=cal.get("note")))
+    return panels
+
+
+def fig_reliability(results: AnalysisResults, path: Path) -> Path:
+    """Reliability diagram per model and finding: observed rate against mean predicted probability per bin (10
+    equal-width bins; marker area ~ cases in the bin), raw and after Platt and isotonic recalibration
+    (cross-fitted, 5 folds); the diagonal is perfect calibration."""
+    panels = reliability_panels(results)
+    n = max(1, len(panels))
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.3 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    if not panels:
+        _empty(axes[0][0], "no drafts or reference standard")
+    for ax, panel in zip(axes.ravel(), panels, strict=False):
+        ax.plot([0, 1], [0, 1], color="#bbb", lw=1, ls=":")
+        title = panel.finding.replace("_", " ").capitalize()
+        ax.set_title(f"{title}\n{panel.model}" if len(results.ai_standalone.models) > 1 else title, fontsize=10)
+        if not panel.series:
+            _empty(ax, panel.note or "no data")
+            continue
+        for key, label, color, marker in RELIABILITY_SERIES:
+            pts = panel.series.get(key)
+            if not pts:
+                continue
+            x, y, k = (np.array(v, dtype=float) for v in zip(*pts, strict=True))
+            ax.plot(x, y, color=color, lw=1.2, alpha=0.8)
+            ax.scatter(x, y, s=12 + 60 * k / max(k.max(), 1), color=color, marker=marker, zorder=3,
+                       label=f"{label}: ECE {_f(panel.ece[key], 3)}")
+        ax.legend(frameon=False, loc="upper left", fontsize=6.5)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("Mean predicted probability", fontsize=8)
+        ax.set_ylabel("Observed rate", fontsize=8)
+        ax.set_aspect("equal")
+    fig.suptitle("Model calibration per finding: reliability diagrams (n cases per panel in the table)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _primary_forest_rows(results: AnalysisResults) -> list[ForestRow]:
     """Overall and per-subgroup arm effects from the primary models (arm x subgroup interactions)."""
     pr = results.primary
@@ -384,6 +463,7 @@ def draw_figures(results: AnalysisResults, tables: dict[str, pd.DataFrame], fig_
         "quality": fig_quality(results, t, fig_dir / "quality.png"),
         "preference": fig_preference(results, fig_dir / "preference.png"),
         "roc": fig_roc(results, t, fig_dir / "roc.png"),
+        "reliability": fig_reliability(results, fig_dir / "reliability.png"),
         "forest": fig_forest(results, fig_dir / "forest.png"),
     }
     return out

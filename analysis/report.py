@@ -48,6 +48,12 @@ CAPTIONS = {
     "preference": "Expert preference between the two reports of a case (ties apart) and the preference rate with "
                   "its Clopper-Pearson 95% CI.",
     "roc": "Model standalone ROC curve per finding against the reference standard.",
+    "reliability": "Reliability diagram per finding: observed rate of the finding against the model's mean "
+                   "predicted probability in 10 equal-width bins (marker area ~ cases in the bin), raw and after "
+                   "Platt and isotonic recalibration, each cross-fitted over 5 folds (before and after "
+                   "calibration), and, where drafts carried them, the calibrated probabilities shown to readers "
+                   "(the stored expert calibration, on the cases it was applied to); the dotted diagonal is "
+                   "perfect calibration.",
     "forest": "Quality difference and reading-time ratio by center and reader experience (arm × subgroup "
               "interactions in the primary mixed models; descriptive).",
 }

@@ -65,6 +65,11 @@ class Draft(models.Model):
     findings_text = models.TextField(blank=True)
     impression_text = models.TextField(blank=True)
     probabilities = models.JSONField(default=dict, blank=True)
+    # The expert probabilities after the model version's current calibration (inference.ExpertCalibration), per
+    # finding that has a fit; {} when none applied. ``probabilities`` stays raw: the expert sentence and the
+    # analysis use the raw outputs, readers are shown these (docs/calibration.md). Which record: parameters
+    # ["calibration"] and parameters["provenance"]["expert_calibration"] (its id and parameter hash).
+    calibrated_probabilities = models.JSONField(default=dict, blank=True)
     boxes = models.JSONField(default=list, blank=True)
     neighbours = models.JSONField(default=list, blank=True)
     # The most similar cases of the trial's reference library (issue 21 item 2; inference/similar.py), found when

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from inference.backends import ModelLoadError, load_backend
 from inference.backends.base import BackendConfig, GenerationRequest
+from inference.backends.calibration import apply_calibration, calibration_digest
 from inference.backends.grounding import ground_result
 from inference.backends.retrieval import RetrievalBackend
 from inference.reportbank import ReportBank
@@ -36,10 +37,10 @@ from trial.models import Case
 from . import serving
 from .case_views import VIEW_ORDER, PermanentDraftError, case_images, case_views  # noqa: F401 - re-exported
 from .model_config import backend_config  # noqa: F401 - re-exported (tests, benchmarks)
-from .models import Draft, ModelVersion
+from .models import Draft, ExpertCalibration, ModelVersion
 from .ood import apply as apply_ood
 from .ood import safe_assess
-from .selectors import RETRIEVAL_NOT_ALLOWED, retrieval_not_allowed
+from .selectors import RETRIEVAL_NOT_ALLOWED, current_calibration, retrieval_not_allowed
 from .similar import safe_find as find_similar_cases
 
 log = logging.getLogger(__name__)
@@ -272,19 +273,36 @@ def run_draft(task, draft_id: int, *, requeue: Callable[[int], bool] | None = No
         _fail(draft_id, f"{type(exc).__name__}: {exc}")
         return "failed"
     record = serving.serving_record(task, limit, results)
+    calibrations: dict[int, ExpertCalibration | None] = {}
     for (member, member_views), result in zip(group, results, strict=True):
         # A batch bypasses Backend.generate: grounding markup is parsed here too (a no-op when already done).
         ground_result(result, member_views[0][1].size, member.case.trial.finding_codes,
                       (mv.generation_params or {}).get("options") or {})
         checked = safe_assess(member.case, member_views)  # outside the row lock: it may fit the trial's reference
         near = find_similar_cases(member.case, member_views)  # issue 21 item 2: the reference library's nearest
+        trial = member.case.trial
+        if trial.pk not in calibrations:
+            calibrations[trial.pk] = current_calibration(mv, trial) if result.probabilities else None
         _store(member.pk, result, member_views, load_s, weights_digest, mv, len(group), checked, record,
-               similar_cases=near)
+               calibration=calibrated(result.probabilities, calibrations[trial.pk]), similar_cases=near)
     return "ready"
 
 
+def calibrated(probabilities, cal: ExpertCalibration | None) -> tuple[dict, dict | None]:
+    """(calibrated probabilities, the record as the draft keeps it) of raw expert probabilities under ``cal``.
+    The raw ones stay the draft's ``probabilities``: the expert sentence was built from them with the published
+    operating points, which are defined on raw outputs (docs/calibration.md); readers are shown these."""
+    if cal is None or not probabilities:
+        return {}, None
+    values = apply_calibration({k: float(v) for k, v in probabilities.items()}, cal.findings, cal.method)
+    return values, {"id": cal.pk, "sha256": calibration_digest(cal.method, cal.findings), "method": cal.method,
+                    "trial": cal.trial.code, "n_cases": cal.n_cases, "fitted_at": cal.fitted_at.isoformat(),
+                    "findings": sorted(values)}
+
+
 def _store(draft_id: int, result, views: list, load_s: float, weights_digest: str, mv: ModelVersion,
-           batch_size: int, checked: tuple, record: dict, similar_cases: list | None = None) -> None:
+           batch_size: int, checked: tuple, record: dict, calibration: tuple[dict, dict | None] = ({}, None),
+           similar_cases: list | None = None) -> None:
     with transaction.atomic():
         draft = Draft.objects.select_for_update(of=("self",)).select_related("case__trial").get(pk=draft_id)
         if draft.status == Draft.Status.READY:
@@ -292,6 +310,7 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
         draft.findings_text = result.findings
         draft.impression_text = result.impression
         draft.probabilities = {k: float(v) for k, v in result.probabilities.items()}
+        draft.calibrated_probabilities, cal_record = calibration
         # Boxes are in pixels of the first view given to the model (frontal first): named by its public id.
         draft.boxes = [{**(b.__dict__ if hasattr(b, "__dict__") else b), "image": views[0][0].public_id}
                        for b in (result.boxes or [])]
@@ -306,8 +325,13 @@ def _store(draft_id: int, result, views: list, load_s: float, weights_digest: st
             "batch_size": batch_size,
             # time limit, measured speed, and the versions of the code that made it (whatever the backend)
             "serving": record,
+            # the expert calibration applied to the probabilities shown to readers (None: raw only)
+            "calibration": cal_record,
         }
-        draft.parameters["provenance"] = {**serving.runtime_provenance(), **draft.parameters.get("provenance", {})}
+        draft.parameters["provenance"] = {
+            **serving.runtime_provenance(), **draft.parameters.get("provenance", {}),
+            "expert_calibration": {"id": cal_record["id"], "sha256": cal_record["sha256"]} if cal_record else None,
+        }
         draft.seed = int(result.seed or 0)
         draft.load_s = load_s + float(result.load_s or 0.0)
         draft.generate_s = float(result.generate_s or 0.0)

@@ -5,7 +5,7 @@ import redis
 from django.conf import settings
 from django.db.models import Avg, Count, Q
 
-from .models import ArmModelVersion, Draft, ModelVersion
+from .models import ArmModelVersion, Draft, ExpertCalibration, ModelVersion
 
 
 def default_model_version() -> ModelVersion:
@@ -20,6 +20,14 @@ def default_model_version() -> ModelVersion:
         name="retrieval-baseline-v1", defaults={"backend": ModelVersion.Backend.RETRIEVAL}
     )
     return mv
+
+
+def current_calibration(model_version: ModelVersion, trial) -> ExpertCalibration | None:
+    """The calibration new drafts of ``model_version`` in ``trial`` use: the latest fitted on this trial, else the
+    latest fitted on any trial (a site may calibrate on a pilot trial first), else None (docs/calibration.md)."""
+    cals = ExpertCalibration.objects.select_related("trial").filter(model_version=model_version)
+    own = cals.filter(trial=trial).order_by("-fitted_at", "-pk")
+    return own.first() or cals.order_by("-fitted_at", "-pk").first()
 
 
 def ready_draft(case, model_version) -> Draft | None:

@@ -11,6 +11,7 @@ version's hard limit (``requeue_drafts --stale``, and the beat task ``inference.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import platform
 import statistics
@@ -119,9 +120,10 @@ def runtime_provenance() -> dict[str, Any]:
     """Library and code versions, for every backend (the janus backend adds its file hashes)."""
     out: dict[str, Any] = {"code_version": code_version(), "python": platform.python_version()}
     for module in ("torch", "transformers"):
+        # The installed distribution's version, without importing it (the retrieval worker never loads torch).
         try:
-            out[module] = __import__(module).__version__
-        except ImportError:
+            out[module] = importlib.metadata.version(module)
+        except importlib.metadata.PackageNotFoundError:
             out[module] = None
     return out
 

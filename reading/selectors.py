@@ -309,8 +309,14 @@ def shown_boxes(read: Read, draft) -> list[dict]:
     if draft is None or draft.is_withheld or not read.arm.is_ai:
         return []
     codes = (*read.case.trial.finding_codes, "")
-    return [{"id": box_id(b, i), **{k: b.get(k) for k in BOX_KEYS}}
+    return [{"id": box_id(b, i), **_box(b)}
             for i, b in enumerate(draft.boxes or []) if isinstance(b, dict) and b.get("finding") in codes]
+
+
+def _box(b: dict) -> dict:
+    """A draft's box for the viewer; "source": "cam" for the expert's class-activation-map boxes
+    (inference/backends/cam.py), no such key for boxes parsed from a grounded report's text."""
+    return {**{k: b.get(k) for k in BOX_KEYS}, **({"source": b["source"]} if b.get("source") else {})}
 
 
 def assist_data(read: Read, draft) -> dict:
@@ -318,10 +324,16 @@ def assist_data(read: Read, draft) -> dict:
     out-of-distribution warning when the draft is marked or withheld (a withheld draft shows no text and no
     probabilities: inference/ood.py)."""
     probs = {} if draft.is_withheld else (draft.probabilities or {})
+    calibrated = {} if draft.is_withheld else (draft.calibrated_probabilities or {})
+    codes = read.case.trial.finding_codes
     return {
         "findings_text": "" if draft.is_withheld else draft.findings_text,
         "impression_text": "" if draft.is_withheld else draft.impression_text,
-        "probabilities": {c: round(float(probs[c]), 4) for c in read.case.trial.finding_codes if c in probs},
+        "probabilities": {c: round(float(probs[c]), 4) for c in codes if c in probs},
+        # After the expert model's calibration, where one was applied when the draft was made (docs/calibration.md):
+        # what the reader is shown; "calibration" says on how many reference cases it was fitted.
+        "calibrated_probabilities": {c: round(float(calibrated[c]), 4) for c in codes if c in calibrated},
+        "calibration": calibration_label(draft, read.case.trial) if calibrated else None,
         "source": draft.model_version.display_label,
         # Grounded findings (inference/backends/grounding.py): pixels of the image named by "image"; for the viewer.
         "boxes": shown_boxes(read, draft),
@@ -356,6 +368,16 @@ def similar_cases_for(read: Read, draft) -> list[dict]:
         out.append({"rank": len(out) + 1, "score": round(float(n.get("score", 0.0)), 3),
                     "report": c.reference_report, "images": images})
     return out
+
+
+def calibration_label(draft, trial: Trial) -> dict:
+    """What the reader is told of the calibration behind the shown percentages (the draft's record of it)."""
+    record = (draft.parameters or {}).get("calibration") or {}
+    n = int(record.get("n_cases") or 0)
+    own = record.get("trial") == trial.code
+    where = "trial cases" if own else "reference cases of an earlier trial"
+    return {"n_cases": n, "method": record.get("method") or "", "same_trial": own,
+            "label": f"calibrated on {n} {where}"}
 
 
 def worklist_payload(user, trial: Trial, page=None) -> dict:

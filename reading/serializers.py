@@ -112,6 +112,8 @@ class DraftBoxSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="The box's id within the draft (what box_reviews names)")
     label = serializers.CharField(allow_blank=True, required=False, allow_null=True)
     reasoning = serializers.CharField(allow_blank=True, required=False, allow_null=True)
+    source = serializers.CharField(allow_blank=True, required=False,  # absent (no key) for a box from the text
+                                   help_text='"cam": from the expert model\'s class-activation map; else from the text')
 
 
 class DraftOodSerializer(serializers.Serializer):
@@ -136,10 +138,22 @@ class SimilarCaseSerializer(serializers.Serializer):
     images = SimilarImageSerializer(many=True)
 
 
+class DraftCalibrationSerializer(serializers.Serializer):
+    """The expert-model calibration behind ``calibrated_probabilities`` (docs/calibration.md)."""
+
+    n_cases = serializers.IntegerField()
+    method = serializers.CharField(allow_blank=True)
+    same_trial = serializers.BooleanField(help_text="fitted on this trial's reference cases")
+    label = serializers.CharField()
+
+
 class DraftSerializer(serializers.Serializer):
     findings_text = serializers.CharField(allow_blank=True)
     impression_text = serializers.CharField(allow_blank=True)
-    probabilities = serializers.DictField(child=serializers.FloatField())
+    probabilities = serializers.DictField(child=serializers.FloatField(), help_text="the expert model's raw output")
+    calibrated_probabilities = serializers.DictField(
+        child=serializers.FloatField(), help_text="after the expert model's calibration (what readers are shown)")
+    calibration = DraftCalibrationSerializer(allow_null=True)
     source = serializers.CharField(allow_blank=True)
     boxes = DraftBoxSerializer(many=True)
     boxes_image_size = serializers.ListField(child=serializers.IntegerField(), allow_null=True, required=False)

@@ -59,7 +59,7 @@ def read_page(request, trial_code: str, public_id: str):
             "label": f["label"],
             "present": (marks.get(f["code"]) or {}).get("present"),
             "confidence": (marks.get(f["code"]) or {}).get("confidence"),
-            "probability": assist["probabilities"].get(f["code"]) if assist else None,
+            **shown_probability(assist, f["code"]),
         }
         for f in payload["findings"]
     ]
@@ -68,6 +68,7 @@ def read_page(request, trial_code: str, public_id: str):
                 "reviews": assist.get("box_reviews") or {}} if assist and assist["boxes"] else None
     ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows, "ai_boxes": ai_boxes,
            "box_rows": _box_rows(ai_boxes, payload["findings"]),
+           "ai_calibration": calibration_note(assist, rows),
            "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"]}
     return render(request, "reading/read.html", ctx)
 
@@ -83,6 +84,28 @@ def _box_rows(ai_boxes: dict | None, findings: list[dict]) -> list[dict]:
         text = f"{finding}: {b['label']}" if b.get("label") and b["label"] != finding else finding
         rows.append({"id": b["id"], "n": n, "text": text, "decision": ai_boxes["reviews"].get(b["id"], "")})
     return rows
+
+
+def shown_probability(assist: dict | None, code: str) -> dict:
+    """The AI's probability of one finding as the reader sees it: calibrated where the draft has a calibrated
+    value, else the raw output marked uncalibrated (docs/calibration.md)."""
+    if not assist:
+        return {"probability": None, "calibrated": False}
+    calibrated = assist.get("calibrated_probabilities") or {}
+    if code in calibrated:
+        return {"probability": calibrated[code], "calibrated": True}
+    return {"probability": assist["probabilities"].get(code), "calibrated": False}
+
+
+def calibration_note(assist: dict | None, rows: list[dict]) -> dict | None:
+    """The line under the findings table that says what the AI percentages are (None: no percentages shown)."""
+    if not assist or not any(r["probability"] is not None for r in rows):
+        return None
+    cal = assist.get("calibration")
+    return {"calibrated": cal is not None,
+            "label": f"{cal['label']} (Platt scaling)" if cal else "as the model's uncalibrated output",
+            "some_uncalibrated": cal is not None and any(r["probability"] is not None and not r["calibrated"]
+                                                         for r in rows)}
 
 
 def _report_from_form(trial: Trial, post) -> dict:

@@ -36,7 +36,7 @@ from ._result import StatResult, empty_result
 from .agreement import FleissKappaResult, cohen_kappa, fleiss_kappa, icc
 from .arms import resolve_arms
 from .blinding import blinding_from_ratings
-from .calibration import calibration_report
+from .calibration import calibration_report, reliability
 from .comparisons import (
     RelativeReductionResult,
     describe,
@@ -288,6 +288,20 @@ def _truth_table(cases: pd.DataFrame, code: str) -> pd.Series:
     return pd.Series(t.to_numpy(), index=cases["case_code"].astype(str)).dropna()
 
 
+def _with_shown(report: dict[str, Any], drafts: pd.DataFrame, truth: pd.Series, code: str) -> dict[str, Any]:
+    """Adds ``shown``: the reliability of the calibrated probabilities the drafts carried (``calprob_<finding>``,
+    the stored expert calibration as applied when each draft was made: docs/calibration.md), on the cases that
+    have one; nothing when no draft was calibrated or the report has a note instead."""
+    col = f"calprob_{code}"
+    if "note" in report or col not in drafts:
+        return report
+    shown = pd.to_numeric(drafts.groupby("case_code")[col].mean(), errors="coerce")
+    j = pd.concat([truth.rename("truth"), shown.rename("p")], axis=1, join="inner").dropna()
+    if len(j) < 2:
+        return report
+    return {**report, "shown": reliability(j["p"].clip(0, 1), j["truth"].astype(int)).to_dict()}
+
+
 def _ai_section(drafts: pd.DataFrame, cases: pd.DataFrame, findings: list[str], threshold: float | dict[str, float]
                 ) -> AIStandalone:
     out: dict[str, dict[str, ModelFinding]] = {}
@@ -314,7 +328,9 @@ def _ai_section(drafts: pd.DataFrame, cases: pd.DataFrame, findings: list[str], 
             per[code] = ModelFinding(auc=auc_delong(j["truth"], j["p"], positive=1, direction="<"),
                                      operating_point=sensitivity_specificity(j["truth"], j["p"], thr, positive=1),
                                      # reliability diagram, ECE, Brier; Platt/isotonic cross-fitted on these cases
-                                     calibration=calibration_report(j["p"].clip(0, 1), j["truth"].astype(int)))
+                                     calibration=_with_shown(calibration_report(j["p"].clip(0, 1),
+                                                                                j["truth"].astype(int)),
+                                                             g, truth, code))
         out[str(mv)] = per
     return AIStandalone(models=out)
 

@@ -22,7 +22,9 @@ Two modes, recorded in the draft's ``parameters['classifier_mode']``:
     ``options['xrv_weights']`` names which (default ``'densenet121-res224-all'``: label order and operating
     points), ``options['label_map']`` maps its labels to the trial's findings (default
     :data:`inference.backends.xrv_densenet.DEFAULT_LABEL_MAP`). Read without the package and without running
-    pickled code (:mod:`inference.backends.xrv_densenet`).
+    pickled code (:mod:`inference.backends.xrv_densenet`). ``options['cam_boxes']`` (default off) adds a box per
+    positive finding from its class-activation map, ``options['cam_fraction']`` the threshold
+    (:mod:`inference.backends.cam`, docs/calibration.md).
 
 ``'retrieval-fallback'`` -- no ``weights_path``: a deterministic fallback, the label frequencies of the
     retrieval baseline's k nearest neighbours (distance-weighted, shrunk to the bank prevalence; see
@@ -55,6 +57,7 @@ from .base import (
     to_rgb,
     weights_sha256,
 )
+from .cam import DEFAULT_FRACTION
 from .retrieval import RetrievalBackend
 from .xrv_densenet import XrvCheckpointError, XrvExpert
 
@@ -228,6 +231,15 @@ class ClassifierBackend(Backend):
             "weights_sha256": self.weights_sha256,
         }
 
+    def cam_boxes(self, image: Image.Image, codes: Sequence[str]) -> list[dict[str, Any]]:
+        """Class-activation-map boxes of ``codes`` on ``image`` (inference/backends/cam.py), in its pixels, when
+        ``options['cam_boxes']`` is on and the expert is a torchxrayvision DenseNet; else none.
+        ``options['cam_fraction']``: the share of the map's maximum a box encloses (default 0.5)."""
+        options = self.config.options or {}
+        if self.xrv is None or not options.get("cam_boxes") or not codes:
+            return []
+        return self.xrv.cam_boxes(image, codes, float(options.get("cam_fraction", DEFAULT_FRACTION)))
+
     def _generate(
         self, images: Sequence[Image.Image], findings: Sequence[str], context: Mapping[str, Any]
     ) -> DraftResult:
@@ -235,6 +247,9 @@ class ClassifierBackend(Backend):
         probs, info = self.predict(images, findings)
         threshold = float(self.config.options.get("threshold", 0.5))
         positives = [FINDING_NAMES.get(c, c.replace("_", " ")) for c, p in probs.items() if p >= threshold]
+        boxes = self.cam_boxes(images[0], [c for c, p in probs.items() if p >= threshold])
+        if boxes:
+            info = {**info, "boxes_image_size": list(images[0].size)}
         if not probs:
             findings_text, impression = "", "No expert classifier output."
         elif positives:
@@ -256,6 +271,7 @@ class ClassifierBackend(Backend):
             },
             generate_s=time.perf_counter() - start,
             neighbours=list(info.get("neighbours", [])),
+            boxes=boxes,
         )
 
     def describe(self) -> dict[str, Any]:

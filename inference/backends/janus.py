@@ -266,6 +266,14 @@ class JanusBackend(Backend):
             info["thresholds"] = per_finding
         return probs, [c for c in findings if probs.get(c, 0.0) >= per_finding.get(c, threshold)], info
 
+    def _cam(self, req: GenerationRequest, positive: Sequence[str] | None) -> list[dict[str, Any]]:
+        """Boxes from the expert's class-activation maps of the positive findings (issue 21 item 1; the expert's
+        ``options['cam_boxes']``), on the request's first image as given (the stored image the viewer shows), not
+        on the padded view the language model sees: the boxes are in that image's pixels."""
+        if self.classifier is None or not positive or not hasattr(self.classifier, "cam_boxes"):
+            return []
+        return self.classifier.cam_boxes(req.images[0], list(positive))
+
     def prompt_text(
         self,
         n_images: int,
@@ -342,7 +350,8 @@ class JanusBackend(Backend):
             views = self._views(req.images)
             probs, positive, expert = self._expert(views, findings, context)
             user_text, conversation = self.prompt_text(len(views), findings, probs, positive, context)
-            prepared.append((views, probs, positive, expert, user_text, conversation))
+            prepared.append((views, probs, positive, expert, user_text, conversation, self._cam(req, positive),
+                             req.images[0].size))
         gen = self.generation_params(requests[0].context)  # a batch shares its generation settings
         seed = int((requests[0].context or {}).get("seed", gen.seed))
 
@@ -375,7 +384,7 @@ class JanusBackend(Backend):
         pad = self.processor.tokenizer.pad_token_id
         texts = self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         results = []
-        for row, text, prompt, (_views, probs, positive, expert, user_text, _conv) in zip(
+        for row, text, prompt, (_views, probs, positive, expert, user_text, _conv, cam, size) in zip(
             new_tokens.tolist(), texts, prompts, prepared, strict=True
         ):
             n_new = next((i + 1 for i, t in enumerate(row) if t == eos), len([t for t in row if t != pad]))
@@ -409,7 +418,9 @@ class JanusBackend(Backend):
                         "user_text": user_text,
                         "expert": {**expert, "positive": positive},
                         "probabilities_from": expert.get("source"),
+                        **({"boxes_image_size": list(size)} if cam else {}),
                     },
+                    boxes=cam,
                     seed=seed,
                     load_s=self.load_s,
                     generate_s=elapsed,

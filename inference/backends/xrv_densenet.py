@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .cam import DEFAULT_FRACTION, cam_box, class_activation_maps, to_image_box, upsample
+
 #: Label order and operating points of torchxrayvision's DenseNet-121 weights ("" = the weights do not predict it).
 XRV_LABELS_18 = (
     "Atelectasis", "Consolidation", "Infiltration", "Pneumothorax", "Edema", "Emphysema", "Fibrosis", "Effusion",
@@ -315,6 +317,30 @@ class XrvExpert:
         by_label = dict(zip(self.labels, normed.tolist(), strict=True))
         return {code: float(by_label[label]) for label, code in self.label_map.items()
                 if label and not math.isnan(by_label[label])}
+
+    def cam_boxes(self, image: Image.Image, codes: Sequence[str], fraction: float = DEFAULT_FRACTION,
+                  size: int = 224) -> list[dict[str, Any]]:
+        """One box per trial finding in ``codes`` (that these weights predict) from the label's class-activation map
+        on ``image`` (inference/backends/cam.py states the rule), in pixels of ``image``; ``source`` "cam"."""
+        # torch is heavy and optional (the demo installs none).
+        import torch
+
+        x = torch.from_numpy(xrv_input(image, size)[None, None]).to(self.device)
+        cams, _logits = class_activation_maps(self.model, x)
+        index = {label: i for i, label in enumerate(self.labels) if label}
+        boxes = []
+        for label, code in self.label_map.items():
+            if code not in codes or label not in index:
+                continue
+            heat = upsample(cams[0, index[label]], size)
+            box = cam_box(heat, fraction)
+            if box is None:
+                continue
+            x0, y0, x1, y1 = to_image_box(box, image.size, size)
+            boxes.append({"finding": code, "x0": x0, "y0": y0, "x1": x1, "y1": y1, "score": 1.0,
+                          "label": "expert model's activation map", "reasoning": "", "source": "cam",
+                          "cam_fraction": fraction})
+        return boxes
 
 
 def save_state_dict_bytes(state: Mapping[str, Any]) -> bytes:
