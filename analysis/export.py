@@ -327,6 +327,8 @@ def build_export(trial: Trial) -> Export:
         "status": trial.status,
         "arms_masked": not trial.is_locked,
         "assisted_arm": next((arms[a.pk] for a in trial.arms.all() if a.is_ai), None) if trial.is_locked else None,
+        # issue 20: every AI arm (several model versions), for the multi-arm primary analysis; named after lock only
+        "ai_arms": [arms[a.pk] for a in trial.arms.order_by("code") if a.is_ai] if trial.is_locked else None,
         "findings": codes,
         "model_versions": model_versions(trial),
         "withheld_until_lock": withheld,

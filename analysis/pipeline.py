@@ -16,6 +16,7 @@ import pandas as pd
 from .evaluation import AIEvaluation, ai_evaluation
 from .stats._result import Section
 from .stats.arms import arms_from_manifest
+from .stats.multiarm import MultiArmPrimary, multi_arm_primary
 from .stats.sections import TrialResults
 from .stats.trial import analyse_trial, read_export_dir
 
@@ -134,6 +135,9 @@ class AnalysisResults(TrialResults):
     consort: Consort
     ai_evaluation: AIEvaluation
     manifest: dict[str, Any]
+    #: Trials with two or more AI arms (issue 20): the declared primary analysis, each AI arm vs control
+    #: (:mod:`analysis.stats.multiarm`); None with one AI arm or while the arms are masked.
+    multi_arm: MultiArmPrimary | None = None
 
 
 def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
@@ -213,7 +217,7 @@ def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> OODFl
     return OODFlow(cases_marked=len(per_case) - withheld, cases_withheld=withheld, reasons=reasons)
 
 
-MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "findings", "generated_at",
+MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "ai_arms", "findings", "generated_at",
                  "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
 
 
@@ -229,13 +233,29 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
     a, c = res.arms.assisted, res.arms.control
     trial = {f.name: getattr(res, f.name) for f in fields(TrialResults)}
     trial["warnings"] = list(asked.warnings) + list(res.warnings)
+    multi = _multi_arm(analysis_set, manifest, design, c, int(k) if k else None)
+    if multi is not None:
+        trial["warnings"].append(
+            f"{len(multi.arms)} AI arms: the declared primary analysis is each AI arm vs {c} (multi_arm, "
+            f"{multi.rule}); the primary table shows {a} vs {c} at the unadjusted level, for reference")
+    arms = [x for x in (a, c) if x] + [str(x) for x in res.arms.observed if str(x) not in (a, c)]
     return AnalysisResults(
         **trial,
         labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
-        consort=consort_flow(tables, [x for x in (a, c) if x]),
+        consort=consort_flow(tables, arms),
         ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
+        multi_arm=multi,
     )
+
+
+def _multi_arm(analysis_set: dict[str, pd.DataFrame], manifest: dict, design: str, control: str | None,
+               majority_k: int | None) -> MultiArmPrimary | None:
+    """Each AI arm vs control when the (unmasked) export names two or more AI arms (issue 20)."""
+    ai_arms = [str(x) for x in manifest.get("ai_arms") or []]
+    if manifest.get("arms_masked") or len(ai_arms) < 2 or not control:
+        return None
+    return multi_arm_primary(analysis_set, design=design, ai_arms=ai_arms, control=control, majority_k=majority_k)
 
 
 def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:

@@ -44,6 +44,10 @@ def test_three_arm_demo_end_to_end():
     for c in multi["contrasts"]:
         assert c["alpha"] == pytest.approx(0.025)
         assert c["primary"]["quality"]["estimate"] is not None
+    assert results["consort"]["by_arm"].keys() == {"unassisted", "baseline_k10", "baseline_k3"}
+    html = (results_path(run).parent / "report.html").read_text()
+    assert "Several AI arms: each against unassisted" in html and "baseline_k3 vs unassisted" in html
+    assert "Report arena" in html and "baseline_k10" in html
     # a second seed returns the same trial
     again = seed_three_arm_demo(n_cases=12)
     assert not again.created and again.trial.pk == trial.pk
