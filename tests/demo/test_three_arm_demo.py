@@ -3,9 +3,11 @@ the real Celery task (in-process), reads, uniformly drawn rating pairs, ratings,
 results carry the arena ranking of the three arms with CIs and the declared multi-arm primary analysis."""
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from django.core.management import call_command
 
 from analysis.models import AnalysisRun
 from demo.three_arm import AI_ARMS, THREE_ARM_CODE, results_path, seed_three_arm_demo
@@ -52,3 +54,12 @@ def test_three_arm_demo_end_to_end():
     again = seed_three_arm_demo(n_cases=12)
     assert not again.created and again.trial.pk == trial.pk
     assert THREE_ARM_CODE == trial.code
+
+
+def test_seed_demo_command_three_arms():
+    out = io.StringIO()
+    call_command("seed_demo", "--arms", "3", stdout=out)
+    text = out.getvalue()
+    assert f"Three-arm demo trial {THREE_ARM_CODE} seeded" in text
+    assert "arms baseline_k10, baseline_k3, unassisted, status locked" in text
+    assert "Analysis run" in text and ": done." in text
