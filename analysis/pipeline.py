@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluation import AIEvaluation, ai_evaluation
+from .evaluation import AIEvaluation, ErrorAnalysis, ai_evaluation, error_analysis
 from .stats._result import Section
 from .stats.arms import arms_from_manifest
 from .stats.multiarm import MultiArmPrimary, multi_arm_primary
@@ -138,6 +138,9 @@ class AnalysisResults(TrialResults):
     #: Trials with two or more AI arms (issue 20): the declared primary analysis, each AI arm vs control
     #: (:mod:`analysis.stats.multiarm`); None with one AI arm or while the arms are masked.
     multi_arm: MultiArmPrimary | None = None
+    #: Draft errors by the reference standard and what readers did with them (after lock), failed drafts and
+    #: their reads (issue 20; :func:`analysis.evaluation.error_analysis`)
+    error_analysis: ErrorAnalysis | None = None
 
 
 def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
@@ -246,7 +249,14 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
         ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
         multi_arm=multi,
+        error_analysis=error_analysis(tables, analysis_set, list(res.findings), _ai_arms(manifest, a), c,
+                                      masked=bool(manifest.get("arms_masked"))),
     )
+
+
+def _ai_arms(manifest: dict, assisted: str | None) -> list[str]:
+    named = [str(x) for x in manifest.get("ai_arms") or []]
+    return named or ([str(assisted)] if assisted else [])
 
 
 def _multi_arm(analysis_set: dict[str, pd.DataFrame], manifest: dict, design: str, control: str | None,

@@ -50,6 +50,12 @@ def test_three_arm_demo_end_to_end():
     html = (results_path(run).parent / "report.html").read_text()
     assert "Several AI arms: each against unassisted" in html and "baseline_k3 vs unassisted" in html
     assert "Report arena" in html and "baseline_k10" in html
+    errors = results["error_analysis"]
+    assert not errors["masked"] and errors["failed_drafts"] == []
+    assert len(errors["draft_errors"]) == sum(d["errors"] for d in errors["by_finding"].values())
+    assert {e["arm"] for e in errors["draft_errors"]} <= {"baseline_k10", "baseline_k3"}
+    assert {e["outcome"] for e in errors["draft_errors"]} <= {"kept the error", "corrected"}
+    assert "<h2>Error analysis</h2>" in html
     # a second seed returns the same trial
     again = seed_three_arm_demo(n_cases=12)
     assert not again.created and again.trial.pk == trial.pk
