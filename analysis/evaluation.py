@@ -173,7 +173,8 @@ def _truths(cases: pd.DataFrame, findings: list[str]) -> dict[tuple[str, str], i
 
 def _draft_error_rows(reads: pd.DataFrame, truth: dict[tuple[str, str], int], findings: list[str],
                       control: str | None) -> list[DraftErrorRow]:
-    submitted = _num(reads, "submitted").fillna(0) > 0 if "submitted" in reads else reads["status"].astype(str) == "done"
+    submitted = (_num(reads, "submitted").fillna(0) > 0 if "submitted" in reads
+                 else reads["status"].astype(str) == "done")
     shown = _num(reads, "draft_shown").fillna(1) > 0 if "draft_shown" in reads else pd.Series(True, index=reads.index)
     ctl = reads[(reads["arm"].astype(str) == str(control)) & submitted] if control else reads.iloc[0:0]
     rows = []

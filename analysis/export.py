@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
+from imaging.selectors import import_refusals_by_reason
 from inference.models import Draft, ModelVersion
 from inference.selectors import RETRIEVAL_NOT_ALLOWED
 from rating.models import Rating
@@ -337,6 +338,8 @@ def build_export(trial: Trial) -> Export:
         "ai_arms": [arms[a.pk] for a in trial.arms.order_by("code") if a.is_ai] if trial.is_locked else None,
         "findings": codes,
         "model_versions": model_versions(trial),
+        # files the import refused, by reason only (imaging.ImportRefusal; issue 20): the CONSORT flow
+        "import_refusals": import_refusals_by_reason(trial),
         "withheld_until_lock": withheld,
         "tables_withheld_until_lock": [] if trial.is_locked else list(TABLES_WITHHELD_BEFORE_LOCK),
         "preference_majority": trial.preference_majority,

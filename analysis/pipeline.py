@@ -110,6 +110,8 @@ class Consort(Section):
     ratings_not_submitted: int
     cases_rated: int
     drafts_out_of_distribution: OODFlow
+    #: Files the import refused, by reason (manifest ``import_refusals``; issue 20): before the cases registered
+    files_refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,9 @@ class AnalysisResults(TrialResults):
     error_analysis: ErrorAnalysis | None = None
 
 
-def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
-    """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables."""
+def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str], refusals: dict[str, int] | None = None) -> Consort:
+    """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables; ``refusals``: the files the
+    import refused, by reason (the manifest's ``import_refusals``)."""
     cases, reads, ratings = _t(tables, "cases"), _t(tables, "reads"), _t(tables, "ratings")
     allocations = _t(tables, "allocations")
     n_cases = len(cases)
@@ -193,6 +196,7 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
         ratings_not_submitted=len(ratings) - len(rated_done),
         cases_rated=int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
         drafts_out_of_distribution=ood_flow(_t(tables, "drafts"), excluded),
+        files_refused={str(k): int(v) for k, v in sorted((refusals or {}).items())},
     )
 
 
@@ -220,8 +224,8 @@ def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> OODFl
     return OODFlow(cases_marked=len(per_case) - withheld, cases_withheld=withheld, reasons=reasons)
 
 
-MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "ai_arms", "findings", "generated_at",
-                 "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
+MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "ai_arms", "import_refusals", "findings",
+                 "generated_at", "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
 
 
 def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> AnalysisResults:
@@ -245,7 +249,7 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
     return AnalysisResults(
         **trial,
         labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
-        consort=consort_flow(tables, arms),
+        consort=consort_flow(tables, arms, manifest.get("import_refusals")),
         ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
         multi_arm=multi,

@@ -15,11 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from analysis.models import AnalysisRun
 from analysis.services import request_analysis, run_dir
+from imaging.services import import_file
 from inference.models import ModelVersion
 from inference.services import register_model_version
 from rating import services as rating_services
@@ -94,6 +96,17 @@ def seed_three_arm_people(n_centers: int = 2) -> Trial:
     return trial
 
 
+def refuse_one_file(trial: Trial) -> None:
+    """A file the import refuses (a 16 x 16 cervical-spine radiograph: too small), so the CONSORT flow shows a
+    refused input by its reason."""
+    coord = trial.memberships.get(role="coordinator").user
+    name = "pydicom_CR_cspine_MONO1_16x16.dcm"
+    data = (Path(settings.BASE_DIR) / "fixtures" / "dicom" / name).read_bytes()
+    r = import_file(coord, trial, trial.centers.order_by("code").first(), name, data)
+    if r.status != "refused":
+        raise RuntimeError(f"Demo file {name} was expected to be refused, got {r.status}")
+
+
 def read_all(trial: Trial) -> int:
     """Every read submitted through the reading services (the AI-arm readers mostly keep the draft they were
     shown), with demo durations."""
@@ -144,6 +157,7 @@ def seed_three_arm_demo(n_cases: int = 12, lock: bool = True, analyse: bool = Tr
                             analysis=AnalysisRun.objects.filter(trial=existing).order_by("pk").last())
     trial = seed_three_arm_people()
     seed_cases(trial, n_cases)
+    refuse_one_file(trial)
     enrol_cases(trial, leave_open=0)
     read_all(trial)
     rate_all(trial)

@@ -56,6 +56,12 @@ def test_three_arm_demo_end_to_end():
     assert {e["arm"] for e in errors["draft_errors"]} <= {"baseline_k10", "baseline_k3"}
     assert {e["outcome"] for e in errors["draft_errors"]} <= {"kept the error", "corrected"}
     assert "<h2>Error analysis</h2>" in html
+    # the refused input, by reason, in the CONSORT flow and the checklist
+    assert results["consort"]["files_refused"] == {"too_small": 1}
+    poor = next(i for i in results["consort_ai"]["items"] if i["consort_ai"] == "5(iii)")
+    assert "import refusals by reason: too_small 1" in poor["recorded"]
+    errors_item = next(i for i in results["consort_ai"]["items"] if i["consort_ai"] == "19")
+    assert "error listing for expert review" in errors_item["recorded"]
     # a second seed returns the same trial
     again = seed_three_arm_demo(n_cases=12)
     assert not again.created and again.trial.pk == trial.pk
