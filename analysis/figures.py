@@ -338,7 +338,7 @@ def fig_consort(results: AnalysisResults, path: Path) -> Path:
         lines += [f"  {r}: {k}" for r, k in list(refused.items())[:4]]
         if len(refused) > 4:
             lines.append(f"  {len(refused) - 4} other reasons")
-        _box(ax, 0.14, 0.94, 0.27, 0.04 + 0.025 * len(lines), "\n".join(lines), fc="#fbf4f4")
+        _box(ax, 0.135, 0.94, 0.25, 0.04 + 0.025 * len(lines), "\n".join(lines), fc="#fbf4f4")
     reasons = f.get("exclusion_reasons") or {}
     ex_lines = [f"Excluded (n={f.get('cases_excluded', 0)})"] + [f"  {r}: {k}" for r, k in list(reasons.items())[:5]]
     if len(reasons) > 5:

@@ -163,13 +163,22 @@ def seed_three_arm_demo(n_cases: int = 12, lock: bool = True, analyse: bool = Tr
     rate_all(trial)
     run = None
     if lock:
-        coord = trial.memberships.get(role="coordinator").user
-        trial = services.advance_status(coord, trial, Trial.Status.RATING, reason="demo")
-        trial = services.advance_status(coord, trial, Trial.Status.LOCKED, reason="demo complete")
+        trial = lock_trial(trial)
         if analyse:
-            stat = trial.memberships.get(role="statistician").user
-            run = AnalysisRun.objects.get(pk=request_analysis(stat, trial).pk)
+            run = analyse_as_statistician(trial)
     return ThreeArmDemo(trial, three_arm_logins(), analysis=run)
+
+
+def lock_trial(trial: Trial) -> Trial:
+    coord = trial.memberships.get(role="coordinator").user
+    trial = services.advance_status(coord, trial, Trial.Status.RATING, reason="demo")
+    return services.advance_status(coord, trial, Trial.Status.LOCKED, reason="demo complete")
+
+
+def analyse_as_statistician(trial: Trial) -> AnalysisRun:
+    """An analysis run requested by the statistician (the task runs in-process without a broker)."""
+    stat = trial.memberships.get(role="statistician").user
+    return AnalysisRun.objects.get(pk=request_analysis(stat, trial).pk)
 
 
 def three_arm_logins() -> dict[str, str]:
@@ -182,4 +191,5 @@ def results_path(run: AnalysisRun) -> Path:
     return run_dir(run) / "report" / "results.json"
 
 
-__all__ = ["THREE_ARM_CODE", "AI_ARMS", "DEMO_PASSWORD", "ThreeArmDemo", "seed_three_arm_demo", "results_path"]
+__all__ = ["THREE_ARM_CODE", "AI_ARMS", "DEMO_PASSWORD", "ThreeArmDemo", "seed_three_arm_demo", "lock_trial",
+           "analyse_as_statistician", "results_path"]

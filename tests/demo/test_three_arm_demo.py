@@ -10,17 +10,41 @@ import pytest
 from django.core.management import call_command
 
 from analysis.models import AnalysisRun
-from demo.three_arm import AI_ARMS, THREE_ARM_CODE, results_path, seed_three_arm_demo
+from demo.three_arm import (
+    AI_ARMS,
+    THREE_ARM_CODE,
+    analyse_as_statistician,
+    lock_trial,
+    results_path,
+    seed_three_arm_demo,
+)
 from inference.models import Draft
 from rating.models import Rating
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _results(run: AnalysisRun) -> dict:
+    assert run.status == AnalysisRun.Status.DONE, run.error
+    return json.loads(results_path(run).read_text())
+
+
 def test_three_arm_demo_end_to_end():
-    demo = seed_three_arm_demo(n_cases=12)
+    demo = seed_three_arm_demo(n_cases=12, lock=False)
     trial = demo.trial
-    assert trial.is_locked and trial.arms.count() == 3
+    assert not trial.is_locked and trial.arms.count() == 3
+    # Before lock: the three arms are masked; the analysis runs, names no arm and lists no draft error.
+    masked = _results(analyse_as_statistician(trial))
+    assert masked["labels"]["masked"] and masked["multi_arm"] is None
+    assert {i["item"] for i in masked["ai_evaluation"]["arena"]["ranking"]["items"]} == {"X", "Y", "Z"}
+    assert masked["error_analysis"]["masked"] and masked["error_analysis"]["draft_errors"] == []
+    assert masked["consort"]["files_refused"] == {"too_small": 1}
+    masked_html = (results_path(AnalysisRun.objects.filter(trial=trial).latest("pk")).parent
+                   / "report.html").read_text()
+    assert not any(a in masked_html for a in ("baseline_k10", "baseline_k3", "retrieval-baseline-k"))
+
+    trial = lock_trial(trial)
+    assert trial.is_locked
     drafts = Draft.objects.filter(case__trial=trial)
     assert drafts.filter(status="ready").count() == 2 * 12  # one draft per case and model version
     assert set(drafts.values_list("model_version__name", flat=True)) == {a[2] for a in AI_ARMS}
@@ -28,9 +52,8 @@ def test_three_arm_demo_end_to_end():
     pairs = {tuple(sorted((r.read_a.arm.code, r.read_b.arm.code))) for r in ratings.select_related(
         "read_a__arm", "read_b__arm")}
     assert len(pairs) >= 2  # pairs drawn among the three arms
-    run = demo.analysis
-    assert run is not None and run.status == AnalysisRun.Status.DONE, run.error if run else None
-    results = json.loads(results_path(run).read_text())
+    run = analyse_as_statistician(trial)
+    results = _results(run)
     arena = results["ai_evaluation"]["arena"]
     items = {i["item"]: i for i in arena["ranking"]["items"]}
     assert set(items) == {"unassisted", "baseline_k10", "baseline_k3"}
@@ -62,9 +85,9 @@ def test_three_arm_demo_end_to_end():
     assert "import refusals by reason: too_small 1" in poor["recorded"]
     errors_item = next(i for i in results["consort_ai"]["items"] if i["consort_ai"] == "19")
     assert "error listing for expert review" in errors_item["recorded"]
-    # a second seed returns the same trial
+    # a second seed returns the same trial, with its latest analysis
     again = seed_three_arm_demo(n_cases=12)
-    assert not again.created and again.trial.pk == trial.pk
+    assert not again.created and again.trial.pk == trial.pk and again.analysis.pk == run.pk
     assert THREE_ARM_CODE == trial.code
 
 
