@@ -58,7 +58,7 @@ def _model_version(name: str, params: dict) -> ModelVersion:
 
 def seed_three_arm_people(n_centers: int = 2) -> Trial:
     """Coordinator, two centers, three arms (unassisted + two baseline versions), readers at each center until
-    each arm has one there, three experts, the statistician."""
+    each arm has one there, five experts, the statistician."""
     coord = _user("coordinator", first_name="Casey", last_name="Coordinator")
     coord.is_staff = True
     coord.save(update_fields=["is_staff"])
@@ -66,7 +66,7 @@ def seed_three_arm_people(n_centers: int = 2) -> Trial:
     coord = type(coord).objects.get(pk=coord.pk)
     trial = services.create_trial(
         coord, code=THREE_ARM_CODE, title="Demo: two report-generator versions against unassisted reading",
-        design=Trial.Design.PAIRED_BY_CASE, expert_panel_size=3, preference_majority=2,
+        design=Trial.Design.PAIRED_BY_CASE, expert_panel_size=5, preference_majority=3,
         allow_retrieval_baseline=True, ask_blinding_guess=False,  # "which report had AI help?" has two AI arms here
     )
     centers = [services.add_center(coord, trial, code=f"c{i + 1}", name=name)
@@ -74,7 +74,7 @@ def seed_three_arm_people(n_centers: int = 2) -> Trial:
     services.add_arm(coord, trial, code="unassisted", name="Standard care")
     for code, name, mv_name, params, _q in AI_ARMS:
         services.add_arm(coord, trial, code=code, name=name, is_ai=True, model_version=_model_version(mv_name, params))
-    for j in range(3):
+    for j in range(5):  # five experts rate every case: more judgements for the arena
         services.add_member(coord, trial, user=_user(f"{PREFIX}-expert{j + 1}"), role="expert",
                             center=centers[j % len(centers)])
     services.add_member(coord, trial, user=_user("statistician"), role="statistician")
