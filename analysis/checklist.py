@@ -152,6 +152,16 @@ def _interaction(results: AnalysisResults) -> str:
             f"for {len(inter.overrides)} finding(s), automation bias in {len(inter.automation_bias)} cell(s)")
 
 
+def _error_listing(results: AnalysisResults) -> str:
+    ea = results.error_analysis
+    if ea is None:
+        return ""
+    by = ea.by_finding.values()
+    kept, corrected = sum(d["kept"] for d in by), sum(d["corrected"] for d in by)
+    return (f"; error listing for expert review: {len(ea.draft_errors)} wrong finding call(s) in drafts shown to "
+            f"readers (kept {kept}, corrected {corrected}), {len(ea.failed_drafts)} failed draft(s) with their reads")
+
+
 def build_checklist(results: AnalysisResults, tables: dict[str, pd.DataFrame], manifest: dict) -> Checklist:
     """The checklist from what the analysis has: ``tables`` are the raw export tables (failed drafts are not in
     the analysis set)."""
@@ -179,8 +189,9 @@ def build_checklist(results: AnalysisResults, tables: dict[str, pd.DataFrame], m
         "decision": (_interaction(results), "results.ai_evaluation.interaction"),
         "errors": ((f"{AFTER_LOCK}: the drafts' calls per read are withheld until lock" if masked else
                     f"model standalone accuracy per finding for {len(results.ai_standalone.models)} model "
-                    "version(s); automation bias by whether the draft was right"),
-                   "results.ai_standalone, results.ai_evaluation.interaction.automation_bias"),
+                    "version(s); automation bias by whether the draft was right" + _error_listing(results)),
+                   "results.ai_standalone, results.ai_evaluation.interaction.automation_bias, "
+                   "results.error_analysis"),
     }
     items = []
     for key, consort, spirit, text in ITEMS:

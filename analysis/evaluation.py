@@ -102,3 +102,169 @@ def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control
         text_metrics=text_metrics_summary(reads, tables.get("drafts", pd.DataFrame()), assisted, control, seed=seed),
         box_review=box_review_summary(tables.get("box_reviews"), cases),
     )
+
+
+# -- Error analysis (CONSORT-AI 19, issue 20 item 3) ----------------------------------------------------------------
+
+KEPT, CORRECTED, NOT_SUBMITTED = "kept the error", "corrected", "not submitted"
+OUTCOME_KEYS = {KEPT: "kept", CORRECTED: "corrected", NOT_SUBMITTED: "not_submitted"}
+
+
+@dataclass(frozen=True)
+class DraftErrorRow:
+    """One finding call of a draft shown to a reader that the reference standard says is wrong, and what the reader
+    did with it; ``unassisted`` counts the control-arm reads of the same case and finding that were right."""
+
+    case_code: str
+    finding: str
+    arm: str
+    reader: str
+    truth: int
+    draft_call: int
+    error: str  # false positive / false negative
+    reader_call: int | None
+    outcome: str  # kept the error / corrected / not submitted
+    unassisted_right: int
+    unassisted_reads: int
+
+
+@dataclass(frozen=True)
+class FailedDraftRow:
+    """A draft that failed (timed out, refused, errored) and what happened to the reads of its case: in the AI
+    arms after lock (read without a draft, read with a draft after a retry, not submitted), over all arms before."""
+
+    case_code: str
+    model_version: str
+    failure: str
+    reads: dict[str, int]
+
+
+@dataclass
+class ErrorAnalysis:
+    """The error listing for expert review. ``draft_errors`` is empty while the arms are masked (the drafts'
+    calls per read name the AI arm); the failed drafts are listed either way, their reads counted over all arms
+    before lock."""
+
+    masked: bool
+    draft_errors: list[DraftErrorRow]
+    by_finding: dict[str, dict[str, int]]
+    failed_drafts: list[FailedDraftRow]
+    failures_by_kind: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def _call(v: Any) -> int | None:
+    x = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+    return None if pd.isna(x) else int(x > 0)
+
+
+def _truths(cases: pd.DataFrame, findings: list[str]) -> dict[tuple[str, str], int]:
+    out = {}
+    if cases.empty or "case_code" not in cases:
+        return out
+    for f in findings:
+        col = f"ref_{f}"
+        if col in cases:
+            for code, v in zip(cases["case_code"].astype(str), cases[col], strict=True):
+                c = _call(v)
+                if c is not None:
+                    out[(code, f)] = c
+    return out
+
+
+def _draft_error_rows(reads: pd.DataFrame, truth: dict[tuple[str, str], int], findings: list[str],
+                      control: str | None) -> list[DraftErrorRow]:
+    submitted = (_num(reads, "submitted").fillna(0) > 0 if "submitted" in reads
+                 else reads["status"].astype(str) == "done")
+    shown = _num(reads, "draft_shown").fillna(1) > 0 if "draft_shown" in reads else pd.Series(True, index=reads.index)
+    ctl = reads[(reads["arm"].astype(str) == str(control)) & submitted] if control else reads.iloc[0:0]
+    rows = []
+    for f in findings:
+        if f"draft_{f}" not in reads:
+            continue
+        with_draft = reads[shown & _num(reads, f"draft_{f}").notna()]
+        for _, r in with_draft.iterrows():
+            key = (str(r["case_code"]), f)
+            t, d = truth.get(key), _call(r[f"draft_{f}"])
+            if t is None or d is None or d == t:
+                continue
+            done = bool(submitted.loc[r.name])
+            rc = _call(r.get(f"finding_{f}")) if done else None
+            outcome = NOT_SUBMITTED if rc is None else KEPT if rc == d else CORRECTED
+            c = ctl[ctl["case_code"].astype(str) == key[0]]
+            calls = [_call(v) for v in c.get(f"finding_{f}", pd.Series(dtype=object))]
+            rows.append(DraftErrorRow(key[0], f, str(r["arm"]), str(r.get("reader", "") or ""), t, d,
+                                      "false positive" if d else "false negative", rc, outcome,
+                                      sum(x == t for x in calls if x is not None),
+                                      sum(x is not None for x in calls)))
+    return rows
+
+
+def _by_finding(rows: list[DraftErrorRow]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        d = out.setdefault(r.finding, {"errors": 0, "false_positive": 0, "false_negative": 0, "kept": 0,
+                                       "corrected": 0, "not_submitted": 0})
+        d["errors"] += 1
+        d["false_positive" if r.draft_call else "false_negative"] += 1
+        d[OUTCOME_KEYS[r.outcome]] += 1
+    return out
+
+
+def _failed_draft_rows(drafts: pd.DataFrame, reads: pd.DataFrame, ai_arms: list[str], masked: bool
+                       ) -> list[FailedDraftRow]:
+    if drafts.empty or "status" not in drafts:
+        return []
+    failed = drafts[drafts["status"].astype(str) == "failed"]
+    rows = []
+    for _, d in failed.iterrows():
+        code = str(d["case_code"])
+        r = reads[reads["case_code"].astype(str) == code] if "case_code" in reads else reads
+        if not masked and "arm" in r:
+            r = r[r["arm"].astype(str).isin(ai_arms)]
+        counts: dict[str, int] = {}
+        for _, x in r.iterrows():
+            if str(x.get("status", "")) != "done":
+                what = NOT_SUBMITTED
+            elif masked:
+                what = "submitted"
+            else:
+                what = "read with a draft (after a retry)" if _call(x.get("draft_shown")) else "read without a draft"
+            counts[what] = counts.get(what, 0) + 1
+        rows.append(FailedDraftRow(code, str(d.get("model_version", "")), str(d.get("failure", "") or "error")
+                                   if "failure" in d else "not exported", counts))
+    return rows
+
+
+def error_analysis(raw: dict[str, pd.DataFrame], analysis_set: dict[str, pd.DataFrame], findings: list[str],
+                   ai_arms: list[str], control: str | None, masked: bool) -> ErrorAnalysis:
+    """Draft errors per finding by the reference standard and what the readers did with them (after lock), and
+    the failed drafts with what happened to their cases' reads. ``raw``: the export tables (failed drafts and
+    unsubmitted reads are not in the analysis set); ``analysis_set``: ``pipeline.prepare_tables``' output."""
+    reads = analysis_set.get("reads", pd.DataFrame())
+    notes = []
+    rows: list[DraftErrorRow] = []
+    if masked:
+        notes.append("after lock: the drafts' calls per read are withheld while the arms are masked")
+    elif reads.empty or not any(f"draft_{f}" in reads for f in findings):
+        notes.append("no draft calls in the export")
+    else:
+        rows = _draft_error_rows(reads, _truths(analysis_set.get("cases", pd.DataFrame()), findings), findings,
+                                 control)
+    raw_drafts = raw.get("drafts", pd.DataFrame())
+    raw_reads = raw.get("reads", pd.DataFrame())
+    excluded = set()
+    cases = raw.get("cases", pd.DataFrame())
+    if not cases.empty and "status" in cases:
+        excluded = set(cases.loc[cases["status"].astype(str) == "excluded", "case_code"].astype(str))
+    if not raw_drafts.empty and "case_code" in raw_drafts:
+        raw_drafts = raw_drafts[~raw_drafts["case_code"].astype(str).isin(excluded)]
+    failed = _failed_draft_rows(raw_drafts, raw_reads, ai_arms, masked)
+    kinds: dict[str, int] = {}
+    for f in failed:
+        kinds[f.failure] = kinds.get(f.failure, 0) + 1
+    return ErrorAnalysis(masked=masked, draft_errors=rows, by_finding=_by_finding(rows), failed_drafts=failed,
+                         failures_by_kind=kinds, notes=notes)

@@ -25,7 +25,9 @@ from django.utils import timezone
 
 from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
+from imaging.selectors import import_refusals_by_reason
 from inference.models import Draft, ModelVersion
+from inference.selectors import RETRIEVAL_NOT_ALLOWED
 from rating.models import Rating, RatingAmendment
 from reading.models import Read, ReadAmendment
 from reading.selectors import shown_boxes
@@ -82,6 +84,8 @@ DICTIONARY = {
         "draft_bleu": "After lock only. Sentence BLEU of the draft shown against the reference report",
         "draft_rouge_l": "After lock only. ROUGE-L of the draft shown against the reference report",
         "draft_meteor": "After lock only. METEOR of the draft shown against the reference report",
+        "draft_shown": "After lock only. 1 when the read showed its draft, 0 when the read had a draft that was "
+                       "withheld (out of distribution) or none (error analysis, issue 20)",
     },
     "drafts": {
         "case_code": "Case", "model_version": "Model version (masked as 'model' before lock)", "status": "Draft status",
@@ -100,6 +104,8 @@ DICTIONARY = {
         "bleu": "Sentence BLEU (0-1) of the draft against the case's reference report; empty without one",
         "rouge_l": "ROUGE-L F-measure (0-1) of the draft against the reference report",
         "meteor": "METEOR (0-1, no WordNet synonyms) of the draft against the reference report",
+        "failure": "Why the draft failed, as a category: timed_out, not_allowed (retrieval baseline without the "
+                   "trial's consent), out_of_memory, error; empty unless failed",
         "findings_text": "The draft's findings section (empty unless the draft is ready)",
         "impression_text": "The draft's impression section (empty unless the draft is ready)",
     },
@@ -159,7 +165,7 @@ TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments", "box_reviews")
 WITHHELD_BEFORE_LOCK = {
     "reads": ("draft_edit_distance", "n_flipped_findings", "n_prefilled_findings", "draft_<finding>", "draft_bleu",
               "draft_rouge_l", "draft_meteor", "findings_text", "impression_text", "draft_findings_text",
-              "draft_impression_text"),
+              "draft_impression_text", "draft_shown"),
     "ratings": ("comment", "blinding_guess"),
 }
 # iMRMC's input (doIMRMC): a header line, then reader,case,modality,score rows, the truth as reader "truth".
@@ -325,6 +331,7 @@ def build_export(trial: Trial) -> Export:
         row["ood_score"] = "" if d.ood_score is None else round(d.ood_score, 4)
         row["ood_action"] = d.ood_action
         row["ood_reasons"] = ";".join(d.ood_reasons or [])
+        row["failure"] = failure_kind(d)
         ready = d.status == Draft.Status.READY
         row.update(_text_columns(_report_text(d) if ready else "", d.case.reference_report, ""))
         row["findings_text"] = d.findings_text if ready else ""
@@ -361,8 +368,12 @@ def build_export(trial: Trial) -> Export:
         "status": trial.status,
         "arms_masked": not trial.is_locked,
         "assisted_arm": next((arms[a.pk] for a in trial.arms.all() if a.is_ai), None) if trial.is_locked else None,
+        # issue 20: every AI arm (several model versions), for the multi-arm primary analysis; named after lock only
+        "ai_arms": [arms[a.pk] for a in trial.arms.order_by("code") if a.is_ai] if trial.is_locked else None,
         "findings": codes,
         "model_versions": model_versions(trial),
+        # files the import refused, by reason only (imaging.ImportRefusal; issue 20): the CONSORT flow
+        "import_refusals": import_refusals_by_reason(trial),
         "withheld_until_lock": withheld,
         "tables_withheld_until_lock": [] if trial.is_locked else list(TABLES_WITHHELD_BEFORE_LOCK),
         "reference_library": {"cases": Case.objects.filter(trial=trial, library=True).count(),
@@ -526,7 +537,22 @@ def _draft_columns(r: Read, codes: list[str]) -> dict[str, object]:
     row.update(_text_columns(_report_text(r.draft) if r.draft_id else "", r.case.reference_report, "draft_"))
     row["draft_findings_text"] = r.draft.findings_text if r.draft_id else ""
     row["draft_impression_text"] = r.draft.impression_text if r.draft_id else ""
+    row["draft_shown"] = int(bool(r.draft_id and not r.draft.is_withheld))
     return row
+
+
+#: Draft error messages -> failure category (the messages are written by inference.runner / inference.selectors).
+FAILURE_KINDS = (("time limit", "timed_out"), ("out of memory", "out_of_memory"), ("outofmemory", "out_of_memory"))
+
+
+def failure_kind(d: Draft) -> str:
+    """A failed draft's reason as a category, no free text (the error message may quote a path or a stack)."""
+    if d.status != Draft.Status.FAILED:
+        return ""
+    if d.error == RETRIEVAL_NOT_ALLOWED:
+        return "not_allowed"
+    err = (d.error or "").lower()
+    return next((kind for needle, kind in FAILURE_KINDS if needle in err), "error")
 
 
 def _withhold(tables: dict[str, list[dict]]) -> dict[str, list[str]]:

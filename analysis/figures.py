@@ -413,6 +413,13 @@ def fig_consort(results: AnalysisResults, path: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.axis("off")
     _box(ax, 0.5, 0.94, 0.42, 0.07, f"Cases registered (n={f.get('cases_registered', 0)})")
+    refused = f.get("files_refused") or {}
+    if refused:  # files the import refused, by reason (imaging.ImportRefusal; issue 20)
+        lines = [f"Files refused at import (n={sum(refused.values())})"]
+        lines += [f"  {r}: {k}" for r, k in list(refused.items())[:4]]
+        if len(refused) > 4:
+            lines.append(f"  {len(refused) - 4} other reasons")
+        _box(ax, 0.135, 0.94, 0.25, 0.04 + 0.025 * len(lines), "\n".join(lines), fc="#fbf4f4")
     reasons = f.get("exclusion_reasons") or {}
     ex_lines = [f"Excluded (n={f.get('cases_excluded', 0)})"] + [f"  {r}: {k}" for r, k in list(reasons.items())[:5]]
     if len(reasons) > 5:
@@ -426,26 +433,29 @@ def fig_consort(results: AnalysisResults, path: Path) -> Path:
     _box(ax, 0.5, 0.72, 0.42, 0.07, enrolled)
     _arrow(ax, 0.5, 0.905, 0.5, 0.755)
     _arrow(ax, 0.5, 0.83, 0.67, 0.83)
-    for x, arm in ((0.25, a), (0.75, c)):
+    arms = [a, c] + [x for x in by if x not in (a, c)]  # several AI arms (issue 20): one column each
+    xs = np.linspace(0.25, 0.75, len(arms)) if len(arms) <= 2 else np.linspace(0.17, 0.83, len(arms))
+    width = 0.42 if len(arms) <= 2 else 0.9 / len(arms)
+    for x, arm in zip(xs, arms, strict=True):
         b = by.get(arm) or {}
         alloc = f"Allocated to {arm}\nreaders randomised: {b.get('readers_allocated', 0)}"
         if b.get("cases_allocated"):
             alloc += f", cases randomised: {b['cases_allocated']}"
         alloc += f"\ncases assigned: {b.get('cases_assigned', 0)}"
-        _box(ax, x, 0.55, 0.42, 0.10, alloc)
+        _box(ax, x, 0.55, width, 0.10, alloc)
         _arrow(ax, 0.5, 0.685, x, 0.60)
         read = (f"Read: {b.get('reads_submitted', 0)} reads submitted\n"
                 f"of {b.get('reads', 0)} ({b.get('cases_read', 0)} cases)\n"
                 f"not submitted (excluded): {b.get('reads_not_submitted', 0)}")
-        _box(ax, x, 0.36, 0.42, 0.11, read)
+        _box(ax, x, 0.36, width, 0.11, read)
         _arrow(ax, x, 0.50, x, 0.415)
     _box(ax, 0.5, 0.14, 0.62, 0.11,
          f"Rated: {f.get('ratings_submitted', 0)} expert ratings submitted of {f.get('rating_tasks', 0)} tasks\n"
          f"cases rated: {f.get('cases_rated', 0)}; not submitted (excluded): {f.get('ratings_not_submitted', 0)}\n"
          f"Analysed: quality {_analysed(results.quality.comparison)} cases, reading time "
          f"{_analysed(results.reading_time.comparison)} cases")
-    _arrow(ax, 0.25, 0.305, 0.42, 0.195)
-    _arrow(ax, 0.75, 0.305, 0.58, 0.195)
+    for x in xs:
+        _arrow(ax, x, 0.305, 0.5 + (x - 0.5) * 0.32, 0.195)
     ax.set_title("Flow of cases (CONSORT-style)")
     return _save(fig, path)
 

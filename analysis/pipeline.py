@@ -13,9 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-from .evaluation import AIEvaluation, ai_evaluation
+from .evaluation import AIEvaluation, ErrorAnalysis, ai_evaluation, error_analysis
 from .stats._result import Section
 from .stats.arms import arms_from_manifest
+from .stats.multiarm import MultiArmPrimary, multi_arm_primary
 from .stats.sections import TrialResults
 from .stats.trial import analyse_trial, read_export_dir
 
@@ -110,6 +111,8 @@ class Consort(Section):
     ratings_not_submitted: int
     cases_rated: int
     drafts_out_of_distribution: OODFlow
+    #: Files the import refused, by reason (manifest ``import_refusals``; issue 20): before the cases registered
+    files_refused: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,17 @@ class AnalysisResults(TrialResults):
     consort: Consort
     ai_evaluation: AIEvaluation
     manifest: dict[str, Any]
+    #: Trials with two or more AI arms (issue 20): the declared primary analysis, each AI arm vs control
+    #: (:mod:`analysis.stats.multiarm`); None with one AI arm or while the arms are masked.
+    multi_arm: MultiArmPrimary | None = None
+    #: Draft errors by the reference standard and what readers did with them (after lock), failed drafts and
+    #: their reads (issue 20; :func:`analysis.evaluation.error_analysis`)
+    error_analysis: ErrorAnalysis | None = None
 
 
-def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
-    """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables."""
+def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str], refusals: dict[str, int] | None = None) -> Consort:
+    """Counts for the CONSORT-style diagram, from the raw (unfiltered) export tables; ``refusals``: the files the
+    import refused, by reason (the manifest's ``import_refusals``)."""
     cases, reads, ratings = _t(tables, "cases"), _t(tables, "reads"), _t(tables, "ratings")
     allocations = _t(tables, "allocations")
     n_cases = len(cases)
@@ -187,6 +197,7 @@ def consort_flow(tables: dict[str, pd.DataFrame], arms: list[str]) -> Consort:
         ratings_not_submitted=len(ratings) - len(rated_done),
         cases_rated=int(rated_done["case_code"].nunique()) if len(rated_done) else 0,
         drafts_out_of_distribution=ood_flow(_t(tables, "drafts"), excluded),
+        files_refused={str(k): int(v) for k, v in sorted((refusals or {}).items())},
     )
 
 
@@ -214,8 +225,8 @@ def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> OODFl
     return OODFlow(cases_marked=len(per_case) - withheld, cases_withheld=withheld, reasons=reasons)
 
 
-MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "findings", "generated_at",
-                 "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
+MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "ai_arms", "import_refusals", "findings",
+                 "generated_at", "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
 
 
 def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> AnalysisResults:
@@ -230,13 +241,36 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
     a, c = res.arms.assisted, res.arms.control
     trial = {f.name: getattr(res, f.name) for f in fields(TrialResults)}
     trial["warnings"] = list(asked.warnings) + list(res.warnings)
+    multi = _multi_arm(analysis_set, manifest, design, c, int(k) if k else None)
+    if multi is not None:
+        trial["warnings"].append(
+            f"{len(multi.arms)} AI arms: the declared primary analysis is each AI arm vs {c} (multi_arm, "
+            f"{multi.rule}); the primary table shows {a} vs {c} at the unadjusted level, for reference")
+    arms = [x for x in (a, c) if x] + [str(x) for x in res.arms.observed if str(x) not in (a, c)]
     return AnalysisResults(
         **trial,
         labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
-        consort=consort_flow(tables, [x for x in (a, c) if x]),
+        consort=consort_flow(tables, arms, manifest.get("import_refusals")),
         ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
+        multi_arm=multi,
+        error_analysis=error_analysis(tables, analysis_set, list(res.findings), _ai_arms(manifest, a), c,
+                                      masked=bool(manifest.get("arms_masked"))),
     )
+
+
+def _ai_arms(manifest: dict, assisted: str | None) -> list[str]:
+    named = [str(x) for x in manifest.get("ai_arms") or []]
+    return named or ([str(assisted)] if assisted else [])
+
+
+def _multi_arm(analysis_set: dict[str, pd.DataFrame], manifest: dict, design: str, control: str | None,
+               majority_k: int | None) -> MultiArmPrimary | None:
+    """Each AI arm vs control when the (unmasked) export names two or more AI arms (issue 20)."""
+    ai_arms = [str(x) for x in manifest.get("ai_arms") or []]
+    if manifest.get("arms_masked") or len(ai_arms) < 2 or not control:
+        return None
+    return multi_arm_primary(analysis_set, design=design, ai_arms=ai_arms, control=control, majority_k=majority_k)
 
 
 def analyse(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> dict[str, Any]:

@@ -192,6 +192,10 @@ class ReportPage:
     manifest: list[ManifestRow]
     css: str
     figures: dict[str, Figure] = field(default_factory=dict)
+    #: ``results.multi_arm`` as in results.json (trials with several AI arms; issue 20), else None
+    multi_arm: dict[str, Any] | None = None
+    #: ``results.error_analysis`` as in results.json (issue 20), else None
+    error_analysis: dict[str, Any] | None = None
 
 
 def _primary_section(results: AnalysisResults, a: str, c: str) -> PrimarySection:
@@ -307,6 +311,8 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         manifest=_manifest_rows(manifest),
         css=CSS,
         figures={name: Figure(name, src, CAPTIONS[name]) for name, src in figures.items()},
+        multi_arm=results.multi_arm.to_dict() if results.multi_arm is not None else None,
+        error_analysis=results.error_analysis.to_dict() if results.error_analysis is not None else None,
     )
 
 

@@ -64,3 +64,21 @@ class IdentityKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} key"
+
+
+class ImportRefusal(models.Model):
+    """A file the import refused, by reason only (issue 20: refused inputs in the CONSORT flow). No file name, hash,
+    UID or other identifier of the refused file is kept; the importer's on-screen result names the file."""
+
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="import_refusals")
+    center = models.ForeignKey("trial.Center", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="import_refusals")
+    reason_code = models.CharField(max_length=40, help_text="The refusal's reason code (docs/import.md)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial", "created_at"]
+        indexes = [models.Index(fields=["trial", "reason_code"], name="import_refusal_reason")]
+
+    def __str__(self) -> str:
+        return f"{self.reason_code} ({self.created_at:%Y-%m-%d})"

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.db.models import Count
 from django.urls import reverse
 
-from trial.models import Case
+from trial.models import Case, Trial
 from trial.permissions import Role, has_role
+
+from .models import ImportRefusal
 
 ImageAccessRule = Callable[[object, Case], bool]
 _access_rules: list[ImageAccessRule] = []
@@ -39,3 +42,10 @@ def image_entries(case: Case) -> list[dict]:
         {"id": im.public_id, "meta_url": reverse("imaging:image-meta", args=[im.public_id])}
         for im in case.images.order_by("created_at", "pk")
     ]
+
+
+def import_refusals_by_reason(trial: Trial) -> dict[str, int]:
+    """Files the import refused for ``trial``, counted by reason code (issue 20: the CONSORT flow)."""
+    rows = (ImportRefusal.objects.filter(trial=trial).values("reason_code").annotate(n=Count("id"))
+            .order_by("reason_code"))
+    return {r["reason_code"] or "unknown": r["n"] for r in rows}

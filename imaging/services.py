@@ -45,7 +45,7 @@ from .dicom import (
 )
 from .dicom.deid import DeidOptions, DeidResult
 from .dicom.validation import ChestChecks, ValidatedInstance
-from .models import IdentityKey, Image
+from .models import IdentityKey, Image, ImportRefusal
 
 logger = logging.getLogger("imaging.import")
 
@@ -137,11 +137,20 @@ def import_file(actor, trial: Trial, center: Center, filename: str, data: bytes)
         raise InvalidInput("That center belongs to another trial.")
     options = _settings(trial)
     try:
-        return _import_one(actor, trial, center, filename, data, options)
+        result = _import_one(actor, trial, center, filename, data, options)
     except TrialError:
         raise
     except Exception:  # noqa: BLE001 - storage or database trouble in one file never aborts the batch
-        return _failed(filename, trial, "import_failed", "storing")
+        result = _failed(filename, trial, "import_failed", "storing")
+    return note_refusal(trial, center, result)
+
+
+def note_refusal(trial: Trial, center: Center | None, result: FileResult) -> FileResult:
+    """Record a refused file by its reason (``ImportRefusal``: trial, center, reason, time; no file name or other
+    identifier), for the CONSORT flow of the report (issue 20). Returns ``result``."""
+    if result.status == "refused":
+        ImportRefusal.objects.create(trial=trial, center=center, reason_code=str(result.reason_code or "")[:40])
+    return result
 
 
 def _validate(trial: Trial, filename: str, data: bytes, options: ImportSettings,
@@ -333,7 +342,7 @@ def _worker_start(trial_pk: int, center_pk: int) -> None:
 def _worker_import(item: tuple[str, str]) -> FileResult:
     read = _read_file(item[0], Path(item[1]))
     if isinstance(read, FileResult):
-        return read
+        return note_refusal(_worker_target["trial"], _worker_target["center"], read)
     name, data = read
     try:
         return import_file(None, _worker_target["trial"], _worker_target["center"], name, data)
@@ -366,7 +375,7 @@ def import_paths(
         for item in items:
             read = _read_file(item[0], Path(item[1]))
             if isinstance(read, FileResult):
-                done(read)
+                done(note_refusal(trial, center, read))
                 continue
             try:
                 r = import_file(actor, trial, center, *read)
@@ -384,10 +393,12 @@ def import_paths(
     return results
 
 
-def _upload_files(uploads, limit: int, results: list[FileResult]) -> Iterable[tuple[str, bytes]]:
+def _upload_files(uploads, limit: int, results: list[FileResult], trial: Trial,
+                  center: Center) -> Iterable[tuple[str, bytes]]:
     for f in uploads:
         if f.size > limit:  # refused from its size, before it is read
-            results.append(_refused(f.name, "too_large", f"file is {f.size} bytes, limit {limit}"))
+            results.append(note_refusal(trial, center, _refused(f.name, "too_large",
+                                                                f"file is {f.size} bytes, limit {limit}")))
             continue
         yield f.name, f.read()
 
@@ -396,7 +407,8 @@ def import_uploads(actor, trial: Trial, center: Center, uploads) -> list[FileRes
     """Uploaded files (Django UploadedFile), in upload order; an oversized file is refused from its size."""
     limit = settings.DICOM_MAX_FILE_BYTES
     results: list[FileResult] = []
-    import_files(actor, trial, center, _upload_files(uploads, limit, results), progress=results.append)
+    import_files(actor, trial, center, _upload_files(uploads, limit, results, trial, center),
+                 progress=results.append)
     return results
 
 

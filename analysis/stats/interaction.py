@@ -223,6 +223,19 @@ def learning_curve(reads: pd.DataFrame, outcome: pd.Series, name: str, n_bins: i
     return LearningCurve(name, bins, slopes)
 
 
+def _shown_only(reads: pd.DataFrame) -> pd.DataFrame:
+    """Blank the draft's calls of reads that did not show their draft (``draft_shown`` 0: withheld as out of
+    distribution), so nothing counts them as suggestions the reader saw. Exports without the column pass."""
+    if "draft_shown" not in reads:
+        return reads
+    hidden = _num(reads["draft_shown"]) == 0
+    reads = reads.copy()
+    for c in _codes(reads, "draft_"):
+        if f"finding_{c}" in reads:
+            reads.loc[hidden, f"draft_{c}"] = np.nan
+    return reads
+
+
 def interaction_analysis(reads: pd.DataFrame, cases: pd.DataFrame, assisted_arm: str, control_arm: str | None,
                          conf_level: float = 0.95) -> InteractionResult:
     """All interaction measures for the submitted reads of a trial."""
@@ -230,7 +243,7 @@ def interaction_analysis(reads: pd.DataFrame, cases: pd.DataFrame, assisted_arm:
         return InteractionResult(0, {}, {}, [], [], [], ["no reads"])
     if "submitted" in reads:
         reads = reads[_num(reads["submitted"]).fillna(0) > 0]
-    reads = reads.reset_index(drop=True)
+    reads = _shown_only(reads.reset_index(drop=True))
     changes = per_read_changes(reads)
     notes = [DESCRIPTIVE_NOTE]
     if changes.empty:

@@ -92,3 +92,12 @@ def test_interaction_analysis_puts_it_together():
     assert d["automation_bias"][0]["assisted"]["k"] == 2 and d["overrides"][0]["finding"] == "a"
     empty = interaction_analysis(READS.drop(columns=["draft_a", "draft_b"]), CASES, "ai", "un")
     assert empty.n_reads_with_draft == 0 and empty.automation_bias == [] and "withholds" in empty.notes[-1]
+
+
+def test_a_withheld_draft_is_not_counted_as_shown():
+    """``draft_shown`` 0 (an out-of-distribution draft withheld from the reader): its calls were never seen."""
+    reads = READS.assign(draft_shown=[1, 0, 1, E, E])
+    r = interaction_analysis(reads, CASES, "ai", "un")
+    assert r.n_reads_with_draft == 2  # r2 withheld
+    assert r.totals == {"suggested": 3, "kept": 1, "removed": 2, "added": 1, "unchanged": 1, "n_calls": 4}
+    assert interaction_analysis(READS.assign(draft_shown=1), CASES, "ai", "un").totals["suggested"] == 5

@@ -94,7 +94,7 @@ def test_report_has_calibration_arena_and_ood_sections(tmp_path):
     results = analyse_results(tables, manifest)
     html = render_report(results, tables, manifest, tmp_path).read_text()
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert list(saved)[-4:] == ["consort", "ai_evaluation", "manifest", "consort_ai"]
+    assert list(saved)[-6:] == ["consort", "ai_evaluation", "manifest", "multi_arm", "error_analysis", "consort_ai"]
     ood = saved["consort"]["drafts_out_of_distribution"]
     assert ood == {"cases_marked": 1, "cases_withheld": 1, "reasons": {"blank": 1, "lateral_only": 1, "noise": 1}}
     model = next(iter(results.ai_standalone.models.values()))
