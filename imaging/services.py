@@ -190,7 +190,8 @@ def _import_one(actor, trial: Trial, center: Center, filename: str, data: bytes,
         deid = deidentify(inst.dataset, uid_root_secret=trial.secret, date_policy=trial.date_policy,
                           pseudonym=case_code, options=DeidOptions(
                               clean_descriptors=options.clean_descriptors, clean_graphics=options.clean_graphics,
-                              pixels_cleared=not review))
+                              pixels_cleared=not review),
+                          keep_patient_characteristics=options.keep_patient_characteristics)
         stored = to_bytes(deid.dataset)
         summary = instance_summary(deid.dataset)
     except DicomRefused as exc:
@@ -284,7 +285,8 @@ def _save_rows(actor, trial: Trial, center: Center, p: _Prepared, sha: str, name
         sop_instance_uid=s.sop_instance_uid, modality=s.modality, view_position=s.view_position,
         rows=s.rows, columns=s.columns, bits_allocated=s.bits_allocated,
         bits_stored=s.bits_stored, photometric_interpretation=s.photometric_interpretation,
-        pixel_spacing=s.pixel_spacing, display=p.rendition.display,
+        pixel_spacing=s.pixel_spacing, pixel_spacing_source=s.pixel_spacing_source, laterality=s.laterality,
+        patient_age=s.patient_age, patient_sex=s.patient_sex, display=p.rendition.display,
         burned_in_annotation=bool(p.deid.burned_in_annotation), flags=p.flags,
     )
     audit.record(actor=actor, trial=trial, action="import", obj=image, after=audit.snapshot(image))
@@ -440,7 +442,8 @@ class ReferenceImport:
 
 @transaction.atomic
 def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
-    """CSV columns: case, one column per trial finding (0/1 or empty), optional report. All rows or none."""
+    """CSV columns: case, one column per trial finding (0/1 or empty), optional report and indication (the
+    clinical indication readers see, at most 300 characters). All rows or none."""
     ensure_coordinator(actor, trial)
     ensure_writable(trial)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -448,7 +451,7 @@ def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
     if "case" not in cols:
         return ReferenceImport(0, [{"row": 1, "message": "The CSV needs a 'case' column."}])
     codes = trial.finding_codes
-    unknown = cols - set(codes) - {"case", "report"}
+    unknown = cols - set(codes) - {"case", "report", "indication"}
     errors: list[dict] = []
     if unknown:
         errors.append({"row": 1, "message": f"Unknown columns: {', '.join(sorted(unknown))}."})
@@ -469,16 +472,21 @@ def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
                 errors.append({"row": n, "message": f"{f} must be 0, 1 or empty, not {raw!r}."})
                 continue
             findings[f] = int(raw)
-        updates.append((case, findings, (row.get("report") or "").strip()))
+        indication = " ".join((row.get("indication") or "").split())
+        if len(indication) > 300:
+            errors.append({"row": n, "message": "indication must be at most 300 characters."})
+        updates.append((case, findings, (row.get("report") or "").strip(), indication))
     if errors:
         transaction.set_rollback(True)
         return ReferenceImport(0, errors)
-    for case, findings, report in updates:
+    for case, findings, report, indication in updates:
         before = audit.snapshot(case)
         case.reference_findings = findings
         if report:
             case.reference_report = report
-        case.save(update_fields=["reference_findings", "reference_report"])
+        if indication:
+            case.clinical_indication = indication
+        case.save(update_fields=["reference_findings", "reference_report", "clinical_indication"])
         audit.record(actor=actor, trial=trial, action="reference:import", obj=case, before=before,
                      after=audit.snapshot(case))
     return ReferenceImport(len(updates), [])

@@ -66,7 +66,8 @@ def read_page(request, trial_code: str, public_id: str):
     ai_boxes = {"boxes": assist["boxes"], "image_size": assist.get("boxes_image_size")} \
         if assist and assist["boxes"] else None
     ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows, "ai_boxes": ai_boxes,
-           "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"]}
+           "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"],
+           "clinical": selectors.clinical_context(read.case), "prefetch_url": selectors.next_display_url(read)}
     return render(request, "reading/read.html", ctx)
 
 

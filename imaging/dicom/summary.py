@@ -1,6 +1,7 @@
 """Header summary of an instance: the fields the Image model stores."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from pydicom.dataset import Dataset
@@ -21,6 +22,8 @@ class InstanceSummary:
     sop_instance_uid: str
     body_part_examined: str
     laterality: str
+    patient_age: str  # Patient's Age (AS, e.g. "064Y") of the de-identified data set: kept only by the
+    patient_sex: str  # Retain Patient Characteristics option; M | F | O | "" (the basic profile empties it)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -36,6 +39,12 @@ def _int(ds: Dataset, keyword: str) -> int:
         return int(ds.get(keyword, 0) or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _age(ds: Dataset) -> str:
+    """Patient's Age as DICOM writes it (nnnD/W/M/Y); anything else counts as absent."""
+    value = _text(ds, "PatientAge").upper()
+    return value if re.fullmatch(r"\d{3}[DWMY]", value) and value != "000Y" else ""
 
 
 def instance_summary(ds: Dataset) -> InstanceSummary:
@@ -64,4 +73,6 @@ def instance_summary(ds: Dataset) -> InstanceSummary:
         sop_instance_uid=_text(ds, "SOPInstanceUID"),
         body_part_examined=_text(ds, "BodyPartExamined").upper(),
         laterality=(_text(ds, "ImageLaterality") or _text(ds, "Laterality")).upper(),
+        patient_age=_age(ds),
+        patient_sex=_text(ds, "PatientSex").upper() if _text(ds, "PatientSex").upper() in ("M", "F", "O") else "",
     )
