@@ -827,6 +827,10 @@ function describe(s) {
   const range = s.window && s.window.space === "full" ? " (full range)" : s.window ? " (8-bit)" : "";
   const extra = [orientText(s.orient), s.invert ? "inverted" : "", s.windowMode ? "W/L mode" : "",
     s.measureMode ? "measure mode" : "", s.loupe ? "magnifier" : ""].filter(Boolean);
+  if (s.measurements.length) {
+    const l = s.measurements[s.measurements.length - 1];
+    extra.push(`last line ${l.value.toFixed(l.unit === "mm" ? 1 : 0)} ${l.unit}`);
+  }
   return [`${Math.round(s.scale * 100)}%`, windowText(s) + range, ...extra].join(" · ");
 }
 
@@ -838,6 +842,14 @@ function spacingText(sp) {
     return `${mm} mm/px at the detector (Imager Pixel Spacing), not corrected for magnification`;
   }
   return `${mm} mm/px, source not recorded (imported before it was)`;
+}
+
+function shortSpacingText(sp) {
+  if (!sp) return "no pixel spacing";
+  const mm = ((sp.row + sp.col) / 2).toFixed(3);
+  if (sp.calibrated) return `${mm} mm/px, calibrated`;
+  return sp.source === "ImagerPixelSpacing" ? `${mm} mm/px, detector spacing (not calibrated)`
+    : `${mm} mm/px, source not recorded`;
 }
 
 /* The on-image overlay (#viewer-overlay, aria-hidden: the status line says the same). */
@@ -852,9 +864,9 @@ function updateOverlay(viewer, s) {
     .filter(Boolean).join(" · "));
   set(".ov-window", windowText(s) + (s.invert ? " · inverted" : ""));
   set(".ov-orient", orientText(s.orient));
-  set(".ov-spacing", spacingText(viewer.spacing()));
+  set(".ov-spacing", shortSpacingText(viewer.spacing()));
   const last = s.measurements.length ? s.measurements[s.measurements.length - 1] : null;
-  set(".ov-measure", last ? `Last line ${last.value.toFixed(last.unit === "mm" ? 1 : 0)} ${last.unit}` : "");
+  set(".ov-measure", last ? `Last line ${last.value.toFixed(last.unit === "mm" ? 1 : 0)} ${last.unit} ·` : "");
 }
 
 function loadingText(s) {
