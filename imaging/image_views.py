@@ -154,7 +154,7 @@ class ImageMetaView(PageJSONView, APIView):
             "photometric_interpretation": image.photometric_interpretation,
             "view_position": image.view_position,
             "pixel_spacing": image.pixel_spacing,
-            "pixel_spacing_source": image.pixel_spacing_source,
+            "pixel_spacing_kind": image.pixel_spacing_kind,
             "rows": image.rows,
             "columns": image.columns,
             "laterality": image.laterality,

@@ -30,9 +30,9 @@ class Image(models.Model):
     bits_stored = models.PositiveSmallIntegerField()
     photometric_interpretation = models.CharField(max_length=16)
     pixel_spacing = models.JSONField(null=True, blank=True, help_text="[row, column] mm")
-    pixel_spacing_source = models.CharField(
-        max_length=20, blank=True,
-        help_text="PixelSpacing (calibrated to the patient) or ImagerPixelSpacing (at the detector)")
+    pixel_spacing_kind = models.CharField(
+        max_length=12, blank=True,
+        help_text="calibrated | detector | unstated: what pixel_spacing means (imaging.dicom.summary.spacing_kind)")
     laterality = models.CharField(max_length=4, blank=True, help_text="Image Laterality, else Laterality")
     patient_age = models.CharField(max_length=4, blank=True,
                                    help_text="Patient's Age after de-identification (kept only by the trial's option)")

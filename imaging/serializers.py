@@ -64,8 +64,8 @@ class ImageMetaSerializer(serializers.Serializer):
     photometric_interpretation = serializers.CharField(allow_blank=True)
     view_position = serializers.CharField(allow_blank=True)
     pixel_spacing = serializers.JSONField(allow_null=True, help_text="[row, column] mm of the stored rows x columns")
-    pixel_spacing_source = serializers.CharField(
-        allow_blank=True, help_text="PixelSpacing (calibrated) | ImagerPixelSpacing (at the detector) | empty")
+    pixel_spacing_kind = serializers.CharField(
+        allow_blank=True, help_text="calibrated | detector (not corrected for magnification) | unstated | empty")
     rows = serializers.IntegerField(help_text="The stored image's rows (the renditions may be smaller)")
     columns = serializers.IntegerField()
     laterality = serializers.CharField(allow_blank=True)

@@ -285,7 +285,7 @@ def _save_rows(actor, trial: Trial, center: Center, p: _Prepared, sha: str, name
         sop_instance_uid=s.sop_instance_uid, modality=s.modality, view_position=s.view_position,
         rows=s.rows, columns=s.columns, bits_allocated=s.bits_allocated,
         bits_stored=s.bits_stored, photometric_interpretation=s.photometric_interpretation,
-        pixel_spacing=s.pixel_spacing, pixel_spacing_source=s.pixel_spacing_source, laterality=s.laterality,
+        pixel_spacing=s.pixel_spacing, pixel_spacing_kind=s.pixel_spacing_kind, laterality=s.laterality,
         patient_age=s.patient_age, patient_sex=s.patient_sex, display=p.rendition.display,
         burned_in_annotation=bool(p.deid.burned_in_annotation), flags=p.flags,
     )

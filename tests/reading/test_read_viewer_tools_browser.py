@@ -31,7 +31,7 @@ def _setup(code: str) -> tuple[dict, object]:
     cases = add_cases(t, 2)
     with_images_and_drafts(t, cases, size=512)
     Image.objects.filter(case__trial=t["trial"]).update(
-        rows=STORED, columns=STORED, pixel_spacing=[SPACING, SPACING], pixel_spacing_source="ImagerPixelSpacing",
+        rows=STORED, columns=STORED, pixel_spacing=[SPACING, SPACING], pixel_spacing_kind="detector",
         laterality="L", patient_age="064Y", patient_sex="F")
     for c in cases:
         c.clinical_indication = "Cough and fever for 5 days"

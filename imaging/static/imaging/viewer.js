@@ -21,7 +21,7 @@
  * - o rotate 90 degrees clockwise, h flip horizontally, v flip vertically (setOrientation()).
  * - m magnifier: a loupe of MAGNIFY x the current zoom that follows the pointer (at the centre for the keyboard).
  * - d measure: a left drag draws a line, labelled in mm from the pixel spacing scaled to the rendition's size
- *   (PixelSpacing: calibrated; ImagerPixelSpacing: at the detector, not corrected for magnification), in pixels
+ *   (meta.pixel_spacing_kind: "calibrated", "detector" (not corrected for magnification) or "unstated"), in pixels
  *   when the file has none; Escape clears the lines.
  * - f full screen (of the whole viewer, toolbar included).
  * Keyboard shortcuts are ignored while typing in a form field.
@@ -497,9 +497,8 @@ export class CXRViewer {
     if (!Array.isArray(ps) || ps.length !== 2 || !(ps[0] > 0) || !(ps[1] > 0)) return null;
     const cols = m.columns || this.width;
     const rows = m.rows || this.height;
-    const source = m.pixel_spacing_source || "";
-    return {row: ps[0] * rows / this.height, col: ps[1] * cols / this.width, source,
-      calibrated: source === "PixelSpacing"};
+    const kind = m.pixel_spacing_kind || "";
+    return {row: ps[0] * rows / this.height, col: ps[1] * cols / this.width, kind, calibrated: kind === "calibrated"};
   }
 
   /** A line's length: {value, unit} in mm when the spacing is known, else in rendition pixels. */
@@ -837,19 +836,18 @@ function describe(s) {
 function spacingText(sp) {
   if (!sp) return "No pixel spacing: lengths in pixels";
   const mm = ((sp.row + sp.col) / 2).toFixed(3);
-  if (sp.calibrated) return `${mm} mm/px, calibrated (Pixel Spacing)`;
-  if (sp.source === "ImagerPixelSpacing") {
-    return `${mm} mm/px at the detector (Imager Pixel Spacing), not corrected for magnification`;
-  }
-  return `${mm} mm/px, source not recorded (imported before it was)`;
+  if (sp.calibrated) return `${mm} mm/px, calibrated to the patient (Pixel Spacing)`;
+  if (sp.kind === "detector") return `${mm} mm/px at the detector (Imager Pixel Spacing), not corrected for magnification`;
+  if (sp.kind === "unstated") return `${mm} mm/px (Pixel Spacing; the file does not say whether it is calibrated)`;
+  return `${mm} mm/px (what the spacing means was not recorded at import)`;
 }
 
 function shortSpacingText(sp) {
   if (!sp) return "no pixel spacing";
   const mm = ((sp.row + sp.col) / 2).toFixed(3);
   if (sp.calibrated) return `${mm} mm/px, calibrated`;
-  return sp.source === "ImagerPixelSpacing" ? `${mm} mm/px, detector spacing (not calibrated)`
-    : `${mm} mm/px, source not recorded`;
+  if (sp.kind === "detector") return `${mm} mm/px, detector spacing (not calibrated)`;
+  return `${mm} mm/px, calibration not stated`;
 }
 
 /* The on-image overlay (#viewer-overlay, aria-hidden: the status line says the same). */
