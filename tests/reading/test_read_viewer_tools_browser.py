@@ -270,6 +270,21 @@ def test_magnifier_measurement_rotate_flip_and_full_screen(live_server, page):
     page.keyboard.press("r")
     assert _state(page)["orient"] == {"rotate": 0, "flipH": False, "flipV": False}
 
+    # Measuring from the keyboard (still in measure mode): arrows move a crosshair from the centre, Enter at each end
+    assert _state(page)["measureMode"] is True and _state(page)["measurements"] == []
+    page.locator("#viewer").focus()  # Enter on a button presses the button, not the measurement
+    page.keyboard.press("Enter")
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")  # 4 device pixels a step
+    page.keyboard.press("Enter")
+    s3 = _state(page)
+    dpr = page.evaluate("window.devicePixelRatio")
+    assert len(s3["measurements"]) == 1 and s3["measurements"][0]["unit"] == "mm"
+    assert s3["measurements"][0]["value"] == pytest.approx(40 * dpr / s3["scale"] * 0.4)
+    _wait_text(page, "#viewer-status", f"last line {s3['measurements'][0]['value']:.1f} mm")
+    page.keyboard.press("Escape")
+    assert _state(page)["measurements"] == []
+
     # Full screen: the whole viewer (toolbar included), by the button; Escape (or f) leaves
     page.locator("[data-viewer=fullscreen]").click()
     page.wait_for_function("document.fullscreenElement && document.fullscreenElement.id === 'viewer-root'")

@@ -22,7 +22,8 @@
  * - m magnifier: a loupe of MAGNIFY x the current zoom that follows the pointer (at the centre for the keyboard).
  * - d measure: a left drag draws a line, labelled in mm from the pixel spacing scaled to the rendition's size
  *   (meta.pixel_spacing_kind: "calibrated", "detector" (not corrected for magnification) or "unstated"), in pixels
- *   when the file has none; Escape clears the lines.
+ *   when the file has none; Escape clears the lines. From the keyboard, in measure mode: arrows move a crosshair,
+ *   Enter starts a line and Enter again ends it (the focus on the image).
  * - f full screen (of the whole viewer, toolbar included).
  * Keyboard shortcuts are ignored while typing in a form field.
  * - AI boxes (the read page's AI arm): setBoxes(layer, boxes) places one focusable outline per box in `layer` (an
@@ -109,6 +110,8 @@ export class CXRViewer {
     this.measureMode = false;
     this.measurements = [];     // [{x0, y0, x1, y1}] in rendition pixels
     this.loupe = null;          // {canvas, ctx, x, y} while the magnifier is on (x, y: canvas pixels)
+    this.cursor = null;         // the keyboard's crosshair in measure mode, canvas pixels
+    this._pending = null;       // a line started with Enter, waiting for its end
     this.loading = false;
     this._drag = null;
     this.imageId = null;        // the shown image's public id (mountViewer sets it), to pick its boxes
@@ -160,6 +163,8 @@ export class CXRViewer {
     this.invert = false;
     this.orient = {rotate: 0, flipH: false, flipV: false};
     this.measurements = [];
+    this._pending = null;
+    this.cursor = null;
     this._resize();
     this.fit();
     this._emit("load");
@@ -451,6 +456,8 @@ export class CXRViewer {
     this.invert = false;
     this.orient = {rotate: 0, flipH: false, flipV: false};
     this.measurements = [];
+    this._pending = null;
+    this.cursor = null;
     if (this.base8) this._applyBase();
     this.fit();
     this._emit("reset");
@@ -484,6 +491,7 @@ export class CXRViewer {
     ctx.drawImage(this.source, 0, 0);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     this._drawMeasurements(m);
+    this._drawCursor();
     this._placeBoxes();
     this._drawLoupe();
   }
@@ -538,15 +546,80 @@ export class CXRViewer {
     ctx.restore();
   }
 
+  /* Measuring from the keyboard: arrows move a crosshair (from the centre), Enter starts a line there and
+   * Enter again ends it; Escape drops a started line, else clears the lines. */
+  _moveCursor(key) {
+    const dpr = global.devicePixelRatio || 1;
+    const step = 4 * dpr;
+    if (!this.cursor) this.cursor = {x: this.canvas.width / 2, y: this.canvas.height / 2};
+    const d = {ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step]}[key];
+    this.cursor.x = Math.min(this.canvas.width, Math.max(0, this.cursor.x + d[0]));
+    this.cursor.y = Math.min(this.canvas.height, Math.max(0, this.cursor.y + d[1]));
+    if (this.loupe) { this.loupe.x = this.cursor.x; this.loupe.y = this.cursor.y; }
+    if (this._pending) {
+      const p = this.toImage(this.cursor.x, this.cursor.y);
+      this._pending.x1 = p.x;
+      this._pending.y1 = p.y;
+    }
+    this.draw();
+  }
+
+  _enterPoint() {
+    if (!this.cursor) this.cursor = {x: this.canvas.width / 2, y: this.canvas.height / 2};
+    const p = this.toImage(this.cursor.x, this.cursor.y);
+    if (!this._pending) {
+      this._pending = {x0: p.x, y0: p.y, x1: p.x, y1: p.y};
+      this.measurements.push(this._pending);
+      this.draw();
+      this._emit("measure-start");
+      return;
+    }
+    const line = this._pending;
+    this._pending = null;
+    line.x1 = p.x;
+    line.y1 = p.y;
+    if (Math.hypot(line.x1 - line.x0, line.y1 - line.y0) < 1) this.measurements.pop();
+    this.draw();
+    this._emit("measure");
+  }
+
+  _escape() {
+    if (this._pending) {
+      this.measurements.pop();
+      this._pending = null;
+      this.draw();
+      this._emit("measure");
+    } else if (this.measurements.length) {
+      this.clearMeasurements();
+    }
+  }
+
+  _drawCursor() {
+    if (!this.measureMode || !this.cursor) return;
+    const ctx = this.ctx;
+    const r = 10 * (global.devicePixelRatio || 1);
+    const {x, y} = this.cursor;
+    ctx.save();
+    ctx.strokeStyle = "#00e5ff";
+    ctx.lineWidth = 1.5 * (global.devicePixelRatio || 1);
+    ctx.beginPath();
+    ctx.moveTo(x - r, y); ctx.lineTo(x + r, y); ctx.moveTo(x, y - r); ctx.lineTo(x, y + r);
+    ctx.stroke();
+    ctx.restore();
+  }
+
   toggleMeasure(on) {
     this.measureMode = on === undefined ? !this.measureMode : !!on;
     if (this.measureMode && this.windowMode) this.toggleWindowMode(false);
+    if (!this.measureMode && this._pending) this._escape();
+    this.draw();
     this.container.classList.toggle("measure-mode", this.measureMode);
     this._emit("mode");
   }
 
   clearMeasurements() {
     this.measurements = [];
+    this._pending = null;
     this.draw();
     this._emit("measure");
   }
@@ -756,6 +829,7 @@ export class CXRViewer {
   }
 
   _arrow(key, shift) {
+    if (this.measureMode && !shift) { this._moveCursor(key); return; }
     const wl = shift || this.windowMode;
     const step = 40 * (global.devicePixelRatio || 1);
     const moves = wl
@@ -763,6 +837,12 @@ export class CXRViewer {
       : {ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step]};
     const mv = moves[key];
     if (wl) this.stepWindow(mv[0], mv[1]); else this.pan(mv[0], mv[1]);
+  }
+
+  /** Enter measures only when the focus is on the image (or nowhere), never on a button or link. */
+  _keyTarget(e) {
+    const t = e.target;
+    return t === this.container || t === document.body || t === document.documentElement || t === this.canvas;
   }
 
   _onKey(e) {
@@ -778,7 +858,8 @@ export class CXRViewer {
       v: () => this.setOrientation({flipV: !this.orient.flipV}),
       f: () => this.toggleFullscreen(this.options.fullscreenTarget),
       b: this.boxLayer ? () => this.showBoxes(!this.boxesShown) : null,
-      Escape: this.measurements.length ? () => this.clearMeasurements() : null,
+      Escape: this.measurements.length ? () => this._escape() : null,
+      Enter: this.measureMode && this._keyTarget(e) ? () => this._enterPoint() : null,
     };
     const fn = actions[e.key.length === 1 ? e.key.toLowerCase() : e.key];
     if (!fn) return;
