@@ -5,11 +5,13 @@ sent as gzip-encoded delta byte planes that decode to exactly the raw array; the
 from __future__ import annotations
 
 import gzip
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -160,3 +162,17 @@ def test_the_next_reads_image_is_prefetched_in_one_query(db):
     third.status = "done"
     third.save(update_fields=["status"])
     assert reading_selectors.next_display_url(first) is None
+
+
+def test_images_imported_before_get_their_spacing_kind_from_the_stored_file(t):
+    coord, trial, center = t["coordinator"], t["trial"], t["centers"][0]
+    kept = imports.import_file(coord, trial, center, "a.dcm", _with_patient(1))
+    gone = imports.import_file(coord, trial, center, "b.dcm", _with_patient(2))
+    assert kept.status == gone.status == "imported"
+    Image.objects.update(pixel_spacing_kind="", laterality="")  # as migration 0003 left older images
+    Image.objects.filter(public_id=gone.image_id).update(pixel_spacing_kind="", dicom_file="missing/file.dcm")
+    migration = importlib.import_module("imaging.migrations.0004_backfill_spacing_kind")
+    migration.backfill(django_apps, None)
+    image = Image.objects.get(public_id=kept.image_id)
+    assert (image.pixel_spacing_kind, image.laterality) == ("detector", "L")
+    assert Image.objects.get(public_id=gone.image_id).pixel_spacing_kind == ""  # no file: left as it was
