@@ -207,7 +207,11 @@ export class CXRViewer {
         return this.full;
       })
       .catch(() => {
-        if (meta === this.meta) { this.fullState = "failed"; this._emit("fullrange"); }
+        if (meta !== this.meta) return null;
+        this.fullState = "failed";
+        this._emit("fullrange");
+        // A preset waiting for the full range applies to the 8-bit rendition instead
+        if (this.wl === null && this.preset && this.preset !== "voi") this.setPreset(this.preset);
         return null;
       });
     return this._fullPromise;
