@@ -29,7 +29,15 @@ class Image(models.Model):
     bits_allocated = models.PositiveSmallIntegerField()
     bits_stored = models.PositiveSmallIntegerField()
     photometric_interpretation = models.CharField(max_length=16)
-    pixel_spacing = models.JSONField(null=True, blank=True)
+    pixel_spacing = models.JSONField(null=True, blank=True, help_text="[row, column] mm")
+    pixel_spacing_kind = models.CharField(
+        max_length=12, blank=True,
+        help_text="calibrated | detector | unstated: what pixel_spacing means (imaging.dicom.summary.spacing_kind)")
+    laterality = models.CharField(max_length=4, blank=True, help_text="Image Laterality, else Laterality")
+    patient_age = models.CharField(max_length=4, blank=True,
+                                   help_text="Patient's Age after de-identification (kept only by the trial's option)")
+    patient_sex = models.CharField(max_length=1, blank=True,
+                                   help_text="Patient's Sex after de-identification (kept only by the trial's option)")
     display = models.JSONField(default=dict, help_text="What the viewer needs for window/level on the full range")
     burned_in_annotation = models.BooleanField(default=False, help_text="Flagged for coordinator review")
     flags = models.JSONField(default=list, blank=True,

@@ -63,7 +63,12 @@ class ImageMetaSerializer(serializers.Serializer):
     height = serializers.IntegerField(allow_null=True)
     photometric_interpretation = serializers.CharField(allow_blank=True)
     view_position = serializers.CharField(allow_blank=True)
-    pixel_spacing = serializers.JSONField(allow_null=True)
+    pixel_spacing = serializers.JSONField(allow_null=True, help_text="[row, column] mm of the stored rows x columns")
+    pixel_spacing_kind = serializers.CharField(
+        allow_blank=True, help_text="calibrated | detector (not corrected for magnification) | unstated | empty")
+    rows = serializers.IntegerField(help_text="The stored image's rows (the renditions may be smaller)")
+    columns = serializers.IntegerField()
+    laterality = serializers.CharField(allow_blank=True)
     display = serializers.JSONField(help_text="min, max, window_center, window_width, full_range, invert, ...")
     display_url = serializers.CharField()
     full_url = serializers.CharField(allow_null=True)

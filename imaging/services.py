@@ -199,7 +199,8 @@ def _import_one(actor, trial: Trial, center: Center, filename: str, data: bytes,
         deid = deidentify(inst.dataset, uid_root_secret=trial.secret, date_policy=trial.date_policy,
                           pseudonym=case_code, options=DeidOptions(
                               clean_descriptors=options.clean_descriptors, clean_graphics=options.clean_graphics,
-                              pixels_cleared=not review))
+                              pixels_cleared=not review),
+                          keep_patient_characteristics=options.keep_patient_characteristics)
         stored = to_bytes(deid.dataset)
         summary = instance_summary(deid.dataset)
     except DicomRefused as exc:
@@ -293,7 +294,8 @@ def _save_rows(actor, trial: Trial, center: Center, p: _Prepared, sha: str, name
         sop_instance_uid=s.sop_instance_uid, modality=s.modality, view_position=s.view_position,
         rows=s.rows, columns=s.columns, bits_allocated=s.bits_allocated,
         bits_stored=s.bits_stored, photometric_interpretation=s.photometric_interpretation,
-        pixel_spacing=s.pixel_spacing, display=p.rendition.display,
+        pixel_spacing=s.pixel_spacing, pixel_spacing_kind=s.pixel_spacing_kind, laterality=s.laterality,
+        patient_age=s.patient_age, patient_sex=s.patient_sex, display=p.rendition.display,
         burned_in_annotation=bool(p.deid.burned_in_annotation), flags=p.flags,
     )
     audit.record(actor=actor, trial=trial, action="import", obj=image, after=audit.snapshot(image))
@@ -466,9 +468,9 @@ def _library_flag(case: Case, raw: str, row: int, errors: list[dict]) -> bool | 
 
 @transaction.atomic
 def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
-    """CSV columns: case, one column per trial finding (0/1 or empty), optional report, optional library (1: the
-    case joins the trial's reference library of similar cases, issue 21 item 2; only a case not enrolled). All rows
-    or none."""
+    """CSV columns: case, one column per trial finding (0/1 or empty), optional report, optional indication (the
+    clinical indication readers see, at most 300 characters), optional library (1: the case joins the trial's
+    reference library of similar cases, issue 21 item 2; only a case not enrolled). All rows or none."""
     ensure_coordinator(actor, trial)
     ensure_writable(trial)
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -476,7 +478,7 @@ def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
     if "case" not in cols:
         return ReferenceImport(0, [{"row": 1, "message": "The CSV needs a 'case' column."}])
     codes = trial.finding_codes
-    unknown = cols - set(codes) - {"case", "report", "library"}
+    unknown = cols - set(codes) - {"case", "report", "indication", "library"}
     errors: list[dict] = []
     if unknown:
         errors.append({"row": 1, "message": f"Unknown columns: {', '.join(sorted(unknown))}."})
@@ -497,19 +499,24 @@ def import_reference_csv(actor, trial: Trial, text: str) -> ReferenceImport:
                 errors.append({"row": n, "message": f"{f} must be 0, 1 or empty, not {raw!r}."})
                 continue
             findings[f] = int(raw)
+        indication = " ".join((row.get("indication") or "").split())
+        if len(indication) > 300:
+            errors.append({"row": n, "message": "indication must be at most 300 characters."})
         library = _library_flag(case, (row.get("library") or "").strip(), n, errors)
-        updates.append((case, findings, (row.get("report") or "").strip(), library))
+        updates.append((case, findings, (row.get("report") or "").strip(), indication, library))
     if errors:
         transaction.set_rollback(True)
         return ReferenceImport(0, errors)
-    for case, findings, report, library in updates:
+    for case, findings, report, indication, library in updates:
         before = audit.snapshot(case)
         case.reference_findings = findings
         if report:
             case.reference_report = report
+        if indication:
+            case.clinical_indication = indication
         if library is not None:
             case.library = library
-        case.save(update_fields=["reference_findings", "reference_report", "library"])
+        case.save(update_fields=["reference_findings", "reference_report", "clinical_indication", "library"])
         audit.record(actor=actor, trial=trial, action="reference:import", obj=case, before=before,
                      after=audit.snapshot(case))
     return ReferenceImport(len(updates), [])

@@ -5,11 +5,12 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
+from imaging.models import Image
 from imaging.selectors import image_entries
 from inference.models import Draft
 from inference.ood import warning_text
@@ -244,6 +245,41 @@ def shown_draft(read: Read):
 
 def images_of(case: Case) -> list:
     return list(case.images.order_by("created_at", "pk"))
+
+
+def next_display_url(read: Read, now=None) -> str | None:
+    """The display image of the reader's next read after this one (the first open one in their order), for the
+    read page to prefetch; one query whatever the worklist's length. Only an image URL: the same for every arm
+    and already the reader's to see, so it tells nothing about the next read's arm."""
+    trial = read.case.trial
+    upcoming = available_reads(
+        Read.objects.filter(reader_id=read.reader_id, case__trial=trial,
+                            status__in=[Read.Status.TODO, Read.Status.IN_PROGRESS]).exclude(pk=read.pk),
+        trial, now).order_by("order_key", "pk")
+    public_id = (Image.objects.filter(case_id=Subquery(upcoming.values("case_id")[:1]))
+                 .order_by("created_at", "pk").values_list("public_id", flat=True).first())
+    return reverse("imaging:image-display", args=[public_id]) if public_id else None
+
+
+AGE_UNITS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
+SEX_WORDS = {"F": "Female", "M": "Male", "O": "Other"}
+
+
+def clinical_context(case: Case) -> dict:
+    """What the read page shows about the patient when the trial provides it: the case's clinical indication
+    (the reference CSV's column) and the age and sex its de-identified images kept (only under the trial's Retain
+    Patient Characteristics option). Never an identifier. Empty values are left out."""
+    image = (Image.objects.filter(case=case).exclude(patient_age="", patient_sex="")
+             .order_by("created_at", "pk").values("patient_age", "patient_sex").first()) or {}
+    age = image.get("patient_age") or ""
+    out = {}
+    if case.clinical_indication:
+        out["indication"] = case.clinical_indication
+    if age:
+        out["age"] = f"{int(age[:3])} {AGE_UNITS[age[3]]}"
+    if image.get("patient_sex"):
+        out["sex"] = SEX_WORDS[image["patient_sex"]]
+    return out
 
 
 # -- what the reader's page and API carry -------------------------------------------------------------------

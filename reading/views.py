@@ -69,7 +69,8 @@ def read_page(request, trial_code: str, public_id: str):
     ctx = {"trial": trial, "read": read, "page_data": page_data, "assist": assist, "rows": rows, "ai_boxes": ai_boxes,
            "box_rows": _box_rows(ai_boxes, payload["findings"]),
            "ai_calibration": calibration_note(assist, rows),
-           "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"]}
+           "notice": notice, "confidences": range(1, 6), "readonly": page_data["readonly"],
+           "clinical": selectors.clinical_context(read.case), "prefetch_url": selectors.next_display_url(read)}
     return render(request, "reading/read.html", ctx)
 
 

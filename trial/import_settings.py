@@ -30,6 +30,9 @@ class ImportSettings:
     #: PS3.15 options applied (recorded in DeidentificationMethodCodeSequence).
     clean_descriptors: bool = True
     clean_graphics: bool = True
+    #: The Retain Patient Characteristics option: the de-identified file keeps Patient's Age and Sex (and size,
+    #: weight...), which the read page then shows; off by default (the basic profile removes age, empties sex).
+    keep_patient_characteristics: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

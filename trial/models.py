@@ -212,6 +212,9 @@ class Case(models.Model):
     # Reference standard: {finding_code: 0/1} and a reference report, for AI evaluation.
     reference_findings = models.JSONField(default=dict, blank=True)
     reference_report = models.TextField(blank=True)
+    # Shown to readers when the trial provides it (the reference CSV's optional "indication" column): free text
+    # from the request, de-identified by whoever prepares the CSV; never an identifier.
+    clinical_indication = models.CharField(max_length=300, blank=True)
     study_uid_hash = models.CharField(max_length=64, blank=True, db_index=True)
     # Set at import (e.g. burned-in annotation): the case cannot be enrolled until a coordinator has looked at
     # its images and confirmed or excluded it (imaging.services.review_case).

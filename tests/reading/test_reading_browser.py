@@ -72,11 +72,14 @@ def test_ai_reader_reads_edits_the_draft_and_submits(live_server, page):
     page.wait_for_function("(s) => window.cxrViewer.state().scale > 1.5 * s", arg=fit_scale)
     s1 = page.evaluate(SAMPLE)
     assert s1["hash"] != s0["hash"]
-    page.wait_for_function("window.cxrViewer.state().fullRange")
+    assert page.evaluate("window.cxrViewer.state().fullState") == "none"  # not fetched at load
     page.mouse.move(x, y)
     page.mouse.down(button="right")
     page.mouse.move(x - 150, y + 80, steps=6)
     page.mouse.up(button="right")
+    # The first window/level gesture fetches the full range and carries the window over onto it
+    page.wait_for_function("window.cxrViewer.state().fullRange && window.cxrViewer.state().window.space === 'full'")
+    page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
     s2 = page.evaluate(SAMPLE)
     state = page.evaluate("window.cxrViewer.state()")
     assert state["window"]["space"] == "full" and s2["hash"] != s1["hash"] and s2["mean"] != s1["mean"]

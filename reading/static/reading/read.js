@@ -289,8 +289,28 @@ function submit() {
 }
 
 form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+
+/* ---- "Normal study": every finding absent (Alt+N or the button); asks first when any is marked present. ---- */
+const normalBtn = document.getElementById("normal-study");
+function markNormal() {
+  if (readonly || !normalBtn) return;
+  const present = data.findings.filter((f) => form.querySelector(`input[name="present_${f.code}"][value="present"]`).checked);
+  if (present.length) {
+    const names = present.map((f) => f.label).join(", ");
+    if (!window.confirm(`Mark every finding absent? This changes ${names} from present to absent.`)) return;
+  }
+  for (const f of data.findings) {
+    const radio = form.querySelector(`input[name="present_${f.code}"][value="absent"]`);
+    if (!radio.checked) { radio.checked = true; radio.dispatchEvent(new Event("change", {bubbles: true})); }
+  }
+  const empty = data.findings.map((f) => form.querySelector(`select[name="confidence_${f.code}"]`)).find((s) => !s.value);
+  setMessage(`All ${data.findings.length} findings marked absent${empty ? ": give your confidence for each" : ""}.`, true);
+  (empty || submitBtn).focus();
+}
+if (normalBtn) normalBtn.addEventListener("click", markNormal);
 document.addEventListener("keydown", (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); submit(); return; }
+  if (e.altKey && !e.ctrlKey && !e.metaKey && e.code === "KeyN") { e.preventDefault(); markNormal(); return; }
   if (e.key === "n" && readonly && isPlainKey(e)) {
     window.location.href = document.getElementById("next-link").href;
   }
