@@ -51,9 +51,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trial = services.create_trial(
             request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
             findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
-            **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
-                                 "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                                 "import_settings", "ood_action", "ood_threshold") if k in d},
+            **{k: d[k] for k in services.TRIAL_SETTINGS if k != "title" and k in d},
         )
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 

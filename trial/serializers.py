@@ -17,9 +17,12 @@ class TrialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Trial
+        # Every trial setting (trial.services.TRIAL_SETTINGS) beside the code, design and status.
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
-                  "experts_off_own_center", "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                  "import_settings", "ood_action", "ood_threshold", "created_at", "locked_at"]
+                  "experts_off_own_center", "washout_days", "overdue_after_days", "allowed_modalities", "date_policy",
+                  "keep_identity_key", "import_settings", "allow_retrieval_baseline", "ask_blinding_guess",
+                  "ood_action", "ood_threshold", "prefill_draft_findings", "require_signatures", "created_at",
+                  "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
 
 

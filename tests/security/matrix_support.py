@@ -46,6 +46,8 @@ _PLAIN_KWARGS = {
     "trial_code": lambda world: world["trial"].code,
     "format": lambda world: "json",
     "member_id": lambda world: world["un_reader"].pk,
+    "center_id": lambda world: world["trial"].centers.order_by("pk").first().pk,
+    "arm_id": lambda world: world["trial"].arms.order_by("pk").first().pk,
     "case_id": lambda world: world["cases"][1].pk,
     "draft_id": lambda world: world["draft"].pk,
     "entry_id": lambda world: world["audit_entry"].pk,
