@@ -95,6 +95,7 @@ def trial_detail(request, trial_code: str):
         "in_setup": trial.status == Trial.Status.SETUP,
         "sealed": allocation_sealed(trial),
         "experience_choices": Membership.Experience.choices,
+        "remind_statuses": ("enrolling", "reading", "rating"),
     }
     return render(request, "trial/trial_detail.html", ctx)
 

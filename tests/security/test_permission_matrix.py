@@ -78,6 +78,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:arm_remove": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:member_edit": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:member_remove": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "enrolment:reminders": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:arm_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:member_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:case_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
