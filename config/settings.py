@@ -214,6 +214,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=300.0)
+# Without a broker (tasks run in-process) an analysis run goes to a thread of its own, so that the page asking for
+# it answers at once and polls the run's progress (analysis/services.py).
+ANALYSIS_EAGER_IN_THREAD = env.bool("ANALYSIS_EAGER_IN_THREAD", default=True)
 # `celery -A config beat`: drafts RUNNING past their time limit go back to the queue (inference/serving.py)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-drafts": {"task": "inference.tasks.sweep_stale_drafts", "schedule": 300.0},

@@ -39,6 +39,7 @@ class TrialForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        _fill_missing(self, data)
         _check_panel(self, data, None)
         return data
 
@@ -97,7 +98,15 @@ def setting_fields() -> dict[str, forms.Field]:
             low = 0 if name == "washout_days" else 1
             field.validators += [MinValueValidator(low), MaxValueValidator(365 if "days" in name else 50)]
             field.widget.attrs.update(min=low, max=365 if "days" in name else 50)
+        if not isinstance(field, forms.BooleanField):
+            field.required = False  # left empty: the default (new trial) or the current value (editor)
     return {name: fields[name] for name in SETTING_FIELDS}
+
+
+def _fill_missing(form: forms.Form, data: dict) -> None:
+    for name in SETTING_FIELDS:
+        if data.get(name) in (None, "") and name in form.fields and name != "allowed_modalities":
+            data[name] = form.initial.get(name, form.fields[name].initial)
 
 
 def _check_panel(form: forms.Form, data: dict, experts: int | None) -> None:
@@ -127,6 +136,7 @@ class SettingsForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        _fill_missing(self, data)
         _check_panel(self, data, self.experts)
         return data
 
