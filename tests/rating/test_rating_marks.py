@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from reading.models import Read
 from rating import selectors
+from reading.models import Read
 from tests.browser import LAPTOP, assert_accessible, assert_in_view, login, screenshot
 from tests.factories.imaging import add_drawn_image
 from tests.factories.rating import rating_trial, submit_read, tasks_of
