@@ -30,6 +30,7 @@ from .serializers import (
     StatusSerializer,
     TrialProgressSerializer,
     TrialSerializer,
+    TrialSettingsSerializer,
 )
 from .signatures import SignatureInput
 
@@ -90,6 +91,19 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         d = valid(StatusSerializer, request.data)
         signature = SignatureInput(d["password"], d["meaning"]) if d["password"] else None
         trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"], signature=signature)
+        return Response(TrialSerializer(trial).data)
+
+    @extend_schema(request=TrialSettingsSerializer, responses=TrialSerializer)
+    @action(detail=True, methods=["post"], url_path="settings", url_name="settings")
+    def change_settings(self, request, trial_code=None, **kwargs):
+        """Change trial settings (issue 17): only the fields sent; audited with the reason (required once the
+        trial has left setup; findings only during setup; the panel never above the trial's experts)."""
+        trial = self._coordinated(trial_code)
+        d = dict(valid(TrialSettingsSerializer, request.data))
+        reason = d.pop("reason", "")
+        if "findings" in d:
+            d["findings"] = [dict(f) for f in d["findings"]]
+        trial = services.update_trial_settings(request.user, trial, reason=reason, **d)
         return Response(TrialSerializer(trial).data)
 
     @extend_schema(responses=TrialProgressSerializer)

@@ -26,6 +26,23 @@ class TrialSerializer(serializers.ModelSerializer):
         read_only_fields = ["status", "created_at", "locked_at"]
 
 
+class TrialSettingsSerializer(serializers.ModelSerializer):
+    """A change of trial settings (any of them; findings only during setup). Once enrolment has started the change
+    needs a reason; it is audited with it."""
+
+    findings = FindingSerializer(many=True, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500,
+                                   help_text="Why (required once the trial has left setup); kept in the audit log")
+
+    class Meta:
+        model = Trial
+        fields = ["title", "findings", "expert_panel_size", "preference_majority", "experts_off_own_center",
+                  "washout_days", "overdue_after_days", "allowed_modalities", "date_policy", "keep_identity_key",
+                  "import_settings", "allow_retrieval_baseline", "ask_blinding_guess", "ood_action", "ood_threshold",
+                  "prefill_draft_findings", "require_signatures", "reason"]
+        extra_kwargs = {"title": {"required": False}}
+
+
 class CenterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Center

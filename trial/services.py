@@ -178,6 +178,10 @@ def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> T
     for k, v in changes.items():
         setattr(trial, k, v)
     _validate_settings(trial)
+    experts = trial.memberships.filter(role=Role.EXPERT).count()
+    if "expert_panel_size" in changes and experts and trial.expert_panel_size > experts:
+        raise InvalidInput(f"The expert panel ({trial.expert_panel_size}) cannot be larger than the trial's "
+                           f"{experts} expert(s); add experts first.")
     with audit.history_context(actor=actor, reason=reason):
         trial.save()
     audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial),

@@ -131,6 +131,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial-allocation-list": {"GET": api_only(coordinator=200, statistician=200, outsider=404),
                               "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
     "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
+    # Settings change (issue 17): the fixture trial is past setup, so an empty body lacks the reason (400).
+    "trial-settings": {"GET": api_refuses_method(), "POST": api_only(coordinator=400, outsider=404)},
     "trial-status": {"GET": api_only(coordinator=200, outsider=404), "POST": api_only(coordinator=400, outsider=404)},
     # --- API: trial-scoped resources, coordinators only
     "center-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},

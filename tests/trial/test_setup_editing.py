@@ -240,3 +240,22 @@ def test_coordinator_edits_setup_in_the_browser(live_server, page, size):
     assert_accessible(page, "settings editor")
     assert page.evaluate("document.documentElement.scrollWidth") <= size["width"]
     screenshot(page, f"coordinator-settings-{size['width']}x{size['height']}")
+
+
+def test_api_changes_settings_with_a_reason_and_keeps_the_panel_within_the_experts():
+    s = _setup_trial("APICHG", experts=2)
+    api = APIClient()
+    api.force_authenticate(s["coordinator"])
+    url = reverse("trial-settings", args=[s["trial"].code])
+    r = api.post(url, {"expert_panel_size": 3}, format="json")
+    assert r.status_code == 400 and "2 expert(s)" in r.json()["detail"]
+    r = api.post(url, {"prefill_draft_findings": False, "require_signatures": True, "reason": "SOP"}, format="json")
+    assert r.status_code == 200, r.content
+    assert (r.json()["prefill_draft_findings"], r.json()["require_signatures"]) == (False, True)
+    assert _last_entry(s["trial"], "update").reason == "SOP"
+    Trial.objects.filter(pk=s["trial"].pk).update(status="enrolling")
+    r = api.post(url, {"overdue_after_days": 7}, format="json")
+    assert r.status_code == 400 and "reason" in r.json()["detail"]
+    other = UserFactory(username="apichg-other")
+    api.force_authenticate(other)
+    assert api.post(url, {"overdue_after_days": 7, "reason": "x"}, format="json").status_code == 404
