@@ -43,6 +43,30 @@ class TrialSettingsSerializer(serializers.ModelSerializer):
         extra_kwargs = {"title": {"required": False}}
 
 
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why (kept in the audit log)")
+
+
+class RemovedSerializer(serializers.Serializer):
+    removed = serializers.BooleanField()
+
+
+class CenterEditSerializer(ReasonSerializer):
+    name = serializers.CharField(max_length=200)
+    code = serializers.SlugField(max_length=40, required=False,
+                                 help_text="Changes only while no case or person refers to the center")
+
+
+class ArmEditSerializer(ReasonSerializer):
+    name = serializers.CharField(max_length=200)
+    ratio = serializers.IntegerField(min_value=1, max_value=10)
+
+
+class MemberEditSerializer(ReasonSerializer):
+    center = serializers.CharField(allow_blank=True, allow_null=True, help_text="Center code; empty for none")
+    experience = serializers.ChoiceField(choices=Membership.Experience.choices, required=False, allow_blank=True)
+
+
 class CenterSerializer(serializers.ModelSerializer):
     class Meta:
         model = Center

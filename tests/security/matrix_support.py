@@ -65,6 +65,10 @@ _PLAIN_KWARGS = {
 def _pk_for(route: Route, name: str, world: dict):
     if name.startswith("member-"):
         return world["un_reader"].pk
+    if name.startswith("center-"):
+        return world["trial"].centers.order_by("pk").first().pk
+    if name.startswith("arm-"):
+        return world["trial"].arms.order_by("pk").first().pk
     if name.startswith("case-"):
         return world["cases"][1].pk
     if name.startswith("analysis-run-"):

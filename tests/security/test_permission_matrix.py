@@ -139,6 +139,9 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "arm-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "member-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "member-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},  # already enrolled
+    # Editing setup (issue 17): an empty body lacks the reason (400) before the service's setup check.
+    **{f"{kind}-{verb}": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)}
+       for kind in ("center", "arm", "member") for verb in ("edit", "remove")},
     "case-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "case-detail": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
     "case-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},

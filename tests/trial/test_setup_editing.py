@@ -259,3 +259,31 @@ def test_api_changes_settings_with_a_reason_and_keeps_the_panel_within_the_exper
     other = UserFactory(username="apichg-other")
     api.force_authenticate(other)
     assert api.post(url, {"overdue_after_days": 7, "reason": "x"}, format="json").status_code == 404
+
+
+def test_api_edits_and_removes_centers_arms_and_people_in_setup_only():
+    s = _setup_trial("APIEDIT")
+    code, coord = s["trial"].code, s["coordinator"]
+    api = APIClient()
+    api.force_authenticate(coord)
+    c2, un, ai = s["centers"][1], *s["arms"]
+    r = api.post(reverse("center-edit", args=[code, c2.pk]), {"name": "Site two", "reason": "renamed"},
+                 format="json")
+    assert r.status_code == 200 and r.json()["name"] == "Site two"
+    r = api.post(reverse("arm-edit", args=[code, un.pk]), {"name": "Usual", "ratio": 2}, format="json")
+    assert r.status_code == 400  # no reason
+    r = api.post(reverse("arm-edit", args=[code, un.pk]), {"name": "Usual", "ratio": 2, "reason": "v2"},
+                 format="json")
+    assert r.status_code == 200 and r.json()["ratio"] == 2
+    r = api.post(reverse("member-edit", args=[code, s["reader"].pk]),
+                 {"center": "c2", "experience": "senior", "reason": "moved"}, format="json")
+    assert r.status_code == 200 and (r.json()["center"], r.json()["experience"]) == ("c2", "senior")
+    assert api.post(reverse("arm-remove", args=[code, ai.pk]), {"reason": "dropped"},
+                    format="json").json() == {"removed": True}
+    assert api.post(reverse("member-remove", args=[code, s["experts"][1].pk]), {"reason": "left"},
+                    format="json").status_code == 200
+    r = api.post(reverse("center-remove", args=[code, c2.pk]), {"reason": "closing"}, format="json")
+    assert r.status_code == 409  # the reader moved there
+    Trial.objects.filter(pk=s["trial"].pk).update(status="enrolling")
+    r = api.post(reverse("center-edit", args=[code, c2.pk]), {"name": "x", "reason": "r"}, format="json")
+    assert r.status_code == 409 and r.json()["code"] == "not_in_setup"
