@@ -7,7 +7,7 @@ export DJANGO_SETTINGS_MODULE := config.settings
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cxr_trial
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test install install-all chromium rlang lint reliability benchmarks clean validation-report
+.PHONY: demo demo-reset test install install-all chromium rlang lint reliability benchmarks clean validation-report
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ rlang:
 demo: install
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py seed_demo --port $(PORT)
+	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
+	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
+
+# Start the demo over: a fresh SQLite database and media, seeded again; the virtual environment stays.
+demo-reset: install
+	$(PY) manage.py seed_demo --reset --port $(PORT)
 	@echo "Serving on http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 

@@ -170,6 +170,12 @@ WITHHELD_BEFORE_LOCK = {
 }
 # iMRMC's input (doIMRMC): a header line, then reader,case,modality,score rows, the truth as reader "truth".
 IMRMC_FILE = "imrmc_{finding}.csv"
+# RJafroc's "MRMC" input (DfReadDataFile(f, format = "MRMC"), the Iowa OR-DBM MRMC layout): a header, then
+# Reader,Treatment,Case,Truth,Rating rows with integer case ids; RJafroc reads the first five columns only, so the
+# sixth names the case. RJafroc needs it fully crossed (every reader reads every case in every arm: the crossover
+# design); for readers nested in arms use the iMRMC files (README, "Export").
+RJAFROC_FILE = "rjafroc_{finding}.csv"
+RJAFROC_HEADER = ["Reader", "Treatment", "Case", "Truth", "Rating", "CaseCode"]
 # OWASP CSV injection: a text cell starting with one of these is read as a formula by spreadsheets.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -387,7 +393,7 @@ def build_export(trial: Trial) -> Export:
         "data_sha256": hashlib.sha256(json.dumps(table_hashes, sort_keys=True).encode()).hexdigest(),
     }
     # The iMRMC inputs carry the arm names, so they come with the named arms only (docs/design.md section 5).
-    files = imrmc_files(tables, codes) if trial.is_locked else {}
+    files = {**imrmc_files(tables, codes), **rjafroc_files(tables, codes)} if trial.is_locked else {}
     manifest["files"] = {name: {"sha256": hashlib.sha256(text.encode()).hexdigest()} for name, text in files.items()}
     return Export(tables, manifest, data_dictionary(tables, codes, withheld), files)
 
@@ -402,12 +408,20 @@ def imrmc_files(tables: dict[str, list[dict]], codes: list[str]) -> dict[str, st
     return out
 
 
-def imrmc_text(reads: list[dict], cases: list[dict], finding: str) -> str:
-    """iMRMC input for one finding: submitted reads of cases with a reference standard, scored as the analysis
-    scores them (analysis/stats/trial.py, reader accuracy): +confidence when marked present, -confidence when
-    absent, the 0/1 call without a confidence. Modality is the arm; truth rows 1 present, 0 absent. Empty when no
-    read qualifies."""
-    truth = {c["case_code"]: c[f"ref_{finding}"] for c in cases if c.get(f"ref_{finding}", "") != ""}
+def rjafroc_files(tables: dict[str, list[dict]], codes: list[str]) -> dict[str, str]:
+    """One RJafroc "MRMC" input per finding with a reference standard (file name -> text)."""
+    out = {}
+    for f in codes:
+        text = rjafroc_text(tables["reads"], tables["cases"], f)
+        if text:
+            out[RJAFROC_FILE.format(finding=f)] = text
+    return out
+
+
+def _scored_reads(reads: list[dict], truth: dict, finding: str) -> list[tuple[str, str, str, int]]:
+    """(reader, case code, arm, score) of the submitted reads of cases with a reference standard, scored as the
+    analysis scores them (analysis/stats/trial.py, reader accuracy): +confidence when marked present, -confidence
+    when absent, the 0/1 call without a confidence."""
     rows = []
     for r in reads:
         call, conf = r.get(f"finding_{finding}", ""), r.get(f"confidence_{finding}", "")
@@ -415,6 +429,33 @@ def imrmc_text(reads: list[dict], cases: list[dict], finding: str) -> str:
             continue
         score = (1 if int(call) > 0 else -1) * abs(int(conf)) if conf not in ("", None) else int(call)
         rows.append((r["reader"], r["case_code"], r["arm"], score))
+    return rows
+
+
+def rjafroc_text(reads: list[dict], cases: list[dict], finding: str) -> str:
+    """RJafroc "MRMC" input for one finding: the iMRMC file's scores, one row per read, cases numbered 1.. in the
+    order of their codes (RJafroc wants integer case ids; the last column keeps the code). Empty when no read
+    qualifies."""
+    truth = {c["case_code"]: c[f"ref_{finding}"] for c in cases if c.get(f"ref_{finding}", "") != ""}
+    rows = _scored_reads(reads, truth, finding)
+    if not rows:
+        return ""
+    case_id = {code: n for n, code in enumerate(sorted({case for _r, case, _m, _s in rows}), start=1)}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(RJAFROC_HEADER)
+    for reader, case, arm, score in sorted(rows, key=lambda r: (r[0], r[2], case_id[r[1]])):
+        w.writerow([reader, arm, case_id[case], int(truth[case]), score, case])
+    return buf.getvalue()
+
+
+def imrmc_text(reads: list[dict], cases: list[dict], finding: str) -> str:
+    """iMRMC input for one finding: submitted reads of cases with a reference standard, scored as the analysis
+    scores them (analysis/stats/trial.py, reader accuracy): +confidence when marked present, -confidence when
+    absent, the 0/1 call without a confidence. Modality is the arm; truth rows 1 present, 0 absent. Empty when no
+    read qualifies."""
+    truth = {c["case_code"]: c[f"ref_{finding}"] for c in cases if c.get(f"ref_{finding}", "") != ""}
+    rows = _scored_reads(reads, truth, finding)
     if not rows:
         return ""
     buf = io.StringIO()

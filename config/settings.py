@@ -125,6 +125,8 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cxr-trial <noreply@localhost>")
+# The address people reach the site at: links in emails sent without a request (reminders from the beat task).
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000")
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
 
 LANGUAGE_CODE = "en"
@@ -212,9 +214,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ROUTES = {"inference.tasks.*": {"queue": "gpu"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=300.0)
+# Without a broker (tasks run in-process) an analysis run goes to a thread of its own, so that the page asking for
+# it answers at once and polls the run's progress (analysis/services.py).
+ANALYSIS_EAGER_IN_THREAD = env.bool("ANALYSIS_EAGER_IN_THREAD", default=True)
 # `celery -A config beat`: drafts RUNNING past their time limit go back to the queue (inference/serving.py)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-drafts": {"task": "inference.tasks.sweep_stale_drafts", "schedule": 300.0},
+    # Email readers and experts with overdue work, once a day (enrolment/services.py; issue 17).
+    "send-reminders": {"task": "enrolment.tasks.send_reminders", "schedule": 86400.0},
 }
 
 # Inference: the retrieval baseline needs no weights; a janus model version names a local path.

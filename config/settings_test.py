@@ -14,3 +14,7 @@ STORAGES = {
 
 # Lockouts after failed logins would leak between tests; tests/security/test_hardening.py turns them on.
 AXES_ENABLED = False
+
+# Analysis runs finish inside the request that asks for them, as most tests expect; the demo runs them in a thread
+# (tests/analysis_app/test_run_progress.py turns that on).
+ANALYSIS_EAGER_IN_THREAD = False

@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     NOT_AVAILABLE = "not_available"
     NEEDS_REVIEW = "needs_review"
     OUTSTANDING_WORK = "outstanding_work"
+    NOT_IN_SETUP = "not_in_setup"
 
 
 class TrialError(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -84,16 +86,49 @@ def seed_people(n_centers: int = 3) -> tuple[Trial, dict[str, str]]:
     return trial, logins
 
 
-def seed_demo(n_cases: int = 24, leave_open_cases: int = 2) -> DemoResult:
+Report = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def seed_demo(n_cases: int = 24, leave_open_cases: int = 2, report: Report | None = None) -> DemoResult:
+    """Seed the demo trial (idempotent). ``report`` is told each step as it starts and ends (issue 17: `make demo`
+    said nothing for about two minutes on a fresh machine)."""
+    report = report or _quiet
     existing = Trial.objects.filter(code=DEMO_CODE).first()
     if existing is not None:
         return DemoResult(existing, demo_logins(existing), created=False)
-    trial, logins = seed_people()
-    seed_cases(trial, n_cases)
-    enrol_cases(trial, leave_open=leave_open_cases)
-    prefill_reads(trial)
-    prefill_ratings(trial)
+    steps = [
+        "people, centers and arms",
+        f"importing {n_cases} chest radiographs (de-identified, rendered) and their reference reports",
+        f"enrolling {n_cases - leave_open_cases} cases (reads and AI drafts)",
+        "readers reporting most cases",
+        "experts rating the report pairs",
+    ]
+    total = len(steps)
+    started = time.monotonic()
+
+    def step(n: int, fn: Callable[[], object]) -> object:
+        t0 = time.monotonic()
+        report(f"[{n}/{total}] {steps[n - 1]}...")
+        out = fn()
+        report(f"[{n}/{total}] done in {time.monotonic() - t0:.1f} s")
+        return out
+
+    trial, logins = step(1, seed_people)
+    step(2, lambda: seed_cases(trial, n_cases, report=report))
+    step(3, lambda: enrol_cases(trial, leave_open=leave_open_cases, report=report))
+    step(4, lambda: prefill_reads(trial))
+    step(5, lambda: prefill_ratings(trial))
+    report(f"Seeded in {time.monotonic() - started:.1f} s.")
     return DemoResult(trial, logins)
+
+
+def _every(report: Report, i: int, n: int, what: str) -> None:
+    if i == n or i % max(1, n // 4) == 0:
+        report(f"      {i}/{n} {what}")
 
 
 # -- cases: real chest radiographs, each paired with a real IU report as its reference -------------------------
@@ -145,7 +180,7 @@ def _demo_reports(n: int) -> list[dict]:
              "labels": {c: int(bool(e.labels.get(c))) for c in codes}} for e in picked]
 
 
-def seed_cases(trial: Trial, n_cases: int) -> None:
+def seed_cases(trial: Trial, n_cases: int, report: Report = _quiet) -> None:
 
     coord = trial.memberships.get(role="coordinator").user
     centers = list(trial.centers.order_by("code"))
@@ -163,6 +198,7 @@ def seed_cases(trial: Trial, n_cases: int) -> None:
         if r.status != "imported":
             raise RuntimeError(f"Demo fixture {name} was refused: {r.reason_code} {r.message}")
         codes.append(r.case_code)
+        _every(report, i + 1, n_cases, "images imported")
     buf = io.StringIO()
     w = csv.writer(buf)
     finding_codes = trial.finding_codes
@@ -175,12 +211,14 @@ def seed_cases(trial: Trial, n_cases: int) -> None:
         raise RuntimeError(f"Demo reference standard refused: {result.errors}")
 
 
-def enrol_cases(trial: Trial, leave_open: int) -> None:
+def enrol_cases(trial: Trial, leave_open: int, report: Report = _quiet) -> None:
     """Enrol all but a few cases (left for the visitor); drafts are made in-process by the retrieval baseline."""
     coord = trial.memberships.get(role="coordinator").user
     cases = list(trial.cases.order_by("code"))
-    for case in cases[: len(cases) - leave_open]:
+    todo = cases[: len(cases) - leave_open]
+    for i, case in enumerate(todo, start=1):
         services.enrol_case(coord, case)
+        _every(report, i, len(todo), "cases enrolled")
 
 
 def _reader_text(case, read, rng) -> tuple[str, str, dict]:

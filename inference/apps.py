@@ -8,8 +8,9 @@ class InferenceConfig(AppConfig):
 
     def ready(self) -> None:
         # In ready(): these modules import models, which Django loads only after every AppConfig.
-        from trial.signals import ai_arm_added
+        from trial.signals import ai_arm_added, ai_arm_removed
 
         from . import services
 
         ai_arm_added.connect(services.ai_arm_added_receiver, dispatch_uid="inference.ai_arm_added")
+        ai_arm_removed.connect(services.ai_arm_removed_receiver, dispatch_uid="inference.ai_arm_removed")

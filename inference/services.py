@@ -38,6 +38,19 @@ def ai_arm_added_receiver(sender, *, arm: Arm, model_version: ModelVersion | Non
     return assign_arm_model_version(actor=actor, arm=arm, model_version=model_version)
 
 
+def ai_arm_removed_receiver(sender, *, arm: Arm, actor, reason: str, **kwargs) -> None:
+    """trial.signals.ai_arm_removed: the arm goes during setup (trial.services.remove_arm, same transaction), so
+    its model-version record goes first (it protects the arm row)."""
+    assignment = ArmModelVersion.objects.filter(arm=arm).first()
+    if assignment is None:
+        return
+    before = audit.snapshot(assignment)
+    with audit.history_context(actor=actor, reason=reason):
+        assignment.delete()
+    audit.record(actor=actor, trial=arm.trial, action="delete", object_type="inference.ArmModelVersion",
+                 object_id=str(arm.pk), before=before, reason=reason)
+
+
 def queue_drafts_for_case(case: Case) -> list[Draft]:
     """Drafts for every case, both arms (standalone accuracy is measured on all cases). Sent after commit.
     A draft the trial may not make (the retrieval baseline without the trial's consent) is recorded as failed,

@@ -166,10 +166,33 @@ def task_label(rating: Rating) -> str:
     return "T-" + keyed_hex(rating.case.trial.secret, "rating-task-label", rating.public_id)[:8].upper()
 
 
-def blinded_report(read: Read) -> dict:
-    """The only view of a read an expert gets: its findings and impression, normalised. Nothing else of the read
-    (arm, reader, draft, marks, times, ids) is included."""
-    return {"findings": normalise_text(read.findings_text), "impression": normalise_text(read.impression_text)}
+def blinded_marks(read: Read, findings: list[dict]) -> list[dict]:
+    """The reader's finding marks as the expert sees them (issue 17): one row per trial finding, in the trial's
+    order (never the order the read's dict was written in, which differs when a draft pre-filled it), with
+    present/absent and the reader's confidence only. What the draft pre-filled, flipped findings and anything
+    else that belongs to one arm stay out."""
+    marks = read.finding_marks or {}
+    rows = []
+    for finding in findings:
+        mark = marks.get(finding["code"]) or {}
+        present = mark.get("present")
+        confidence = mark.get("confidence")
+        rows.append({
+            "code": finding["code"],
+            "label": finding["label"],
+            "present": present if isinstance(present, bool) else None,
+            "confidence": confidence if isinstance(confidence, int) and 1 <= confidence <= 5 else None,
+        })
+    return rows
+
+
+def blinded_report(read: Read, findings: list[dict] | None = None) -> dict:
+    """The only view of a read an expert gets: its findings and impression, normalised, and its finding marks
+    (present/absent and confidence, in the trial's order). Nothing else of the read (arm, reader, draft,
+    pre-filled or flipped findings, times, ids) is included."""
+    findings = read.case.trial.findings if findings is None else findings
+    return {"findings": normalise_text(read.findings_text), "impression": normalise_text(read.impression_text),
+            "marks": blinded_marks(read, findings)}
 
 
 # -- who sees what ------------------------------------------------------------------------------------------
@@ -276,9 +299,10 @@ def task_payload(rating: Rating) -> dict:
     single = rating.read_b_id is None
     asked = rating.case.trial.ask_blinding_guess
     question, choices = (GUESS_QUESTION_SINGLE, GUESS_CHOICES_SINGLE) if single else (GUESS_QUESTION, GUESS_CHOICES)
-    reports = [{"label": "A", **blinded_report(rating.read_a)}]
+    findings = rating.case.trial.findings
+    reports = [{"label": "A", **blinded_report(rating.read_a, findings)}]
     if not single:
-        reports.append({"label": "B", **blinded_report(rating.read_b)})
+        reports.append({"label": "B", **blinded_report(rating.read_b, findings)})
     return {
         "id": rating.public_id,
         "label": task_label(rating),

@@ -87,7 +87,10 @@ class TaskSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Rating.Status.choices)
     status_label = serializers.CharField()
     submitted = serializers.BooleanField()
-    reports = serializers.ListField(child=serializers.JSONField(), help_text="[{label, findings_text, ...}]")
+    reports = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="[{label, findings: [sentence], impression: [sentence], "
+                  "marks: [{code, label, present, confidence}]}]")
     images = ImageEntrySerializer(many=True)
     answer = SavedAnswerSerializer()
     scale = serializers.JSONField()

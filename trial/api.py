@@ -15,21 +15,27 @@ from core.accounts import needs_invitation, send_invitation
 
 from . import selectors, services
 from .api_base import TrialScopedViewSet, valid
-from .models import Case, Membership, Trial
+from .models import Arm, Case, Center, Membership, Trial
 from .serializers import (
     AllocationListCreateSerializer,
     AllocationListSerializer,
     AllocationSerializer,
+    ArmEditSerializer,
     ArmSerializer,
     CaseCreateSerializer,
     CaseSerializer,
+    CenterEditSerializer,
     CenterSerializer,
+    MemberEditSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
+    ReasonSerializer,
+    RemovedSerializer,
     StatusPreviewSerializer,
     StatusSerializer,
     TrialProgressSerializer,
     TrialSerializer,
+    TrialSettingsSerializer,
 )
 from .signatures import SignatureInput
 
@@ -51,10 +57,7 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trial = services.create_trial(
             request.user, code=d["code"], title=d["title"], design=d.get("design", Trial.Design.PAIRED_BY_CASE),
             findings=[dict(f) for f in d["findings"]] if d.get("findings") else None,
-            **{k: d[k] for k in ("expert_panel_size", "preference_majority", "experts_off_own_center",
-                                 "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                                 "import_settings", "ood_action", "ood_threshold", "require_signatures",
-                                 "sign_submissions") if k in d},
+            **{k: d[k] for k in services.TRIAL_SETTINGS if k != "title" and k in d},
         )
         return Response(TrialSerializer(trial).data, status=status.HTTP_201_CREATED)
 
@@ -97,6 +100,19 @@ class TrialViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         trial = services.advance_status(request.user, trial, d["to_status"], reason=d["reason"], signature=signature)
         return Response(TrialSerializer(trial).data)
 
+    @extend_schema(request=TrialSettingsSerializer, responses=TrialSerializer)
+    @action(detail=True, methods=["post"], url_path="settings", url_name="settings")
+    def change_settings(self, request, trial_code=None, **kwargs):
+        """Change trial settings (issue 17): only the fields sent; audited with the reason (required once the
+        trial has left setup; findings only during setup; the panel never above the trial's experts)."""
+        trial = self._coordinated(trial_code)
+        d = dict(valid(TrialSettingsSerializer, request.data))
+        reason = d.pop("reason", "")
+        if "findings" in d:
+            d["findings"] = [dict(f) for f in d["findings"]]
+        trial = services.update_trial_settings(request.user, trial, reason=reason, **d)
+        return Response(TrialSerializer(trial).data)
+
     @extend_schema(responses=TrialProgressSerializer)
     @action(detail=True, methods=["get"])
     def progress(self, request, trial_code=None, **kwargs):
@@ -108,6 +124,8 @@ class CenterViewSet(mixins.ListModelMixin, TrialScopedViewSet):
     serializer_class = CenterSerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no trial in the URL
+            return Center.objects.none()
         return self.get_trial().centers.all()
 
     @extend_schema(request=CenterSerializer, responses=CenterSerializer)
@@ -116,11 +134,29 @@ class CenterViewSet(mixins.ListModelMixin, TrialScopedViewSet):
         center = services.add_center(request.user, self.get_trial(), code=d["code"], name=d["name"])
         return Response(CenterSerializer(center).data, status=status.HTTP_201_CREATED)
 
+    # Editing setup (issue 17): audited with the reason; refused after setup (409 not_in_setup).
+    @extend_schema(request=CenterEditSerializer, responses=CenterSerializer)
+    @action(detail=True, methods=["post"])
+    def edit(self, request, trial_code=None, pk=None):
+        center = get_object_or_404(self.get_queryset(), pk=pk)
+        d = valid(CenterEditSerializer, request.data)
+        center = services.update_center(request.user, center, name=d["name"], code=d.get("code"), reason=d["reason"])
+        return Response(CenterSerializer(center).data)
+
+    @extend_schema(request=ReasonSerializer, responses=RemovedSerializer)
+    @action(detail=True, methods=["post"])
+    def remove(self, request, trial_code=None, pk=None):
+        center = get_object_or_404(self.get_queryset(), pk=pk)
+        services.remove_center(request.user, center, reason=valid(ReasonSerializer, request.data)["reason"])
+        return Response(RemovedSerializer({"removed": True}).data)
+
 
 class ArmViewSet(mixins.ListModelMixin, TrialScopedViewSet):
     serializer_class = ArmSerializer
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no trial in the URL
+            return Arm.objects.none()
         return self.get_trial().arms.select_related("model_assignment__model_version")
 
     @extend_schema(request=ArmSerializer, responses=ArmSerializer)
@@ -129,6 +165,21 @@ class ArmViewSet(mixins.ListModelMixin, TrialScopedViewSet):
         arm = services.add_arm(request.user, self.get_trial(), code=d["code"], name=d["name"],
                                is_ai=d.get("is_ai", False), ratio=d.get("ratio", 1))
         return Response(ArmSerializer(arm).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ArmEditSerializer, responses=ArmSerializer)
+    @action(detail=True, methods=["post"])
+    def edit(self, request, trial_code=None, pk=None):
+        arm = get_object_or_404(self.get_queryset(), pk=pk)
+        d = valid(ArmEditSerializer, request.data)
+        arm = services.update_arm(request.user, arm, name=d["name"], ratio=d["ratio"], reason=d["reason"])
+        return Response(ArmSerializer(arm).data)
+
+    @extend_schema(request=ReasonSerializer, responses=RemovedSerializer)
+    @action(detail=True, methods=["post"])
+    def remove(self, request, trial_code=None, pk=None):
+        arm = get_object_or_404(self.get_queryset(), pk=pk)
+        services.remove_arm(request.user, arm, reason=valid(ReasonSerializer, request.data)["reason"])
+        return Response(RemovedSerializer({"removed": True}).data)
 
 
 class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
@@ -162,6 +213,28 @@ class MembershipViewSet(mixins.ListModelMixin, TrialScopedViewSet):
         m = get_object_or_404(Membership, pk=pk, trial=self.get_trial())
         m = services.enrol_reader(request.user, m)
         return Response(MembershipSerializer(m).data)
+
+    @extend_schema(request=MemberEditSerializer, responses=MembershipSerializer)
+    @action(detail=True, methods=["post"])
+    def edit(self, request, trial_code=None, pk=None):
+        trial = self.get_trial()
+        m = get_object_or_404(Membership, pk=pk, trial=trial)
+        d = valid(MemberEditSerializer, request.data)
+        center = None
+        if d.get("center"):
+            center = trial.centers.filter(code=d["center"]).first()
+            if center is None:
+                raise ValidationError({"center": f"No center {d['center']} in this trial."})
+        m = services.update_member(request.user, m, center=center, experience=d.get("experience") or "",
+                                   reason=d["reason"])
+        return Response(MembershipSerializer(m).data)
+
+    @extend_schema(request=ReasonSerializer, responses=RemovedSerializer)
+    @action(detail=True, methods=["post"])
+    def remove(self, request, trial_code=None, pk=None):
+        m = get_object_or_404(Membership, pk=pk, trial=self.get_trial())
+        services.remove_member(request.user, m, reason=valid(ReasonSerializer, request.data)["reason"])
+        return Response(RemovedSerializer({"removed": True}).data)
 
 
 class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TrialScopedViewSet):

@@ -17,11 +17,55 @@ class TrialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Trial
+        # Every trial setting (trial.services.TRIAL_SETTINGS) beside the code, design and status.
         fields = ["code", "title", "design", "status", "findings", "expert_panel_size", "preference_majority",
-                  "experts_off_own_center", "washout_days", "overdue_after_days", "date_policy", "keep_identity_key",
-                  "import_settings", "ood_action", "ood_threshold", "require_signatures", "sign_submissions",
-                  "created_at", "locked_at"]
+                  "experts_off_own_center", "washout_days", "overdue_after_days", "allowed_modalities", "date_policy",
+                  "keep_identity_key", "import_settings", "allow_retrieval_baseline", "ask_blinding_guess",
+                  "ood_action", "ood_threshold", "prefill_draft_findings", "require_signatures", "sign_submissions",
+                  "similar_cases_k", "similar_cases_encoder", "similar_cases_weights", "created_at", "locked_at"]
         read_only_fields = ["status", "created_at", "locked_at"]
+
+
+class TrialSettingsSerializer(serializers.ModelSerializer):
+    """A change of trial settings (any of them; findings only during setup). Once enrolment has started the change
+    needs a reason; it is audited with it."""
+
+    findings = FindingSerializer(many=True, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500,
+                                   help_text="Why (required once the trial has left setup); kept in the audit log")
+
+    class Meta:
+        model = Trial
+        fields = ["title", "findings", "expert_panel_size", "preference_majority", "experts_off_own_center",
+                  "washout_days", "overdue_after_days", "allowed_modalities", "date_policy", "keep_identity_key",
+                  "import_settings", "allow_retrieval_baseline", "ask_blinding_guess", "ood_action", "ood_threshold",
+                  "prefill_draft_findings", "require_signatures", "sign_submissions", "similar_cases_k",
+                  "similar_cases_encoder", "similar_cases_weights", "reason"]
+        extra_kwargs = {"title": {"required": False}}
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, help_text="Why (kept in the audit log)")
+
+
+class RemovedSerializer(serializers.Serializer):
+    removed = serializers.BooleanField()
+
+
+class CenterEditSerializer(ReasonSerializer):
+    name = serializers.CharField(max_length=200)
+    code = serializers.SlugField(max_length=40, required=False,
+                                 help_text="Changes only while no case or person refers to the center")
+
+
+class ArmEditSerializer(ReasonSerializer):
+    name = serializers.CharField(max_length=200)
+    ratio = serializers.IntegerField(min_value=1, max_value=10)
+
+
+class MemberEditSerializer(ReasonSerializer):
+    center = serializers.CharField(allow_blank=True, allow_null=True, help_text="Center code; empty for none")
+    experience = serializers.ChoiceField(choices=Membership.Experience.choices, required=False, allow_blank=True)
 
 
 class CenterSerializer(serializers.ModelSerializer):

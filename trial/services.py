@@ -194,6 +194,10 @@ def update_trial_settings(actor, trial: Trial, reason: str = "", **changes) -> T
     for k, v in changes.items():
         setattr(trial, k, v)
     _validate_settings(trial)
+    experts = trial.memberships.filter(role=Role.EXPERT).count()
+    if "expert_panel_size" in changes and experts and trial.expert_panel_size > experts:
+        raise InvalidInput(f"The expert panel ({trial.expert_panel_size}) cannot be larger than the trial's "
+                           f"{experts} expert(s); add experts first.")
     with audit.history_context(actor=actor, reason=reason):
         trial.save()
     audit.record(actor=actor, trial=trial, action="update", obj=trial, before=before, after=audit.snapshot(trial),
@@ -299,6 +303,151 @@ def remove_member(actor, membership: Membership, reason: str) -> None:
         membership.delete()
     audit.record(actor=actor, trial=trial, action="delete", object_type="trial.Membership", object_id=str(pk),
                  before=before, reason=reason)
+
+
+# -- editing setup (issue 17): centers, arms and people change only while the trial is in setup ----------------
+def _ensure_setup(trial: Trial, what: str) -> None:
+    """``trial`` is the locked row. Refuses with a message that says why and what to do instead."""
+    if trial.status != Trial.Status.SETUP:
+        raise Conflict(f"{what} can only be changed while the trial is in setup; this trial is "
+                       f"{trial.get_status_display().lower()}, so the change would alter data already collected.",
+                       code=ErrorCode.NOT_IN_SETUP)
+
+
+def _ensure_reason(reason: str, what: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(f"{what} needs a reason (it goes into the audit log).")
+    return reason
+
+
+def _ensure_unsealed(trial: Trial, what: str) -> None:
+    if hasattr(trial, "allocation_list"):
+        raise Conflict(f"The allocation list is sealed: {what} can no longer be changed (the list was drawn for "
+                       "them).", code=ErrorCode.NOT_IN_SETUP)
+
+
+def _audited_save(actor, trial: Trial, obj, before: dict, reason: str, fields: list[str]) -> None:
+    with audit.history_context(actor=actor, reason=reason):
+        obj.save(update_fields=fields)
+    audit.record(actor=actor, trial=trial, action="update", obj=obj, before=before, after=audit.snapshot(obj),
+                 reason=reason)
+
+
+def _audited_delete(actor, trial: Trial, obj, reason: str) -> None:
+    before, pk, label = audit.snapshot(obj), obj.pk, obj._meta.label
+    with audit.history_context(actor=actor, reason=reason):
+        obj.delete()
+    audit.record(actor=actor, trial=trial, action="delete", object_type=label, object_id=str(pk), before=before,
+                 reason=reason)
+
+
+@transaction.atomic
+def update_center(actor, center: Center, *, name: str, code: str | None = None, reason: str) -> Center:
+    """Rename a center (and change its code while no case or person refers to it and the list is not sealed)."""
+    trial = center.trial
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    _ensure_setup(trial, "Centers")
+    reason = _ensure_reason(reason, "Changing a center")
+    center = Center.objects.select_for_update().get(pk=center.pk, trial=trial)
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A center needs a name.")
+    code = center.code if code is None else (code or "").strip()
+    if code != center.code:
+        if not CASE_CODE.fullmatch(code) or len(code) > 40:
+            raise InvalidInput(f"Center code {code[:60]!r} must be letters, digits, '-' and '_'.")
+        _ensure_unsealed(trial, "center codes")
+        if center.cases.exists() or center.memberships.exists():
+            raise Conflict(f"Center {center.code} has cases or people: its code stays (case codes start with it).")
+        if trial.centers.filter(code=code).exclude(pk=center.pk).exists():
+            raise Conflict(f"Center {code} already exists in this trial.")
+    before = audit.snapshot(center)
+    center.name, center.code = name, code
+    _audited_save(actor, trial, center, before, reason, ["name", "code"])
+    return center
+
+
+@transaction.atomic
+def remove_center(actor, center: Center, *, reason: str) -> None:
+    trial = center.trial
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    _ensure_setup(trial, "Centers")
+    reason = _ensure_reason(reason, "Removing a center")
+    _ensure_unsealed(trial, "centers")
+    center = Center.objects.select_for_update().get(pk=center.pk, trial=trial)
+    if center.cases.exists() or center.memberships.exists():
+        raise Conflict(f"Center {center.code} still has cases or people: remove or move them first.")
+    _audited_delete(actor, trial, center, reason)
+
+
+@transaction.atomic
+def update_arm(actor, arm: Arm, *, name: str, ratio: int, reason: str) -> Arm:
+    """Rename an arm or change its allocation ratio, before the list is sealed. Whether an arm is an AI arm does
+    not change: remove it and add it again."""
+    trial = arm.trial
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    _ensure_setup(trial, "Arms")
+    reason = _ensure_reason(reason, "Changing an arm")
+    arm = Arm.objects.select_for_update().get(pk=arm.pk, trial=trial)
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("An arm needs a name.")
+    if not isinstance(ratio, int) or ratio < 1:
+        raise InvalidInput("The allocation ratio must be at least 1.")
+    if ratio != arm.ratio:
+        _ensure_unsealed(trial, "allocation ratios")
+    before = audit.snapshot(arm)
+    arm.name, arm.ratio = name, ratio
+    _audited_save(actor, trial, arm, before, reason, ["name", "ratio"])
+    return arm
+
+
+@transaction.atomic
+def remove_arm(actor, arm: Arm, *, reason: str) -> None:
+    trial = arm.trial
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    _ensure_setup(trial, "Arms")
+    reason = _ensure_reason(reason, "Removing an arm")
+    _ensure_unsealed(trial, "arms")
+    arm = Arm.objects.select_for_update().get(pk=arm.pk, trial=trial)
+    if arm.readers.exists() or arm.allocated_cases.exists():
+        raise Conflict(f"Arm {arm.code} has readers or cases allocated to it.")
+    if arm.is_ai:  # inference removes its record of the arm's model version first (it protects the arm row)
+        signals.ai_arm_removed.send(sender=Arm, arm=arm, actor=actor, reason=reason)
+    _audited_delete(actor, trial, arm, reason)
+
+
+@transaction.atomic
+def update_member(actor, membership: Membership, *, center: Center | None, experience: str = "",
+                  reason: str) -> Membership:
+    """Move a person to another center or change a reader's experience. A role changes by removing the person
+    and adding them again."""
+    trial = membership.trial
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    _ensure_setup(trial, "People")
+    reason = _ensure_reason(reason, "Changing a person")
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, trial=trial)
+    if center is not None and center.trial_id != trial.pk:
+        raise InvalidInput("That center belongs to another trial.")
+    if membership.enrolled_at:
+        raise Conflict("An enrolled reader cannot be changed; their allocation is on record.")
+    if membership.role == Role.READER:
+        if center is None:
+            raise InvalidInput("A reader needs a center.")
+        if experience not in ("junior", "senior"):
+            raise InvalidInput("A reader's experience must be junior or senior.")
+    else:
+        experience = ""
+    before = audit.snapshot(membership)
+    membership.center, membership.experience = center, experience
+    _audited_save(actor, trial, membership, before, reason, ["center", "experience"])
+    return membership
 
 
 def get_or_create_user(

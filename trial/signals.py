@@ -18,3 +18,6 @@ progress_requested = Signal()
 #: An AI arm was added. kwargs: arm, actor, model_version (an inference ModelVersion, or None for the default).
 #: The receiver (inference) records which model version drafts the arm, in add_arm's transaction.
 ai_arm_added = Signal()
+#: An AI arm is being removed during setup. kwargs: arm, actor, reason. The receiver (inference) removes the record
+#: of which model version drafts it, in remove_arm's transaction, before the arm row goes.
+ai_arm_removed = Signal()

@@ -12,8 +12,22 @@ from core.errors import TrialError
 
 from . import selectors, services
 from .blinding import is_blinded_participant
-from .forms import AllocationListForm, ArmForm, CaseForm, CenterForm, MemberForm, StatusForm, TrialForm
-from .models import Case, Membership, Signature, Trial
+from .forms import (
+    SETTING_FIELDS,
+    AllocationListForm,
+    ArmEditForm,
+    ArmForm,
+    CaseForm,
+    CenterEditForm,
+    CenterForm,
+    MemberEditForm,
+    MemberForm,
+    ReasonForm,
+    SettingsForm,
+    StatusForm,
+    TrialForm,
+)
+from .models import Arm, Case, Center, Membership, Signature, Trial
 from .permissions import Role, can_create_trials, require_role
 from .signatures import SignatureInput
 
@@ -52,8 +66,7 @@ def trial_create(request):
         d = form.cleaned_data
         trial, ok = _run(
             request, services.create_trial, code=d["code"], title=d["title"], design=d["design"],
-            findings=d["findings"], expert_panel_size=d["expert_panel_size"],
-            preference_majority=d["preference_majority"], success="Trial created.",
+            findings=d["findings"], success="Trial created.", **{f: d[f] for f in SETTING_FIELDS},
         )
         if ok:
             return redirect("trial:detail", trial_code=trial.code)
@@ -79,6 +92,10 @@ def trial_detail(request, trial_code: str):
         "list_form": AllocationListForm(),
         "next_status": _next_status(trial),
         "show_arms": not is_blinded_participant(request.user, trial),
+        "in_setup": trial.status == Trial.Status.SETUP,
+        "sealed": allocation_sealed(trial),
+        "experience_choices": Membership.Experience.choices,
+        "remind_statuses": ("enrolling", "reading", "rating"),
     }
     return render(request, "trial/trial_detail.html", ctx)
 
@@ -215,3 +232,90 @@ def allocations(request, trial_code: str):
     trial = _trial(request, trial_code)
     slots = Paginator(selectors.revealed_allocations(request.user, trial), 100).get_page(request.GET.get("page"))
     return render(request, "trial/allocations.html", {"trial": trial, "slots": slots})
+
+
+# -- editing setup (issue 17): each change is one service call with a reason; refused after setup ------------------
+def allocation_sealed(trial: Trial) -> bool:
+    return hasattr(trial, "allocation_list")
+
+
+class SettingsView(View):
+    """Every trial setting, with help text; saved through update_trial_settings with a reason."""
+
+    def get(self, request, trial_code: str):
+        trial = _trial(request, trial_code)
+        return self._page(request, trial, SettingsForm(trial=trial))
+
+    def post(self, request, trial_code: str):
+        trial = _trial(request, trial_code)
+        form = SettingsForm(request.POST, trial=trial)
+        if form.is_valid():
+            d = form.cleaned_data
+            changes = {f: d[f] for f in ("title", *SETTING_FIELDS) if d[f] != getattr(trial, f)}
+            if not changes:
+                messages.info(request, "Nothing changed.")
+                return redirect("trial:detail", trial_code=trial_code)
+            _, ok = _run(request, services.update_trial_settings, trial, reason=d["reason"],
+                         success=f"Settings saved ({', '.join(sorted(changes))}).", **changes)
+            if ok:
+                return redirect("trial:detail", trial_code=trial_code)
+        return self._page(request, trial, form, status=400)
+
+    def _page(self, request, trial: Trial, form, status: int = 200):
+        return render(request, "trial/settings.html", {"trial": trial, "form": form}, status=status)
+
+
+def _setup_change(request, trial_code: str, form, service, obj, success: str, **extra):
+    if form.is_valid():
+        data = {**form.cleaned_data, **extra}
+        _run(request, service, obj, success=success, **data)
+    else:
+        _form_errors(request, form)
+    return redirect("trial:detail", trial_code=trial_code)
+
+
+@require_POST
+def center_edit(request, trial_code: str, center_id: int):
+    trial = _trial(request, trial_code)
+    center = get_object_or_404(Center, pk=center_id, trial=trial)
+    return _setup_change(request, trial_code, CenterEditForm(request.POST), services.update_center, center,
+                         "Center changed.")
+
+
+@require_POST
+def center_remove(request, trial_code: str, center_id: int):
+    trial = _trial(request, trial_code)
+    center = get_object_or_404(Center, pk=center_id, trial=trial)
+    return _setup_change(request, trial_code, ReasonForm(request.POST), services.remove_center, center,
+                         "Center removed.")
+
+
+@require_POST
+def arm_edit(request, trial_code: str, arm_id: int):
+    trial = _trial(request, trial_code)
+    arm = get_object_or_404(Arm, pk=arm_id, trial=trial)
+    return _setup_change(request, trial_code, ArmEditForm(request.POST), services.update_arm, arm, "Arm changed.")
+
+
+@require_POST
+def arm_remove(request, trial_code: str, arm_id: int):
+    trial = _trial(request, trial_code)
+    arm = get_object_or_404(Arm, pk=arm_id, trial=trial)
+    return _setup_change(request, trial_code, ReasonForm(request.POST), services.remove_arm, arm, "Arm removed.")
+
+
+@require_POST
+def member_edit(request, trial_code: str, member_id: int):
+    trial = _trial(request, trial_code)
+    member = get_object_or_404(Membership, pk=member_id, trial=trial)
+    return _setup_change(request, trial_code, MemberEditForm(request.POST, trial=trial), services.update_member,
+                         member, "Person changed.")
+
+
+@require_POST
+def member_remove(request, trial_code: str, member_id: int):
+    """Removes a person's role in the trial (the service refuses an enrolled reader)."""
+    trial = _trial(request, trial_code)
+    member = get_object_or_404(Membership, pk=member_id, trial=trial)
+    return _setup_change(request, trial_code, ReasonForm(request.POST), services.remove_member, member,
+                         "Person removed.")

@@ -137,7 +137,7 @@ def test_imrmc_files_after_lock_give_the_analysis_u_statistic(tmp_path, make_sma
     results = run_analysis(trial, tmp_path)
     export_dir = tmp_path / "export"
     export = build_export(trial)
-    assert set(export.files) == {f"imrmc_{f}.csv" for f in trial.finding_codes}
+    assert {n for n in export.files if n.startswith("imrmc_")} == {f"imrmc_{f}.csv" for f in trial.finding_codes}
     assert set(export.manifest["files"]) == set(export.files)
     compared = 0
     for f in trial.finding_codes:
@@ -163,3 +163,59 @@ def test_imrmc_files_after_lock_give_the_analysis_u_statistic(tmp_path, make_sma
     assert compared >= 3
     with zipfile.ZipFile(tmp_path / "export.zip") as z:
         assert sum(n.split("/")[-1].startswith("imrmc_") for n in z.namelist()) == len(trial.finding_codes)
+
+
+def _read_rjafroc_mrmc(text: str) -> list[tuple[str, str, int, int, float]]:
+    """The checks of RJafroc's ReadOrDbmMrmc (DfReadDataFile(f, format = "MRMC")): a header line, the first five
+    columns used, integer case ids, truth 0 or 1, numeric ratings."""
+    lines = text.splitlines()
+    assert lines[0] == "Reader,Treatment,Case,Truth,Rating,CaseCode"
+    rows = []
+    for line in lines[1:]:
+        reader, arm, case, truth, rating, _code = line.split(",")
+        assert case.isdigit() and truth in ("0", "1")
+        rows.append((reader, arm, int(case), int(truth), float(rating)))
+    return rows
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+@pytest.mark.parametrize("design", ["crossover", "paired_by_case"])
+def test_rjafroc_files_after_lock_hold_the_imrmc_scores_and_are_crossed_in_a_crossover(design, make_small_trial):
+    """One RJafroc "MRMC" input per finding after lock (none before): the same reads and scores as the iMRMC file,
+    case ids numbered from the codes, and, in a crossover trial, every reader x arm x case once, as RJafroc's
+    reader of this layout needs; per-reader AUCs from it equal those from the iMRMC file."""
+    trial = make_small_trial(code=f"RJ{design[:4].upper()}", lock=True, cases=16, readers=4, design=design)["trial"]
+    export = build_export(trial)
+    names = {n for n in export.files if n.startswith("rjafroc_")}
+    assert names and names <= {f"rjafroc_{f}.csv" for f in trial.finding_codes}
+    assert names <= set(export.manifest["files"])
+    for name in sorted(names):
+        finding = name[len("rjafroc_"):-len(".csv")]
+        rows = _read_rjafroc_mrmc(export.files[name])
+        imrmc = export.files[f"imrmc_{finding}.csv"].splitlines()[1:]
+        truth = {c: int(s) for r, c, m, s in (line.split(",") for line in imrmc) if r == "truth"}
+        scores = {(r, c, m): float(s) for r, c, m, s in (line.split(",") for line in imrmc) if r != "truth"}
+        codes = {int(line.split(",")[2]): line.split(",")[5] for line in export.files[name].splitlines()[1:]}
+        assert sorted(codes) == list(range(1, len(truth) + 1)) and sorted(codes.values()) == sorted(truth)
+        assert {(r, codes[k], m): s for r, m, k, _t, s in rows} == scores
+        assert all(t == truth[codes[k]] for _r, _m, k, t, _s in rows)
+        keys = [(r, m, k) for r, m, k, _t, _s in rows]
+        assert len(keys) == len(set(keys))
+        if design == "crossover":
+            readers, arms = {r for r, *_ in rows}, {m for _r, m, *_ in rows}
+            assert len(rows) == len(readers) * len(arms) * len(codes)
+        for reader, arm in {(r, m) for r, m, *_ in rows}:
+            pos = [s for r, m, _k, t, s in rows if (r, m) == (reader, arm) and t == 1]
+            neg = [s for r, m, _k, t, s in rows if (r, m) == (reader, arm) and t == 0]
+            ipos = [s for (r, c, m), s in scores.items() if (r, m) == (reader, arm) and truth[c] == 1]
+            ineg = [s for (r, c, m), s in scores.items() if (r, m) == (reader, arm) and truth[c] == 0]
+            if pos and neg:
+                assert _auc(pos, neg) == _auc(ipos, ineg)
+
+
+def test_no_rjafroc_file_before_lock(make_small_trial):
+    export = build_export(make_small_trial(code="RJOPEN", lock=False)["trial"])
+    assert not [n for n in export.files if n.startswith("rjafroc_")]

@@ -51,6 +51,7 @@ def test_enrolment_workflow_receivers_connected():
 
 def test_ai_arm_and_image_access_registered():
     assert _receivers(signals.ai_arm_added) == {inference_services.ai_arm_added_receiver}
+    assert _receivers(signals.ai_arm_removed) == {inference_services.ai_arm_removed_receiver}
     assert set(image_access_rules()) == {reading_selectors.reader_sees_case_images,
                                          reading_selectors.reader_sees_library_images,  # similar cases (issue 21)
                                          rating_selectors.expert_sees_case_images}

@@ -46,6 +46,8 @@ _PLAIN_KWARGS = {
     "trial_code": lambda world: world["trial"].code,
     "format": lambda world: "json",
     "member_id": lambda world: world["un_reader"].pk,
+    "center_id": lambda world: world["trial"].centers.order_by("pk").first().pk,
+    "arm_id": lambda world: world["trial"].arms.order_by("pk").first().pk,
     "case_id": lambda world: world["cases"][1].pk,
     "draft_id": lambda world: world["draft"].pk,
     "entry_id": lambda world: world["audit_entry"].pk,
@@ -63,6 +65,10 @@ _PLAIN_KWARGS = {
 def _pk_for(route: Route, name: str, world: dict):
     if name.startswith("member-"):
         return world["un_reader"].pk
+    if name.startswith("center-"):
+        return world["trial"].centers.order_by("pk").first().pk
+    if name.startswith("arm-"):
+        return world["trial"].arms.order_by("pk").first().pk
     if name.startswith("case-"):
         return world["cases"][1].pk
     if name.startswith("analysis-run-"):

@@ -70,6 +70,15 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial:create": {"GET": page_only(coordinator=200, outsider=200), "POST": page_only(coordinator=200, outsider=200)},
     "trial:detail": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=200)},
     "trial:center_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    # Setup editing (issue 17): POST-only forms that redirect back to the trial page with a message.
+    "trial:settings": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=400)},
+    "trial:center_edit": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:center_remove": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:arm_edit": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:arm_remove": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:member_edit": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "trial:member_remove": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
+    "enrolment:reminders": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:arm_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:member_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     "trial:case_add": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
@@ -124,12 +133,17 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "trial-allocation-list": {"GET": api_only(coordinator=200, statistician=200, outsider=404),
                               "POST": api_only(coordinator=409, outsider=404)},  # already sealed: 409
     "trial-progress": {"GET": api_only(coordinator=200, outsider=404), "POST": api_refuses_method()},
+    # Settings change (issue 17): the fixture trial is past setup, so an empty body lacks the reason (400).
+    "trial-settings": {"GET": api_refuses_method(), "POST": api_only(coordinator=400, outsider=404)},
     "trial-status": {"GET": api_only(coordinator=200, outsider=404), "POST": api_only(coordinator=400, outsider=404)},
     # --- API: trial-scoped resources, coordinators only
     "center-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "arm-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "member-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "member-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},  # already enrolled
+    # Editing setup (issue 17): an empty body lacks the reason (400) before the service's setup check.
+    **{f"{kind}-{verb}": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=400)}
+       for kind in ("center", "arm", "member") for verb in ("edit", "remove")},
     "case-list": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "case-detail": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=405)},
     "case-enrol": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=409)},
