@@ -12,8 +12,9 @@ password hashing is not what is measured). The times are the trial's (docs/desig
 * a reader: worklist (API) -> read page (HTML) -> read detail (API) -> open; reads the case for a time drawn
   from a log-normal with mean 120 s (sd of log 0.4); a heartbeat every 15 s while reading; types the report in
   the second part of the read (a window of 30 % of the read time), sending an autosave at most every 3 s while
-  the text changes (about 12 per case); submits (a text unique to the read) and starts the next case. Readers
-  start spread over the first 15 s (scaled).
+  the text changes (about 12 per case); submits (a text unique to the read) and starts the next case.
+  Warm-up (not measured): each person opens a case and joins it at a random point of its time, as in a trial
+  already running; the clock starts once everyone has.
 * an expert: rating worklist -> task -> open; rates for a log-normal time with mean 60 s; three answers given at
   random times (preference, the two quality scores), each sent as an autosave no sooner than 3 s after the last;
   submits.
@@ -94,6 +95,7 @@ class Phase:
     name: str
     t0: float = 0.0
     t1: float = 0.0
+    warmup_s: float = 0.0
     latency: dict = field(default_factory=lambda: defaultdict(list))
     status: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
@@ -147,9 +149,8 @@ class Sim:
         await asyncio.sleep(0)
         return True
 
-    async def reader(self, p: Person, rnd: random.Random, start_delay: float) -> None:
-        if not await self.sleep(start_delay):
-            return
+    async def reader(self, p: Person, rnd: random.Random, ready) -> None:
+        first = True
         while not self.stop.is_set():
             r = await self.call(p, "worklist", "GET", f"/api/reading/trials/{self.trial}/worklist/")
             if r is None or r.status_code != 200:
@@ -162,21 +163,26 @@ class Sim:
             await self.call(p, "read page", "GET", f"/reading/{self.trial}/read/{pid}/")
             await self.call(p, "detail", "GET", api)
             await self.call(p, "open", "POST", api + "open/")
-            if not await self.read_case(p, rnd, api):
+            skip = 0.0
+            if first:  # the first case is joined at a random point, as in a trial already running
+                first, skip = False, rnd.random()
+                ready()
+            if not await self.read_case(p, rnd, api, skip):
                 return
             report = base.report_for(p.username, pid, self.codes)
             r = await self.call(p, "submit", "POST", api + "submit/", {**report, "seconds": 5})
             if r is not None and 200 <= r.status_code < 300:
                 self.rec.acked.append((pid, report["findings_text"], bool(r.json().get("already_submitted"))))
 
-    async def read_case(self, p: Person, rnd: random.Random, api: str) -> bool:
-        """Heartbeats and autosaves over one read, in time order; False when the run ended meanwhile."""
+    async def read_case(self, p: Person, rnd: random.Random, api: str, skip: float = 0.0) -> bool:
+        """Heartbeats and autosaves over one read, in time order, from the fraction ``skip`` of it on; False when
+        the run ended meanwhile."""
         length = _lognormal(rnd, READ_MEAN_S)
         typing_from = rnd.uniform(0.3, 1.0 - TYPING_FRACTION) * length
         events = [(t, "heartbeat") for t in _ticks(HEARTBEAT_S, length)]
         events += [(typing_from + t, "autosave") for t in _ticks(AUTOSAVE_MIN_S, TYPING_FRACTION * length)]
-        events.sort()
-        now, n = 0.0, 0
+        now, n = skip * length, 0
+        events = sorted(e for e in events if e[0] >= now)
         for at, kind in events:
             if not await self.sleep(at - now):
                 return False
@@ -189,10 +195,9 @@ class Sim:
                                 {"findings_text": f"Draft {n}: lungs " + "clear " * n, "seconds": AUTOSAVE_MIN_S})
         return await self.sleep(length - now)
 
-    async def expert(self, p: Person, rnd: random.Random, start_delay: float) -> None:
-        if not await self.sleep(start_delay):
-            return
+    async def expert(self, p: Person, rnd: random.Random, ready) -> None:
         root = f"/api/rating/{self.trial}/"
+        first = True
         while not self.stop.is_set():
             r = await self.call(p, "rating worklist", "GET", root)
             if r is None or r.status_code != 200:
@@ -204,6 +209,10 @@ class Sim:
             await self.call(p, "rating task", "GET", f"{root}{tid}/")
             await self.call(p, "rating open", "POST", f"{root}{tid}/open/")
             length = _lognormal(rnd, RATE_MEAN_S)
+            if first:  # joined at a random point of the first task: no answer given yet, the rest of the time left
+                first = False
+                length *= rnd.random()
+                ready()
             answers = [{"preference": rnd.choice(["A", "B", "none"])}, {"quality_a": rnd.randint(1, 5)},
                        {"quality_b": rnd.randint(1, 5)}]
             times = sorted(rnd.uniform(0.1, 0.95) * length for _ in answers)
@@ -226,23 +235,33 @@ def _ticks(every: float, length: float) -> list[float]:
 
 async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Recorder, phase: Phase, seconds: float,
                     scale: float, seed: int) -> Phase:
-    """People start spread over one mean read time (scaled), so that they are at random points of their reads as
-    in a running trial; the clock starts after that warm-up."""
+    """Warm-up (not measured): every person opens a case and joins it at a random point of its reading time, as
+    in a trial already running; the clock starts once all have (or after 300 s)."""
     import httpx
 
     limits = httpx.Limits(max_connections=min(len(people), 1000), max_keepalive_connections=min(len(people), 1000),
                           keepalive_expiry=HEARTBEAT_S + 5)
     jar = _no_cookies()
+    w0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, cookies=jar) as client:
         stop = asyncio.Event()
         sim = Sim(client, seeded["trial"], seeded["finding_codes"], rec, scale, stop)
         rnd = random.Random(seed)
-        tasks = []
+        tasks, joined, all_joined = [], [0], asyncio.Event()
+
+        def ready() -> None:
+            joined[0] += 1
+            if joined[0] >= len(people):
+                all_joined.set()
+
         for p in people:
-            delay = rnd.uniform(0, READ_MEAN_S) if scale else 0.0
             coro = sim.expert if p.expert else sim.reader
-            tasks.append(asyncio.create_task(coro(p, random.Random(rnd.random()), delay)))
-        await asyncio.sleep(READ_MEAN_S * scale)
+            tasks.append(asyncio.create_task(coro(p, random.Random(rnd.random()), ready)))
+        try:
+            await asyncio.wait_for(all_joined.wait(), 300)
+        except TimeoutError:
+            pass
+        phase.warmup_s = time.perf_counter() - w0
         rec.phase = phase
         phase.t0 = time.time()
         await asyncio.sleep(seconds)
@@ -302,7 +321,8 @@ def summarise(phase: Phase, cpu: dict, people: int, gunicorn_cpu_s: float, clien
                          "server_cpu_ms": round(cpu.get(ep, {}).get("mean_ms", float("nan")), 2)}
     total = sum(e["requests"] for e in endpoints.values())
     every = [x for v in phase.latency.values() for x in v]
-    return {"phase": phase.name, "people": people, "wall_s": round(wall, 1), "requests": total,
+    return {"phase": phase.name, "people": people, "wall_s": round(wall, 1), "warmup_s": round(phase.warmup_s, 1),
+            "requests": total,
             "rps": round(total / wall, 1) if wall else 0.0, "errors": sum(e["errors"] for e in endpoints.values()),
             "p95_ms_all": round(base.pct(every, 95) * 1000, 1) if every else float("nan"),
             "gunicorn_cpu_ms_per_request": round(1000 * gunicorn_cpu_s / total, 2) if total else float("nan"),
@@ -312,7 +332,8 @@ def summarise(phase: Phase, cpu: dict, people: int, gunicorn_cpu_s: float, clien
 
 
 def print_phase(s: dict) -> None:
-    print(f"\n[{s['phase']}] {s['people']} people, {s['wall_s']} s: {s['requests']} requests, {s['rps']} req/s, "
+    print(f"\n[{s['phase']}] {s['people']} people, {s['wall_s']} s (after {s['warmup_s']} s warm-up): "
+          f"{s['requests']} requests, {s['rps']} req/s, "
           f"{s['errors']} errors, p95 all {s['p95_ms_all']} ms; gunicorn {s['gunicorn_cpu_ms_per_request']} ms CPU "
           f"per request ({s['gunicorn_cpu_cores']} cores), load generator {s['client_cpu_cores']} cores, "
           f"load average {s['load_avg']:.1f}")
