@@ -120,7 +120,8 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
     for i in range(n_experts):
         u = User.objects.create_user(f"load-expert-{i}", password=None)
         services.add_member(coord, trial, user=u, role="expert", center=centers[i % n_centers])
-    services.generate_allocation_list(coord, trial, seed="load-seed", block_sizes=[2, 4])
+    services.generate_allocation_list(coord, trial, seed="load-seed", block_sizes=[2, 4],
+                                      slots_per_stratum=max(100, n_readers))
     trial = services.advance_status(coord, trial, "enrolling", reason="load benchmark")
     trial = services.advance_status(coord, trial, "reading", reason="load benchmark")
     members = [services.enrol_reader(coord, m) for m in members]
