@@ -95,6 +95,7 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
 
     import inference.services as inference_services
     from inference.models import Draft
+    from inference.selectors import arm_model_version
     from reading.models import Read
     from reading.services import worklist_order_key
     from trial import services
@@ -167,7 +168,8 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
                     key = worklist_order_key(trial, reader.pk if reader else 0, case.pk, 1)
                     reads.append(Read(case=case, arm=arm, reader=reader, order_key=key))
             Read.objects.bulk_create(reads, batch_size=2000)
-            Draft.objects.bulk_create([Draft(case=c, model_version=ai.model_version) for c in cases], batch_size=2000)
+            ai_version = arm_model_version(ai)  # the arm's model version (issue 16: ArmModelVersion)
+            Draft.objects.bulk_create([Draft(case=c, model_version=ai_version) for c in cases], batch_size=2000)
     Draft.objects.filter(case__trial=trial).update(
         status=Draft.Status.READY, findings_text="Retrieval draft: lungs are clear. No effusion.",
         impression_text="No acute cardiopulmonary process.",
