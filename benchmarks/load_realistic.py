@@ -13,8 +13,8 @@ password hashing is not what is measured). The times are the trial's (docs/desig
   from a log-normal with mean 120 s (sd of log 0.4); a heartbeat every 15 s while reading; types the report in
   the second part of the read (a window of 30 % of the read time), sending an autosave at most every 3 s while
   the text changes (about 12 per case); submits (a text unique to the read) and starts the next case.
-  Warm-up (not measured): each person opens a case and joins it at a random point of its time, as in a trial
-  already running; the clock starts once everyone has.
+  Each person's first read or task is opened at seeding through the services; the run joins it at a random
+  point of its time (a trial already running: no burst of opens at the start).
 * an expert: rating worklist -> task -> open; rates for a log-normal time with mean 60 s; three answers given at
   random times (preference, the two quality scores), each sent as an autosave no sooner than 3 s after the last;
   submits.
@@ -74,6 +74,32 @@ def sessions_for(usernames: list[str]) -> dict[str, str]:
     return out
 
 
+def open_first(trial_code: str, readers: list[str], experts: list[str]) -> dict[str, str]:
+    """Each person's first read or rating task opened through the services (as the browser's open would): the
+    run starts with everyone in the middle of a case, without a burst of opens (public id by username)."""
+    from django.contrib.auth import get_user_model
+
+    from rating import selectors as rating_selectors
+    from rating import services as rating_services
+    from rating.models import Rating
+    from reading import selectors as reading_selectors
+    from reading import services as reading_services
+    from trial.models import Trial
+
+    trial = Trial.objects.get(code=trial_code)
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=readers + experts)}
+    out = {}
+    for name in readers:
+        read = reading_selectors.next_read_for(users[name], trial)
+        if read is not None:
+            out[name] = reading_services.open_read(users[name], read).public_id
+    for name in experts:
+        tid = rating_selectors.next_task_id(users[name], trial)
+        if tid is not None:
+            out[name] = rating_services.open_rating(users[name], Rating.objects.get(public_id=tid)).public_id
+    return out
+
+
 def seed_rating_tasks(trial_code: str, n_cases: int) -> int:
     """Both reads of ``n_cases`` cases marked submitted (bulk), then their rating tasks made by the rating service."""
     from django.utils import timezone
@@ -117,6 +143,7 @@ class Person:
     session: str
     csrf: str
     expert: bool = False
+    first: str = ""  # the read or rating task opened at seeding (joined at a random point of it)
 
 
 class Sim:
@@ -149,8 +176,12 @@ class Sim:
         await asyncio.sleep(0)
         return True
 
-    async def reader(self, p: Person, rnd: random.Random, ready) -> None:
-        first = True
+    async def reader(self, p: Person, rnd: random.Random) -> None:
+        if p.first:  # in the middle of a case opened at seeding: the rest of it, then the next cases
+            api = f"/api/reading/reads/{p.first}/"
+            if not await self.read_case(p, rnd, api, skip=rnd.random()):
+                return
+            await self.submit(p, p.first, api)
         while not self.stop.is_set():
             r = await self.call(p, "worklist", "GET", f"/api/reading/trials/{self.trial}/worklist/")
             if r is None or r.status_code != 200:
@@ -163,16 +194,15 @@ class Sim:
             await self.call(p, "read page", "GET", f"/reading/{self.trial}/read/{pid}/")
             await self.call(p, "detail", "GET", api)
             await self.call(p, "open", "POST", api + "open/")
-            skip = 0.0
-            if first:  # the first case is joined at a random point, as in a trial already running
-                first, skip = False, rnd.random()
-                ready()
-            if not await self.read_case(p, rnd, api, skip):
+            if not await self.read_case(p, rnd, api):
                 return
-            report = base.report_for(p.username, pid, self.codes)
-            r = await self.call(p, "submit", "POST", api + "submit/", {**report, "seconds": 5})
-            if r is not None and 200 <= r.status_code < 300:
-                self.rec.acked.append((pid, report["findings_text"], bool(r.json().get("already_submitted"))))
+            await self.submit(p, pid, api)
+
+    async def submit(self, p: Person, pid: str, api: str) -> None:
+        report = base.report_for(p.username, pid, self.codes)
+        r = await self.call(p, "submit", "POST", api + "submit/", {**report, "seconds": 5})
+        if r is not None and 200 <= r.status_code < 300:
+            self.rec.acked.append((pid, report["findings_text"], bool(r.json().get("already_submitted"))))
 
     async def read_case(self, p: Person, rnd: random.Random, api: str, skip: float = 0.0) -> bool:
         """Heartbeats and autosaves over one read, in time order, from the fraction ``skip`` of it on; False when
@@ -195,24 +225,23 @@ class Sim:
                                 {"findings_text": f"Draft {n}: lungs " + "clear " * n, "seconds": AUTOSAVE_MIN_S})
         return await self.sleep(length - now)
 
-    async def expert(self, p: Person, rnd: random.Random, ready) -> None:
+    async def expert(self, p: Person, rnd: random.Random) -> None:
         root = f"/api/rating/{self.trial}/"
-        first = True
+        first = p.first
         while not self.stop.is_set():
-            r = await self.call(p, "rating worklist", "GET", root)
-            if r is None or r.status_code != 200:
-                await asyncio.sleep(0.5)
-                continue
-            tid = r.json().get("next")
-            if not tid:
-                return
-            await self.call(p, "rating task", "GET", f"{root}{tid}/")
-            await self.call(p, "rating open", "POST", f"{root}{tid}/open/")
             length = _lognormal(rnd, RATE_MEAN_S)
-            if first:  # joined at a random point of the first task: no answer given yet, the rest of the time left
-                first = False
-                length *= rnd.random()
-                ready()
+            if first:  # the task opened at seeding, joined at a random point: the rest of its time
+                tid, first, length = first, "", length * rnd.random()
+            else:
+                r = await self.call(p, "rating worklist", "GET", root)
+                if r is None or r.status_code != 200:
+                    await asyncio.sleep(0.5)
+                    continue
+                tid = r.json().get("next")
+                if not tid:
+                    return
+                await self.call(p, "rating task", "GET", f"{root}{tid}/")
+                await self.call(p, "rating open", "POST", f"{root}{tid}/open/")
             answers = [{"preference": rnd.choice(["A", "B", "none"])}, {"quality_a": rnd.randint(1, 5)},
                        {"quality_b": rnd.randint(1, 5)}]
             times = sorted(rnd.uniform(0.1, 0.95) * length for _ in answers)
@@ -235,8 +264,8 @@ def _ticks(every: float, length: float) -> list[float]:
 
 async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Recorder, phase: Phase, seconds: float,
                     scale: float, seed: int) -> Phase:
-    """Warm-up (not measured): every person opens a case and joins it at a random point of its reading time, as
-    in a trial already running; the clock starts once all have (or after 300 s)."""
+    """Everyone starts in the middle of the case opened at seeding (a trial already running), so the clock starts
+    at once; at the end, people still waiting are cancelled."""
     import httpx
 
     limits = httpx.Limits(max_connections=min(len(people), 1000), max_keepalive_connections=min(len(people), 1000),
@@ -247,28 +276,19 @@ async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Reco
         stop = asyncio.Event()
         sim = Sim(client, seeded["trial"], seeded["finding_codes"], rec, scale, stop)
         rnd = random.Random(seed)
-        tasks, joined, all_joined = [], [0], asyncio.Event()
-
-        def ready() -> None:
-            joined[0] += 1
-            if joined[0] >= len(people):
-                all_joined.set()
-
-        for p in people:
-            coro = sim.expert if p.expert else sim.reader
-            tasks.append(asyncio.create_task(coro(p, random.Random(rnd.random()), ready)))
-        try:
-            await asyncio.wait_for(all_joined.wait(), 300)
-        except TimeoutError:
-            pass
-        phase.warmup_s = time.perf_counter() - w0
         rec.phase = phase
+        tasks = [asyncio.create_task((sim.expert if p.expert else sim.reader)(p, random.Random(rnd.random())))
+                 for p in people]
+        phase.warmup_s = time.perf_counter() - w0
         phase.t0 = time.time()
         await asyncio.sleep(seconds)
         phase.t1 = time.time()
         rec.phase = None
         stop.set()
         await asyncio.wait(tasks, timeout=60)  # requests in flight finish (30 s client timeout)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     return phase
 
 
@@ -384,8 +404,9 @@ def run(a) -> dict:
     readers = [u for u in seeded["tokens"]]
     experts = [f"load-expert-{i}" for i in range(a.experts)]
     sessions = sessions_for(readers + experts)
-    people = [Person(u, sessions[u], _csrf()) for u in readers] + [Person(u, sessions[u], _csrf(), True)
-                                                                  for u in experts]
+    first = open_first(seeded["trial"], readers, experts)
+    people = [Person(u, sessions[u], _csrf(), False, first.get(u, "")) for u in readers] + [
+        Person(u, sessions[u], _csrf(), True, first.get(u, "")) for u in experts]
     print(f"[realistic] seeded in {round(time.perf_counter() - t_start, 1)} s; {tasks} rating tasks on {rated_cases}"
           f" cases", flush=True)
 
@@ -413,6 +434,8 @@ def run(a) -> dict:
             s = summarise(phase, server_cpu(cpu_dir, phase.t0, phase.t1), len(crowd), g1 - g0, c1 - c0)
             print_phase(s)
             phases.append(s)
+            for person in people:  # the cases opened at seeding belong to the first phase
+                person.first = ""
     finally:
         server.stop()
 
