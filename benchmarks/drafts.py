@@ -7,7 +7,7 @@ enrolments, and the batch sizes the worker reached.
 Needs PostgreSQL (the worker is another process) and Redis (the broker), and the inference extra (torch,
 transformers). The model is the tiny random Janus of :mod:`inference.tiny` (the real Janus loading and generate
 path; a CPU machine cannot run the full-size model at any useful rate: benchmarks/inference.py measures that on a
-GPU). What it does:
+GPU; ``--weights DIR`` runs a real local model folder instead, e.g. on a GPU machine). What it does:
 1. Drops, creates and migrates its own database; a paired-by-case trial through the services (one center, four
    readers, the AI arm on a janus model version with ``options.batch_max`` / ``batch_window_ms``).
 2. Imports ``1 + sum(K)`` synthetic chest DICOMs (imaging.services.import_file) as cases.
@@ -181,7 +181,7 @@ def run(a) -> dict:
     from inference.models import Draft
     from inference.tiny import build_tiny_janus
 
-    weights = build_tiny_janus(work / "tiny-janus")
+    weights = a.weights or build_tiny_janus(work / "tiny-janus")
     coord, trial, center, mv = _trial(weights, a.new_tokens, a.batch_max, a.window_ms)
     cases = _cases(coord, trial, center, 1 + sum(a.concurrency))
     worker = Worker(env, work / "worker.log")
@@ -214,7 +214,8 @@ def run(a) -> dict:
     from django.db import connections
 
     connections.close_all()
-    return {"model": "tiny random Janus (inference.tiny)", "new_tokens": a.new_tokens, "batch_max": a.batch_max,
+    return {"model": str(a.weights) if a.weights else "tiny random Janus (inference.tiny)",
+            "new_tokens": a.new_tokens, "batch_max": a.batch_max,
             "window_ms": a.window_ms, "first_draft_s": round(load_s, 1), "rows": rows,
             "machine": {"cores": os.cpu_count()}}
 
@@ -227,6 +228,8 @@ def main(argv=None) -> int:
     p.add_argument("--window-ms", type=int, default=200)
     p.add_argument("--broker", default=os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/8")
     p.add_argument("--db", default="cxr_drafts")
+    p.add_argument("--weights", type=Path, help="a local Janus model folder (e.g. Janus-Pro-CXR on a GPU machine) "
+                                                "instead of the tiny random model")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
     r = run(a)
