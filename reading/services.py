@@ -277,7 +277,8 @@ def autosave(actor, read: Read | str, data, seconds=None) -> Read:
     """Save the report in progress (partial marks allowed). After submit it changes nothing and returns the
     submitted read (a late autosave from a closing tab is not an error). Not audited. ``read``: a Read or its
     public id (two queries once the read is open: the locked row, the update)."""
-    read = _locked_own_read(actor, read, light=True)
+    # The light lock unless the report carries box decisions (issue 21), which need the read's arm and draft.
+    read = _locked_own_read(actor, read, light=not (isinstance(data, dict) and "box_reviews" in data))
     if read.is_submitted:
         return read
     cleaned = clean_report(read.case.trial, data, complete=False)
