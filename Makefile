@@ -7,7 +7,7 @@ export DJANGO_SETTINGS_MODULE := config.settings
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cxr_trial
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo demo-reset test install install-all chromium rlang lint reliability benchmarks clean validation-report
+.PHONY: demo demo-reset test install install-all chromium rlang lint reliability benchmarks bench clean validation-report
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ lint: install-all
 reliability: install-all chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
 	  DJANGO_ALLOW_ASYNC_UNSAFE=true $(PY) benchmarks/reliability.py $(RELIABILITY_ARGS)
+
+# Every speed benchmark at quick settings, then one table (benchmarks/all.py; issue 19). The load and drafts
+# benchmarks make their own databases on TEST_DATABASE_URL's server; Redis at TEST_REDIS_URL.
+bench: install-all
+	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) HF_HUB_OFFLINE=1 \
+	  $(PY) benchmarks/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles

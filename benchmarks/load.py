@@ -85,7 +85,8 @@ def manage(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedP
 
 
 # -- seeding (in this process, through Django) ----------------------------------------------------------------
-def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, code: str = "LOAD") -> dict:
+def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, code: str = "LOAD",
+         n_experts: int = 5) -> dict:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
     from django.db import transaction
@@ -94,6 +95,7 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
 
     import inference.services as inference_services
     from inference.models import Draft
+    from inference.selectors import arm_model_version
     from reading.models import Read
     from reading.services import worklist_order_key
     from trial import services
@@ -116,10 +118,11 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
         u = User.objects.create_user(f"load-reader-{i:03d}", password=None)
         members.append(services.add_member(coord, trial, user=u, role="reader", center=centers[i % n_centers],
                                            experience="junior" if i % 2 else "senior"))
-    for i in range(5):
+    for i in range(n_experts):
         u = User.objects.create_user(f"load-expert-{i}", password=None)
         services.add_member(coord, trial, user=u, role="expert", center=centers[i % n_centers])
-    services.generate_allocation_list(coord, trial, seed="load-seed", block_sizes=[2, 4])
+    services.generate_allocation_list(coord, trial, seed="load-seed", block_sizes=[2, 4],
+                                      slots_per_stratum=max(100, n_readers))
     trial = services.advance_status(coord, trial, "enrolling", reason="load benchmark")
     trial = services.advance_status(coord, trial, "reading", reason="load benchmark")
     members = [services.enrol_reader(coord, m) for m in members]
@@ -165,7 +168,8 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
                     key = worklist_order_key(trial, reader.pk if reader else 0, case.pk, 1)
                     reads.append(Read(case=case, arm=arm, reader=reader, order_key=key))
             Read.objects.bulk_create(reads, batch_size=2000)
-            Draft.objects.bulk_create([Draft(case=c, model_version=ai.model_version) for c in cases], batch_size=2000)
+            ai_version = arm_model_version(ai)  # the arm's model version (issue 16: ArmModelVersion)
+            Draft.objects.bulk_create([Draft(case=c, model_version=ai_version) for c in cases], batch_size=2000)
     Draft.objects.filter(case__trial=trial).update(
         status=Draft.Status.READY, findings_text="Retrieval draft: lungs are clear. No effusion.",
         impression_text="No acute cardiopulmonary process.",
@@ -182,12 +186,12 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
 
 # -- gunicorn ---------------------------------------------------------------------------------------------------
 class Gunicorn:
-    def __init__(self, env: dict, port: int, workers: int, threads: int, log: Path):
+    def __init__(self, env: dict, port: int, workers: int, threads: int, log: Path, extra: list[str] | None = None):
         self.port, self.log = port, log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "-k", "gthread",
              "--threads", str(threads), "-b", f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "5",
-             "--backlog", "512", "--preload", "--error-logfile", "-"],
+             "--backlog", "2048", "--preload", "--error-logfile", "-", *(extra or [])],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -473,7 +477,24 @@ def main(argv=None) -> int:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--sample", type=int, default=300, help="cases enrolled through the services (rate measured)")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--realistic", action="store_true",
+                   help="readers and experts with the trial's think times (benchmarks/load_realistic.py)")
+    p.add_argument("--experts", type=int, default=None, help="--realistic: experts (default readers / 10)")
+    p.add_argument("--think-scale", type=float, default=1.0, help="--realistic: think times multiplied by this")
+    p.add_argument("--saturation", default="", help="--realistic: then K people with no think time, e.g. 4,8,16,32")
+    p.add_argument("--step-seconds", type=float, default=20, help="--realistic: seconds per saturation step")
+    p.add_argument("--cache-url", default=os.environ.get("LOAD_CACHE_URL", ""),
+                   help="--realistic: CACHE_URL for the server (Redis: cached_db sessions)")
     a = p.parse_args(argv)
+    if a.realistic:
+        import load_realistic
+
+        a.experts = max(1, a.readers // 10) if a.experts is None else a.experts
+        r = load_realistic.run(a)
+        if a.json:
+            a.json.write_text(json.dumps(r, indent=2, default=str))
+        i = r["integrity"]
+        return 0 if i["lost"] == 0 and i["mismatched"] == 0 and i["doubled"] == 0 else 1
     r = run(a.seconds, a.readers, a.cases, a.workers, a.threads, a.db, a.port, a.sample)
     if a.json:
         a.json.write_text(json.dumps(r, indent=2, default=str))

@@ -150,6 +150,16 @@ SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Cache and sessions (issue 19.2). With CACHE_URL (a Redis URL, e.g. redis://redis:6379/1) the cache is Redis and
+# sessions are "cached_db": read from Redis, written through to the database, so a heartbeat or autosave makes
+# no session query (3 queries instead of 4). Without it (the demo: SQLite, nothing else running) the cache is
+# in-process and sessions stay in the database: a per-process cache must never hold sessions, since a logout in
+# one gunicorn worker would not reach the others.
+CACHE_URL = env.str("CACHE_URL", default="")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="cxr")}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -1,13 +1,17 @@
 """Issue 19.2: heartbeat and autosave take at most 3 queries, and no reader request's query count grows with the
 number of cases. Counted with CaptureQueriesContext on real PostgreSQL, in transactional tests so that the count is
-what production runs (no test savepoints around the services' transactions)."""
+what production runs (no test savepoints around the services' transactions). Production with CACHE_URL (Redis) reads
+sessions from the cache (cached_db): 3 queries per heartbeat/autosave; the demo without Redis keeps database
+sessions: 4 (config/settings.py)."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -102,3 +106,52 @@ def test_no_reader_request_grows_with_the_number_of_cases():
     small, large = _request_counts(_trial("QS", 2)), _request_counts(_trial("QL", 20))
     assert small == large, {k: (small[k], large[k]) for k in small if small[k] != large[k]}
     assert small["heartbeat"] == small["autosave"] == 4  # 2 of them the session and user lookups
+
+
+def _redis_sessions(redis_url: str):
+    """The production settings with CACHE_URL: Redis cache (this run's own key prefix), cached_db sessions."""
+    return override_settings(
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url,
+                            "KEY_PREFIX": f"test-query-counts-{uuid.uuid4().hex}"}},
+        SESSION_ENGINE="django.contrib.sessions.backends.cached_db")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_sessions_heartbeat_and_autosave_take_three_queries_and_none_grows(redis_url):
+    with _redis_sessions(redis_url):
+        t = _trial("QR1", 2)
+        m = t["reader"]
+        read = services.open_read(m.user, reads_of(m).first())
+        c = Client()
+        c.force_login(m.user)  # the session is written to the database and to Redis
+        assert cache.get(f"django.contrib.sessions.cached_db{c.session.session_key}") is not None
+        for name, body in (("heartbeat", {"seconds": 3}), ("autosave", {"findings_text": "Clearer.", "seconds": 1})):
+            with CaptureQueriesContext(connection) as q:
+                assert _post(c, name, read, body).status_code == 200
+            sqls = _data(q.captured_queries)
+            # the locked read (with case, trial, arm, reader), its update, the user: no session query
+            assert len(sqls) == 3, sqls
+            assert not any('"django_session"' in s for s in sqls), sqls
+        read.refresh_from_db()
+        assert read.findings_text == "Clearer." and read.active_seconds > 0
+        small, large = _request_counts(_trial("QRS", 2)), _request_counts(_trial("QRL", 20))
+        assert small == large, {k: (small[k], large[k]) for k in small if small[k] != large[k]}
+        assert small["heartbeat"] == small["autosave"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_sessions_a_logout_ends_the_session_everywhere(redis_url):
+    """cached_db: the session is deleted from Redis and the database at logout; the old cookie is refused."""
+    with _redis_sessions(redis_url):
+        t = _trial("QR2", 2)
+        m = t["reader"]
+        read = services.open_read(m.user, reads_of(m).first())
+        c = Client()
+        c.force_login(m.user)
+        cookie = c.cookies["sessionid"].value
+        assert _post(c, "heartbeat", read, {"seconds": 1}).status_code == 200
+        c.logout()
+        assert cache.get(f"django.contrib.sessions.cached_db{cookie}") is None
+        stale = Client()
+        stale.cookies["sessionid"] = cookie
+        assert _post(stale, "heartbeat", read, {"seconds": 1}).status_code in (401, 403)
