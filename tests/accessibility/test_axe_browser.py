@@ -1,7 +1,11 @@
 """axe-core (vendored in tests/vendor/axe-core) on every page of the app, as each role sees it: no serious or
-critical violation (issue 17). The analysis page with results and the report are checked in
+critical violation (issue 17), and a screenshot of each page at 1280x720 and 1440x900 in docs/screenshots/pages/
+(named role-page-size). The analysis page with results and the report are checked in
 tests/analysis_app/test_browser.py, the sign-in-again panel in the session-expiry tests."""
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -13,6 +17,7 @@ from tests.factories.imaging import add_drawn_image
 from tests.factories.rating import complete_case
 from tests.factories.reading import reader_in, with_images_and_drafts
 from tests.factories.trial import PASSWORD, add_cases, make_trial
+from trial.models import AuditEntry
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -29,8 +34,12 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
     ai_reader, plain_reader = reader_in(t, "ai_assisted"), reader_in(t, "unassisted")
     code = t["trial"].code
     found: dict[str, list[str]] = {}
+    shots = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "pages"
+    shots.mkdir(parents=True, exist_ok=True)
+    taken: list[Path] = []
+    role = {"name": "anonymous"}
 
-    def visit(pg, url: str, ready: str | None = None) -> None:
+    def visit(pg, url: str, ready: str | None = None, name: str | None = None) -> None:
         pg.goto(live_server.url + url)
         pg.wait_for_load_state("networkidle")
         if ready:
@@ -38,8 +47,17 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
         problems = axe_violations(pg)
         if problems:
             found[url] = problems
+        # Both sizes the issue names; the page is laid out again at each before the picture.
+        stem = f"{role['name']}-{name or re.sub(r'[^a-z0-9]+', '-', url.lower()).strip('-') or 'home'}"
+        for width, height in ((1280, 720), (1440, 900)):
+            pg.set_viewport_size({"width": width, "height": height})
+            path = shots / f"{stem}-{width}x{height}.png"
+            pg.screenshot(path=str(path))
+            taken.append(path)
+        pg.set_viewport_size({"width": 1280, "height": 720})
 
-    def as_user(username: str | None):
+    def as_user(username: str | None, who: str = "anonymous"):
+        role["name"] = who
         ctx = browser.new_context(viewport={"width": 1280, "height": 720}, bypass_csp=True)
         pg = ctx.new_page()
         pg.set_default_timeout(15000)
@@ -48,44 +66,63 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
         return ctx, pg
 
     ctx, pg = as_user(None)
-    visit(pg, reverse("login"))
+    visit(pg, reverse("login"), name="login")
+    visit(pg, reverse("password_reset"), name="password-reset")
     ctx.close()
 
-    ctx, pg = as_user(t["coordinator"].username)
-    for url in (reverse("home"), reverse("trial:create"), reverse("trial:detail", args=[code]),
-                reverse("trial:allocations", args=[code]), reverse("trial:audit", args=[code]),
-                reverse("imports:upload", args=[code]), reverse("inference:drafts", args=[code]),
-                reverse("analysis:page", args=[code]), "/no-such-page/"):
-        visit(pg, url)
+    ctx, pg = as_user(t["coordinator"].username, "coordinator")
+    entry = AuditEntry.objects.filter(trial=t["trial"]).order_by("pk").first()
+    for name, url in (("home", reverse("home")), ("trial-new", reverse("trial:create")),
+                      ("trial", reverse("trial:detail", args=[code])),
+                      ("settings", reverse("trial:settings", args=[code])),
+                      ("allocations", reverse("trial:allocations", args=[code])),
+                      ("audit", reverse("trial:audit", args=[code])),
+                      ("audit-entry", reverse("trial:audit_entry", args=[code, entry.pk])),
+                      ("row-history", reverse("trial:row_history", args=[code])),
+                      ("access-review", reverse("trial:access_review", args=[code])),
+                      ("import", reverse("imports:upload", args=[code])),
+                      ("case", reverse("enrolment:case", args=[code, cases[0].pk])),
+                      ("drafts", reverse("inference:drafts", args=[code])),
+                      ("analysis", reverse("analysis:page", args=[code])), ("not-found", "/no-such-page/")):
+        visit(pg, url, name=name)
     ctx.close()
 
     viewer_ready = "window.cxrViewer && window.cxrViewer.source !== null"
-    for reader in (ai_reader, plain_reader):
-        ctx, pg = as_user(reader.user.username)
-        visit(pg, reverse("reading:worklist", args=[code]))
+    for who, reader in (("reader-ai", ai_reader), ("reader-unassisted", plain_reader)):
+        ctx, pg = as_user(reader.user.username, who)
+        visit(pg, reverse("reading:worklist", args=[code]), name="worklist")
         read = Read.objects.filter(reader=reader, submitted_at__isnull=True).first()
-        visit(pg, reverse("reading:read", args=[code, read.public_id]), viewer_ready)
+        visit(pg, reverse("reading:read", args=[code, read.public_id]), viewer_ready, name="read")
         pg.click("#submit-read")  # the refused submit: rows marked at fault, the message beside Submit
         problems = axe_violations(pg)
         if problems:
             found[pg.url + " (after a refused submit)"] = problems
         done = Read.objects.filter(reader__isnull=False, submitted_at__isnull=False, reader=reader).first()
         if done:
-            visit(pg, reverse("reading:read", args=[code, done.public_id]), viewer_ready)
+            visit(pg, reverse("reading:read", args=[code, done.public_id]), viewer_ready, name="read-submitted")
         ctx.close()
-    ctx, pg = as_user(plain_reader.user.username)  # another reader's read: the 403 page
-    visit(pg, reverse("reading:read", args=[code, Read.objects.filter(reader=ai_reader).first().public_id]))
+    ctx, pg = as_user(plain_reader.user.username, "reader")  # another reader's read: the 403 page
+    visit(pg, reverse("reading:read", args=[code, Read.objects.filter(reader=ai_reader).first().public_id]),
+          name="not-allowed")
     assert pg.inner_text("h1") == "Not allowed"
     ctx.close()
 
-    ctx, pg = as_user(rating.expert.user.username)
-    visit(pg, reverse("rating:worklist", args=[code]))
-    visit(pg, reverse("rating:task", args=[code, rating.public_id]), "window.ratingViewer !== undefined")
+    ctx, pg = as_user(rating.expert.user.username, "expert")
+    visit(pg, reverse("rating:worklist", args=[code]), name="worklist")
+    visit(pg, reverse("rating:task", args=[code, rating.public_id]), "window.ratingViewer !== undefined",
+          name="rating")
     ctx.close()
 
-    ctx, pg = as_user(t["statistician"].user.username)
-    visit(pg, reverse("home"))
-    visit(pg, reverse("analysis:page", args=[code]))
+    ctx, pg = as_user(t["statistician"].user.username, "statistician")
+    visit(pg, reverse("home"), name="home")
+    visit(pg, reverse("analysis:page", args=[code]), name="analysis")
     ctx.close()
 
+    # every page at both sizes, each a real picture (a PNG of the viewport's size)
+    assert len(taken) == len(set(taken)) >= 50
+    for path in taken:
+        head = path.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+        size = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+        assert size in ((1280, 720), (1440, 900)), (path, size)
     assert not found, "\n".join(f"{url}:\n  " + "\n  ".join(p) for url, p in found.items())
