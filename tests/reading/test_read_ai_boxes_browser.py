@@ -99,3 +99,4 @@ def test_the_ai_reader_toggles_the_drafts_boxes_and_the_unassisted_reader_has_no
     _open(live_server, page, "BOXA", reader_in(t, "ai_assisted").user)
     assert page.locator(".ood-warning").is_visible()
     assert page.locator("#ai-boxes, #ai-boxes-toggle, #viewer-boxes, .ai-box").count() == 0
+    screenshot(page, "read-ood-withheld")  # issue 21 item 4: the reader is told why no draft is shown
