@@ -358,3 +358,47 @@ def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
 def expert_sees_case_images(user, case) -> bool:
     """Image access rule registered with imaging (rating/apps.py): experts with a rating task for the case."""
     return Rating.objects.filter(case=case, expert__user=user, expert__role=Role.EXPERT).exists()
+
+
+# -- amendments on the expert's page (issue 18); everything in the task's A/B terms, nothing names an arm ----------
+AMEND_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
+
+
+def current_rating_answer(rating: Rating) -> dict:
+    """The latest version of the answer: the last amendment's, else the submission's."""
+    latest = rating.amendments.order_by("-number").first()
+    if latest:
+        return dict(latest.amended)
+    return {k: getattr(rating, k) for k in AMEND_FIELDS}
+
+
+def _answer_words(field: str, value, single: bool) -> str:
+    if value in (None, ""):
+        return "–"
+    if field == "preference":
+        return {p["value"]: p["label"] for p in PREFERENCE_CHOICES}.get(value, str(value))
+    if field in ("quality_a", "quality_b"):
+        return {s["score"]: f"{s['score']} · {s['label']}" for s in QUALITY_SCALE}.get(value, str(value))
+    if field == "blinding_guess":
+        choices = GUESS_CHOICES_SINGLE if single else GUESS_CHOICES
+        return {g["value"]: g["label"] for g in choices}.get(value, str(value))
+    return str(value)
+
+
+def answer_changes(rating: Rating, before: dict, after: dict) -> list[dict]:
+    """What an amendment changed, in words: [{field, before, after}]."""
+    single = rating.read_b_id is None
+    names = {"preference": "Preference", "quality_a": "Quality of report A", "quality_b": "Quality of report B",
+             "comment": "Comment", "blinding_guess": GUESS_QUESTION_SINGLE if single else GUESS_QUESTION}
+    return [{"field": names[k], "before": _answer_words(k, before.get(k), single),
+             "after": _answer_words(k, after.get(k), single)}
+            for k in AMEND_FIELDS if before.get(k) != after.get(k)]
+
+
+def rating_amendment_history(rating: Rating) -> list[dict]:
+    """The rating's amendments, oldest first: who, when, in which role, why and what changed (A/B terms only)."""
+    return [
+        {"number": a.number, "at": a.created_at, "by": a.amended_by.get_username(), "as": a.amended_as,
+         "reason": a.reason, "changes": answer_changes(rating, a.previous, a.amended)}
+        for a in rating.amendments.select_related("amended_by").order_by("number")
+    ]

@@ -490,9 +490,10 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
         if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
             return latest, False
         raise Conflict("The amended rating is the same as the current version: nothing to amend.", code="no_change")
-    amendment = RatingAmendment.objects.create(
-        rating=r, number=(latest.number + 1) if latest else 1, amended_by=actor, amended_as=role, reason=reason,
-        previous=current, amended=new)
+    with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
+        amendment = RatingAmendment.objects.create(
+            rating=r, number=(latest.number + 1) if latest else 1, amended_by=actor, amended_as=role, reason=reason,
+            previous=current, amended=new)
     audit.record(actor=actor, trial=trial, action="rating:amend", obj=r, before=current,
                  after={**new, "amendment": amendment.number}, reason=reason)
     return amendment, True

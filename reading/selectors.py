@@ -439,3 +439,51 @@ def worklist_payload(user, trial: Trial, page=None) -> dict:
         ],
         "waiting": [{**w, "available_from": _iso(w["available_from"])} for w in s["waiting_reads"]],
     }
+
+
+# -- amendments on the reader's page (issue 18) ---------------------------------------------------------------
+AMEND_TEXT_FIELDS = (("findings_text", "Findings"), ("impression_text", "Impression"))
+
+
+def current_report(read: Read) -> dict:
+    """The read's latest version: the last amendment's report, else the submission."""
+    latest = read.amendments.order_by("-number").first()
+    if latest:
+        return dict(latest.amended)
+    return {"findings_text": read.findings_text, "impression_text": read.impression_text,
+            "finding_marks": read.finding_marks or {}}
+
+
+def _mark_text(mark: dict | None) -> str:
+    mark = mark or {}
+    present = {True: "present", False: "absent"}.get(mark.get("present"), "unmarked")
+    return f"{present}, confidence {mark['confidence']}" if mark.get("confidence") else present
+
+
+def report_changes(trial: Trial, before: dict, after: dict) -> list[dict]:
+    """What an amendment changed, field by field, in words: [{field, before, after}]."""
+    changes = [{"field": label, "before": before.get(key, ""), "after": after.get(key, "")}
+               for key, label in AMEND_TEXT_FIELDS if before.get(key, "") != after.get(key, "")]
+    marks_before, marks_after = before.get("finding_marks") or {}, after.get("finding_marks") or {}
+    for f in trial.findings:
+        old, new = marks_before.get(f["code"]), marks_after.get(f["code"])
+        if (old or {}) != (new or {}):
+            changes.append({"field": f["label"], "before": _mark_text(old), "after": _mark_text(new)})
+    return changes
+
+
+def amendment_history(read: Read) -> list[dict]:
+    """The read's amendments, oldest first, each with who, when, in which role, why and what changed."""
+    trial = read.case.trial
+    return [
+        {"number": a.number, "at": a.created_at, "by": a.amended_by.get_username(), "as": a.amended_as,
+         "reason": a.reason, "changes": report_changes(trial, a.previous, a.amended)}
+        for a in read.amendments.select_related("amended_by").order_by("number")
+    ]
+
+
+def amend_rows(trial: Trial, report: dict) -> list[dict]:
+    """The finding rows of the amendment form, filled from a report."""
+    marks = report.get("finding_marks") or {}
+    return [{"code": f["code"], "label": f["label"], "present": (marks.get(f["code"]) or {}).get("present"),
+             "confidence": (marks.get(f["code"]) or {}).get("confidence")} for f in trial.findings]

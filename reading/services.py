@@ -457,9 +457,10 @@ def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAme
         if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
             return latest, False
         raise Conflict("The amended report is the same as the current version: nothing to amend.", code="no_change")
-    amendment = ReadAmendment.objects.create(
-        read=locked, number=(latest.number + 1) if latest else 1, amended_by=actor,
-        amended_as=Role.READER if own else Role.COORDINATOR, reason=reason, previous=current, amended=cleaned)
+    with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
+        amendment = ReadAmendment.objects.create(
+            read=locked, number=(latest.number + 1) if latest else 1, amended_by=actor,
+            amended_as=Role.READER if own else Role.COORDINATOR, reason=reason, previous=current, amended=cleaned)
     audit.record(actor=actor, trial=trial, action="read:amend", obj=locked, before=current,
                  after={**cleaned, "amendment": amendment.number}, reason=reason)
     return amendment, True

@@ -8,4 +8,5 @@ urlpatterns: list = [
     path("<slug:trial_code>/next/", views.next_read, name="next"),
     path("<slug:trial_code>/read/<str:public_id>/", views.read_page, name="read"),
     path("<slug:trial_code>/read/<str:public_id>/submit/", views.read_submit, name="submit"),
+    path("<slug:trial_code>/read/<str:public_id>/amend/", views.ReadAmendView.as_view(), name="amend"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
 from django.views.decorators.http import require_POST
 
 from core.errors import TrialError, TrialLocked
@@ -135,3 +136,42 @@ def read_submit(request, trial_code: str, public_id: str):
         request, "Report submitted." if created else "This read was already submitted; it is kept as it was."
     )
     return redirect("reading:worklist", trial_code=trial.code)
+
+
+class ReadAmendView(View):
+    """Amend one's own submitted read (issue 18): the latest version in a form, a required reason, and the
+    amendment history. Before lock only; the service decides, its refusals are shown on the page."""
+
+    template_name = "reading/amend.html"
+
+    def _context(self, read, report: dict, *, reason: str = "", error: str = "") -> dict:
+        trial = read.case.trial
+        return {"trial": trial, "read": read, "rows": selectors.amend_rows(trial, report), "report": report,
+                "reason": reason, "error": error, "history": selectors.amendment_history(read),
+                "confidences": range(1, 6), "readonly": trial.is_locked}
+
+    def _read(self, request, trial_code: str, public_id: str):
+        return selectors.read_for_reader(request.user, public_id, _trial(trial_code))
+
+    def get(self, request, trial_code: str, public_id: str):
+        read = self._read(request, trial_code, public_id)
+        if not read.is_submitted:
+            return render(request, "reading/unavailable.html", {
+                "trial": read.case.trial, "message": "Only a submitted read can be amended; until then, edit and "
+                "submit it."}, status=409)
+        ctx = self._context(read, selectors.current_report(read))
+        if read.case.trial.is_locked:
+            ctx["error"] = f"Trial {read.case.trial.code} is locked: its data is read-only."
+        return render(request, self.template_name, ctx)
+
+    def post(self, request, trial_code: str, public_id: str):
+        read = self._read(request, trial_code, public_id)
+        report, reason = _report_from_form(read.case.trial, request.POST), request.POST.get("reason", "")
+        try:
+            amendment, created = services.amend_read(actor=request.user, read=read, report=report, reason=reason)
+        except TrialError as exc:
+            return render(request, self.template_name, self._context(read, report, reason=reason,
+                                                                     error=exc.message), status=exc.status)
+        messages.success(request, f"Amendment {amendment.number} saved." if created
+                         else f"Amendment {amendment.number} was already saved; it is kept as it was.")
+        return redirect("reading:amend", trial_code=read.case.trial.code, public_id=read.public_id)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from . import signals
@@ -302,32 +303,95 @@ def _row_values(event) -> dict:
             if not f.name.startswith("pgh_")}
 
 
+def _row_change(ev, old: dict, table: str, users: dict) -> RowChange:
+    """One event as a RowChange: the fields that differ from the row's previous event (``old``: its values)."""
+    values = to_json(_row_values(ev))
+    if ev.pgh_label == "delete":
+        changes = [FieldChange(k, v, None) for k, v in sorted(values.items())]
+    else:
+        old = old if ev.pgh_label != "insert" else {}
+        changes = [FieldChange(k, old.get(k), v) for k, v in sorted(values.items()) if old.get(k) != v]
+    meta = ev.pgh_context.metadata if ev.pgh_context_id else {}
+    actor_id = meta.get("actor") or meta.get("user")
+    return RowChange(at=ev.pgh_created_at, event_id=ev.pgh_id, table=table, object_id=str(ev.pgh_obj_id),
+                     label=ev.pgh_label, changes=changes,
+                     actor=users.get(actor_id, str(actor_id)) if actor_id else "",
+                     reason=meta.get("reason") or "", url=meta.get("url") or "")
+
+
+def _trial_users(trial: Trial) -> dict:
+    return dict(get_user_model().objects.filter(memberships__trial=trial).values_list("pk", "username"))
+
+
 def row_history(user, trial: Trial, *, outside_app_only: bool = False) -> list[RowChange]:
     """The row-level history of the trial's setup tables, newest first (members' and cases' rows carry arms, so the
     same blinding as the audit log)."""
     require_role(user, trial, Role.COORDINATOR)
     require_not_blinded(user, trial)
-    users = dict(get_user_model().objects.filter(memberships__trial=trial).values_list("pk", "username"))
+    users = _trial_users(trial)
     out = []
     for name in HISTORY_TABLES:
         model = apps.get_model("trial", f"{name}Event")
         qs = model.objects.filter(pgh_obj_id=trial.pk) if name == "Trial" else model.objects.filter(trial_id=trial.pk)
         previous: dict = {}
         for ev in qs.select_related("pgh_context").order_by("pgh_obj_id", "pgh_id"):
-            values = to_json(_row_values(ev))
-            old = previous.get(ev.pgh_obj_id, {}) if ev.pgh_label != "insert" else {}
-            if ev.pgh_label == "delete":
-                changes = [FieldChange(k, v, None) for k, v in sorted(values.items())]
-            else:
-                changes = [FieldChange(k, old.get(k), v) for k, v in sorted(values.items()) if old.get(k) != v]
-            previous[ev.pgh_obj_id] = values
-            meta = ev.pgh_context.metadata if ev.pgh_context_id else {}
-            actor_id = meta.get("actor") or meta.get("user")
-            out.append(RowChange(
-                at=ev.pgh_created_at, event_id=ev.pgh_id, table=f"trial.{name}", object_id=str(ev.pgh_obj_id),
-                label=ev.pgh_label,
-                changes=changes, actor=users.get(actor_id, str(actor_id)) if actor_id else "",
-                reason=meta.get("reason") or "", url=meta.get("url") or ""))
+            out.append(_row_change(ev, previous.get(ev.pgh_obj_id, {}), f"trial.{name}", users))
+            previous[ev.pgh_obj_id] = to_json(_row_values(ev))
     if outside_app_only:
         out = [c for c in out if c.outside_app]
     return sorted(out, key=lambda c: (c.at, c.event_id), reverse=True)
+
+
+# The trial's records (issue 18): reads (with a row per heartbeat), amendments, ratings and drafts. Their event
+# tables belong to higher apps, so they are looked up by name (trial imports none of them): table -> (app, event
+# model, the path from an event to its trial).
+RECORD_TABLES = {
+    "reading.Read": ("reading", "ReadEvent", "case__trial_id"),
+    "reading.ReadAmendment": ("reading", "ReadAmendmentEvent", "read__case__trial_id"),
+    "rating.Rating": ("rating", "RatingEvent", "case__trial_id"),
+    "rating.RatingAmendment": ("rating", "RatingAmendmentEvent", "rating__case__trial_id"),
+    "inference.Draft": ("inference", "DraftEvent", "case__trial_id"),
+}
+ROW_LABELS = ("insert", "update", "delete")
+ROW_PAGE_SIZE = 50
+_APP_CONTEXT_KEYS = ["actor", "user", "reason", "url"]
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """What the Row history page shows of one record table: one row (its id), one kind of write, or only the
+    writes made outside the application."""
+
+    object_id: str = ""
+    label: str = ""
+    outside_app_only: bool = False
+
+
+def record_history(user, trial: Trial, table: str, filters: RowFilter | None = None, page=None) -> Page:
+    """One page (newest first) of the row-level history of one of the trial's record tables, paged and filtered in
+    the database (a read has a row per heartbeat). The same access as the setup tables and the audit log: a
+    coordinator who is not blinded (reads' rows carry arms and drafts). Each change is against the row's previous
+    event, fetched for the page's events only."""
+    require_role(user, trial, Role.COORDINATOR)
+    require_not_blinded(user, trial)
+    if table not in RECORD_TABLES:
+        raise Http404("No such table.")
+    app_label, model_name, to_trial = RECORD_TABLES[table]
+    model = apps.get_model(app_label, model_name)
+    f = filters or RowFilter()
+    qs = model.objects.filter(**{to_trial: trial.pk})
+    if f.object_id:
+        qs = qs.filter(pgh_obj_id=int(f.object_id)) if f.object_id.isdigit() else qs.none()
+    if f.label in ROW_LABELS:
+        qs = qs.filter(pgh_label=f.label)
+    if f.outside_app_only:
+        qs = qs.filter(Q(pgh_context__isnull=True) | ~Q(pgh_context__metadata__has_any_keys=_APP_CONTEXT_KEYS))
+    earlier = model.objects.filter(pgh_obj_id=OuterRef("pgh_obj_id"), pgh_id__lt=OuterRef("pgh_id"))
+    qs = qs.annotate(prev_id=Subquery(earlier.order_by("-pgh_id").values("pgh_id")[:1]))
+    page_of = Paginator(qs.select_related("pgh_context").order_by("-pgh_id"), ROW_PAGE_SIZE).get_page(page)
+    previous = model.objects.in_bulk([ev.prev_id for ev in page_of if ev.prev_id])
+    users = _trial_users(trial)
+    page_of.object_list = [
+        _row_change(ev, to_json(_row_values(previous[ev.prev_id])) if ev.prev_id in previous else {}, table, users)
+        for ev in page_of]
+    return page_of

@@ -121,15 +121,29 @@ class AuditVerifyView(TrialPageMixin, View):
 
 
 class RowHistoryView(TrialPageMixin, View):
-    """Every write of the setup tables the database triggers saw, with old and new values; optionally only those
-    made outside the application (raw SQL, bulk updates from a shell)."""
+    """Every write the database triggers saw, with old and new values: the setup tables (the default) or one of the
+    trial's record tables (reads, amendments, ratings, drafts; paged in the database), filtered by row and kind of
+    write, optionally only those made outside the application (raw SQL, bulk updates from a shell)."""
 
     def get(self, request, trial_code: str):
         trial = self.get_trial()
         outside = request.GET.get("outside") == "1"
-        changes = selectors.row_history(request.user, trial, outside_app_only=outside)
-        page = Paginator(changes, 50).get_page(request.GET.get("page"))
-        return render(request, "trial/row_history.html", {"trial": trial, "changes": page, "outside": outside})
+        table = request.GET.get("table", "")
+        filters = selectors.RowFilter(object_id=request.GET.get("row", "").strip(),
+                                      label=request.GET.get("label", ""), outside_app_only=outside)
+        if table in selectors.RECORD_TABLES:
+            page = selectors.record_history(request.user, trial, table, filters, page=request.GET.get("page"))
+        else:
+            table = ""
+            changes = [c for c in selectors.row_history(request.user, trial, outside_app_only=outside)
+                       if (not filters.object_id or c.object_id == filters.object_id)
+                       and (filters.label not in selectors.ROW_LABELS or c.label == filters.label)]
+            page = Paginator(changes, selectors.ROW_PAGE_SIZE).get_page(request.GET.get("page"))
+        query = request.GET.copy()
+        query.pop("page", None)
+        return render(request, "trial/row_history.html", {
+            "trial": trial, "changes": page, "outside": outside, "table": table, "filters": filters,
+            "tables": list(selectors.RECORD_TABLES), "labels": selectors.ROW_LABELS, "query": query.urlencode()})
 
 
 ACCESS_CSV_HEADER = ["username", "name", "role", "center", "granted_at_utc", "granted_by", "removed_at_utc",
