@@ -113,7 +113,9 @@ def setting_fields() -> dict[str, forms.Field]:
 def _fill_missing(form: forms.Form, data: dict) -> None:
     for name in SETTING_FIELDS:
         if data.get(name) in (None, "") and name in form.fields and name != "allowed_modalities":
-            data[name] = form.initial.get(name, form.fields[name].initial)
+            value = form.initial.get(name, form.fields[name].initial)
+            # a field with no initial value (a text setting such as a weights path) takes the model's default
+            data[name] = Trial._meta.get_field(name).get_default() if value is None else value
 
 
 def _check_panel(form: forms.Form, data: dict, experts: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from analysis.figures import FIGURES
 from analysis.models import AnalysisRun
 from tests.browser import SCREENSHOTS, assert_accessible, login, screenshot
 from tests.factories.trial import PASSWORD
@@ -42,7 +43,7 @@ def test_statistician_runs_analysis_and_downloads_report(page, live_server, make
     page.wait_for_load_state("networkidle")
     assert page.locator("table.results.primary").is_visible()
     broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
-    assert broken == 0 and page.evaluate("document.images.length") == 6
+    assert broken == 0 and page.evaluate("document.images.length") == len(FIGURES)  # 7 with the reliability diagram
     assert_accessible(page, "the report")
     page.set_viewport_size({"width": 1200, "height": 1400})
     screenshot(page, "report")

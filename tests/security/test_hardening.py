@@ -129,7 +129,8 @@ def test_every_post_form_in_the_templates_carries_the_csrf_token():
 
 def _dummy_kwargs(route) -> dict:
     values = {"code": "ZZ", "trial_code": "ZZ", "member_id": 1, "case_id": 1, "draft_id": 1, "entry_id": 1,
-              "run_id": 1, "public_id": "abc", "name": "a.html", "pk": 1, "format": "json", "uidb64": "MQ",
+              "run_id": 1, "center_id": 1,
+              "arm_id": 1, "public_id": "abc", "name": "a.html", "pk": 1, "format": "json", "uidb64": "MQ",
               "token": "x-y"}
     return {p: values[p] for p in route.params}
 
