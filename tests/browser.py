@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +35,10 @@ def page(browser):
     pg = ctx.new_page()
     pg.set_default_timeout(15000)
     yield pg
+    # Closing the page fires pagehide, where the read page sends its last request; give the live server a moment to
+    # finish it before the test database is flushed (a TRUNCATE racing that request's row locks deadlocked once).
+    pg.close()
+    time.sleep(0.5)
     ctx.close()
 
 
