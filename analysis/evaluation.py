@@ -9,11 +9,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .stats import jsonable
 from .stats.box_review import BoxReviewResult, box_review_summary
 from .stats.bradley_terry import ArenaRanking, arena_ranking, comparisons_from_ratings
+from .stats.chexbert_f1 import (
+    CONDITIONS,
+    ChexbertSummary,
+    binary_matrix,
+    chexbert_f1,
+    paired_f1_randomisation,
+    slug,
+    unit_counts,
+)
 from .stats.interaction import InteractionResult, interaction_analysis
 from .stats.text_metrics import METEOR_VARIANT, PairedComparison, paired_randomisation
 
@@ -31,6 +41,8 @@ class TextMetricsSummary:
     comparisons: list[PairedComparison]
     meteor_variant: str = METEOR_VARIANT
     notes: list[str] = field(default_factory=list)
+    #: CheXbert-F1 (model-based; local weights only): :func:`chexbert_summary`
+    chexbert: ChexbertSummary = field(default_factory=lambda: ChexbertSummary(False, NO_WEIGHTS))
 
 
 @dataclass
@@ -57,14 +69,88 @@ def _means(t: pd.DataFrame, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+NO_WEIGHTS = "not computed: no local weights (CHEXBERT_WEIGHTS_DIR or analyze --chexbert-weights)"
+CHEXBERT_STATISTICS = (("micro", False), ("macro", False), ("micro", True), ("macro", True))
+
+
+def _labelled(t: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    return t[_num(t, f"{prefix}chexbert_labelled").fillna(0) > 0] if f"{prefix}chexbert_labelled" in t else t.iloc[0:0]
+
+
+def _label_rows(t: pd.DataFrame, prefix: str = "") -> list[list]:
+    cols = [f"{prefix}chexbert_{slug(c)}" for c in CONDITIONS]
+    return t.reindex(columns=cols).to_numpy(dtype=object).tolist()
+
+
+def _case_counts(t: pd.DataFrame, refs: dict[str, list], prefix: str = "") -> dict[str, np.ndarray]:
+    """Per case, the (14, 3) TP/FP/FN counts of its labelled reports summed over its reads."""
+    out: dict[str, np.ndarray] = {}
+    for code, g in t.groupby(t["case_code"].astype(str)):
+        if code in refs:
+            truth = binary_matrix([refs[code]] * len(g))
+            out[code] = unit_counts(truth, binary_matrix(_label_rows(g, prefix))).sum(axis=0)
+    return out
+
+
+def _f1_comparisons(a: np.ndarray, b: np.ndarray, label_a: str, label_b: str, n_shuffles: int, seed: int) -> list:
+    return [paired_f1_randomisation(a, b, statistic=st, five=five, label_a=label_a, label_b=label_b,
+                                    n_shuffles=n_shuffles, seed=seed) for st, five in CHEXBERT_STATISTICS]
+
+
+def chexbert_summary(reads: pd.DataFrame, drafts: pd.DataFrame, cases: pd.DataFrame, assisted: str | None,
+                     control: str | None, text_models: dict | None = None, n_shuffles: int = 10000,
+                     seed: int = 0) -> ChexbertSummary:
+    """CheXbert-F1 (f1chexbert's definitions; analysis/stats/chexbert_f1.py) of the final reports per arm and of
+    the drafts against the reference reports' labels, and paired approximate randomisation: assisted vs control
+    final reports over cases read in both (a case's reads pooled), and final report vs the draft shown over reads."""
+    info = (text_models or {}).get("chexbert") or {}
+    ref_rows = _labelled(cases)
+    if ref_rows.empty:
+        reason = (f"not computed: the local weights did not load ({info['error']})" if info.get("error")
+                  else NO_WEIGHTS if not info else "not computed: no reference report was labelled")
+        return ChexbertSummary(False, reason, weights=info)
+    refs = dict(zip(ref_rows["case_code"].astype(str), _label_rows(ref_rows), strict=True))
+
+    def score(t: pd.DataFrame, prefix: str = ""):
+        t = _labelled(t, prefix)
+        t = t[t["case_code"].astype(str).isin(refs)]
+        return chexbert_f1([refs[c] for c in t["case_code"].astype(str)], _label_rows(t, prefix)) if len(t) else None
+
+    if "submitted" in reads:
+        reads = reads[_num(reads, "submitted").fillna(0) > 0]
+    by_arm = {str(a): r for a, g in reads.groupby(reads["arm"].astype(str)) if (r := score(g)) is not None}
+    comparisons = []
+    if assisted and control:
+        arm = reads["arm"].astype(str)
+        ca = _case_counts(_labelled(reads[arm == str(assisted)]), refs)
+        cc = _case_counts(_labelled(reads[arm == str(control)]), refs)
+        both = sorted(set(ca) & set(cc))
+        if both:
+            comparisons += _f1_comparisons(np.stack([ca[c] for c in both]), np.stack([cc[c] for c in both]),
+                                           f"final {assisted}", f"final {control}", n_shuffles, seed)
+    pairs = _labelled(_labelled(reads), "draft_")
+    pairs = pairs[pairs["case_code"].astype(str).isin(refs)]
+    if len(pairs):
+        truth = binary_matrix([refs[c] for c in pairs["case_code"].astype(str)])
+        comparisons += _f1_comparisons(unit_counts(truth, binary_matrix(_label_rows(pairs))),
+                                       unit_counts(truth, binary_matrix(_label_rows(pairs, "draft_"))),
+                                       "final report", "draft shown", n_shuffles, seed)
+    return ChexbertSummary(True, weights=info, final_by_arm=by_arm,
+                           drafts=score(drafts) if not drafts.empty and "case_code" in drafts else None,
+                           comparisons=comparisons)
+
+
 def text_metrics_summary(reads: pd.DataFrame, drafts: pd.DataFrame, assisted: str | None, control: str | None,
-                         n_shuffles: int = 10000, seed: int = 0) -> TextMetricsSummary:
+                         n_shuffles: int = 10000, seed: int = 0, cases: pd.DataFrame | None = None,
+                         text_models: dict | None = None) -> TextMetricsSummary:
     if "submitted" in reads:
         reads = reads[pd.to_numeric(reads["submitted"], errors="coerce").fillna(0) > 0]
     notes = []
+    chexbert = chexbert_summary(reads, drafts, cases if cases is not None else pd.DataFrame(), assisted, control,
+                                text_models, n_shuffles=n_shuffles, seed=seed)
     if reads.empty or "bleu" not in reads:
         notes.append("no text metrics in the export (no reference reports, or an older export)")
-        return TextMetricsSummary({}, {}, [], notes=notes)
+        return TextMetricsSummary({}, {}, [], notes=notes, chexbert=chexbert)
     by_arm = {str(a): _means(g) for a, g in reads.groupby(reads["arm"].astype(str))}
     comparisons = []
     if assisted and control:
@@ -83,12 +169,13 @@ def text_metrics_summary(reads: pd.DataFrame, drafts: pd.DataFrame, assisted: st
     else:
         notes.append("draft-vs-final comparison needs the draft columns, exported after lock")
     return TextMetricsSummary(by_arm, _means(drafts) if not drafts.empty else {},
-                              [c for c in comparisons if c.n], notes=notes)
+                              [c for c in comparisons if c.n], notes=notes, chexbert=chexbert)
 
 
 def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control: str | None,
-                  n_bootstrap: int = 500, seed: int = 0) -> AIEvaluation:
-    """All parts on the analysis set (``pipeline.prepare_tables``' output)."""
+                  n_bootstrap: int = 500, seed: int = 0, text_models: dict | None = None) -> AIEvaluation:
+    """All parts on the analysis set (``pipeline.prepare_tables``' output); ``text_models``: the manifest's
+    record of the local text-model weights (CheXbert)."""
     reads = tables.get("reads", pd.DataFrame())
     cases = tables.get("cases", pd.DataFrame())
     comparisons = comparisons_from_ratings(tables.get("ratings", pd.DataFrame()))
@@ -99,7 +186,8 @@ def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control
     return AIEvaluation(
         arena=arena,
         interaction=interaction_analysis(reads, cases, str(assisted), control),
-        text_metrics=text_metrics_summary(reads, tables.get("drafts", pd.DataFrame()), assisted, control, seed=seed),
+        text_metrics=text_metrics_summary(reads, tables.get("drafts", pd.DataFrame()), assisted, control, seed=seed,
+                                          cases=cases, text_models=text_models),
         box_review=box_review_summary(tables.get("box_reviews"), cases),
     )
 

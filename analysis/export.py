@@ -23,9 +23,12 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from analysis.stats.chexbert_f1 import CONDITIONS as CHEXBERT_CONDITIONS
+from analysis.stats.chexbert_f1 import slug as chexbert_slug
 from analysis.stats.text_metrics import report_scores
 from core.keyed import keyed_hex
 from imaging.selectors import import_refusals_by_reason
+from inference.backends.chexbert import ChexbertLabeler
 from inference.models import Draft, ModelVersion
 from inference.selectors import RETRIEVAL_NOT_ALLOWED
 from rating.models import Rating, RatingAmendment
@@ -44,6 +47,10 @@ DICTIONARY = {
         "enrolled": "1 if the case was enrolled",
         "exclusion_reason": "Why a case was excluded (CONSORT flow)",
         "ref_<finding>": "Reference standard for the finding: 1 present, 0 absent, empty unknown",
+        "chexbert_labelled": "1 when the case's reference report was labelled by CheXbert (local weights only; "
+                             "docs/ai-evaluation.md)",
+        "chexbert_<condition>": "CheXbert's label of the reference report: 1 positive, 0 negative, -1 uncertain, "
+                                "empty blank",
     },
     "allocations": {
         "unit_type": "reader or case", "unit": "Reader code or case code", "stratum": "Randomisation stratum",
@@ -86,6 +93,12 @@ DICTIONARY = {
         "draft_meteor": "After lock only. METEOR of the draft shown against the reference report",
         "draft_shown": "After lock only. 1 when the read showed its draft, 0 when the read had a draft that was "
                        "withheld (out of distribution) or none (error analysis, issue 20)",
+        "chexbert_labelled": "1 when the submitted report was labelled by CheXbert (a reference report and local "
+                             "weights needed; docs/ai-evaluation.md)",
+        "chexbert_<condition>": "CheXbert's label of the submitted report: 1 positive, 0 negative, -1 uncertain, "
+                                "empty blank",
+        "draft_chexbert_labelled": "After lock only. 1 when the draft shown was labelled by CheXbert",
+        "draft_chexbert_<condition>": "After lock only. CheXbert's label of the draft shown (as chexbert_<condition>)",
     },
     "drafts": {
         "case_code": "Case", "model_version": "Model version (masked as 'model' before lock)", "status": "Draft status",
@@ -108,6 +121,8 @@ DICTIONARY = {
                    "trial's consent), out_of_memory, error; empty unless failed",
         "findings_text": "The draft's findings section (empty unless the draft is ready)",
         "impression_text": "The draft's impression section (empty unless the draft is ready)",
+        "chexbert_labelled": "1 when the draft was labelled by CheXbert (ready, a reference report, local weights)",
+        "chexbert_<condition>": "CheXbert's label of the draft: 1 positive, 0 negative, -1 uncertain, empty blank",
     },
     "ratings": {
         "rating_id": "Opaque rating id", "case_code": "Case", "center": "Center of the case",
@@ -261,8 +276,12 @@ def _iso(dt) -> str:
     return dt.isoformat() if dt else ""
 
 
-def build_export(trial: Trial) -> Export:
+def build_export(trial: Trial, chexbert: ChexbertLabeler | None = None, chexbert_error: str = "") -> Export:
+    """The export; with ``chexbert`` (a labeler loaded from local weights) the reports' CheXbert labels too
+    (docs/ai-evaluation.md "Model-based text metrics"); ``chexbert_error`` is recorded in the manifest when the
+    configured weights did not load."""
     codes = trial.finding_codes
+    references: dict[str, str] = {}
     arms = arm_labels(trial)
     readers = _people_codes(trial, "reader", "R")
     experts = _people_codes(trial, "expert", "E")
@@ -278,6 +297,7 @@ def build_export(trial: Trial) -> Export:
             v = c.reference_findings.get(f)
             row[f"ref_{f}"] = "" if v is None else int(v)
         rows.append(row)
+        references[c.code] = (c.reference_report or "").strip()
     tables["cases"] = rows
 
     rows = []
@@ -365,6 +385,8 @@ def build_export(trial: Trial) -> Export:
         tables["amendments"] = _amendment_rows(trial, codes)
         tables["rating_amendments"] = _rating_amendment_rows(trial)
         tables["box_reviews"] = _box_review_rows(trial, arms, readers)
+    if chexbert is not None:
+        chexbert_columns(tables, chexbert, references)
     withheld = {} if trial.is_locked else _withhold(tables)
 
     table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
@@ -387,6 +409,9 @@ def build_export(trial: Trial) -> Export:
                               "encoder": trial.similar_cases_encoder},
         "preference_majority": trial.preference_majority,
         "expert_panel_size": trial.expert_panel_size,
+        # model-based text metrics (issue 20 item 4): the local weights used, or why none were
+        "text_models": {"chexbert": chexbert.describe() if chexbert is not None
+                        else ({"error": chexbert_error} if chexbert_error else None)},
         "generated_at": timezone.now().isoformat(),
         "code_version": code_version(),
         "tables": {name: {"rows": len(t), "sha256": table_hashes[name]} for name, t in tables.items()},
@@ -582,6 +607,37 @@ def _draft_columns(r: Read, codes: list[str]) -> dict[str, object]:
     return row
 
 
+def _labelled_text(row: dict, prefix: str, reference: str) -> str:
+    # The report as _report_text joins it; nothing to label without a reference report (as the BLEU columns).
+    if not reference:
+        return ""
+    findings, impression = (str(row.get(prefix + k) or "").strip() for k in ("findings_text", "impression_text"))
+    return f"{findings}\n{impression}".strip()
+
+
+def chexbert_columns(tables: dict[str, list[dict]], labeler: ChexbertLabeler, references: dict[str, str]) -> None:
+    """Add CheXbert's 14 labels (``chexbert_<condition>``, with ``chexbert_labelled``) of the reference reports
+    (cases), the submitted reports and, after lock, the drafts shown (reads), and the ready drafts (drafts), in
+    place. Each distinct text is labelled once. Run before the columns withheld until lock are dropped (it reads
+    the report texts)."""
+    jobs: list[tuple[dict, str, str]] = [(row, "", references.get(row["case_code"], ""))
+                                         for row in tables.get("cases", [])]
+    for row in tables.get("reads", []):
+        ref = references.get(row["case_code"], "")
+        jobs.append((row, "", _labelled_text(row, "", ref)))
+        if "draft_findings_text" in row:
+            jobs.append((row, "draft_", _labelled_text(row, "draft_", ref)))
+    for row in tables.get("drafts", []):
+        jobs.append((row, "", _labelled_text(row, "", references.get(row["case_code"], ""))))
+    texts = sorted({t for _, _, t in jobs if t})
+    labels = dict(zip(texts, labeler.label(texts), strict=True))
+    for row, prefix, text in jobs:
+        lab = labels.get(text) if text else None
+        row[f"{prefix}chexbert_labelled"] = 1 if lab is not None else ""
+        for name, v in zip(CHEXBERT_CONDITIONS, lab or (None,) * len(CHEXBERT_CONDITIONS), strict=True):
+            row[f"{prefix}chexbert_{chexbert_slug(name)}"] = "" if v is None else v
+
+
 #: Draft error messages -> failure category (the messages are written by inference.runner / inference.selectors).
 FAILURE_KINDS = (("time limit", "timed_out"), ("out of memory", "out_of_memory"), ("outofmemory", "out_of_memory"))
 
@@ -615,7 +671,9 @@ def data_dictionary(tables: dict[str, list[dict]], codes: list[str], withheld: d
             continue
         present = set(tables[table][0]) if tables.get(table) else None
         for col, desc in cols.items():
-            names = [col.replace("<finding>", f) for f in codes] if "<finding>" in col else [col]
+            names = ([col.replace("<finding>", f) for f in codes] if "<finding>" in col
+                     else [col.replace("<condition>", chexbert_slug(c)) for c in CHEXBERT_CONDITIONS]
+                     if "<condition>" in col else [col])
             if col in withheld.get(table, ()) or (present is not None and not present & set(names)):
                 continue
             rows.append({"table": table, "column": col, "description": desc})

@@ -251,7 +251,7 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
         **trial,
         labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
         consort=consort_flow(tables, arms, manifest.get("import_refusals")),
-        ai_evaluation=ai_evaluation(analysis_set, a, c),  # issue 20: analysis/evaluation.py
+        ai_evaluation=ai_evaluation(analysis_set, a, c, text_models=manifest.get("text_models")),  # issue 20
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
         multi_arm=multi,
         error_analysis=error_analysis(tables, analysis_set, list(res.findings), _ai_arms(manifest, a), c,

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, NotAllowed
+from inference.backends.chexbert import ChexbertLabeler, ChexbertLoadError, load_chexbert
 from trial import audit, signatures
 from trial.blinding import BLINDED_MESSAGE, is_blinded_participant
 from trial.models import Trial
@@ -44,15 +45,34 @@ EXPORT_ZIP = "export.zip"
 RUN_TASK = "analysis.tasks.run_analysis_task"
 
 
-def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None) -> dict[str, Any]:
+def load_chexbert_weights(path: str) -> tuple[ChexbertLabeler | None, str]:
+    """CheXbert from a local folder for the model-based text metrics, or (None, why not). Never downloads: with
+    no folder configured the metric is "not computed: no local weights" (docs/ai-evaluation.md)."""
+    if not path:
+        return None, ""
+    try:
+        return load_chexbert(path), ""
+    except ChexbertLoadError as e:
+        return None, str(e)
+    except ImportError as e:  # torch/transformers not installed (the demo installs neither)
+        return None, f"CheXbert needs torch and transformers ({e})"
+
+
+def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None,
+                 chexbert: ChexbertLabeler | str | None = None) -> dict[str, Any]:
     """Export the trial into ``out_dir/export`` (+ ``export.zip``), analyse the CSVs read back and render the
-    report into ``out_dir/report``. Returns the results dict (with ``summary``)."""
+    report into ``out_dir/report``. Returns the results dict (with ``summary``). ``chexbert``: a loaded labeler or
+    a local weights folder for CheXbert-F1; None: ``settings.CHEXBERT_WEIGHTS_DIR`` (empty: not computed)."""
     step = progress or (lambda pct, msg: None)
     out_dir = Path(out_dir)
     export_dir = out_dir / EXPORT_DIR
     if export_dir.exists():
         shutil.rmtree(export_dir)
-    export = build_export(trial)
+    labeler, error = (chexbert, "") if isinstance(chexbert, ChexbertLabeler) else load_chexbert_weights(
+        settings.CHEXBERT_WEIGHTS_DIR if chexbert is None else chexbert)
+    if error:
+        log.warning("CheXbert-F1 not computed: %s", error)
+    export = build_export(trial, chexbert=labeler, chexbert_error=error)
     export.write(export_dir)
     _zip_dir(export_dir, out_dir / EXPORT_ZIP, arc_root=f"{trial.code}-export")
     step(20, "Export written")

@@ -3,8 +3,9 @@
 Why our own loader and not the ``f1chexbert`` package (PyPI 0.0.2): its ``F1CheXbert()`` takes no path; it downloads
 ``chexbert.pth`` from the Hugging Face hub repo ``StanfordAIMI/RRG_scorers`` into a user cache and the tokenizer and
 config of ``bert-base-uncased`` from the hub, and loads the weights with ``strict=False`` (a wrong or partial
-checkpoint silently gives random heads). It also pins scikit-learn and appdirs. The architecture is small, so this
-module rebuilds it exactly (``bert_labeler`` in ``f1chexbert/f1chexbert.py`` and CheXbert's ``src/models/bert_labeler.py``):
+checkpoint silently gives random heads). It also pins scikit-learn and appdirs. The architecture is small, so
+this module rebuilds it exactly (``bert_labeler`` in ``f1chexbert/f1chexbert.py``, as CheXbert's
+``src/models/bert_labeler.py``):
 
 - ``bert``: a ``transformers.BertModel`` (bert-base-uncased: ``BertConfig()``'s defaults), pooler included;
 - ``dropout`` (p 0.1; inactive in eval);

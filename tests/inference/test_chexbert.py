@@ -12,7 +12,6 @@ from transformers import BertConfig, BertModel
 
 from analysis.stats import chexbert_f1
 from inference.backends.chexbert import CONDITIONS, ChexbertLoadError, load_chexbert
-
 from tests.factories.chexbert import build_tiny_chexbert
 
 TEXTS = ["No pleural effusion or pneumothorax. Heart size is normal.",

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from trial.models import Trial
 
 from ...pipeline import primary_summary
-from ...services import EXPORT_DIR, EXPORT_ZIP, REPORT_DIR, run_analysis
+from ...services import EXPORT_DIR, EXPORT_ZIP, REPORT_DIR, load_chexbert_weights, run_analysis
 
 
 def _ci(ci, nd=2) -> str:
@@ -64,6 +64,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--trial", required=True, help="trial code")
         parser.add_argument("--out", required=True, help="output directory")
+        parser.add_argument("--chexbert-weights", default=None,
+                            help="local CheXbert folder (chexbert.pth + vocab.txt) for CheXbert-F1; default the "
+                                 "CHEXBERT_WEIGHTS_DIR setting; '' for none (docs/ai-evaluation.md)")
 
     def handle(self, *args, **o):
         trial = Trial.objects.filter(code=o["trial"]).first()
@@ -74,7 +77,12 @@ class Command(BaseCommand):
         def progress(pct: int, msg: str) -> None:
             self.stdout.write(f"[{pct:3d}%] {msg}")
 
-        results = run_analysis(trial, out, progress=progress)
+        chexbert = o.get("chexbert_weights")
+        if chexbert:  # asked for by name: a folder that does not load stops the command before any work
+            chexbert, error = load_chexbert_weights(chexbert)
+            if error:
+                raise CommandError(f"CheXbert weights: {error}")
+        results = run_analysis(trial, out, progress=progress, chexbert=chexbert)
         s = primary_summary(results)
         a, c = s["assisted"], s["control"]
         w = self.stdout.write
