@@ -93,10 +93,10 @@ DICTIONARY = {
         "draft_meteor": "After lock only. METEOR of the draft shown against the reference report",
         "draft_shown": "After lock only. 1 when the read showed its draft, 0 when the read had a draft that was "
                        "withheld (out of distribution) or none (error analysis, issue 20)",
-        "chexbert_labelled": "1 when the submitted report was labelled by CheXbert (a reference report and local "
-                             "weights needed; docs/ai-evaluation.md)",
-        "chexbert_<condition>": "CheXbert's label of the submitted report: 1 positive, 0 negative, -1 uncertain, "
-                                "empty blank",
+        "chexbert_labelled": "After lock only. 1 when the submitted report was labelled by CheXbert (a reference "
+                             "report and local weights needed; docs/ai-evaluation.md)",
+        "chexbert_<condition>": "After lock only. CheXbert's label of the submitted report: 1 positive, 0 negative, "
+                                "-1 uncertain, empty blank",
         "draft_chexbert_labelled": "After lock only. 1 when the draft shown was labelled by CheXbert",
         "draft_chexbert_<condition>": "After lock only. CheXbert's label of the draft shown (as chexbert_<condition>)",
     },
@@ -386,7 +386,7 @@ def build_export(trial: Trial, chexbert: ChexbertLabeler | None = None, chexbert
         tables["rating_amendments"] = _rating_amendment_rows(trial)
         tables["box_reviews"] = _box_review_rows(trial, arms, readers)
     if chexbert is not None:
-        chexbert_columns(tables, chexbert, references)
+        chexbert_columns(tables, chexbert, references, locked=trial.is_locked)
     withheld = {} if trial.is_locked else _withhold(tables)
 
     table_hashes = {name: hashlib.sha256(_to_csv(t).encode()).hexdigest() for name, t in tables.items()}
@@ -615,14 +615,17 @@ def _labelled_text(row: dict, prefix: str, reference: str) -> str:
     return f"{findings}\n{impression}".strip()
 
 
-def chexbert_columns(tables: dict[str, list[dict]], labeler: ChexbertLabeler, references: dict[str, str]) -> None:
+def chexbert_columns(tables: dict[str, list[dict]], labeler: ChexbertLabeler, references: dict[str, str],
+                     locked: bool) -> None:
     """Add CheXbert's 14 labels (``chexbert_<condition>``, with ``chexbert_labelled``) of the reference reports
-    (cases), the submitted reports and, after lock, the drafts shown (reads), and the ready drafts (drafts), in
+    (cases), the ready drafts (drafts) and, after lock, the submitted reports and the drafts shown (reads), in
     place. Each distinct text is labelled once. Run before the columns withheld until lock are dropped (it reads
     the report texts)."""
     jobs: list[tuple[dict, str, str]] = [(row, "", references.get(row["case_code"], ""))
                                          for row in tables.get("cases", [])]
-    for row in tables.get("reads", []):
+    # The reads' labels after lock only: a report's wording is withheld before lock (it can echo the draft's, which
+    # drafts.csv has for every case), and which conditions a report mentions at all (blank vs negative) is wording.
+    for row in tables.get("reads", []) if locked else []:
         ref = references.get(row["case_code"], "")
         jobs.append((row, "", _labelled_text(row, "", ref)))
         if "draft_findings_text" in row:

@@ -51,7 +51,7 @@ def load_chexbert_weights(path: str) -> tuple[ChexbertLabeler | None, str]:
     if not path:
         return None, ""
     try:
-        return load_chexbert(path), ""
+        return load_chexbert(path, device=settings.CHEXBERT_DEVICE), ""
     except ChexbertLoadError as e:
         return None, str(e)
     except ImportError as e:  # torch/transformers not installed (the demo installs neither)

@@ -240,6 +240,8 @@ JANUS_WEIGHTS_PATH = env.str("JANUS_WEIGHTS_PATH", default="")
 # CheXbert-F1 of the reports (issue 20 item 4): a local folder with chexbert.pth and bert-base-uncased's vocab.txt
 # (inference/backends/chexbert.py; docs/ai-evaluation.md). Empty: the report says "not computed: no local weights".
 CHEXBERT_WEIGHTS_DIR = env.str("CHEXBERT_WEIGHTS_DIR", default="")
+# Where CheXbert runs (a torch device: "cpu", "cuda", "cuda:1"); bert-base on 2 CPU threads labels ~2-3 reports/s.
+CHEXBERT_DEVICE = env.str("CHEXBERT_DEVICE", default="cpu")
 # A draft task's time limit: load + 3 x max_new_tokens x measured s/token, kept between these (inference/serving.py)
 INFERENCE_TIME_LIMIT_FLOOR_S = env.float("INFERENCE_TIME_LIMIT_FLOOR_S", default=120.0)
 INFERENCE_TIME_LIMIT_CAP_S = env.float("INFERENCE_TIME_LIMIT_CAP_S", default=3000.0)

@@ -173,6 +173,17 @@ class ChexbertLabeler:
         return {"model": "CheXbert (Smit et al. 2020)", "path": self.path, "checkpoint_sha256": self.checkpoint_sha256}
 
 
+def _device(name: str) -> str:
+    torch = _torch()
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ChexbertLoadError(f"{name!r} is not a torch device ({e})") from e
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ChexbertLoadError(f"device {name!r} is not available on this machine")
+    return str(dev)
+
+
 def load_chexbert(path: str | Path, device: str = "cpu") -> ChexbertLabeler:
     """Load CheXbert from a local folder (module docstring); never touches the network."""
     folder = Path(path).expanduser()
@@ -183,6 +194,7 @@ def load_chexbert(path: str | Path, device: str = "cpu") -> ChexbertLabeler:
         raise ChexbertLoadError(f"{folder} has no {CHECKPOINT} (CheXbert's checkpoint; docs/ai-evaluation.md)")
     if not (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").is_file():
         raise ChexbertLoadError(f"{folder} has no vocab.txt (bert-base-uncased's WordPiece vocabulary)")
+    device = _device(device)
     tf = _transformers()
     if (folder / "config.json").is_file():
         try:

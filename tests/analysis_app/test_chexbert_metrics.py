@@ -39,9 +39,13 @@ def test_export_labels_and_analysis(tmp_path, make_small_trial, tiny_dir):
     labeler = load_chexbert(tiny_dir)
     before = build_export(trial, chexbert=labeler)
     reads = pd.DataFrame(before.tables["reads"])
-    assert not [c for c in reads.columns if c.startswith("draft_chexbert")]  # the drafts shown: after lock only
-    assert "findings_text" not in reads  # the texts were read for labelling, then withheld as before
+    # Before lock the reads carry no labels (a report's wording can name its arm); references and drafts do.
+    assert not [c for c in reads.columns if "chexbert" in c] and "findings_text" not in reads
+    assert (pd.DataFrame(before.tables["cases"])["chexbert_labelled"] == 1).all()
+    assert (pd.DataFrame(before.tables["drafts"])["chexbert_labelled"] == 1).any()
     assert before.manifest["text_models"]["chexbert"]["checkpoint_sha256"] == labeler.checkpoint_sha256
+    assert not {r["column"] for r in before.dictionary if r["table"] == "reads"} & {"chexbert_<condition>",
+                                                                                      "draft_chexbert_<condition>"}
 
     coord = trial.memberships.get(role="coordinator").user
     trial = services.advance_status(coord, Trial.objects.get(pk=trial.pk), Trial.Status.LOCKED, reason="test")

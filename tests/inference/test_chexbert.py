@@ -124,3 +124,7 @@ def test_bad_folders_give_clear_errors(tiny_dir, tmp_path):
     (d / "config.json").write_text("{not json")
     with pytest.raises(ChexbertLoadError, match="is not a BERT config"):
         load_chexbert(d)
+    with pytest.raises(ChexbertLoadError, match="'cuda:99' is not available"):
+        load_chexbert(tiny_dir, device="cuda:99")
+    with pytest.raises(ChexbertLoadError, match="'gpu' is not a torch device"):
+        load_chexbert(tiny_dir, device="gpu")
