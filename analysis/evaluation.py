@@ -118,6 +118,8 @@ def chexbert_summary(reads: pd.DataFrame, drafts: pd.DataFrame, cases: pd.DataFr
 
     if "submitted" in reads:
         reads = reads[_num(reads, "submitted").fillna(0) > 0]
+    if not {"arm", "case_code"} <= set(reads.columns):
+        reads = pd.DataFrame(columns=["arm", "case_code"])
     by_arm = {str(a): r for a, g in reads.groupby(reads["arm"].astype(str)) if (r := score(g)) is not None}
     comparisons = []
     if assisted and control:

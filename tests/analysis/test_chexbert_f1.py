@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from analysis.evaluation import NO_WEIGHTS, chexbert_summary
 from analysis.stats.chexbert_f1 import (
     CONDITIONS,
     CONDITIONS_5,
@@ -17,6 +19,7 @@ from analysis.stats.chexbert_f1 import (
     chexbert_f1,
     paired_f1_randomisation,
     rrg_binary,
+    slug,
     unit_counts,
 )
 
@@ -121,3 +124,19 @@ def test_randomisation_sampled_and_degenerate():
     assert again.p == perfect.p
     empty = paired_f1_randomisation(np.zeros((0, 14, 3)), np.zeros((0, 14, 3)))
     assert empty.n == 0 and empty.p is None
+
+
+def test_summary_from_tables_without_reads_or_weights():
+    """analysis.evaluation.chexbert_summary on bare tables: no weights, weights that failed, references only."""
+    none = chexbert_summary(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), "ai", "un")
+    assert not none.computed and none.reason == NO_WEIGHTS
+    failed = chexbert_summary(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), "ai", "un",
+                              text_models={"chexbert": {"error": "no chexbert.pth"}})
+    assert not failed.computed and "did not load (no chexbert.pth)" in failed.reason
+    row = {"case_code": "C1", "chexbert_labelled": 1, **{f"chexbert_{slug(c)}": "" for c in CONDITIONS}}
+    row[f"chexbert_{slug('Edema')}"] = 1
+    cases = pd.DataFrame([row])
+    drafts = pd.DataFrame([{**row, f"chexbert_{slug('Edema')}": -1}])  # uncertain counts as positive
+    s = chexbert_summary(pd.DataFrame(), drafts, cases, "ai", "un", text_models={"chexbert": {"path": "/w"}})
+    assert s.computed and s.final_by_arm == {} and s.comparisons == []
+    assert s.drafts.n == 1 and s.drafts.all14.micro_f1 == 1.0
