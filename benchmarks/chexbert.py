@@ -2,7 +2,7 @@
 ``chexbert.pth`` layout (no config.json: the loader's bert-base default), loaded through
 ``inference.backends.chexbert.load_chexbert`` and timed on N reports.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/chexbert.py [--reports 64] [--device cpu] [--threads 2]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/chexbert.py [--reports 64] [--device cpu] [--threads 2]
         [--weights DIR]
 
 ``--weights DIR`` times a real local CheXbert folder instead (docs/ai-evaluation.md). Needs torch and transformers.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,10 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertModel
 
-from inference.backends.chexbert import load_chexbert
+# The repository first: benchmarks/inference.py would shadow the inference app.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inference.backends.chexbert import load_chexbert  # noqa: E402
 
 WORDS = ("no pleural effusion or pneumothorax . heart size is normal enlarged cardiomegaly mild edema lungs are "
          "clear focal consolidation atelectasis at the bases right left lung opacity support devices tube line "
