@@ -132,6 +132,8 @@ def chexbert_summary(reads: pd.DataFrame, drafts: pd.DataFrame, cases: pd.DataFr
                                            f"final {assisted}", f"final {control}", n_shuffles, seed)
     pairs = _labelled(_labelled(reads), "draft_")
     pairs = pairs[pairs["case_code"].astype(str).isin(refs)]
+    if "draft_shown" in pairs:  # a draft withheld as out of distribution was not shown
+        pairs = pairs[_num(pairs, "draft_shown").fillna(1) > 0]
     if len(pairs):
         truth = binary_matrix([refs[c] for c in pairs["case_code"].astype(str)])
         comparisons += _f1_comparisons(unit_counts(truth, binary_matrix(_label_rows(pairs))),

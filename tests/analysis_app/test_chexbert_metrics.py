@@ -60,7 +60,7 @@ def test_export_labels_and_analysis(tmp_path, make_small_trial, tiny_dir):
     assert (done["chexbert_labelled"] == 1).all() and (reads.loc[reads["status"] != "done", "chexbert_labelled"]
                                                       == "").all()
     assert {v for col in COLS for v in done[col]} <= {1, 0, -1, ""}
-    shown = done[done["draft_chexbert_labelled"] == 1]
+    shown = done[(done["draft_chexbert_labelled"] == 1) & (done["draft_shown"] == 1)]
     assert len(shown) and set(shown["arm"]) == {"ai_assisted"}
     dictionary = {(r["table"], r["column"]) for r in export.dictionary}
     assert {("cases", "chexbert_<condition>"), ("reads", "draft_chexbert_<condition>")} <= dictionary
