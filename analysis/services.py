@@ -72,6 +72,8 @@ def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None,
         settings.CHEXBERT_WEIGHTS_DIR if chexbert is None else chexbert)
     if error:
         log.warning("CheXbert-F1 not computed: %s", error)
+    if labeler is not None:  # labelling every report can take minutes on a CPU (docs/ai-evaluation.md)
+        step(5, "Labelling the reports with CheXbert (local weights)")
     export = build_export(trial, chexbert=labeler, chexbert_error=error)
     export.write(export_dir)
     _zip_dir(export_dir, out_dir / EXPORT_ZIP, arc_root=f"{trial.code}-export")

@@ -3,6 +3,8 @@ checkpoint format (tests/factories/chexbert.py): the export's label columns, res
 independently from the report texts, the report's rows; without weights the report says so and nothing loads."""
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
@@ -115,5 +117,7 @@ def test_analyze_command_option(tmp_path, make_small_trial, tiny_dir, settings):
     settings.CHEXBERT_WEIGHTS_DIR = ""
     with pytest.raises(CommandError, match="CheXbert weights: .* has no chexbert.pth"):
         call_command("analyze", trial=trial.code, out=str(tmp_path / "x"), chexbert_weights=str(tmp_path))
-    call_command("analyze", trial=trial.code, out=str(tmp_path / "ok"), chexbert_weights=str(tiny_dir))
+    out = io.StringIO()
+    call_command("analyze", trial=trial.code, out=str(tmp_path / "ok"), chexbert_weights=str(tiny_dir), stdout=out)
+    assert "Labelling the reports with CheXbert" in out.getvalue()
     assert "CheXbert-F1 against the reference report" in (tmp_path / "ok" / "report" / "report.html").read_text()
