@@ -1,10 +1,11 @@
 """Import speed: CPU ms per stage of one radiograph, and images/s through `import_cases --jobs N` for N = 1..jobs.
 
 Runs after `make install` (no dev extra) on a throwaway SQLite database and media folder, so it needs no service:
-    .venv/bin/python benchmarks/import.py [--n 20] [--jobs 2] [--kinds raw,j2k,jpeg]
+    .venv/bin/python benchmarks/import.py [--n 20] [--jobs 2] [--kinds raw,j2k,htj2k,jpeg]
 or on PostgreSQL: DATABASE_URL=postgres://... .venv/bin/python benchmarks/import.py (it creates trial BENCH-<time>).
 
-Files: the real RG1 chest CR (1955 x 1841, 15 bits; as JPEG 2000 lossless, and re-encoded uncompressed), and the
+Files: the real RG1 chest CR (1955 x 1841, 15 bits; as JPEG 2000 lossless, re-encoded uncompressed, and as
+High-Throughput JPEG 2000 lossless: fixtures/LICENSES.md; ``--kinds raw,j2k,htj2k,jpeg``), and the
 1024 x 1024 JPEG-baseline SIIM chest, each copy with new UIDs so that every file is a new study.
 Stages are CPU time (time.process_time) of the import's own functions, in its order, best of --n files ("window"
 includes the full range's values, "full-range cache" is writing them for the viewer: imaging/range_cache.py); "store"
@@ -31,6 +32,7 @@ FIX = ROOT / "fixtures" / "dicom"
 KINDS = {
     "raw": ("RG1 CR 1955x1841 uncompressed", "RG1_CR_chest_MONO1_J2K_lossless.dcm", True),
     "j2k": ("RG1 CR 1955x1841 J2K lossless", "RG1_CR_chest_MONO1_J2K_lossless.dcm", False),
+    "htj2k": ("RG1 CR 1955x1841 HTJ2K lossless", "RG1_CR_chest_MONO1_HTJ2K_lossless.dcm", False),
     "jpeg": ("SIIM CR 1024x1024 JPEG baseline", "SIIM_CR_chest_MONO2_jpeg_baseline.dcm", False),
 }
 STAGES = ("hash", "validate+decode", "deidentify", "write DICOM", "hash stored", "window (tables)", "PNG encode",
@@ -148,7 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20, help="files per kind and measurement (default 20)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="largest number of worker processes")
-    ap.add_argument("--kinds", default="raw,j2k,jpeg", help=f"comma-separated of {', '.join(KINDS)}")
+    ap.add_argument("--kinds", default="raw,j2k,htj2k,jpeg", help=f"comma-separated of {', '.join(KINDS)}")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (for a combined table)")
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]

@@ -151,3 +151,17 @@ def test_full_range_from_stored_file_equals_the_import(dicom_dir, tmp_path):
     assert np.array_equal(fr.values, ref16) and fr.values.max() > 255
     assert np.array_equal(r.full16, fr.values)  # the import's cache equals what the stored file gives
     assert (fr.slope, fr.intercept) == (r.display["full_range"]["slope"], r.display["full_range"]["intercept"])
+
+
+def test_htj2k_lossless_decodes_to_the_j2k_files_values(dicom_dir):
+    """The High-Throughput JPEG 2000 copy of RG1 (fixtures/LICENSES.md) goes through the import's own decoder
+    (pydicom + pylibjpeg-openjpeg, no other package) to exactly the stored values of the JPEG 2000 file, and so to the
+    same display image and full range: the J2K import speed for sites that can send HTJ2K (docs/import.md "Speed")."""
+    j2k = validate((dicom_dir / REAL[0]).read_bytes(), REAL[0])
+    name = "RG1_CR_chest_MONO1_HTJ2K_lossless.dcm"
+    ht = validate((dicom_dir / name).read_bytes(), name)
+    assert ht.transfer_syntax_uid == "1.2.840.10008.1.2.4.201" and "lossy_compressed" not in ht.flags
+    assert ht.pixels.dtype == j2k.pixels.dtype and np.array_equal(ht.pixels, j2k.pixels)
+    a = make_rendition(ht.dataset, pixels=ht.pixels, with_full_range=True)
+    b = make_rendition(j2k.dataset, pixels=j2k.pixels, with_full_range=True)
+    assert a.display_png == b.display_png and np.array_equal(a.full16, b.full16)
