@@ -25,9 +25,11 @@ since rendition version 2 (``display.full_range.encoding == "dicom"``) from the 
 ``imaging.dicom.rendition.full_range``, the function the import windowed the display image from, so the import
 stores no second image (docs/import.md "Speed"); for version 1 images by decoding their 16-bit PNG. The viewer
 fetches it only when window/level is first used (never at page load) and asks for ``?encoding=delta-planes``:
-the same pixels as left-neighbour differences in two byte planes, gzip content-encoded (:func:`delta_planes`;
-cached beside the raw file as ``<public_id>.dp.gz``). For the real 1955 x 1841 chest CR the raw array is 7,198,310
-bytes and the encoded one 4,634,205 (gzip of the raw array alone: 6,399,203; docs/viewer.md).
+the same pixels as left-neighbour differences in two byte planes, gzip content-encoded
+(``imaging.range_cache.delta_planes``; cached beside the raw file as ``<public_id>.dp.gz``). For the real
+1955 x 1841 chest CR the raw array is 7,198,310 bytes and the encoded one 4,481,556 (gzip of the raw array alone:
+6,399,203; docs/viewer.md). Since the sixth session the import writes the raw file and a Celery task the encoded one
+(imaging/range_cache.py); what is here makes them for older images or after a cache was deleted, identically.
 """
 from __future__ import annotations
 
