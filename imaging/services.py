@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from celery import current_app, signature
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
@@ -262,11 +263,11 @@ def _store(actor, trial: Trial, center: Center, filename: str, p: _Prepared) -> 
         return _duplicate(filename, image, "This SOP instance was already imported (from different bytes); the "
                                            "first copy is kept.")
     full16 = p.rendition.full16
-    transaction.on_commit(lambda: cache_full_range(image, full16))
+    transaction.on_commit(lambda: cache_full_range(image=image, values=full16))
     return FileResult(filename, "imported", case_code=image.case.code, image_id=image.public_id, flags=p.flags)
 
 
-def cache_full_range(image: Image, values) -> bool:
+def cache_full_range(*, image: Image, values: np.ndarray | None) -> bool:
     """After the import's commit: the viewer's full-range cache from the pixels the import decoded (so the stored
     DICOM is not decoded again at the first window/level; ~10 ms, docs/import.md "Speed"), and the task that encodes
     it for sending. A failure here loses nothing: the image view makes both on the first request."""
@@ -277,14 +278,14 @@ def cache_full_range(image: Image, values) -> bool:
     except OSError as exc:
         logger.warning("could not write the full-range cache of image %s: %s", image.public_id, exc)
         return False
-    send_encode_task(image.pk)
+    send_encode_task(image_id=image.pk)
     return True
 
 
 ENCODE_TASK = "imaging.tasks.encode_full_range"
 
 
-def send_encode_task(image_id: int) -> bool:
+def send_encode_task(*, image_id: int) -> bool:
     """Queue the encoding of the full range (imaging/tasks.py). Without a broker (the demo: tasks would run
     in-process, inside the import) it is not queued: the first window/level request makes it (~70 ms)."""
     if current_app.conf.task_always_eager:
