@@ -275,7 +275,7 @@ def cache_full_range(*, image: Image, values: np.ndarray | None) -> bool:
         return False
     try:
         range_cache.write_raw(image.public_id, values)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - the image is committed: a cache failure must not turn it into a refusal
         logger.warning("could not write the full-range cache of image %s: %s", image.public_id, exc)
         return False
     send_encode_task(image_id=image.pk)
