@@ -37,6 +37,7 @@ QUICK = {
 
 def rows_import(r: dict) -> list[tuple[str, str]]:
     names = {"raw": "import, CR 1955x1841 uncompressed", "j2k": "import, CR 1955x1841 J2K lossless",
+             "htj2k": "import, CR 1955x1841 HTJ2K lossless",
              "jpeg": "import, CR 1024x1024 JPEG baseline"}
     return [(names.get(k, k), f"{v['total']:.0f} ms CPU/image ({1000 / v['total']:.1f}/s per core)")
             for k, v in r["stages_cpu_ms"].items()]

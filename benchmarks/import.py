@@ -1,12 +1,14 @@
 """Import speed: CPU ms per stage of one radiograph, and images/s through `import_cases --jobs N` for N = 1..jobs.
 
 Runs after `make install` (no dev extra) on a throwaway SQLite database and media folder, so it needs no service:
-    .venv/bin/python benchmarks/import.py [--n 20] [--jobs 2] [--kinds raw,j2k,jpeg]
+    .venv/bin/python benchmarks/import.py [--n 20] [--jobs 2] [--kinds raw,j2k,htj2k,jpeg]
 or on PostgreSQL: DATABASE_URL=postgres://... .venv/bin/python benchmarks/import.py (it creates trial BENCH-<time>).
 
-Files: the real RG1 chest CR (1955 x 1841, 15 bits; as JPEG 2000 lossless, and re-encoded uncompressed), and the
+Files: the real RG1 chest CR (1955 x 1841, 15 bits; as JPEG 2000 lossless, re-encoded uncompressed, and as
+High-Throughput JPEG 2000 lossless: fixtures/LICENSES.md; ``--kinds raw,j2k,htj2k,jpeg``), and the
 1024 x 1024 JPEG-baseline SIIM chest, each copy with new UIDs so that every file is a new study.
-Stages are CPU time (time.process_time) of the import's own functions, in its order, best of --n files; "store"
+Stages are CPU time (time.process_time) of the import's own functions, in its order, best of --n files ("window"
+includes the full range's values, "full-range cache" is writing them for the viewer: imaging/range_cache.py); "store"
 is the rest of `imaging.services.import_file` (writing the files, the database rows, the audit entries).
 The jobs table is wall-clock images/s through `imaging.services.import_paths` (what `import_cases --jobs` runs),
 with the CPU ms per image of the workers; on a busy machine the wall clock is only as good as the free cores.
@@ -30,10 +32,11 @@ FIX = ROOT / "fixtures" / "dicom"
 KINDS = {
     "raw": ("RG1 CR 1955x1841 uncompressed", "RG1_CR_chest_MONO1_J2K_lossless.dcm", True),
     "j2k": ("RG1 CR 1955x1841 J2K lossless", "RG1_CR_chest_MONO1_J2K_lossless.dcm", False),
+    "htj2k": ("RG1 CR 1955x1841 HTJ2K lossless", "RG1_CR_chest_MONO1_HTJ2K_lossless.dcm", False),
     "jpeg": ("SIIM CR 1024x1024 JPEG baseline", "SIIM_CR_chest_MONO2_jpeg_baseline.dcm", False),
 }
 STAGES = ("hash", "validate+decode", "deidentify", "write DICOM", "hash stored", "window (tables)", "PNG encode",
-          "store", "total")
+          "full-range cache", "store", "total")
 
 
 def _setup() -> None:
@@ -86,6 +89,7 @@ def _copies(kind: str, n: int) -> list[bytes]:
 
 def stage_times(trial, center, files: list[bytes]) -> dict[str, float]:
     """Best CPU ms per stage over the files (each stage timed on the same file in the import's order)."""
+    from imaging import range_cache
     from imaging import services as imports
     from imaging.dicom import deidentify, make_rendition, to_bytes, validate
     from imaging.dicom.rendition import encode_png
@@ -104,12 +108,14 @@ def stage_times(trial, center, files: list[bytes]) -> dict[str, float]:
         t.append(clock())
         hashlib.sha256(stored).hexdigest()
         t.append(clock())
-        r = make_rendition(deid.dataset, pixels=inst.pixels)
+        r = make_rendition(deid.dataset, pixels=inst.pixels, with_full_range=True)
         t.append(clock())
         encode_png(r.display8)
         t.append(clock())
+        range_cache.write_raw(f"bench-{i}", r.full16)  # what the import's commit hook writes
+        t.append(clock())
         steps = [b - a for a, b in zip(t, t[1:], strict=False)]
-        steps[-2] -= steps[-1]  # make_rendition includes one PNG encode: window = rendition - encode
+        steps[-3] -= steps[-2]  # make_rendition includes one PNG encode: window = rendition - encode
         c0 = clock()
         result = imports.import_file(None, trial, center, f"{i}.dcm", data)
         total = clock() - c0
@@ -144,7 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20, help="files per kind and measurement (default 20)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="largest number of worker processes")
-    ap.add_argument("--kinds", default="raw,j2k,jpeg", help=f"comma-separated of {', '.join(KINDS)}")
+    ap.add_argument("--kinds", default="raw,j2k,htj2k,jpeg", help=f"comma-separated of {', '.join(KINDS)}")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file (for a combined table)")
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]

@@ -25,16 +25,16 @@ since rendition version 2 (``display.full_range.encoding == "dicom"``) from the 
 ``imaging.dicom.rendition.full_range``, the function the import windowed the display image from, so the import
 stores no second image (docs/import.md "Speed"); for version 1 images by decoding their 16-bit PNG. The viewer
 fetches it only when window/level is first used (never at page load) and asks for ``?encoding=delta-planes``:
-the same pixels as left-neighbour differences in two byte planes, gzip content-encoded (:func:`delta_planes`;
-cached beside the raw file as ``<public_id>.dp.gz``). For the real 1955 x 1841 chest CR the raw array is 7,198,310
-bytes and the encoded one 4,634,205 (gzip of the raw array alone: 6,399,203; docs/viewer.md).
+the same pixels as left-neighbour differences in two byte planes, gzip content-encoded
+(``imaging.range_cache.delta_planes``; cached beside the raw file as ``<public_id>.dp.gz``). For the real
+1955 x 1841 chest CR the raw array is 7,198,310 bytes and the encoded one 4,481,556 (gzip of the raw array alone:
+6,399,203; docs/viewer.md). Since the sixth session the import writes the raw file and a Celery task the encoded one
+(imaging/range_cache.py); what is here makes them for older images or after a cache was deleted, identically.
 """
 from __future__ import annotations
 
 import gzip
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ from rest_framework.views import APIView
 
 from core.api import PageJSONView
 
+from . import range_cache
 from .dicom.rendition import full_range
 from .models import Image
 from .selectors import can_view_case_images
@@ -90,22 +91,18 @@ def _file_response(path: Path, content_type: str, **headers) -> FileResponse:
 
 
 def full_range_cache(image: Image) -> tuple[Path, int, int]:
-    """The full range as raw little-endian uint16, made once and cached; returns (path, width, height)."""
+    """The full range as raw little-endian uint16, made once and cached; returns (path, width, height). The import
+    writes it (imaging/range_cache.py); this makes it for images imported before that, or when it was deleted."""
     src = _media_path(image.full_range_file)
-    cache_dir = Path(settings.MEDIA_ROOT) / "cache" / "full-range"
-    out = cache_dir / f"{image.public_id}.u16"
+    out = range_cache.raw_path(image.public_id)
     meta_w, meta_h = _rendition_size(image)
-    if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
+    if range_cache.fresh(out, src):
         size = out.stat().st_size
         if meta_w and meta_h and size == meta_w * meta_h * 2:
             return out, meta_w, meta_h
     arr = _full_range_from_dicom(image, src, meta_w, meta_h) if src.suffix == ".dcm" else _full_range_from_png(src)
     h, w = arr.shape
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(np.ascontiguousarray(arr).tobytes())
-    os.replace(tmp, out)
+    range_cache.write_raw(image.public_id, arr)
     return out, w, h
 
 
@@ -173,29 +170,14 @@ def image_display(request, public_id: str):
     return _file_response(_media_path(image.display_file), "image/png")
 
 
-def delta_planes(arr: np.ndarray) -> bytes:
-    """The full range's transfer encoding: each pixel minus its left neighbour (modulo 65536; the first of a
-    row minus 0), as two byte planes (every low byte, then every high byte). Lossless; the viewer undoes it
-    (viewer.js decodeDeltaPlanes). Neighbouring pixels differ little, so the high plane is mostly 0x00/0xFF and
-    gzip shrinks it far more than the raw interleaved uint16."""
-    a = np.ascontiguousarray(arr, dtype=np.uint16)
-    d = a.copy()
-    d[:, 1:] = a[:, 1:] - a[:, :-1]  # uint16 arithmetic wraps modulo 65536
-    return (d & 0xFF).astype(np.uint8).tobytes() + (d >> 8).astype(np.uint8).tobytes()
-
-
 def full_range_gzip_cache(image: Image) -> tuple[Path, int, int]:
-    """The full range, delta byte planes, gzip (level 6), made once from the raw cache; (path, width, height)."""
+    """The full range, delta byte planes, gzip, made once from the raw cache; (path, width, height). Usually
+    already made by the task the import queues (imaging/tasks.py)."""
     raw, w, h = full_range_cache(image)
-    out = raw.with_suffix(".dp.gz")
-    if out.is_file() and out.stat().st_mtime >= raw.stat().st_mtime:
+    out = range_cache.planes_path(raw)
+    if range_cache.fresh(out, raw):
         return out, w, h
-    arr = np.fromfile(raw, dtype="<u2").reshape(h, w)
-    fd, tmp = tempfile.mkstemp(dir=raw.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(gzip.compress(delta_planes(arr), compresslevel=6, mtime=0))
-    os.replace(tmp, out)
-    return out, w, h
+    return range_cache.write_planes(raw, w, h), w, h
 
 
 def _accepts_gzip(request) -> bool:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+from celery import current_app, signature
 from django.conf import settings
 from django.db import IntegrityError, connection, connections, transaction
 
@@ -34,6 +36,7 @@ from trial.import_settings import ImportSettings, parse_import_settings
 from trial.models import Case, Center, Trial
 from trial.services import ensure_coordinator, ensure_writable, exclude_case
 
+from . import range_cache
 from .dicom import (
     DicomRefused,
     deidentify,
@@ -208,7 +211,7 @@ def _import_one(actor, trial: Trial, center: Center, filename: str, data: bytes,
     except Exception:  # noqa: BLE001
         return _failed(filename, trial, "unreadable", "de-identifying")
     try:
-        rendition = make_rendition(deid.dataset, pixels=inst.pixels)
+        rendition = make_rendition(deid.dataset, pixels=inst.pixels, with_full_range=True)
     except Exception:  # noqa: BLE001
         return _failed(filename, trial, "rendition_failed", "rendering")
     flags = list(dict.fromkeys([*inst.flags, *([review] if review else [])]))
@@ -259,7 +262,40 @@ def _store(actor, trial: Trial, center: Center, filename: str, p: _Prepared) -> 
         _remove(written)
         return _duplicate(filename, image, "This SOP instance was already imported (from different bytes); the "
                                            "first copy is kept.")
+    full16 = p.rendition.full16
+    transaction.on_commit(lambda: cache_full_range(image=image, values=full16))
     return FileResult(filename, "imported", case_code=image.case.code, image_id=image.public_id, flags=p.flags)
+
+
+def cache_full_range(*, image: Image, values: np.ndarray | None) -> bool:
+    """After the import's commit: the viewer's full-range cache from the pixels the import decoded (so the stored
+    DICOM is not decoded again at the first window/level; ~10 ms, docs/import.md "Speed"), and the task that encodes
+    it for sending. A failure here loses nothing: the image view makes both on the first request."""
+    if values is None:
+        return False
+    try:
+        range_cache.write_raw(image.public_id, values)
+    except Exception as exc:  # noqa: BLE001 - the image is committed: a cache failure must not turn it into a refusal
+        logger.warning("could not write the full-range cache of image %s: %s", image.public_id, exc)
+        return False
+    send_encode_task(image_id=image.pk)
+    return True
+
+
+ENCODE_TASK = "imaging.tasks.encode_full_range"
+
+
+def send_encode_task(*, image_id: int) -> bool:
+    """Queue the encoding of the full range (imaging/tasks.py). Without a broker (the demo: tasks would run
+    in-process, inside the import) it is not queued: the first window/level request makes it (~70 ms)."""
+    if current_app.conf.task_always_eager:
+        return False
+    try:
+        signature(ENCODE_TASK, args=(image_id,)).delay()
+        return True
+    except Exception as exc:  # noqa: BLE001 - broker down: the first request makes it instead
+        logger.warning("could not queue the full-range encoding of image %s: %s", image_id, exc)
+        return False
 
 
 @transaction.atomic

@@ -58,15 +58,16 @@ def stop_group(proc: subprocess.Popen, grace: float = 10) -> None:
 
 
 class CeleryWorker:
-    """A real `celery worker -Q gpu` subprocess (one prefork child) on the test database."""
+    """A real `celery worker -Q gpu` subprocess (one prefork child) on the test database; ``queues``: another
+    queue list (``celery``, the default queue: analysis and imaging tasks)."""
 
-    def __init__(self, broker_url: str, log: Path, media_root: Path | None = None):
+    def __init__(self, broker_url: str, log: Path, media_root: Path | None = None, queues: str = "gpu"):
         env = dict(os.environ)  # DJANGO_SETTINGS_MODULE passes through: config.settings_test
         env.update(CELERY_BROKER_URL=broker_url, DATABASE_URL=app_database_url(),
                    MEDIA_ROOT=str(media_root or settings.MEDIA_ROOT), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "-c", "1", "-P", "prefork",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1", "-P", "prefork",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"],
             cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )

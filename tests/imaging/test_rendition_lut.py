@@ -31,12 +31,14 @@ def _decoded(r) -> np.ndarray:
 
 def _check(ds: Dataset, pixels: np.ndarray | None = None, max_size: int = 2048) -> tuple[int, dict]:
     """Largest grey-level difference to the float pipeline; asserts the full range and the window are the same."""
-    r = make_rendition(ds, pixels=pixels, max_size=max_size)
+    r = make_rendition(ds, pixels=pixels, max_size=max_size, with_full_range=True)
     ref8, ref16, ref = float_rendition(ds, pixels=pixels, max_size=max_size)
     disp = _decoded(r)
     assert np.array_equal(disp, r.display8)  # the PNG holds exactly the computed pixels
     fr = full_range(ds, pixels=pixels, max_size=max_size)
     assert np.array_equal(fr.values, ref16)
+    # what the import writes to the viewer's cache (Rendition.full16) is what the view would derive, exactly
+    assert r.full16 is not None and r.full16.dtype == np.uint16 and np.array_equal(r.full16, fr.values)
     assert (fr.slope, fr.intercept) == (ref["slope"], ref["min"]) == (
         r.display["full_range"]["slope"], r.display["full_range"]["intercept"])
     for k in ("window_center", "window_width", "window_source", "voi_lut_function", "min", "max"):
@@ -140,10 +142,26 @@ def test_full_range_from_stored_file_equals_the_import(dicom_dir, tmp_path):
 
     inst = validate((dicom_dir / REAL[0]).read_bytes(), REAL[0])
     deid = deidentify(inst.dataset, uid_root_secret="test", pseudonym="T-1")
-    r = make_rendition(deid.dataset, pixels=inst.pixels)
+    r = make_rendition(deid.dataset, pixels=inst.pixels, with_full_range=True)
+    assert make_rendition(deid.dataset, pixels=inst.pixels).full16 is None  # only when asked for
     (tmp_path / "x.dcm").write_bytes(to_bytes(deid.dataset))
     stored = pydicom.dcmread(tmp_path / "x.dcm")
     fr = full_range(stored, max_size=max(r.width, r.height))
     _, ref16, _ = float_rendition(inst.dataset, pixels=inst.pixels)
     assert np.array_equal(fr.values, ref16) and fr.values.max() > 255
+    assert np.array_equal(r.full16, fr.values)  # the import's cache equals what the stored file gives
     assert (fr.slope, fr.intercept) == (r.display["full_range"]["slope"], r.display["full_range"]["intercept"])
+
+
+def test_htj2k_lossless_decodes_to_the_j2k_files_values(dicom_dir):
+    """The High-Throughput JPEG 2000 copy of RG1 (fixtures/LICENSES.md) goes through the import's own decoder
+    (pydicom + pylibjpeg-openjpeg, no other package) to exactly the stored values of the JPEG 2000 file, and so to the
+    same display image and full range: the J2K import speed for sites that can send HTJ2K (docs/import.md "Speed")."""
+    j2k = validate((dicom_dir / REAL[0]).read_bytes(), REAL[0])
+    name = "RG1_CR_chest_MONO1_HTJ2K_lossless.dcm"
+    ht = validate((dicom_dir / name).read_bytes(), name)
+    assert ht.transfer_syntax_uid == "1.2.840.10008.1.2.4.201" and "lossy_compressed" not in ht.flags
+    assert ht.pixels.dtype == j2k.pixels.dtype and np.array_equal(ht.pixels, j2k.pixels)
+    a = make_rendition(ht.dataset, pixels=ht.pixels, with_full_range=True)
+    b = make_rendition(j2k.dataset, pixels=j2k.pixels, with_full_range=True)
+    assert a.display_png == b.display_png and np.array_equal(a.full16, b.full16)

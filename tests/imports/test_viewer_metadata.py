@@ -22,8 +22,8 @@ from imaging import services as imports
 from imaging.dicom.summary import instance_summary, spacing_kind
 from imaging.dicom.synthetic import make_secondary_capture_cxr
 from imaging.dicom.synthetic import to_bytes as sc_bytes
-from imaging.image_views import delta_planes
 from imaging.models import Image
+from imaging.range_cache import delta_planes
 from reading import selectors as reading_selectors
 from tests.factories.reading import reader_in, reads_of, with_images_and_drafts
 from tests.factories.trial import add_cases, make_trial

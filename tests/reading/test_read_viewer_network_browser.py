@@ -30,7 +30,8 @@ def test_full_range_on_a_5_mbit_link(live_server, page, capsys):
     r = imports.import_file(t["coordinator"], t["trial"], t["centers"][0], RG1.name, RG1.read_bytes())
     assert r.status == "imported"
     trial_services.enrol_case(t["coordinator"], Case.objects.get(code=r.case_code))
-    # Made once per image on the server (J2K decode, planes, gzip): made here, so the browser times the link only
+    # Made once per image on the server (planes, gzip; the import wrote the raw cache, and with a broker a task
+    # would have encoded it too): made here, so the browser times the link only
     warm = Client()
     warm.force_login(t["coordinator"])
     made = time.monotonic()
