@@ -32,7 +32,7 @@ from .figures import FIGURES, Effect, ForestRow, draw_figures, forest_rows
 from .pipeline import AnalysisResults
 from .stats._result import StatResult
 from .stats.comparisons import describe
-from .stats.primary import PrimaryResult
+from .stats.primary import PreferenceDetails, PrimaryResult, ReadingTimeDetails
 from .stats.proportions import PanelMajorityResult, PreferenceRateResult
 from .stats.roc import AUCResult, OperatingPointResult
 from .stats.sections import Agreement, ModelPointer, TrialBlinding
@@ -204,10 +204,10 @@ def _primary_section(results: AnalysisResults, a: str, c: str) -> PrimarySection
     rows = [
         PrimaryRow(f"Report quality, difference {a} − {c} (1–5)", pr.quality, 2),
         PrimaryRow(f"Reading time, ratio of geometric means {a} / {c}", t, 3,
-                   reduction=t.details.get("percent_reduction"),
-                   reduction_ci=t.details.get("percent_reduction_ci")),
+                   reduction=t.details.percent_reduction if isinstance(t.details, ReadingTimeDetails) else None,
+                   reduction_ci=t.details.percent_reduction_ci if isinstance(t.details, ReadingTimeDetails) else None),
         PrimaryRow(f"Share of cases where ≥ k experts prefer {a}", p, 3, percent=True,
-                   preference=p.details if p.details.get("null_share") is not None else None),
+                   preference=p.details if isinstance(p.details, PreferenceDetails) else None),
     ]
     return PrimarySection(rows=rows, methods=pr.methods, hierarchy_text=pr.hierarchy_text, engine=pr.engine)
 
