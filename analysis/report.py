@@ -31,6 +31,7 @@ from .checklist import Checklist, build_checklist
 from .figures import FIGURES, Effect, ForestRow, draw_figures, forest_rows
 from .pipeline import AnalysisResults
 from .stats._result import StatResult
+from .stats.calibration import CalibrationSummary, RecalibratedSummary
 from .stats.comparisons import describe
 from .stats.primary import PreferenceDetails, PrimaryResult, ReadingTimeDetails
 from .stats.proportions import PanelMajorityResult, PreferenceRateResult
@@ -130,9 +131,9 @@ class CalibrationRow:
     finding: str
     n: int | None = None
     note: str | None = None
-    raw: dict[str, Any] | None = None
-    platt: dict[str, Any] | None = None
-    isotonic: dict[str, Any] | None = None
+    raw: CalibrationSummary | None = None
+    platt: RecalibratedSummary | None = None
+    isotonic: RecalibratedSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -242,9 +243,9 @@ def _calibration_rows(results: AnalysisResults) -> list[CalibrationRow]:
     rows = []
     for mv, per in results.ai_standalone.models.items():
         for code, blk in per.items():
-            cal = blk.calibration or {}
-            rows.append(CalibrationRow(str(mv), code, n=cal.get("n"), note=cal.get("note"), raw=cal.get("raw"),
-                                       platt=cal.get("platt"), isotonic=cal.get("isotonic")))
+            cal = blk.calibration
+            rows.append(CalibrationRow(str(mv), code, n=cal.n, note=cal.note, raw=cal.raw, platt=cal.platt,
+                                       isotonic=cal.isotonic))
     return rows
 
 
