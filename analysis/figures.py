@@ -274,17 +274,17 @@ def reliability_panels(results: AnalysisResults) -> list[ReliabilityPanel]:
     panels = []
     for mv, per in results.ai_standalone.models.items():
         for code, blk in per.items():
-            cal = blk.calibration or {}
+            cal = blk.calibration
             series, ece = {}, {}
             for key, *_ in RELIABILITY_SERIES:
-                summary = cal.get(key)
-                if not summary:
+                summary = getattr(cal, key)
+                if summary is None:
                     continue
-                series[key] = [(float(b["mean_predicted"]), float(b["observed_rate"]), int(b["count"]))
-                               for b in summary["bins"] if b["count"]]
-                ece[key] = float(summary["ece"])
-            panels.append(ReliabilityPanel(str(mv), code, series, ece, n=cal.get("n") or (cal.get("raw") or {})
-                                           .get("n"), note=cal.get("note")))
+                series[key] = [(float(b.mean_predicted), float(b.observed_rate), int(b.count))
+                               for b in summary.bins if b.count]
+                ece[key] = float(summary.ece)
+            panels.append(ReliabilityPanel(str(mv), code, series, ece, n=cal.n or (cal.raw.n if cal.raw else None),
+                                           note=cal.note))
     return panels
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from trial.models import history
 
+
+@history()  # row history by triggers, as the trial's records (issue 18; trial.selectors.RECORD_TABLES)
 class AnalysisRun(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -31,8 +31,9 @@ from .checklist import Checklist, build_checklist
 from .figures import FIGURES, Effect, ForestRow, draw_figures, forest_rows
 from .pipeline import AnalysisResults
 from .stats._result import StatResult
+from .stats.calibration import CalibrationSummary, RecalibratedSummary
 from .stats.comparisons import describe
-from .stats.primary import PrimaryResult
+from .stats.primary import PreferenceDetails, PrimaryResult, ReadingTimeDetails
 from .stats.proportions import PanelMajorityResult, PreferenceRateResult
 from .stats.roc import AUCResult, OperatingPointResult
 from .stats.sections import Agreement, ModelPointer, TrialBlinding
@@ -130,9 +131,9 @@ class CalibrationRow:
     finding: str
     n: int | None = None
     note: str | None = None
-    raw: dict[str, Any] | None = None
-    platt: dict[str, Any] | None = None
-    isotonic: dict[str, Any] | None = None
+    raw: CalibrationSummary | None = None
+    platt: RecalibratedSummary | None = None
+    isotonic: RecalibratedSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -204,10 +205,10 @@ def _primary_section(results: AnalysisResults, a: str, c: str) -> PrimarySection
     rows = [
         PrimaryRow(f"Report quality, difference {a} − {c} (1–5)", pr.quality, 2),
         PrimaryRow(f"Reading time, ratio of geometric means {a} / {c}", t, 3,
-                   reduction=t.details.get("percent_reduction"),
-                   reduction_ci=t.details.get("percent_reduction_ci")),
+                   reduction=t.details.percent_reduction if isinstance(t.details, ReadingTimeDetails) else None,
+                   reduction_ci=t.details.percent_reduction_ci if isinstance(t.details, ReadingTimeDetails) else None),
         PrimaryRow(f"Share of cases where ≥ k experts prefer {a}", p, 3, percent=True,
-                   preference=p.details if p.details.get("null_share") is not None else None),
+                   preference=p.details if isinstance(p.details, PreferenceDetails) else None),
     ]
     return PrimarySection(rows=rows, methods=pr.methods, hierarchy_text=pr.hierarchy_text, engine=pr.engine)
 
@@ -242,9 +243,9 @@ def _calibration_rows(results: AnalysisResults) -> list[CalibrationRow]:
     rows = []
     for mv, per in results.ai_standalone.models.items():
         for code, blk in per.items():
-            cal = blk.calibration or {}
-            rows.append(CalibrationRow(str(mv), code, n=cal.get("n"), note=cal.get("note"), raw=cal.get("raw"),
-                                       platt=cal.get("platt"), isotonic=cal.get("isotonic")))
+            cal = blk.calibration
+            rows.append(CalibrationRow(str(mv), code, n=cal.n, note=cal.note, raw=cal.raw, platt=cal.platt,
+                                       isotonic=cal.isotonic))
     return rows
 
 

@@ -74,7 +74,7 @@ def main() -> None:
         u = preference_frame(tables, ARMS["assisted"], ARMS["control"], sc.k)
         res = preference_primary(tables, design="paired_by_case", majority_k=sc.k, **ARMS,
                                  n_permutations=a.permutations, rng=rng)
-        rows.append((naive_permutation_p(u, a.permutations, rng), res.p, res.details["randomisation_test"]["p"]))
+        rows.append((naive_permutation_p(u, a.permutations, rng), res.p, res.details.randomisation_test.p))
     ps = np.array(rows, dtype=float)
     print(f"{a.sims} null paired-by-case trials, {a.cases} cases, {a.readers} readers, {a.centers} centers, "
           f"reader SD {sc.sd_reader}, k = {sc.k} "

@@ -237,6 +237,21 @@ def _reader_text(case, read, rng) -> tuple[str, str, dict]:
     return findings, impression, marks
 
 
+def submit_demo_read(user, read: Read, rng: np.random.Generator, clock) -> None:
+    """Opens and submits one demo read with the case's generated report, then gives it a realistic duration
+    (the services stamp the real clock): about 119 s on an AI arm, 146 s otherwise, opened within 30 minutes
+    after ``clock``."""
+    read = reading.open_read(user, read)
+    findings, impression, marks = _reader_text(read.case, read, rng)
+    reading.submit_read(user, read, {"findings_text": findings, "impression_text": impression,
+                                     "finding_marks": marks})
+    seconds = float(rng.lognormal(np.log(119 if read.arm.is_ai else 146), 0.35))
+    opened = clock + timedelta(minutes=float(rng.uniform(1, 30)))
+    Read.objects.filter(pk=read.pk).update(
+        opened_at=opened, submitted_at=opened + timedelta(seconds=seconds * 1.15),
+        last_heartbeat_at=opened + timedelta(seconds=seconds), active_seconds=round(seconds, 1))
+
+
 def prefill_reads(trial: Trial, share: float = 0.75) -> None:
     """Most reads submitted through the reading services; the readers the visitor logs in as (the first of each
     arm) keep a few open. Allocation is random (three readers a center), so counts are rounded up: small demos still
@@ -249,16 +264,7 @@ def prefill_reads(trial: Trial, share: float = 0.75) -> None:
         reads = list(Read.objects.filter(reader=m).select_related("case__trial", "arm").order_by("order_key"))
         keep_open = min(3, (len(reads) + 1) // 2) if m.user.username in visitor else 0
         for read in reads[: max(0, min(math.ceil(len(reads) * share), len(reads) - keep_open))]:
-            read = reading.open_read(m.user, read)
-            findings, impression, marks = _reader_text(read.case, read, rng)
-            reading.submit_read(m.user, read, {"findings_text": findings, "impression_text": impression,
-                                               "finding_marks": marks})
-            # Demo data: give the pre-filled reads realistic durations (the services stamp the real clock).
-            seconds = float(rng.lognormal(np.log(119 if read.arm.is_ai else 146), 0.35))
-            opened = clock + timedelta(minutes=float(rng.uniform(1, 30)))
-            Read.objects.filter(pk=read.pk).update(
-                opened_at=opened, submitted_at=opened + timedelta(seconds=seconds * 1.15),
-                last_heartbeat_at=opened + timedelta(seconds=seconds), active_seconds=round(seconds, 1))
+            submit_demo_read(m.user, read, rng, clock)
 
 
 def prefill_ratings(trial: Trial) -> None:

@@ -26,12 +26,11 @@ from inference.models import ModelVersion
 from inference.services import register_model_version
 from rating import services as rating_services
 from rating.models import Rating
-from reading import services as reading
 from reading.models import Read
 from trial import services
 from trial.models import Trial
 
-from .seed import DEMO_PASSWORD, _reader_text, _user, enrol_cases, seed_cases
+from .seed import DEMO_PASSWORD, _user, enrol_cases, seed_cases, submit_demo_read
 
 THREE_ARM_CODE = "DEMO-CXR3"
 #: (arm code, arm name, model version name, generation params, mean expert quality score of its reports)
@@ -115,15 +114,7 @@ def read_all(trial: Trial) -> int:
     n = 0
     for m in trial.memberships.filter(role="reader").select_related("user", "arm").order_by("user__username"):
         for read in Read.objects.filter(reader=m).select_related("case__trial", "arm").order_by("order_key"):
-            read = reading.open_read(m.user, read)
-            findings, impression, marks = _reader_text(read.case, read, rng)
-            reading.submit_read(m.user, read, {"findings_text": findings, "impression_text": impression,
-                                               "finding_marks": marks})
-            seconds = float(rng.lognormal(np.log(119 if read.arm.is_ai else 146), 0.35))
-            opened = clock + timedelta(minutes=float(rng.uniform(1, 30)))
-            Read.objects.filter(pk=read.pk).update(
-                opened_at=opened, submitted_at=opened + timedelta(seconds=seconds * 1.15),
-                last_heartbeat_at=opened + timedelta(seconds=seconds), active_seconds=round(seconds, 1))
+            submit_demo_read(m.user, read, rng, clock)
             n += 1
     return n
 

@@ -23,8 +23,10 @@ def case_for_coordinator(user, trial_code: str, case_id: int) -> Case:
 
 def case_overview(user, case: Case) -> dict:
     """What a coordinator may see of one case: metadata, import flags, images (links to the permission-checked
-    image endpoints), draft and read status, rating task counts. No report, draft or rating content; arms only
-    to a coordinator who is not also a blinded participant (trial/blinding.py, docs/design.md section 5)."""
+    image endpoints), draft and read status, rating tasks (expert, status, no A/B or arm), and links to the
+    amendment pages of submitted reads and ratings while the trial is not locked. No report, draft or rating
+    content; arms only to a coordinator who is not also a blinded participant (trial/blinding.py, docs/design.md
+    section 5)."""
     require_role(user, case.trial, Role.COORDINATOR)
     show_arms = not is_blinded_participant(user, case.trial)
     images = [
@@ -40,11 +42,20 @@ def case_overview(user, case: Case) -> dict:
          "finished_at": d.finished_at}
         for d in Draft.objects.filter(case=case).select_related("model_version").order_by("queued_at", "pk")
     ] if show_arms else []  # a draft exists only for the AI arm: its model names the arm
+    amendable = not case.trial.is_locked
     reads = [
         {"reader": r.reader.user.username if r.reader_id else None,
          "arm": r.arm.code if show_arms else None, "session": r.session, "status": r.status,
-         "opened_at": r.opened_at, "submitted_at": r.submitted_at}
+         "opened_at": r.opened_at, "submitted_at": r.submitted_at,
+         "amend_url": reverse("reading:amend", args=[case.trial.code, r.public_id])
+         if amendable and r.is_submitted else None}
         for r in Read.objects.filter(case=case).select_related("reader__user", "arm").order_by("session", "pk")
+    ]
+    rating_tasks = [
+        {"expert": t.expert.user.username, "status": t.status, "submitted_at": t.submitted_at,
+         "amend_url": reverse("rating:amend", args=[case.trial.code, t.public_id])
+         if amendable and t.status == Rating.Status.DONE else None}
+        for t in Rating.objects.filter(case=case).select_related("expert__user").order_by("pk")
     ]
     ratings = Rating.objects.filter(case=case).aggregate(
         total=Count("id"), done=Count("id", filter=Q(status=Rating.Status.DONE)))
@@ -55,6 +66,7 @@ def case_overview(user, case: Case) -> dict:
         "needs_review": case.needs_review, "review_reason": case.review_reason,
         "has_reference_standard": bool(case.reference_findings or case.reference_report),
         "images": images, "drafts": drafts, "reads": reads, "ratings": ratings,
+        "rating_tasks": rating_tasks,
         "arm_hidden": not show_arms,
         "can_exclude": case.status != Case.Status.EXCLUDED and not case.trial.is_locked,
     }

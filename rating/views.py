@@ -66,30 +66,37 @@ def task(request, trial_code: str, public_id: str):
 
 
 class RatingAmendView(View):
-    """Amend one's own submitted rating (issue 18): the task's reports (A/B, blinded as on the task page), the latest
-    answer in a form, a required reason, and the amendment history. Before lock only; the service decides and its
-    refusals are shown on the page. Nothing here names an arm."""
+    """Amend a submitted rating (issue 18): its expert, or a coordinator of the trial (the one page for both;
+    ``selectors.rating_for_amendment`` decides who may). The task's reports (A/B, blinded as on the task page), the
+    latest answer in a form, a required reason, and the amendment history. Before lock only; the service decides
+    and its refusals are shown on the page. Nothing here names an arm, for either."""
 
     template_name = "rating/amend.html"
 
-    def _context(self, rating, answer: dict, *, reason: str = "", error: str = "") -> dict:
+    def _context(self, request, rating, answer: dict, *, reason: str = "", error: str = "") -> dict:
         trial = rating.case.trial
         return {"trial": trial, "task": selectors.task_payload(rating), "answer": answer, "reason": reason,
-                "error": error, "history": selectors.rating_amendment_history(rating), "readonly": trial.is_locked}
+                "error": error, "history": selectors.rating_amendment_history(rating), "readonly": trial.is_locked,
+                "as_coordinator": rating.expert.user_id != request.user.pk, "case_id": rating.case_id}
 
     def get(self, request, trial_code: str, public_id: str):
         trial = get_object_or_404(Trial, code=trial_code)
-        rating = selectors.rating_for_expert(request.user, trial, public_id)
-        if rating.status != rating.Status.DONE:
+        rating = selectors.rating_for_amendment(request.user, trial, public_id)
+        unsubmitted = rating.status != rating.Status.DONE
+        if unsubmitted and rating.expert.user_id == request.user.pk:
             messages.error(request, "Only a submitted rating can be amended; until then, change and submit it.")
             return redirect("rating:task", trial_code=trial.code, public_id=rating.public_id)
+        if unsubmitted:  # a coordinator: the task page is the expert's; say why here, with nothing to change
+            ctx = self._context(request, rating, selectors.current_rating_answer(rating),
+                                error="Only a submitted rating can be amended: the expert has not submitted it yet.")
+            return render(request, self.template_name, {**ctx, "readonly": True}, status=409)
         error = f"Trial {trial.code} is locked: ratings are read-only." if trial.is_locked else ""
         return render(request, self.template_name,
-                      self._context(rating, selectors.current_rating_answer(rating), error=error))
+                      self._context(request, rating, selectors.current_rating_answer(rating), error=error))
 
     def post(self, request, trial_code: str, public_id: str):
         trial = get_object_or_404(Trial, code=trial_code)
-        rating = selectors.rating_for_expert(request.user, trial, public_id)
+        rating = selectors.rating_for_amendment(request.user, trial, public_id)
         answer = {k: request.POST.get(k) for k in ANSWER_FIELDS if k in request.POST}
         reason = request.POST.get("reason", "")
         try:
@@ -97,8 +104,8 @@ class RatingAmendView(View):
         except TrialError as exc:
             typed = {k: int(v) if k.startswith("quality_") and str(v).isdigit() else v for k, v in answer.items()}
             shown = {**selectors.current_rating_answer(rating), **typed}
-            return render(request, self.template_name, self._context(rating, shown, reason=reason, error=exc.message),
-                          status=exc.status)
+            return render(request, self.template_name,
+                          self._context(request, rating, shown, reason=reason, error=exc.message), status=exc.status)
         messages.success(request, f"Amendment {amendment.number} saved." if created
                          else f"Amendment {amendment.number} was already saved; it is kept as it was.")
         return redirect("rating:amend", trial_code=trial.code, public_id=rating.public_id)

@@ -221,11 +221,12 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     return read
 
 
-def read_for_amendment(user, public_id: str) -> Read:
+def read_for_amendment(user, public_id: str, trial: Trial | None = None) -> Read:
     """A submitted or unsubmitted read that the user may amend: its reader, or a coordinator of its trial (issue 18
-    item 2). Unknown ids are 404, anyone else 403. The service checks the rest (submitted, not locked) under a lock."""
-    read = Read.objects.select_related("case", "case__trial", "reader").filter(public_id=public_id).first()
-    if read is None:
+    item 2). Unknown ids (or another trial's, when ``trial`` is given) are 404, anyone else 403. The service checks
+    the rest (submitted, not locked) under a lock."""
+    read = Read.objects.select_related("case", "case__trial", "reader", "arm").filter(public_id=public_id).first()
+    if read is None or (trial is not None and read.case.trial_id != trial.pk):
         raise Http404("No such read.")
     own = read.reader is not None and read.reader.user_id == user.pk and read.reader.role == Role.READER
     if not own and not has_role(user, read.case.trial, Role.COORDINATOR):

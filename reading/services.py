@@ -121,6 +121,17 @@ _LIGHT_RELATED = ("case__id", "case__trial__id", "case__trial__status", "case__t
                   "case__trial__findings", "reader__id", "reader__user_id", "reader__role")
 
 
+def _first_writable(rows, read: Read | str) -> Read:
+    """The read from ``rows`` (a locking queryset with the case's trial), by public id or instance: 404 when there
+    is none, TrialLocked when its trial is locked (read from the same row, inside the caller's transaction)."""
+    locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
+    if locked is None:
+        raise Http404("No such read.")
+    if locked.case.trial.status == Trial.Status.LOCKED:
+        raise TrialLocked(f"Trial {locked.case.trial.code} is locked: its data is read-only.")
+    return locked
+
+
 def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
     """The actor's read, locked, in one query (issue 19: heartbeat and autosave take <= 3 queries): the row with
     its case, trial, arm and reader. The trial's status comes from this query, inside the caller's transaction, so
@@ -133,12 +144,7 @@ def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
     else:
         rows = Read.objects.select_for_update(of=("self",)).select_related(
             "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
-    locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
-    if locked is None:
-        raise Http404("No such read.")
-    trial = locked.case.trial
-    if trial.status == Trial.Status.LOCKED:
-        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+    locked = _first_writable(rows, read)
     if (
         locked.reader is None
         or locked.reader.user_id != getattr(actor, "pk", None)
@@ -433,12 +439,8 @@ def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAme
     A repeat of the latest amendment (same report, same reason: a double click or retry) returns it with
     created=False; a report identical to the current version is otherwise refused (nothing to amend)."""
     rows = Read.objects.select_for_update(of=("self",)).select_related("case", "case__trial", "reader")
-    locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
-    if locked is None:
-        raise Http404("No such read.")
+    locked = _first_writable(rows, read)
     trial = locked.case.trial
-    if trial.status == Trial.Status.LOCKED:
-        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
     own = locked.reader is not None and locked.reader.user_id == getattr(actor, "pk", None) \
         and locked.reader.role == Role.READER
     if not own and not has_role(actor, trial, Role.COORDINATOR):

@@ -8,6 +8,7 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from core.errors import TrialError, TrialLocked
+from trial.blinding import is_blinded_participant
 from trial.models import Trial
 from trial.signatures import submission_signature
 
@@ -139,19 +140,23 @@ def read_submit(request, trial_code: str, public_id: str):
 
 
 class ReadAmendView(View):
-    """Amend one's own submitted read (issue 18): the latest version in a form, a required reason, and the
-    amendment history. Before lock only; the service decides, its refusals are shown on the page."""
+    """Amend a submitted read (issue 18): its reader, or a coordinator of the trial (the one page for both;
+    ``selectors.read_for_amendment`` decides who may). The latest version in a form, a required reason, and the
+    amendment history. Before lock only; the service decides, its refusals are shown on the page. The arm is named
+    to the read's reader (who knows it) and to a coordinator who is not a blinded participant, never otherwise."""
 
     template_name = "reading/amend.html"
 
     def _context(self, read, report: dict, *, reason: str = "", error: str = "") -> dict:
         trial = read.case.trial
+        own = read.reader is not None and read.reader.user_id == self.request.user.pk
         return {"trial": trial, "read": read, "rows": selectors.amend_rows(trial, report), "report": report,
                 "reason": reason, "error": error, "history": selectors.amendment_history(read),
-                "confidences": range(1, 6), "readonly": trial.is_locked}
+                "confidences": range(1, 6), "readonly": trial.is_locked, "as_coordinator": not own,
+                "show_arm": own or not is_blinded_participant(self.request.user, trial)}
 
     def _read(self, request, trial_code: str, public_id: str):
-        return selectors.read_for_reader(request.user, public_id, _trial(trial_code))
+        return selectors.read_for_amendment(request.user, public_id, _trial(trial_code))
 
     def get(self, request, trial_code: str, public_id: str):
         read = self._read(request, trial_code, public_id)

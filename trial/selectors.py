@@ -342,15 +342,16 @@ def row_history(user, trial: Trial, *, outside_app_only: bool = False) -> list[R
     return sorted(out, key=lambda c: (c.at, c.event_id), reverse=True)
 
 
-# The trial's records (issue 18): reads (with a row per heartbeat), amendments, ratings and drafts. Their event
-# tables belong to higher apps, so they are looked up by name (trial imports none of them): table -> (app, event
-# model, the path from an event to its trial).
+# The trial's records (issue 18): reads (with a row per heartbeat), amendments, ratings, drafts and analysis runs
+# (a row per progress step). Their event tables belong to higher apps, so they are looked up by name (trial imports
+# none of them): table -> (app, event model, the path from an event to its trial).
 RECORD_TABLES = {
     "reading.Read": ("reading", "ReadEvent", "case__trial_id"),
     "reading.ReadAmendment": ("reading", "ReadAmendmentEvent", "read__case__trial_id"),
     "rating.Rating": ("rating", "RatingEvent", "case__trial_id"),
     "rating.RatingAmendment": ("rating", "RatingAmendmentEvent", "rating__case__trial_id"),
     "inference.Draft": ("inference", "DraftEvent", "case__trial_id"),
+    "analysis.AnalysisRun": ("analysis", "AnalysisRunEvent", "trial_id"),
 }
 ROW_LABELS = ("insert", "update", "delete")
 ROW_PAGE_SIZE = 50

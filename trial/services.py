@@ -342,15 +342,26 @@ def _audited_delete(actor, trial: Trial, obj, reason: str) -> None:
                  reason=reason)
 
 
+def _setup_change(actor, obj, *, what: str, change: str, reason: str, unsealed: str = ""):
+    """The preamble of every setup edit of a center, arm or person, in this order: the actor is a coordinator, the
+    trial row is locked and still in setup, a reason is given (``change`` names the edit in the message), the list is
+    unsealed when ``unsealed`` names what it would alter, and ``obj`` is re-read under a row lock.
+    Returns ``(locked trial, locked obj, stripped reason)``."""
+    trial = obj.trial
+    ensure_coordinator(actor, trial)
+    trial = _lock_trial_row(trial)
+    _ensure_setup(trial, what)
+    reason = _ensure_reason(reason, change)
+    if unsealed:
+        _ensure_unsealed(trial, unsealed)
+    obj = type(obj).objects.select_for_update().get(pk=obj.pk, trial=trial)
+    return trial, obj, reason
+
+
 @transaction.atomic
 def update_center(actor, center: Center, *, name: str, code: str | None = None, reason: str) -> Center:
     """Rename a center (and change its code while no case or person refers to it and the list is not sealed)."""
-    trial = center.trial
-    ensure_coordinator(actor, trial)
-    trial = _lock_trial_row(trial)
-    _ensure_setup(trial, "Centers")
-    reason = _ensure_reason(reason, "Changing a center")
-    center = Center.objects.select_for_update().get(pk=center.pk, trial=trial)
+    trial, center, reason = _setup_change(actor, center, what="Centers", change="Changing a center", reason=reason)
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A center needs a name.")
@@ -371,13 +382,8 @@ def update_center(actor, center: Center, *, name: str, code: str | None = None, 
 
 @transaction.atomic
 def remove_center(actor, center: Center, *, reason: str) -> None:
-    trial = center.trial
-    ensure_coordinator(actor, trial)
-    trial = _lock_trial_row(trial)
-    _ensure_setup(trial, "Centers")
-    reason = _ensure_reason(reason, "Removing a center")
-    _ensure_unsealed(trial, "centers")
-    center = Center.objects.select_for_update().get(pk=center.pk, trial=trial)
+    trial, center, reason = _setup_change(actor, center, what="Centers", change="Removing a center", reason=reason,
+                                          unsealed="centers")
     if center.cases.exists() or center.memberships.exists():
         raise Conflict(f"Center {center.code} still has cases or people: remove or move them first.")
     _audited_delete(actor, trial, center, reason)
@@ -387,12 +393,7 @@ def remove_center(actor, center: Center, *, reason: str) -> None:
 def update_arm(actor, arm: Arm, *, name: str, ratio: int, reason: str) -> Arm:
     """Rename an arm or change its allocation ratio, before the list is sealed. Whether an arm is an AI arm does
     not change: remove it and add it again."""
-    trial = arm.trial
-    ensure_coordinator(actor, trial)
-    trial = _lock_trial_row(trial)
-    _ensure_setup(trial, "Arms")
-    reason = _ensure_reason(reason, "Changing an arm")
-    arm = Arm.objects.select_for_update().get(pk=arm.pk, trial=trial)
+    trial, arm, reason = _setup_change(actor, arm, what="Arms", change="Changing an arm", reason=reason)
     name = (name or "").strip()
     if not name:
         raise InvalidInput("An arm needs a name.")
@@ -408,13 +409,8 @@ def update_arm(actor, arm: Arm, *, name: str, ratio: int, reason: str) -> Arm:
 
 @transaction.atomic
 def remove_arm(actor, arm: Arm, *, reason: str) -> None:
-    trial = arm.trial
-    ensure_coordinator(actor, trial)
-    trial = _lock_trial_row(trial)
-    _ensure_setup(trial, "Arms")
-    reason = _ensure_reason(reason, "Removing an arm")
-    _ensure_unsealed(trial, "arms")
-    arm = Arm.objects.select_for_update().get(pk=arm.pk, trial=trial)
+    trial, arm, reason = _setup_change(actor, arm, what="Arms", change="Removing an arm", reason=reason,
+                                       unsealed="arms")
     if arm.readers.exists() or arm.allocated_cases.exists():
         raise Conflict(f"Arm {arm.code} has readers or cases allocated to it.")
     if arm.is_ai:  # inference removes its record of the arm's model version first (it protects the arm row)
@@ -427,12 +423,8 @@ def update_member(actor, membership: Membership, *, center: Center | None, exper
                   reason: str) -> Membership:
     """Move a person to another center or change a reader's experience. A role changes by removing the person
     and adding them again."""
-    trial = membership.trial
-    ensure_coordinator(actor, trial)
-    trial = _lock_trial_row(trial)
-    _ensure_setup(trial, "People")
-    reason = _ensure_reason(reason, "Changing a person")
-    membership = Membership.objects.select_for_update().get(pk=membership.pk, trial=trial)
+    trial, membership, reason = _setup_change(actor, membership, what="People", change="Changing a person",
+                                              reason=reason)
     if center is not None and center.trial_id != trial.pk:
         raise InvalidInput("That center belongs to another trial.")
     if membership.enrolled_at:

@@ -54,6 +54,16 @@ class _Unset:
     def __repr__(self) -> str:
         return "UNSET"
 
+    # One instance: a copy or a pickled round trip (a worker process) must still be ``UNSET`` by identity.
+    def __copy__(self) -> _Unset:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Unset:
+        return self
+
+    def __reduce__(self) -> str:
+        return "UNSET"
+
 
 #: a detail a result class defines but this result does not have (an empty result, a method variant)
 UNSET: Any = _Unset()

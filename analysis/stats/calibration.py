@@ -20,7 +20,7 @@ probability of a finding and the reference standard) and then applied to the dra
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -244,18 +244,49 @@ def cross_fitted(p: Any, y: Any, method: Literal["platt", "isotonic"] = "platt",
 MIN_PER_CLASS = 5
 
 
-def calibration_report(p: Any, y: Any, n_bins: int = 10, folds: int = 5) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RecalibratedSummary(CalibrationSummary):
+    """The reliability of cross-fitted recalibrated probabilities (``folds`` folds: each case's value from a
+    calibrator that did not see it) and the ``calibrator`` fitted on all cases (to apply to new drafts)."""
+
+    folds: int = 0
+    calibrator: PlattCalibrator | IsotonicCalibrator | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """One finding's calibration (:func:`calibration_report`): the ``raw`` probabilities' reliability, the
+    cross-fitted ``platt`` and ``isotonic`` recalibrations, and ``shown``, the calibrated probabilities the drafts
+    carried (added by the trial analysis where drafts had them); or only ``note`` (why there is none) with ``n``
+    cases. An empty report (no probabilities at all) is ``{}`` in results.json. ``to_dict`` has the keys of the
+    dict this class replaced."""
+
+    raw: CalibrationSummary | None = None
+    platt: RecalibratedSummary | None = None
+    isotonic: RecalibratedSummary | None = None
+    shown: CalibrationSummary | None = None
+    note: str | None = None
+    n: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.note is not None:
+            return {"note": self.note, "n": self.n}
+        return {f.name: getattr(self, f.name).to_dict() for f in fields(self)
+                if f.name in ("raw", "platt", "isotonic", "shown") and getattr(self, f.name) is not None}
+
+
+def calibration_report(p: Any, y: Any, n_bins: int = 10, folds: int = 5) -> CalibrationReport:
     """Raw and calibrated (Platt and isotonic, cross-fitted) reliability data, ECE and Brier score of one finding's
     probabilities against the reference standard, with each calibrator fitted on all cases (to apply to new
-    drafts). A dict of plain values (the analysis results are JSON)."""
+    drafts)."""
     p, y = _arrays(p, y)
     n_pos = int(y.sum())
     if min(n_pos, p.size - n_pos) < MIN_PER_CLASS:
-        return {"note": f"calibration needs at least {MIN_PER_CLASS} cases with and without the finding "
-                        f"(has {n_pos} and {p.size - n_pos})", "n": int(p.size)}
-    out: dict[str, Any] = {"raw": reliability(p, y, n_bins).to_dict()}
+        return CalibrationReport(note=f"calibration needs at least {MIN_PER_CLASS} cases with and without the "
+                                      f"finding (has {n_pos} and {p.size - n_pos})", n=int(p.size))
+    recalibrated = {}
     for method in ("platt", "isotonic"):
-        calibrated = cross_fitted(p, y, method, folds)
-        out[method] = {**reliability(calibrated, y, n_bins).to_dict(), "folds": folds,
-                       "calibrator": fit_calibrator(p, y, method).to_dict()}
-    return out
+        summary = reliability(cross_fitted(p, y, method, folds), y, n_bins)
+        recalibrated[method] = RecalibratedSummary(**{f.name: getattr(summary, f.name) for f in fields(summary)},
+                                                   folds=folds, calibrator=fit_calibrator(p, y, method))
+    return CalibrationReport(raw=reliability(p, y, n_bins), **recalibrated)

@@ -13,7 +13,7 @@ Comparisons between the AI arms themselves are not part of the primary analysis:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,9 @@ class ArmContrast:
     primary: PrimaryBlock
     holm_p: dict[str, float | None] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({f.name: getattr(self, f.name) for f in fields(self)})
+
 
 @dataclass
 class MultiArmPrimary:
@@ -48,7 +51,8 @@ class MultiArmPrimary:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        # Field by field through each part's to_dict, not dataclasses.asdict (see PrimaryBlock.to_dict).
+        return jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

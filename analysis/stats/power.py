@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ._result import jsonable
-from .primary import primary_analysis
+from .primary import PreferenceDetails, RandomisationTest, primary_analysis
 from .proportions import clopper_pearson
 from .synthetic import TrialScenario, make_trial_tables
 
@@ -125,15 +125,16 @@ def _primary_rows(block: Any) -> dict[str, dict[str, Any]]:
         out[name] = {"estimate": res.estimate, "ci_low": ci[0], "ci_high": ci[1], "p": res.p,
                      "converged": bool(res.converged), "fallback": res.fallback is not None}
     pref = getattr(block, "preference", None)
-    det = getattr(pref, "details", None) or {}
-    if "decisive_rate" in det:
-        ci = det.get("decisive_rate_ci") or (None, None)
-        out["preference_decisive"] = {"estimate": det["decisive_rate"], "ci_low": ci[0], "ci_high": ci[1],
-                                      "p": det.get("decisive_rate_p"), "converged": bool(pref.converged),
-                                      "fallback": pref.fallback is not None}
-    rt = det.get("randomisation_test")
-    if isinstance(rt, Mapping) and rt.get("p") is not None:
-        out["preference_randomisation"] = {"estimate": None, "ci_low": None, "ci_high": None, "p": rt["p"],
+    det = getattr(pref, "details", None)
+    if not isinstance(det, PreferenceDetails):
+        return out
+    ci = det.decisive_rate_ci or (None, None)
+    out["preference_decisive"] = {"estimate": det.decisive_rate, "ci_low": ci[0], "ci_high": ci[1],
+                                  "p": det.decisive_rate_p, "converged": bool(pref.converged),
+                                  "fallback": pref.fallback is not None}
+    rt = det.randomisation_test
+    if isinstance(rt, RandomisationTest) and rt.p is not None:
+        out["preference_randomisation"] = {"estimate": None, "ci_low": None, "ci_high": None, "p": rt.p,
                                            "converged": True, "fallback": False}
     return out
 

@@ -30,7 +30,7 @@ distribution no longer matches the randomisation (each reader's effect is seen o
 per center also make it coarse). In simulation (benchmarks/preference_null.py, docs/primary_analysis.md) its type-I
 error ranged from 2% to 13% (12.7% at the published size), and 30% in a toy model with strong reader effects, while
 the mixed-model test stayed at 3-4%. A reader-level randomisation test on least-squares reader strengths is
-available as an opt-in sensitivity analysis (``n_permutations`` > 0, ``preference.details['randomisation_test']``);
+available as an opt-in sensitivity analysis (``n_permutations`` > 0, ``preference.details.randomisation_test``);
 it is not calibrated either (2% to 9%) and is not used for inference.
 
 Convergence: a fit that does not converge or sits on the boundary (a variance component estimated at ~0, lme4's
@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ import pandas as pd
 import scipy
 
 from . import lmm
-from ._result import jsonable
+from ._result import UNSET, jsonable
 
 PRIMARY_VERSION = "1.0"
 DESIGNS = ("paired_by_case", "case_randomised", "crossover")
@@ -105,6 +105,133 @@ DESIGN_TEXT = {
 
 
 @dataclass(frozen=True)
+class _Details:
+    """Base of the endpoint-specific numbers of a :class:`PrimaryResult`. ``to_dict`` is the results.json form: the
+    fields in declaration order, a field left :data:`UNSET` left out (the dict these classes replaced did not
+    have the key)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is UNSET:
+                continue
+            out[f.name] = jsonable(value.to_dict() if isinstance(value, _Details) else
+                                   asdict(value) if is_dataclass(value) else value)
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        """Dictionary-style access to a field that is set, for notebook convenience."""
+        value = getattr(self, key)
+        if value is UNSET:
+            raise KeyError(key)
+        return value
+
+
+@dataclass(frozen=True)
+class FitFlags:
+    """``converged`` / ``boundary`` of a fit (the first, declared fit before any fallback, or the share model);
+    ``fallback`` where the flags belong to a fit that may have dropped variance components."""
+
+    converged: bool | None
+    boundary: bool | None
+
+
+@dataclass(frozen=True)
+class ShareFit(FitFlags):
+    fallback: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmFitDetails(_Details):
+    """Numbers of an arm-effect mixed model (quality and reading time): the arm coefficient's ``se`` and ``t``,
+    ``n_obs`` rows fitted, the fitted ``model`` formula, the ``terms_not_identifiable`` in the data, the declared
+    model's ``initial_fit`` flags and the engine's ``engine_message``."""
+
+    se: float
+    t: float
+    n_obs: int
+    model: str
+    terms_not_identifiable: list[str]
+    initial_fit: FitFlags
+    engine_message: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualityDetails(ArmFitDetails):
+    """The quality endpoint: ``n_experts`` whose scores entered, ``scores_without_reader`` left out because their
+    report's reader is unknown."""
+
+    n_experts: int = UNSET
+    scores_without_reader: int = UNSET
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadingTimeDetails(ArmFitDetails):
+    """The reading-time endpoint on the model's log scale (``log_ratio`` with ``log_ratio_ci``/``log_ratio_se``),
+    the ``percent_reduction`` 100 (1 - ratio) with its CI, and ``n_reads`` analysed."""
+
+    log_ratio: float = UNSET
+    log_ratio_ci: tuple[float | None, float | None] = UNSET
+    log_ratio_se: float = UNSET
+    percent_reduction: float = UNSET
+    percent_reduction_ci: tuple[float | None, float | None] = UNSET
+    n_reads: int = UNSET
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomisationTest(_Details):
+    """The reader-level randomisation test (:func:`reader_randomisation_test`; a sensitivity analysis): ``statistic``
+    the center-weighted difference of mean reader strengths, two-sided ``p`` over ``n_permutations`` relabellings of
+    ``n_readers`` readers; only ``note`` (and ``p`` None) when the readers are unknown."""
+
+    method: str
+    statistic: float = UNSET
+    p: float | None = None
+    n_permutations: int = UNSET
+    n_readers: int = UNSET
+    note: str = UNSET
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreferenceDetails(_Details):
+    """The preference endpoint: ``k`` experts needed ("majority" when the panel's strict majority), ``n_pairs``
+    compared report pairs, ``n_experts`` the largest panel; ``share_control`` (pairs where k prefer the control
+    report), ``null_share`` and ``excess`` = share - null share with ``excess_ci`` (the test's model);
+    ``share_model_estimate`` and ``share_fit`` of the share's own model (its CI); the judgements (``n_judgements``,
+    ``n_decisive``, ``ties``, ``wins``, ``losses``) and the decisive-pair rate wins / (wins + losses) with its CI,
+    p and df (df only when its model was fitted); the test model's formula and flags as in
+    :class:`ArmFitDetails`; ``randomisation_test`` when asked for (``n_permutations`` > 0, not in crossover)."""
+
+    k: int | str
+    n_pairs: int
+    n_experts: int
+    share_control: float
+    null_share: float
+    excess: float
+    excess_ci: tuple[float | None, float | None]
+    share_model_estimate: float
+    share_fit: ShareFit
+    n_judgements: int
+    n_decisive: int
+    ties: int
+    wins: int
+    losses: int
+    decisive_rate: float | None
+    decisive_rate_ci: tuple[float | None, float | None]
+    decisive_rate_p: float | None
+    decisive_rate_df: float | None = UNSET
+    model: str
+    terms_not_identifiable: list[str]
+    initial_fit: FitFlags
+    engine_message: str | None
+    randomisation_test: RandomisationTest = UNSET
+
+
+PrimaryDetails = QualityDetails | ReadingTimeDetails | ArmFitDetails | PreferenceDetails
+
+
+@dataclass(frozen=True)
 class PrimaryResult:
     """One primary endpoint.
 
@@ -115,13 +242,10 @@ class PrimaryResult:
     ``variance_components`` the fitted variances (incl. ``residual``) of the reported fit. ``converged`` /
     ``boundary`` describe that fit; ``fallback`` says which variance components were dropped and why (None when the
     declared model was fitted as is). ``confirmatory`` is the fixed-sequence verdict, explained in
-    ``hierarchy_note``. ``details`` holds endpoint-specific numbers:
-
-    - quality: se, t, n_obs, n_experts, model (the fitted formula), terms_not_identifiable, initial_fit;
-    - reading_time: log_ratio, log_ratio_se, percent_reduction, percent_reduction_ci, n_reads, model, ...;
-    - preference: k, n_pairs, n_experts, share_control, null_share, excess (share - null share), excess_ci,
-      decisive_rate (+ _ci, _p, _df), n_judgements, n_decisive, ties, randomisation_test (sensitivity).
-    ``note`` says why an endpoint could not be estimated (then the numbers are None).
+    ``hierarchy_note``. ``details`` holds the endpoint-specific numbers: :class:`QualityDetails`,
+    :class:`ReadingTimeDetails` or :class:`PreferenceDetails` (None when the endpoint could not be estimated).
+    ``note`` says why an endpoint could not be estimated (then the numbers are None). ``to_dict`` is the
+    results.json form (``details`` an empty object when there are none).
     """
 
     endpoint: str
@@ -140,11 +264,13 @@ class PrimaryResult:
     hierarchy_position: int = 0
     confirmatory: bool = False
     hierarchy_note: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
+    details: PrimaryDetails | None = None
     note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["details"] = {} if self.details is None else self.details.to_dict()
+        return jsonable(out)
 
 
 @dataclass(frozen=True)
@@ -240,10 +366,9 @@ class PrimaryBlock:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        out = jsonable(asdict(replace(self, subgroups={})))
-        out["subgroups"] = (self.subgroups.to_dict() if isinstance(self.subgroups, SubgroupModels)
-                            else jsonable(self.subgroups))
-        return out
+        # Field by field, each result through its own to_dict (dataclasses.asdict would copy the details' UNSET
+        # fields instead of leaving them out).
+        return jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -382,19 +507,23 @@ def _readers_per_arm(df: pd.DataFrame, assisted: str, control: str) -> dict[str,
     return {arm: int(df.loc[df["arm"] == arm, "reader"].nunique()) for arm in (assisted, control)}
 
 
-def _empty(endpoint: str, method: str, note: str, n_readers: dict[str, int], **details: Any) -> PrimaryResult:
+def _empty(endpoint: str, method: str, note: str, n_readers: dict[str, int]) -> PrimaryResult:
     return PrimaryResult(endpoint=endpoint, estimate=None, ci=(None, None), p=None, df=None, method=method,
                          n_cases=0, n_readers=n_readers, variance_components={}, converged=None, boundary=None,
-                         fallback=None, details=details, note=note)
+                         fallback=None, note=note)
 
 
 def _vc(fit: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in (fit.variance_components or {}).items()} if fit is not None else {}
 
 
+def _arm_fit_fields(d: ArmFitDetails) -> dict[str, Any]:
+    return {f.name: getattr(d, f.name) for f in fields(ArmFitDetails)}
+
+
 def _fit_details(out: FitOutcome, lhs: str, fixed: str, not_ident: list[str]) -> dict[str, Any]:
     return {"model": _formula(lhs, fixed, out.terms), "terms_not_identifiable": not_ident,
-            "initial_fit": {"converged": out.initial_converged, "boundary": out.initial_boundary},
+            "initial_fit": FitFlags(converged=out.initial_converged, boundary=out.initial_boundary),
             "engine_message": getattr(out.fit, "message", out.error)}
 
 
@@ -520,7 +649,7 @@ def _arm_result(endpoint: str, df: pd.DataFrame, y: np.ndarray, lhs: str, terms:
     if out.fit is None:
         return _empty(endpoint, method, f"model could not be fitted: {out.error}", n_readers), None
     c = out.fit.coef_test("arm", conf_level)
-    details = {"se": c.se, "t": c.t, "n_obs": len(df), **_fit_details(out, lhs, "arm + center", not_ident)}
+    details = ArmFitDetails(se=c.se, t=c.t, n_obs=len(df), **_fit_details(out, lhs, "arm + center", not_ident))
     res = PrimaryResult(endpoint=endpoint, estimate=c.estimate, ci=(c.ci_low, c.ci_high), p=c.p, df=c.df,
                         method=method, n_cases=int(df["case"].nunique()), n_readers=n_readers,
                         variance_components=_vc(out.fit), converged=bool(out.fit.converged),
@@ -546,8 +675,8 @@ def quality_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assisted
     res, _ = _arm_result("quality", q, q["score"].to_numpy(float), "score", terms, method, assisted, control,
                          conf_level)
     if res.estimate is not None:
-        res = replace(res, details={**res.details, "n_experts": int(q["expert"].nunique()),
-                                    "scores_without_reader": unknown})
+        res = replace(res, details=QualityDetails(**_arm_fit_fields(res.details),
+                                                  n_experts=int(q["expert"].nunique()), scores_without_reader=unknown))
     return res
 
 
@@ -566,9 +695,10 @@ def reading_time_primary(tables: Mapping[str, pd.DataFrame], *, design: str, ass
         return res
     lo, hi = res.ci
     ratio = math.exp(res.estimate)
-    details = {**res.details, "log_ratio": res.estimate, "log_ratio_ci": res.ci, "log_ratio_se": res.details["se"],
-               "percent_reduction": 100 * (1 - ratio),
-               "percent_reduction_ci": (100 * (1 - math.exp(hi)), 100 * (1 - math.exp(lo))), "n_reads": len(r)}
+    details = ReadingTimeDetails(**_arm_fit_fields(res.details), log_ratio=res.estimate, log_ratio_ci=res.ci,
+                                 log_ratio_se=res.details.se, percent_reduction=100 * (1 - ratio),
+                                 percent_reduction_ci=(100 * (1 - math.exp(hi)), 100 * (1 - math.exp(lo))),
+                                 n_reads=len(r))
     return replace(res, estimate=ratio, ci=(math.exp(lo), math.exp(hi)), details=details)
 
 
@@ -611,15 +741,17 @@ def preference_primary(tables: Mapping[str, pd.DataFrame], *, design: str, assis
     if excess is None or share_c is None:
         return _empty("preference", method, f"model could not be fitted: {out.error or out_share.error}", n_readers)
     share, share_ctl = float(u["h"].mean()), float(u["h_control"].mean())
-    details = {"k": majority_k or "majority", "n_pairs": len(u), "n_experts": int(u["n_experts"].max()),
-               "share_control": share_ctl, "null_share": (share + share_ctl) / 2, "excess": (share - share_ctl) / 2,
-               "excess_ci": (excess.ci_low, excess.ci_high), "share_model_estimate": share_c.estimate,
-               "share_fit": {"converged": bool(out_share.fit.converged), "boundary": bool(out_share.fit.boundary),
-                             "fallback": out_share.fallback},
-               **_decisive(u, groups, order, conf_level), **_fit_details(out, "excess", "1", not_ident)}
+    randomisation = (reader_randomisation_test(u, n_permutations=n_permutations, rng=rng)
+                     if n_permutations > 0 and design != "crossover" else UNSET)
+    details = PreferenceDetails(
+        k=majority_k or "majority", n_pairs=len(u), n_experts=int(u["n_experts"].max()), share_control=share_ctl,
+        null_share=(share + share_ctl) / 2, excess=(share - share_ctl) / 2, excess_ci=(excess.ci_low, excess.ci_high),
+        share_model_estimate=share_c.estimate,
+        share_fit=ShareFit(converged=bool(out_share.fit.converged), boundary=bool(out_share.fit.boundary),
+                           fallback=out_share.fallback),
+        **_decisive(u, groups, order, conf_level), **_fit_details(out, "excess", "1", not_ident),
+        randomisation_test=randomisation)
     half = (share_c.ci_high - share_c.ci_low) / 2
-    if n_permutations > 0 and design != "crossover":
-        details["randomisation_test"] = reader_randomisation_test(u, n_permutations=n_permutations, rng=rng)
     return PrimaryResult(endpoint="preference", estimate=share, ci=(max(0.0, share - half), min(1.0, share + half)),
                          p=excess.p, df=excess.df, method=method, n_cases=int(u["case"].nunique()),
                          n_readers=n_readers, variance_components=_vc(out.fit), converged=bool(out.fit.converged),
@@ -646,7 +778,7 @@ def _decisive(u: pd.DataFrame, groups: dict[str, np.ndarray], order: list[str], 
 
 
 def reader_randomisation_test(u: pd.DataFrame, *, n_permutations: int = 2000,
-                              rng: np.random.Generator | None = None) -> dict[str, Any]:
+                              rng: np.random.Generator | None = None) -> RandomisationTest:
     """Sensitivity analysis for readers randomised to arms within center (paired-by-case).
 
     Reader strengths theta are the least-squares solution of x_pair = theta_assisted_reader - theta_control_reader
@@ -658,7 +790,7 @@ def reader_randomisation_test(u: pd.DataFrame, *, n_permutations: int = 2000,
     rng = rng if rng is not None else np.random.default_rng(20250101)
     d = u[(u["reader_assisted"] != "?") & (u["reader_control"] != "?")]
     if d.empty:
-        return {"method": "reader-level randomisation test", "p": None, "note": "readers unknown"}
+        return RandomisationTest(method="reader-level randomisation test", p=None, note="readers unknown")
     readers = pd.Index(sorted(set(d["reader_assisted"]) | set(d["reader_control"])))
     ia, ic = readers.get_indexer(d["reader_assisted"]), readers.get_indexer(d["reader_control"])
     n, m = len(d), len(readers)
@@ -680,9 +812,9 @@ def reader_randomisation_test(u: pd.DataFrame, *, n_permutations: int = 2000,
         weights[:, idx] = share * (perm / lab.sum() - (1 - perm) / (len(idx) - lab.sum()))
     stat = weights @ theta
     p = float((1 + np.sum(np.abs(stat[1:]) >= abs(stat[0]) - 1e-12)) / (1 + n_permutations))
-    return {"method": "reader-level randomisation test (least-squares reader strengths; arm labels permuted within "
-                      "center); sensitivity analysis, not calibrated", "statistic": float(stat[0]), "p": p,
-            "n_permutations": n_permutations, "n_readers": m}
+    return RandomisationTest(method="reader-level randomisation test (least-squares reader strengths; arm labels "
+                                    "permuted within center); sensitivity analysis, not calibrated",
+                             statistic=float(stat[0]), p=p, n_permutations=n_permutations, n_readers=m)
 
 
 # -- subgroups (descriptive) --------------------------------------------------------------------------------------
@@ -844,9 +976,9 @@ def _primary_block(tables: Mapping[str, pd.DataFrame], *, design: str, majority_
                             f"{'on the boundary' if r.boundary else ''}; read it with care")
         if r.fallback:
             warnings.append(f"Primary {label}: declared fallback applied: {r.fallback}")
-        if r.details.get("scores_without_reader"):
-            fitted = "(1|reader)" in str(r.details.get("model", ""))
-            warnings.append(f"Primary {label}: {r.details['scores_without_reader']} scores of reports whose reader "
+        if isinstance(r.details, QualityDetails) and r.details.scores_without_reader:
+            fitted = "(1|reader)" in r.details.model
+            warnings.append(f"Primary {label}: {r.details.scores_without_reader} scores of reports whose reader "
                             "is unknown (export without reader_a/reader_b and a case read more than once per arm): "
                             + ("left out" if fitted else "no reader term could be fitted; the arm effect ignores "
                                "readers"))

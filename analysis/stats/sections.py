@@ -13,6 +13,7 @@ from typing import Any
 
 from ._result import FLATTEN, Section, StatResult, jsonable, optional
 from .blinding import TrialBlinding
+from .calibration import CalibrationReport
 from .mrmc_split import SplitPlotMRMCResult
 from .mrmc_ustat import UStatMRMCResult
 from .primary import PrimaryBlock, PrimaryResult
@@ -143,12 +144,13 @@ class PreferenceSection(Section):
 @dataclass(frozen=True)
 class ModelFinding(Section):
     """A model's standalone accuracy for one finding: empirical AUC (DeLong), the operating point and the
-    ``calibration`` report (:func:`analysis.stats.calibration.calibration_report`: raw and cross-fitted Platt and
-    isotonic reliability data, ECE and Brier score, or a ``note`` when there are too few cases)."""
+    ``calibration`` report (:class:`analysis.stats.calibration.CalibrationReport`: raw and cross-fitted Platt and
+    isotonic reliability data, ECE and Brier score, or a ``note`` when there are too few cases; empty when the
+    model gave no probabilities)."""
 
     auc: StatResult
     operating_point: StatResult
-    calibration: dict[str, Any] = field(default_factory=dict)
+    calibration: CalibrationReport = field(default_factory=CalibrationReport)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ are assisted - control, ratios assisted / control, relative reduction 1 - mean(a
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from ._result import StatResult, empty_result
 from .agreement import FleissKappaResult, cohen_kappa, fleiss_kappa, icc
 from .arms import resolve_arms
 from .blinding import blinding_from_ratings
-from .calibration import calibration_report, reliability
+from .calibration import CalibrationReport, calibration_report, reliability
 from .comparisons import (
     RelativeReductionResult,
     describe,
@@ -288,18 +289,18 @@ def _truth_table(cases: pd.DataFrame, code: str) -> pd.Series:
     return pd.Series(t.to_numpy(), index=cases["case_code"].astype(str)).dropna()
 
 
-def _with_shown(report: dict[str, Any], drafts: pd.DataFrame, truth: pd.Series, code: str) -> dict[str, Any]:
+def _with_shown(report: CalibrationReport, drafts: pd.DataFrame, truth: pd.Series, code: str) -> CalibrationReport:
     """Adds ``shown``: the reliability of the calibrated probabilities the drafts carried (``calprob_<finding>``,
     the stored expert calibration as applied when each draft was made: docs/calibration.md), on the cases that
     have one; nothing when no draft was calibrated or the report has a note instead."""
     col = f"calprob_{code}"
-    if "note" in report or col not in drafts:
+    if report.note is not None or col not in drafts:
         return report
     shown = pd.to_numeric(drafts.groupby("case_code")[col].mean(), errors="coerce")
     j = pd.concat([truth.rename("truth"), shown.rename("p")], axis=1, join="inner").dropna()
     if len(j) < 2:
         return report
-    return {**report, "shown": reliability(j["p"].clip(0, 1), j["truth"].astype(int)).to_dict()}
+    return replace(report, shown=reliability(j["p"].clip(0, 1), j["truth"].astype(int)))
 
 
 def _ai_section(drafts: pd.DataFrame, cases: pd.DataFrame, findings: list[str], threshold: float | dict[str, float]

@@ -167,7 +167,9 @@ def test_the_report_has_raw_and_calibrated_reliability():
     y = (rng.uniform(size=400) < truth).astype(int)
     over = 1 / (1 + np.exp(-3 * np.log(truth / (1 - truth))))
     rep = calibration_report(over, y)
-    assert len(rep["raw"]["bins"]) == 10 and rep["raw"]["n"] == 400
-    assert rep["platt"]["ece"] < rep["raw"]["ece"] and rep["isotonic"]["ece"] < rep["raw"]["ece"]
-    assert rep["platt"]["calibrator"]["method"] == "platt" and rep["platt"]["folds"] == 5
-    assert "note" in calibration_report([0.1, 0.9, 0.8], [0, 1, 1])
+    assert len(rep.raw.bins) == 10 and rep.raw.n == 400
+    assert rep.platt.ece < rep.raw.ece and rep.isotonic.ece < rep.raw.ece
+    assert rep.platt.calibrator.method == "platt" and rep.platt.folds == 5
+    assert rep.to_dict()["platt"]["calibrator"]["method"] == "platt" and rep.to_dict()["platt"]["folds"] == 5
+    few = calibration_report([0.1, 0.9, 0.8], [0, 1, 1])
+    assert few.note and few.raw is None and few.to_dict() == {"note": few.note, "n": 3}

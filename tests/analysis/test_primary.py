@@ -40,15 +40,15 @@ def test_known_effects_are_recovered_paired_by_case():
     q, t, p = block.quality, block.reading_time, block.preference
     assert q.ci[0] < 0.5 < q.ci[1] and q.estimate == pytest.approx(0.5, abs=0.15)
     assert t.ci[0] < 0.8 < t.ci[1] and t.estimate == pytest.approx(0.8, abs=0.12)
-    assert t.details["percent_reduction"] == pytest.approx(100 * (1 - t.estimate))
+    assert t.details.percent_reduction == pytest.approx(100 * (1 - t.estimate))
     assert q.n_readers == {"ai_assisted": 8, "unassisted": 8} and q.n_cases == 200
     # Readers nested in arms: the arm effect is tested on reader-level df, far below the 2000 scores.
     assert 3 < q.df < 40 and q.p < 0.05 and q.converged
     assert set(q.variance_components) >= {"reader", "case", "report", "expert", "residual"}
-    assert "(1|report)" in q.details["model"] and "Satterthwaite" in q.method
+    assert "(1|report)" in q.details.model and "Satterthwaite" in q.method
     # Better reports win the experts' preference: the share beats its null share.
-    assert p.estimate > p.details["null_share"] and p.p < 0.05
-    assert 0 <= p.details["decisive_rate_ci"][0] < p.details["decisive_rate"] < p.details["decisive_rate_ci"][1]
+    assert p.estimate > p.details.null_share and p.p < 0.05
+    assert 0 <= p.details.decisive_rate_ci[0] < p.details.decisive_rate < p.details.decisive_rate_ci[1]
     assert block.quality.confirmatory and block.reading_time.confirmatory and block.preference.confirmatory
 
 
@@ -75,7 +75,7 @@ def test_no_effect_gives_roughly_uniform_p_values():
         ps["quality"].append(quality_primary(tables, design="paired_by_case", **ARMS).p)
         pref = preference_primary(tables, design="paired_by_case", majority_k=2, **ARMS)
         ps["preference"].append(pref.p)
-        ps["decisive"].append(pref.details["decisive_rate_p"])
+        ps["decisive"].append(pref.details.decisive_rate_p)
     for name, values in ps.items():
         v = np.array(values, dtype=float)
         assert np.isfinite(v).all(), name
@@ -105,10 +105,10 @@ def test_preference_null_share_accounts_for_ties():
     assert analytic == pytest.approx(0.31744)
     tables = _tie_ratings(n_cases=1500, n_readers=20, p_each=0.4, seed=3)
     res = preference_primary(tables, design="paired_by_case", majority_k=3, **ARMS)
-    assert res.details["null_share"] == pytest.approx(analytic, abs=0.02)
+    assert res.details.null_share == pytest.approx(analytic, abs=0.02)
     assert res.estimate == pytest.approx(analytic, abs=0.03)
     assert res.ci[0] < analytic < res.ci[1] and res.p > 0.001
-    assert res.details["decisive_rate"] == pytest.approx(0.5, abs=0.03)
+    assert res.details.decisive_rate == pytest.approx(0.5, abs=0.03)
     # The old binomial test against 0.5 rejects this null: the share of 'at least k' is below 0.5 with ties.
     r = tables["ratings"]
     old = panel_majority(r.assign(preferred=np.where(r["preference"] == "A", "assisted", "other")), k=3)
@@ -129,9 +129,9 @@ def test_preference_counts_and_null_share_by_hand():
 def test_randomisation_test_sensitivity_is_reported_and_reproducible():
     tables = simulate("paired_by_case", n_cases=60, n_readers=8, n_centers=2, seed=4)
     kw = {"design": "paired_by_case", "majority_k": 3, **ARMS, "n_permutations": 300}
-    a = preference_primary(tables, **kw, rng=np.random.default_rng(9)).details["randomisation_test"]
-    b = preference_primary(tables, **kw, rng=np.random.default_rng(9)).details["randomisation_test"]
-    assert a == b and a["n_permutations"] == 300 and 1 / 301 <= a["p"] <= 1
+    a = preference_primary(tables, **kw, rng=np.random.default_rng(9)).details.randomisation_test
+    b = preference_primary(tables, **kw, rng=np.random.default_rng(9)).details.randomisation_test
+    assert a == b and a.n_permutations == 300 and 1 / 301 <= a.p <= 1
 
 
 def _flat_reader_times(seed: int) -> dict[str, pd.DataFrame]:
@@ -146,9 +146,9 @@ def _flat_reader_times(seed: int) -> dict[str, pd.DataFrame]:
 def test_boundary_fit_triggers_the_declared_fallback_and_is_recorded():
     res = reading_time_primary(_flat_reader_times(2), design="paired_by_case", **ARMS)
     assert res.fallback is not None and "dropped (reader)" in res.fallback
-    assert res.details["initial_fit"]["boundary"] is True
+    assert res.details.initial_fit.boundary is True
     assert res.converged and res.boundary is False
-    assert res.details["model"] == "log(seconds) ~ arm + center + (1|case)"
+    assert res.details.model == "log(seconds) ~ arm + center + (1|case)"
     block = primary_analysis(_flat_reader_times(2), design="paired_by_case", **ARMS, n_permutations=0,
                              subgroups=False)
     assert any("fallback applied" in w for w in block.warnings)

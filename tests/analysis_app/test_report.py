@@ -99,8 +99,8 @@ def test_report_has_calibration_arena_and_ood_sections(tmp_path):
     assert ood == {"cases_marked": 1, "cases_withheld": 1, "reasons": {"blank": 1, "lateral_only": 1, "noise": 1}}
     model = next(iter(results.ai_standalone.models.values()))
     cal = model["pleural_effusion"].calibration
-    assert set(cal) == {"raw", "platt", "isotonic"} and cal["raw"]["n"] == 40
-    assert f"{cal['raw']['ece']:.3f}" in html and f"{cal['isotonic']['brier']:.3f}" in html
+    assert set(cal.to_dict()) == {"raw", "platt", "isotonic"} and cal.raw.n == 40
+    assert f"{cal.raw.ece:.3f}" in html and f"{cal.isotonic.brier:.3f}" in html
     ranking = saved["ai_evaluation"]["arena"]["ranking"]
     assert {i["item"] for i in ranking["items"]} == {"ai_assisted", "unassisted"}
     for heading in ("Model calibration", "Report arena", "Human-AI interaction", "Report-text metrics",

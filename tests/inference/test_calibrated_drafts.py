@@ -18,7 +18,7 @@ import torch
 from analysis.stats.calibration import PlattCalibrator
 from inference.backends.calibration import apply_calibration, calibration_digest, platt
 from inference.backends.prompts import chexpert_name
-from inference.backends.xrv_densenet import XRV_WEIGHTS, build_xrv_densenet, op_norm, xrv_input
+from inference.backends.xrv_densenet import XRV_WEIGHTS, op_norm, xrv_input
 from inference.case_views import case_views
 from inference.models import ArmModelVersion, Draft, ExpertCalibration, ModelVersion
 from inference.runner import get_loaded_backend, run_draft
@@ -26,7 +26,7 @@ from inference.selectors import current_calibration
 from inference.services import record_expert_calibration
 from tests.factories.imaging import add_image
 from tests.factories.trial import make_trial
-from tests.inference.test_xrv_expert import TINY, _randomise_norms, _reference_forward, _save_like_torchxrayvision
+from tests.inference.xrv_checkpoint import reference_forward, write_tiny_xrv_checkpoint
 from trial import services
 from trial.models import Trial
 
@@ -34,19 +34,10 @@ LABELS = {"Effusion": "pleural_effusion", "Pneumothorax": "pneumothorax", "Atele
           "Consolidation": "consolidation", "Cardiomegaly": "cardiomegaly", "Lung Opacity": "lung_opacity"}
 
 
-def _expert_checkpoint(path):
-    torch.manual_seed(0)
-    model = build_xrv_densenet(18, **TINY).eval()
-    _randomise_norms(model)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    _save_like_torchxrayvision(model, path)
-    return state
-
-
 def _raw_expert(state, image) -> dict[str, float]:
     """The expert's op-normalised probabilities, computed independently of the backend."""
     x = torch.from_numpy(xrv_input(image.convert("RGB")))[None, None]
-    raw = torch.sigmoid(_reference_forward(state, x))[0].numpy()
+    raw = torch.sigmoid(reference_forward(state, x))[0].numpy()
     meta = XRV_WEIGHTS["densenet121-res224-all"]
     normed = op_norm(raw, meta["op_threshs"])
     by_label = dict(zip(meta["labels"], normed.tolist(), strict=True))
@@ -57,7 +48,7 @@ def _raw_expert(state, image) -> dict[str, float]:
 def janus_with_expert(tiny_janus_path, tmp_path, db):
     t = make_trial(code="CLD", status=Trial.Status.READING)
     ckpt = tmp_path / "densenet121-res224-all-best.pt"
-    state = _expert_checkpoint(ckpt)
+    state = write_tiny_xrv_checkpoint(ckpt)
     mv = ModelVersion.objects.create(
         name="tiny-janus-CLD", backend=ModelVersion.Backend.JANUS, weights_path=str(tiny_janus_path),
         generation_params={"max_new_tokens": 4, "device": "cpu", "options": {"batch_max": 1},

@@ -17,7 +17,7 @@ from inference.models import ArmModelVersion, Draft, ModelVersion
 from inference.runner import run_draft
 from tests.factories.imaging import add_image
 from tests.factories.trial import make_trial
-from tests.inference.test_xrv_expert import TINY, _randomise_norms, _save_like_torchxrayvision
+from tests.inference.xrv_checkpoint import TINY, reference_features, write_tiny_xrv_checkpoint
 from trial import services
 from trial.models import Trial
 
@@ -27,41 +27,14 @@ LABELS = {"Effusion": "pleural_effusion", "Pneumothorax": "pneumothorax", "Atele
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = build_xrv_densenet(18, **TINY).eval()
-    _randomise_norms(model)
     path = tmp_path / "densenet121-res224-all-best.pt"
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    _save_like_torchxrayvision(model, path)
-    return path, state
-
-
-def _reference_features(state: dict, x: torch.Tensor) -> torch.Tensor:
-    """The DenseNet's final ReLU'd feature maps, with functional ops on the tensors (as test_xrv_expert's forward)."""
-    def bn(prefix, t):
-        return F.batch_norm(t, state[prefix + ".running_mean"], state[prefix + ".running_var"],
-                            state[prefix + ".weight"], state[prefix + ".bias"], training=False, eps=1e-5)
-
-    t = F.conv2d(x, state["features.conv0.weight"], stride=2, padding=3)
-    t = F.max_pool2d(F.relu(bn("features.norm0", t)), 3, stride=2, padding=1)
-    for b in range(1, 5):
-        j = 1
-        while f"features.denseblock{b}.denselayer{j}.conv1.weight" in state:
-            p = f"features.denseblock{b}.denselayer{j}"
-            new = F.conv2d(F.relu(bn(p + ".norm1", t)), state[p + ".conv1.weight"])
-            new = F.conv2d(F.relu(bn(p + ".norm2", new)), state[p + ".conv2.weight"], padding=1)
-            t = torch.cat([t, new], 1)
-            j += 1
-        if b < 4:
-            p = f"features.transition{b}"
-            t = F.avg_pool2d(F.conv2d(F.relu(bn(p + ".norm", t)), state[p + ".conv.weight"]), 2, stride=2)
-    return F.relu(bn("features.norm5", t))
+    return path, write_tiny_xrv_checkpoint(path)
 
 
 def _reference_box(state, image: Image.Image, label_index: int, fraction: float = 0.5):
     """The box rule of inference/backends/cam.py written out with NumPy/SciPy on the reference features."""
     x = torch.from_numpy(xrv_input(image))[None, None]
-    feats = _reference_features(state, x)[0].double().numpy()  # (C, h, w)
+    feats = reference_features(state, x)[0].double().numpy()  # (C, h, w)
     cam = np.tensordot(state["classifier.weight"][label_index].double().numpy(), feats, axes=1)
     heat = F.interpolate(torch.from_numpy(cam)[None, None], size=(224, 224), mode="bilinear",
                          align_corners=False)[0, 0].numpy()
@@ -90,7 +63,7 @@ def test_the_cam_is_the_classifier_weights_times_the_final_features(checkpoint):
     model.eval()
     x = torch.from_numpy(np.stack([xrv_input(_image(3)), xrv_input(_image(4))])[:, None])
     cams, logits = class_activation_maps(model, x)
-    feats = _reference_features(state, x).double()
+    feats = reference_features(state, x).double()
     ref = torch.einsum("lc,nchw->nlhw", state["classifier.weight"].double(), feats).numpy()
     assert cams.shape == ref.shape == (2, 18, 7, 7)
     assert np.abs(cams - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())

@@ -24,11 +24,11 @@ from reading import services as reading_services
 from reading.models import Read
 from tests.factories.imaging import SAMPLE_PNGS, add_image, add_picture, png_bytes
 from tests.factories.trial import add_cases, make_trial
+from tests.inference.xrv_checkpoint import TINY
 from trial import services
 from trial.models import Case
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-TINY = {"growth_rate": 4, "block_config": (1, 2, 1, 1), "num_init_features": 8, "bn_size": 2}
 
 
 def _chest(name: str = "00027426_000.png", size: int = 256) -> PILImage.Image:

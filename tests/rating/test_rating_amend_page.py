@@ -92,3 +92,33 @@ def test_another_experts_task_unsubmitted_and_locked(rated):
     r = c.post(url, {"quality_a": "1", "reason": "Too late"})
     assert r.status_code == 409 and "locked" in r.content.decode()
     assert not RatingAmendment.objects.exists()
+
+
+def test_a_coordinator_amends_a_rating_from_the_case_page_blinded_as_the_expert_is(rated):
+    """Coordinators amended through the API only; the same page now serves them, reached from the case page: the
+    A/B reports and answer as the expert sees them (no arm, model, reader or read id), the amendment recorded as
+    the coordinator's, an unsubmitted task explained (409), no link once the trial is locked."""
+    t, rating, other = rated, rated["rating"], rated["other"]
+    code, coordinator = t["trial"].code, t["coordinator"]
+    c = client_of(coordinator)
+    url = reverse("rating:amend", args=[code, rating.public_id])
+    case_page = reverse("enrolment:case", args=[code, rating.case_id])
+    html = c.get(case_page).content.decode()
+    assert url in html and reverse("rating:amend", args=[code, other.public_id]) not in html  # not submitted
+    pages = [c.get(url)]
+    assert pages[0].status_code == 200 and "the expert's submitted rating" in pages[0].content.decode()
+    assert case_page in pages[0].content.decode()  # back to the case, not to an expert's worklist
+    body = {"preference": "A", "quality_a": "4", "quality_b": "1", "comment": "Clear.", "reason": "Expert's e-mail"}
+    r = c.post(url, body)
+    assert r.status_code == 302 and r["Location"] == url
+    a = RatingAmendment.objects.get(rating=rating)
+    assert a.amended_by == coordinator and a.amended_as == "coordinator" and a.amended["quality_b"] == 1
+    pages.append(c.get(url))
+    assert "Expert&#x27;s e-mail" in pages[-1].content.decode()
+    pages.append(c.get(reverse("rating:amend", args=[code, other.public_id])))
+    assert pages[-1].status_code == 409 and "has not submitted it yet" in pages[-1].content.decode()
+    text = " ".join(p.content.decode() for p in pages).lower()
+    for s in forbidden_words(t, rating):
+        assert s.lower() not in text, s
+    trial_services.lock_trial(coordinator, t["trial"], reason="end of study")
+    assert url not in c.get(case_page).content.decode()

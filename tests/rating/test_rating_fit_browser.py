@@ -33,6 +33,13 @@ def test_an_expert_answers_and_submits_without_scrolling(live_server, page, size
     assert page.evaluate("window.scrollY") == 0
     for selector in ANSWER_CONTROLS + ["fieldset.blinding-guess", "#report-A h2", "#report-B h2", "#viewer"]:
         assert_in_view(page, selector)
+    # the viewer's toolbar takes at most two rows of the narrow viewer pane (it wrapped onto three at 1280x720)
+    centres = sorted(page.evaluate("""() => [...document.querySelectorAll('.viewer-toolbar > *')]
+        .filter(e => e.offsetParent !== null)
+        .map(e => { const r = e.getBoundingClientRect(); return r.top + r.height / 2; })"""))
+    # the items of one row share their centre line (align-items: center), whatever their heights
+    rows = 1 + sum(1 for a, b in zip(centres, centres[1:], strict=False) if b - a > 8)
+    assert rows <= 2, f"the viewer toolbar wraps onto {rows} rows"
     screenshot(page, f"rating-{size['width']}x{size['height']}")
 
     page.click("#submit-rating")  # nothing chosen: the message is in view too

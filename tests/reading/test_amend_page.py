@@ -91,3 +91,26 @@ def test_unsubmitted_other_readers_and_locked_trial(paired):
     r = c.post(url, form(trial, present=True, impression="Late change.", reason="Too late"))
     assert r.status_code == 409 and "locked" in r.content.decode()
     assert not ReadAmendment.objects.filter(read=read).exists()
+
+
+def test_a_coordinator_amends_a_read_from_the_case_page(paired):
+    """Coordinators amended reads through the API only; the reader's page now serves them too, reached from the
+    case page (a link for submitted reads only, none after lock), back to the case, recorded as the coordinator's."""
+    trial, coordinator = paired["trial"], paired["coordinator"]
+    read = submitted_read(paired, "ai_reader")
+    c = client_of(coordinator)
+    url = reverse("reading:amend", args=[trial.code, read.public_id])
+    case_page = reverse("enrolment:case", args=[trial.code, read.case_id])
+    html = c.get(case_page).content.decode()
+    assert html.count("data-amend-read") == 1 and url in html
+    page = c.get(url)
+    assert page.status_code == 200 and case_page in page.content.decode()
+    assert "your role (coordinator)" in page.content.decode() and "Normal chest." in page.content.decode()
+    r = c.post(url, form(trial, present=True, impression="Right basal consolidation.", reason="Reader asked"))
+    assert r.status_code == 302 and r["Location"] == url
+    a = ReadAmendment.objects.get(read=read)
+    assert a.amended_by == coordinator and a.amended_as == "coordinator"
+    other_trial = reverse("reading:amend", args=["NOPE", read.public_id])
+    assert c.get(other_trial).status_code == 404
+    trial_services.lock_trial(coordinator, trial, reason="end of study")
+    assert url not in c.get(case_page).content.decode()

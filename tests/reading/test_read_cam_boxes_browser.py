@@ -5,14 +5,13 @@ expert model's activation map; the unassisted reader gets none."""
 from __future__ import annotations
 
 import pytest
-import torch
 
-from inference.backends.xrv_densenet import XrvExpert, build_xrv_densenet
+from inference.backends.xrv_densenet import XrvExpert
 from inference.case_views import case_views
 from tests.browser import LAPTOP, assert_accessible, screenshot
 from tests.factories.reading import reader_in, with_images_and_drafts
 from tests.factories.trial import add_cases, make_trial
-from tests.inference.test_xrv_expert import TINY, _randomise_norms, _save_like_torchxrayvision
+from tests.inference.xrv_checkpoint import write_tiny_xrv_checkpoint
 from tests.reading.test_read_ai_boxes_browser import _open
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,11 +29,8 @@ def _expected(page, box: dict, image_size: list[int]) -> dict:
 def test_cam_boxes_of_the_expert_are_drawn_for_the_ai_reader(live_server, page, tmp_path):
     from inference.models import Draft
 
-    torch.manual_seed(0)
-    model = build_xrv_densenet(18, **TINY).eval()
-    _randomise_norms(model)
     ckpt = tmp_path / "densenet121-res224-all-best.pt"
-    _save_like_torchxrayvision(model, ckpt)
+    write_tiny_xrv_checkpoint(ckpt)
 
     t = make_trial(code="CAMB", centers=1)
     cases = add_cases(t, 1)

@@ -111,14 +111,15 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "reading:next": {"GET": page_only(reader=302), "POST": page_only(reader=302)},
     "reading:read": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
     "reading:submit": {"GET": page_post_only(), "POST": page_only(reader=302)},
-    # issue 18 amendment pages, the author only: the fixture's read is not submitted (409 on the page, also for the
-    # empty POST: the service refuses an unsubmitted read before asking for the reason)
-    "reading:amend": {"GET": page_only(reader=409), "POST": page_only(reader=409)},
+    # issue 18 amendment pages, the author or a coordinator: the fixture's read is not submitted (409 on the page,
+    # also for the empty POST: the service refuses an unsubmitted read before asking for the reason)
+    "reading:amend": {"GET": page_only(reader=409, coordinator=409), "POST": page_only(reader=409, coordinator=409)},
     # --- expert pages
     "rating:worklist": {"GET": page_only(expert=200), "POST": page_only(expert=200)},
     "rating:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},  # POST without an answer: 400
-    # the fixture's task is not submitted: GET sends the expert to the task page, the empty POST is refused (409)
-    "rating:amend": {"GET": page_only(expert=302), "POST": page_only(expert=409)},
+    # the fixture's task is not submitted: GET sends the expert to the task page and tells a coordinator why (409),
+    # the empty POST is refused (409) for both
+    "rating:amend": {"GET": page_only(expert=302, coordinator=409), "POST": page_only(expert=409, coordinator=409)},
     # --- statistician pages
     "analysis:page": {"GET": page_only(coordinator=200, statistician=200),
                       "POST": page_only(coordinator=302, statistician=302)},

@@ -1,6 +1,6 @@
 """The Row history page also shows the trial's record tables (issue 18): reads (a row per heartbeat, paged in the
-database), read amendments, ratings, rating amendments and drafts, filtered by table, row, kind of write and writes
-made outside the application; only for a coordinator who is not blinded, as the audit log."""
+database), read amendments, ratings, rating amendments, drafts and analysis runs, filtered by table, row, kind of
+write and writes made outside the application; only for a coordinator who is not blinded, as the audit log."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +8,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from analysis.models import AnalysisRun
 from rating import services as rating_services
 from rating.models import Rating
 from reading import services as reading_services
@@ -35,6 +36,8 @@ def t(transactional_db):
     t["open_read"] = reading_services.open_read(open_read.reader.user, open_read)
     for _ in range(55):  # each heartbeat writes an event row
         reading_services.heartbeat(open_read.reader.user, open_read, 5)
+    t["run"] = AnalysisRun.objects.create(trial=t["trial"], requested_by=t["coordinator"])
+    AnalysisRun.objects.filter(pk=t["run"].pk).update(status=AnalysisRun.Status.RUNNING, progress=40)
     return t
 
 
@@ -56,6 +59,9 @@ def test_every_record_table_is_listed_with_its_changes(t):
     rating_changes = selectors.record_history(coord, trial, "rating.Rating", RowFilter(
         object_id=str(t["rating"].pk), label="update"))
     assert any(f.field == "quality_a" and f.new == 4 for c in rating_changes for f in c.changes)
+    run = selectors.record_history(coord, trial, "analysis.AnalysisRun", RowFilter(object_id=str(t["run"].pk)))
+    assert [c.label for c in run] == ["update", "insert"]
+    assert {f.field: (f.old, f.new) for f in run[0].changes} == {"status": ("queued", "running"), "progress": (0, 40)}
 
 
 def test_heartbeats_are_paged_and_each_shows_only_what_it_changed(t):
