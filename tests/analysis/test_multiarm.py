@@ -44,9 +44,11 @@ def test_copied_arm_gives_the_two_arm_analysis_at_the_bonferroni_level():
         assert c.alpha == pytest.approx(0.025) and c.conf_level == pytest.approx(0.975)
         for ep in HIERARCHY:
             got, want = getattr(c.primary, ep), getattr(ref, ep)
-            assert got.estimate == pytest.approx(want.estimate, rel=1e-9, abs=1e-12)
-            assert got.ci == pytest.approx(want.ci, rel=1e-9, abs=1e-12)
-            assert got.p == pytest.approx(want.p, rel=1e-9, abs=1e-15)
+            # the mixed models are fitted iteratively on frames whose rows differ in order, so the optimiser stops
+            # a few ulps of its tolerance apart (1.4e-9 relative seen on a p value): equal to 1e-7
+            assert got.estimate == pytest.approx(want.estimate, rel=1e-7, abs=1e-12)
+            assert got.ci == pytest.approx(want.ci, rel=1e-7, abs=1e-12)
+            assert got.p == pytest.approx(want.p, rel=1e-7, abs=1e-15)
             assert got.confirmatory == want.confirmatory
             # two identical p-values: Holm multiplies both by 2 (capped at 1)
             assert c.holm_p[ep] == pytest.approx(min(1.0, 2 * want.p))
