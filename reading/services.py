@@ -1,9 +1,10 @@
 """Writes for reads. Each public function is one transaction."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
@@ -293,17 +294,52 @@ def open_read(actor, read: Read) -> Read:
     return read
 
 
+@dataclass(frozen=True)
+class Beat:
+    """What a heartbeat answers: the read's status, its active seconds and whether it is submitted."""
+
+    status: str
+    active_seconds: float
+    is_submitted: bool
+
+
+# The heartbeat of an opened, unsubmitted read of the actor's own, in a trial that is not locked, is one UPDATE
+# (issue 19.2; docs/performance.md "Server CPU per request"): the row is locked by the UPDATE itself, the checks
+# are in its WHERE, the credit is _credit_active_time's rule in SQL (the client's seconds, capped by the wall time
+# since the last beat or the open and by HEARTBEAT_MAX_SECONDS). Anything else (unknown id, another reader's read,
+# a locked trial, a read not opened or already submitted) matches no row and takes the general path below, which
+# answers it as before. A concurrent submit holds the row: the UPDATE waits, re-checks submitted_at, matches nothing.
+_HEARTBEAT_SQL = (
+    f'UPDATE "{Read._meta.db_table}" AS r SET '
+    "active_seconds = COALESCE(r.active_seconds, 0) + LEAST(%s::double precision, GREATEST(0::double precision, "
+    "EXTRACT(EPOCH FROM (%s::timestamptz - COALESCE(r.last_heartbeat_at, r.opened_at)))::double precision), "
+    "%s::double precision), last_heartbeat_at = %s "
+    f'FROM "{Membership._meta.db_table}" AS m, "{Case._meta.db_table}" AS c, "{Trial._meta.db_table}" AS t '
+    "WHERE r.public_id = %s AND r.opened_at IS NOT NULL AND r.submitted_at IS NULL AND m.id = r.reader_id "
+    "AND m.user_id = %s AND m.role = %s AND c.id = r.case_id AND t.id = c.trial_id AND t.status <> %s "
+    "RETURNING r.status, r.active_seconds"
+)
+
+
 @transaction.atomic
-def heartbeat(actor, read: Read | str, seconds) -> Read:
+def heartbeat(actor, read: Read | str, seconds) -> Beat:
     """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited.
-    ``read``: a Read or its public id (two queries: the locked row, the update)."""
+    ``read``: a Read or its public id (one UPDATE for an open read of the actor's, else the locked row and its
+    update)."""
     seconds = clean_seconds(seconds)
+    public_id = read if isinstance(read, str) else read.public_id
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(_HEARTBEAT_SQL, [seconds, now, HEARTBEAT_MAX_SECONDS, now, public_id, getattr(actor, "pk", None),
+                                     Role.READER, Trial.Status.LOCKED])
+        row = cur.fetchone()
+    if row is not None:
+        return Beat(status=row[0], active_seconds=row[1], is_submitted=False)
     read = _locked_own_read(actor, read, light=True)
-    if read.is_submitted or read.opened_at is None:
-        return read
-    _credit_active_time(read, seconds, timezone.now())
-    read.save(update_fields=["active_seconds", "last_heartbeat_at"])
-    return read
+    if not (read.is_submitted or read.opened_at is None):
+        _credit_active_time(read, seconds, now)
+        read.save(update_fields=["active_seconds", "last_heartbeat_at"])
+    return Beat(status=read.status, active_seconds=read.active_seconds or 0.0, is_submitted=read.is_submitted)
 
 
 @transaction.atomic
