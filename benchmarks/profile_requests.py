@@ -72,34 +72,45 @@ class Caller:
         return r
 
 
-def measure(name: str, fn, n: int, prof: cProfile.Profile | None) -> dict:
+def measure(endpoints: dict, n: int, profile: str) -> list[dict]:
+    """Warm every endpoint up, count each one's queries, then time them round-robin (``n`` rounds), so that each
+    sees the same machine: a shared machine's load changes from minute to minute."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    for _ in range(5):  # warm-up: URL resolvers, templates, prepared connections
-        fn(0)
-    with CaptureQueriesContext(connection) as q:
-        fn(0)
-    sql = [x["sql"][:200] for x in q.captured_queries]  # now: each request's start clears connection.queries
-    cpu = []
-    if prof is not None:
-        prof.enable()
+    sql = {}
+    for name, (fn, _) in endpoints.items():
+        for _ in range(5):  # warm-up: URL resolvers, templates, prepared connections
+            fn(0)
+        with CaptureQueriesContext(connection) as q:
+            fn(0)
+        sql[name] = [x["sql"][:200] for x in q.captured_queries]  # now: each request's start clears the log
+    cpu = {name: [] for name in endpoints}
+    prof = cProfile.Profile(time.thread_time) if profile else None  # CPU, not waits
     for i in range(n):
-        t = time.thread_time()
-        fn(i + 1)
-        cpu.append((time.thread_time() - t) * 1000)
-    if prof is not None:
-        prof.disable()
-    cpu.sort()
-    return {"endpoint": name, "n": n, "cpu_ms_mean": sum(cpu) / n, "cpu_ms_median": cpu[n // 2],
-            "queries": len(sql), "sql": sql}
+        for name, (fn, limit) in endpoints.items():
+            if i >= limit:
+                continue
+            if prof is not None and name == profile:
+                prof.enable()
+            t = time.thread_time()
+            fn(i + 1)
+            cpu[name].append((time.thread_time() - t) * 1000)
+            if prof is not None and name == profile:
+                prof.disable()
+    out = []
+    for name, v in cpu.items():
+        v.sort()
+        out.append({"endpoint": name, "n": len(v), "cpu_ms_mean": sum(v) / len(v), "cpu_ms_median": v[len(v) // 2],
+                    "queries": len(sql[name]), "sql": sql[name]})
+    out.append(prof)
+    return out
 
 
 def run(a) -> list[dict]:
     setup(a.db, a.cache_url)
-    from django.conf import settings
-
     import load_realistic as lr
+    from django.conf import settings
 
     seeded = base.seed(a.cases, a.readers, sample=a.cases, n_experts=2)
     lr.seed_rating_tasks(seeded["trial"], 20)
@@ -129,8 +140,8 @@ def run(a) -> list[dict]:
 
     endpoints = {
         "heartbeat": lambda i: r0("POST", api + "heartbeat/", {"seconds": 15}),
-        "autosave": lambda i: r0("POST", api + "autosave/", {"findings_text": f"Draft {i}: lungs " + "clear " * (i % 12),
-                                                              "seconds": 3}),
+        "autosave": lambda i: r0("POST", api + "autosave/",
+                                 {"findings_text": f"Draft {i}: lungs " + "clear " * (i % 12), "seconds": 3}),
         "detail": lambda i: r0("GET", api),
         "open": lambda i: r0("POST", api + "open/"),
         "worklist": lambda i: r0("GET", f"/api/reading/trials/{trial}/worklist/"),
@@ -141,17 +152,13 @@ def run(a) -> list[dict]:
         "rating open": lambda i: e0("POST", f"{root}{tid}/open/"),
         "rating autosave": lambda i: e0("POST", f"{root}{tid}/autosave/", {"preference": "A", "quality_a": 1 + i % 5}),
     }
-    out = []
-    for name, fn in endpoints.items():
-        if a.only and name not in a.only.split(","):
-            continue
-        prof = cProfile.Profile(time.thread_time) if a.profile == name else None  # CPU, not waits
-        # submit is repeatable (already_submitted after the first): the first pass submits, the rest repeat
-        out.append(measure(name, fn, min(a.n, len(submit_queue) - 1) if name == "submit" else a.n, prof))
-        if prof is not None:
-            s = io.StringIO()
-            pstats.Stats(prof, stream=s).sort_stats(a.sort).print_stats(a.top)
-            print(s.getvalue())
+    endpoints = {k: (fn, len(submit_queue) - 1 if k == "submit" else a.n) for k, fn in endpoints.items()
+                 if not a.only or k in a.only.split(",")}
+    *out, prof = measure(endpoints, a.n, a.profile)
+    if prof is not None:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats(a.sort).print_stats(a.top)
+        print(s.getvalue())
     return out
 
 
