@@ -18,6 +18,7 @@ from django.utils import timezone
 from core.errors import InvalidInput, NotAllowed, TrialLocked
 from reading import services
 from reading.models import Read
+from reading.selectors import id_urls, next_read_for
 from tests.factories.reading import reader_in, reads_of, with_images_and_drafts
 from tests.factories.trial import add_cases, make_trial
 from trial.models import Trial
@@ -144,3 +145,24 @@ def test_api_answers_and_row_history_names_the_user_and_url(t):
     boxes = json.dumps({"box_reviews": {"x": "accepted"}})  # box decisions: the general path's rule
     assert c.post(reverse("reading-api:autosave", args=[read.public_id]), boxes,
                   content_type="application/json").status_code == 400
+
+
+def test_worklist_urls_are_those_reverse_makes(t):
+    from_reverse = [(reverse("reading:read", args=[t["trial"].code, r.public_id]),
+                     reverse("reading-api:detail", args=[r.public_id])) for r in reads_of(t["reader"])]
+    page, api = id_urls("reading:read", t["trial"].code), id_urls("reading-api:detail")
+    assert [(page(r.public_id), api(r.public_id)) for r in reads_of(t["reader"])] == from_reverse
+    assert page("odd id ü") == reverse("reading:read", args=[t["trial"].code, "odd id ü"])  # quoted by reverse
+
+
+def test_next_read_is_the_one_in_progress_else_the_first_to_do(t):
+    m = t["reader"]
+    order = list(reads_of(m).order_by("order_key", "pk"))
+    assert next_read_for(m.user, t["trial"]) == order[0]
+    services.open_read(m.user, order[-1])
+    assert next_read_for(m.user, t["trial"]) == order[-1]  # in progress beats to do, whatever the order
+    c = Client()
+    c.force_login(m.user)
+    body = c.get(reverse("reading-api:worklist", args=[t["trial"].code])).json()
+    assert body["next"] == order[-1].public_id and body["counts"]["in_progress"] == 1
+    assert body["pages"] == 1 and [r["public_id"] for r in body["reads"]] == [r.public_id for r in order]
