@@ -54,7 +54,9 @@ def rows_load(r: dict) -> list[tuple[str, str]]:
                     f"{worst[1]['p95_ms']} ms), server CPU {cpu[0][0]:.1f}-{cpu[-1][0]:.1f} ms/request"))
     i = r["integrity"]
     out.append(("load, submits", f"{i['acknowledged']} acknowledged, lost {i['lost']}, doubled {i['doubled']}"))
-    out.append(("load, saturation (p95 < 250 ms)", f"{r['saturation_rps_p95_under_250ms']} req/s"))
+    sat = r["saturation_rps_p95_under_250ms"]
+    out.append(("load, saturation (p95 < 250 ms)", f"{sat} req/s" if sat is not None else
+                "no step had p95 < 250 ms (a busy machine, or too many people per step)"))
     return out
 
 
