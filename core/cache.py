@@ -17,15 +17,21 @@ from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCach
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._clients: dict[int, object] = {}
+        self._clients: dict[int, object] = {}  # server index -> client
         self._clients_lock = threading.Lock()
 
     def get_client(self, key=None, *, write=False):
-        pool = self._get_connection_pool(write)
-        client = self._clients.get(id(pool))
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
         if client is None:
+            # Under a lock: the first requests of a worker's threads arrive together, and Django's pool creation
+            # is not locked either (two pools for one server otherwise).
             with self._clients_lock:
-                client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
+                client = self._clients.get(index)
+                if client is None:
+                    if index not in self._pools:
+                        self._pools[index] = self._pool_class.from_url(self._servers[index], **self._pool_options)
+                    client = self._clients[index] = self._client(connection_pool=self._pools[index])
         return client
 
 
