@@ -18,7 +18,9 @@ ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_gu
 def worklist(request, trial_code: str):
     trial = get_object_or_404(Trial, code=trial_code)
     payload = selectors.worklist_payload(request.user, trial, page=request.GET.get("page"))
-    return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked})
+    arena = selectors.arena_progress(selectors.arena_worklist(request.user, trial))
+    return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked,
+                                                    "arena": arena})
 
 
 def task(request, trial_code: str, public_id: str):
