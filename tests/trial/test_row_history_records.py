@@ -8,11 +8,14 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from inference.models import Draft
+from inference.services import register_model_version, set_arena_model_versions
 from rating import services as rating_services
-from rating.models import Rating
+from rating.models import ArenaTask, Rating
 from reading import services as reading_services
 from reading.models import Read
 from tests.factories.rating import GOOD, complete_case, rating_trial
+from tests.factories.reading import ready_draft
 from trial import selectors
 from trial.selectors import RowFilter
 
@@ -35,6 +38,14 @@ def t(transactional_db):
     t["open_read"] = reading_services.open_read(open_read.reader.user, open_read)
     for _ in range(55):  # each heartbeat writes an event row
         reading_services.heartbeat(open_read.reader.user, open_read, 5)
+    # The standalone arena's tasks (issue 20 item 1): a second version's draft of case 0, one task, submitted.
+    base = Draft.objects.filter(case=t["cases"][0]).first()
+    second = register_model_version(name="rhr-arena-2", backend="retrieval")
+    set_arena_model_versions(actor=t["coordinator"], trial=t["trial"], model_versions=[base.model_version, second])
+    ready_draft(t["cases"][0], second, findings_text="Lungs clear.", impression_text="Normal.")
+    rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    task = ArenaTask.objects.get(case=t["cases"][0])
+    rating_services.submit_arena_task(expert, task, {"preference": "tie"})
     return t
 
 
