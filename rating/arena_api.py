@@ -18,7 +18,7 @@ from trial.models import Membership
 from trial.permissions import Role, TrialRolePermission
 
 from . import selectors, services
-from .api import _answer
+from .api import request_answer
 from .models import ArenaTask
 from .serializers import (
     ArenaAnswerSerializer,
@@ -70,7 +70,7 @@ class ArenaAutosaveView(_ExpertView):
                    summary="Save a partial arena answer")
     def post(self, request, trial_code: str, public_id: str):
         task = self.get_task(public_id)
-        answer = valid(ArenaAnswerSerializer, _answer(request), task=task)
+        answer = valid(ArenaAnswerSerializer, request_answer(request), task=task)
         task = services.autosave_arena_task(request.user, task, answer)
         return Response(ArenaSavedSerializer({"saved": True, "status": task.status}).data)
 
@@ -80,7 +80,7 @@ class ArenaSubmitView(_ExpertView):
                    summary="Submit the arena judgement (once; a repeat of the same answer is a success)")
     def post(self, request, trial_code: str, public_id: str):
         task = self.get_task(public_id)
-        answer = valid(ArenaAnswerSerializer, _answer(request), task=task)
+        answer = valid(ArenaAnswerSerializer, request_answer(request), task=task)
         task, created = services.submit_arena_task(request.user, task, answer)
         nxt = selectors.next_arena_task_id(request.user, self.get_trial())
         return Response(ArenaSubmittedSerializer({"submitted": True, "already_submitted": not created,
