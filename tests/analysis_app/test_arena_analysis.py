@@ -109,4 +109,4 @@ def test_arena_withheld_before_lock_then_ranked_in_the_report(tmp_path, make_sma
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     part = html[html.index("Arena (drafts, no readers)"):html.index("Human-AI interaction")]
     assert "ranking of the model versions" in part and all(name in part for name in STRENGTHS)
-    assert "1 withheld (out of distribution)" in part and "Left (A) report preferred" in part
+    assert "1 withheld (out of distribution)" in part and "Left (A) draft preferred" in part
