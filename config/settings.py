@@ -210,7 +210,9 @@ SPECTACULAR_SETTINGS = {
     # One name per status set: the trial's; a read's and a rating task's (the same set); an analysis run's.
     "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status",
                             "TaskStatusEnum": "reading.models.Read.Status",
-                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status"},
+                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status",
+                            "RatingPreferenceEnum": ["A", "B", "none"],
+                            "ArenaPreferenceEnum": ["A", "B", "tie"]},  # the arena's explicit tie
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the demo).
