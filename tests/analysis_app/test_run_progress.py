@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import Error as PlaywrightError
 
 from analysis.models import AnalysisRun
 from tests.browser import assert_accessible, login, screenshot
@@ -30,7 +31,12 @@ def test_the_page_answers_at_once_and_polls_the_run_to_done(page, live_server, m
     screenshot(page, "analysis-progress-1280x720")
     seen = set()
     for _ in range(600):  # the page polls status.json every second and reloads when the run ends
-        seen.add(page.evaluate("() => (document.querySelector('[data-role=pct]') || {}).textContent || ''"))
+        try:
+            seen.add(page.evaluate("() => (document.querySelector('[data-role=pct]') || {}).textContent || ''"))
+        except PlaywrightError as exc:  # the page reloads itself when the run ends: read again after the reload
+            if "context was destroyed" not in str(exc):
+                raise
+            page.wait_for_load_state("domcontentloaded")
         if page.locator("#latest").count():
             break
         page.wait_for_timeout(300)
