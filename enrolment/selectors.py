@@ -42,7 +42,8 @@ def case_overview(user, case: Case) -> dict:
          "finished_at": d.finished_at}
         for d in Draft.objects.filter(case=case).select_related("model_version").order_by("queued_at", "pk")
     ] if show_arms else []  # a draft exists only for the AI arm: its model names the arm
-    amendable = not case.trial.is_locked
+    # no amendment links for a coordinator who also reads or rates: the pages refuse them (others' reads/ratings)
+    amendable = not case.trial.is_locked and show_arms
     reads = [
         {"reader": r.reader.user.username if r.reader_id else None,
          "arm": r.arm.code if show_arms else None, "session": r.session, "status": r.status,

@@ -1,0 +1,140 @@
+"""Attacks on the sixth session's coordinator amendment pages (rating:amend and reading:amend serve coordinators; the
+case page links them) by a person holding two roles in one trial. The services refuse such memberships
+(test_role_exclusivity.py); these are written around them, as trial/blinding.py's defence assumes.
+
+The rule (docs/design.md section 5, one person one side): until lock, a coordinator who also reads or rates in the
+trial amends only what is their own (their read, as its reader; their rating task, as its expert). Before this
+file, an expert who was also coordinator opened the amendment page of every submitted read of the cases they rate
+(the report text, its submission time and, on the case page, its reader), so matching the text against their A/B
+pair told them which reader (and so which arm, readers being nested in arms) wrote report A; and another expert's
+rating page showed that expert's answers and A/B order.
+"""
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from rating import services as rating_services
+from rating.models import Rating
+from reading.models import Read
+from tests.factories.rating import GOOD, complete_case, rating_trial
+from trial import services as trial_services
+from trial.models import Membership, Trial
+
+pytestmark = [pytest.mark.django_db, pytest.mark.requirement("BLD-1")]
+
+
+@pytest.fixture
+def rated(db):
+    t = rating_trial(code="AMX", experts=2, panel=2, cases=2, ai_model=True)
+    for c in t["cases"]:
+        complete_case(c)
+    case = t["cases"][0]
+    t["mine"] = Rating.objects.get(case=case, expert=t["experts"][0])
+    t["theirs"] = Rating.objects.get(case=case, expert=t["experts"][1])
+    rating_services.submit_rating(t["experts"][0].user, t["mine"], GOOD)
+    rating_services.submit_rating(t["experts"][1].user, t["theirs"],
+                                  {**GOOD, "comment": "Zanzibar-sentinel comment of the other expert"})
+    t["reads"] = list(Read.objects.filter(case=case).select_related("reader__user", "arm"))
+    return t
+
+
+def _client(user) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+def _api(user) -> APIClient:
+    api = APIClient()
+    api.force_authenticate(type(user).objects.get(pk=user.pk))
+    return api
+
+
+def _amend_body(trial) -> dict:
+    marks = {c: {"present": True, "confidence": 3} for c in trial.finding_codes}
+    return {"reason": "attack", "report": {"findings_text": "Changed.", "impression_text": "Changed.",
+                                           "finding_marks": marks}}
+
+
+def test_expert_who_is_also_coordinator_cannot_open_the_reads_they_rate(rated):
+    t = rated
+    expert = t["experts"][0].user
+    Membership.objects.create(user=expert, trial=t["trial"], role="coordinator")
+    code, c, api = t["trial"].code, _client(expert), _api(expert)
+    texts = [r.findings_text for r in t["reads"]]
+    for read in t["reads"]:
+        url = reverse("reading:amend", args=[code, read.public_id])
+        page = c.get(url)
+        assert page.status_code == 403, read.arm.code
+        html = page.content.decode()
+        assert not any(x in html for x in texts) and read.reader.user.username not in html
+        assert c.post(url, {"reason": "x", "findings_text": "Changed."}).status_code == 403
+        r = api.post(reverse("reading-api:amend", args=[read.public_id]), _amend_body(t["trial"]), format="json")
+        assert r.status_code == 403 and not any(x in r.content.decode() for x in texts)
+    assert not Read.objects.filter(findings_text="Changed.").exists()
+    assert all(not r.amendments.exists() for r in t["reads"])
+    # The case page links no amendment page to them; their own rating task stays theirs to amend.
+    case_page = c.get(reverse("enrolment:case", args=[code, t["cases"][0].pk])).content.decode()
+    assert "/amend/" not in case_page
+    assert c.get(reverse("rating:amend", args=[code, t["mine"].public_id])).status_code == 200
+
+
+def test_expert_who_is_also_coordinator_cannot_see_another_experts_rating(rated):
+    t = rated
+    expert = t["experts"][0].user
+    Membership.objects.create(user=expert, trial=t["trial"], role="coordinator")
+    code, theirs = t["trial"].code, t["theirs"]
+    page = _client(expert).get(reverse("rating:amend", args=[code, theirs.public_id]))
+    assert page.status_code == 404  # as to any expert: another expert's task is not revealed to exist
+    assert "Zanzibar-sentinel" not in page.content.decode()
+    r = _api(expert).post(reverse("rating-amend", args=[code, theirs.public_id]),
+                          {"preference": "B", "quality_a": 1, "quality_b": 5, "reason": "attack"}, format="json")
+    assert r.status_code == 404 and "Zanzibar-sentinel" not in r.content.decode()
+    theirs.refresh_from_db()
+    assert theirs.preference == GOOD["preference"] and not theirs.amendments.exists()
+
+
+def test_reader_who_is_also_coordinator_amends_only_their_own_read(rated):
+    t = rated
+    own, other = t["reads"][0], t["reads"][1]
+    reader = own.reader.user
+    Membership.objects.create(user=reader, trial=t["trial"], role="coordinator")
+    code, c = t["trial"].code, _client(reader)
+    page = c.get(reverse("reading:amend", args=[code, other.public_id]))
+    assert page.status_code == 403 and other.findings_text not in page.content.decode()
+    assert other.arm.name not in page.content.decode()
+    assert c.get(reverse("rating:amend", args=[code, t["mine"].public_id])).status_code == 403
+    mine = c.get(reverse("reading:amend", args=[code, own.public_id]))
+    assert mine.status_code == 200 and own.findings_text in mine.content.decode()
+
+
+def test_single_role_coordinator_still_amends_and_the_guard_lifts_at_lock(rated):
+    t = rated
+    code, read = t["trial"].code, t["reads"][0]
+    coordinator = _client(t["coordinator"])
+    assert coordinator.get(reverse("reading:amend", args=[code, read.public_id])).status_code == 200
+    assert coordinator.get(reverse("rating:amend", args=[code, t["theirs"].public_id])).status_code == 200
+    expert = t["experts"][0].user
+    Membership.objects.create(user=expert, trial=t["trial"], role="coordinator")
+    trial_services.lock_trial(t["coordinator"], t["trial"], reason="end of study")
+    assert Trial.objects.get(pk=t["trial"].pk).is_locked
+    page = _client(expert).get(reverse("reading:amend", args=[code, read.public_id]))
+    assert page.status_code == 200 and "locked" in page.content.decode()  # read-only after lock, arms named
+
+
+def test_analysis_run_row_history_refused_to_a_blinded_coordinator(world):
+    """The sixth session's analysis-run rows (summary, output folder, arms_masked) on the Row history page: the same
+    access as the page's other tables, so an expert or reader who is also coordinator gets 403, before lock."""
+    for who in ("expert", "un_reader"):
+        user = world[who].user
+        Membership.objects.create(user=user, trial=world["trial"], role="coordinator")
+        page = _client(user).get(reverse("trial:row_history", args=[world["trial"].code]),
+                                 {"table": "analysis.AnalysisRun"})
+        assert page.status_code == 403, who
+        assert "pm-1" not in page.content.decode()
+    ok = _client(world["coordinator"]).get(reverse("trial:row_history", args=[world["trial"].code]),
+                                           {"table": "analysis.AnalysisRun"})
+    assert ok.status_code == 200 and "analysis/pm-1" in ok.content.decode()
