@@ -46,12 +46,26 @@ class TextMetricsSummary:
 
 
 @dataclass
+class DraftArena:
+    """The standalone arena (issue 20 item 1; docs/ai-evaluation.md, "Standalone arena"): ``ranking`` of the model
+    versions by Davidson's Bradley-Terry with ties, position bias and tie rate (None with fewer than two versions
+    judged); ``flow`` the export manifest's arena flow (versions, cases, tasks, drafts left out by reason)."""
+
+    ranking: ArenaRanking | None
+    n_judgements: int
+    flow: dict[str, Any] | None = None
+
+
+@dataclass
 class AIEvaluation:
     arena: ArenaRanking | None
     interaction: InteractionResult
     text_metrics: TextMetricsSummary
     #: the readers' accept/reject decisions on the AI boxes (issue 21 item 1; after lock only)
     box_review: BoxReviewResult | None = None
+    #: the standalone arena (issue 20 item 1; after lock only): model versions ranked from the experts' judgements
+    #: of their drafts, without readers (:func:`draft_arena`)
+    draft_arena: DraftArena | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -176,10 +190,31 @@ def text_metrics_summary(reads: pd.DataFrame, drafts: pd.DataFrame, assisted: st
                               [c for c in comparisons if c.n], notes=notes, chexbert=chexbert)
 
 
+def arena_comparisons(arena: pd.DataFrame | None) -> pd.DataFrame:
+    """The arena table (A on the left, preference A, B or tie) as bradley_terry comparisons over model versions."""
+    if arena is None or arena.empty or "preference" not in arena:
+        return comparisons_from_ratings(pd.DataFrame())
+    t = arena.assign(preference=arena["preference"].astype(str).replace({"tie": "none"}))
+    return comparisons_from_ratings(t, item_a="model_a", item_b="model_b")
+
+
+def draft_arena(arena: pd.DataFrame | None, flow: dict[str, Any] | None = None, n_bootstrap: int = 500,
+                seed: int = 0) -> DraftArena | None:
+    """The standalone arena's section; None when the export has no arena table (before lock, or no arena)."""
+    if arena is None or arena.empty:
+        return DraftArena(None, 0, flow) if flow else None
+    comparisons = arena_comparisons(arena)
+    ranking = None
+    if len(comparisons) and comparisons[["left", "right"]].stack().nunique() >= 2:
+        ranking = arena_ranking(comparisons, n_bootstrap=n_bootstrap, seed=seed)
+    return DraftArena(ranking, len(comparisons), flow)
+
+
 def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control: str | None,
-                  n_bootstrap: int = 500, seed: int = 0, text_models: dict | None = None) -> AIEvaluation:
+                  n_bootstrap: int = 500, seed: int = 0, text_models: dict | None = None,
+                  arena_flow: dict[str, Any] | None = None) -> AIEvaluation:
     """All parts on the analysis set (``pipeline.prepare_tables``' output); ``text_models``: the manifest's
-    record of the local text-model weights (CheXbert)."""
+    record of the local text-model weights (CheXbert); ``arena_flow``: the manifest's arena counts."""
     reads = tables.get("reads", pd.DataFrame())
     cases = tables.get("cases", pd.DataFrame())
     comparisons = comparisons_from_ratings(tables.get("ratings", pd.DataFrame()))
@@ -193,6 +228,7 @@ def ai_evaluation(tables: dict[str, pd.DataFrame], assisted: str | None, control
         text_metrics=text_metrics_summary(reads, tables.get("drafts", pd.DataFrame()), assisted, control, seed=seed,
                                           cases=cases, text_models=text_models),
         box_review=box_review_summary(tables.get("box_reviews"), cases),
+        draft_arena=draft_arena(tables.get("arena"), arena_flow, n_bootstrap=n_bootstrap, seed=seed),
     )
 
 

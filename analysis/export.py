@@ -30,8 +30,9 @@ from core.keyed import keyed_hex
 from imaging.selectors import import_refusals_by_reason
 from inference.backends.chexbert import ChexbertLabeler
 from inference.models import Draft, ModelVersion
-from inference.selectors import RETRIEVAL_NOT_ALLOWED
-from rating.models import Rating, RatingAmendment
+from inference.selectors import RETRIEVAL_NOT_ALLOWED, arena_model_versions
+from rating.models import ArenaTask, Rating, RatingAmendment
+from rating.services import ARENA_EXCLUSIONS, arena_drafts
 from reading.models import Read, ReadAmendment
 from reading.selectors import shown_boxes
 from reading.services import DRAFT_THRESHOLD
@@ -147,6 +148,17 @@ DICTIONARY = {
         "label": "The model's words for the region",
         "decision": "The reader's decision: accepted, rejected, or empty when the reader left the box undecided",
     },
+    "arena": {
+        "task_id": "After lock only. Opaque arena task id (the standalone arena: experts compare two model versions' "
+                   "drafts of a case, without readers; issue 20)",
+        "case_code": "Case", "center": "Center of the case", "expert": "Expert code (E01...)",
+        "model_a": "Model version of draft A (shown on the left)", "model_b": "Model version of draft B",
+        "preference": "A, B or tie", "quality_a": "Quality of draft A (1-5, optional)",
+        "quality_b": "Quality of draft B (1-5, optional)", "status": "todo / in_progress / done",
+        "opened_at": "When the expert first opened the task (ISO 8601, server clock, UTC)",
+        "submitted_at": "When the judgement was submitted (ISO 8601, server clock, UTC)",
+        "comment": "The expert's free-text comment",
+    },
     "amendments": {
         "read_id": "After lock only. The amended read (reads.read_id), whose row keeps the first submission",
         "amendment": "Number of the amendment of the read (1 = first)",
@@ -173,7 +185,8 @@ DICTIONARY = {
 # Whole tables withheld before lock: how often and how much reads and ratings are amended may differ by arm, and
 # read_id / rating_id join them to the masked arm, so amendments come out only after lock (issue 18 item 2).
 # The AI boxes and the readers' accept/reject decisions (issue 21 item 1) exist for one arm's reads only.
-TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments", "box_reviews")
+# The standalone arena's judgements name the model versions, and through them the AI arms (issue 20 item 1).
+TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments", "box_reviews", "arena")
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them. Free text too: a report edited from a draft keeps the draft's wording (drafts.csv has it for
 # every case), and an expert's comment can say which report looked AI-written, as blinding_guess does.
@@ -385,6 +398,7 @@ def build_export(trial: Trial, chexbert: ChexbertLabeler | None = None, chexbert
         tables["amendments"] = _amendment_rows(trial, codes)
         tables["rating_amendments"] = _rating_amendment_rows(trial)
         tables["box_reviews"] = _box_review_rows(trial, arms, readers)
+        tables["arena"] = _arena_rows(trial, experts)
     if chexbert is not None:
         chexbert_columns(tables, chexbert, references, locked=trial.is_locked)
     withheld = {} if trial.is_locked else _withhold(tables)
@@ -407,6 +421,8 @@ def build_export(trial: Trial, chexbert: ChexbertLabeler | None = None, chexbert
         "reference_library": {"cases": Case.objects.filter(trial=trial, library=True).count(),
                               "similar_cases_shown": trial.similar_cases_k,
                               "encoder": trial.similar_cases_encoder},
+        # the standalone arena's versions and the drafts it left out, by reason (after lock only: names versions)
+        "arena": arena_flow(trial) if trial.is_locked else None,
         "preference_majority": trial.preference_majority,
         "expert_panel_size": trial.expert_panel_size,
         # model-based text metrics (issue 20 item 4): the local weights used, or why none were
@@ -510,6 +526,40 @@ def _amendment_rows(trial: Trial, codes: list[str]) -> list[dict]:
         row.update(_text_columns(text, a.read.case.reference_report, ""))
         rows.append(row)
     return rows
+
+
+def _arena_rows(trial: Trial, experts: dict[int, str]) -> list[dict]:
+    """The standalone arena's judgements (after lock only), one row per task, in the task's A/B terms."""
+    rows = []
+    tasks = (ArenaTask.objects.filter(case__trial=trial)
+             .select_related("case__center", "draft_a__model_version", "draft_b__model_version")
+             .order_by("case__code", "expert_id", "pk"))
+    for t in tasks:
+        done = t.submitted_at is not None
+        rows.append({"task_id": t.public_id, "case_code": t.case.code, "center": t.case.center.code,
+                     "expert": experts.get(t.expert_id, ""), "model_a": t.draft_a.model_version.name,
+                     "model_b": t.draft_b.model_version.name, "preference": t.preference if done else "",
+                     "quality_a": t.quality_a if done and t.quality_a is not None else "",
+                     "quality_b": t.quality_b if done and t.quality_b is not None else "", "status": t.status,
+                     "opened_at": _iso(t.opened_at), "submitted_at": _iso(t.submitted_at),
+                     "comment": t.comment if done else ""})
+    return rows
+
+
+def arena_flow(trial: Trial) -> dict:
+    """The standalone arena's flow (issue 20 item 1): its versions, the enrolled cases, those in the arena, and the
+    arena versions' drafts of the enrolled cases left out, by reason (rating.services.arena_drafts)."""
+    versions = arena_model_versions(trial)
+    excluded = dict.fromkeys(ARENA_EXCLUSIONS, 0)
+    cases = (Case.objects.filter(trial=trial, enrolled_at__isnull=False, library=False)
+             .exclude(status=Case.Status.EXCLUDED).order_by("pk"))
+    for case in cases:
+        for reason, n in arena_drafts(case, versions)[1].items():
+            excluded[reason] += n
+    tasks = ArenaTask.objects.filter(case__trial=trial)
+    return {"model_versions": [mv.name for mv in versions], "cases_enrolled": cases.count(),
+            "cases_in_arena": tasks.values("case").distinct().count(), "tasks": tasks.count(),
+            "judgements": tasks.filter(status=ArenaTask.Status.DONE).count(), "excluded_drafts": excluded}
 
 
 def _box_review_rows(trial: Trial, arms: dict[int, str], readers: dict[int, str]) -> list[dict]:

@@ -48,7 +48,8 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     - reads: of those cases; ``submitted`` = 1 when status is done (the statistics count the others as excluded);
     - ratings: submitted (status done) ratings of those cases;
     - drafts: ready drafts of those cases;
-    - box_reviews (after lock): the AI boxes shown in reads of those cases.
+    - box_reviews (after lock): the AI boxes shown in reads of those cases;
+    - arena (after lock): the standalone arena's submitted judgements of those cases.
     Tables without status columns (e.g. the synthetic ones) pass through unchanged.
     """
     cases = _t(tables, "cases")
@@ -58,13 +59,13 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         cases = cases[_enrolled_mask(cases)]
         keep = set(cases["case_code"])
     out: dict[str, pd.DataFrame] = {"cases": cases}
-    for name in ("reads", "ratings", "drafts", "allocations", "box_reviews"):
+    for name in ("reads", "ratings", "drafts", "allocations", "box_reviews", "arena"):
         t = _t(tables, name)
         if keep is not None and "case_code" in t:
             t = t[t["case_code"].astype(str).isin(keep)]
         if name == "reads" and "status" in t and "submitted" not in t:
             t = t.assign(submitted=(t["status"].astype(str) == "done").astype(int))
-        if name == "ratings" and "status" in t:
+        if name in ("ratings", "arena") and "status" in t:
             t = t[t["status"].astype(str) == "done"]
         if name == "drafts" and "status" in t:
             t = t[t["status"].astype(str) == "ready"]
@@ -226,7 +227,8 @@ def ood_flow(drafts: pd.DataFrame, excluded: set[str] | list[str] = ()) -> OODFl
 
 
 MANIFEST_KEYS = ("trial", "design", "status", "arms_masked", "assisted_arm", "ai_arms", "import_refusals", "findings",
-                 "generated_at", "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size")
+                 "generated_at", "code_version", "data_sha256", "tables", "preference_majority", "expert_panel_size",
+                 "arena")
 
 
 def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: float = 0.5) -> AnalysisResults:
@@ -251,7 +253,8 @@ def analyse_results(tables: dict[str, pd.DataFrame], manifest: dict, threshold: 
         **trial,
         labels=Labels(assisted=a, control=c, masked=bool(manifest.get("arms_masked"))),
         consort=consort_flow(tables, arms, manifest.get("import_refusals")),
-        ai_evaluation=ai_evaluation(analysis_set, a, c, text_models=manifest.get("text_models")),  # issue 20
+        ai_evaluation=ai_evaluation(analysis_set, a, c, text_models=manifest.get("text_models"),  # issue 20
+                                    arena_flow=manifest.get("arena")),  # analysis/evaluation.py
         manifest={key: manifest.get(key) for key in MANIFEST_KEYS},
         multi_arm=multi,
         error_analysis=error_analysis(tables, analysis_set, list(res.findings), _ai_arms(manifest, a), c,
@@ -286,12 +289,15 @@ def analyse_export(path: str | Path) -> dict[str, Any]:
 
 
 def read_export_tables(path: str | Path) -> dict[str, pd.DataFrame]:
-    """The four analysis tables plus allocations.csv and (after lock) box_reviews.csv."""
+    """The four analysis tables plus allocations.csv and (after lock) box_reviews.csv and arena.csv."""
     tables = read_export_dir(path)
     # box_reviews: empty finding and decision cells are "" (no finding named, undecided), not missing values
     for name, dtype, na in (("allocations", {"unit": str, "arm": str}, True),
                             ("box_reviews", {"read_id": str, "case_code": str, "reader": str, "arm": str,
-                                             "box_id": str, "finding": str, "decision": str}, False)):
+                                             "box_id": str, "finding": str, "decision": str}, False),
+                            ("arena", {"task_id": str, "case_code": str, "center": str, "expert": str,
+                                       "model_a": str, "model_b": str, "preference": str, "status": str,
+                                       "comment": str}, False)):
         f = Path(path) / f"{name}.csv"
         try:
             tables[name] = pd.read_csv(f, dtype=dtype, keep_default_na=na) if f.exists() and f.stat().st_size \

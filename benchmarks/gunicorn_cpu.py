@@ -16,6 +16,7 @@ import time
 _ROUTES = [
     (re.compile(r"^/api/reading/trials/[^/]+/worklist/$"), "worklist"),
     (re.compile(r"^/reading/[^/]+/read/[^/]+/$"), "read page"),
+    (re.compile(r"^/reading/[^/]+/next/$"), "next"),
     (re.compile(r"^/api/reading/reads/[^/]+/$"), "detail"),
     (re.compile(r"^/api/reading/reads/[^/]+/(open|heartbeat|autosave|submit)/$"), None),
     (re.compile(r"^/api/rating/[^/]+/$"), "rating worklist"),

@@ -483,6 +483,9 @@ def main(argv=None) -> int:
     p.add_argument("--think-scale", type=float, default=1.0, help="--realistic: think times multiplied by this")
     p.add_argument("--saturation", default="", help="--realistic: then K people with no think time, e.g. 4,8,16,32")
     p.add_argument("--step-seconds", type=float, default=20, help="--realistic: seconds per saturation step")
+    p.add_argument("--reader-flow", choices=("api", "browser"), default="api",
+                   help="--realistic: api = worklist API, read page, detail and open APIs (the earlier benchmark); "
+                        "browser = what read.js does: the next-read link, the read page (which opens the read)")
     p.add_argument("--cache-url", default=os.environ.get("LOAD_CACHE_URL", ""),
                    help="--realistic: CACHE_URL for the server (Redis: cached_db sessions)")
     a = p.parse_args(argv)

@@ -46,7 +46,7 @@ import load as base
 
 P95_SATURATION_MS = 250.0
 READ_MEAN_S, HEARTBEAT_S, AUTOSAVE_MIN_S, RATE_MEAN_S, TYPING_FRACTION = 120.0, 15.0, 3.0, 60.0, 0.3
-READER_ENDPOINTS = ("worklist", "read page", "detail", "open", "heartbeat", "autosave", "submit")
+READER_ENDPOINTS = ("worklist", "next", "read page", "detail", "open", "heartbeat", "autosave", "submit")
 EXPERT_ENDPOINTS = ("rating worklist", "rating task", "rating open", "rating autosave", "rating submit")
 
 
@@ -147,8 +147,10 @@ class Person:
 
 
 class Sim:
-    def __init__(self, client, trial: str, codes: list[str], rec: Recorder, scale: float, stop: asyncio.Event):
+    def __init__(self, client, trial: str, codes: list[str], rec: Recorder, scale: float, stop: asyncio.Event,
+                 flow: str = "api"):
         self.client, self.trial, self.codes, self.rec, self.scale, self.stop = client, trial, codes, rec, scale, stop
+        self.flow = flow
 
     async def call(self, person: Person, endpoint: str, method: str, url: str, body=None):
         import httpx
@@ -183,6 +185,18 @@ class Sim:
                 return
             await self.submit(p, p.first, api)
         while not self.stop.is_set():
+            if self.flow == "browser":
+                pid = await self.next_in_browser(p)
+                if pid is None:
+                    return
+                if pid == "":
+                    continue
+                api = f"/api/reading/reads/{pid}/"
+                await self.call(p, "read page", "GET", f"/reading/{self.trial}/read/{pid}/")  # the page opens it
+                if not await self.read_case(p, rnd, api):
+                    return
+                await self.submit(p, pid, api)
+                continue
             r = await self.call(p, "worklist", "GET", f"/api/reading/trials/{self.trial}/worklist/")
             if r is None or r.status_code != 200:
                 await asyncio.sleep(0.5)  # real time, also with no think time
@@ -197,6 +211,16 @@ class Sim:
             if not await self.read_case(p, rnd, api):
                 return
             await self.submit(p, pid, api)
+
+    async def next_in_browser(self, p: Person) -> str | None:
+        """What the page's "next read" link does: /reading/<trial>/next/ redirects to the next read's page (its
+        public id returned), or to the worklist when none is waiting (None); "" after a failed request."""
+        r = await self.call(p, "next", "GET", f"/reading/{self.trial}/next/")
+        if r is None or r.status_code != 302:
+            await asyncio.sleep(0.5)
+            return ""
+        parts = r.headers.get("location", "").rstrip("/").split("/")
+        return parts[-1] if len(parts) >= 2 and parts[-2] == "read" else None
 
     async def submit(self, p: Person, pid: str, api: str) -> None:
         report = base.report_for(p.username, pid, self.codes)
@@ -263,7 +287,7 @@ def _ticks(every: float, length: float) -> list[float]:
 
 
 async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Recorder, phase: Phase, seconds: float,
-                    scale: float, seed: int) -> Phase:
+                    scale: float, seed: int, flow: str = "api") -> Phase:
     """Everyone starts in the middle of the case opened at seeding (a trial already running), so the clock starts
     at once; at the end, people still waiting are cancelled."""
     import httpx
@@ -274,7 +298,7 @@ async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Reco
     w0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, cookies=jar) as client:
         stop = asyncio.Event()
-        sim = Sim(client, seeded["trial"], seeded["finding_codes"], rec, scale, stop)
+        sim = Sim(client, seeded["trial"], seeded["finding_codes"], rec, scale, stop, flow)
         rnd = random.Random(seed)
         rec.phase = phase
         tasks = [asyncio.create_task((sim.expert if p.expert else sim.reader)(p, random.Random(rnd.random())))
@@ -333,7 +357,8 @@ def summarise(phase: Phase, cpu: dict, people: int, gunicorn_cpu_s: float, clien
         if not lat:
             continue
         codes = dict(phase.status.get(ep, {}))
-        ok = sum(n for s, n in codes.items() if isinstance(s, int) and 200 <= s < 300)
+        good = (302,) if ep == "next" else range(200, 300)  # "next" answers with a redirect to the read page
+        ok = sum(n for s, n in codes.items() if isinstance(s, int) and s in good)
         endpoints[ep] = {"requests": len(lat), "errors": len(lat) - ok,
                          "statuses": {str(k): v for k, v in codes.items()},
                          "p50_ms": round(base.pct(lat, 50) * 1000, 1), "p95_ms": round(base.pct(lat, 95) * 1000, 1),
@@ -420,7 +445,8 @@ def run(a) -> dict:
         server.warm_up(list(seeded["tokens"].values()), seeded["trial"], a.workers * a.threads)
         plan = []
         if a.seconds > 0:
-            plan.append((f"realistic x{a.think_scale:g}", people, a.seconds, a.think_scale))
+            flow = "" if a.reader_flow == "api" else f", {a.reader_flow} flow"
+            plan.append((f"realistic x{a.think_scale:g}{flow}", people, a.seconds, a.think_scale))
         for k in [int(x) for x in a.saturation.split(",") if x]:
             crowd = ([p for p in people if not p.expert][: max(1, k - k // 10)]
                      + [p for p in people if p.expert][: k // 10])
@@ -429,7 +455,7 @@ def run(a) -> dict:
             print(f"[realistic] {name}: {len(crowd)} people for {seconds:.0f} s", flush=True)
             g0, c0 = process_cpu_s(server.proc.pid), time.process_time()
             phase = asyncio.run(run_phase(f"http://127.0.0.1:{a.port}", crowd, seeded, rec, Phase(name), seconds,
-                                          scale, seed=i))
+                                          scale, seed=i, flow=a.reader_flow))
             g1, c1 = process_cpu_s(server.proc.pid), time.process_time()
             s = summarise(phase, server_cpu(cpu_dir, phase.t0, phase.t1), len(crowd), g1 - g0, c1 - c0)
             print_phase(s)
@@ -445,8 +471,9 @@ def run(a) -> dict:
     integrity = base.check_exactly_once(rec.acked, seeded["trial"])
     sat = [s for s in phases if s["phase"].startswith("saturation") and s["p95_ms_all"] < P95_SATURATION_MS]
     result = {
-        "config": {k: getattr(a, k) for k in ("readers", "experts", "seconds", "think_scale", "saturation",
-                                              "step_seconds", "cases", "workers", "threads", "cache_url")},
+        "config": {k: getattr(a, k) for k in ("readers", "experts", "seconds", "think_scale", "reader_flow",
+                                              "saturation", "step_seconds", "cases", "workers", "threads",
+                                              "cache_url")},
         "machine": {"cores": os.cpu_count(), "load_avg_end": os.getloadavg()},
         "seed": {k: v for k, v in seeded.items() if k not in ("tokens", "finding_codes")},
         "phases": phases, "integrity": integrity,

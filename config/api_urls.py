@@ -23,6 +23,8 @@ urlpatterns = [
 
 # Blinded expert rating (issue 6)
 urlpatterns += [path("rating/", include("rating.api_urls"))]
+# The standalone arena: experts compare model versions' drafts (issue 20 item 1)
+urlpatterns += [path("arena/", include("rating.arena_api_urls"))]
 
 # Reading: the reader's worklist and reads (issue 4)
 urlpatterns += [path("reading/", include("reading.api_urls"))]

@@ -157,7 +157,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # one gunicorn worker would not reach the others.
 CACHE_URL = env.str("CACHE_URL", default="")
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+    CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": CACHE_URL,  # one client per pool
                           "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="cxr")}}
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
@@ -210,7 +210,9 @@ SPECTACULAR_SETTINGS = {
     # One name per status set: the trial's; a read's and a rating task's (the same set); an analysis run's.
     "ENUM_NAME_OVERRIDES": {"TrialStatusEnum": "trial.models.Trial.Status",
                             "TaskStatusEnum": "reading.models.Read.Status",
-                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status"},
+                            "AnalysisRunStatusEnum": "analysis.models.AnalysisRun.Status",
+                            "RatingPreferenceEnum": ["A", "B", "none"],
+                            "ArenaPreferenceEnum": ["A", "B", "tie"]},  # the arena's explicit tie
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the demo).

@@ -25,6 +25,7 @@ urlpatterns = [
     path("reading/images/", include("imaging.image_urls")),
     path("reading/", include("reading.urls")),
     path("rating/", include("rating.urls")),
+    path("arena/", include("rating.arena_urls")),  # the standalone arena (issue 20 item 1)
     path("inference/", include("inference.urls")),
     path("analysis/", include("analysis.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

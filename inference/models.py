@@ -45,6 +45,26 @@ class ArmModelVersion(models.Model):
         return f"{self.arm} -> {self.model_version}"
 
 
+class ArenaModelVersion(models.Model):
+    """A model version that takes part in a trial's standalone arena (issue 20 item 1; docs/ai-evaluation.md,
+    "Standalone arena"): experts compare the drafts of the arena's versions on the same case, without readers. Set
+    by a coordinator (:func:`inference.services.set_arena_model_versions`); with no row, the arena is the trial's AI
+    arms' versions (:func:`inference.selectors.arena_model_versions`). A version need not draft an arm: its drafts
+    are made for the trial's cases by the ordinary draft path."""
+
+    trial = models.ForeignKey("trial.Trial", on_delete=models.PROTECT, related_name="arena_versions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="arena_assignments")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial", "model_version__name"]
+        verbose_name = "arena model version"
+        constraints = [models.UniqueConstraint(fields=["trial", "model_version"], name="uniq_arena_trial_version")]
+
+    def __str__(self) -> str:
+        return f"{self.trial} arena: {self.model_version}"
+
+
 class OodAction(models.TextChoices):
     NONE = "", "In distribution"
     MARKED = "marked", "Marked"

@@ -5,7 +5,7 @@ import redis
 from django.conf import settings
 from django.db.models import Avg, Count, Q
 
-from .models import ArmModelVersion, Draft, ExpertCalibration, ModelVersion
+from .models import ArenaModelVersion, ArmModelVersion, Draft, ExpertCalibration, ModelVersion
 
 
 def default_model_version() -> ModelVersion:
@@ -85,3 +85,17 @@ def retrieval_not_allowed(trial, model_version: ModelVersion) -> bool:
     """True when ``model_version`` is the retrieval baseline and ``trial`` has not opted in to it
     (docs/design.md section 6)."""
     return model_version.backend == ModelVersion.Backend.RETRIEVAL and not trial.allow_retrieval_baseline
+
+
+def arena_model_versions(trial) -> list[ModelVersion]:
+    """The model versions of ``trial``'s standalone arena (issue 20 item 1), by name: those the coordinator set
+    (``ArenaModelVersion``), else the trial's AI arms' versions (the default)."""
+    chosen = ArenaModelVersion.objects.filter(trial=trial).values_list("model_version", flat=True)
+    ids = set(chosen) or set(ArmModelVersion.objects.filter(arm__trial=trial, arm__is_ai=True)
+                             .values_list("model_version", flat=True))
+    return list(ModelVersion.objects.filter(pk__in=ids).order_by("name"))
+
+
+def arena_is_set(trial) -> bool:
+    """True when a coordinator chose the arena's versions (not the default)."""
+    return ArenaModelVersion.objects.filter(trial=trial).exists()

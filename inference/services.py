@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
 from trial import audit
-from trial.models import Arm, Case
+from trial.models import Arm, Case, Trial
 from trial.services import ensure_coordinator, ensure_writable
 
-from .models import ArmModelVersion, Draft, ExpertCalibration, ModelVersion
-from .selectors import RETRIEVAL_NOT_ALLOWED, default_model_version, retrieval_not_allowed
+from .models import ArenaModelVersion, ArmModelVersion, Draft, ExpertCalibration, ModelVersion
+from .selectors import RETRIEVAL_NOT_ALLOWED, arena_model_versions, default_model_version, retrieval_not_allowed
 from .tasks import requeue_stale_drafts, send_draft_task  # noqa: F401 - re-exported (requeue_drafts)
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,19 @@ def ai_arm_removed_receiver(sender, *, arm: Arm, actor, reason: str, **kwargs) -
 
 
 def queue_drafts_for_case(case: Case) -> list[Draft]:
-    """Drafts for every case, both arms (standalone accuracy is measured on all cases). Sent after commit.
-    A draft the trial may not make (the retrieval baseline without the trial's consent) is recorded as failed,
-    with the reason, and not sent."""
+    """Drafts for every case, every AI arm's version and every version a coordinator added to the standalone arena
+    (standalone accuracy is measured on all cases; the arena compares the versions' drafts). Sent after commit."""
+    versions = {mv.pk: mv for mv in model_versions_for_trial(case.trial)}
+    if ArenaModelVersion.objects.filter(trial=case.trial).exists():
+        versions.update({mv.pk: mv for mv in arena_model_versions(case.trial)})
+    return _queue_drafts(case, list(versions.values()))
+
+
+def _queue_drafts(case: Case, versions: list[ModelVersion]) -> list[Draft]:
+    """One draft per case and version (idempotent). A draft the trial may not make (the retrieval baseline without
+    the trial's consent) is recorded as failed, with the reason, and not sent."""
     drafts = []
-    for mv in model_versions_for_trial(case.trial):
+    for mv in versions:
         draft, _ = Draft.objects.get_or_create(case=case, model_version=mv)
         drafts.append(draft)
         if draft.status == Draft.Status.QUEUED and retrieval_not_allowed(case.trial, mv):
@@ -66,6 +74,33 @@ def queue_drafts_for_case(case: Case) -> list[Draft]:
         elif draft.status == Draft.Status.QUEUED:
             transaction.on_commit(lambda pk=draft.pk: send_draft_task(pk))
     return drafts
+
+
+@transaction.atomic
+def set_arena_model_versions(*, actor, trial: Trial, model_versions: list[ModelVersion]) -> list[ModelVersion]:
+    """A coordinator sets which model versions take part in the trial's standalone arena (issue 20 item 1): e.g. the
+    arms' versions plus another registered one. At least two. Drafts of the versions are queued for every enrolled
+    case of the trial that lacks one, through the ordinary draft path (:func:`queue_drafts_for_case`'s rules); cases
+    enrolled later get them at enrolment. Audited with the names before and after. Returns the versions, by name."""
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
+    chosen = {mv.pk: mv for mv in model_versions}
+    if len(chosen) < 2:
+        raise InvalidInput("An arena compares at least two model versions: choose two or more.")
+    trial = Trial.objects.select_for_update(no_key=True).get(pk=trial.pk)
+    before = sorted(ArenaModelVersion.objects.filter(trial=trial).values_list("model_version__name", flat=True))
+    ArenaModelVersion.objects.filter(trial=trial).exclude(model_version__in=list(chosen)).delete()
+    for mv in chosen.values():
+        ArenaModelVersion.objects.get_or_create(trial=trial, model_version=mv)
+    cases = Case.objects.filter(trial=trial, enrolled_at__isnull=False, library=False).exclude(
+        status=Case.Status.EXCLUDED).order_by("pk")
+    for case in cases:
+        _queue_drafts(case, list(chosen.values()))
+    # Audit last (the chain head's row lock), as enrolment does after its drafts (docs/architecture.md, lock order).
+    after = sorted(mv.name for mv in chosen.values())
+    audit.record(actor=actor, trial=trial, action="arena:versions", object_type="inference.ArenaModelVersion",
+                 object_id=str(trial.pk), before={"model_versions": before}, after={"model_versions": after})
+    return sorted(chosen.values(), key=lambda mv: mv.name)
 
 
 @transaction.atomic

@@ -25,7 +25,8 @@ from .serializers import (
 )
 
 
-def _answer(request) -> dict:
+def request_answer(request) -> dict:
+    """The answer in a request body (a JSON object or a form) as a plain dict: the rating and arena APIs."""
     data = request.data
     if hasattr(data, "getlist"):  # form-encoded
         return {k: data.get(k) for k in data}
@@ -69,7 +70,7 @@ class AutosaveView(_RatingView):
     @extend_schema(operation_id="rating_autosave", request=AnswerSerializer, responses=SavedSerializer,
                    summary="Save a partial answer")
     def post(self, request, trial_code: str, public_id: str):
-        data = _answer(request)
+        data = request_answer(request)
         rating = self.get_rating(public_id)
         answer = valid(AnswerSerializer, data, rating=rating)
         rating = services.autosave_rating(request.user, rating, answer)
@@ -80,7 +81,7 @@ class SubmitView(_RatingView):
     @extend_schema(operation_id="rating_submit", request=AnswerSerializer, responses=SubmittedSerializer,
                    summary="Submit the rating (once)")
     def post(self, request, trial_code: str, public_id: str):
-        data = _answer(request)
+        data = request_answer(request)
         signature = submission_signature(data.pop("password", None))
         rating = self.get_rating(public_id)
         answer = valid(AnswerSerializer, data, rating=rating)
@@ -99,7 +100,7 @@ class AmendView(_RatingView):
                    summary="Amend a submitted rating (reason required); already_amended on a repeat")
     def post(self, request, trial_code: str, public_id: str):
         rating = selectors.rating_for_amendment(request.user, self.get_trial(), public_id)
-        d = valid(RatingAmendmentInputSerializer, _answer(request), rating=rating)
+        d = valid(RatingAmendmentInputSerializer, request_answer(request), rating=rating)
         amendment, created = services.amend_rating(actor=request.user, rating=rating, answer=d["answer"],
                                                    reason=d["reason"])
         return Response(RatingAmendmentSerializer({

@@ -88,3 +88,58 @@ class RatingAmendment(models.Model):
 
     def __str__(self) -> str:
         return f"Amendment {self.number} of {self.rating}"
+
+
+@history()
+class ArenaTask(models.Model):
+    """One expert's blinded comparison of two model versions' drafts of a case, without readers: the standalone
+    arena (issue 20 item 1; docs/ai-evaluation.md, "Standalone arena"). The pair of versions is drawn per case from
+    the trial's secret, uniformly among the pairs of the case's usable drafts, and the sides per task
+    (``order_seed``); the expert prefers A, B or neither (an explicit tie) and may score each draft 1-5. Nothing the
+    expert receives names the model version (rating.selectors.arena_task_payload)."""
+
+    class Status(models.TextChoices):
+        TODO = "todo", "To do"
+        IN_PROGRESS = "in_progress", "In progress"
+        DONE = "done", "Done"
+
+    class Preference(models.TextChoices):
+        A = "A", "Draft A"
+        B = "B", "Draft B"
+        TIE = "tie", "Tie (neither better)"
+
+    public_id = models.CharField(max_length=24, unique=True, default=opaque_id, editable=False)
+    case = models.ForeignKey("trial.Case", on_delete=models.PROTECT, related_name="arena_tasks")
+    expert = models.ForeignKey("trial.Membership", on_delete=models.PROTECT, related_name="arena_tasks")
+    draft_a = models.ForeignKey("inference.Draft", on_delete=models.PROTECT, related_name="+")
+    draft_b = models.ForeignKey("inference.Draft", on_delete=models.PROTECT, related_name="+")
+    pair_seed = models.CharField(max_length=64, help_text="Seed the case's pair of versions was drawn from")
+    order_seed = models.CharField(max_length=64, help_text="Seed the A/B sides were drawn from")
+    order_key = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TODO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    autosaved_at = models.DateTimeField(null=True, blank=True)
+    preference = models.CharField(max_length=4, choices=Preference.choices, blank=True)
+    quality_a = models.PositiveSmallIntegerField(null=True, blank=True)
+    quality_b = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["order_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "expert"], name="uniq_arena_case_expert"),
+            models.CheckConstraint(condition=~models.Q(draft_a=models.F("draft_b")), name="arena_two_drafts"),
+            models.CheckConstraint(
+                condition=models.Q(quality_a__isnull=True) | models.Q(quality_a__gte=1, quality_a__lte=5),
+                name="arena_quality_a_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(quality_b__isnull=True) | models.Q(quality_b__gte=1, quality_b__lte=5),
+                name="arena_quality_b_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Arena task {self.public_id}"

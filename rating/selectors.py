@@ -8,19 +8,20 @@ import unicodedata
 from datetime import timedelta
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from core.keyed import keyed_hex
 from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
+from inference.selectors import arena_is_set, arena_model_versions
 from reading.models import Read
 from trial.blinding import is_blinded_participant
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role, membership_of, require_role
 
-from .models import Rating
+from .models import ArenaTask, Rating
 
 # The 5-point quality scale, anchors written out on the page and in the API.
 QUALITY_SCALE = [
@@ -360,8 +361,12 @@ def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
 
 
 def expert_sees_case_images(user, case) -> bool:
-    """Image access rule registered with imaging (rating/apps.py): experts with a rating task for the case."""
-    return Rating.objects.filter(case=case, expert__user=user, expert__role=Role.EXPERT).exists()
+    """Image access rule registered with imaging (rating/apps.py): experts with a rating task for the case, or an
+    arena task of it that is available to them (the blinding rule of :func:`available_arena_tasks`)."""
+    if Rating.objects.filter(case=case, expert__user=user, expert__role=Role.EXPERT).exists():
+        return True
+    return available_arena_tasks(ArenaTask.objects.filter(case=case, expert__user=user,
+                                                          expert__role=Role.EXPERT)).exists()
 
 
 # -- amendments on the expert's page (issue 18); everything in the task's A/B terms, nothing names an arm ----------
@@ -406,3 +411,106 @@ def rating_amendment_history(rating: Rating) -> list[dict]:
          "reason": a.reason, "changes": answer_changes(rating, a.previous, a.amended)}
         for a in rating.amendments.select_related("amended_by").order_by("number")
     ]
+
+
+# -- the standalone arena (issue 20 item 1; docs/ai-evaluation.md, "Standalone arena") ---------------------------
+# What an expert receives of an arena task: two drafts as A and B, normalised as reports are (normalise_text), the
+# case's images, the answer. No model name or version, no arm, no draft id, probability, box or timestamp.
+ARENA_PREFERENCE_CHOICES = [
+    {"value": "A", "label": "Draft A"},
+    {"value": "B", "label": "Draft B"},
+    {"value": "tie", "label": "Tie: neither is better"},
+]
+
+
+def available_arena_tasks(tasks: QuerySet[ArenaTask]) -> QuerySet[ArenaTask]:
+    """The blinding rule: an arena task is available to its expert only once any rating task they hold for the same
+    case is submitted (a case's drafts tell which of its reader reports was AI-assisted). rating.services.
+    _create_tasks_locked keeps the other direction: no reader-pair rating for an expert holding an arena task."""
+    pending = Rating.objects.filter(case=OuterRef("case"), expert=OuterRef("expert")).exclude(
+        status=Rating.Status.DONE)
+    return tasks.filter(~Exists(pending))
+
+
+def arena_worklist(user, trial: Trial) -> QuerySet[ArenaTask]:
+    """The expert's available arena tasks, in their drawn order."""
+    expert = expert_membership(user, trial)
+    return (available_arena_tasks(ArenaTask.objects.filter(expert=expert, case__trial=trial))
+            .select_related("case__trial").order_by("order_key", "public_id"))
+
+
+def arena_task_for_expert(user, trial: Trial, public_id: str) -> ArenaTask:
+    """The expert's own available arena task; 404 for anyone else's, and for one the blinding rule holds back (its
+    existence is not revealed)."""
+    task = (arena_worklist(user, trial).filter(public_id=public_id)
+            .select_related("draft_a", "draft_b", "expert").first())
+    if task is None:
+        raise Http404("No such arena task.")
+    return task
+
+
+def arena_task_label(task: ArenaTask) -> str:
+    """Keyed on the task's opaque id: names neither the case nor the versions."""
+    return "D-" + keyed_hex(task.case.trial.secret, "arena-task-label", task.public_id)[:8].upper()
+
+
+def blinded_draft(draft) -> dict:
+    """A draft as the expert sees it in the arena: its findings and impression, normalised. Nothing else."""
+    return {"findings": normalise_text(draft.findings_text), "impression": normalise_text(draft.impression_text)}
+
+
+def arena_task_payload(task: ArenaTask) -> dict:
+    """Everything the expert's arena page and API show for one task."""
+    return {
+        "id": task.public_id,
+        "label": arena_task_label(task),
+        "status": task.status,
+        "status_label": STATUS_LABELS[task.status],
+        "submitted": task.status == ArenaTask.Status.DONE,
+        "drafts": [{"label": "A", **blinded_draft(task.draft_a)}, {"label": "B", **blinded_draft(task.draft_b)}],
+        "images": image_entries(task.case),
+        "answer": {"preference": task.preference or None, "quality_a": task.quality_a,
+                   "quality_b": task.quality_b, "comment": task.comment},
+        "scale": QUALITY_SCALE,
+        "preferences": ARENA_PREFERENCE_CHOICES,
+    }
+
+
+def arena_progress(tasks: QuerySet[ArenaTask]) -> dict:
+    by_status = dict(tasks.order_by().values_list("status").annotate(n=Count("pk")))
+    total = sum(by_status.values())
+    done = by_status.get(ArenaTask.Status.DONE, 0)
+    return {"total": total, "done": done, "in_progress": by_status.get(ArenaTask.Status.IN_PROGRESS, 0),
+            "percent": round(100 * done / total) if total else 0}
+
+
+def next_arena_task_id(user, trial: Trial) -> str | None:
+    return arena_worklist(user, trial).exclude(status=ArenaTask.Status.DONE).values_list("public_id", flat=True).first()
+
+
+def arena_worklist_payload(user, trial: Trial, page=None) -> dict:
+    tasks = arena_worklist(user, trial)
+    page_of = Paginator(tasks, WORKLIST_PAGE_SIZE).get_page(page)
+    return {
+        "trial": trial.code,
+        "progress": arena_progress(tasks),
+        "next": next_arena_task_id(user, trial),
+        "page": page_of.number,
+        "pages": page_of.paginator.num_pages,
+        "tasks": [{"id": t.public_id, "position": page_of.start_index() + i, "label": arena_task_label(t),
+                   "status": t.status, "status_label": STATUS_LABELS[t.status]} for i, t in enumerate(page_of)],
+    }
+
+
+def arena_position_of(user, trial: Trial, task: ArenaTask) -> int:
+    before = arena_worklist(user, trial).filter(
+        Q(order_key__lt=task.order_key) | Q(order_key=task.order_key, public_id__lt=task.public_id))
+    return before.count() + 1
+
+
+def arena_summary(trial: Trial) -> dict:
+    """For the coordinator (never an expert): the arena's versions and its task counts."""
+    tasks = ArenaTask.objects.filter(case__trial=trial)
+    return {"model_versions": [mv.name for mv in arena_model_versions(trial)], "default": not arena_is_set(trial),
+            **{k: v for k, v in arena_progress(tasks).items() if k in ("total", "done", "in_progress")},
+            "cases": tasks.values("case").distinct().count()}

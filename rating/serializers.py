@@ -12,7 +12,7 @@ from rest_framework import serializers
 from imaging.serializers import ImageEntrySerializer
 
 from . import services
-from .models import Rating
+from .models import ArenaTask, Rating
 
 
 class AnswerSerializer(serializers.Serializer):
@@ -152,3 +152,108 @@ class RatingAmendmentSerializer(serializers.Serializer):
     previous = RatingAmendedAnswerSerializer()
     amended = RatingAmendedAnswerSerializer()
     already_amended = serializers.BooleanField(help_text="True when this repeats the latest amendment")
+
+
+# -- the standalone arena (issue 20 item 1) ---------------------------------------------------------------------
+class ArenaAnswerSerializer(serializers.Serializer):
+    """An arena answer, checked by rating.services.clean_arena_answer (the page's rules, the same words)."""
+
+    preference = serializers.ChoiceField(choices=["A", "B", "tie"], required=False, allow_blank=True, allow_null=True,
+                                         help_text="A, B or tie (required to submit)")
+    quality_a = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=services.COMMENT_MAX)
+
+    def to_internal_value(self, data):
+        return services.clean_arena_answer(self.context["task"], data, complete=False)
+
+
+class ArenaWorklistTaskSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    position = serializers.IntegerField()
+    label = serializers.CharField()
+    status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
+    status_label = serializers.CharField()
+
+
+class ArenaWorklistSerializer(serializers.Serializer):
+    """rating.selectors.arena_worklist_payload: the expert's available arena tasks."""
+
+    trial = serializers.CharField()
+    progress = RatingProgressSerializer()
+    next = serializers.CharField(allow_null=True, help_text="id of the task to open next")
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    tasks = ArenaWorklistTaskSerializer(many=True)
+
+
+class ArenaSavedAnswerSerializer(serializers.Serializer):
+    preference = serializers.CharField(allow_null=True)
+    quality_a = serializers.IntegerField(allow_null=True)
+    quality_b = serializers.IntegerField(allow_null=True)
+    comment = serializers.CharField(allow_blank=True)
+
+
+class ArenaTaskSerializer(serializers.Serializer):
+    """rating.selectors.arena_task_payload: drafts A and B (normalised text only), the images, the saved answer."""
+
+    id = serializers.CharField()
+    label = serializers.CharField()
+    status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
+    status_label = serializers.CharField()
+    submitted = serializers.BooleanField()
+    drafts = serializers.ListField(child=serializers.JSONField(),
+                                   help_text="[{label, findings: [sentence], impression: [sentence]}]")
+    images = ImageEntrySerializer(many=True)
+    answer = ArenaSavedAnswerSerializer()
+    scale = serializers.JSONField()
+    preferences = serializers.JSONField()
+
+
+class ArenaSavedSerializer(serializers.Serializer):
+    saved = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
+
+
+class ArenaSubmittedSerializer(serializers.Serializer):
+    submitted = serializers.BooleanField()
+    already_submitted = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
+    next = serializers.CharField(allow_null=True, help_text="id of the next arena task, or null when none is left")
+
+
+class ArenaSetupInputSerializer(serializers.Serializer):
+    model_versions = serializers.ListField(child=serializers.CharField(max_length=120), min_length=2, max_length=20,
+                                           help_text="Names of the registered model versions in the arena (2 or more)")
+
+
+class ArenaSetupSerializer(serializers.Serializer):
+    """The coordinator's view of the arena: its versions (``default``: the AI arms' versions) and task counts."""
+
+    model_versions = serializers.ListField(child=serializers.CharField())
+    default = serializers.BooleanField()
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    in_progress = serializers.IntegerField()
+    cases = serializers.IntegerField()
+
+
+class ArenaDrawInputSerializer(serializers.Serializer):
+    sample_size = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                           help_text="Limit the arena to this many cases, drawn from the secret")
+    experts = serializers.ListField(child=serializers.CharField(max_length=150), required=False, allow_empty=False,
+                                    help_text="Usernames of the experts who judge the arena (default: all experts)")
+
+
+class ArenaDrawSerializer(serializers.Serializer):
+    """rating.services.ArenaDraw."""
+
+    versions = serializers.ListField(child=serializers.CharField())
+    cases_considered = serializers.IntegerField()
+    cases_in_arena = serializers.IntegerField()
+    cases_without_pair = serializers.IntegerField()
+    cases_short_of_panel = serializers.IntegerField()
+    tasks_made = serializers.IntegerField()
+    excluded_drafts = serializers.DictField(child=serializers.IntegerField(),
+                                            help_text="Drafts left out, by reason: missing, queued, failed, "
+                                                      "withheld, empty")

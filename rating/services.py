@@ -20,6 +20,8 @@ The A/B order of each task is drawn from `order_seed = HMAC(trial.secret, rating
 """
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from itertools import combinations
 
 from django.db import transaction
@@ -28,14 +30,16 @@ from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from core.keyed import keyed_hex
+from inference.models import Draft, ModelVersion
+from inference.selectors import arena_model_versions
 from reading.models import Read
 from trial import audit, signatures
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
-from trial.services import ensure_writable
+from trial.services import ensure_coordinator, ensure_writable
 from trial.signatures import Meaning
 
-from .models import Rating, RatingAmendment
+from .models import ArenaTask, Rating, RatingAmendment
 
 PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
 _DONT_KNOW = {"dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know", "unknown": "dont_know"}
@@ -169,12 +173,15 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
         .order_by("pk")
     )
     existing = set(Rating.objects.filter(case=case).values_list("expert_id", flat=True))
+    # An expert who holds an arena task of the case may have seen its drafts, which tell which report was
+    # AI-assisted: never on its reader-pair panel (docs/ai-evaluation.md, "Standalone arena", blinding).
+    saw_drafts = set(ArenaTask.objects.filter(case=case).values_list("expert_id", flat=True))
     need = trial.expert_panel_size - len(existing)
     made: list[Rating] = []
     if need > 0:
         eligible = [
             e for e in experts
-            if e.pk not in existing
+            if e.pk not in existing and e.pk not in saw_drafts
             and not (trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)
         ]
         load = dict(
@@ -473,6 +480,9 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
     if trial.status == Trial.Status.LOCKED:
         raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
     role = _amender_role(actor, r)
+    if role == Role.EXPERT and ArenaTask.objects.filter(case=r.case, expert=r.expert, opened_at__isnull=False).exists():
+        raise Conflict("You have compared the AI drafts of this case in the arena since rating it, so the rating can "
+                       "no longer be amended by you; a coordinator can amend it with a reason.", code="arena_seen")
     if r.status != Rating.Status.DONE:
         raise Conflict("Only a submitted rating can be amended; until then, change and submit it.",
                        code="not_submitted")
@@ -497,3 +507,269 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
     audit.record(actor=actor, trial=trial, action="rating:amend", obj=r, before=current,
                  after={**new, "amendment": amendment.number}, reason=reason)
     return amendment, True
+
+
+# -- the standalone arena (issue 20 item 1; docs/ai-evaluation.md, "Standalone arena") ---------------------------
+# Experts compare two model versions' drafts of a case directly, without readers. The arena's versions are
+# inference.selectors.arena_model_versions (the AI arms' versions unless a coordinator set others). Per case, one pair
+# of the versions with a usable draft is drawn uniformly among all pairs from the trial's secret (never adaptively:
+# the draw depends on the case and the secret only), and each task's sides from its own seed, as for ratings.
+ARENA_PREFERENCES = tuple(ArenaTask.Preference.values)  # "A", "B", "tie"
+ARENA_EXCLUSIONS = ("missing", "queued", "failed", "withheld", "empty")
+
+
+@dataclass
+class ArenaDraw:
+    """What one call of :func:`create_arena_tasks` found and made. ``excluded_drafts`` counts, over the cases
+    considered and the arena's versions, the drafts left out of the arena: missing (never queued), queued or running
+    (not ready yet), failed, withheld (out of distribution, trial setting) and empty (no text)."""
+
+    versions: list[str]
+    cases_considered: int = 0
+    cases_in_arena: int = 0
+    cases_without_pair: int = 0
+    cases_short_of_panel: int = 0
+    tasks_made: int = 0
+    excluded_drafts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ARENA_EXCLUSIONS, 0))
+
+
+def arena_pair_seed(trial: Trial, case: Case) -> str:
+    """The recorded seed of a case's pair draw."""
+    return _hmac(trial, f"arena-pair|{case.pk}")
+
+
+def arena_order_seed(trial: Trial, public_id: str) -> str:
+    """The recorded seed of one arena task's sides."""
+    return _hmac(trial, f"arena-order|{public_id}")
+
+
+def arena_drafts(case: Case, versions: list[ModelVersion]) -> tuple[list[Draft], Counter]:
+    """The case's usable drafts of ``versions`` (ready, shown, with text), in the versions' order, and the reasons
+    the others are left out (ARENA_EXCLUSIONS)."""
+    by_version = {d.model_version_id: d for d in Draft.objects.filter(case=case, model_version__in=versions)}
+    usable: list[Draft] = []
+    excluded: Counter = Counter()
+    for mv in versions:
+        d = by_version.get(mv.pk)
+        if d is None:
+            excluded["missing"] += 1
+        elif d.status == Draft.Status.FAILED:
+            excluded["failed"] += 1
+        elif d.status != Draft.Status.READY:
+            excluded["queued"] += 1
+        elif d.is_withheld:  # the trial withholds out-of-distribution drafts from readers: from experts too
+            excluded["withheld"] += 1
+        elif not (d.findings_text.strip() or d.impression_text.strip()):
+            excluded["empty"] += 1
+        else:
+            usable.append(d)
+    return usable, excluded
+
+
+def draw_arena_pair(trial: Trial, case: Case, drafts: list[Draft]) -> tuple[Draft, Draft] | None:
+    """One pair of ``drafts`` (two or more, in the versions' name order), uniform over all k(k-1)/2 pairs, drawn
+    from the trial's secret and the case: fixed in advance, the same whoever asks, independent of any judgement."""
+    if len(drafts) < 2:
+        return None
+    pairs = list(combinations(drafts, 2))
+    return pairs[int(arena_pair_seed(trial, case)[:14], 16) % len(pairs)]
+
+
+def _arena_experts(trial: Trial, experts: list[Membership] | None) -> list[Membership]:
+    locked = list(Membership.objects.select_for_update(of=("self",)).filter(trial=trial, role=Role.EXPERT)
+                  .select_related("user").order_by("pk"))
+    if experts is None:
+        return locked
+    wanted = {m.pk for m in experts}
+    chosen = [m for m in locked if m.pk in wanted]
+    if len(chosen) != len(wanted):
+        raise InvalidInput("Every arena expert must be an expert of this trial.")
+    return chosen
+
+
+def _arena_sample(trial: Trial, paired: list[Case], with_tasks: set[int], sample_size: int | None) -> list[Case]:
+    """The cases of the arena: all those with a pair, or ``sample_size`` of them, drawn from the secret (a keyed
+    order of the cases, so the sample is reproducible); cases that already have tasks stay in it."""
+    if sample_size is None:
+        return paired
+    keep = [c for c in paired if c.pk in with_tasks]
+    rest = sorted((c for c in paired if c.pk not in with_tasks), key=lambda c: _hmac(trial, f"arena-sample|{c.pk}"))
+    return keep + rest[:max(sample_size - len(keep), 0)]
+
+
+@transaction.atomic
+def create_arena_tasks(*, actor, trial: Trial, sample_size: int | None = None,
+                       experts: list[Membership] | None = None) -> ArenaDraw:
+    """Make the standalone arena's tasks (idempotent: a rerun tops up short panels and adds cases whose drafts have
+    become ready). For each enrolled case, the arena versions' usable drafts (:func:`arena_drafts`; the others are
+    counted by reason); a case with two or more gets one pair drawn from the secret (:func:`draw_arena_pair`), given
+    to ``trial.expert_panel_size`` experts (least loaded first, ties broken by a keyed draw; the trial's
+    experts-off-own-center rule applies) chosen among ``experts`` (default: all the trial's experts; a coordinator
+    may name a set disjoint from the reader-pair raters). ``sample_size`` limits the arena to that many cases, drawn
+    from the secret. Locks the cases in id order, then the experts, as rating panels do."""
+    ensure_coordinator(actor, trial)
+    ensure_writable(trial)
+    if sample_size is not None and (isinstance(sample_size, bool) or not isinstance(sample_size, int)
+                                    or sample_size < 1):
+        raise InvalidInput("The arena's sample size must be a whole number of cases, 1 or more.")
+    versions = arena_model_versions(trial)
+    if len(versions) < 2:
+        raise InvalidInput("The arena needs two or more model versions: give the trial a second AI arm, or set the "
+                           "arena's versions.")
+    draw = ArenaDraw(versions=[mv.name for mv in versions])
+    cases = list(Case.objects.select_for_update(of=("self",)).select_related("trial")
+                 .filter(trial=trial, enrolled_at__isnull=False, library=False)
+                 .exclude(status=Case.Status.EXCLUDED).order_by("pk"))
+    pool = _arena_experts(trial, experts)
+    existing: dict[int, list[ArenaTask]] = {}
+    for t in ArenaTask.objects.filter(case__trial=trial).select_related("draft_a", "draft_b"):
+        existing.setdefault(t.case_id, []).append(t)
+    pairs: dict[int, tuple[Draft, Draft]] = {}
+    for case in cases:
+        draw.cases_considered += 1
+        usable, excluded = arena_drafts(case, versions)
+        for reason, n in excluded.items():
+            draw.excluded_drafts[reason] += n
+        if case.pk in existing:  # the pair drawn before stays (a draft that failed since keeps its judgements)
+            first = existing[case.pk][0]
+            pairs[case.pk] = tuple(sorted((first.draft_a, first.draft_b), key=lambda d: d.model_version.name))
+            continue
+        pair = draw_arena_pair(trial, case, usable)
+        if pair is None:
+            draw.cases_without_pair += 1
+        else:
+            pairs[case.pk] = pair
+    load = Counter(ArenaTask.objects.filter(case__trial=trial).values_list("expert_id", flat=True))
+    for case in _arena_sample(trial, [c for c in cases if c.pk in pairs], set(existing), sample_size):
+        draw.cases_in_arena += 1
+        have = {t.expert_id for t in existing.get(case.pk, [])}
+        eligible = [e for e in pool if e.pk not in have and not (
+            trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)]
+        eligible.sort(key=lambda e: (load[e.pk], _hmac(trial, f"arena-panel|{case.pk}|{e.pk}")))
+        need = max(trial.expert_panel_size - len(have), 0)
+        for expert in eligible[:need]:
+            _new_arena_task(case, expert, pairs[case.pk])
+            load[expert.pk] += 1
+            draw.tasks_made += 1
+        if len(have) + len(eligible[:need]) < trial.expert_panel_size:
+            draw.cases_short_of_panel += 1
+    audit.record(actor=actor, trial=trial, action="arena:draw", object_type="rating.ArenaTask",
+                 object_id=str(trial.pk), after={**draw.__dict__, "sample_size": sample_size,
+                                                 "experts": sorted(m.pk for m in pool)})
+    return draw
+
+
+def _new_arena_task(case: Case, expert: Membership, pair: tuple[Draft, Draft]) -> ArenaTask:
+    trial = case.trial
+    task = ArenaTask(case=case, expert=expert, pair_seed=arena_pair_seed(trial, case))
+    task.order_seed = arena_order_seed(trial, task.public_id)
+    task.order_key = int(_hmac(trial, f"arena-worklist|{task.public_id}")[:14], 16)
+    first, second = pair
+    task.draft_a, task.draft_b = (second, first) if swap_from_seed(task.order_seed) else (first, second)
+    task.save()
+    audit.record(actor=None, trial=trial, action="arena:create", obj=task, after=audit.snapshot(task))
+    return task
+
+
+def arena_blocked(task: ArenaTask) -> bool:
+    """The blinding rule (docs/ai-evaluation.md, "Standalone arena"): an expert who rates the case's blinded reader
+    reports must submit that rating before seeing the case's drafts, which would tell which report was AI-assisted.
+    (Rating panels, for their part, never take an expert who holds an arena task of the case.)"""
+    return Rating.objects.filter(case_id=task.case_id, expert_id=task.expert_id).exclude(
+        status=Rating.Status.DONE).exists()
+
+
+def _locked_own_arena(actor, task: ArenaTask) -> ArenaTask:
+    t = ArenaTask.objects.select_for_update(of=("self",)).select_related("case__trial", "expert").get(pk=task.pk)
+    if t.expert.user_id != getattr(actor, "pk", None) or t.expert.role != Role.EXPERT or arena_blocked(t):
+        raise NotAllowed("This arena task is not yours, or not available yet.")
+    ensure_writable(t.case.trial)
+    return t
+
+
+def clean_arena_answer(task: ArenaTask, data: dict, *, complete: bool) -> dict:
+    """Validate an expert's arena answer: preference A, B or tie (required to submit), quality of each draft 1-5
+    (optional), comment (optional). Returns only the fields present in ``data``, cleaned."""
+    allowed = {"preference", "quality_a", "quality_b", "comment"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    out: dict = {}
+    if "preference" in data:
+        pref = data["preference"]
+        if _is_blank(pref):
+            out["preference"] = ""
+        else:
+            pref = {"a": "A", "b": "B", "tie": "tie", "none": "tie"}.get(str(pref).strip().lower())
+            if pref is None:
+                raise InvalidInput("Preference must be A, B or tie.")
+            out["preference"] = pref
+    for key, label in (("quality_a", "draft A"), ("quality_b", "draft B")):
+        if key in data:
+            out[key] = None if _is_blank(data[key]) else _score(data[key], label)
+    if "comment" in data:
+        comment = "" if data["comment"] is None else str(data["comment"])
+        if len(comment) > COMMENT_MAX:
+            raise InvalidInput(f"The comment is too long (at most {COMMENT_MAX} characters).")
+        out["comment"] = comment.strip()
+    if complete and not out.get("preference", task.preference):
+        raise InvalidInput("Please give a preference (A, B or tie) before submitting.")
+    return out
+
+
+@transaction.atomic
+def open_arena_task(actor, task: ArenaTask) -> ArenaTask:
+    """Opening stamps opened_at once (the expert has now seen the case's drafts); reopening resumes."""
+    t = _locked_own_arena(actor, task) if not task.case.trial.is_locked else task
+    if t.status == ArenaTask.Status.TODO and not t.case.trial.is_locked:
+        t.status = ArenaTask.Status.IN_PROGRESS
+        t.opened_at = timezone.now()
+        t.save(update_fields=["status", "opened_at"])
+        audit.record(actor=actor, trial=t.case.trial, action="arena:open", obj=t, after={"status": t.status})
+    return t
+
+
+@transaction.atomic
+def autosave_arena_task(actor, task: ArenaTask, data: dict) -> ArenaTask:
+    """Keep a partial answer. Refused after submit."""
+    t = _locked_own_arena(actor, task)
+    if t.status == ArenaTask.Status.DONE:
+        raise Conflict("This arena judgement is already submitted; it can no longer be changed.",
+                       code="already_submitted")
+    cleaned = clean_arena_answer(t, data, complete=False)
+    for k, v in cleaned.items():
+        setattr(t, k, v)
+    now = timezone.now()
+    t.opened_at = t.opened_at or now
+    t.status = ArenaTask.Status.IN_PROGRESS
+    t.autosaved_at = now
+    t.save(update_fields=[*cleaned, "opened_at", "status", "autosaved_at"])
+    return t
+
+
+@transaction.atomic
+def submit_arena_task(actor, task: ArenaTask, data: dict) -> tuple[ArenaTask, bool]:
+    """Submit once, in one transaction under the task's row lock. Returns (task, created): the same answer sent
+    again (a retried or double-clicked request) is a success that stores nothing; a different one is refused."""
+    t = _locked_own_arena(actor, task)
+    if t.status == ArenaTask.Status.DONE:
+        try:
+            cleaned = clean_arena_answer(t, data, complete=False)
+        except InvalidInput:
+            cleaned = None
+        if cleaned is not None and all(getattr(t, k) == v for k, v in cleaned.items()):
+            return t, False
+        raise Conflict("This arena judgement was already submitted; it cannot be changed or given twice.",
+                       code="already_submitted")
+    cleaned = clean_arena_answer(t, data, complete=True)
+    before = audit.snapshot(t)
+    for k, v in cleaned.items():
+        setattr(t, k, v)
+    now = timezone.now()
+    t.opened_at = t.opened_at or now
+    t.submitted_at = now
+    t.status = ArenaTask.Status.DONE
+    t.save()
+    audit.record(actor=actor, trial=t.case.trial, action="arena:submit", obj=t, before=before,
+                 after=audit.snapshot(t))
+    return t, True

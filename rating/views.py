@@ -18,7 +18,9 @@ ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_gu
 def worklist(request, trial_code: str):
     trial = get_object_or_404(Trial, code=trial_code)
     payload = selectors.worklist_payload(request.user, trial, page=request.GET.get("page"))
-    return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked})
+    arena = selectors.arena_progress(selectors.arena_worklist(request.user, trial))
+    return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked,
+                                                    "arena": arena})
 
 
 def task(request, trial_code: str, public_id: str):
@@ -109,3 +111,57 @@ class RatingAmendView(View):
         messages.success(request, f"Amendment {amendment.number} saved." if created
                          else f"Amendment {amendment.number} was already saved; it is kept as it was.")
         return redirect("rating:amend", trial_code=trial.code, public_id=rating.public_id)
+
+
+# -- the standalone arena (issue 20 item 1): the expert's worklist and comparison page -----------------------------
+ARENA_FIELDS = ("preference", "quality_a", "quality_b", "comment")
+
+
+class ArenaWorklistView(View):
+    """The expert's arena tasks (only those the blinding rule makes available)."""
+
+    def get(self, request, trial_code: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        payload = selectors.arena_worklist_payload(request.user, trial, page=request.GET.get("page"))
+        return render(request, "rating/arena_worklist.html", {"trial": trial, "wl": payload,
+                                                              "locked": trial.is_locked})
+
+
+class ArenaTaskView(View):
+    """Compare two drafts of a case as A and B (blinded: no model named). The form works without JavaScript; the
+    page's module autosaves and submits through the arena API."""
+
+    def _render(self, request, trial, task, status: int = 200):
+        payload = selectors.arena_task_payload(task)
+        readonly = payload["submitted"] or trial.is_locked
+        ctx = {
+            "trial": trial, "task": payload, "readonly": readonly, "locked": trial.is_locked,
+            "position": selectors.arena_position_of(request.user, trial, task),
+            "progress": selectors.arena_progress(selectors.arena_worklist(request.user, trial)),
+            "config": {"id": payload["id"], "answer": payload["answer"], "images": payload["images"],
+                       "readonly": readonly, "api": f"/api/arena/{trial.code}/{payload['id']}/",
+                       "worklist": f"/arena/{trial.code}/"},
+        }
+        return render(request, "rating/arena_task.html", ctx, status=status)
+
+    def get(self, request, trial_code: str, public_id: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        task = selectors.arena_task_for_expert(request.user, trial, public_id)
+        try:
+            services.open_arena_task(request.user, task)
+        except TrialError as exc:
+            messages.error(request, exc.message)
+        return self._render(request, trial, selectors.arena_task_for_expert(request.user, trial, public_id))
+
+    def post(self, request, trial_code: str, public_id: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        task = selectors.arena_task_for_expert(request.user, trial, public_id)
+        data = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
+        try:
+            _, created = services.submit_arena_task(request.user, task, data)
+        except TrialError as exc:
+            messages.error(request, exc.message)
+            return self._render(request, trial, selectors.arena_task_for_expert(request.user, trial, public_id),
+                                status=exc.status)
+        messages.success(request, "Judgement submitted." if created else "This judgement was already submitted.")
+        return redirect("arena:worklist", trial_code=trial.code)

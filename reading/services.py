@@ -1,9 +1,13 @@
 """Writes for reads. Each public function is one transaction."""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import datetime
 from difflib import SequenceMatcher
+from types import SimpleNamespace
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
@@ -175,6 +179,11 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     """Validate a report payload: {findings_text, impression_text, finding_marks: {code: {present, confidence}}}.
     Autosaves may be partial (unmarked findings stay null); a submit needs text and every finding marked present
     or absent with a confidence of 1-5."""
+    return clean_report_codes(trial.finding_codes, data, complete=complete)
+
+
+def clean_report_codes(codes: list[str], data, *, complete: bool) -> dict:
+    """clean_report for a trial whose finding codes are ``codes``."""
     if not isinstance(data, dict):
         raise InvalidInput("The report must be a JSON object.")
     findings_text = _clean_text(data, "findings_text")
@@ -182,7 +191,6 @@ def clean_report(trial: Trial, data, *, complete: bool) -> dict:
     marks_in = data.get("finding_marks") or {}
     if not isinstance(marks_in, dict):
         raise InvalidInput("finding_marks must be an object {code: {present, confidence}}.")
-    codes = trial.finding_codes
     unknown = sorted(set(marks_in) - set(codes))
     if unknown:
         raise InvalidInput(f"Unknown findings: {', '.join(map(str, unknown))}.")
@@ -299,28 +307,114 @@ def open_read(actor, read: Read) -> Read:
     return read
 
 
+@dataclass(frozen=True)
+class ReadState:
+    """What a heartbeat or an autosave answers: the read's status, active seconds, last autosave, submitted or not."""
+
+    status: str
+    active_seconds: float
+    is_submitted: bool
+    autosaved_at: datetime | None = None
+
+    @classmethod
+    def of(cls, read: Read) -> ReadState:
+        return cls(status=read.status, active_seconds=read.active_seconds or 0.0, is_submitted=read.is_submitted,
+                   autosaved_at=read.autosaved_at)
+
+
+# The heartbeat of an opened, unsubmitted read of the actor's own, in a trial that is not locked, is one UPDATE
+# (issue 19.2; docs/performance.md "Server CPU per request"): the row is locked by the UPDATE itself, the checks
+# are in its WHERE, the credit is _credit_active_time's rule in SQL (the client's seconds, capped by the wall time
+# since the last beat or the open and by HEARTBEAT_MAX_SECONDS). Anything else (unknown id, another reader's read,
+# a locked trial, a read not opened or already submitted) matches no row and takes the general path below, which
+# answers it as before. A concurrent submit holds the row: the UPDATE waits, re-checks submitted_at, matches nothing.
+_HEARTBEAT_SQL = (
+    f'UPDATE "{Read._meta.db_table}" AS r SET '
+    "active_seconds = COALESCE(r.active_seconds, 0) + LEAST(%s::double precision, GREATEST(0::double precision, "
+    "EXTRACT(EPOCH FROM (%s::timestamptz - COALESCE(r.last_heartbeat_at, r.opened_at)))::double precision), "
+    "%s::double precision), last_heartbeat_at = %s "
+    f'FROM "{Membership._meta.db_table}" AS m, "{Case._meta.db_table}" AS c, "{Trial._meta.db_table}" AS t '
+    "WHERE r.public_id = %s AND r.opened_at IS NOT NULL AND r.submitted_at IS NULL AND m.id = r.reader_id "
+    "AND m.user_id = %s AND m.role = %s AND c.id = r.case_id AND t.id = c.trial_id AND t.status <> %s "
+    "RETURNING r.status, r.active_seconds"
+)
+
+
 @transaction.atomic
-def heartbeat(actor, read: Read | str, seconds) -> Read:
+def heartbeat(actor, read: Read | str, seconds) -> ReadState:
     """Credit active seconds (see _credit_active_time). A beat for a submitted read is ignored. Not audited.
-    ``read``: a Read or its public id (two queries: the locked row, the update)."""
+    ``read``: a Read or its public id (one UPDATE for an open read of the actor's, else the locked row and its
+    update)."""
     seconds = clean_seconds(seconds)
+    now = timezone.now()
+    if connection.vendor == "postgresql":  # the SQL is PostgreSQL's; the demo's SQLite takes the general path
+        public_id = read if isinstance(read, str) else read.public_id
+        with connection.cursor() as cur:
+            cur.execute(_HEARTBEAT_SQL, [seconds, now, HEARTBEAT_MAX_SECONDS, now, public_id,
+                                         getattr(actor, "pk", None), Role.READER, Trial.Status.LOCKED])
+            row = cur.fetchone()
+        if row is not None:
+            return ReadState(status=row[0], active_seconds=row[1], is_submitted=False)
     read = _locked_own_read(actor, read, light=True)
-    if read.is_submitted or read.opened_at is None:
-        return read
-    _credit_active_time(read, seconds, timezone.now())
-    read.save(update_fields=["active_seconds", "last_heartbeat_at"])
-    return read
+    if not (read.is_submitted or read.opened_at is None):
+        _credit_active_time(read, seconds, now)
+        read.save(update_fields=["active_seconds", "last_heartbeat_at"])
+    return ReadState.of(read)
+
+
+# An autosave of an opened, unsubmitted read of the actor's own, in a trial that is not locked, without box
+# decisions (issue 19.2; docs/performance.md "Server CPU per request"): the row locked with only the columns the
+# save uses and the trial's findings, in one statement whose WHERE holds the checks _locked_own_read makes; then
+# one UPDATE. Anything else matches no row and takes the general path, which answers it as before.
+_AUTOSAVE_LOCK_SQL = (
+    "SELECT r.id, r.status, r.opened_at, r.last_heartbeat_at, r.active_seconds, t.findings "
+    f'FROM "{Read._meta.db_table}" AS r JOIN "{Membership._meta.db_table}" AS m ON m.id = r.reader_id '
+    f'JOIN "{Case._meta.db_table}" AS c ON c.id = r.case_id JOIN "{Trial._meta.db_table}" AS t ON t.id = c.trial_id '
+    "WHERE r.public_id = %s AND r.opened_at IS NOT NULL AND r.submitted_at IS NULL AND m.user_id = %s "
+    "AND m.role = %s AND t.status <> %s FOR UPDATE OF r"
+)
+_AUTOSAVE_UPDATE_SQL = (
+    f'UPDATE "{Read._meta.db_table}" SET findings_text = %s, impression_text = %s, finding_marks = %s::jsonb, '
+    "autosaved_at = %s, active_seconds = %s, last_heartbeat_at = %s, status = %s WHERE id = %s"
+)
+
+
+def _autosave_open_read(actor, public_id: str, data: dict, seconds) -> ReadState | None:
+    """The common autosave in two statements (see above); None when the read is not an open one of the actor's."""
+    with connection.cursor() as cur:
+        cur.execute(_AUTOSAVE_LOCK_SQL, [public_id, getattr(actor, "pk", None), Role.READER, Trial.Status.LOCKED])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        pk, status, opened_at, last_beat, active, findings = row
+        findings = json.loads(findings) if isinstance(findings, str) else findings  # Django loads jsonb as text
+        cleaned = clean_report_codes([f["code"] for f in findings], data, complete=False)
+        now = timezone.now()
+        clock = SimpleNamespace(opened_at=opened_at, last_heartbeat_at=last_beat, active_seconds=active)
+        if seconds is not None:
+            _credit_active_time(clock, clean_seconds(seconds), now)
+        if status == Read.Status.TODO:
+            status = Read.Status.IN_PROGRESS
+        cur.execute(_AUTOSAVE_UPDATE_SQL, [cleaned["findings_text"], cleaned["impression_text"],
+                                           json.dumps(cleaned["finding_marks"]), now, clock.active_seconds,
+                                           clock.last_heartbeat_at, status, pk])
+    return ReadState(status=status, active_seconds=clock.active_seconds or 0.0, is_submitted=False,
+                     autosaved_at=now)
 
 
 @transaction.atomic
-def autosave(actor, read: Read | str, data, seconds=None) -> Read:
+def autosave(actor, read: Read | str, data, seconds=None) -> ReadState:
     """Save the report in progress (partial marks allowed). After submit it changes nothing and returns the
     submitted read (a late autosave from a closing tab is not an error). Not audited. ``read``: a Read or its
     public id (two queries once the read is open: the locked row, the update)."""
+    if connection.vendor == "postgresql" and isinstance(data, dict) and "box_reviews" not in data:  # as heartbeat
+        state = _autosave_open_read(actor, read if isinstance(read, str) else read.public_id, data, seconds)
+        if state is not None:
+            return state
     # The light lock unless the report carries box decisions (issue 21), which need the read's arm and draft.
     read = _locked_own_read(actor, read, light=not (isinstance(data, dict) and "box_reviews" in data))
     if read.is_submitted:
-        return read
+        return ReadState.of(read)
     cleaned = clean_report(read.case.trial, data, complete=False)
     if read.opened_at is None:
         _ensure_available(read)
@@ -337,7 +431,7 @@ def autosave(actor, read: Read | str, data, seconds=None) -> Read:
         read.status = Read.Status.IN_PROGRESS
         fields.append("status")
     read.save(update_fields=fields)
-    return read
+    return ReadState.of(read)
 
 
 def prefilled_choices(draft, codes: list[str]) -> dict[str, bool]:

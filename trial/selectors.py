@@ -350,6 +350,7 @@ RECORD_TABLES = {
     "reading.ReadAmendment": ("reading", "ReadAmendmentEvent", "read__case__trial_id"),
     "rating.Rating": ("rating", "RatingEvent", "case__trial_id"),
     "rating.RatingAmendment": ("rating", "RatingAmendmentEvent", "rating__case__trial_id"),
+    "rating.ArenaTask": ("rating", "ArenaTaskEvent", "case__trial_id"),  # the standalone arena (issue 20)
     "inference.Draft": ("inference", "DraftEvent", "case__trial_id"),
     "analysis.AnalysisRun": ("analysis", "AnalysisRunEvent", "trial_id"),
 }

@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from rating.models import Rating
+from inference.selectors import arm_model_version
+from inference.services import register_model_version, set_arena_model_versions
+from rating.models import ArenaTask, Rating
+from rating.services import create_arena_tasks
 from reading.models import Read
 from tests.browser import axe_violations, login
 from tests.factories.imaging import add_drawn_image
 from tests.factories.rating import complete_case
-from tests.factories.reading import reader_in, with_images_and_drafts
+from tests.factories.reading import reader_in, ready_draft, with_images_and_drafts
 from tests.factories.trial import PASSWORD, add_cases, make_trial
 from trial.models import AuditEntry
 
@@ -31,6 +34,14 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
         image.delete()
     add_drawn_image(cases[0])
     rating = Rating.objects.get()
+    # The standalone arena (issue 20 item 1): a second version's drafts of cases 1 and 2 (case 0 is the rating's).
+    base = arm_model_version(t["arms"]["ai_assisted"])
+    second = register_model_version(name="axe-arena-2", backend="retrieval")
+    set_arena_model_versions(actor=t["coordinator"], trial=t["trial"], model_versions=[base, second])
+    for c in cases[1:]:
+        ready_draft(c, second, findings_text="Heart size normal. Lungs clear.", impression_text="Normal study.")
+    create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    arena_task = ArenaTask.objects.filter(case=cases[1]).get()
     ai_reader, plain_reader = reader_in(t, "ai_assisted"), reader_in(t, "unassisted")
     code = t["trial"].code
     found: dict[str, list[str]] = {}
@@ -111,6 +122,9 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
     visit(pg, reverse("rating:worklist", args=[code]), name="worklist")
     visit(pg, reverse("rating:task", args=[code, rating.public_id]), "window.ratingViewer !== undefined",
           name="rating")
+    visit(pg, reverse("arena:worklist", args=[code]), name="arena-worklist")
+    visit(pg, reverse("arena:task", args=[code, arena_task.public_id]), "window.arenaViewer !== undefined",
+          name="arena")
     ctx.close()
 
     ctx, pg = as_user(t["statistician"].user.username, "statistician")

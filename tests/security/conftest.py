@@ -36,10 +36,12 @@ def world(request, django_db_setup, django_db_blocker, world_media):
 
     from analysis.models import AnalysisRun
     from inference.models import Draft, ExpertCalibration
-    from rating.models import Rating
+    from inference.services import register_model_version, set_arena_model_versions
+    from rating.models import ArenaTask, Rating
+    from rating.services import create_arena_tasks
     from reading.models import Read
     from tests.factories.rating import complete_case
-    from tests.factories.reading import reader_in, with_images_and_drafts
+    from tests.factories.reading import reader_in, ready_draft, with_images_and_drafts
     from trial.models import AllocationList, AuditEntry
 
     saved = {"MEDIA_ROOT": dj_settings.MEDIA_ROOT}
@@ -58,6 +60,17 @@ def world(request, django_db_setup, django_db_blocker, world_media):
             t["ai_read"] = Read.objects.filter(reader=t["ai_reader"], submitted_at__isnull=True).order_by("pk").first()
             t["rating"] = Rating.objects.order_by("pk").first()
             t["expert"] = t["rating"].expert
+            # The standalone arena (issue 20 item 1): a second model version with ready drafts of cases 0, 2 and 3
+            # (case 1's image stays the coordinator's alone); case 0's arena tasks wait for the experts' ratings.
+            base = Draft.objects.filter(case=cases[0]).first().model_version
+            second = register_model_version(name="pm-arena-secretmodel-2", backend="retrieval")
+            set_arena_model_versions(actor=t["coordinator"], trial=t["trial"], model_versions=[base, second])
+            for i in (0, 2, 3):
+                ready_draft(cases[i], second, findings_text="Lungs are clear. Arena second opinion.",
+                            impression_text="No acute finding.")
+            create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+            t["arena_versions"] = [base, second]
+            t["arena_task"] = ArenaTask.objects.filter(expert=t["expert"], case=cases[2]).get()
             t["image"] = cases[1].images.first()
             t["draft"] = Draft.objects.filter(case__trial=t["trial"]).order_by("pk").first()
             # A stored expert-model calibration (analysis/expert_calibration.py writes these): its admin pages too.

@@ -79,6 +79,8 @@ def _pk_for(route: Route, name: str, world: dict):
 def _public_id_for(route: Route, name: str, world: dict):
     if "image" in name:
         return world["image"].public_id
+    if name.startswith(("arena:", "arena-")):
+        return world["arena_task"].public_id
     if name.startswith(("rating:", "rating-")):
         return world["rating"].public_id
     if name.startswith(("reading:", "reading-api:")):

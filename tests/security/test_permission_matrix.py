@@ -120,6 +120,10 @@ EXPECTED: dict[str, dict[str, dict]] = {
     # the fixture's task is not submitted: GET sends the expert to the task page and tells a coordinator why (409),
     # the empty POST is refused (409) for both
     "rating:amend": {"GET": page_only(expert=302, coordinator=409), "POST": page_only(expert=409, coordinator=409)},
+    # --- the standalone arena's expert pages (issue 20 item 1): the worklist takes GET only; the task page's POST
+    # without an answer lacks the preference (400)
+    "arena:worklist": {"GET": page_only(expert=200), "POST": page_post_only()},
+    "arena:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},
     # --- statistician pages
     "analysis:page": {"GET": page_only(coordinator=200, statistician=200),
                       "POST": page_only(coordinator=302, statistician=302)},
@@ -166,6 +170,15 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "rating-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
     # The rating's expert or a coordinator; an empty body has no reason: 400 (tests/rating/test_rating_amendments.py)
     "rating-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400, coordinator=400)},
+    # --- API: the standalone arena (issue 20 item 1). Experts: their available tasks (submit without a preference:
+    # 400). Coordinators: the arena's versions (an empty body names none: 400) and the draw (idempotent: 200).
+    "arena-worklist": {"GET": api_only(expert=200), "POST": api_refuses_method()},
+    "arena-task": {"GET": api_only(expert=200), "POST": api_refuses_method()},
+    "arena-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
+    "arena-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
+    "arena-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
+    "arena-setup": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
+    "arena-draw": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=200)},
     # --- API: reading
     "reading-api:worklist": {"GET": api_only(reader=200), "POST": api_refuses_method()},
     "reading-api:detail": {"GET": api_only(reader=200), "POST": api_refuses_method()},
@@ -261,7 +274,7 @@ def _forbidden_strings(world) -> dict[str, list[str]]:
     mv = arm_model_version(arms["ai_assisted"])
     reader_names = [m.user.username for m in t["readers"]]
     blind = [arms["ai_assisted"].code, arms["unassisted"].code, arms["ai_assisted"].name, arms["unassisted"].name,
-             mv.name, *reader_names]
+             mv.name, *[v.name for v in t["arena_versions"]], *reader_names]
     draft = [DRAFT_FINDINGS, DRAFT_IMPRESSION, "Zebra-striped", "Sentinel apical", "0.8731", "0.9113"]
     out = {r: list(never) for r in ADMIN_ROLES}
     out["reader"] += draft

@@ -9,11 +9,14 @@ from django.test import Client
 from django.urls import reverse
 
 from analysis.models import AnalysisRun
+from inference.models import Draft
+from inference.services import register_model_version, set_arena_model_versions
 from rating import services as rating_services
-from rating.models import Rating
+from rating.models import ArenaTask, Rating
 from reading import services as reading_services
 from reading.models import Read
 from tests.factories.rating import GOOD, complete_case, rating_trial
+from tests.factories.reading import ready_draft
 from trial import selectors
 from trial.selectors import RowFilter
 
@@ -38,6 +41,14 @@ def t(transactional_db):
         reading_services.heartbeat(open_read.reader.user, open_read, 5)
     t["run"] = AnalysisRun.objects.create(trial=t["trial"], requested_by=t["coordinator"])
     AnalysisRun.objects.filter(pk=t["run"].pk).update(status=AnalysisRun.Status.RUNNING, progress=40)
+    # The standalone arena's tasks (issue 20 item 1): a second version's draft of case 0, one task, submitted.
+    base = Draft.objects.filter(case=t["cases"][0]).first()
+    second = register_model_version(name="rhr-arena-2", backend="retrieval")
+    set_arena_model_versions(actor=t["coordinator"], trial=t["trial"], model_versions=[base.model_version, second])
+    ready_draft(t["cases"][0], second, findings_text="Lungs clear.", impression_text="Normal.")
+    rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    task = ArenaTask.objects.get(case=t["cases"][0])
+    rating_services.submit_arena_task(expert, task, {"preference": "tie"})
     return t
 
 
