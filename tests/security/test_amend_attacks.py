@@ -16,10 +16,12 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from core.errors import Conflict
 from rating import services as rating_services
-from rating.models import Rating
+from rating.models import ArenaTask, Rating
 from reading.models import Read
 from tests.factories.rating import GOOD, complete_case, rating_trial
+from tests.rating.arena_support import arena_trial
 from trial import services as trial_services
 from trial.models import Membership, Trial
 
@@ -165,3 +167,42 @@ def test_case_page_row_order_does_not_name_the_readers_arms_to_a_blinded_coordin
     reads = list(Read.objects.filter(case=t["cases"][0]).select_related("reader__user").order_by("pk"))
     text = html.content.decode()
     assert text.index(reads[0].reader.user.username) < text.index(reads[1].reader.user.username)
+
+
+# -- the standalone arena (merged from wip-arena) --------------------------------------------------------------------
+def test_an_expert_who_reads_the_arena_drafts_through_the_api_can_no_longer_amend_the_rating(db):
+    """Before: the arena API's task GET returned the case's drafts without stamping opened_at, so an expert could
+    read them (they tell which reader report was AI-assisted), then amend their reader-pair rating of the case: the
+    service's "arena_seen" rule looked at opened_at only. Now the GET stamps it, and an answered task counts too."""
+    t = arena_trial(code="AAX", versions=2, cases=1, experts=2, panel=2)
+    complete_case(t["cases"][0])
+    rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    expert = t["experts"][0]
+    rating = Rating.objects.get(case=t["cases"][0], expert=expert)
+    rating_services.submit_rating(expert.user, rating, GOOD)
+    task = ArenaTask.objects.get(case=t["cases"][0], expert=expert)
+    r = _api(expert.user).get(reverse("arena-task", args=[t["trial"].code, task.public_id]))
+    assert r.status_code == 200 and r.json()["drafts"][0]["findings"]  # the drafts were received
+    task.refresh_from_db()
+    assert task.opened_at is not None
+    with pytest.raises(Conflict, match="arena"):
+        rating_services.amend_rating(actor=expert.user, rating=rating, answer={"quality_a": 1}, reason="second look")
+    page = _client(expert.user).post(reverse("rating:amend", args=[t["trial"].code, rating.public_id]),
+                                     {"preference": "B", "quality_a": "1", "quality_b": "5", "reason": "x"})
+    assert page.status_code == 409 and not rating.amendments.exists()
+
+
+def test_an_arena_answer_without_opening_also_blocks_the_experts_amendment(db):
+    t = arena_trial(code="AAY", versions=2, cases=1, experts=2, panel=2)
+    complete_case(t["cases"][0])
+    rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    expert = t["experts"][1]
+    rating = Rating.objects.get(case=t["cases"][0], expert=expert)
+    rating_services.submit_rating(expert.user, rating, GOOD)
+    task = ArenaTask.objects.get(case=t["cases"][0], expert=expert)
+    r = _api(expert.user).post(reverse("arena-autosave", args=[t["trial"].code, task.public_id]),
+                               {"preference": "A"}, format="json")
+    assert r.status_code == 200
+    ArenaTask.objects.filter(pk=task.pk).update(opened_at=None)  # as if no open had been recorded
+    with pytest.raises(Conflict, match="arena"):
+        rating_services.amend_rating(actor=expert.user, rating=rating, answer={"quality_a": 1}, reason="x")
