@@ -42,14 +42,18 @@ def case_overview(user, case: Case) -> dict:
          "finished_at": d.finished_at}
         for d in Draft.objects.filter(case=case).select_related("model_version").order_by("queued_at", "pk")
     ] if show_arms else []  # a draft exists only for the AI arm: its model names the arm
-    amendable = not case.trial.is_locked
+    # no amendment links for a coordinator who also reads or rates: the pages refuse them (others' reads/ratings)
+    amendable = not case.trial.is_locked and show_arms
+    # A paired case's reads are made in the trial's arm order, so with the arm column hidden the row order would
+    # still say which reader is in which arm: then the random public id orders them (docs/design.md section 5).
+    read_order = ("session", "pk") if show_arms else ("session", "public_id")
     reads = [
         {"reader": r.reader.user.username if r.reader_id else None,
          "arm": r.arm.code if show_arms else None, "session": r.session, "status": r.status,
          "opened_at": r.opened_at, "submitted_at": r.submitted_at,
          "amend_url": reverse("reading:amend", args=[case.trial.code, r.public_id])
          if amendable and r.is_submitted else None}
-        for r in Read.objects.filter(case=case).select_related("reader__user", "arm").order_by("session", "pk")
+        for r in Read.objects.filter(case=case).select_related("reader__user", "arm").order_by(*read_order)
     ]
     rating_tasks = [
         {"expert": t.expert.user.username, "status": t.status, "submitted_at": t.submitted_at,

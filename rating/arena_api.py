@@ -54,7 +54,10 @@ class ArenaTaskView(_ExpertView):
     @extend_schema(operation_id="arena_task", responses=ArenaTaskSerializer,
                    summary="One blinded arena task (drafts A and B, images, saved answer)")
     def get(self, request, trial_code: str, public_id: str):
-        return Response(ArenaTaskSerializer(selectors.arena_task_payload(self.get_task(public_id))).data)
+        # Receiving the drafts is seeing them: stamped as the page's GET does, so amend_rating's "arena_seen" rule
+        # cannot be sidestepped by reading the task here without calling open/ (docs/ai-evaluation.md, arena).
+        task = services.open_arena_task(request.user, self.get_task(public_id))
+        return Response(ArenaTaskSerializer(selectors.arena_task_payload(task)).data)
 
 
 class ArenaOpenView(_ExpertView):

@@ -17,6 +17,7 @@ from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
 from inference.selectors import arena_is_set, arena_model_versions
 from reading.models import Read
+from trial.blinding import is_blinded_participant
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role, membership_of, require_role
 
@@ -226,7 +227,10 @@ def rating_for_amendment(user, trial: Trial, public_id: str) -> Rating:
     """A rating the user may amend (issue 18 item 2): the expert's own task, or any task of the trial for one of its
     coordinators. Another expert's task is 404, as on the task endpoints (its existence is not revealed); anyone
     else 403. The service checks the rest (submitted, not locked) under a row lock."""
-    if has_role(user, trial, Role.COORDINATOR):
+    # A coordinator who also reads or rates (a membership written around the services) gets their own tasks only,
+    # as an expert (another expert's answers and A/B order are what a blinded rater must not see; docs/design.md
+    # section 5, one person one side).
+    if has_role(user, trial, Role.COORDINATOR) and not is_blinded_participant(user, trial):
         rating = (Rating.objects.filter(public_id=public_id, case__trial=trial)
                   .select_related("case__trial", "read_a", "read_b", "expert").first())
         if rating is None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
@@ -480,7 +480,9 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
     if trial.status == Trial.Status.LOCKED:
         raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
     role = _amender_role(actor, r)
-    if role == Role.EXPERT and ArenaTask.objects.filter(case=r.case, expert=r.expert, opened_at__isnull=False).exists():
+    seen = ArenaTask.objects.filter(case=r.case, expert=r.expert).filter(  # opened, or answered without opening
+        Q(opened_at__isnull=False) | ~Q(status=ArenaTask.Status.TODO))
+    if role == Role.EXPERT and seen.exists():
         raise Conflict("You have compared the AI drafts of this case in the arena since rating it, so the rating can "
                        "no longer be amended by you; a coordinator can amend it with a reason.", code="arena_seen")
     if r.status != Rating.Status.DONE:

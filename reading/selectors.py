@@ -19,6 +19,7 @@ from inference.models import Draft
 from inference.ood import warning_text
 from inference.selectors import arm_model_version, ready_draft
 from inference.similar import library_cases
+from trial.blinding import BLINDED_MESSAGE, is_blinded_participant
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
 
@@ -238,6 +239,11 @@ def read_for_amendment(user, public_id: str, trial: Trial | None = None) -> Read
     own = read.reader is not None and read.reader.user_id == user.pk and read.reader.role == Role.READER
     if not own and not has_role(user, read.case.trial, Role.COORDINATOR):
         raise PermissionDenied("Only the read's reader or a coordinator of the trial may amend it.")
+    if not own and is_blinded_participant(user, read.case.trial):
+        # A coordinator who also reads or rates (a membership written around the services): another reader's
+        # report, its reader and times would let them match the A/B reports they rate, or the reports of cases
+        # they read, to readers and arms (docs/design.md section 5, one person one side). Their own read only.
+        raise PermissionDenied(BLINDED_MESSAGE)
     return read
 
 
