@@ -48,7 +48,9 @@ def case_overview(user, case: Case) -> dict:
     # still say which reader is in which arm: then the random public id orders them (docs/design.md section 5).
     read_order = ("session", "pk") if show_arms else ("session", "public_id")
     reads = [
-        {"reader": r.reader.user.username if r.reader_id else None,
+        # a coordinator who is also an expert or reader sees no reader's name: an expert may learn no reader's
+        # identity before lock (docs/design.md section 5), and names plus the reading timetable point to arms
+        {"reader": (r.reader.user.username if show_arms else "hidden") if r.reader_id else None,
          "arm": r.arm.code if show_arms else None, "session": r.session, "status": r.status,
          "opened_at": r.opened_at, "submitted_at": r.submitted_at,
          "amend_url": reverse("reading:amend", args=[case.trial.code, r.public_id])

@@ -145,24 +145,30 @@ def test_analysis_run_row_history_refused_to_a_blinded_coordinator(world):
 def test_case_page_row_order_does_not_name_the_readers_arms_to_a_blinded_coordinator(rated):
     """Before: with the arm column hidden, the case page (and its API) still listed a paired case's reads in the
     order they were made, the trial's arm order, so row 1's reader was always in the first arm: every reader's
-    allocation, told to an expert or reader who is also coordinator. Read public ids are set here so that the
-    creation order and the id order disagree on one case and agree on the other."""
+    allocation, told to an expert or reader who is also coordinator. Now such a coordinator gets the reads in
+    random public-id order and no reader's name at all (an expert learns no reader's identity before lock). Read
+    public ids are set here so that the creation order and the id order disagree on one case and agree on the
+    other; the rows' sessions and statuses are all the page still shows of each read."""
     t = rated
     expert = t["experts"][0].user
     Membership.objects.create(user=expert, trial=t["trial"], role="coordinator")
     c = _client(expert)
-    first_arm_rows = []
     for i, case in enumerate(t["cases"]):
         reads = list(Read.objects.filter(case=case).select_related("reader__user", "arm").order_by("pk"))
         ids = ["b" * 20, "a" * 20] if i == 0 else ["a" * 21, "b" * 21]  # case 0: made first, sorts last
         for read, new_id in zip(reads, ids, strict=True):
             Read.objects.filter(pk=read.pk).update(public_id=new_id)
         html = c.get(reverse("enrolment:case", args=[t["trial"].code, case.pk])).content.decode()
-        names = [r.reader.user.username for r in reads]
-        assert all(n in html for n in names) and "ai_assisted" not in html
-        first_arm_rows.append(html.index(names[0]) < html.index(names[1]))  # first-made read's reader listed first
-    assert first_arm_rows == [False, True]
-    # The unblinded coordinator keeps the creation order, with the arms named.
+        assert html.count('data-read-status="') == len(reads)
+        for r in reads:
+            assert r.reader.user.username not in html
+        assert "ai_assisted" not in html and "hidden" in html
+        api = _api(expert).get(reverse("case-overview", args=[t["trial"].code, case.pk]))
+        assert api.status_code == 200, api.content
+        body = api.content.decode()
+        assert all(r.reader.user.username not in body for r in reads) and "ai_assisted" not in body
+        assert [row["reader"] for row in api.json()["reads"]] == ["hidden"] * len(reads)
+    # The unblinded coordinator keeps the creation order, with the readers named.
     html = _client(t["coordinator"]).get(reverse("enrolment:case", args=[t["trial"].code, t["cases"][0].pk]))
     reads = list(Read.objects.filter(case=t["cases"][0]).select_related("reader__user").order_by("pk"))
     text = html.content.decode()
