@@ -17,11 +17,12 @@ from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
 from inference.selectors import arena_is_set, arena_model_versions
 from reading.models import Read
-from trial.blinding import is_blinded_participant
+from trial.blinding import is_blinded_participant, require_not_blinded
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role, membership_of, require_role
 
 from .models import ArenaTask, Rating
+from .services import ARENA_EXCLUSIONS, arena_drafts
 
 # The 5-point quality scale, anchors written out on the page and in the API.
 QUALITY_SCALE = [
@@ -514,3 +515,28 @@ def arena_summary(trial: Trial) -> dict:
     return {"model_versions": [mv.name for mv in arena_model_versions(trial)], "default": not arena_is_set(trial),
             **{k: v for k, v in arena_progress(tasks).items() if k in ("total", "done", "in_progress")},
             "cases": tasks.values("case").distinct().count()}
+
+
+def arena_coordinator_page(user, trial: Trial) -> dict:
+    """The coordinator's arena page (issue 20 item 1): the arena's versions, the tasks drawn and submitted, per expert,
+    and the drafts the arena leaves out now, by reason. Coordinators who do not also read or rate in the trial only
+    (the API's rule, trial.blinding: the page names model versions). Nothing per version is counted: a judgement count
+    per version before lock would unblind the coordinator's view of the comparison (docs/ai-evaluation.md)."""
+    require_role(user, trial, Role.COORDINATOR)
+    require_not_blinded(user, trial)
+    versions = arena_model_versions(trial)
+    tasks = ArenaTask.objects.filter(case__trial=trial)
+    per_expert = (tasks.order_by().values("expert__user__username")
+                  .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=ArenaTask.Status.DONE)))
+                  .order_by("expert__user__username"))
+    left_out = dict.fromkeys(ARENA_EXCLUSIONS, 0)
+    cases = (Case.objects.filter(trial=trial, enrolled_at__isnull=False, library=False)
+             .exclude(status=Case.Status.EXCLUDED).order_by("pk"))
+    if len(versions) >= 2:
+        for case in cases:
+            for reason, n in arena_drafts(case, versions)[1].items():
+                left_out[reason] += n
+    return {**arena_summary(trial), "versions": versions, "enrolled_cases": cases.count(),
+            "per_expert": [{"expert": r["expert__user__username"], "total": r["total"], "done": r["done"]}
+                           for r in per_expert],
+            "left_out": left_out, "left_out_total": sum(left_out.values())}

@@ -10,7 +10,10 @@ from core.errors import TrialError
 from trial.models import Trial
 from trial.signatures import submission_signature
 
+from inference.services import set_arena_model_versions
+
 from . import selectors, services
+from .forms import ArenaDrawForm, ArenaVersionsForm
 
 ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
 
@@ -165,3 +168,54 @@ class ArenaTaskView(View):
                                 status=exc.status)
         messages.success(request, "Judgement submitted." if created else "This judgement was already submitted.")
         return redirect("arena:worklist", trial_code=trial.code)
+
+
+# -- the standalone arena's coordinator page (issue 20 item 1): versions, draw, progress ------------------------------
+class ArenaSetupView(View):
+    """The arena's model versions, the draw of its tasks, and its progress. The selector refuses (403) anyone but a
+    coordinator who neither reads nor rates in the trial, as the API does; one form per POST, named by ``action``."""
+
+    def get(self, request, trial_code: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        return self._page(request, trial)
+
+    def post(self, request, trial_code: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        page = selectors.arena_coordinator_page(request.user, trial)  # the permission check, before any input
+        action = request.POST.get("action")
+        if action == "versions":
+            form = ArenaVersionsForm(request.POST)
+            if form.is_valid() and self._run(request, set_arena_model_versions, trial,
+                                             model_versions=form.cleaned_data["model_versions"]):
+                messages.success(request, "Arena model versions saved.")
+                return redirect("arena:setup", trial_code=trial.code)
+            return self._page(request, trial, versions_form=form, status=400, page=page)
+        if action == "draw":
+            form = ArenaDrawForm(request.POST, trial=trial)
+            if form.is_valid():
+                d = form.cleaned_data
+                draw = self._run(request, services.create_arena_tasks, trial, sample_size=d["sample_size"],
+                                 experts=list(d["experts"]) or None)
+                if draw:
+                    messages.success(request, f"Drew {draw.tasks_made} new arena task(s) over {draw.cases_in_arena} "
+                                              f"case(s); {draw.cases_without_pair} case(s) lack two usable drafts.")
+                    return redirect("arena:setup", trial_code=trial.code)
+            return self._page(request, trial, draw_form=form, status=400, page=page)
+        messages.error(request, "Choose what to do: save the versions or draw the tasks.")
+        return self._page(request, trial, status=400, page=page)
+
+    @staticmethod
+    def _run(request, service, trial: Trial, **kwargs):
+        try:
+            return service(actor=request.user, trial=trial, **kwargs)
+        except TrialError as exc:
+            messages.error(request, exc.message)
+            return None
+
+    def _page(self, request, trial: Trial, versions_form=None, draw_form=None, status: int = 200, page=None):
+        page = page or selectors.arena_coordinator_page(request.user, trial)
+        versions_form = versions_form or ArenaVersionsForm(
+            initial={"model_versions": [mv.name for mv in page["versions"]]})
+        draw_form = draw_form or ArenaDrawForm(trial=trial)
+        return render(request, "rating/arena_setup.html", {"trial": trial, "arena": page, "versions_form": versions_form,
+                                                           "draw_form": draw_form}, status=status)

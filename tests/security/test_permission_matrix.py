@@ -124,6 +124,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     # without an answer lacks the preference (400)
     "arena:worklist": {"GET": page_only(expert=200), "POST": page_post_only()},
     "arena:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},
+    # The coordinator's arena page: POST without an action is refused with the page again (400).
+    "arena:setup": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=400)},
     # --- statistician pages
     "analysis:page": {"GET": page_only(coordinator=200, statistician=200),
                       "POST": page_only(coordinator=302, statistician=302)},

@@ -18,6 +18,7 @@ LINKS = (
     ("Settings", "trial:settings", {Role.COORDINATOR}),
     ("Import cases", "imports:upload", {Role.COORDINATOR}),
     ("Drafts", "inference:drafts", {Role.COORDINATOR}),
+    ("Arena", "arena:setup", {Role.COORDINATOR}),
     ("Allocations", "trial:allocations", {Role.COORDINATOR}),
     ("Audit log", "trial:audit", {Role.COORDINATOR}),
     ("Access review", "trial:access_review", {Role.COORDINATOR}),
