@@ -7,10 +7,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from core.errors import TrialError
+from inference.services import set_arena_model_versions
 from trial.models import Trial
 from trial.signatures import submission_signature
-
-from inference.services import set_arena_model_versions
 
 from . import selectors, services
 from .forms import ArenaDrawForm, ArenaVersionsForm
@@ -217,5 +216,5 @@ class ArenaSetupView(View):
         versions_form = versions_form or ArenaVersionsForm(
             initial={"model_versions": [mv.name for mv in page["versions"]]})
         draw_form = draw_form or ArenaDrawForm(trial=trial)
-        return render(request, "rating/arena_setup.html", {"trial": trial, "arena": page, "versions_form": versions_form,
-                                                           "draw_form": draw_form}, status=status)
+        ctx = {"trial": trial, "arena": page, "versions_form": versions_form, "draw_form": draw_form}
+        return render(request, "rating/arena_setup.html", ctx, status=status)

@@ -94,6 +94,7 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
                       ("import", reverse("imports:upload", args=[code])),
                       ("case", reverse("enrolment:case", args=[code, cases[0].pk])),
                       ("drafts", reverse("inference:drafts", args=[code])),
+                      ("arena-setup", reverse("arena:setup", args=[code])),
                       ("analysis", reverse("analysis:page", args=[code])), ("not-found", "/no-such-page/")):
         visit(pg, url, name=name)
     ctx.close()

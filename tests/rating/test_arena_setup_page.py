@@ -64,6 +64,7 @@ def test_a_coordinator_who_also_rates_is_refused(client):
     url = reverse("arena:setup", args=[t["trial"].code])
     assert client.get(url).status_code == 403
     assert client.post(url, {"action": "draw"}).status_code == 403
-    assert client.post(url, {"action": "versions", "model_versions": [mv.name for mv in t["versions"]]}).status_code == 403
+    names = [mv.name for mv in t["versions"]]
+    assert client.post(url, {"action": "versions", "model_versions": names}).status_code == 403
     assert not ArenaTask.objects.filter(case__trial=t["trial"]).exists()
     assert "secretmodel" not in client.get(url).content.decode()

@@ -47,7 +47,7 @@ def test_the_same_bar_on_every_page_for_each_role(client):
     pages = {
         "coordinator": [reverse(n, args=[code]) for n in (
             "trial:detail", "trial:settings", "trial:allocations", "trial:audit", "trial:access_review",
-            "trial:row_history", "trial:status", "imports:upload", "inference:drafts", "analysis:page")]
+            "trial:row_history", "trial:status", "imports:upload", "inference:drafts", "arena:setup", "analysis:page")]
         + [reverse("enrolment:case", args=[code, cases[0].pk])],
         "statistician": [reverse("analysis:page", args=[code])],
     }
@@ -68,7 +68,7 @@ def test_the_same_bar_on_every_page_for_each_role(client):
             assert links == first, (role, url, links, first)
         bars[role] = [label for _href, label in first]
         client.logout()
-    assert bars["coordinator"] == ["Trial", "Settings", "Import cases", "Drafts", "Allocations", "Audit log",
+    assert bars["coordinator"] == ["Trial", "Settings", "Import cases", "Drafts", "Arena", "Allocations", "Audit log",
                                    "Access review", "Analysis"]
     assert bars["statistician"] == ["Analysis"]
     assert bars["reader"] == ["Worklist"] and bars["expert"] == ["Rating worklist"]
