@@ -16,6 +16,7 @@ from trial.api_base import TrialScopedAPIView, valid
 from trial.blinding import NotBlindedParticipant
 from trial.models import Membership
 from trial.permissions import Role, TrialRolePermission
+from trial.signatures import submission_signature
 
 from . import selectors, services
 from .api import request_answer
@@ -82,9 +83,11 @@ class ArenaSubmitView(_ExpertView):
     @extend_schema(operation_id="arena_submit", request=ArenaAnswerSerializer, responses=ArenaSubmittedSerializer,
                    summary="Submit the arena judgement (once; a repeat of the same answer is a success)")
     def post(self, request, trial_code: str, public_id: str):
+        data = request_answer(request)
+        signature = submission_signature(data.pop("password", None))  # Trial.sign_submissions, as for ratings
         task = self.get_task(public_id)
-        answer = valid(ArenaAnswerSerializer, request_answer(request), task=task)
-        task, created = services.submit_arena_task(request.user, task, answer)
+        answer = valid(ArenaAnswerSerializer, data, task=task)
+        task, created = services.submit_arena_task(request.user, task, answer, signature=signature)
         nxt = selectors.next_arena_task_id(request.user, self.get_trial())
         return Response(ArenaSubmittedSerializer({"submitted": True, "already_submitted": not created,
                                                   "status": task.status, "next": nxt}).data)

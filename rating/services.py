@@ -749,10 +749,27 @@ def autosave_arena_task(actor, task: ArenaTask, data: dict) -> ArenaTask:
     return t
 
 
-@transaction.atomic
-def submit_arena_task(actor, task: ArenaTask, data: dict) -> tuple[ArenaTask, bool]:
+# What an expert's signature of an arena judgement covers (Trial.sign_submissions; as SIGNED_FIELDS for ratings).
+ARENA_SIGNED_FIELDS = ("preference", "quality_a", "quality_b", "comment", "submitted_at", "status", "expert_id")
+
+
+def submit_arena_task(actor, task: ArenaTask, data: dict,
+                      signature: signatures.SignatureInput | None = None) -> tuple[ArenaTask, bool]:
     """Submit once, in one transaction under the task's row lock. Returns (task, created): the same answer sent
-    again (a retried or double-clicked request) is a success that stores nothing; a different one is refused."""
+    again (a retried or double-clicked request) is a success that stores nothing; a different one is refused.
+    Where the trial's `sign_submissions` is on, a new judgement needs the expert's electronic signature
+    (authorship), exactly as :func:`submit_rating`: a wrong password is recorded before the transaction."""
+    if signature is not None:
+        info = (ArenaTask.objects.filter(pk=task.pk)
+                .values("case__trial_id", "case__trial__sign_submissions", "status").first())
+        if info and info["case__trial__sign_submissions"] and info["status"] != ArenaTask.Status.DONE:
+            trial = Trial.objects.get(pk=info["case__trial_id"])
+            signatures.check_password_first(actor, trial, signature, action="arena:submit", obj=task)
+    return _submit_arena_task(actor, task, data, signature=signature)
+
+
+@transaction.atomic
+def _submit_arena_task(actor, task: ArenaTask, data: dict, *, signature) -> tuple[ArenaTask, bool]:
     t = _locked_own_arena(actor, task)
     if t.status == ArenaTask.Status.DONE:
         try:
@@ -764,6 +781,9 @@ def submit_arena_task(actor, task: ArenaTask, data: dict) -> tuple[ArenaTask, bo
         raise Conflict("This arena judgement was already submitted; it cannot be changed or given twice.",
                        code="already_submitted")
     cleaned = clean_arena_answer(t, data, complete=True)
+    trial = t.case.trial
+    if trial.sign_submissions:
+        signatures.reauthenticate(actor, signature)
     before = audit.snapshot(t)
     for k, v in cleaned.items():
         setattr(t, k, v)
@@ -772,6 +792,9 @@ def submit_arena_task(actor, task: ArenaTask, data: dict) -> tuple[ArenaTask, bo
     t.submitted_at = now
     t.status = ArenaTask.Status.DONE
     t.save()
-    audit.record(actor=actor, trial=t.case.trial, action="arena:submit", obj=t, before=before,
-                 after=audit.snapshot(t))
+    entry = audit.record(actor=actor, trial=trial, action="arena:submit", obj=t, before=before,
+                         after=audit.snapshot(t))
+    if trial.sign_submissions:
+        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
+                              obj=t, fields=ARENA_SIGNED_FIELDS)
     return t, True

@@ -160,7 +160,8 @@ class ArenaTaskView(View):
         task = selectors.arena_task_for_expert(request.user, trial, public_id)
         data = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
         try:
-            _, created = services.submit_arena_task(request.user, task, data)
+            _, created = services.submit_arena_task(request.user, task, data,
+                                                    signature=submission_signature(request.POST.get("password")))
         except TrialError as exc:
             messages.error(request, exc.message)
             return self._render(request, trial, selectors.arena_task_for_expert(request.user, trial, public_id),

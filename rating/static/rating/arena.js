@@ -79,11 +79,15 @@ function submit(ev) {
   errorBox.textContent = "";
   var a = answer();
   if (!a.preference) { errorBox.textContent = "Please give a preference (A, B or tie) before submitting."; return; }
+  var pw = document.getElementById("signature-password");  // Trial.sign_submissions: the password signs it
+  if (pw && !pw.value) { errorBox.textContent = "Enter your password to sign the judgement."; pw.focus(); return; }
+  var body = pw ? Object.assign({}, a, {password: pw.value}) : a;
+  if (pw) pw.value = "";
   clearTimeout(timer);
   var btn = document.getElementById("submit-arena");
   btn.disabled = true;  // one submit at a time; the server answers a repeat of the same answer as a success
   setState("Submitting…");
-  post("submit/", a).then(function (r) {
+  post("submit/", body).then(function (r) {
     if (r.offline) throw new Error("offline");
     if (r.status === 200) {
       forget(); dirty = false; lock();
