@@ -12,6 +12,7 @@ from tests.browser import NetworkLog, assert_accessible, assert_in_view, login, 
 from tests.factories.imaging import add_drawn_image
 from tests.factories.trial import PASSWORD
 from tests.rating.arena_support import arena_trial
+from trial.models import Signature
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -76,3 +77,27 @@ def test_expert_compares_two_drafts_with_the_keyboard(live_server, page, monkeyp
         for s in forbidden:
             assert s not in text, f"{url} contains {s!r}"
     assert any(url_name(u) == "arena-autosave" for u, _ in net.bodies)
+
+
+def test_a_signed_arena_judgement_asks_for_the_password(live_server, page, monkeypatch):
+    """Trial.sign_submissions: the page's module sends the password with the submit, never with an autosave."""
+    monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
+    t = arena_trial(code="ABS", versions=2, cases=1, experts=1, panel=1, sign_submissions=True)
+    add_drawn_image(t["cases"][0], seed=0)
+    create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    task = ArenaTask.objects.get(expert=t["experts"][0])
+    login(page, live_server, t["experts"][0].user.username, PASSWORD)
+    page.goto(live_server.url + reverse("arena:task", args=[t["trial"].code, task.public_id]))
+    page.wait_for_selector("#viewer canvas")
+    page.wait_for_load_state("networkidle")
+    page.check("input[name=preference][value=A]")
+    page.click("#submit-arena")  # no password: a clear message, nothing sent
+    assert "Enter your password" in page.locator("#form-error").inner_text()
+    task.refresh_from_db()
+    assert task.status != ArenaTask.Status.DONE
+    page.fill("#signature-password", PASSWORD)
+    page.click("#submit-arena")
+    page.wait_for_url(lambda u: url_name(u) == "arena:worklist")
+    task.refresh_from_db()
+    assert task.status == ArenaTask.Status.DONE and task.preference == "A"
+    assert Signature.objects.filter(object_id=str(task.pk), signer=t["experts"][0].user).exists()
