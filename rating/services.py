@@ -366,18 +366,27 @@ SIGNED_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_gu
                  "expert_id")
 
 
+
+def _check_signature_first(actor, task: Rating | ArenaTask, signature: signatures.SignatureInput | None, *,
+                           action: str) -> None:
+    """Before a submit's transaction: where the trial signs submissions and the task is not yet done, check the
+    password so that a wrong one is recorded even though the submit then fails (trial.signatures.check_password_first).
+    Shared by ratings and arena judgements, whose status choices both call the finished state "done"."""
+    if signature is None:
+        return
+    info = (type(task).objects.filter(pk=task.pk)
+            .values("case__trial_id", "case__trial__sign_submissions", "status").first())
+    if info and info["case__trial__sign_submissions"] and info["status"] != "done":
+        trial = Trial.objects.get(pk=info["case__trial_id"])
+        signatures.check_password_first(actor, trial, signature, action=action, obj=task)
+
 def submit_rating(actor, rating: Rating, data: dict,
                   signature: signatures.SignatureInput | None = None) -> tuple[Rating, bool]:
     """Submit once. Returns (rating, created). Re-sending the same answer (a retried request) is answered as a
     success without storing anything again; a different answer after submit is refused. Where the trial's
     `sign_submissions` is on, a new submission needs the expert's electronic signature (authorship): a wrong
     password is recorded before the transaction (trial.signatures.check_password_first)."""
-    if signature is not None:
-        info = (Rating.objects.filter(pk=rating.pk)
-                .values("case__trial_id", "case__trial__sign_submissions", "status").first())
-        if info and info["case__trial__sign_submissions"] and info["status"] != Rating.Status.DONE:
-            trial = Trial.objects.get(pk=info["case__trial_id"])
-            signatures.check_password_first(actor, trial, signature, action="rating:submit", obj=rating)
+    _check_signature_first(actor, rating, signature, action="rating:submit")
     return _submit_rating(actor, rating, data, signature=signature)
 
 
@@ -759,12 +768,7 @@ def submit_arena_task(actor, task: ArenaTask, data: dict,
     again (a retried or double-clicked request) is a success that stores nothing; a different one is refused.
     Where the trial's `sign_submissions` is on, a new judgement needs the expert's electronic signature
     (authorship), exactly as :func:`submit_rating`: a wrong password is recorded before the transaction."""
-    if signature is not None:
-        info = (ArenaTask.objects.filter(pk=task.pk)
-                .values("case__trial_id", "case__trial__sign_submissions", "status").first())
-        if info and info["case__trial__sign_submissions"] and info["status"] != ArenaTask.Status.DONE:
-            trial = Trial.objects.get(pk=info["case__trial_id"])
-            signatures.check_password_first(actor, trial, signature, action="arena:submit", obj=task)
+    _check_signature_first(actor, task, signature, action="arena:submit")
     return _submit_arena_task(actor, task, data, signature=signature)
 
 
