@@ -67,7 +67,7 @@ def sessions_for(usernames: list[str]) -> dict[str, str]:
     for user in get_user_model().objects.filter(username__in=usernames):
         s = store()
         s[SESSION_KEY] = str(user.pk)
-        s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        s[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the model backend, as login stores it
         s[HASH_SESSION_KEY] = user.get_session_auth_hash()
         s.create()
         out[user.username] = s.session_key

@@ -69,11 +69,17 @@ MIDDLEWARE = [
     "core.middleware.ContentSecurityPolicyMiddleware",
     "core.middleware.LoginRequiredMiddleware",
     "axes.middleware.AxesMiddleware",
+    "core.light_api.LightApiMiddleware",  # last: heartbeat and autosave without DRF (docs/performance.md)
 ]
+# The light lane's routes (core.light_api): URL name -> a handler calling the same service as the API view.
+LIGHT_API = {
+    "reading-api:heartbeat": "reading.api.light_heartbeat",
+    "reading-api:autosave": "reading.api.light_autosave",
+}
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "core.auth.ModelBackend",  # Django's, the signed-in user loaded by one precompiled SELECT (docs/performance.md)
 ]
 
 ROOT_URLCONF = "config.urls"

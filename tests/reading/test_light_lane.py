@@ -1,0 +1,179 @@
+"""The light lane (core.light_api; docs/performance.md "The light lane"): a browser's heartbeat and autosave are
+answered without DRF, and only when the full path would answer the same success. Checked over HTTP through every
+middleware, against the full path (the same request signed in by token, which the lane never takes): the same
+bodies, the same refusals in the API's words, CSRF enforced, a deactivated user or a changed password signed out,
+nothing written by a refused request, and the signed-in user loaded by core.auth.ModelBackend exactly as Django's
+backend loads it. Real PostgreSQL, committed transactions."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from core.auth import ModelBackend
+from reading import services
+from reading.models import Read
+from tests.factories.reading import reader_in, reads_of, with_images_and_drafts
+from tests.factories.trial import add_cases, make_trial
+from trial.models import Trial
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def t(transactional_db):
+    t = make_trial(code="LANE")
+    cases = add_cases(t, 4)
+    with_images_and_drafts(t, cases, size=64)
+    t["reader"] = reader_in(t, "unassisted")
+    t["other"] = reader_in(t, "ai_assisted")
+    return t
+
+
+def _opened(m) -> Read:
+    read = services.open_read(m.user, reads_of(m).filter(opened_at__isnull=True).first())
+    # an open a while ago, so that every beat below is credited in full (the cap is the wall time since the last)
+    Read.objects.filter(pk=read.pk).update(last_heartbeat_at=timezone.now() - timedelta(minutes=5))
+    return read
+
+
+def _browser(user, csrf: bool = True) -> Client:
+    """A signed-in browser with CSRF checks on, sending the CSRF cookie and header as read.js does."""
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(user)
+    if csrf:
+        c.cookies["csrftoken"] = "a" * 32
+        c.defaults["HTTP_X_CSRFTOKEN"] = "a" * 32
+    return c
+
+
+def _token(user) -> APIClient:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return api
+
+
+def _post(client, name: str, public_id: str, body, raw: str | None = None):
+    data = raw if raw is not None else json.dumps(body)
+    return client.post(reverse(f"reading-api:{name}", args=[public_id]), data, content_type="application/json")
+
+
+def _light(r) -> bool:
+    """Whether the light lane answered: DRF's responses carry an Allow header, the lane's JsonResponse none."""
+    return "Allow" not in r
+
+
+def test_the_lane_answers_what_the_api_answers(t):
+    m = t["reader"]
+    a, b = _opened(m), _opened(m)
+    browser, token = _browser(m.user), _token(m.user)
+    for name, body in (("heartbeat", {"seconds": 4}), ("autosave", {"findings_text": "Clear.", "seconds": 2})):
+        via_lane, via_api = _post(browser, name, a.public_id, body), _post(token, name, b.public_id, body)
+        assert via_lane.status_code == via_api.status_code == 200
+        assert _light(via_lane) and not _light(via_api)
+        lane, api = via_lane.json(), via_api.json()
+        assert set(lane) == set(api) and lane["status"] == api["status"] == "in_progress"
+        assert lane["submitted"] is api["submitted"] is False
+        if name == "autosave":
+            assert lane["autosaved_at"] and api["autosaved_at"]
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.findings_text == b.findings_text == "Clear."
+    # 4 s credited by the beat; the autosave's 2 s capped by the wall time since that beat (the same rule both ways)
+    assert 4 <= a.active_seconds < 6 and 4 <= b.active_seconds < 6
+    # The security headers of every response (CSP, framing, sniffing) are on the lane's answers too.
+    r = _post(browser, "heartbeat", a.public_id, {"seconds": 1})
+    assert _light(r) and r["X-Frame-Options"] == "DENY" and "default-src" in r["Content-Security-Policy"]
+    assert r["X-Content-Type-Options"] == "nosniff"
+
+
+def test_refusals_are_the_apis_and_write_nothing(t):
+    m, other = t["reader"], t["other"]
+    read = _opened(m)
+    theirs = _opened(other)
+    theirs_text = Read.objects.get(pk=theirs.pk).findings_text  # an AI read: the draft's text, pre-filled at open
+    browser, token = _browser(m.user), _token(m.user)
+    cases = [
+        ("heartbeat", theirs.public_id, {"seconds": 3}, None),  # another reader's read
+        ("autosave", theirs.public_id, {"findings_text": "Mine."}, None),
+        ("heartbeat", "no-such-read", {"seconds": 3}, None),
+        ("heartbeat", read.public_id, {"seconds": -1}, None),  # invalid seconds
+        ("heartbeat", read.public_id, None, "[1, 2]"),  # not an object
+        ("heartbeat", read.public_id, None, '{"seconds": NaN}'),  # not JSON (DRF's parser refuses NaN)
+        ("autosave", read.public_id, {"findings_text": 7}, None),
+        ("autosave", read.public_id, {"finding_marks": {"no_such_finding": {"present": True}}}, None),
+    ]
+    for name, pid, body, raw in cases:
+        lane, api = _post(browser, name, pid, body, raw), _post(token, name, pid, body, raw)
+        assert lane.status_code == api.status_code and lane.status_code in (400, 403, 404), (name, body, raw)
+        assert lane.json() == api.json()
+    for r, text in ((read, ""), (theirs, theirs_text)):
+        r.refresh_from_db()
+        assert r.findings_text == text and r.active_seconds < 1
+    Trial.objects.filter(pk=t["trial"].pk).update(status=Trial.Status.LOCKED)
+    for name, body in (("heartbeat", {"seconds": 3}), ("autosave", {"findings_text": "Late."})):
+        lane, api = _post(browser, name, read.public_id, body), _post(token, name, read.public_id, body)
+        assert lane.status_code == api.status_code == 409 and lane.json() == api.json()
+    read.refresh_from_db()
+    assert read.findings_text == "" and read.active_seconds < 1
+
+
+def test_csrf_is_enforced(t):
+    m = t["reader"]
+    read = _opened(m)
+    r = _post(_browser(m.user, csrf=False), "autosave", read.public_id, {"findings_text": "Forged."})
+    assert r.status_code == 403 and "CSRF" in r.json()["detail"]
+    forged = _browser(m.user)
+    forged.defaults["HTTP_X_CSRFTOKEN"] = "b" * 32  # a header that does not match the cookie
+    assert _post(forged, "heartbeat", read.public_id, {"seconds": 5}).status_code == 403
+    read.refresh_from_db()
+    assert read.findings_text == "" and read.active_seconds < 1
+    assert _post(_browser(m.user), "heartbeat", read.public_id, {"seconds": 5}).status_code == 200
+
+
+def test_a_deactivated_user_or_a_changed_password_ends_the_session(t):
+    m = t["reader"]
+    read = _opened(m)
+    browser = _browser(m.user)
+    assert _post(browser, "heartbeat", read.public_id, {"seconds": 2}).status_code == 200
+    m.user.set_password("a-new-password-1234")
+    m.user.save()
+    r = _post(browser, "heartbeat", read.public_id, {"seconds": 2})
+    assert r.status_code in (401, 403) and not _light(r)
+    browser = _browser(m.user)
+    assert _post(browser, "heartbeat", read.public_id, {"seconds": 2}).status_code == 200
+    type(m.user).objects.filter(pk=m.user.pk).update(is_active=False)
+    r = _post(browser, "autosave", read.public_id, {"findings_text": "After deactivation."})
+    assert r.status_code in (401, 403) and not _light(r)
+    read.refresh_from_db()
+    assert read.findings_text == "" and 2 <= read.active_seconds < 4.5  # the two accepted beats only
+
+
+def test_other_writes_and_token_clients_take_the_full_path(t):
+    m = t["reader"]
+    read = _opened(m)
+    browser = _browser(m.user)
+    r = browser.post(reverse("reading-api:open", args=[read.public_id]), "{}", content_type="application/json")
+    assert r.status_code == 200 and not _light(r)  # not a light route
+    r = browser.post(reverse("reading-api:heartbeat", args=[read.public_id]), {"seconds": "2"})  # a form
+    assert r.status_code == 200 and not _light(r)
+    assert not _light(_post(_token(m.user), "heartbeat", read.public_id, {"seconds": 1}))
+
+
+def test_the_backend_loads_the_user_as_djangos_does(t):
+    user = t["reader"].user
+    ours, django = ModelBackend().get_user(user.pk), DjangoModelBackend().get_user(user.pk)
+    fields = [f.attname for f in type(user)._meta.concrete_fields]
+    assert [getattr(ours, f) for f in fields] == [getattr(django, f) for f in fields]
+    assert ours._state.db == django._state.db and ours._state.adding is False
+    assert ours.get_session_auth_hash() == django.get_session_auth_hash()
+    assert ModelBackend().get_user(10 ** 9) is None and ModelBackend().get_user("not-a-number") is None
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    assert ModelBackend().get_user(user.pk) is None
