@@ -486,6 +486,9 @@ def main(argv=None) -> int:
     p.add_argument("--reader-flow", choices=("api", "browser"), default="api",
                    help="--realistic: api = worklist API, read page, detail and open APIs (the earlier benchmark); "
                         "browser = what read.js does: the next-read link, the read page (which opens the read)")
+    p.add_argument("--client", choices=("light", "httpx"), default="light",
+                   help="--realistic: the load generator's HTTP client: light = benchmarks/light_http.py (little CPU "
+                        "per request), httpx = httpx.AsyncClient (to compare)")
     p.add_argument("--cache-url", default=os.environ.get("LOAD_CACHE_URL", ""),
                    help="--realistic: CACHE_URL for the server (Redis: cached_db sessions)")
     a = p.parse_args(argv)

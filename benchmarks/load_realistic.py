@@ -3,8 +3,11 @@
 Usage (through load.py):
     .venv/bin/python benchmarks/load.py --realistic [--readers 1000] [--experts 100] [--seconds 300]
         [--think-scale 1.0] [--saturation 2,4,8,16,32] [--step-seconds 20] [--cache-url redis://127.0.0.1:6379/8]
+        [--client light|httpx]
 
-Each simulated person is an asyncio task sharing one httpx.AsyncClient (no threads per person), signed in with a
+Each simulated person is an asyncio task sharing one HTTP client (no threads per person): by default the minimal
+keep-alive client of ``benchmarks/light_http.py``, which costs the generator far less CPU per request than
+``httpx.AsyncClient`` (``--client httpx``; docs/performance.md "The web tier"). Each person is signed in with a
 session cookie and a CSRF token as the browser is (the session is made at seeding, as a login would make it:
 password hashing is not what is measured). The times are the trial's (docs/design.md), multiplied by
 ``--think-scale``:
@@ -25,7 +28,8 @@ endpoint stays under 250 ms.
 
 Printed per phase: requests/s, p50/p95/p99 per endpoint, errors, the server's CPU ms per request per endpoint
 (``benchmarks/gunicorn_cpu.py``: thread CPU time in the gunicorn worker), the gunicorn processes' CPU and the
-load generator's own CPU; then every acknowledged submit is checked in the database (lost, mismatched, doubled).
+load generator's own CPU (cores, and ms per request: client and simulation together); then every acknowledged
+submit is checked in the database (lost, mismatched, doubled).
 The load generator runs on the same machine as the server: on a small machine it takes CPU from the server.
 """
 from __future__ import annotations
@@ -42,6 +46,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import light_http
 import load as base
 
 P95_SATURATION_MS = 250.0
@@ -148,18 +153,16 @@ class Person:
 
 class Sim:
     def __init__(self, client, trial: str, codes: list[str], rec: Recorder, scale: float, stop: asyncio.Event,
-                 flow: str = "api"):
+                 flow: str = "api", errors: tuple[type[BaseException], ...] = (light_http.HTTPError,)):
         self.client, self.trial, self.codes, self.rec, self.scale, self.stop = client, trial, codes, rec, scale, stop
-        self.flow = flow
+        self.flow, self.errors = flow, errors
 
     async def call(self, person: Person, endpoint: str, method: str, url: str, body=None):
-        import httpx
-
         headers = {"Cookie": f"sessionid={person.session}; csrftoken={person.csrf}", "X-CSRFToken": person.csrf}
         t = time.perf_counter()
         try:
             r = await self.client.request(method, url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except self.errors as exc:
             self.rec.add(endpoint, time.perf_counter() - t, type(exc).__name__)
             return None
         self.rec.add(endpoint, time.perf_counter() - t, r.status_code)
@@ -170,8 +173,9 @@ class Sim:
         if self.stop.is_set():
             return False
         if seconds * self.scale > 0:
-            try:
-                await asyncio.wait_for(self.stop.wait(), seconds * self.scale)
+            try:  # asyncio.timeout, not wait_for: no task made per think (generator CPU)
+                async with asyncio.timeout(seconds * self.scale):
+                    await self.stop.wait()
                 return False
             except TimeoutError:
                 return True
@@ -286,19 +290,29 @@ def _ticks(every: float, length: float) -> list[float]:
     return [every * k for k in range(1, int(length // every) + 1)]
 
 
-async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Recorder, phase: Phase, seconds: float,
-                    scale: float, seed: int, flow: str = "api") -> Phase:
-    """Everyone starts in the middle of the case opened at seeding (a trial already running), so the clock starts
-    at once; at the end, people still waiting are cancelled."""
+def make_client(kind: str, base_url: str, connections: int):
+    """The shared client and the errors it raises: ``light`` (benchmarks/light_http.py) or ``httpx``; the same
+    limits for both: ``connections`` keep-alive connections, idle ones closed after 20 s (the server keeps them 30 s),
+    30 s per request."""
+    if kind == "light":
+        return (light_http.Client(base_url, max_connections=connections, timeout=30,
+                                  keepalive_expiry=HEARTBEAT_S + 5), (light_http.HTTPError,))
     import httpx
 
-    limits = httpx.Limits(max_connections=min(len(people), 1000), max_keepalive_connections=min(len(people), 1000),
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
                           keepalive_expiry=HEARTBEAT_S + 5)
-    jar = _no_cookies()
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, cookies=_no_cookies()), (httpx.HTTPError,)
+
+
+async def run_phase(base_url: str, people: list[Person], seeded: dict, rec: Recorder, phase: Phase, seconds: float,
+                    scale: float, seed: int, flow: str = "api", client_kind: str = "light") -> Phase:
+    """Everyone starts in the middle of the case opened at seeding (a trial already running), so the clock starts
+    at once; at the end, people still waiting are cancelled."""
+    client, errors = make_client(client_kind, base_url, min(len(people), 1000))
     w0 = time.perf_counter()
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, cookies=jar) as client:
+    async with client:
         stop = asyncio.Event()
-        sim = Sim(client, seeded["trial"], seeded["finding_codes"], rec, scale, stop, flow)
+        sim = Sim(client, seeded["trial"], seeded["finding_codes"], rec, scale, stop, flow, errors)
         rnd = random.Random(seed)
         rec.phase = phase
         tasks = [asyncio.create_task((sim.expert if p.expert else sim.reader)(p, random.Random(rnd.random())))
@@ -373,6 +387,7 @@ def summarise(phase: Phase, cpu: dict, people: int, gunicorn_cpu_s: float, clien
             "gunicorn_cpu_ms_per_request": round(1000 * gunicorn_cpu_s / total, 2) if total else float("nan"),
             "gunicorn_cpu_cores": round(gunicorn_cpu_s / wall, 2) if wall else 0.0,
             "client_cpu_cores": round(client_cpu_s / wall, 2) if wall else 0.0,
+            "client_cpu_ms_per_request": round(1000 * client_cpu_s / total, 2) if total else float("nan"),
             "load_avg": os.getloadavg()[0], "endpoints": endpoints}
 
 
@@ -380,7 +395,8 @@ def print_phase(s: dict) -> None:
     print(f"\n[{s['phase']}] {s['people']} people, {s['wall_s']} s (after {s['warmup_s']} s warm-up): "
           f"{s['requests']} requests, {s['rps']} req/s, "
           f"{s['errors']} errors, p95 all {s['p95_ms_all']} ms; gunicorn {s['gunicorn_cpu_ms_per_request']} ms CPU "
-          f"per request ({s['gunicorn_cpu_cores']} cores), load generator {s['client_cpu_cores']} cores, "
+          f"per request ({s['gunicorn_cpu_cores']} cores), load generator {s['client_cpu_cores']} cores "
+          f"({s['client_cpu_ms_per_request']} ms per request), "
           f"load average {s['load_avg']:.1f}")
     print(f"  {'endpoint':16} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU ms':>7}")
     for ep, e in s["endpoints"].items():
@@ -455,7 +471,7 @@ def run(a) -> dict:
             print(f"[realistic] {name}: {len(crowd)} people for {seconds:.0f} s", flush=True)
             g0, c0 = process_cpu_s(server.proc.pid), time.process_time()
             phase = asyncio.run(run_phase(f"http://127.0.0.1:{a.port}", crowd, seeded, rec, Phase(name), seconds,
-                                          scale, seed=i, flow=a.reader_flow))
+                                          scale, seed=i, flow=a.reader_flow, client_kind=a.client))
             g1, c1 = process_cpu_s(server.proc.pid), time.process_time()
             s = summarise(phase, server_cpu(cpu_dir, phase.t0, phase.t1), len(crowd), g1 - g0, c1 - c0)
             print_phase(s)
@@ -471,7 +487,7 @@ def run(a) -> dict:
     integrity = base.check_exactly_once(rec.acked, seeded["trial"])
     sat = [s for s in phases if s["phase"].startswith("saturation") and s["p95_ms_all"] < P95_SATURATION_MS]
     result = {
-        "config": {k: getattr(a, k) for k in ("readers", "experts", "seconds", "think_scale", "reader_flow",
+        "config": {k: getattr(a, k) for k in ("readers", "experts", "seconds", "think_scale", "reader_flow", "client",
                                               "saturation", "step_seconds", "cases", "workers", "threads",
                                               "cache_url")},
         "machine": {"cores": os.cpu_count(), "load_avg_end": os.getloadavg()},
