@@ -75,6 +75,7 @@ MIDDLEWARE = [
 LIGHT_API = {
     "reading-api:heartbeat": "reading.api.light_heartbeat",
     "reading-api:autosave": "reading.api.light_autosave",
+    "rating-autosave": "rating.api.light_autosave",
 }
 
 AUTHENTICATION_BACKENDS = [

@@ -18,8 +18,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.auth import ModelBackend
+from rating.models import Rating
 from reading import services
 from reading.models import Read
+from tests.factories.rating import complete_case, rating_trial, tasks_of
 from tests.factories.reading import reader_in, reads_of, with_images_and_drafts
 from tests.factories.trial import add_cases, make_trial
 from trial.models import Trial
@@ -177,3 +179,45 @@ def test_the_backend_loads_the_user_as_djangos_does(t):
     assert ModelBackend().get_user(10 ** 9) is None and ModelBackend().get_user("not-a-number") is None
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     assert ModelBackend().get_user(user.pk) is None
+
+
+# -- an expert's autosave ----------------------------------------------------------------------------------------
+@pytest.fixture
+def rated(transactional_db, monkeypatch):
+    monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
+    t = rating_trial(code="LANER", cases=2, panel=2, experts=2)
+    for case in t["cases"]:
+        complete_case(case)
+    return t, tasks_of(t, 0) + tasks_of(t, 1)
+
+
+def _rate(client, t, task, body, raw: str | None = None):
+    url = reverse("rating-autosave", args=[t["trial"].code, task.public_id])
+    return client.post(url, raw if raw is not None else json.dumps(body), content_type="application/json")
+
+
+def test_an_experts_autosave_takes_the_lane_with_the_apis_answers(rated):
+    t, tasks = rated
+    mine = [x for x in tasks if x.expert_id == tasks[0].expert_id]
+    theirs = next(x for x in tasks if x.expert_id != tasks[0].expert_id)
+    user = mine[0].expert.user
+    browser, token = _browser(user), _token(user)
+    body = {"quality_a": "4", "comment": "  Clear.  ", "preference": "a"}
+    lane, api = _rate(browser, t, mine[0], body), _rate(token, t, mine[1], body)
+    assert lane.status_code == api.status_code == 200 and _light(lane) and not _light(api)
+    assert lane.json() == api.json() == {"saved": True, "status": "in_progress"}
+    for task in mine[:2]:
+        task.refresh_from_db()
+        assert (task.quality_a, task.comment, task.preference) == (4, "Clear.", "A")
+    before = {x.pk: Rating.objects.values().get(pk=x.pk) for x in (mine[0], theirs)}
+    refused = [(mine[0], {"quality_a": 9}, None), (mine[0], {"stars": 5}, None), (mine[0], None, "[]"),
+               (theirs, {"quality_a": 3}, None)]  # another expert's task: 404, its existence not revealed
+    for task, body, raw in refused:
+        lane, api = _rate(browser, t, task, body, raw), _rate(token, t, task, body, raw)
+        assert lane.status_code == api.status_code and lane.status_code in (400, 404) and lane.json() == api.json()
+    reader = _browser(reader_in(t, "unassisted").user)
+    assert _rate(reader, t, mine[0], {"quality_a": 2}).status_code == 403  # not an expert of the trial
+    Trial.objects.filter(pk=t["trial"].pk).update(status=Trial.Status.LOCKED)
+    lane, api = _rate(browser, t, mine[0], {"quality_a": 2}), _rate(token, t, mine[0], {"quality_a": 2})
+    assert lane.status_code == api.status_code == 409 and lane.json() == api.json()
+    assert {x.pk: Rating.objects.values().get(pk=x.pk) for x in (mine[0], theirs)} == before
