@@ -39,8 +39,8 @@ def can_view_case_images(user, case: Case) -> bool:
 def image_entries(case: Case) -> list[dict]:
     """The case's images as the viewer's page data: [{id, meta_url}] (used by the read and rating pages)."""
     return [
-        {"id": im.public_id, "meta_url": reverse("imaging:image-meta", args=[im.public_id])}
-        for im in case.images.order_by("created_at", "pk")
+        {"id": pid, "meta_url": reverse("imaging:image-meta", args=[pid])}
+        for pid in case.images.order_by("created_at", "pk").values_list("public_id", flat=True)
     ]
 
 

@@ -114,6 +114,8 @@ def unavailable_reason(read: Read, now=None) -> str:
     now = now or timezone.now()
     trial = read.case.trial
     qs = Read.objects.filter(pk=read.pk)
+    if available_reads(qs, trial, now).exists():  # the common case, in one query (issue 19: the read page's CPU)
+        return ""
     if not qs.filter(_washout_q(trial, now)).exists():
         return "This read opens after the washout period that follows your earlier read of this case."
     if not qs.filter(_ai_ready_q()).exists():
