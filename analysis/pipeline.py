@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 
 from .evaluation import AIEvaluation, ErrorAnalysis, ai_evaluation, error_analysis
-from .stats._result import Section
+from .stats._result import UNSET, Section
 from .stats.arms import arms_from_manifest
 from .stats.multiarm import MultiArmPrimary, multi_arm_primary
+from .stats.primary import PrimaryDetails
 from .stats.sections import TrialResults
 from .stats.trial import analyse_trial, read_export_dir
 
@@ -312,30 +313,84 @@ def read_export_tables(path: str | Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def primary_summary(results: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of the declared primary analysis (``results['primary']``), for the page, the API and
-    the command's printout. The decisive-pair rate (``preference_rate``) is the preference endpoint's secondary."""
-    pr = results.get("primary") or {}
-    q, t, p = pr.get("quality") or {}, pr.get("reading_time") or {}, pr.get("preference") or {}
-    pd_ = p.get("details") or {}
-    ratio_ci = t.get("ci") or [None, None]
-    lab = results.get("labels", {})
-    return {
-        "assisted": lab.get("assisted"), "control": lab.get("control"), "masked": lab.get("masked"),
-        "quality_difference": q.get("estimate"), "quality_ci": q.get("ci"), "quality_p": q.get("p"),
-        "quality_df": q.get("df"), "quality_n": q.get("n_cases"), "quality_converged": q.get("converged"),
-        "quality_boundary": q.get("boundary"), "quality_fallback": q.get("fallback"),
-        "time_ratio": t.get("estimate"), "time_ratio_ci": t.get("ci"), "time_ratio_p": t.get("p"),
-        "time_converged": t.get("converged"), "time_boundary": t.get("boundary"), "time_fallback": t.get("fallback"),
-        "time_relative_reduction": None if t.get("estimate") is None else 1 - t["estimate"],
-        "time_relative_reduction_ci": [None if ratio_ci[1] is None else 1 - ratio_ci[1],
-                                       None if ratio_ci[0] is None else 1 - ratio_ci[0]],
-        "preference_share": p.get("estimate"), "preference_share_ci": p.get("ci"), "preference_share_p": p.get("p"),
-        "preference_null_share": pd_.get("null_share"), "preference_k": pd_.get("k"),
-        "preference_converged": p.get("converged"),
-        "preference_rate": pd_.get("decisive_rate"), "preference_ci": pd_.get("decisive_rate_ci"),
-        "preference_p": pd_.get("decisive_rate_p"), "preference_ties": pd_.get("ties"),
-        "preference_n": pd_.get("n_pairs"),
-        "confirmatory": {k: (pr.get(k) or {}).get("confirmatory") for k in ("quality", "reading_time", "preference")},
-        "engine": pr.get("engine"),
-    }
+@dataclass(frozen=True)
+class PrimarySummary(Section):
+    """The headline numbers of the declared primary analysis (``results.primary``, a
+    :class:`~analysis.stats.primary.PrimaryBlock`), for the runs page, the API and the command's printout;
+    ``to_dict()`` is ``results.json``'s ``summary`` and the run's stored ``summary``.
+
+    The arms (``assisted``, ``control``, ``masked``) are the report's :class:`Labels`. Quality: the difference
+    assisted - control (1-5 points) with its CI, p, Satterthwaite df, cases analysed and the fit's flags. Reading time:
+    the ratio of geometric means assisted / control with its CI and p, and the relative reduction 1 - ratio (its CI
+    from the ratio's, bounds swapped). Preference: the share of pairs where at least k experts prefer the assisted
+    report (CI, p, the null share it is tested against, k) and the decisive-pair rate wins / (wins + losses), the
+    preference endpoint's secondary (CI, p, ties, pairs). ``confirmatory``: the fixed-sequence verdict per endpoint;
+    ``engine``: the mixed-model engine and versions. A number that could not be computed is None."""
+
+    assisted: str | None
+    control: str | None
+    masked: bool
+    quality_difference: float | None
+    quality_ci: tuple[float | None, float | None] | None
+    quality_p: float | None
+    quality_df: float | None
+    quality_n: int | None
+    quality_converged: bool | None
+    quality_boundary: bool | None
+    quality_fallback: str | None
+    time_ratio: float | None
+    time_ratio_ci: tuple[float | None, float | None] | None
+    time_ratio_p: float | None
+    time_converged: bool | None
+    time_boundary: bool | None
+    time_fallback: str | None
+    time_relative_reduction: float | None
+    time_relative_reduction_ci: tuple[float | None, float | None]
+    preference_share: float | None
+    preference_share_ci: tuple[float | None, float | None] | None
+    preference_share_p: float | None
+    preference_null_share: float | None
+    preference_k: int | str | None
+    preference_converged: bool | None
+    preference_rate: float | None
+    preference_ci: tuple[float | None, float | None] | None
+    preference_p: float | None
+    preference_ties: int | None
+    preference_n: int | None
+    confirmatory: dict[str, bool]
+    engine: str
+
+
+def _detail(details: PrimaryDetails | None, name: str) -> Any:
+    """A field of an endpoint's details, None when there are none or the field was not computed (UNSET)."""
+    value = getattr(details, name, None)
+    return None if value is UNSET else value
+
+
+def _one_minus(x: float | None) -> float | None:
+    return None if x is None else 1 - x  # NaN stays NaN: None in to_dict
+
+
+def primary_summary(results: AnalysisResults) -> PrimarySummary:
+    """:class:`PrimarySummary` of the typed results."""
+    pr = results.primary
+    q, t, p = pr.quality, pr.reading_time, pr.preference
+    ratio_ci = t.ci or (None, None)
+    lab = results.labels
+    return PrimarySummary(
+        assisted=lab.assisted, control=lab.control, masked=lab.masked,
+        quality_difference=q.estimate, quality_ci=q.ci, quality_p=q.p, quality_df=q.df, quality_n=q.n_cases,
+        quality_converged=q.converged, quality_boundary=q.boundary, quality_fallback=q.fallback,
+        time_ratio=t.estimate, time_ratio_ci=t.ci, time_ratio_p=t.p, time_converged=t.converged,
+        time_boundary=t.boundary, time_fallback=t.fallback,
+        time_relative_reduction=_one_minus(t.estimate),
+        time_relative_reduction_ci=(_one_minus(ratio_ci[1]), _one_minus(ratio_ci[0])),
+        preference_share=p.estimate, preference_share_ci=p.ci, preference_share_p=p.p,
+        preference_null_share=_detail(p.details, "null_share"), preference_k=_detail(p.details, "k"),
+        preference_converged=p.converged,
+        preference_rate=_detail(p.details, "decisive_rate"), preference_ci=_detail(p.details, "decisive_rate_ci"),
+        preference_p=_detail(p.details, "decisive_rate_p"), preference_ties=_detail(p.details, "ties"),
+        preference_n=_detail(p.details, "n_pairs"),
+        confirmatory={k: getattr(pr, k).confirmatory for k in ("quality", "reading_time", "preference")},
+        engine=pr.engine,
+    )

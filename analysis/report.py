@@ -28,6 +28,7 @@ import pandas as pd
 from django.template import Context, Engine
 
 from .checklist import Checklist, build_checklist
+from .evaluation import AIEvaluation, ErrorAnalysis
 from .figures import FIGURES, Effect, ForestRow, draw_figures, forest_rows
 from .pipeline import AnalysisResults
 from .stats._result import StatResult
@@ -184,9 +185,9 @@ class ReportPage:
     agreement: Agreement
     subgroups: list[ForestRow]
     blinding: TrialBlinding
-    #: ``results.ai_evaluation`` (:class:`analysis.evaluation.AIEvaluation`) in its results.json form: arena,
-    #: interaction, text_metrics (issue 20; docs/ai-evaluation.md)
-    ai_evaluation: dict[str, Any]
+    #: ``results.ai_evaluation`` (issue 20; docs/ai-evaluation.md): the arena ranking of the arms, the standalone
+    #: arena's ranking of model versions, human-AI interaction, the AI boxes' review and the text metrics, typed
+    ai_evaluation: AIEvaluation
     methods: MethodsSection
     checklist: Checklist
     warnings: list[str]
@@ -195,8 +196,8 @@ class ReportPage:
     figures: dict[str, Figure] = field(default_factory=dict)
     #: ``results.multi_arm`` as in results.json (trials with several AI arms; issue 20), else None
     multi_arm: dict[str, Any] | None = None
-    #: ``results.error_analysis`` as in results.json (issue 20), else None
-    error_analysis: dict[str, Any] | None = None
+    #: ``results.error_analysis`` (issue 20; CONSORT-AI item 19), else None
+    error_analysis: ErrorAnalysis | None = None
 
 
 def _primary_section(results: AnalysisResults, a: str, c: str) -> PrimarySection:
@@ -304,7 +305,7 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         agreement=results.agreement,
         subgroups=forest_rows(results),
         blinding=results.blinding,
-        ai_evaluation=results.ai_evaluation.to_dict(),
+        ai_evaluation=results.ai_evaluation,
         methods=MethodsSection(design=results.design, paired=results.paired_analysis,
                                majority_k=results.preference.panel_majority.k or None),
         checklist=checklist or build_checklist(results, {}, manifest),
@@ -313,7 +314,7 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         css=CSS,
         figures={name: Figure(name, src, CAPTIONS[name]) for name, src in figures.items()},
         multi_arm=results.multi_arm.to_dict() if results.multi_arm is not None else None,
-        error_analysis=results.error_analysis.to_dict() if results.error_analysis is not None else None,
+        error_analysis=results.error_analysis,
     )
 
 

@@ -83,7 +83,7 @@ def run_analysis(trial: Trial, out_dir: Path, progress: Progress | None = None,
     tables = read_export_tables(export_dir)
     typed = analyse_results(tables, manifest)
     results = typed.to_dict()
-    results["summary"] = primary_summary(results)
+    results["summary"] = primary_summary(typed).to_dict()
     step(60, "Statistics computed")
 
     render_report(typed, tables, manifest, out_dir / REPORT_DIR, payload=results)

@@ -32,6 +32,20 @@ class CaseReadSerializer(serializers.Serializer):
     status = serializers.CharField()
     opened_at = serializers.DateTimeField(allow_null=True)
     submitted_at = serializers.DateTimeField(allow_null=True)
+    amend_url = serializers.CharField(allow_null=True, help_text="Null after lock, for an unsubmitted read, and to a "
+                                                                 "coordinator who is also a blinded participant")
+
+
+class CaseRatingTaskSerializer(serializers.Serializer):
+    """One rating task as the case page lists it: the expert, status and submission time; never its A/B order, its
+    reads, its answers or an arm. ``amend_url`` only to a coordinator who neither reads nor rates in the trial, and
+    only before lock (docs/design.md section 5)."""
+
+    expert = serializers.CharField()
+    status = serializers.CharField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    amend_url = serializers.CharField(allow_null=True, help_text="Null after lock, for an unsubmitted task, and to a "
+                                                                 "coordinator who is also a blinded participant")
 
 
 class CaseOverviewSerializer(serializers.Serializer):
@@ -50,5 +64,6 @@ class CaseOverviewSerializer(serializers.Serializer):
     drafts = CaseDraftSerializer(many=True)
     reads = CaseReadSerializer(many=True)
     ratings = serializers.DictField(child=serializers.IntegerField())
+    rating_tasks = CaseRatingTaskSerializer(many=True)
     arm_hidden = serializers.BooleanField()
     can_exclude = serializers.BooleanField()

@@ -7,6 +7,7 @@ import pytest
 
 from analysis.export import build_export
 from analysis.services import run_analysis
+from tests.analysis_app.report_support import assert_typed_sections_render_as_their_dicts
 from trial import services
 from trial.models import Trial
 
@@ -56,3 +57,5 @@ def test_export_columns_and_ai_evaluation(tmp_path, make_small_trial):
     html = (tmp_path / "run" / "report" / "report.html").read_text()
     for heading in ("Report arena", "Human-AI interaction", "Automation bias", "Report-text metrics"):
         assert heading in html
+    page = assert_typed_sections_render_as_their_dicts(tmp_path / "run")
+    assert "Automation bias" in page and "Human-AI interaction" in page

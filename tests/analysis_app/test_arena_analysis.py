@@ -17,6 +17,7 @@ from inference.models import Draft, OodAction
 from inference.services import register_model_version, set_arena_model_versions
 from rating import services as rating_services
 from rating.models import ArenaTask
+from tests.analysis_app.report_support import assert_typed_sections_render_as_their_dicts
 from tests.factories.reading import ready_draft
 from trial import services
 from trial.models import Trial
@@ -110,3 +111,4 @@ def test_arena_withheld_before_lock_then_ranked_in_the_report(tmp_path, make_sma
     part = html[html.index("Arena (drafts, no readers)"):html.index("Human-AI interaction")]
     assert "ranking of the model versions" in part and all(name in part for name in STRENGTHS)
     assert "1 withheld (out of distribution)" in part and "Left (A) draft preferred" in part
+    assert "Left (A) draft preferred" in assert_typed_sections_render_as_their_dicts(tmp_path / "run")

@@ -13,6 +13,7 @@ from analysis.export import build_export
 from analysis.services import run_analysis
 from analysis.stats.chexbert_f1 import CONDITIONS, chexbert_f1, slug
 from inference.backends.chexbert import load_chexbert
+from tests.analysis_app.report_support import assert_typed_sections_render_as_their_dicts
 from tests.factories.chexbert import build_tiny_chexbert
 from trial import services
 from trial.models import Case, Trial
@@ -89,6 +90,7 @@ def test_export_labels_and_analysis(tmp_path, make_small_trial, tiny_dir):
     assert "CheXbert-F1 against the reference report" in html and "micro-F1 (14)" in html
     assert labeler.checkpoint_sha256[:16] in html
     assert f"{cx['final_by_arm']['ai_assisted']['all14']['micro_f1']:.3f}" in html
+    assert "micro-F1 (14)" in assert_typed_sections_render_as_their_dicts(tmp_path / "run")
 
 
 def test_without_weights_the_report_says_not_computed(tmp_path, make_small_trial, tiny_dir, settings):

@@ -357,6 +357,30 @@ def test_the_ai_reader_does_receive_the_draft(world):
     assert b"Zebra-striped" in page.content
 
 
+def test_case_overview_api_has_the_case_pages_rating_rows(world):
+    """case-overview (seventh session): the rating-task rows of the case page, for case 0 (its tasks exist), under
+    the page's blinding: the coordinator gets the rows; the expert made coordinator too gets the same rows with no
+    amendment link and none of the expert's forbidden strings (arms, models, readers)."""
+    from rating.models import Rating
+    from trial.models import Membership
+
+    case = world["cases"][0]
+    tasks = list(Rating.objects.filter(case=case).select_related("expert__user").order_by("pk"))
+    assert tasks, "the fixture's case 0 should have rating tasks"
+    url = reverse("case-overview", args=["PM", case.pk])
+    want = [(r.expert.user.username, r.status) for r in tasks]
+    rows = client_for(world, "coordinator").get(url).json()["rating_tasks"]
+    assert [(r["expert"], r["status"]) for r in rows] == want
+    user = world["users"]["expert"]
+    Membership.objects.create(user=user, trial=world["trial"], role="coordinator")
+    resp = client_for(world, "expert").get(url)
+    assert resp.status_code == 200
+    body = body_of(resp).decode().lower()
+    assert not [s for s in _forbidden_strings(world)["expert"] if s and s.lower() in body]
+    rows = resp.json()["rating_tasks"]
+    assert [(r["expert"], r["status"]) for r in rows] == want and all(r["amend_url"] is None for r in rows)
+
+
 def test_revealed_allocations_are_exactly_the_revealed_slots(world):
     from trial.models import AllocationSlot
 

@@ -6,9 +6,10 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from inference.selectors import arm_model_version
+from rating.models import Rating
 from reading.models import Read
 from tests.factories.imaging import add_image
-from tests.factories.rating import submit_read
+from tests.factories.rating import complete_case, submit_read
 from tests.factories.reading import DRAFT_FINDINGS, ready_draft
 from tests.factories.trial import PASSWORD, add_cases, make_trial
 from trial.models import AuditEntry, Case, Trial
@@ -51,6 +52,10 @@ def test_api_overview_and_exclusion_with_reason(t):
     assert sorted(r["status"] for r in got["reads"]) == ["done", "todo"]
     assert {r["arm"] for r in got["reads"]} == {"unassisted", "ai_assisted"}
     assert got["images"][0]["flags"] == ["burned_in_annotation_checked"]
+    # the page's rows: no rating task until both reads are in; the submitted read's amendment link
+    assert got["rating_tasks"] == [] and got["ratings"] == {"total": 0, "done": 0}
+    done = Read.objects.get(case=case, status="done")
+    assert {r["amend_url"] for r in got["reads"]} == {None, reverse("reading:amend", args=["CP", done.public_id])}
     assert got["drafts"] == [{"model_version": "retrieval baseline", "status": "ready",
                               "queued_at": got["drafts"][0]["queued_at"],
                               "finished_at": got["drafts"][0]["finished_at"]}]
@@ -88,3 +93,16 @@ def test_page_exclusion_needs_a_reason(client, t):
     r = client.post(url, {"reason": "Duplicate study"}, follow=True)
     assert Case.objects.get(pk=case.pk).exclusion_reason == "Duplicate study"
     assert "Excluded: Duplicate study" in r.content.decode()
+
+
+def test_api_lists_the_rating_tasks_the_page_shows(t):
+    case = t["case"]
+    complete_case(case)
+    tasks = list(Rating.objects.filter(case=case).select_related("expert__user").order_by("pk"))
+    assert tasks
+    api = APIClient()
+    api.force_authenticate(t["coordinator"])
+    got = api.get(reverse("case-overview", args=["CP", case.pk])).json()
+    assert got["rating_tasks"] == [{"expert": r.expert.user.username, "status": "todo", "submitted_at": None,
+                                    "amend_url": None} for r in tasks]
+    assert got["ratings"] == {"total": len(tasks), "done": 0}

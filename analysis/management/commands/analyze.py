@@ -7,7 +7,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from trial.models import Trial
 
-from ...pipeline import primary_summary
 from ...services import EXPORT_DIR, EXPORT_ZIP, REPORT_DIR, load_chexbert_weights, run_analysis
 
 
@@ -83,7 +82,7 @@ class Command(BaseCommand):
             if error:
                 raise CommandError(f"CheXbert weights: {error}")
         results = run_analysis(trial, out, progress=progress, chexbert=chexbert)
-        s = primary_summary(results)
+        s = results["summary"]  # analysis.pipeline.PrimarySummary, as in results.json
         a, c = s["assisted"], s["control"]
         w = self.stdout.write
         w("")
