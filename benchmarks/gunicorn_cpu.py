@@ -19,6 +19,8 @@ _ROUTES = [
     (re.compile(r"^/reading/[^/]+/next/$"), "next"),
     (re.compile(r"^/api/reading/reads/[^/]+/$"), "detail"),
     (re.compile(r"^/api/reading/reads/[^/]+/(open|heartbeat|autosave|submit)/$"), None),
+    (re.compile(r"^/reading/images/[^/]+/meta\.json$"), "image meta"),
+    (re.compile(r"^/reading/images/[^/]+/display\.png$"), "display image"),
     (re.compile(r"^/api/rating/[^/]+/$"), "rating worklist"),
     (re.compile(r"^/api/rating/[^/]+/[^/]+/$"), "rating task"),
     (re.compile(r"^/api/rating/[^/]+/[^/]+/(open|autosave|submit)/$"), "rating "),

@@ -38,6 +38,7 @@ import asyncio
 import math
 import os
 import random
+import re
 import secrets
 import string
 import sys
@@ -51,7 +52,10 @@ import load as base
 
 P95_SATURATION_MS = 250.0
 READ_MEAN_S, HEARTBEAT_S, AUTOSAVE_MIN_S, RATE_MEAN_S, TYPING_FRACTION = 120.0, 15.0, 3.0, 60.0, 0.3
-READER_ENDPOINTS = ("worklist", "next", "read page", "detail", "open", "heartbeat", "autosave", "submit")
+READER_ENDPOINTS = ("worklist", "next", "read page", "image meta", "display image", "detail", "open", "heartbeat",
+                    "autosave", "submit")
+META_URL = re.compile(r'"meta_url": "([^"]+)"')  # the viewer's images in the read page's json_script block
+PREFETCH = re.compile(r'<link rel="prefetch" href="([^"]+)"')
 EXPERT_ENDPOINTS = ("rating worklist", "rating task", "rating open", "rating autosave", "rating submit")
 
 
@@ -149,6 +153,7 @@ class Person:
     csrf: str
     expert: bool = False
     first: str = ""  # the read or rating task opened at seeding (joined at a random point of it)
+    prefetched: str = ""  # the display image the last read page prefetched (in the browser's cache since)
 
 
 class Sim:
@@ -196,7 +201,8 @@ class Sim:
                 if pid == "":
                     continue
                 api = f"/api/reading/reads/{pid}/"
-                await self.call(p, "read page", "GET", f"/reading/{self.trial}/read/{pid}/")  # the page opens it
+                page = await self.call(p, "read page", "GET", f"/reading/{self.trial}/read/{pid}/")  # it opens it
+                await self.viewer(p, page)
                 if not await self.read_case(p, rnd, api):
                     return
                 await self.submit(p, pid, api)
@@ -215,6 +221,25 @@ class Sim:
             if not await self.read_case(p, rnd, api):
                 return
             await self.submit(p, pid, api)
+
+    async def viewer(self, p: Person, page) -> None:
+        """What the read page's viewer fetches (imaging/static/imaging/viewer.js): the first image's metadata, its
+        display rendition unless the previous page prefetched it (the browser's cache: the views answer "private,
+        max-age=3600"), and the page's prefetch of the next read's display image. The full range is fetched only
+        on a first window/level, which this reader does not do."""
+        if page is None or page.status_code != 200:
+            return
+        html = page.text
+        meta = META_URL.search(html)
+        if meta:
+            r = await self.call(p, "image meta", "GET", meta.group(1))
+            display = r.json().get("display_url") if r is not None and r.status_code == 200 else None
+            if display and display != p.prefetched:
+                await self.call(p, "display image", "GET", display)
+        prefetch = PREFETCH.search(html)
+        if prefetch:
+            p.prefetched = prefetch.group(1)
+            await self.call(p, "display image", "GET", prefetch.group(1))
 
     async def next_in_browser(self, p: Person) -> str | None:
         """What the page's "next read" link does: /reading/<trial>/next/ redirects to the next read's page (its

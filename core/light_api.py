@@ -6,7 +6,7 @@ requests of a read case. Through DRF each spent most of its CPU on the framework
 negotiation, authentication classes, serializers), not on its one or two statements. This middleware, the last of
 ``MIDDLEWARE`` (so every other middleware has run: session, CSRF cookie, authentication, row-history context,
 security headers on the way out), answers those requests itself when, and only when, the full path would answer
-the same success:
+the same success (the handler's body is the API view's output serializer's data, rendered as DRF renders it):
 
 * the request is a POST of a JSON object signed in by the session cookie (no ``Authorization`` header: token
   clients take DRF's path), the user is active and signed in, and Django's CSRF check accepts it (the same
@@ -25,10 +25,11 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
+from rest_framework.renderers import JSONRenderer
 
 from core.errors import TrialError
 
@@ -65,12 +66,13 @@ class LightApiMiddleware:
         self.get_response = get_response
         self.handlers = {name: import_string(path) for name, path in getattr(settings, "LIGHT_API", {}).items()}
         self.csrf = _CsrfCheck(get_response)
+        self.renderer = JSONRenderer()  # DRF's own rendering: the bytes the full path sends
 
     def __call__(self, request):
         response = self._light(request) if self.handlers else None
         return response if response is not None else self.get_response(request)
 
-    def _light(self, request) -> JsonResponse | None:
+    def _light(self, request) -> HttpResponse | None:
         if (request.method != "POST" or not request.path_info.startswith("/api/")
                 or "HTTP_AUTHORIZATION" in request.META
                 or request.content_type != "application/json"):
@@ -92,4 +94,6 @@ class LightApiMiddleware:
             body = handler(request, data, **route[1])
         except (TrialError, Http404, PermissionDenied):
             return None  # the service rolled back; the full path answers the refusal in the API's words
-        return None if body is None else JsonResponse(body)
+        if body is None:
+            return None
+        return HttpResponse(self.renderer.render(body), content_type="application/json")

@@ -83,7 +83,7 @@ def light_autosave(request, data: dict, trial_code: str, public_id: str) -> dict
     """AutosaveView's answer through the light lane (core.light_api): the same selector, rules and service."""
     rating = selectors.rating_for_expert(request.user, get_object_or_404(Trial, code=trial_code), public_id)
     rating = services.autosave_rating(request.user, rating, services.clean_answer(rating, data, complete=False))
-    return {"saved": True, "status": rating.status}
+    return SavedSerializer({"saved": True, "status": rating.status}).data
 
 
 class SubmitView(_RatingView):

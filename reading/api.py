@@ -92,14 +92,15 @@ class AutosaveView(_ReadView):
 def light_heartbeat(request, data: dict, public_id: str) -> dict:
     """HeartbeatView's answer through the light lane (core.light_api): the same service and body."""
     read = services.heartbeat(request.user, public_id, data.get("seconds"))
-    return {"status": read.status, "active_seconds": round(read.active_seconds, 1), "submitted": read.is_submitted}
+    return HeartbeatSerializer({"status": read.status, "active_seconds": round(read.active_seconds, 1),
+                                "submitted": read.is_submitted}).data
 
 
 def light_autosave(request, data: dict, public_id: str) -> dict:
     """AutosaveView's answer through the light lane (core.light_api): the same service and body."""
     read = services.autosave(request.user, public_id, data, seconds=data.get("seconds"))
-    return {"status": read.status, "autosaved_at": selectors._iso(read.autosaved_at), "submitted": read.is_submitted,
-            "active_seconds": round(read.active_seconds, 1)}
+    return AutosaveSerializer({"status": read.status, "autosaved_at": selectors._iso(read.autosaved_at),
+                               "submitted": read.is_submitted, "active_seconds": round(read.active_seconds, 1)}).data
 
 
 class SubmitView(_ReadView):

@@ -68,7 +68,7 @@ def _post(client, name: str, public_id: str, body, raw: str | None = None):
 
 
 def _light(r) -> bool:
-    """Whether the light lane answered: DRF's responses carry an Allow header, the lane's JsonResponse none."""
+    """Whether the light lane answered: DRF's responses carry an Allow header, the lane's none."""
     return "Allow" not in r
 
 

@@ -29,6 +29,8 @@ def test_every_benchmark_request_maps_to_its_endpoint():
         "heartbeat": reverse("reading-api:heartbeat", args=[pid]),
         "autosave": reverse("reading-api:autosave", args=[pid]),
         "submit": reverse("reading-api:submit", args=[pid]),
+        "image meta": reverse("imaging:image-meta", args=[pid]),
+        "display image": reverse("imaging:image-display", args=[pid]),
         "rating worklist": reverse("rating-worklist", args=[code]),
         "rating task": reverse("rating-task", args=[code, pid]),
         "rating open": reverse("rating-open", args=[code, pid]),
