@@ -53,14 +53,19 @@ class WorklistTaskSerializer(serializers.Serializer):
     status_label = serializers.CharField()
 
 
-class RatingWorklistSerializer(serializers.Serializer):
-    """rating.selectors.worklist_payload."""
+class _WorklistSerializer(serializers.Serializer):
+    """What the rating and arena worklists share (rating.blinded_api); each adds its ``tasks``."""
 
     trial = serializers.CharField()
     progress = RatingProgressSerializer()
     next = serializers.CharField(allow_null=True, help_text="id of the task to open next")
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
+
+
+class RatingWorklistSerializer(_WorklistSerializer):
+    """rating.selectors.worklist_payload."""
+
     tasks = WorklistTaskSerializer(many=True)
 
 
@@ -176,14 +181,9 @@ class ArenaWorklistTaskSerializer(serializers.Serializer):
     status_label = serializers.CharField()
 
 
-class ArenaWorklistSerializer(serializers.Serializer):
+class ArenaWorklistSerializer(_WorklistSerializer):
     """rating.selectors.arena_worklist_payload: the expert's available arena tasks."""
 
-    trial = serializers.CharField()
-    progress = RatingProgressSerializer()
-    next = serializers.CharField(allow_null=True, help_text="id of the task to open next")
-    page = serializers.IntegerField()
-    pages = serializers.IntegerField()
     tasks = ArenaWorklistTaskSerializer(many=True)
 
 
@@ -210,14 +210,11 @@ class ArenaTaskSerializer(serializers.Serializer):
     preferences = serializers.JSONField()
 
 
-class ArenaSavedSerializer(serializers.Serializer):
-    saved = serializers.BooleanField()
+class ArenaSavedSerializer(SavedSerializer):
     status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
 
 
-class ArenaSubmittedSerializer(serializers.Serializer):
-    submitted = serializers.BooleanField()
-    already_submitted = serializers.BooleanField()
+class ArenaSubmittedSerializer(SubmittedSerializer):
     status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
     next = serializers.CharField(allow_null=True, help_text="id of the next arena task, or null when none is left")
 

@@ -557,7 +557,13 @@ def arena_order_seed(trial: Trial, public_id: str) -> str:
 def arena_drafts(case: Case, versions: list[ModelVersion]) -> tuple[list[Draft], Counter]:
     """The case's usable drafts of ``versions`` (ready, shown, with text), in the versions' order, and the reasons
     the others are left out (ARENA_EXCLUSIONS)."""
-    by_version = {d.model_version_id: d for d in Draft.objects.filter(case=case, model_version__in=versions)}
+    drafts = Draft.objects.filter(case=case, model_version__in=versions)
+    return sort_arena_drafts({d.model_version_id: d for d in drafts}, versions)
+
+
+def sort_arena_drafts(by_version: dict[int, Draft], versions: list[ModelVersion]) -> tuple[list[Draft], Counter]:
+    """``arena_drafts`` over one case's drafts already loaded, keyed by model version id (no query: the coordinator's
+    page sorts every case's drafts from one query)."""
     usable: list[Draft] = []
     excluded: Counter = Counter()
     for mv in versions:
