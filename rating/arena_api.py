@@ -16,6 +16,7 @@ from trial.api_base import TrialScopedAPIView, valid
 from trial.blinding import NotBlindedParticipant
 from trial.models import Membership
 from trial.permissions import Role, TrialRolePermission
+from trial.signatures import submission_signature
 
 from . import selectors, services
 from .blinded_api import (
@@ -26,8 +27,11 @@ from .blinded_api import (
     TaskEndpoint,
     TaskKind,
     WorklistEndpoint,
+    request_answer,
 )
 from .serializers import (
+    ArenaAmendmentInputSerializer,
+    ArenaAmendmentSerializer,
     ArenaAnswerSerializer,
     ArenaDrawInputSerializer,
     ArenaDrawSerializer,
@@ -87,6 +91,26 @@ class ArenaAutosaveView(_ExpertView, AutosaveEndpoint):
     summary="Submit the arena judgement (once; a repeat of the same answer is a success)"))
 class ArenaSubmitView(_ExpertView, SubmitEndpoint):
     pass
+
+
+class ArenaAmendView(_ExpertView):
+    """Amend a submitted arena judgement: its expert, with a reason, before lock; signed where the trial signs
+    submissions. The task keeps its first submission; the answer is the amendment, before and after, in A/B terms."""
+
+    @extend_schema(operation_id="arena_amend", request=ArenaAmendmentInputSerializer,
+                   responses=ArenaAmendmentSerializer,
+                   summary="Amend a submitted arena judgement (reason required); already_amended on a repeat")
+    def post(self, request, trial_code: str, public_id: str):
+        data = request_answer(request)
+        signature = submission_signature(data.pop("password", None))
+        task = self.get_task(public_id)
+        d = valid(ArenaAmendmentInputSerializer, data, task=task)
+        amendment, created = services.amend_arena_task(actor=request.user, task=task, answer=d["answer"],
+                                                       reason=d["reason"], signature=signature)
+        return Response(ArenaAmendmentSerializer({
+            "task_id": task.public_id, "number": amendment.number, "reason": amendment.reason,
+            "created_at": amendment.created_at.isoformat(), "previous": amendment.previous,
+            "amended": amendment.amended, "already_amended": not created}).data)
 
 
 class _CoordinatorView(TrialScopedAPIView):

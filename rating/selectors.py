@@ -24,7 +24,7 @@ from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role, membership_of, require_role
 
 from .models import ArenaTask, Rating
-from .services import ARENA_EXCLUSIONS, sort_arena_drafts
+from .services import ARENA_ANSWER_FIELDS, ARENA_EXCLUSIONS, arena_answer_of, sort_arena_drafts
 
 # The 5-point quality scale, anchors written out on the page and in the API.
 QUALITY_SCALE = [
@@ -569,3 +569,34 @@ def _arena_left_out(cases: QuerySet[Case], case_ids: list[int], versions: list) 
             for reason, n in sort_arena_drafts(by_case[case_id], versions)[1].items():
                 left_out[reason] += n
     return {"left_out": left_out, "left_out_total": sum(left_out.values())}
+
+
+# -- amending an arena judgement (its expert only; rating.services.amend_arena_task) --------------------------------
+def current_arena_answer(task: ArenaTask) -> dict:
+    """The latest version of the judgement: the last amendment's, else the submission's."""
+    latest = task.amendments.order_by("-number").first()
+    return dict(latest.amended) if latest else arena_answer_of(task)
+
+
+def _arena_words(field: str, value) -> str:
+    if value in (None, ""):
+        return "–"
+    if field == "preference":
+        return {p["value"]: p["label"] for p in ARENA_PREFERENCE_CHOICES}.get(value, str(value))
+    if field in ("quality_a", "quality_b"):
+        return {s["score"]: f"{s['score']} · {s['label']}" for s in QUALITY_SCALE}.get(value, str(value))
+    return str(value)
+
+
+def arena_amendment_history(task: ArenaTask) -> list[dict]:
+    """The judgement's amendments, oldest first: who, when, why and what changed (A/B terms only, no version)."""
+    names = {"preference": "Preference", "quality_a": "Quality of draft A", "quality_b": "Quality of draft B",
+             "comment": "Comment"}
+    return [
+        {"number": a.number, "at": a.created_at, "by": a.amended_by.get_username(), "as": "expert",
+         "reason": a.reason,
+         "changes": [{"field": names[k], "before": _arena_words(k, a.previous.get(k)),
+                      "after": _arena_words(k, a.amended.get(k))}
+                     for k in ARENA_ANSWER_FIELDS if a.previous.get(k) != a.amended.get(k)]}
+        for a in task.amendments.select_related("amended_by").order_by("number")
+    ]
