@@ -4,17 +4,23 @@ selectors check the expert's membership (they need it)."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import IsAuthenticated
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 
-from core.errors import InvalidInput
-from trial.api_base import TrialScopedAPIView, valid
+from trial.api_base import valid
 from trial.models import Trial
-from trial.signatures import submission_signature
 
 from . import selectors, services
-from .models import Rating
+from .blinded_api import (
+    AutosaveEndpoint,
+    BlindedTaskView,
+    OpenEndpoint,
+    SubmitEndpoint,
+    TaskEndpoint,
+    TaskKind,
+    WorklistEndpoint,
+    request_answer,
+)
 from .serializers import (
     AnswerSerializer,
     RatingAmendmentInputSerializer,
@@ -26,57 +32,41 @@ from .serializers import (
     TaskSerializer,
 )
 
-
-def request_answer(request) -> dict:
-    """The answer in a request body (a JSON object or a form) as a plain dict: the rating and arena APIs."""
-    data = request.data
-    if hasattr(data, "getlist"):  # form-encoded
-        return {k: data.get(k) for k in data}
-    if not isinstance(data, dict):
-        raise InvalidInput("Send the answer as a JSON object.")
-    return dict(data)
+RATING = TaskKind(
+    get=selectors.rating_for_expert, payload=selectors.task_payload, worklist_payload=selectors.worklist_payload,
+    next_id=selectors.next_task_id, open=services.open_rating, autosave=services.autosave_rating,
+    submit=services.submit_rating, answer=AnswerSerializer, answer_context="rating", task=TaskSerializer,
+    worklist=RatingWorklistSerializer, saved=SavedSerializer, submitted=SubmittedSerializer, open_on_get=False)
 
 
-class _RatingView(TrialScopedAPIView):
-    permission_classes = [IsAuthenticated]  # the selectors check the expert's membership (they need it)
-
-    def get_rating(self, public_id: str) -> Rating:
-        return selectors.rating_for_expert(self.request.user, self.get_trial(), public_id)
+class _RatingView(BlindedTaskView):
+    kind = RATING
 
 
-class WorklistView(_RatingView):
-    @extend_schema(operation_id="rating_worklist", parameters=[RatingWorklistQuerySerializer],
-                   responses=RatingWorklistSerializer, summary="The expert's rating worklist with progress")
-    def get(self, request, trial_code: str):
-        q = valid(RatingWorklistQuerySerializer, request.query_params)
-        payload = selectors.worklist_payload(request.user, self.get_trial(), page=q.get("page"))
-        return Response(RatingWorklistSerializer(payload).data)
+@extend_schema_view(get=extend_schema(
+    operation_id="rating_worklist", parameters=[RatingWorklistQuerySerializer], responses=RatingWorklistSerializer,
+    summary="The expert's rating worklist with progress"))
+class WorklistView(_RatingView, WorklistEndpoint):
+    pass
 
 
-class TaskView(_RatingView):
-    @extend_schema(operation_id="rating_task", responses=TaskSerializer,
-                   summary="One blinded rating task (reports A and B, images, saved answer)")
-    def get(self, request, trial_code: str, public_id: str):
-        return Response(TaskSerializer(selectors.task_payload(self.get_rating(public_id))).data)
+@extend_schema_view(get=extend_schema(
+    operation_id="rating_task", responses=TaskSerializer,
+    summary="One blinded rating task (reports A and B, images, saved answer)"))
+class TaskView(_RatingView, TaskEndpoint):
+    pass
 
 
-class OpenView(_RatingView):
-    @extend_schema(operation_id="rating_open", request=None, responses=TaskSerializer,
-                   summary="Open (or resume) a task")
-    def post(self, request, trial_code: str, public_id: str):
-        rating = services.open_rating(request.user, self.get_rating(public_id))
-        return Response(TaskSerializer(selectors.task_payload(rating)).data)
+@extend_schema_view(post=extend_schema(operation_id="rating_open", request=None, responses=TaskSerializer,
+                                       summary="Open (or resume) a task"))
+class OpenView(_RatingView, OpenEndpoint):
+    pass
 
 
-class AutosaveView(_RatingView):
-    @extend_schema(operation_id="rating_autosave", request=AnswerSerializer, responses=SavedSerializer,
-                   summary="Save a partial answer")
-    def post(self, request, trial_code: str, public_id: str):
-        data = request_answer(request)
-        rating = self.get_rating(public_id)
-        answer = valid(AnswerSerializer, data, rating=rating)
-        rating = services.autosave_rating(request.user, rating, answer)
-        return Response(SavedSerializer({"saved": True, "status": rating.status}).data)
+@extend_schema_view(post=extend_schema(operation_id="rating_autosave", request=AnswerSerializer,
+                                       responses=SavedSerializer, summary="Save a partial answer"))
+class AutosaveView(_RatingView, AutosaveEndpoint):
+    pass
 
 
 def light_autosave(request, data: dict, trial_code: str, public_id: str) -> dict:
@@ -86,18 +76,10 @@ def light_autosave(request, data: dict, trial_code: str, public_id: str) -> dict
     return SavedSerializer({"saved": True, "status": rating.status}).data
 
 
-class SubmitView(_RatingView):
-    @extend_schema(operation_id="rating_submit", request=AnswerSerializer, responses=SubmittedSerializer,
-                   summary="Submit the rating (once)")
-    def post(self, request, trial_code: str, public_id: str):
-        data = request_answer(request)
-        signature = submission_signature(data.pop("password", None))
-        rating = self.get_rating(public_id)
-        answer = valid(AnswerSerializer, data, rating=rating)
-        rating, created = services.submit_rating(request.user, rating, answer, signature=signature)
-        nxt = selectors.next_task_id(request.user, self.get_trial())
-        return Response(SubmittedSerializer({"submitted": True, "already_submitted": not created,
-                                             "status": rating.status, "next": nxt}).data)
+@extend_schema_view(post=extend_schema(operation_id="rating_submit", request=AnswerSerializer,
+                                       responses=SubmittedSerializer, summary="Submit the rating (once)"))
+class SubmitView(_RatingView, SubmitEndpoint):
+    pass
 
 
 class AmendView(_RatingView):

@@ -5,7 +5,7 @@ open, autosave, submit. Coordinators: the arena's model versions (``setup``) and
 both name model versions, so they are refused to anyone who also reads or rates in the trial (trial.blinding)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -19,9 +19,19 @@ from trial.permissions import Role, TrialRolePermission
 from trial.signatures import submission_signature
 
 from . import selectors, services
-from .api import request_answer
-from .models import ArenaTask
+from .blinded_api import (
+    AutosaveEndpoint,
+    BlindedTaskView,
+    OpenEndpoint,
+    SubmitEndpoint,
+    TaskEndpoint,
+    TaskKind,
+    WorklistEndpoint,
+    request_answer,
+)
 from .serializers import (
+    ArenaAmendmentInputSerializer,
+    ArenaAmendmentSerializer,
     ArenaAnswerSerializer,
     ArenaDrawInputSerializer,
     ArenaDrawSerializer,
@@ -34,63 +44,73 @@ from .serializers import (
     RatingWorklistQuerySerializer,
 )
 
-
-class _ExpertView(TrialScopedAPIView):
-    permission_classes = [IsAuthenticated]  # the selectors check the expert's membership and the blinding rule
-
-    def get_task(self, public_id: str) -> ArenaTask:
-        return selectors.arena_task_for_expert(self.request.user, self.get_trial(), public_id)
-
-
-class ArenaWorklistView(_ExpertView):
-    @extend_schema(operation_id="arena_worklist", parameters=[RatingWorklistQuerySerializer],
-                   responses=ArenaWorklistSerializer, summary="The expert's available arena tasks with progress")
-    def get(self, request, trial_code: str):
-        q = valid(RatingWorklistQuerySerializer, request.query_params)
-        payload = selectors.arena_worklist_payload(request.user, self.get_trial(), page=q.get("page"))
-        return Response(ArenaWorklistSerializer(payload).data)
+# The selectors check the expert's membership and the blinding rule (arena_task_for_expert: 404 until the expert's
+# rating tasks of the case are submitted). A GET of the task records the opening, as the page's GET does: receiving
+# the drafts is seeing them, so amend_rating's "arena_seen" rule cannot be sidestepped by reading the task without
+# calling open/ (docs/ai-evaluation.md, arena).
+ARENA = TaskKind(
+    get=selectors.arena_task_for_expert, payload=selectors.arena_task_payload,
+    worklist_payload=selectors.arena_worklist_payload, next_id=selectors.next_arena_task_id,
+    open=services.open_arena_task, autosave=services.autosave_arena_task, submit=services.submit_arena_task,
+    answer=ArenaAnswerSerializer, answer_context="task", task=ArenaTaskSerializer, worklist=ArenaWorklistSerializer,
+    saved=ArenaSavedSerializer, submitted=ArenaSubmittedSerializer, open_on_get=True)
 
 
-class ArenaTaskView(_ExpertView):
-    @extend_schema(operation_id="arena_task", responses=ArenaTaskSerializer,
-                   summary="One blinded arena task (drafts A and B, images, saved answer)")
-    def get(self, request, trial_code: str, public_id: str):
-        # Receiving the drafts is seeing them: stamped as the page's GET does, so amend_rating's "arena_seen" rule
-        # cannot be sidestepped by reading the task here without calling open/ (docs/ai-evaluation.md, arena).
-        task = services.open_arena_task(request.user, self.get_task(public_id))
-        return Response(ArenaTaskSerializer(selectors.arena_task_payload(task)).data)
+class _ExpertView(BlindedTaskView):
+    kind = ARENA
 
 
-class ArenaOpenView(_ExpertView):
-    @extend_schema(operation_id="arena_open", request=None, responses=ArenaTaskSerializer,
-                   summary="Open (or resume) an arena task")
-    def post(self, request, trial_code: str, public_id: str):
-        task = services.open_arena_task(request.user, self.get_task(public_id))
-        return Response(ArenaTaskSerializer(selectors.arena_task_payload(task)).data)
+@extend_schema_view(get=extend_schema(
+    operation_id="arena_worklist", parameters=[RatingWorklistQuerySerializer], responses=ArenaWorklistSerializer,
+    summary="The expert's available arena tasks with progress"))
+class ArenaWorklistView(_ExpertView, WorklistEndpoint):
+    pass
 
 
-class ArenaAutosaveView(_ExpertView):
-    @extend_schema(operation_id="arena_autosave", request=ArenaAnswerSerializer, responses=ArenaSavedSerializer,
-                   summary="Save a partial arena answer")
-    def post(self, request, trial_code: str, public_id: str):
-        task = self.get_task(public_id)
-        answer = valid(ArenaAnswerSerializer, request_answer(request), task=task)
-        task = services.autosave_arena_task(request.user, task, answer)
-        return Response(ArenaSavedSerializer({"saved": True, "status": task.status}).data)
+@extend_schema_view(get=extend_schema(
+    operation_id="arena_task", responses=ArenaTaskSerializer,
+    summary="One blinded arena task (drafts A and B, images, saved answer)"))
+class ArenaTaskView(_ExpertView, TaskEndpoint):
+    pass
 
 
-class ArenaSubmitView(_ExpertView):
-    @extend_schema(operation_id="arena_submit", request=ArenaAnswerSerializer, responses=ArenaSubmittedSerializer,
-                   summary="Submit the arena judgement (once; a repeat of the same answer is a success)")
+@extend_schema_view(post=extend_schema(operation_id="arena_open", request=None, responses=ArenaTaskSerializer,
+                                       summary="Open (or resume) an arena task"))
+class ArenaOpenView(_ExpertView, OpenEndpoint):
+    pass
+
+
+@extend_schema_view(post=extend_schema(operation_id="arena_autosave", request=ArenaAnswerSerializer,
+                                       responses=ArenaSavedSerializer, summary="Save a partial arena answer"))
+class ArenaAutosaveView(_ExpertView, AutosaveEndpoint):
+    pass
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="arena_submit", request=ArenaAnswerSerializer, responses=ArenaSubmittedSerializer,
+    summary="Submit the arena judgement (once; a repeat of the same answer is a success)"))
+class ArenaSubmitView(_ExpertView, SubmitEndpoint):
+    pass
+
+
+class ArenaAmendView(_ExpertView):
+    """Amend a submitted arena judgement: its expert, with a reason, before lock; signed where the trial signs
+    submissions. The task keeps its first submission; the answer is the amendment, before and after, in A/B terms."""
+
+    @extend_schema(operation_id="arena_amend", request=ArenaAmendmentInputSerializer,
+                   responses=ArenaAmendmentSerializer,
+                   summary="Amend a submitted arena judgement (reason required); already_amended on a repeat")
     def post(self, request, trial_code: str, public_id: str):
         data = request_answer(request)
-        signature = submission_signature(data.pop("password", None))  # Trial.sign_submissions, as for ratings
+        signature = submission_signature(data.pop("password", None))
         task = self.get_task(public_id)
-        answer = valid(ArenaAnswerSerializer, data, task=task)
-        task, created = services.submit_arena_task(request.user, task, answer, signature=signature)
-        nxt = selectors.next_arena_task_id(request.user, self.get_trial())
-        return Response(ArenaSubmittedSerializer({"submitted": True, "already_submitted": not created,
-                                                  "status": task.status, "next": nxt}).data)
+        d = valid(ArenaAmendmentInputSerializer, data, task=task)
+        amendment, created = services.amend_arena_task(actor=request.user, task=task, answer=d["answer"],
+                                                       reason=d["reason"], signature=signature)
+        return Response(ArenaAmendmentSerializer({
+            "task_id": task.public_id, "number": amendment.number, "reason": amendment.reason,
+            "created_at": amendment.created_at.isoformat(), "previous": amendment.previous,
+            "amended": amendment.amended, "already_amended": not created}).data)
 
 
 class _CoordinatorView(TrialScopedAPIView):

@@ -12,4 +12,5 @@ urlpatterns = [
     path("<slug:trial_code>/<str:public_id>/open/", api.ArenaOpenView.as_view(), name="arena-open"),
     path("<slug:trial_code>/<str:public_id>/autosave/", api.ArenaAutosaveView.as_view(), name="arena-autosave"),
     path("<slug:trial_code>/<str:public_id>/submit/", api.ArenaSubmitView.as_view(), name="arena-submit"),
+    path("<slug:trial_code>/<str:public_id>/amend/", api.ArenaAmendView.as_view(), name="arena-amend"),
 ]

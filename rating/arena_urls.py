@@ -9,4 +9,5 @@ urlpatterns: list = [
     # The coordinator's page comes before the task route: its fixed word would otherwise be read as a task id.
     path("<slug:trial_code>/setup/", views.ArenaSetupView.as_view(), name="setup"),
     path("<slug:trial_code>/<str:public_id>/", views.ArenaTaskView.as_view(), name="task"),
+    path("<slug:trial_code>/<str:public_id>/amend/", views.ArenaAmendView.as_view(), name="amend"),
 ]

@@ -143,3 +143,26 @@ class ArenaTask(models.Model):
 
     def __str__(self) -> str:
         return f"Arena task {self.public_id}"
+
+
+@history()
+class ArenaAmendment(models.Model):
+    """A change to a submitted arena judgement by its expert, as a rating's amendment (issue 18 item 2). The task
+    keeps its first submission unchanged, which is what the arena's analysis counts (docs/ai-evaluation.md); each
+    amendment stores the answer before and after (in the task's A/B terms: no model version), who made it, when and
+    why. ``number`` counts the task's amendments from 1."""
+
+    task = models.ForeignKey(ArenaTask, on_delete=models.PROTECT, related_name="amendments")
+    number = models.PositiveSmallIntegerField()
+    amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    previous = models.JSONField(help_text="The answer before: {preference, quality_a, quality_b, comment}")
+    amended = models.JSONField(help_text="The answer after, same keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "number"]
+        constraints = [models.UniqueConstraint(fields=["task", "number"], name="uniq_arena_amendment_number")]
+
+    def __str__(self) -> str:
+        return f"Amendment {self.number} of {self.task}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import defaultdict
 from datetime import timedelta
 
 from django.core.paginator import Paginator
@@ -15,6 +16,7 @@ from django.utils import timezone
 from core.keyed import keyed_hex
 from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
+from inference.models import Draft
 from inference.selectors import arena_is_set, arena_model_versions
 from reading.models import Read
 from trial.blinding import is_blinded_participant, require_not_blinded
@@ -22,7 +24,7 @@ from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role, membership_of, require_role
 
 from .models import ArenaTask, Rating
-from .services import ARENA_EXCLUSIONS, arena_drafts
+from .services import ARENA_ANSWER_FIELDS, ARENA_EXCLUSIONS, arena_answer_of, sort_arena_drafts
 
 # The 5-point quality scale, anchors written out on the page and in the API.
 QUALITY_SCALE = [
@@ -337,18 +339,8 @@ def rating_progress(trial: Trial) -> dict:
     progress = Rating.objects.filter(case__trial=trial).aggregate(
         ratings_total=Count("id"), ratings_done=Count("id", filter=Q(status=Rating.Status.DONE)),
     )
-    overdue_before = timezone.now() - timedelta(days=trial.overdue_after_days)
     # By expert (issue 17): counts only; an expert's tasks carry no arm.
-    progress["ratings_by_expert"] = [
-        {"expert": row.pop("expert__user__username"), "center": row.pop("expert__center__code"), **row}
-        for row in Rating.objects.filter(case__trial=trial)
-        .values("expert__user__username", "expert__center__code")
-        .annotate(done=Count("id", filter=Q(status=Rating.Status.DONE)),
-                  in_progress=Count("id", filter=Q(status=Rating.Status.IN_PROGRESS)),
-                  todo=Count("id", filter=Q(status=Rating.Status.TODO)),
-                  overdue=Count("id", filter=~Q(status=Rating.Status.DONE) & Q(created_at__lt=overdue_before)))
-        .order_by("expert__user__username")
-    ]
+    progress["ratings_by_expert"] = _by_expert(Rating.objects.filter(case__trial=trial), trial)
     progress["cases_short_of_panel"] = (
         Case.objects.filter(trial=trial, status=Case.Status.READ)
         .annotate(n=Count("ratings")).filter(n__lt=trial.expert_panel_size).count()
@@ -356,9 +348,36 @@ def rating_progress(trial: Trial) -> dict:
     return progress
 
 
+def _by_expert(tasks: QuerySet, trial: Trial) -> list[dict]:
+    """Rating or arena tasks counted per expert by status, and those not done ``overdue_after_days`` after they were
+    made (Rating and ArenaTask share the status values)."""
+    overdue_before = timezone.now() - timedelta(days=trial.overdue_after_days)
+    done = Rating.Status.DONE
+    return [
+        {"expert": row.pop("expert__user__username"), "center": row.pop("expert__center__code"), **row}
+        for row in tasks.values("expert__user__username", "expert__center__code")
+        .annotate(done=Count("id", filter=Q(status=done)),
+                  in_progress=Count("id", filter=Q(status=Rating.Status.IN_PROGRESS)),
+                  todo=Count("id", filter=Q(status=Rating.Status.TODO)),
+                  overdue=Count("id", filter=~Q(status=done) & Q(created_at__lt=overdue_before)))
+        .order_by("expert__user__username")
+    ]
+
+
+def arena_trial_progress(trial: Trial) -> dict:
+    """For the coordinator's progress page and API: the arena's tasks, submitted, in progress, and per expert. Counts
+    only, as for ratings: nothing per model version (docs/ai-evaluation.md, standalone arena)."""
+    tasks = ArenaTask.objects.filter(case__trial=trial)
+    progress = tasks.aggregate(
+        arena_total=Count("id"), arena_done=Count("id", filter=Q(status=ArenaTask.Status.DONE)),
+        arena_in_progress=Count("id", filter=Q(status=ArenaTask.Status.IN_PROGRESS)))
+    progress["arena_by_expert"] = _by_expert(tasks, trial) if progress["arena_total"] else []
+    return progress
+
+
 def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
-    """trial.signals.progress_requested: the rating counts for the trial's progress page and API."""
-    return rating_progress(trial)
+    """trial.signals.progress_requested: the rating and arena counts for the trial's progress page and API."""
+    return {**rating_progress(trial), **arena_trial_progress(trial)}
 
 
 def expert_sees_case_images(user, case) -> bool:
@@ -529,14 +548,55 @@ def arena_coordinator_page(user, trial: Trial) -> dict:
     per_expert = (tasks.order_by().values("expert__user__username")
                   .annotate(total=Count("pk"), done=Count("pk", filter=Q(status=ArenaTask.Status.DONE)))
                   .order_by("expert__user__username"))
-    left_out = dict.fromkeys(ARENA_EXCLUSIONS, 0)
     cases = (Case.objects.filter(trial=trial, enrolled_at__isnull=False, library=False)
-             .exclude(status=Case.Status.EXCLUDED).order_by("pk"))
-    if len(versions) >= 2:
-        for case in cases:
-            for reason, n in arena_drafts(case, versions)[1].items():
-                left_out[reason] += n
-    return {**arena_summary(trial), "versions": versions, "enrolled_cases": cases.count(),
+             .exclude(status=Case.Status.EXCLUDED))
+    case_ids = list(cases.values_list("pk", flat=True))
+    return {**arena_summary(trial), "versions": versions, "enrolled_cases": len(case_ids),
             "per_expert": [{"expert": r["expert__user__username"], "total": r["total"], "done": r["done"]}
                            for r in per_expert],
-            "left_out": left_out, "left_out_total": sum(left_out.values())}
+            **_arena_left_out(cases, case_ids, versions)}
+
+
+def _arena_left_out(cases: QuerySet[Case], case_ids: list[int], versions: list) -> dict:
+    """The drafts the arena leaves out now, by reason, over the enrolled cases: one query for all their drafts
+    (rating.services.sort_arena_drafts sorts each case's), whatever the number of cases."""
+    left_out = dict.fromkeys(ARENA_EXCLUSIONS, 0)
+    if len(versions) >= 2:
+        by_case: dict[int, dict] = defaultdict(dict)
+        for d in Draft.objects.filter(case__in=cases, model_version__in=versions):
+            by_case[d.case_id][d.model_version_id] = d
+        for case_id in case_ids:
+            for reason, n in sort_arena_drafts(by_case[case_id], versions)[1].items():
+                left_out[reason] += n
+    return {"left_out": left_out, "left_out_total": sum(left_out.values())}
+
+
+# -- amending an arena judgement (its expert only; rating.services.amend_arena_task) --------------------------------
+def current_arena_answer(task: ArenaTask) -> dict:
+    """The latest version of the judgement: the last amendment's, else the submission's."""
+    latest = task.amendments.order_by("-number").first()
+    return dict(latest.amended) if latest else arena_answer_of(task)
+
+
+def _arena_words(field: str, value) -> str:
+    if value in (None, ""):
+        return "–"
+    if field == "preference":
+        return {p["value"]: p["label"] for p in ARENA_PREFERENCE_CHOICES}.get(value, str(value))
+    if field in ("quality_a", "quality_b"):
+        return {s["score"]: f"{s['score']} · {s['label']}" for s in QUALITY_SCALE}.get(value, str(value))
+    return str(value)
+
+
+def arena_amendment_history(task: ArenaTask) -> list[dict]:
+    """The judgement's amendments, oldest first: who, when, why and what changed (A/B terms only, no version)."""
+    names = {"preference": "Preference", "quality_a": "Quality of draft A", "quality_b": "Quality of draft B",
+             "comment": "Comment"}
+    return [
+        {"number": a.number, "at": a.created_at, "by": a.amended_by.get_username(), "as": "expert",
+         "reason": a.reason,
+         "changes": [{"field": names[k], "before": _arena_words(k, a.previous.get(k)),
+                      "after": _arena_words(k, a.amended.get(k))}
+                     for k in ARENA_ANSWER_FIELDS if a.previous.get(k) != a.amended.get(k)]}
+        for a in task.amendments.select_related("amended_by").order_by("number")
+    ]

@@ -53,14 +53,19 @@ class WorklistTaskSerializer(serializers.Serializer):
     status_label = serializers.CharField()
 
 
-class RatingWorklistSerializer(serializers.Serializer):
-    """rating.selectors.worklist_payload."""
+class _WorklistSerializer(serializers.Serializer):
+    """What the rating and arena worklists share (rating.blinded_api); each adds its ``tasks``."""
 
     trial = serializers.CharField()
     progress = RatingProgressSerializer()
     next = serializers.CharField(allow_null=True, help_text="id of the task to open next")
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
+
+
+class RatingWorklistSerializer(_WorklistSerializer):
+    """rating.selectors.worklist_payload."""
+
     tasks = WorklistTaskSerializer(many=True)
 
 
@@ -176,14 +181,9 @@ class ArenaWorklistTaskSerializer(serializers.Serializer):
     status_label = serializers.CharField()
 
 
-class ArenaWorklistSerializer(serializers.Serializer):
+class ArenaWorklistSerializer(_WorklistSerializer):
     """rating.selectors.arena_worklist_payload: the expert's available arena tasks."""
 
-    trial = serializers.CharField()
-    progress = RatingProgressSerializer()
-    next = serializers.CharField(allow_null=True, help_text="id of the task to open next")
-    page = serializers.IntegerField()
-    pages = serializers.IntegerField()
     tasks = ArenaWorklistTaskSerializer(many=True)
 
 
@@ -210,14 +210,11 @@ class ArenaTaskSerializer(serializers.Serializer):
     preferences = serializers.JSONField()
 
 
-class ArenaSavedSerializer(serializers.Serializer):
-    saved = serializers.BooleanField()
+class ArenaSavedSerializer(SavedSerializer):
     status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
 
 
-class ArenaSubmittedSerializer(serializers.Serializer):
-    submitted = serializers.BooleanField()
-    already_submitted = serializers.BooleanField()
+class ArenaSubmittedSerializer(SubmittedSerializer):
     status = serializers.ChoiceField(choices=ArenaTask.Status.choices)
     next = serializers.CharField(allow_null=True, help_text="id of the next arena task, or null when none is left")
 
@@ -257,3 +254,35 @@ class ArenaDrawSerializer(serializers.Serializer):
     excluded_drafts = serializers.DictField(child=serializers.IntegerField(),
                                             help_text="Drafts left out, by reason: missing, queued, failed, "
                                                       "withheld, empty")
+
+
+class ArenaAmendmentInputSerializer(serializers.Serializer):
+    """The parts of the judgement that change (the rest is kept), the reason (required) and, where the trial signs
+    submissions, the password (taken out by the view: rating.arena_api.ArenaAmendView)."""
+
+    preference = serializers.ChoiceField(choices=["A", "B", "tie"], required=False, allow_blank=True, allow_null=True)
+    quality_a = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    quality_b = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    comment = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=services.COMMENT_MAX)
+    reason = serializers.CharField(max_length=services.REASON_MAX, help_text="Why the submitted judgement is changed")
+
+    def to_internal_value(self, data):
+        # The reason first, then the answer by the arena's rules (clean_arena_answer), in the page's words.
+        if not isinstance(data, dict):
+            data = {}
+        reason = services.clean_reason(data.get("reason"))
+        answer = {k: v for k, v in data.items() if k != "reason"}
+        return {"answer": services.clean_arena_answer(self.context["task"], answer, complete=False),
+                "reason": reason}
+
+
+class ArenaAmendmentSerializer(serializers.Serializer):
+    """One amendment of an arena judgement: the answer before and after, in the task's A/B terms."""
+
+    task_id = serializers.CharField()
+    number = serializers.IntegerField()
+    reason = serializers.CharField()
+    created_at = serializers.CharField()
+    previous = ArenaSavedAnswerSerializer()
+    amended = ArenaSavedAnswerSerializer()
+    already_amended = serializers.BooleanField(help_text="True when this repeats the latest amendment")

@@ -39,7 +39,7 @@ from trial.permissions import Role, has_role
 from trial.services import ensure_coordinator, ensure_writable
 from trial.signatures import Meaning
 
-from .models import ArenaTask, Rating, RatingAmendment
+from .models import ArenaAmendment, ArenaTask, Rating, RatingAmendment
 
 PREFERENCES = tuple(Rating.Preference.values)  # "A", "B", "none"
 _DONT_KNOW = {"dont_know": "dont_know", "don't know": "dont_know", "dont know": "dont_know", "unknown": "dont_know"}
@@ -557,7 +557,13 @@ def arena_order_seed(trial: Trial, public_id: str) -> str:
 def arena_drafts(case: Case, versions: list[ModelVersion]) -> tuple[list[Draft], Counter]:
     """The case's usable drafts of ``versions`` (ready, shown, with text), in the versions' order, and the reasons
     the others are left out (ARENA_EXCLUSIONS)."""
-    by_version = {d.model_version_id: d for d in Draft.objects.filter(case=case, model_version__in=versions)}
+    drafts = Draft.objects.filter(case=case, model_version__in=versions)
+    return sort_arena_drafts({d.model_version_id: d for d in drafts}, versions)
+
+
+def sort_arena_drafts(by_version: dict[int, Draft], versions: list[ModelVersion]) -> tuple[list[Draft], Counter]:
+    """``arena_drafts`` over one case's drafts already loaded, keyed by model version id (no query: the coordinator's
+    page sorts every case's drafts from one query)."""
     usable: list[Draft] = []
     excluded: Counter = Counter()
     for mv in versions:
@@ -802,3 +808,60 @@ def _submit_arena_task(actor, task: ArenaTask, data: dict, *, signature) -> tupl
         signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
                               obj=t, fields=ARENA_SIGNED_FIELDS)
     return t, True
+
+
+# -- amending an arena judgement (as a rating's amendment, issue 18 item 2) -------------------------------------
+ARENA_ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment")
+# What the expert's signature of an amendment covers (Trial.sign_submissions).
+ARENA_AMENDMENT_SIGNED_FIELDS = ("task_id", "number", "amended_by_id", "reason", "previous", "amended")
+
+
+def arena_answer_of(task: ArenaTask) -> dict:
+    """The judgement as submitted, in the task's A/B terms."""
+    return {k: getattr(task, k) for k in ARENA_ANSWER_FIELDS}
+
+
+def amend_arena_task(*, actor, task: ArenaTask, answer: dict, reason: str,
+                     signature: signatures.SignatureInput | None = None) -> tuple[ArenaAmendment, bool]:
+    """Amend a submitted arena judgement: its expert only, while the trial is not locked, always with a reason, as a
+    rating's amendment (:func:`amend_rating`). ``answer`` holds the parts that change; the result needs a preference,
+    as at submit. The task keeps its first submission (what the arena's analysis counts); the amendment stores the
+    answer before and after in A/B terms (no version), audited with both, and signed (authorship) where the trial
+    signs submissions: a wrong password is recorded before the transaction. A repeat of the latest amendment (same
+    answer and reason) returns it with created=False; an answer identical to the current version is refused."""
+    if signature is not None and task.case.trial.sign_submissions:
+        signatures.check_password_first(actor, task.case.trial, signature, action="arena:amend", obj=task)
+    return _amend_arena_task(actor, task, answer, reason, signature=signature)
+
+
+@transaction.atomic
+def _amend_arena_task(actor, task: ArenaTask, answer: dict, reason: str, *, signature) -> tuple[ArenaAmendment, bool]:
+    t = _locked_own_arena(actor, task)
+    trial = t.case.trial
+    if t.status != ArenaTask.Status.DONE:
+        raise Conflict("Only a submitted judgement can be amended; until then, change and submit it.",
+                       code="not_submitted")
+    reason = clean_reason(reason)
+    cleaned = clean_arena_answer(t, dict(answer or {}), complete=False)
+    latest = t.amendments.order_by("-number").first()
+    current = dict(latest.amended) if latest else arena_answer_of(t)
+    new = {**current, **cleaned}
+    if not new.get("preference"):
+        raise InvalidInput("Please give a preference (A, B or tie) in the amended judgement.")
+    if new == current:
+        if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
+            return latest, False
+        raise Conflict("The amended judgement is the same as the current version: nothing to amend.",
+                       code="no_change")
+    if trial.sign_submissions:
+        signatures.reauthenticate(actor, signature)
+    with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
+        amendment = ArenaAmendment.objects.create(
+            task=t, number=(latest.number + 1) if latest else 1, amended_by=actor, reason=reason, previous=current,
+            amended=new)
+    entry = audit.record(actor=actor, trial=trial, action="arena:amend", obj=t, before=current,
+                         after={**new, "amendment": amendment.number}, reason=reason)
+    if trial.sign_submissions:
+        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
+                              obj=amendment, fields=ARENA_AMENDMENT_SIGNED_FIELDS)
+    return amendment, True

@@ -170,6 +170,46 @@ class ArenaTaskView(View):
         return redirect("arena:worklist", trial_code=trial.code)
 
 
+class ArenaAmendView(View):
+    """Amend a submitted arena judgement: its expert only (``selectors.arena_task_for_expert``: 404 for anyone else),
+    before lock, with a reason, signed where the trial signs submissions. The drafts (A/B, as on the task page), the
+    latest answer in a form, and the amendment history; the service decides and its refusals are shown here."""
+
+    template_name = "rating/arena_amend.html"
+
+    def _render(self, request, task, answer: dict, *, reason: str = "", error: str = "", status: int = 200):
+        trial = task.case.trial
+        ctx = {"trial": trial, "task": selectors.arena_task_payload(task), "answer": answer, "reason": reason,
+               "error": error, "history": selectors.arena_amendment_history(task), "readonly": trial.is_locked}
+        return render(request, self.template_name, ctx, status=status)
+
+    def get(self, request, trial_code: str, public_id: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        task = selectors.arena_task_for_expert(request.user, trial, public_id)
+        if task.status != task.Status.DONE:
+            messages.error(request, "Only a submitted judgement can be amended; until then, change and submit it.")
+            return redirect("arena:task", trial_code=trial.code, public_id=task.public_id)
+        error = f"Trial {trial.code} is locked: arena judgements are read-only." if trial.is_locked else ""
+        return self._render(request, task, selectors.current_arena_answer(task), error=error)
+
+    def post(self, request, trial_code: str, public_id: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        task = selectors.arena_task_for_expert(request.user, trial, public_id)
+        answer = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
+        reason = request.POST.get("reason", "")
+        try:
+            amendment, created = services.amend_arena_task(
+                actor=request.user, task=task, answer=answer, reason=reason,
+                signature=submission_signature(request.POST.get("password")))
+        except TrialError as exc:
+            typed = {k: int(v) if k.startswith("quality_") and str(v).isdigit() else v for k, v in answer.items()}
+            return self._render(request, task, {**selectors.current_arena_answer(task), **typed}, reason=reason,
+                                error=exc.message, status=exc.status)
+        messages.success(request, f"Amendment {amendment.number} saved." if created
+                         else f"Amendment {amendment.number} was already saved; it is kept as it was.")
+        return redirect("arena:amend", trial_code=trial.code, public_id=task.public_id)
+
+
 # -- the standalone arena's coordinator page (issue 20 item 1): versions, draw, progress ------------------------------
 class ArenaSetupView(View):
     """The arena's model versions, the draw of its tasks, and its progress. The selector refuses (403) anyone but a

@@ -351,6 +351,7 @@ RECORD_TABLES = {
     "rating.Rating": ("rating", "RatingEvent", "case__trial_id"),
     "rating.RatingAmendment": ("rating", "RatingAmendmentEvent", "rating__case__trial_id"),
     "rating.ArenaTask": ("rating", "ArenaTaskEvent", "case__trial_id"),  # the standalone arena (issue 20)
+    "rating.ArenaAmendment": ("rating", "ArenaAmendmentEvent", "task__case__trial_id"),
     "inference.Draft": ("inference", "DraftEvent", "case__trial_id"),
     "analysis.AnalysisRun": ("analysis", "AnalysisRunEvent", "trial_id"),
 }

@@ -13,7 +13,7 @@ from django.urls import reverse
 from inference.selectors import arm_model_version
 from inference.services import register_model_version, set_arena_model_versions
 from rating.models import ArenaTask, Rating
-from rating.services import create_arena_tasks
+from rating.services import amend_arena_task, create_arena_tasks, submit_arena_task
 from reading.models import Read
 from tests.browser import axe_violations, login
 from tests.factories.imaging import add_drawn_image
@@ -126,6 +126,11 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
     visit(pg, reverse("arena:worklist", args=[code]), name="arena-worklist")
     visit(pg, reverse("arena:task", args=[code, arena_task.public_id]), "window.arenaViewer !== undefined",
           name="arena")
+    # Amending the judgement (its expert): the page with one amendment in its history.
+    submit_arena_task(arena_task.expert.user, arena_task, {"preference": "A", "quality_a": 4})
+    amend_arena_task(actor=arena_task.expert.user, task=arena_task, answer={"preference": "tie"},
+                     reason="On a second look the drafts are equal.")
+    visit(pg, reverse("arena:amend", args=[code, arena_task.public_id]), name="arena-amend")
     ctx.close()
 
     ctx, pg = as_user(t["statistician"].user.username, "statistician")

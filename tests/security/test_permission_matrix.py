@@ -126,6 +126,9 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "arena:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},
     # The coordinator's arena page: POST without an action is refused with the page again (400).
     "arena:setup": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=400)},
+    # Amending an arena judgement: its expert only; the world's task is not submitted yet (GET: sent to the task,
+    # POST: 409 not_submitted).
+    "arena:amend": {"GET": page_only(expert=302), "POST": page_only(expert=409)},
     # --- statistician pages
     "analysis:page": {"GET": page_only(coordinator=200, statistician=200),
                       "POST": page_only(coordinator=302, statistician=302)},
@@ -179,6 +182,7 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "arena-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "arena-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "arena-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
+    "arena-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400)},  # no reason: 400
     "arena-setup": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "arena-draw": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=200)},
     # --- API: reading

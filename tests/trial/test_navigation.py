@@ -14,6 +14,7 @@ from tests.browser import assert_accessible, login, screenshot
 from tests.factories.rating import complete_case
 from tests.factories.reading import reader_in, with_images_and_drafts
 from tests.factories.trial import PASSWORD, add_cases, make_trial
+from trial.models import Membership
 
 NAV = re.compile(r'<nav aria-label="Main">(.*?)</nav>', re.S)
 LINK = re.compile(r'<a href="([^"]+)"[^>]*>([^<]+)</a>')
@@ -83,6 +84,25 @@ def test_the_current_page_is_marked(client):
     assert f'href="{reverse("trial:audit", args=[t["trial"].code])}" aria-current="page"' in bar
     assert bar.count("aria-current") == 1
     assert 'aria-label="Audit"' in html  # the audit pages' own links sit in the page, not in the bar
+
+
+@pytest.mark.django_db
+def test_a_blinded_coordinator_is_linked_only_to_pages_that_open(client):
+    """A coordinator who also rates (a membership made around the services' rules) is not shown the links whose pages
+    refuse blinded participants (trial.blinding): every link in their bar opens; the plain coordinator keeps them."""
+    t, cases = _world("NAVBL")
+    code = t["trial"].code
+    rating = Rating.objects.filter(case=cases[0]).first()
+    Membership.objects.create(user=rating.expert.user, trial=t["trial"], role="coordinator")
+    client.force_login(rating.expert.user)
+    links = _nav(client, reverse("rating:worklist", args=[code]))
+    labels = [label for _href, label in links]
+    assert "Arena" not in labels and "Trial" in labels and "Rating worklist" in labels
+    for href, label in links:
+        assert client.get(href).status_code == 200, (label, href)
+    assert client.get(reverse("arena:setup", args=[code])).status_code == 403  # the page's own rule, unchanged
+    client.force_login(t["coordinator"])
+    assert "Arena" in [label for _href, label in _nav(client, reverse("trial:detail", args=[code]))]
 
 
 @pytest.mark.browser

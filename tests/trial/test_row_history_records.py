@@ -49,6 +49,7 @@ def t(transactional_db):
     rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
     task = ArenaTask.objects.get(case=t["cases"][0])
     rating_services.submit_arena_task(expert, task, {"preference": "tie"})
+    rating_services.amend_arena_task(actor=expert, task=task, answer={"preference": "A"}, reason="Arena second look")
     return t
 
 
