@@ -75,6 +75,8 @@ def app_env(db_name: str, conn_max_age: int = 60) -> dict:
         CONN_MAX_AGE=str(conn_max_age),
         LOG_LEVEL="ERROR",
         PYTHONUNBUFFERED="1",
+        # The cases' display images (seed_images) live in the benchmark's own media folder, not the checkout's.
+        MEDIA_ROOT=str(Path(os.environ.get("TMPDIR", "/tmp")) / f"cxr-load-media-{db_name}"),
     )
     return env
 
@@ -85,6 +87,35 @@ def manage(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedP
 
 
 # -- seeding (in this process, through Django) ----------------------------------------------------------------
+def seed_images(trial) -> int:
+    """One image per case, all sharing one display rendition the size of the real chest CR (1955 x 1841, 8-bit
+    PNG): what the read page's viewer fetches (its metadata, then the display image). Rows made in bulk, as the
+    import would leave them (no full range: the viewer fetches it only on a first window/level)."""
+    import numpy as np
+    from django.conf import settings
+    from PIL import Image as PILImage
+
+    from imaging.models import Image
+    from trial.models import Case
+
+    w, h = 1955, 1841
+    rel = "load/display.png"
+    path = Path(settings.MEDIA_ROOT) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[0:h, 0:w]
+    noise = np.random.default_rng(0).integers(0, 12, size=(h, w))
+    pixels = (96 + 80 * np.sin(xx / 170.0) * np.cos(yy / 230.0) + noise).clip(0, 255).astype(np.uint8)
+    PILImage.fromarray(pixels).save(path, optimize=False)
+    display = {"width": w, "height": h, "min": 0, "max": 4095, "window_center": 2048, "window_width": 4096}
+    rows = [Image(public_id=secrets.token_urlsafe(18)[:24], case_id=pk, source_sha256=f"{pk:064d}",
+                  sha256=f"{pk:064d}", dicom_file="", display_file=rel, full_range_file="",
+                  sop_instance_uid=f"2.25.{pk}", modality="CR", view_position="PA", rows=h, columns=w,
+                  bits_allocated=16, bits_stored=12, photometric_interpretation="MONOCHROME2", display=display)
+            for pk in Case.objects.filter(trial=trial).exclude(images__isnull=False).values_list("pk", flat=True)]
+    Image.objects.bulk_create(rows, batch_size=2000)
+    return len(rows)
+
+
 def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, code: str = "LOAD",
          n_experts: int = 5) -> dict:
     from django.contrib.auth import get_user_model
@@ -170,6 +201,7 @@ def seed(n_cases: int, n_readers: int, n_centers: int = 5, sample: int = 300, co
             Read.objects.bulk_create(reads, batch_size=2000)
             ai_version = arm_model_version(ai)  # the arm's model version (issue 16: ArmModelVersion)
             Draft.objects.bulk_create([Draft(case=c, model_version=ai_version) for c in cases], batch_size=2000)
+    seed_images(trial)
     Draft.objects.filter(case__trial=trial).update(
         status=Draft.Status.READY, findings_text="Retrieval draft: lungs are clear. No effusion.",
         impression_text="No acute cardiopulmonary process.",
@@ -391,7 +423,7 @@ def run(seconds: float = 60, readers: int = 50, cases: int = 10_000, workers: in
         raise SystemExit(f"migrate failed: {mig.stderr[-2000:]}")
 
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY",
-                                           "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT",
+                                           "MEDIA_ROOT", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT",
                                            "CELERY_BROKER_URL")})
     os.environ["CONN_MAX_AGE"] = "0"
     sys.path.insert(0, str(ROOT))

@@ -448,7 +448,7 @@ def run(a) -> dict:
     if mig.returncode != 0:
         raise SystemExit(f"migrate failed: {mig.stderr[-2000:]}")
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY",
-                                           "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT",
+                                           "MEDIA_ROOT", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT",
                                            "CELERY_BROKER_URL")})
     for k in ("CACHE_URL", "CACHE_KEY_PREFIX"):
         if k in env:

@@ -42,7 +42,8 @@ def setup(db: str, cache_url: str) -> None:
     if mig.returncode != 0:
         raise SystemExit(f"migrate failed: {mig.stderr[-2000:]}")
     for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "AUDIT_SIGNING_KEY", "ALLOWED_HOSTS",
-              "SECURE_SSL_REDIRECT", "CELERY_BROKER_URL", "CONN_MAX_AGE", "LOG_LEVEL", "CACHE_URL", "CACHE_KEY_PREFIX"):
+              "SECURE_SSL_REDIRECT", "CELERY_BROKER_URL", "CONN_MAX_AGE", "LOG_LEVEL", "CACHE_URL", "CACHE_KEY_PREFIX",
+              "MEDIA_ROOT"):
         if k in env:
             os.environ[k] = env[k]
     sys.path.insert(0, str(ROOT))
