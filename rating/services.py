@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import combinations
+from types import SimpleNamespace
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -337,6 +338,43 @@ def open_rating(actor, rating: Rating) -> Rating:
         audit.record(actor=actor, trial=r.case.trial, action="rating:open", obj=r, before=before,
                      after=audit.snapshot(r))
     return r
+
+
+# An autosave of the expert's own unsubmitted task in a trial that is not locked (issue 19.2; as reading's
+# _autosave_open_read; docs/performance.md "The light lane"): the row locked with every check rating_for_expert and
+# _locked_own make in its WHERE (the task's public id in the URL's trial, the actor's expert membership of that
+# trial, not locked, not done), the answer cleaned by clean_answer, one UPDATE. Anything else matches no row.
+_AUTOSAVE_LOCK_SQL = (
+    f'SELECT r.id, r.read_b_id, t.ask_blinding_guess FROM "{Rating._meta.db_table}" AS r '
+    f'JOIN "{Membership._meta.db_table}" AS m ON m.id = r.expert_id '
+    f'JOIN "{Case._meta.db_table}" AS c ON c.id = r.case_id JOIN "{Trial._meta.db_table}" AS t ON t.id = c.trial_id '
+    "WHERE r.public_id = %s AND t.code = %s AND m.trial_id = t.id AND m.user_id = %s AND m.role = %s "
+    "AND t.status <> %s AND r.status <> %s FOR UPDATE OF r"
+)
+
+
+def autosave_own_rating(actor, *, trial_code: str, public_id: str, data: dict) -> str | None:
+    """The common autosave in two statements (see above): the task's status after it, or None when the task is
+    not an open one of the actor's in that trial, or on SQLite (the caller then takes rating_for_expert and
+    autosave_rating, which answer it). An invalid answer raises InvalidInput and writes nothing."""
+    if connection.vendor != "postgresql":
+        return None
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(_AUTOSAVE_LOCK_SQL, [public_id, trial_code, getattr(actor, "pk", None), Role.EXPERT,
+                                         Trial.Status.LOCKED, Rating.Status.DONE])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        pk, read_b_id, ask_guess = row
+        task = SimpleNamespace(read_b_id=read_b_id, case=SimpleNamespace(trial=SimpleNamespace(
+            ask_blinding_guess=ask_guess)))  # what clean_answer reads of a task for a partial answer
+        cleaned = clean_answer(task, data, complete=False)
+        now = timezone.now()
+        cols = [f'"{Rating._meta.get_field(k).column}" = %s' for k in cleaned]
+        cur.execute(f'UPDATE "{Rating._meta.db_table}" SET {", ".join([*cols, "opened_at = COALESCE(opened_at, %s)"])}'
+                    ", status = %s, autosaved_at = %s WHERE id = %s",
+                    [*cleaned.values(), now, Rating.Status.IN_PROGRESS, now, pk])
+    return Rating.Status.IN_PROGRESS
 
 
 @transaction.atomic

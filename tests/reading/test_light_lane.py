@@ -11,13 +11,17 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.auth import ModelBackend
+from core.errors import InvalidInput
+from rating import services as rating_services
 from rating.models import Rating
 from reading import services
 from reading.models import Read
@@ -221,3 +225,39 @@ def test_an_experts_autosave_takes_the_lane_with_the_apis_answers(rated):
     lane, api = _rate(browser, t, mine[0], {"quality_a": 2}), _rate(token, t, mine[0], {"quality_a": 2})
     assert lane.status_code == api.status_code == 409 and lane.json() == api.json()
     assert {x.pk: Rating.objects.values().get(pk=x.pk) for x in (mine[0], theirs)} == before
+
+
+def test_an_experts_own_open_task_is_saved_in_two_statements_with_the_general_rules(rated):
+    t, tasks = rated
+    code = t["trial"].code
+    mine = [x for x in tasks if x.expert_id == tasks[0].expert_id]
+    theirs = next(x for x in tasks if x.expert_id != tasks[0].expert_id)
+    user = mine[0].expert.user
+    with CaptureQueriesContext(connection) as q:
+        status = rating_services.autosave_own_rating(user, trial_code=code, public_id=mine[0].public_id,
+                                                     data={"quality_b": "5", "preference": "b"})
+    statements = [x["sql"] for x in q.captured_queries if x["sql"] not in ("BEGIN", "COMMIT")]
+    assert status == "in_progress" and len(statements) == 2  # the locked row with its checks; the update
+    task = Rating.objects.get(pk=mine[0].pk)
+    assert (task.quality_b, task.preference, task.status) == (5, "B", "in_progress")
+    assert task.opened_at is not None and task.autosaved_at is not None
+    opened = task.opened_at
+    rating_services.autosave_own_rating(user, trial_code=code, public_id=mine[0].public_id, data={"comment": " x "})
+    task.refresh_from_db()
+    assert task.opened_at == opened and task.comment == "x" and task.quality_b == 5  # opened once, the rest kept
+    before = Rating.objects.values().get(pk=mine[0].pk)
+    with pytest.raises(InvalidInput):
+        rating_services.autosave_own_rating(user, trial_code=code, public_id=mine[0].public_id,
+                                            data={"blinding_guess": "A"})  # this trial does not ask it
+    assert Rating.objects.values().get(pk=mine[0].pk) == before
+    # Not the expert's own open task in this trial: no row, the general path answers (404, 403, 409).
+    for kwargs in ({"trial_code": code, "public_id": theirs.public_id}, {"trial_code": "OTHER", "public_id":
+                   mine[0].public_id}, {"trial_code": code, "public_id": "no-such-task"}):
+        assert rating_services.autosave_own_rating(user, data={"comment": "no"}, **kwargs) is None
+    Rating.objects.filter(pk=mine[1].pk).update(status="done")
+    assert rating_services.autosave_own_rating(user, trial_code=code, public_id=mine[1].public_id,
+                                               data={"comment": "late"}) is None
+    Trial.objects.filter(pk=t["trial"].pk).update(status=Trial.Status.LOCKED)
+    assert rating_services.autosave_own_rating(user, trial_code=code, public_id=mine[0].public_id,
+                                               data={"comment": "locked"}) is None
+    assert Rating.objects.get(pk=mine[0].pk).comment == "x"
