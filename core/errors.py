@@ -52,3 +52,15 @@ class Conflict(TrialError):
 class InvalidInput(TrialError):
     code = ErrorCode.INVALID
     status = 400
+
+
+def storable_text(value: str) -> bool:
+    """Whether PostgreSQL can store the text: no NUL, valid UTF-8 (JSON's \\u0000 and lone \\ud800 escapes parse;
+    saving them was a server error, on the API and the light lane alike)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -11,6 +11,10 @@ the same success (the handler's body is the API view's output serializer's data,
 * the request is a POST of a JSON object signed in by the session cookie (no ``Authorization`` header: token
   clients take DRF's path), the user is active and signed in, and Django's CSRF check accepts it (the same
   ``CsrfViewMiddleware.process_view`` DRF's SessionAuthentication calls);
+* the body is a JSON object in the declared charset, parsed as DRF's JSONParser parses it (a UTF-8 BOM or an
+  undeclared UTF-16 body is its 400, latin-1 text is read as latin-1), and the request accepts plain JSON (no
+  ``Accept`` other than ``application/json`` or ``*/*``, no ``?format=``: DRF would answer those with a 406 that
+  writes nothing, or its HTML page); the answer varies on ``Accept`` as DRF's does;
 * the URL is one of ``settings.LIGHT_API`` (URL name -> handler), and the handler, which calls the same service as
   the DRF view, returns a response.
 
@@ -28,6 +32,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import Resolver404, resolve
+from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 from rest_framework.renderers import JSONRenderer
 
@@ -57,6 +62,11 @@ class _CsrfCheck(CsrfViewMiddleware):
         return reason
 
 
+# The Accept headers for which DRF's content negotiation picks its JSONRenderer with no parameters (an ``indent``
+# would change the bytes); any other goes down the full path.
+_PLAIN_JSON = frozenset({"", "*/*", "application/json"})
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")  # as DRF's JSONParser: NaN and Infinity are a 400 on the full path
 
@@ -75,7 +85,8 @@ class LightApiMiddleware:
     def _light(self, request) -> HttpResponse | None:
         if (request.method != "POST" or not request.path_info.startswith("/api/")
                 or "HTTP_AUTHORIZATION" in request.META
-                or request.content_type != "application/json"):
+                or request.content_type != "application/json"
+                or request.META.get("HTTP_ACCEPT", "").strip() not in _PLAIN_JSON or "format" in request.GET):
             return None
         route = _route(request.path_info)
         handler = self.handlers.get(route[0]) if route else None
@@ -85,8 +96,11 @@ class LightApiMiddleware:
         if self.csrf.process_view(request, _csrf_view, (), {}) is not None:
             return None  # refused: the full path answers with the API's own 403
         try:
-            data = json.loads(request.body or b"{}", parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError):
+            # As DRF's JSONParser: the body decoded in the request's charset, then parsed (json.loads of bytes
+            # would guess UTF-16 or skip a BOM, which DRF refuses). Nested past the recursion limit: the full path.
+            text = request.body.decode(request.encoding or settings.DEFAULT_CHARSET) if request.body else "{}"
+            data = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, LookupError, RecursionError):
             return None
         if not isinstance(data, dict):
             return None
@@ -96,4 +110,6 @@ class LightApiMiddleware:
             return None  # the service rolled back; the full path answers the refusal in the API's words
         if body is None:
             return None
-        return HttpResponse(self.renderer.render(body), content_type="application/json")
+        response = HttpResponse(self.renderer.render(body), content_type="application/json")
+        patch_vary_headers(response, ("Accept",))  # as DRF's answer (its content negotiation)
+        return response

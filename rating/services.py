@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, storable_text
 from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
 from inference.selectors import arena_model_versions
@@ -277,6 +277,8 @@ def clean_answer(rating: Rating, data: dict, *, complete: bool) -> dict:
         comment = "" if data["comment"] is None else str(data["comment"])
         if len(comment) > COMMENT_MAX:
             raise InvalidInput(f"The comment is too long (at most {COMMENT_MAX} characters).")
+        if not storable_text(comment):
+            raise InvalidInput("The comment contains a character that cannot be stored (a NUL or a lone surrogate).")
         out["comment"] = comment.strip()
     if complete:
         missing = _missing(rating, {k: getattr(rating, k) for k in allowed} | out)
@@ -766,6 +768,8 @@ def clean_arena_answer(task: ArenaTask, data: dict, *, complete: bool) -> dict:
         comment = "" if data["comment"] is None else str(data["comment"])
         if len(comment) > COMMENT_MAX:
             raise InvalidInput(f"The comment is too long (at most {COMMENT_MAX} characters).")
+        if not storable_text(comment):
+            raise InvalidInput("The comment contains a character that cannot be stored (a NUL or a lone surrogate).")
         out["comment"] = comment.strip()
     if complete and not out.get("preference", task.preference):
         raise InvalidInput("Please give a preference (A, B or tie) before submitting.")

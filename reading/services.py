@@ -12,7 +12,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
 from trial import audit, signatures
@@ -172,7 +172,10 @@ def _clean_text(data: dict, key: str) -> str:
         raise InvalidInput(f"{key} must be text.")
     if len(value) > TEXT_MAX:
         raise InvalidInput(f"{key} is longer than {TEXT_MAX} characters.")
+    if not storable_text(value):
+        raise InvalidInput(f"{key} contains a character that cannot be stored (a NUL or a lone surrogate).")
     return value.replace("\r\n", "\n")
+
 
 
 def clean_report(trial: Trial, data, *, complete: bool) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 from django.urls import resolve, reverse
 
 from inference.selectors import arm_model_version
@@ -291,11 +292,15 @@ def _forbidden_strings(world) -> dict[str, list[str]]:
 STATIC_DOCS = {"schema", "api-docs"}  # the same text for everyone ("e.g. unassisted, ai_assisted"): no trial data
 
 
-def _check(route, world, client, method: str, role: str, forbidden: list[str], expected) -> list[str]:
+def _check(route, world, client, method: str, role: str, forbidden: list[str], expected,
+           json_body: bool = False) -> list[str]:
     path = route.path(kwargs_for(route, world))
     if route.key in STATIC_DOCS:
         forbidden = _forbidden_strings(world)["anonymous"]  # the seed and secret only
-    resp = client.get(path) if method == "GET" else client.post(path)
+    if method == "GET":
+        resp = client.get(path)
+    else:  # a form post; or a JSON object, which the light lane (core.light_api) answers when it may
+        resp = client.post(path, "{}", content_type="application/json") if json_body else client.post(path)
     problems = []
     ok = expected if isinstance(expected, (set, frozenset)) else {expected}
     if resp.status_code not in ok:
@@ -329,6 +334,20 @@ def test_route_permissions(route, world):
         client = client_for(world, role)
         for method in methods:
             problems += _check(route, world, client, method, role, forbidden[role], entry[method][role])
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("key", sorted(settings.LIGHT_API))
+@pytest.mark.requirement("ACC-1")
+def test_light_lane_routes_permissions(key, world):
+    """The matrix above posts forms, which the light lane never takes: its routes again with a JSON object (the
+    browser's request), every role, the same expectations and no forbidden text (docs/performance.md)."""
+    route = next(r for r in ROUTES if r.key == key)
+    forbidden = _forbidden_strings(world)
+    problems = []
+    for role in ROLES:
+        problems += _check(route, world, client_for(world, role), "POST", role, forbidden[role],
+                           EXPECTED[key]["POST"][role], json_body=True)
     assert not problems, "\n".join(problems)
 
 
