@@ -227,7 +227,6 @@ def test_an_experts_autosave_takes_the_lane_with_the_apis_answers(rated):
     assert {x.pk: Rating.objects.values().get(pk=x.pk) for x in (mine[0], theirs)} == before
 
 
-<<<<<<< HEAD
 def test_an_experts_own_open_task_is_saved_in_two_statements_with_the_general_rules(rated):
     t, tasks = rated
     code = t["trial"].code
@@ -262,7 +261,6 @@ def test_an_experts_own_open_task_is_saved_in_two_statements_with_the_general_ru
     assert rating_services.autosave_own_rating(user, trial_code=code, public_id=mine[0].public_id,
                                                data={"comment": "locked"}) is None
     assert Rating.objects.get(pk=mine[0].pk).comment == "x"
-=======
 def test_the_lane_reads_the_body_and_answers_the_media_type_as_drf_does(t):
     """The lane parses the body in the declared charset (a UTF-8 BOM or an undeclared UTF-16 body is DRF's 400;
     latin-1 text is saved as DRF decodes it) and answers only a request that accepts JSON without parameters
@@ -344,4 +342,3 @@ def test_odd_bodies_are_answered_alike_by_the_lane_and_the_api(t, rated):
                 and (lane.status_code == 200 or lane.json() == api.json())):
             problems.append(("rating", str(body)[:60], lane.status_code, api.status_code, lane.content[:120]))
     assert not problems, "\n".join(map(str, problems))
->>>>>>> wip-attack
