@@ -5,6 +5,7 @@ rule that a POST already sent is never sent again (docs/performance.md "The web 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib.util
 import itertools
@@ -103,7 +104,10 @@ def serving(idle_timeout: float | None = None):
 
 
 def run(coro):
-    return asyncio.run(coro)
+    # A browser test earlier in the same process leaves Playwright's event loop running in this thread, where
+    # asyncio.run refuses to start; the client gets a thread (and a loop) of its own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_keep_alive_reuse_headers_json_and_cookie_header():
