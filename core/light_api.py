@@ -14,7 +14,8 @@ the same success (the handler's body is the API view's output serializer's data,
 * the body is a JSON object in the declared charset, parsed as DRF's JSONParser parses it (a UTF-8 BOM or an
   undeclared UTF-16 body is its 400, latin-1 text is read as latin-1), and the request accepts plain JSON (no
   ``Accept`` other than ``application/json`` or ``*/*``, no ``?format=``: DRF would answer those with a 406 that
-  writes nothing, or its HTML page); the answer varies on ``Accept`` as DRF's does;
+  writes nothing, or its HTML page); the answer varies on ``Accept`` as DRF's does; it nests no deeper than
+  ``core.parsers.MAX_JSON_DEPTH`` (the API's parser refuses deeper bodies);
 * the URL is one of ``settings.LIGHT_API`` (URL name -> handler), and the handler, which calls the same service as
   the DRF view, returns a response.
 
@@ -37,6 +38,7 @@ from django.utils.module_loading import import_string
 from rest_framework.renderers import JSONRenderer
 
 from core.errors import TrialError
+from core.parsers import nested_too_deep
 
 
 @lru_cache(maxsize=8192)
@@ -97,12 +99,13 @@ class LightApiMiddleware:
             return None  # refused: the full path answers with the API's own 403
         try:
             # As DRF's JSONParser: the body decoded in the request's charset, then parsed (json.loads of bytes
-            # would guess UTF-16 or skip a BOM, which DRF refuses). Nested past the recursion limit: the full path.
+            # would guess UTF-16 or skip a BOM, which DRF refuses). Nested past core.parsers' fixed limit (or the
+            # recursion limit): the full path, whose parser answers it with a 400.
             text = request.body.decode(request.encoding or settings.DEFAULT_CHARSET) if request.body else "{}"
             data = json.loads(text, parse_constant=_no_constant)
         except (ValueError, LookupError, RecursionError):
             return None
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or nested_too_deep(data):
             return None
         try:
             body = handler(request, data, **route[1])
