@@ -177,12 +177,16 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     # An expert who holds an arena task of the case may have seen its drafts, which tell which report was
     # AI-assisted: never on its reader-pair panel (docs/ai-evaluation.md, "Standalone arena", blinding).
     saw_drafts = set(ArenaTask.objects.filter(case=case).values_list("expert_id", flat=True))
+    # A person who also reads in the trial (a second role, written around the services) and holds a read of the
+    # case would find their own report as A or B, and so the other's arm: never on its panel (docs/design.md
+    # section 5, one person one side).
+    read_it = set(Read.objects.filter(case=case, reader__isnull=False).values_list("reader__user_id", flat=True))
     need = trial.expert_panel_size - len(existing)
     made: list[Rating] = []
     if need > 0:
         eligible = [
             e for e in experts
-            if e.pk not in existing and e.pk not in saw_drafts
+            if e.pk not in existing and e.pk not in saw_drafts and e.user_id not in read_it
             and not (trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)
         ]
         load = dict(

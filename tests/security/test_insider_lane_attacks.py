@@ -1,0 +1,159 @@
+"""Insider attacks on the arm through the light lane and the rating panel (eighth session, helper attack): one
+person holding several roles in a trial (memberships written around the services, which refuse them, as
+trial/blinding.py assumes) tries to learn which arm a read was in, or which report of a rating pair came from the
+AI arm.
+
+Leaked, fixed: a reader who was also an expert was put on the rating panel of a case they had read themselves
+(rating.services._create_tasks_locked chose among all experts): their own report was A or B, so the other was the
+other arm, and they rated their own work. Now an expert who read (or holds a read of) the case is never on its
+panel, in paired and crossover designs alike, at creation and at top-up.
+
+Held: the lane's answers (heartbeat, autosave, rating autosave) to someone probing another person's read or task
+are one refusal, the same whatever the read's arm or state, and write nothing; the lane's success answers carry no
+field that differs by arm; the rating payload carries no time, id or arm of the reads behind A and B."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+
+from rating import selectors as rating_selectors
+from rating import services as rating_services
+from rating.models import Rating
+from reading import services as reading_services
+from reading.models import Read
+from tests.factories.rating import complete_case, rating_trial, tasks_of
+from tests.factories.reading import reader_in, reads_of
+from trial.models import Membership, Trial
+from trial.permissions import Role
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.requirement("BLD-1")]
+
+
+@pytest.fixture(autouse=True)
+def _no_drafts_task(monkeypatch):
+    monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
+
+
+def _browser(user) -> Client:
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(user)
+    c.cookies["csrftoken"] = "a" * 32
+    c.defaults["HTTP_X_CSRFTOKEN"] = "a" * 32
+    return c
+
+
+def _post(client, url: str, body: dict):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def _snapshot():
+    return (list(Read.objects.order_by("pk").values()), list(Rating.objects.order_by("pk").values()))
+
+
+# -- the rating panel ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("design", [Trial.Design.PAIRED_BY_CASE, Trial.Design.CROSSOVER])
+def test_a_reader_who_is_also_an_expert_never_rates_a_case_they_read(design):
+    """Before: with one other expert and a panel of two, the reader+expert was always on the panel of the case
+    they had read, their own report as A or B."""
+    t = rating_trial(code="DUAL", design=design, cases=2, panel=2, experts=1, washout_days=0)
+    case = t["cases"][0]
+    read = Read.objects.filter(case=case, reader__isnull=False).select_related("reader__user").order_by("pk").first()
+    assert read is not None
+    dual = Membership.objects.create(user=read.reader.user, trial=t["trial"], role=Role.EXPERT,
+                                     center=t["centers"][1])
+    complete_case(case)
+    tasks = Rating.objects.filter(case=case)
+    assert tasks.exists()
+    assert not tasks.filter(expert=dual).exists()
+    readers_of_case = set(Read.objects.filter(case=case).values_list("reader__user_id", flat=True))
+    assert not tasks.filter(expert__user_id__in=readers_of_case).exists()
+    # The panel came out short (one other expert); a top-up (run when an expert joins) keeps the rule.
+    assert tasks.count() == 1
+    with transaction.atomic():
+        rating_services.top_up_panels(t["trial"])
+    assert not Rating.objects.filter(case=case, expert=dual).exists()
+
+
+# -- the lane, probed by a coordinator who also rates ------------------------------------------------------------
+def test_the_lane_answers_a_probe_of_someone_elses_read_alike_for_both_arms():
+    """A coordinator+expert (or any second role) who learnt a read's public id probes it through the lane:
+    heartbeat, autosave, autosave with box decisions (the path that loads the arm and draft). One answer (403, the
+    same body) for an AI read and an unassisted read, opened, unopened or submitted; nothing written."""
+    t = rating_trial(code="PROBE", cases=3, panel=2, experts=2)
+    complete_case(t["cases"][0])
+    expert = t["experts"][0]
+    Membership.objects.create(user=expert.user, trial=t["trial"], role=Role.COORDINATOR)
+    un, ai = reader_in(t, "unassisted"), reader_in(t, "ai_assisted")
+    for m in (un, ai):
+        reading_services.open_read(m.user, reads_of(m).filter(opened_at__isnull=True).order_by("pk").first())
+    targets = {
+        "unassisted, open": reads_of(un).filter(opened_at__isnull=False).first(),
+        "ai, open": reads_of(ai).filter(opened_at__isnull=False).first(),
+        "unassisted, unopened": reads_of(un).filter(opened_at__isnull=True).first(),
+        "ai, unopened": reads_of(ai).filter(opened_at__isnull=True).first(),
+    }
+    for r in Read.objects.filter(case=t["cases"][0]).select_related("arm"):
+        targets[f"{r.arm.code}, submitted"] = r
+    targets = {k: v for k, v in targets.items() if v is not None}
+    assert {"ai, open", "unassisted, open", "ai_assisted, submitted", "unassisted, submitted"} <= set(targets)
+    browser = _browser(expert.user)
+    before = _snapshot()
+    answers = {}
+    for label, read in targets.items():
+        for name, body in (("heartbeat", {"seconds": 5}), ("autosave", {"findings_text": "x", "seconds": 5}),
+                           ("autosave", {"box_reviews": {"b1": "accepted"}})):
+            r = _post(browser, reverse(f"reading-api:{name}", args=[read.public_id]), body)
+            answers[(label, name, tuple(body))] = (r.status_code, r.content)
+    assert {a for a in answers.values()} == {answers[("ai, open", "heartbeat", ("seconds",))]}, answers
+    status, content = next(iter(answers.values()))
+    assert status == 403 and "another reader" in json.loads(content)["detail"]
+    assert _snapshot() == before
+
+
+def test_the_rating_lane_answers_a_probe_of_another_experts_task_as_a_missing_one():
+    t = rating_trial(code="PROBR", cases=2, panel=2, experts=2)
+    complete_case(t["cases"][0])
+    mine, theirs = tasks_of(t, 0)[0], tasks_of(t, 1)[0]
+    user = mine.expert.user
+    Membership.objects.create(user=user, trial=t["trial"], role=Role.COORDINATOR)
+    browser = _browser(user)
+    before = _snapshot()
+    code = t["trial"].code
+    a = _post(browser, reverse("rating-autosave", args=[code, theirs.public_id]), {"comment": "x"})
+    b = _post(browser, reverse("rating-autosave", args=[code, "no-such-task"]), {"comment": "x"})
+    assert a.status_code == b.status_code == 404 and a.json() == b.json()
+    assert _snapshot() == before
+
+
+# -- what the lane and the rating payload answer -----------------------------------------------------------------
+def test_the_lanes_answers_and_the_rating_payload_carry_nothing_that_differs_by_arm():
+    """A reader's own lane answers have the same keys and values (but the clock) in both arms; the expert's
+    payload shows A and B with the same keys, no time, id, reader, draft or arm."""
+    t = rating_trial(code="SHAPE", cases=3, panel=2, experts=2)
+    complete_case(t["cases"][0])
+    shapes = {}
+    for arm in ("unassisted", "ai_assisted"):
+        m = reader_in(t, arm)
+        read = reading_services.open_read(m.user, reads_of(m).filter(opened_at__isnull=True).order_by("pk").first())
+        Read.objects.filter(pk=read.pk).update(active_seconds=0, last_heartbeat_at=None)
+        browser = _browser(m.user)
+        beat = _post(browser, reverse("reading-api:heartbeat", args=[read.public_id]), {"seconds": 0})
+        save = _post(browser, reverse("reading-api:autosave", args=[read.public_id]), {"findings_text": "Clear."})
+        assert beat.status_code == save.status_code == 200 and "Allow" not in beat and "Allow" not in save
+        body = save.json()
+        body.pop("autosaved_at")
+        shapes[arm] = (beat.json(), body, sorted(beat.headers), sorted(save.headers))
+    assert shapes["unassisted"] == shapes["ai_assisted"]
+    task = tasks_of(t, 0)[0]
+    payload = rating_selectors.task_payload(Rating.objects.get(pk=task.pk))
+    a, b = payload["reports"]
+    assert a.keys() == b.keys() == {"label", "findings", "impression", "marks"}
+    text = json.dumps(payload)
+    for read in Read.objects.filter(case=task.case).select_related("arm", "reader__user"):
+        for leak in (read.public_id, read.arm.code, read.reader.user.username,
+                     read.submitted_at.isoformat()[:16] if read.submitted_at else "-"):
+            assert leak not in text, leak
