@@ -167,9 +167,13 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     if not reads or not all(_is_submitted(r) for r in reads):
         return []
     # Serialise panel assignment across cases of the trial so workload balancing sees every earlier task.
+    # A person who also reads in the trial (a second role, written around the services) and holds a read of the
+    # case would find their own report as A or B, and so the other's arm: never on its panel (docs/design.md
+    # section 5, one person one side). In the same query (a submit's query count is unchanged).
     experts = list(
         Membership.objects.select_for_update(of=("self",))
         .filter(trial=trial, role=Role.EXPERT)
+        .exclude(user_id__in=Read.objects.filter(case=case, reader__isnull=False).values("reader__user_id"))
         .select_related("user")
         .order_by("pk")
     )
@@ -177,16 +181,12 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     # An expert who holds an arena task of the case may have seen its drafts, which tell which report was
     # AI-assisted: never on its reader-pair panel (docs/ai-evaluation.md, "Standalone arena", blinding).
     saw_drafts = set(ArenaTask.objects.filter(case=case).values_list("expert_id", flat=True))
-    # A person who also reads in the trial (a second role, written around the services) and holds a read of the
-    # case would find their own report as A or B, and so the other's arm: never on its panel (docs/design.md
-    # section 5, one person one side).
-    read_it = set(Read.objects.filter(case=case, reader__isnull=False).values_list("reader__user_id", flat=True))
     need = trial.expert_panel_size - len(existing)
     made: list[Rating] = []
     if need > 0:
         eligible = [
             e for e in experts
-            if e.pk not in existing and e.pk not in saw_drafts and e.user_id not in read_it
+            if e.pk not in existing and e.pk not in saw_drafts
             and not (trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)
         ]
         load = dict(
