@@ -111,6 +111,15 @@ def test_the_lane_answers_a_probe_of_someone_elses_read_alike_for_both_arms():
     assert {a for a in answers.values()} == {answers[("ai, open", "heartbeat", ("seconds",))]}, answers
     status, content = next(iter(answers.values()))
     assert status == 403 and "another reader" in json.loads(content)["detail"]
+    # The full path's read endpoints (detail, open, submit) answer one refusal too, whatever the arm or state
+    # (an AI read whose draft is not ready would otherwise say "not ready yet").
+    full = set()
+    for read in targets.values():
+        full.add((browser.get(reverse("reading-api:detail", args=[read.public_id])).content,))
+        for name in ("open", "submit"):
+            r = _post(browser, reverse(f"reading-api:{name}", args=[read.public_id]), {})
+            full.add((r.status_code, r.content))
+    assert len(full) == 2 and all(b"another reader" in x[-1] for x in full), full
     assert _snapshot() == before
 
 
