@@ -506,6 +506,8 @@ def clean_reason(reason) -> str:
     reason = reason.strip()
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"The reason is longer than {REASON_MAX} characters.")
+    if not storable_text(reason):
+        raise InvalidInput("The reason contains a character that cannot be stored (a NUL or a lone surrogate).")
     return reason
 
 
