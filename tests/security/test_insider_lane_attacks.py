@@ -14,6 +14,7 @@ field that differs by arm; the rating payload carries no time, id or arm of the 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.db import transaction
@@ -121,6 +122,16 @@ def test_the_lane_answers_a_probe_of_someone_elses_read_alike_for_both_arms():
             r = _post(browser, reverse(f"reading-api:{name}", args=[read.public_id]), {})
             full.add((r.status_code, r.content))
     assert len(full) == 2 and all(b"another reader" in x[-1] for x in full), full
+    # The read page and its amendment page: one answer for every arm and state (the CSRF token and the read's id,
+    # which differ per request and per read, taken out).
+    code = t["trial"].code
+    pages = set()
+    for read in targets.values():
+        for name in ("reading:read", "reading:amend"):
+            r = browser.get(reverse(name, args=[code, read.public_id]))
+            body = re.sub(r'(csrfmiddlewaretoken" value|csrf-token" content)="[^"]*"', "", r.content.decode())
+            pages.add((name, r.status_code, body.replace(read.public_id, "ID")))
+    assert sorted((n, s) for n, s, _ in pages) == [("reading:amend", 403), ("reading:read", 403)], pages
     assert _snapshot() == before
 
 
