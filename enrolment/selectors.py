@@ -49,10 +49,11 @@ def case_overview(user, case: Case) -> dict:
     read_order = ("session", "pk") if show_arms else ("session", "public_id")
     reads = [
         # a coordinator who is also an expert or reader sees no reader's name: an expert may learn no reader's
-        # identity before lock (docs/design.md section 5), and names plus the reading timetable point to arms
+        # identity before lock (docs/design.md section 5), and names plus the reading timetable point to arms;
+        # nor the timetable: one read submitted and the next opened moments later chain a reader's reads
         {"reader": (r.reader.user.username if show_arms else "hidden") if r.reader_id else None,
          "arm": r.arm.code if show_arms else None, "session": r.session, "status": r.status,
-         "opened_at": r.opened_at, "submitted_at": r.submitted_at,
+         "opened_at": r.opened_at if show_arms else None, "submitted_at": r.submitted_at if show_arms else None,
          "amend_url": reverse("reading:amend", args=[case.trial.code, r.public_id])
          if amendable and r.is_submitted else None}
         for r in Read.objects.filter(case=case).select_related("reader__user", "arm").order_by(*read_order)

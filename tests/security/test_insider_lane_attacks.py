@@ -6,13 +6,16 @@ AI arm.
 Leaked, fixed: a reader who was also an expert was put on the rating panel of a case they had read themselves
 (rating.services._create_tasks_locked chose among all experts): their own report was A or B, so the other was the
 other arm, and they rated their own work. Now an expert who read (or holds a read of) the case is never on its
-panel, in paired and crossover designs alike, at creation and at top-up.
+panel, in paired and crossover designs alike, at creation and at top-up. And a coordinator who also rated or read
+saw every read's opened and submitted time on the case page and API (reader names hidden, but the timetable chained
+each reader's reads): hidden from them now.
 
 Held: the lane's answers (heartbeat, autosave, rating autosave) to someone probing another person's read or task
 are one refusal, the same whatever the read's arm or state, and write nothing; the lane's success answers carry no
 field that differs by arm; the rating payload carries no time, id or arm of the reads behind A and B."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -195,3 +198,29 @@ def test_a_reader_who_is_also_an_expert_sees_no_arena_drafts_of_a_case_they_read
     rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
     shown = rating_selectors.arena_worklist(dual.user, t["trial"]).filter(case=read.case)
     assert not shown.exists()
+
+
+# -- the reading timetable on the case page ----------------------------------------------------------------------
+def test_a_blinded_coordinator_gets_no_read_times_on_the_case_page_or_api():
+    """Before: a coordinator who also rated (or read) saw each read's opened and submitted time to the minute (page)
+    or the microsecond (API). With reader names hidden, the times still chained each reader's reads (one submitted,
+    the next opened moments later), rebuilding who read what, and so, cases being read once per arm, every read's
+    arm group (docs/design.md section 5: no timestamp reaches an expert; the reader names were hidden for this)."""
+    t = rating_trial(code="TIMES", cases=1, panel=2, experts=2)
+    case = t["cases"][0]
+    when = dt.datetime(2026, 3, 7, 13, 47, 29, 123456, tzinfo=dt.UTC)
+    complete_case(case, when=when)
+    user = tasks_of(t, 0)[0].expert.user
+    Membership.objects.create(user=user, trial=t["trial"], role=Role.COORDINATOR)
+    client = _browser(user)
+    api = client.get(reverse("case-overview", args=[t["trial"].code, case.pk]))
+    page = client.get(reverse("enrolment:case", args=[t["trial"].code, case.pk]))
+    assert api.status_code == page.status_code == 200
+    data = api.json()
+    assert data["arm_hidden"] and len(data["reads"]) == 2
+    assert all(r["opened_at"] is None and r["submitted_at"] is None for r in data["reads"])
+    for stamp in ("2026-03-07", "13:47", "13:45"):
+        assert stamp not in api.content.decode() and stamp not in page.content.decode(), stamp
+    # The unblinded coordinator still sees them.
+    full = _browser(t["coordinator"]).get(reverse("case-overview", args=[t["trial"].code, case.pk])).json()
+    assert all(r["submitted_at"].startswith("2026-03-07T13:47") for r in full["reads"])
