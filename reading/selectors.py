@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -13,6 +13,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from imaging.models import Image
 from imaging.selectors import image_entries
 from inference.models import Draft
@@ -93,20 +94,36 @@ def _ai_ready_q() -> Q:
     return Q(arm__is_ai=False) | Q(draft__isnull=False) | Q(Exists(ready))
 
 
-def _washout_q(trial: Trial, now) -> Q:
+def washout_cutoff(trial: Trial, now=None) -> datetime:
     """Crossover: a later read of a case waits until the reader's earlier read of it is submitted and the trial's
-    washout period has passed since."""
-    cutoff = now - timedelta(days=trial.washout_days)
+    washout period has passed since: submitted no later than this."""
+    return (now or timezone.now()) - timedelta(days=trial.washout_days)
+
+
+def _washout_q(trial: Trial, now) -> Q:
+    return _washout_by(washout_cutoff(trial, now))
+
+
+def _washout_by(cutoff: datetime) -> Q:
     return Q(after_read__isnull=True) | Q(after_read__submitted_at__isnull=False, after_read__submitted_at__lte=cutoff)
 
 
 def available_reads(qs: QuerySet[Read], trial: Trial, now=None) -> QuerySet[Read]:
-    now = now or timezone.now()
-    return qs.filter(_ai_ready_q()).filter(_washout_q(trial, now))
+    return _available_by(qs, washout_cutoff(trial, now))
+
+
+def _available_by(qs: QuerySet[Read], cutoff: datetime) -> QuerySet[Read]:
+    return qs.filter(_ai_ready_q()).filter(_washout_by(cutoff))
+
+
+# The read page's small selects, compiled once per process (core.compiled; issue 19: the read page's CPU).
+_IS_AVAILABLE = CompiledQuery(
+    lambda *, read_id, cutoff: _available_by(Read.objects.filter(pk=read_id), cutoff),
+    kind="exists", params={"read_id": int, "cutoff": datetime})
 
 
 def is_available(read: Read, now=None) -> bool:
-    return available_reads(Read.objects.filter(pk=read.pk), read.case.trial, now).exists()
+    return _IS_AVAILABLE(read_id=read.pk, cutoff=washout_cutoff(read.case.trial, now))
 
 
 def unavailable_reason(read: Read, now=None) -> str:
@@ -114,7 +131,7 @@ def unavailable_reason(read: Read, now=None) -> str:
     now = now or timezone.now()
     trial = read.case.trial
     qs = Read.objects.filter(pk=read.pk)
-    if available_reads(qs, trial, now).exists():  # the common case, in one query (issue 19: the read page's CPU)
+    if is_available(read, now):  # the common case, in one query (issue 19: the read page's CPU)
         return ""
     if not qs.filter(_washout_q(trial, now)).exists():
         return "This read opens after the washout period that follows your earlier read of this case."
@@ -268,15 +285,28 @@ def next_display_url(read: Read, now=None) -> str | None:
     read page to prefetch; one query whatever the worklist's length. Only an image URL: the same for every arm
     and already the reader's to see, so it tells nothing about the next read's arm."""
     trial = read.case.trial
-    upcoming = available_reads(
-        Read.objects.filter(reader_id=read.reader_id, case__trial=trial,
-                            status__in=[Read.Status.TODO, Read.Status.IN_PROGRESS]).exclude(pk=read.pk),
-        trial, now).order_by("order_key", "pk")
-    public_id = (Image.objects.filter(case_id=Subquery(upcoming.values("case_id")[:1]))
-                 .order_by("created_at", "pk").values_list("public_id", flat=True).first())
+    public_id = _NEXT_DISPLAY(reader_id=read.reader_id, trial_id=trial.pk, read_id=read.pk,
+                              cutoff=washout_cutoff(trial, now))
     return reverse("imaging:image-display", args=[public_id]) if public_id else None
 
 
+def _next_display_query(*, reader_id: int, trial_id: int, read_id: int, cutoff: datetime) -> QuerySet:
+    upcoming = _available_by(
+        Read.objects.filter(reader_id=reader_id, case__trial_id=trial_id,
+                            status__in=[Read.Status.TODO, Read.Status.IN_PROGRESS]).exclude(pk=read_id),
+        cutoff).order_by("order_key", "pk")
+    return (Image.objects.filter(case_id=Subquery(upcoming.values("case_id")[:1]))
+            .order_by("created_at", "pk").values_list("public_id", flat=True)[:1])
+
+
+_NEXT_DISPLAY = CompiledQuery(_next_display_query, kind="first",
+                              params={"reader_id": int, "trial_id": int, "read_id": int, "cutoff": datetime})
+
+
+_PATIENT = CompiledQuery(
+    lambda *, case_id: Image.objects.filter(case_id=case_id).exclude(patient_age="", patient_sex="")
+    .order_by("created_at", "pk").values_list("patient_age", "patient_sex")[:1],
+    kind="row", params={"case_id": int})
 AGE_UNITS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
 SEX_WORDS = {"F": "Female", "M": "Male", "O": "Other"}
 
@@ -285,8 +315,8 @@ def clinical_context(case: Case) -> dict:
     """What the read page shows about the patient when the trial provides it: the case's clinical indication
     (the reference CSV's column) and the age and sex its de-identified images kept (only under the trial's Retain
     Patient Characteristics option). Never an identifier. Empty values are left out."""
-    image = (Image.objects.filter(case=case).exclude(patient_age="", patient_sex="")
-             .order_by("created_at", "pk").values("patient_age", "patient_sex").first()) or {}
+    row = _PATIENT(case_id=case.pk)
+    image = {"patient_age": row[0], "patient_sex": row[1]} if row else {}
     age = image.get("patient_age") or ""
     out = {}
     if case.clinical_indication:
