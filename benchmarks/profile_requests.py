@@ -151,7 +151,13 @@ def run(a) -> list[dict]:
         name, spid = submit_queue[i % len(submit_queue)]
         Caller(sessions[name])("POST", f"/api/reading/reads/{spid}/submit/", {**report, "seconds": 5})
 
+    from imaging.models import Image
+
+    image = Image.objects.filter(case__reads__public_id=pid).values_list("public_id", flat=True).first()
     endpoints = {
+        "next": lambda i: r0("GET", f"/reading/{trial}/next/"),
+        "image meta": lambda i: r0("GET", f"/reading/images/{image}/meta.json"),
+        "display image": lambda i: r0("GET", f"/reading/images/{image}/display.png"),
         "heartbeat": lambda i: r0("POST", api + "heartbeat/", {"seconds": 15}),
         "autosave": lambda i: r0("POST", api + "autosave/",
                                  {"findings_text": f"Draft {i}: lungs " + "clear " * (i % 12), "seconds": 3}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -65,6 +65,26 @@ def test_the_read_pages_selects_agree_with_the_orm():
         images = selectors.image_entries(read.case)
         assert [e["id"] for e in images] == list(
             read.case.images.order_by("created_at", "pk").values_list("public_id", flat=True))
+    walked = 0
+    for m in Membership.objects.filter(trial=trial).select_related("user"):
+        for case in {r.case for r in reads}:
+            assert selectors.reader_sees_case_images(m.user, case) is Read.objects.filter(
+                case=case, reader__user=m.user, reader__role="reader").exists()
+        if m.role != "reader":
+            with pytest.raises(PermissionDenied):
+                selectors.next_read_id_for(m.user, trial, now)
+            continue
+        walked += 1
+        for _ in range(3):  # in progress first, then the next to do, then none
+            nxt = selectors.next_read_for(m.user, trial, now)
+            assert selectors.next_read_id_for(m.user, trial, now) == (nxt.public_id if nxt else None)
+            if nxt is None:
+                break
+            if nxt.status == Read.Status.TODO:
+                Read.objects.filter(pk=nxt.pk).update(status=Read.Status.IN_PROGRESS, opened_at=now)
+            else:
+                Read.objects.filter(pk=nxt.pk).update(status=Read.Status.DONE, submitted_at=now)
+    assert walked >= 2  # readers of both arms
     # roles_of through the compiled query: the membership table's roles
     m = Membership.objects.filter(trial=trial).select_related("user").first()
     assert roles_of(m.user, trial) == set(Membership.objects.filter(user=m.user, trial=trial)
