@@ -277,6 +277,24 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     return read
 
 
+def own_read_trial(user, public_id: str) -> Trial:
+    """The trial of the user's own read, to check a submission against (its findings): read_for_reader's answers
+    (unknown id 404, another reader's read 403) without loading the read, which the service then locks."""
+    row = _READ_OWNER(public_id=public_id)
+    if row is None:
+        raise Http404("No such read.")
+    trial_id, reader_user_id, reader_role = row
+    if reader_user_id != user.pk or reader_role != Role.READER:
+        raise PermissionDenied("This read is assigned to another reader.")
+    return Trial.objects.get(pk=trial_id)
+
+
+_READ_OWNER = CompiledQuery(
+    lambda *, public_id: Read.objects.filter(public_id=public_id)
+    .values_list("case__trial_id", "reader__user_id", "reader__role")[:1],
+    kind="row", params={"public_id": str})
+
+
 def read_for_amendment(user, public_id: str, trial: Trial | None = None) -> Read:
     """A submitted or unsubmitted read that the user may amend: its reader, or a coordinator of its trial (issue 18
     item 2). Unknown ids (or another trial's, when ``trial`` is given) are 404, anyone else 403. The service checks

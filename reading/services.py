@@ -466,7 +466,7 @@ def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, 
 SIGNED_FIELDS = ("findings_text", "impression_text", "finding_marks", "submitted_at", "status", "reader_id")
 
 
-def submit_read(actor, read: Read, data, seconds=None,
+def submit_read(actor, read: Read | str, data, seconds=None,
                 signature: signatures.SignatureInput | None = None) -> tuple[Read, bool]:
     """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
     (AI arm), audits, and tells rating (rating.services.on_read_submitted). Idempotent: a second submit
@@ -484,7 +484,7 @@ def submit_read(actor, read: Read, data, seconds=None,
 
 
 @transaction.atomic
-def _submit_read(actor, read: Read, data, *, seconds, signature) -> tuple[Read, bool]:
+def _submit_read(actor, read: Read | str, data, *, seconds, signature) -> tuple[Read, bool]:
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read, False
