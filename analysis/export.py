@@ -32,7 +32,7 @@ from inference.backends.chexbert import ChexbertLabeler
 from inference.models import Draft, ModelVersion
 from inference.selectors import RETRIEVAL_NOT_ALLOWED, arena_model_versions
 from rating.models import ArenaAmendment, ArenaTask, Rating, RatingAmendment
-from rating.services import ARENA_EXCLUSIONS, arena_drafts
+from rating.selectors import arena_left_out_by_reason
 from reading.models import Read, ReadAmendment
 from reading.selectors import shown_boxes
 from reading.services import DRAFT_THRESHOLD
@@ -561,18 +561,17 @@ def _arena_rows(trial: Trial, experts: dict[int, str]) -> list[dict]:
 
 def arena_flow(trial: Trial) -> dict:
     """The standalone arena's flow (issue 20 item 1): its versions, the enrolled cases, those in the arena, and the
-    arena versions' drafts of the enrolled cases left out, by reason (rating.services.arena_drafts)."""
+    arena versions' drafts of the enrolled cases left out, by reason (rating.selectors.arena_left_out_by_reason: a
+    constant number of queries, whatever the number of cases)."""
     versions = arena_model_versions(trial)
-    excluded = dict.fromkeys(ARENA_EXCLUSIONS, 0)
     cases = (Case.objects.filter(trial=trial, enrolled_at__isnull=False, library=False)
              .exclude(status=Case.Status.EXCLUDED).order_by("pk"))
-    for case in cases:
-        for reason, n in arena_drafts(case, versions)[1].items():
-            excluded[reason] += n
+    case_ids = list(cases.values_list("pk", flat=True))
     tasks = ArenaTask.objects.filter(case__trial=trial)
-    return {"model_versions": [mv.name for mv in versions], "cases_enrolled": cases.count(),
+    return {"model_versions": [mv.name for mv in versions], "cases_enrolled": len(case_ids),
             "cases_in_arena": tasks.values("case").distinct().count(), "tasks": tasks.count(),
-            "judgements": tasks.filter(status=ArenaTask.Status.DONE).count(), "excluded_drafts": excluded}
+            "judgements": tasks.filter(status=ArenaTask.Status.DONE).count(),
+            "excluded_drafts": arena_left_out_by_reason(cases, case_ids, versions)}
 
 
 def _box_review_rows(trial: Trial, arms: dict[int, str], readers: dict[int, str]) -> list[dict]:
