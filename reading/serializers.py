@@ -11,7 +11,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.errors import InvalidInput, require_storable_text
+from core.errors import InvalidInput
 from imaging.serializers import ImageEntrySerializer
 
 from . import services
@@ -256,7 +256,6 @@ class AmendmentInputSerializer(serializers.Serializer):
         reason = data.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Give the reason for the amendment.")
-        require_storable_text(reason, "reason")
         report = services.clean_report(self.context["trial"], data, complete=True)
         return {"report": report, "reason": reason.strip()}
 

@@ -12,7 +12,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, storable_text
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
 from trial import audit, signatures
@@ -546,6 +546,7 @@ def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAme
         raise Conflict("Only a submitted read can be amended; until then, edit and submit it.", code="not_submitted")
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("Give the reason for the amendment.")
+    require_storable_text(reason, "reason")  # a NUL is a 400, not a database error
     reason = reason.strip()
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"The reason is longer than {REASON_MAX} characters.")

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.decorators.http import require_POST
 
-from core.errors import TrialError, TrialLocked, require_storable_text
+from core.errors import TrialError, TrialLocked
 from trial.blinding import is_blinded_participant
 from trial.models import Trial
 from trial.signatures import submission_signature
@@ -173,9 +173,6 @@ class ReadAmendView(View):
         read = self._read(request, trial_code, public_id)
         report, reason = _report_from_form(read.case.trial, request.POST), request.POST.get("reason", "")
         try:
-            # As the API's input serializer does (reading.serializers.AmendmentInputSerializer): a NUL is a 400, not
-            # a database error (reading.services.amend_read does not check the reason's characters).
-            require_storable_text(reason, "reason")
             amendment, created = services.amend_read(actor=request.user, read=read, report=report, reason=reason)
         except TrialError as exc:
             return render(request, self.template_name, self._context(read, report, reason=reason,
