@@ -31,8 +31,8 @@ from imaging.selectors import import_refusals_by_reason
 from inference.backends.chexbert import ChexbertLabeler
 from inference.models import Draft, ModelVersion
 from inference.selectors import RETRIEVAL_NOT_ALLOWED, arena_model_versions
-from rating.models import ArenaTask, Rating, RatingAmendment
-from rating.services import ARENA_EXCLUSIONS, arena_drafts
+from rating.models import ArenaAmendment, ArenaTask, Rating, RatingAmendment
+from rating.selectors import arena_left_out_by_reason
 from reading.models import Read, ReadAmendment
 from reading.selectors import shown_boxes
 from reading.services import DRAFT_THRESHOLD
@@ -181,12 +181,24 @@ DICTIONARY = {
         "comment": "The expert's comment after the amendment",
         "blinding_guess": "The blinding guess after the amendment",
     },
+    "arena_amendments": {
+        "task_id": "After lock only. The amended arena judgement (arena.task_id), whose row keeps the first "
+                   "submission",
+        "amendment": "Number of the amendment of the judgement (1 = first)",
+        "amended_at": "UTC time of the amendment", "amended_as": "expert (the judgement's author)",
+        "reason": "The reason given for the amendment",
+        "preference": "A, B or tie after the amendment (A and B as in the arena table)",
+        "quality_a": "Quality of draft A (1-5, optional) after the amendment",
+        "quality_b": "Quality of draft B (1-5, optional) after the amendment",
+        "comment": "The expert's comment after the amendment",
+    },
 }
 # Whole tables withheld before lock: how often and how much reads and ratings are amended may differ by arm, and
 # read_id / rating_id join them to the masked arm, so amendments come out only after lock (issue 18 item 2).
 # The AI boxes and the readers' accept/reject decisions (issue 21 item 1) exist for one arm's reads only.
-# The standalone arena's judgements name the model versions, and through them the AI arms (issue 20 item 1).
-TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments", "box_reviews", "arena")
+# The standalone arena's judgements name the model versions, and through them the AI arms (issue 20 item 1); their
+# amendments join them through task_id.
+TABLES_WITHHELD_BEFORE_LOCK = ("amendments", "rating_amendments", "box_reviews", "arena", "arena_amendments")
 # Withheld before lock (docs/design.md section 5): filled for one arm only, or naming the masked arms through their
 # agreement with them. Free text too: a report edited from a draft keeps the draft's wording (drafts.csv has it for
 # every case), and an expert's comment can say which report looked AI-written, as blinding_guess does.
@@ -399,6 +411,7 @@ def build_export(trial: Trial, chexbert: ChexbertLabeler | None = None, chexbert
         tables["rating_amendments"] = _rating_amendment_rows(trial)
         tables["box_reviews"] = _box_review_rows(trial, arms, readers)
         tables["arena"] = _arena_rows(trial, experts)
+        tables["arena_amendments"] = _arena_amendment_rows(trial)
     if chexbert is not None:
         chexbert_columns(tables, chexbert, references, locked=trial.is_locked)
     withheld = {} if trial.is_locked else _withhold(tables)
@@ -548,18 +561,17 @@ def _arena_rows(trial: Trial, experts: dict[int, str]) -> list[dict]:
 
 def arena_flow(trial: Trial) -> dict:
     """The standalone arena's flow (issue 20 item 1): its versions, the enrolled cases, those in the arena, and the
-    arena versions' drafts of the enrolled cases left out, by reason (rating.services.arena_drafts)."""
+    arena versions' drafts of the enrolled cases left out, by reason (rating.selectors.arena_left_out_by_reason: a
+    constant number of queries, whatever the number of cases)."""
     versions = arena_model_versions(trial)
-    excluded = dict.fromkeys(ARENA_EXCLUSIONS, 0)
     cases = (Case.objects.filter(trial=trial, enrolled_at__isnull=False, library=False)
              .exclude(status=Case.Status.EXCLUDED).order_by("pk"))
-    for case in cases:
-        for reason, n in arena_drafts(case, versions)[1].items():
-            excluded[reason] += n
+    case_ids = list(cases.values_list("pk", flat=True))
     tasks = ArenaTask.objects.filter(case__trial=trial)
-    return {"model_versions": [mv.name for mv in versions], "cases_enrolled": cases.count(),
+    return {"model_versions": [mv.name for mv in versions], "cases_enrolled": len(case_ids),
             "cases_in_arena": tasks.values("case").distinct().count(), "tasks": tasks.count(),
-            "judgements": tasks.filter(status=ArenaTask.Status.DONE).count(), "excluded_drafts": excluded}
+            "judgements": tasks.filter(status=ArenaTask.Status.DONE).count(),
+            "excluded_drafts": arena_left_out_by_reason(cases, case_ids, versions)}
 
 
 def _box_review_rows(trial: Trial, arms: dict[int, str], readers: dict[int, str]) -> list[dict]:
@@ -617,6 +629,23 @@ def _rating_amendment_rows(trial: Trial) -> list[dict]:
                      "quality_a": "" if after.get("quality_a") is None else after["quality_a"],
                      "quality_b": "" if after.get("quality_b") is None else after["quality_b"],
                      "comment": after.get("comment") or "", "blinding_guess": after.get("blinding_guess") or ""})
+    return rows
+
+
+def _arena_amendment_rows(trial: Trial) -> list[dict]:
+    """One row per amendment of an arena judgement, with the answer after it (A/B as in the arena table); the arena
+    table keeps the first submission, which the arena's analysis counts (docs/ai-evaluation.md). Only the task's
+    expert amends a judgement (rating.services.amend_arena_task)."""
+    rows = []
+    amendments = (ArenaAmendment.objects.filter(task__case__trial=trial).select_related("task")
+                  .order_by("task__case__code", "task__public_id", "number"))
+    for a in amendments:
+        after = a.amended
+        rows.append({"task_id": a.task.public_id, "amendment": a.number, "amended_at": _iso(a.created_at),
+                     "amended_as": "expert", "reason": a.reason, "preference": after.get("preference") or "",
+                     "quality_a": "" if after.get("quality_a") is None else after["quality_a"],
+                     "quality_b": "" if after.get("quality_b") is None else after["quality_b"],
+                     "comment": after.get("comment") or ""})
     return rows
 
 

@@ -15,7 +15,8 @@ password hashing is not what is measured). The times are the trial's (docs/desig
 * a reader: worklist (API) -> read page (HTML) -> read detail (API) -> open; reads the case for a time drawn
   from a log-normal with mean 120 s (sd of log 0.4); a heartbeat every 15 s while reading; types the report in
   the second part of the read (a window of 30 % of the read time), sending an autosave at most every 3 s while
-  the text changes (about 12 per case); submits (a text unique to the read) and starts the next case.
+  the text changes (about 12 per case); each autosave carries the active seconds, and a heartbeat is skipped when
+  one carried them within the last 15 s (as read.js does); submits (a text unique to the read) and starts the next case.
   Each person's first read or task is opened at seeding through the services; the run joins it at a random
   point of its time (a trial already running: no burst of opens at the start).
 * an expert: rating worklist -> task -> open; rates for a log-normal time with mean 60 s; three answers given at
@@ -265,17 +266,22 @@ class Sim:
         events = [(t, "heartbeat") for t in _ticks(HEARTBEAT_S, length)]
         events += [(typing_from + t, "autosave") for t in _ticks(AUTOSAVE_MIN_S, TYPING_FRACTION * length)]
         now, n = skip * length, 0
+        carried = now - HEARTBEAT_S  # when seconds were last sent (read.js: an autosave carries them too)
         events = sorted(e for e in events if e[0] >= now)
         for at, kind in events:
             if not await self.sleep(at - now):
                 return False
             now = at
             if kind == "heartbeat":
-                await self.call(p, "heartbeat", "POST", api + "heartbeat/", {"seconds": HEARTBEAT_S})
+                if now - carried < HEARTBEAT_S:  # read.js skips the beat: an autosave carried the seconds
+                    continue
+                await self.call(p, "heartbeat", "POST", api + "heartbeat/", {"seconds": round(now - carried, 1)})
             else:
                 n += 1
                 await self.call(p, "autosave", "POST", api + "autosave/",
-                                {"findings_text": f"Draft {n}: lungs " + "clear " * n, "seconds": AUTOSAVE_MIN_S})
+                                {"findings_text": f"Draft {n}: lungs " + "clear " * n,
+                                 "seconds": round(now - carried, 1)})
+            carried = now
         return await self.sleep(length - now)
 
     async def expert(self, p: Person, rnd: random.Random) -> None:

@@ -107,6 +107,14 @@ DATABASES["default"].setdefault("ATOMIC_REQUESTS", False)
 # request, so a server restarted under a running app costs the requests in flight, not every later one.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=DATABASES["default"].get("CONN_MAX_AGE", 0))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+_POSTGRESQL = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if _POSTGRESQL and env.bool("DB_PREPARED_STATEMENTS", default=True):
+    # Server-side binding, and psycopg prepares a statement from its second run on this connection: PostgreSQL then
+    # plans the read's joins once per connection, not per request (docs/performance.md, "Prepared statements").
+    # Off (DB_PREPARED_STATEMENTS=false) behind a transaction-mode pooler such as PgBouncer < 1.21.
+    DATABASES["default"]["ENGINE"] = "core.db.postgresql"
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=True, prepare_threshold=env.int("DB_PREPARE_THRESHOLD", default=2))
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # SQLite ignores row locks; a longer timeout keeps the demo's background threads from erroring. IMMEDIATE: a
     # transaction takes the write lock when it begins, so concurrent writers (import_cases --jobs, the demo's

@@ -64,3 +64,10 @@ def storable_text(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def require_storable_text(value: str, what: str) -> str:
+    """``value`` unchanged when PostgreSQL can store it (storable_text), else InvalidInput (a 400) naming ``what``."""
+    if not storable_text(value):
+        raise InvalidInput(f"The {what} contains a character that cannot be stored (a NUL or a lone surrogate).")
+    return value

@@ -6,7 +6,8 @@ and the declared multi-arm primary analysis (docs/primary_analysis.md, "Three or
 The two model versions are the retrieval baseline with two settings (k = 10 and k = 3 nearest neighbours for the
 finding probabilities); both are labelled as baselines. They give the same report text for a case (the nearest
 bank entry) and differ in their finding calls, so readers' reports differ through what they were shown and what
-they changed. ``manage.py seed_demo --arms 3`` seeds it.
+they changed. The standalone arena (docs/ai-evaluation.md) then compares the two versions' drafts of every case,
+judged by the experts. ``manage.py seed_demo --arms 3`` seeds it.
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from analysis.models import AnalysisRun
 from analysis.services import request_analysis, run_dir
 from imaging.services import import_file
 from inference.models import ModelVersion
+from inference.selectors import arena_model_versions
 from inference.services import register_model_version
 from rating import services as rating_services
-from rating.models import Rating
+from rating.models import ArenaTask, Rating
 from reading.models import Read
 from trial import services
 from trial.models import Trial
@@ -48,6 +50,13 @@ class ThreeArmDemo:
     logins: dict[str, str] = field(default_factory=dict)
     created: bool = True
     analysis: AnalysisRun | None = None
+    arena_judgements: int = 0  #: the standalone arena's submitted judgements
+    arena_versions: int = 0  #: the model versions the arena compares
+
+    def __post_init__(self) -> None:
+        self.arena_judgements = ArenaTask.objects.filter(case__trial=self.trial,
+                                                         status=ArenaTask.Status.DONE).count()
+        self.arena_versions = len(arena_model_versions(self.trial))
 
 
 def _model_version(name: str, params: dict) -> ModelVersion:
@@ -138,6 +147,29 @@ def rate_all(trial: Trial) -> int:
     return n
 
 
+def judge_arena(trial: Trial) -> int:
+    """The standalone arena through the rating services: the coordinator draws its tasks (the arena's versions are
+    the AI arms' by default: the two baselines), each expert opens and judges theirs. The two versions' drafts of a
+    case share their text, so the judgements follow the demo's truth as the ratings do (k10 > k3): each draft gets a
+    noisy quality from its version's mean, the better one is preferred, a tie when equal. Returns the judgements."""
+    coord = trial.memberships.get(role="coordinator").user
+    rating_services.create_arena_tasks(actor=coord, trial=trial)
+    rng = np.random.default_rng(29)
+    means = {mv_name: q for _c, _n, mv_name, _p, q in AI_ARMS}
+    n = 0
+    for task in (ArenaTask.objects.filter(case__trial=trial)
+                 .select_related("expert__user", "draft_a__model_version", "draft_b__model_version")
+                 .order_by("order_key", "public_id")):
+        user = task.expert.user
+        rating_services.open_arena_task(user, task)
+        qa, qb = (int(np.clip(round(rng.normal(means.get(d.model_version.name, CONTROL_QUALITY), 0.6)), 1, 5))
+                  for d in (task.draft_a, task.draft_b))
+        pref = "A" if qa > qb else "B" if qb > qa else "tie"
+        rating_services.submit_arena_task(user, task, {"preference": pref, "quality_a": qa, "quality_b": qb})
+        n += 1
+    return n
+
+
 def seed_three_arm_demo(n_cases: int = 12, lock: bool = True, analyse: bool = True) -> ThreeArmDemo:
     """The three-arm demo trial end to end (idempotent: an existing one is returned as it is). ``lock`` locks it
     after the ratings; ``analyse`` then runs the analysis as the statistician (a Celery task; in-process without a
@@ -152,6 +184,7 @@ def seed_three_arm_demo(n_cases: int = 12, lock: bool = True, analyse: bool = Tr
     enrol_cases(trial, leave_open=0)
     read_all(trial)
     rate_all(trial)
+    judge_arena(trial)
     run = None
     if lock:
         trial = lock_trial(trial)
@@ -182,5 +215,5 @@ def results_path(run: AnalysisRun) -> Path:
     return run_dir(run) / "report" / "results.json"
 
 
-__all__ = ["THREE_ARM_CODE", "AI_ARMS", "DEMO_PASSWORD", "ThreeArmDemo", "seed_three_arm_demo", "lock_trial",
-           "analyse_as_statistician", "results_path"]
+__all__ = ["THREE_ARM_CODE", "AI_ARMS", "DEMO_PASSWORD", "ThreeArmDemo", "seed_three_arm_demo", "judge_arena",
+           "lock_trial", "analyse_as_statistician", "results_path"]

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from django.db.models import Count
 from django.urls import reverse
 
+from core.compiled import CompiledQuery
 from trial.models import Case, Trial
 from trial.permissions import Role, has_role
 
-from .models import ImportRefusal
+from .models import Image, ImportRefusal
 
 ImageAccessRule = Callable[[object, Case], bool]
 _access_rules: list[ImageAccessRule] = []
@@ -38,10 +39,13 @@ def can_view_case_images(user, case: Case) -> bool:
 
 def image_entries(case: Case) -> list[dict]:
     """The case's images as the viewer's page data: [{id, meta_url}] (used by the read and rating pages)."""
-    return [
-        {"id": pid, "meta_url": reverse("imaging:image-meta", args=[pid])}
-        for pid in case.images.order_by("created_at", "pk").values_list("public_id", flat=True)
-    ]
+    return [{"id": pid, "meta_url": reverse("imaging:image-meta", args=[pid])} for pid in _IMAGE_IDS(case_id=case.pk)]
+
+
+# Compiled once per process (core.compiled; issue 19: every read and rating page asks it).
+_IMAGE_IDS = CompiledQuery(
+    lambda *, case_id: Image.objects.filter(case_id=case_id).order_by("created_at", "pk").values_list("public_id"),
+    kind="column", params={"case_id": int})
 
 
 def import_refusals_by_reason(trial: Trial) -> dict[str, int]:

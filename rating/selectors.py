@@ -558,17 +558,25 @@ def arena_coordinator_page(user, trial: Trial) -> dict:
 
 
 def _arena_left_out(cases: QuerySet[Case], case_ids: list[int], versions: list) -> dict:
-    """The drafts the arena leaves out now, by reason, over the enrolled cases: one query for all their drafts
-    (rating.services.sort_arena_drafts sorts each case's), whatever the number of cases."""
-    left_out = dict.fromkeys(ARENA_EXCLUSIONS, 0)
-    if len(versions) >= 2:
-        by_case: dict[int, dict] = defaultdict(dict)
-        for d in Draft.objects.filter(case__in=cases, model_version__in=versions):
-            by_case[d.case_id][d.model_version_id] = d
-        for case_id in case_ids:
-            for reason, n in sort_arena_drafts(by_case[case_id], versions)[1].items():
-                left_out[reason] += n
+    """The drafts the arena leaves out now, by reason, over the enrolled cases (none counted before the arena has two
+    versions)."""
+    left_out = arena_left_out_by_reason(cases, case_ids, versions) if len(versions) >= 2 \
+        else dict.fromkeys(ARENA_EXCLUSIONS, 0)
     return {"left_out": left_out, "left_out_total": sum(left_out.values())}
+
+
+def arena_left_out_by_reason(cases: QuerySet[Case], case_ids: list[int], versions: list) -> dict[str, int]:
+    """The drafts of ``versions`` the arena leaves out of the cases ``case_ids`` (``cases``, their queryset), by
+    reason (ARENA_EXCLUSIONS): one query for all their drafts (rating.services.sort_arena_drafts sorts each case's),
+    whatever the number of cases; the same counts as rating.services.arena_drafts case by case."""
+    left_out = dict.fromkeys(ARENA_EXCLUSIONS, 0)
+    by_case: dict[int, dict] = defaultdict(dict)
+    for d in Draft.objects.filter(case__in=cases, model_version__in=versions):
+        by_case[d.case_id][d.model_version_id] = d
+    for case_id in case_ids:
+        for reason, n in sort_arena_drafts(by_case[case_id], versions)[1].items():
+            left_out[reason] += n
+    return left_out
 
 
 # -- amending an arena judgement (its expert only; rating.services.amend_arena_task) --------------------------------

@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, storable_text
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
 from inference.selectors import arena_model_versions
@@ -506,9 +506,7 @@ def clean_reason(reason) -> str:
     reason = reason.strip()
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"The reason is longer than {REASON_MAX} characters.")
-    if not storable_text(reason):
-        raise InvalidInput("The reason contains a character that cannot be stored (a NUL or a lone surrogate).")
-    return reason
+    return require_storable_text(reason, "reason")
 
 
 def _amender_role(actor, r: Rating) -> str:

@@ -108,11 +108,12 @@ class SubmitView(_ReadView):
                    summary="Submit the read; already_submitted on a repeat")
     def post(self, request, public_id: str):
         data = dict(json_object(request))
-        read = self.get_read(public_id)
+        trial = selectors.own_read_trial(request.user, public_id)  # 404 / 403 as get_read; the service locks it
         signature = submission_signature(data.pop("password", None))
         # The form only: completeness is the service's (a repeated submit is answered with the saved read).
-        d = valid(ReportInputSerializer, data, trial=read.case.trial)
-        read, created = services.submit_read(request.user, read, d, seconds=d.get("seconds"), signature=signature)
+        d = valid(ReportInputSerializer, data, trial=trial)
+        read, created = services.submit_read(request.user, public_id, d, seconds=d.get("seconds"),
+                                             signature=signature)
         payload = {**selectors.read_payload(read), "already_submitted": not created}
         return Response(SubmittedReadSerializer(payload).data)
 

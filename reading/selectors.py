@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -13,6 +13,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from imaging.models import Image
 from imaging.selectors import image_entries
 from inference.models import Draft
@@ -72,7 +73,14 @@ def progress_receiver(sender, *, trial: Trial, **kwargs) -> dict:
 # -- images -------------------------------------------------------------------------------------------------
 def reader_sees_case_images(user, case: Case) -> bool:
     """Image access rule registered with imaging (reading/apps.py): the reader assigned a read of the case."""
-    return Read.objects.filter(case=case, reader__user=user, reader__role=Role.READER).exists()
+    return user.pk is not None and _READER_OF_CASE(case_id=case.pk, user_id=user.pk)
+
+
+# Every image request of a reader asks it (core.compiled; issue 19).
+_READER_OF_CASE = CompiledQuery(
+    lambda *, case_id, user_id: Read.objects.filter(case_id=case_id, reader__user_id=user_id,
+                                                    reader__role=Role.READER),
+    kind="exists", params={"case_id": int, "user_id": int})
 
 
 def reader_sees_library_images(user, case: Case) -> bool:
@@ -93,20 +101,36 @@ def _ai_ready_q() -> Q:
     return Q(arm__is_ai=False) | Q(draft__isnull=False) | Q(Exists(ready))
 
 
-def _washout_q(trial: Trial, now) -> Q:
+def washout_cutoff(trial: Trial, now=None) -> datetime:
     """Crossover: a later read of a case waits until the reader's earlier read of it is submitted and the trial's
-    washout period has passed since."""
-    cutoff = now - timedelta(days=trial.washout_days)
+    washout period has passed since: submitted no later than this."""
+    return (now or timezone.now()) - timedelta(days=trial.washout_days)
+
+
+def _washout_q(trial: Trial, now) -> Q:
+    return _washout_by(washout_cutoff(trial, now))
+
+
+def _washout_by(cutoff: datetime) -> Q:
     return Q(after_read__isnull=True) | Q(after_read__submitted_at__isnull=False, after_read__submitted_at__lte=cutoff)
 
 
 def available_reads(qs: QuerySet[Read], trial: Trial, now=None) -> QuerySet[Read]:
-    now = now or timezone.now()
-    return qs.filter(_ai_ready_q()).filter(_washout_q(trial, now))
+    return _available_by(qs, washout_cutoff(trial, now))
+
+
+def _available_by(qs: QuerySet[Read], cutoff: datetime) -> QuerySet[Read]:
+    return qs.filter(_ai_ready_q()).filter(_washout_by(cutoff))
+
+
+# The read page's small selects, compiled once per process (core.compiled; issue 19: the read page's CPU).
+_IS_AVAILABLE = CompiledQuery(
+    lambda *, read_id, cutoff: _available_by(Read.objects.filter(pk=read_id), cutoff),
+    kind="exists", params={"read_id": int, "cutoff": datetime})
 
 
 def is_available(read: Read, now=None) -> bool:
-    return available_reads(Read.objects.filter(pk=read.pk), read.case.trial, now).exists()
+    return _IS_AVAILABLE(read_id=read.pk, cutoff=washout_cutoff(read.case.trial, now))
 
 
 def unavailable_reason(read: Read, now=None) -> str:
@@ -114,7 +138,7 @@ def unavailable_reason(read: Read, now=None) -> str:
     now = now or timezone.now()
     trial = read.case.trial
     qs = Read.objects.filter(pk=read.pk)
-    if available_reads(qs, trial, now).exists():  # the common case, in one query (issue 19: the read page's CPU)
+    if is_available(read, now):  # the common case, in one query (issue 19: the read page's CPU)
         return ""
     if not qs.filter(_washout_q(trial, now)).exists():
         return "This read opens after the washout period that follows your earlier read of this case."
@@ -156,6 +180,28 @@ def _next_of(available: QuerySet[Read]) -> Read | None:
 def next_read_for(user, trial: Trial, now=None) -> Read | None:
     """The read the "next" key opens: the one in progress, else the next to do in the reader's order."""
     return _next_of(worklist_for(user, trial, now))
+
+
+def next_read_id_for(user, trial: Trial, now=None) -> str | None:
+    """The public id of :func:`next_read_for`'s read, in one compiled query in the common case (issue 19: the
+    "next" link of every read); a user who is not a reader of the trial is refused as there (403)."""
+    public_id = _NEXT_READ_ID(user_id=user.pk, trial_id=trial.pk, cutoff=washout_cutoff(trial, now))
+    if public_id is not None:
+        return public_id
+    nxt = next_read_for(user, trial, now)  # none waiting, or not a reader: the ORM's answer and refusal
+    return nxt.public_id if nxt is not None else None
+
+
+def _next_read_id_query(*, user_id: int, trial_id: int, cutoff: datetime) -> QuerySet:
+    mine = Read.objects.filter(reader__user_id=user_id, reader__role=Role.READER, reader__trial_id=trial_id,
+                               case__trial_id=trial_id)
+    in_progress_first = SqlCase(When(status=Read.Status.IN_PROGRESS, then=Value(0)), default=Value(1))
+    return (_available_by(mine, cutoff).filter(status__in=[Read.Status.IN_PROGRESS, Read.Status.TODO])
+            .order_by(in_progress_first, "order_key", "pk").values_list("public_id")[:1])
+
+
+_NEXT_READ_ID = CompiledQuery(_next_read_id_query, kind="first",
+                              params={"user_id": int, "trial_id": int, "cutoff": datetime})
 
 
 WAITING_SHOWN = 20
@@ -231,6 +277,24 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     return read
 
 
+def own_read_trial(user, public_id: str) -> Trial:
+    """The trial of the user's own read, to check a submission against (its findings): read_for_reader's answers
+    (unknown id 404, another reader's read 403) without loading the read, which the service then locks."""
+    row = _READ_OWNER(public_id=public_id)
+    if row is None:
+        raise Http404("No such read.")
+    trial_id, reader_user_id, reader_role = row
+    if reader_user_id != user.pk or reader_role != Role.READER:
+        raise PermissionDenied("This read is assigned to another reader.")
+    return Trial.objects.get(pk=trial_id)
+
+
+_READ_OWNER = CompiledQuery(
+    lambda *, public_id: Read.objects.filter(public_id=public_id)
+    .values_list("case__trial_id", "reader__user_id", "reader__role")[:1],
+    kind="row", params={"public_id": str})
+
+
 def read_for_amendment(user, public_id: str, trial: Trial | None = None) -> Read:
     """A submitted or unsubmitted read that the user may amend: its reader, or a coordinator of its trial (issue 18
     item 2). Unknown ids (or another trial's, when ``trial`` is given) are 404, anyone else 403. The service checks
@@ -268,15 +332,28 @@ def next_display_url(read: Read, now=None) -> str | None:
     read page to prefetch; one query whatever the worklist's length. Only an image URL: the same for every arm
     and already the reader's to see, so it tells nothing about the next read's arm."""
     trial = read.case.trial
-    upcoming = available_reads(
-        Read.objects.filter(reader_id=read.reader_id, case__trial=trial,
-                            status__in=[Read.Status.TODO, Read.Status.IN_PROGRESS]).exclude(pk=read.pk),
-        trial, now).order_by("order_key", "pk")
-    public_id = (Image.objects.filter(case_id=Subquery(upcoming.values("case_id")[:1]))
-                 .order_by("created_at", "pk").values_list("public_id", flat=True).first())
+    public_id = _NEXT_DISPLAY(reader_id=read.reader_id, trial_id=trial.pk, read_id=read.pk,
+                              cutoff=washout_cutoff(trial, now))
     return reverse("imaging:image-display", args=[public_id]) if public_id else None
 
 
+def _next_display_query(*, reader_id: int, trial_id: int, read_id: int, cutoff: datetime) -> QuerySet:
+    upcoming = _available_by(
+        Read.objects.filter(reader_id=reader_id, case__trial_id=trial_id,
+                            status__in=[Read.Status.TODO, Read.Status.IN_PROGRESS]).exclude(pk=read_id),
+        cutoff).order_by("order_key", "pk")
+    return (Image.objects.filter(case_id=Subquery(upcoming.values("case_id")[:1]))
+            .order_by("created_at", "pk").values_list("public_id", flat=True)[:1])
+
+
+_NEXT_DISPLAY = CompiledQuery(_next_display_query, kind="first",
+                              params={"reader_id": int, "trial_id": int, "read_id": int, "cutoff": datetime})
+
+
+_PATIENT = CompiledQuery(
+    lambda *, case_id: Image.objects.filter(case_id=case_id).exclude(patient_age="", patient_sex="")
+    .order_by("created_at", "pk").values_list("patient_age", "patient_sex")[:1],
+    kind="row", params={"case_id": int})
 AGE_UNITS = {"D": "days", "W": "weeks", "M": "months", "Y": "years"}
 SEX_WORDS = {"F": "Female", "M": "Male", "O": "Other"}
 
@@ -285,8 +362,8 @@ def clinical_context(case: Case) -> dict:
     """What the read page shows about the patient when the trial provides it: the case's clinical indication
     (the reference CSV's column) and the age and sex its de-identified images kept (only under the trial's Retain
     Patient Characteristics option). Never an identifier. Empty values are left out."""
-    image = (Image.objects.filter(case=case).exclude(patient_age="", patient_sex="")
-             .order_by("created_at", "pk").values("patient_age", "patient_sex").first()) or {}
+    row = _PATIENT(case_id=case.pk)
+    image = {"patient_age": row[0], "patient_sex": row[1]} if row else {}
     age = image.get("patient_age") or ""
     out = {}
     if case.clinical_indication:

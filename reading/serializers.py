@@ -11,7 +11,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.errors import InvalidInput, storable_text
+from core.errors import InvalidInput
 from imaging.serializers import ImageEntrySerializer
 
 from . import services
@@ -256,8 +256,6 @@ class AmendmentInputSerializer(serializers.Serializer):
         reason = data.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("Give the reason for the amendment.")
-        if not storable_text(reason):  # a NUL or a lone surrogate was a DataError (500) at the save
-            raise InvalidInput("The reason contains a character that cannot be stored (a NUL or a lone surrogate).")
         report = services.clean_report(self.context["trial"], data, complete=True)
         return {"report": report, "reason": reason.strip()}
 

@@ -12,7 +12,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, storable_text
+from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
 from trial import audit, signatures
@@ -466,7 +466,7 @@ def draft_changes(draft, findings_text: str, impression_text: str, marks: dict, 
 SIGNED_FIELDS = ("findings_text", "impression_text", "finding_marks", "submitted_at", "status", "reader_id")
 
 
-def submit_read(actor, read: Read, data, seconds=None,
+def submit_read(actor, read: Read | str, data, seconds=None,
                 signature: signatures.SignatureInput | None = None) -> tuple[Read, bool]:
     """Submit the report: stamps submitted_at, credits the last active seconds, measures the changes to the draft
     (AI arm), audits, and tells rating (rating.services.on_read_submitted). Idempotent: a second submit
@@ -484,7 +484,7 @@ def submit_read(actor, read: Read, data, seconds=None,
 
 
 @transaction.atomic
-def _submit_read(actor, read: Read, data, *, seconds, signature) -> tuple[Read, bool]:
+def _submit_read(actor, read: Read | str, data, *, seconds, signature) -> tuple[Read, bool]:
     read = _locked_own_read(actor, read)
     if read.is_submitted:
         return read, False
@@ -546,6 +546,7 @@ def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAme
         raise Conflict("Only a submitted read can be amended; until then, edit and submit it.", code="not_submitted")
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidInput("Give the reason for the amendment.")
+    require_storable_text(reason, "reason")  # a NUL is a 400, not a database error
     reason = reason.strip()
     if len(reason) > REASON_MAX:
         raise InvalidInput(f"The reason is longer than {REASON_MAX} characters.")

@@ -30,11 +30,11 @@ def worklist(request, trial_code: str):
 
 def next_read(request, trial_code: str):
     trial = _trial(trial_code)
-    nxt = selectors.next_read_for(request.user, trial)
-    if nxt is None:
+    public_id = selectors.next_read_id_for(request.user, trial)
+    if public_id is None:
         messages.info(request, "No read is waiting for you right now.")
         return redirect("reading:worklist", trial_code=trial.code)
-    return redirect("reading:read", trial_code=trial.code, public_id=nxt.public_id)
+    return redirect("reading:read", trial_code=trial.code, public_id=public_id)
 
 
 def read_page(request, trial_code: str, public_id: str):

@@ -4,9 +4,16 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
+from core.compiled import CompiledQuery
+
 from .models import Membership, Trial
 
 Role = Membership.Role
+
+
+# Every page asks it (the navigation): compiled once per process (core.compiled; issue 19).
+_ROLES = CompiledQuery(lambda *, user_id, trial_id: Membership.objects.filter(user_id=user_id, trial_id=trial_id)
+                       .values_list("role"), kind="column", params={"user_id": int, "trial_id": int})
 
 
 def roles_of(user, trial: Trial) -> set[str]:
@@ -17,9 +24,7 @@ def roles_of(user, trial: Trial) -> set[str]:
         cache = {}
         user._trial_roles_cache = cache
     if trial.pk not in cache:
-        cache[trial.pk] = set(
-            Membership.objects.filter(user=user, trial=trial).values_list("role", flat=True)
-        )
+        cache[trial.pk] = set(_ROLES(user_id=user.pk, trial_id=trial.pk))
     return cache[trial.pk]
 
 

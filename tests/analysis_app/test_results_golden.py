@@ -4,8 +4,10 @@ experts, 2 centers, seed 5) against the results.json the code wrote before ``Pri
 
 The reference file is regression data written by this repository's own analysis (``analyse_results(...).to_dict()``
 dumped with ``json.dump(indent=1)`` at commit 287c029), not a published result: regenerate it only for a
-deliberate change of the numbers, and say why in docs/NOTES.md. Keys must match in name and order; numbers to 1e-9
-relative (the BLAS of another machine may move the last digits)."""
+deliberate change of the numbers, and say why in docs/NOTES.md. Keys must match in name and order; numbers to 1e-7
+relative: the numbers an optimiser finds (a centre subgroup's Satterthwaite df near 1.6, the arena's Bradley-Terry
+standard errors) move by ~1e-8 relative between CPUs (the eighth session's machine: up to 8.7e-9 against the
+file), while a change of method moves them by far more."""
 from __future__ import annotations
 
 import json
@@ -33,7 +35,7 @@ def _differences(got: Any, want: Any, path: str = "$") -> list[str]:
             return [f"{path}: {got!r:.80} instead of {want!r:.80}"]
         return [d for i, (g, w) in enumerate(zip(got, want, strict=True)) for d in _differences(g, w, f"{path}[{i}]")]
     if isinstance(want, float) and isinstance(got, int | float) and not isinstance(got, bool):
-        return [] if math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12) else [f"{path}: {got!r} != {want!r}"]
+        return [] if math.isclose(got, want, rel_tol=1e-7, abs_tol=1e-12) else [f"{path}: {got!r} != {want!r}"]
     return [] if got == want and type(got) is type(want) else [f"{path}: {got!r:.80} != {want!r:.80}"]
 
 

@@ -19,7 +19,7 @@ from demo.three_arm import (
     seed_three_arm_demo,
 )
 from inference.models import Draft
-from rating.models import Rating
+from rating.models import ArenaTask, Rating
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,6 +39,12 @@ def test_three_arm_demo_end_to_end():
     assert {i["item"] for i in masked["ai_evaluation"]["arena"]["ranking"]["items"]} == {"X", "Y", "Z"}
     assert masked["error_analysis"]["masked"] and masked["error_analysis"]["draft_errors"] == []
     assert masked["consort"]["files_refused"] == {"too_small": 1}
+    # The standalone arena: every case's pair of the two versions' drafts, judged by the experts; withheld until lock.
+    arena_tasks = ArenaTask.objects.filter(case__trial=trial)
+    assert arena_tasks.values("case").distinct().count() == 12
+    assert arena_tasks.count() == 12 * trial.expert_panel_size
+    assert not arena_tasks.exclude(status=ArenaTask.Status.DONE).exists()
+    assert masked["ai_evaluation"]["draft_arena"] is None
     masked_html = (results_path(AnalysisRun.objects.filter(trial=trial).latest("pk")).parent
                    / "report.html").read_text()
     assert not any(a in masked_html for a in ("baseline_k10", "baseline_k3", "retrieval-baseline-k"))
@@ -79,6 +85,11 @@ def test_three_arm_demo_end_to_end():
     assert {e["arm"] for e in errors["draft_errors"]} <= {"baseline_k10", "baseline_k3"}
     assert {e["outcome"] for e in errors["draft_errors"]} <= {"kept the error", "corrected"}
     assert "<h2>Error analysis</h2>" in html
+    draft_arena = results["ai_evaluation"]["draft_arena"]
+    assert draft_arena["n_judgements"] == arena_tasks.count()
+    assert {i["item"] for i in draft_arena["ranking"]["ranking"]["items"]} == {a[2] for a in AI_ARMS}
+    assert draft_arena["flow"]["cases_in_arena"] == 12 and sum(draft_arena["flow"]["excluded_drafts"].values()) == 0
+    assert "Arena (drafts, no readers)" in html
     # the refused input, by reason, in the CONSORT flow and the checklist
     assert results["consort"]["files_refused"] == {"too_small": 1}
     poor = next(i for i in results["consort_ai"]["items"] if i["consort_ai"] == "5(iii)")
@@ -98,3 +109,5 @@ def test_seed_demo_command_three_arms():
     assert f"Three-arm demo trial {THREE_ARM_CODE} seeded" in text
     assert "arms baseline_k10, baseline_k3, unassisted, status locked" in text
     assert "Analysis run" in text and ": done." in text
+    judged = ArenaTask.objects.filter(status=ArenaTask.Status.DONE).count()
+    assert judged > 0 and f"Arena: {judged} judgements of 2 model versions' drafts." in text

@@ -2,7 +2,7 @@
 drafts of every case."""
 from __future__ import annotations
 
-from inference.models import ModelVersion
+from inference.models import Draft, ModelVersion, OodAction
 from inference.selectors import arm_model_version
 from inference.services import register_model_version, set_arena_model_versions
 from rating.models import ArenaTask
@@ -42,3 +42,14 @@ def arena_trial(code: str = "AR", versions: int = 3, cases: int = 6, experts: in
 
 def tasks_of(membership) -> list[ArenaTask]:
     return list(ArenaTask.objects.filter(expert=membership).select_related("draft_a", "draft_b").order_by("pk"))
+
+
+def spoil_drafts(t: dict) -> None:
+    """One draft of each kind the arena leaves out, on the first two cases: failed, queued, withheld, empty,
+    missing (an arena of three versions or more)."""
+    cases, v = t["cases"], t["versions"]
+    Draft.objects.filter(case=cases[0], model_version=v[0]).update(status=Draft.Status.FAILED)
+    Draft.objects.filter(case=cases[0], model_version=v[1]).update(status=Draft.Status.QUEUED)
+    Draft.objects.filter(case=cases[1], model_version=v[0]).update(ood_action=OodAction.WITHHELD)
+    Draft.objects.filter(case=cases[1], model_version=v[1]).update(findings_text=" ", impression_text="")
+    Draft.objects.filter(case=cases[1], model_version=v[2]).delete()

@@ -2,16 +2,20 @@
 the task keeps its first submission; audited; signed (authorship) where the trial signs submissions."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from analysis.export import build_export
 from rating import services as rating_services
 from rating.models import ArenaAmendment, ArenaTask
 from tests.factories.imaging import add_image
 from tests.factories.trial import PASSWORD
 from tests.rating.arena_support import arena_trial, tasks_of
+from trial import services as trial_services
 from trial.models import AuditEntry, Signature, Trial
 from trial.signatures import SignatureInput, signature_valid
 
@@ -119,3 +123,35 @@ def test_an_amendment_is_signed_where_the_trial_signs_submissions():
     html = page.get(reverse("arena:amend", args=[code, task.public_id])).content.decode()
     assert 'id="signature-password"' in html
     assert ArenaTask.objects.get(pk=task.pk).preference == "A"
+
+
+def test_the_export_carries_arena_amendments_after_lock_only_and_the_arena_table_keeps_the_first():
+    t = _arena("AAMX")
+    trial = t["trial"]
+    task, user = tasks_of(t["experts"][0])[0], t["experts"][0].user
+    rating_services.submit_arena_task(user, task, ANSWER)
+    rating_services.amend_arena_task(actor=user, task=task, answer={"preference": "tie", "comment": "Equal after all."},
+                                     reason="Read B again")
+    rating_services.amend_arena_task(actor=user, task=task, answer={"quality_b": 5}, reason="B is better written")
+    before = build_export(trial)
+    assert "arena_amendments" not in before.tables
+    assert "arena_amendments" in before.manifest["tables_withheld_until_lock"]
+    assert not any(d["table"] == "arena_amendments" for d in before.dictionary)
+    text = json.dumps([before.tables, before.manifest, before.dictionary, before.files], default=str)
+    assert "Read B again" not in text and "Equal after all." not in text
+    trial_services.lock_trial(t["coordinator"], trial, reason="end of study")
+    trial.refresh_from_db()
+    export = build_export(trial)
+    assert export.manifest["tables_withheld_until_lock"] == []
+    rows = export.tables["arena_amendments"]
+    assert [(r["task_id"], r["amendment"], r["amended_as"], r["reason"]) for r in rows] == [
+        (task.public_id, 1, "expert", "Read B again"), (task.public_id, 2, "expert", "B is better written")]
+    assert (rows[0]["preference"], rows[0]["quality_a"], rows[0]["quality_b"], rows[0]["comment"]) == \
+        ("tie", 4, 3, "Equal after all.")
+    assert (rows[1]["preference"], rows[1]["quality_b"]) == ("tie", 5)
+    assert "model_a" not in rows[0] and not any(mv.name in export.csv_text("arena_amendments") for mv in t["versions"])
+    first = next(r for r in export.tables["arena"] if r["task_id"] == task.public_id)
+    assert (first["preference"], first["quality_b"], first["comment"]) == ("A", 3, "A is clearer.")
+    assert export.manifest["tables"]["arena_amendments"]["rows"] == 2
+    described = {d["column"] for d in export.dictionary if d["table"] == "arena_amendments"}
+    assert described == set(rows[0])

@@ -11,31 +11,20 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from inference.models import Draft, OodAction
 from rating import selectors
 from rating import services as rating_services
 from rating.models import ArenaTask
 from tests.factories.trial import PASSWORD
-from tests.rating.arena_support import arena_trial
+from tests.rating.arena_support import arena_trial, spoil_drafts
 
 pytestmark = pytest.mark.django_db
 
 ANSWER = {"preference": "A", "quality_a": 4, "quality_b": 2, "comment": ""}
 
 
-def _spoil(t: dict) -> None:
-    """One draft of each kind the arena leaves out, on the first cases: failed, queued, withheld, empty, missing."""
-    cases, v = t["cases"], t["versions"]
-    Draft.objects.filter(case=cases[0], model_version=v[0]).update(status=Draft.Status.FAILED)
-    Draft.objects.filter(case=cases[0], model_version=v[1]).update(status=Draft.Status.QUEUED)
-    Draft.objects.filter(case=cases[1], model_version=v[0]).update(ood_action=OodAction.WITHHELD)
-    Draft.objects.filter(case=cases[1], model_version=v[1]).update(findings_text=" ", impression_text="")
-    Draft.objects.filter(case=cases[1], model_version=v[2]).delete()
-
-
 def _left_out_with_queries(n: int) -> int:
     t = arena_trial(code=f"AQ{n}", versions=3, cases=n, experts=1, panel=1)
-    _spoil(t)
+    spoil_drafts(t)
     with CaptureQueriesContext(connection) as queries:
         page = selectors.arena_coordinator_page(t["coordinator"], t["trial"])
     # The same counts as the draw's own per-case rule (rating.services.arena_drafts), case by case.

@@ -149,7 +149,8 @@ def test_the_export_carries_amendments_after_lock_only(submitted):
                         reason="Missed findings")
     before = build_export(trial)
     assert "amendments" not in before.tables
-    assert before.manifest["tables_withheld_until_lock"] == ["amendments", "rating_amendments", "box_reviews", "arena"]
+    assert before.manifest["tables_withheld_until_lock"] == ["amendments", "rating_amendments", "box_reviews", "arena",
+                                                             "arena_amendments"]
     assert not any(d["table"] == "amendments" for d in before.dictionary)
     trial_services.lock_trial(submitted["coordinator"], trial, reason="end of study")
     trial.refresh_from_db()

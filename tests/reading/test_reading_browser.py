@@ -208,3 +208,33 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
     assert page.request.get(other_api).status == 403
     other.refresh_from_db()
     assert other.opened_at is None
+
+
+def test_autosaves_carry_active_seconds_and_spare_the_heartbeats(live_server, page):
+    """read.js sends the active seconds with each autosave, and no heartbeat while autosaves carried them within
+    the beat interval (docs/performance.md, "The reading room's requests"): typing steadily for several beat
+    intervals sends autosaves with seconds and no heartbeat, and the read is credited the time."""
+    t = _setup("BRS")
+    m = reader_in(t, "unassisted")
+    page.add_init_script("window.CXR_READ_OPTIONS = {beatMs: 2000, autosaveMs: 300};")
+    login(page, live_server, m.user.username, PASSWORD)
+    read = Read.objects.filter(reader=m).order_by("order_key").first()
+    page.goto(live_server.url + reverse("reading:read", args=["BRS", read.public_id]))
+    page.wait_for_function("window.cxrViewer && window.cxrViewer.source !== null")
+    page.wait_for_timeout(2500)  # idle typing-wise, active (input a moment ago): a heartbeat carries the seconds
+    sent = []
+    page.on("request", lambda r: sent.append((r.url, r.post_data_json)) if r.method == "POST" else None)
+    for i in range(14):  # ~7 s of typing: 3.5 beat intervals, an autosave every ~0.5 s
+        page.type("#findings_text", f"w{i} ")
+        page.wait_for_timeout(500)
+    _wait_saved(page)
+    beats = [b for u, b in sent if u.endswith("/heartbeat/")]
+    saves = [b for u, b in sent if u.endswith("/autosave/")]
+    assert len(saves) >= 5 and not beats, (len(saves), beats)
+    assert all("seconds" in b for b in saves) and sum(b["seconds"] for b in saves) >= 4
+    read.refresh_from_db()
+    assert read.findings_text.startswith("w0 w1") and read.active_seconds >= 6
+    # Typing stops: the seconds since the last autosave go out in a heartbeat within two intervals
+    page.mouse.move(10, 10)
+    page.wait_for_timeout(4500)
+    assert [u for u, _ in sent if u.endswith("/heartbeat/")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections import Counter
 
@@ -23,14 +24,17 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from scipy import stats
 
-from analysis.export import WITHHELD_BEFORE_LOCK, build_export
+from analysis.export import TABLES_WITHHELD_BEFORE_LOCK, WITHHELD_BEFORE_LOCK, build_export
 from analysis.simulation import SimulationParams, simulate_trial
 from core.errors import InvalidInput
 from inference.models import Draft
 from inference.reportbank import load_iu_bank
 from rating import selectors as rating_selectors
+from rating import services as rating_services
 from rating.selectors import normalise_text
+from tests.factories.imaging import add_image
 from tests.factories.trial import PASSWORD, add_cases, make_trial
+from tests.rating.arena_support import arena_trial, tasks_of
 from trial import services
 from trial.models import Case, Membership
 
@@ -145,6 +149,29 @@ def test_draft_columns_come_back_after_lock():
     assert export.manifest["withheld_until_lock"] == {}
     filled = {r["arm"] for r in reads if r["draft_edit_distance"] != ""}
     assert filled == {"ai_assisted"}  # named after lock, as the dictionary says
+
+
+def test_prelock_export_holds_no_withheld_table_nor_any_arena_judgement_or_amendment():
+    """The whole tables withheld before lock (TABLES_WITHHELD_BEFORE_LOCK) are absent, undescribed and listed; an
+    arena judgement and its amendment (which name the model versions through task_id) leave no trace: no version
+    name, reason or comment anywhere in the tables, the manifest, the dictionary or the files."""
+    t = arena_trial(code="BLARENA", versions=2, cases=1, experts=2, panel=2)
+    add_image(t["cases"][0])
+    rating_services.create_arena_tasks(actor=t["coordinator"], trial=t["trial"])
+    task = tasks_of(t["experts"][0])[0]
+    user = t["experts"][0].user
+    rating_services.submit_arena_task(user, task, {"preference": "A", "comment": "zzfirstcomment"})
+    rating_services.amend_arena_task(actor=user, task=task, answer={"preference": "B", "comment": "zzamendedcomment"},
+                                     reason="zzamendreason")
+    export = build_export(t["trial"])
+    assert export.manifest["tables_withheld_until_lock"] == list(TABLES_WITHHELD_BEFORE_LOCK)
+    assert {"arena", "arena_amendments"} <= set(TABLES_WITHHELD_BEFORE_LOCK)
+    assert not set(TABLES_WITHHELD_BEFORE_LOCK) & set(export.tables)
+    assert not set(TABLES_WITHHELD_BEFORE_LOCK) & {d["table"] for d in export.dictionary}
+    text = json.dumps([export.tables, export.manifest, export.dictionary, export.files], default=str)
+    for secret in ("zzfirstcomment", "zzamendedcomment", "zzamendreason", task.public_id,
+                   *(mv.name for mv in t["versions"])):
+        assert secret not in text, secret
 
 
 # -- 2. CSV formula injection and case codes ----------------------------------------------------------------

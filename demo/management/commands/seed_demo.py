@@ -67,6 +67,8 @@ class Command(BaseCommand):
             f"Three-arm demo trial {trial.code} {'seeded' if result.created else 'already present'}: "
             f"{trial.cases.count()} cases, arms {', '.join(trial.arms.order_by('code').values_list('code', flat=True))}"
             f", status {trial.status}."))
+        self.stdout.write(f"Arena: {result.arena_judgements} judgements of {result.arena_versions} model versions' "
+                          "drafts.")
         if run is not None:
             self.stdout.write(f"Analysis run {run.pk}: {run.status}. Report: http://127.0.0.1:{port}"
                               f"{reverse('analysis:page', args=[trial.code])}")

@@ -20,8 +20,7 @@ function missing(a) { return a.preference ? [] : ["a preference (A, B or tie)"];
 
 window.arenaViewer = mountViewer(cfg.images);
 var task = mountBlindedTask({cfg: cfg, form: form, storeKey: "arena:" + cfg.id, submitId: "submit-arena",
-                             answer: answer, missing: missing, noun: "judgement", signInInPlace: false,
-                             guardUnload: false});
+                             answer: answer, missing: missing, noun: "judgement"});
 
 function onKey(e) {
   if (cfg.readonly || e.ctrlKey || e.metaKey || e.altKey) return;

@@ -2,7 +2,8 @@
    the answer's radios, autosave (debounced, retried on a dropped connection, backed by localStorage), resume, one
    submit (signed with the password when the trial signs submissions) and the lock once done.
    Each page passes what differs: its config, form, storage key, submit button, the answer it sends, what a submit
-   still needs, the noun in its messages, and whether a lost session offers to sign in again in place. */
+   still needs and the noun in its messages. A lost session offers to sign in again in place (nothing typed is lost),
+   and leaving the page with an answer not yet saved asks first (beforeunload). */
 import {isSignedOut, postJSON, sessionEnded} from "../core/common.js";
 
 var FIELDS = ["preference", "quality_a", "quality_b", "blinding_guess"];
@@ -14,8 +15,8 @@ export function radio(form, name) {
   return c ? c.value : null;
 }
 
-/** opts: {cfg, form, storeKey, submitId, answer(), missing(a) -> [what is missing], noun, signInInPlace,
- *  guardUnload}. Starts the page (unless cfg.readonly) and answers {schedule, clearError}. */
+/** opts: {cfg, form, storeKey, submitId, answer(), missing(a) -> [what is missing], noun}. Starts the page (unless
+ *  cfg.readonly) and answers {schedule, clearError}. */
 export function mountBlindedTask(opts) {
   var cfg = opts.cfg, form = opts.form, answer = opts.answer;
   var saveState = document.getElementById("save-state");
@@ -73,7 +74,7 @@ export function mountBlindedTask(opts) {
       saving = false;
       if (r.sessionEnded) {
         dirty = true;
-        if (opts.signInInPlace) signInAgain(); else setState(SIGNED_OUT, "error");
+        signInAgain();
         return;
       }
       if (r.offline || r.status >= 500) throw new Error("status " + r.status);
@@ -125,7 +126,7 @@ export function mountBlindedTask(opts) {
     setState("Submitting…");
     post("submit/", body).then(function (r) {
       if (r.offline) throw new Error("offline");
-      if (r.sessionEnded && opts.signInInPlace) {
+      if (r.sessionEnded) {
         btn.disabled = false;
         dirty = true;
         errorBox.textContent = "Your session has ended: sign in again (above), then submit. Nothing is lost.";
@@ -135,8 +136,7 @@ export function mountBlindedTask(opts) {
       if (r.status === 200) { submitted(r); return; }
       btn.disabled = false;
       setState("");
-      errorBox.textContent = r.sessionEnded ? "Your session has ended: sign in again, then submit. Nothing is lost."
-        : ((r.body && r.body.detail) || "The " + opts.noun + " could not be submitted.");
+      errorBox.textContent = (r.body && r.body.detail) || "The " + opts.noun + " could not be submitted.";
       if (r.status === 409) lock();
     }).catch(function () {
       btn.disabled = false;
@@ -158,9 +158,7 @@ export function mountBlindedTask(opts) {
     form.comment.addEventListener("input", function () { schedule(1500); });
     form.addEventListener("submit", submit);
     document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden" && dirty) save(); });
-    if (opts.guardUnload) {
-      window.addEventListener("beforeunload", function (e) { if (dirty && !cfg.readonly) { save(); e.preventDefault(); e.returnValue = ""; } });
-    }
+    window.addEventListener("beforeunload", function (e) { if (dirty && !cfg.readonly) { save(); e.preventDefault(); e.returnValue = ""; } });
   }
 
   if (cfg.readonly) forget();

@@ -28,4 +28,4 @@ function missing(a) {
 
 window.ratingViewer = mountViewer(cfg.images);
 mountBlindedTask({cfg: cfg, form: form, storeKey: "rating:" + cfg.id, submitId: "submit-rating", answer: answer,
-                  missing: missing, noun: "rating", signInInPlace: true, guardUnload: true});
+                  missing: missing, noun: "rating"});

@@ -1,7 +1,8 @@
 /* The read page (viewer + report form), generic for every arm: it only knows the page data in #read-data and
  * the form.
  * - active time: a second counts when the page is visible and there was input within IDLE_MS; the count is sent
- *   in heartbeats every BEAT_MS (the server caps each increment by the wall time since the last beat);
+ *   with each autosave, and in a heartbeat every BEAT_MS when no autosave carried them in that time (the server
+ *   caps each increment by the wall time since the last one; docs/performance.md, "The reading room's requests");
  * - autosave every few seconds after a change and when the page is hidden or left (fetch keepalive);
  *   a copy is kept in localStorage and restored when it is newer than the server's autosave;
  * - submit (button or Ctrl+Enter) is sent once; a repeat is answered by the server with the saved read.
@@ -9,7 +10,7 @@
 import {isPlainKey, isSignedOut, postJSON, sessionEnded} from "../core/common.js";
 import {mountViewer} from "../imaging/viewer.js";
 
-const opts = Object.assign({idleMs: 60000, beatMs: 10000, autosaveMs: 3000}, window.CXR_READ_OPTIONS || {});
+const opts = Object.assign({idleMs: 60000, beatMs: 15000, autosaveMs: 3000}, window.CXR_READ_OPTIONS || {});
 const IDLE_MS = opts.idleMs;
 const BEAT_MS = opts.beatMs;
 const AUTOSAVE_MS = opts.autosaveMs;
@@ -87,6 +88,7 @@ let lastInput = Date.now();
 let lastTick = Date.now();
 let pending = 0;  // active seconds not yet acknowledged by the server
 let inFlight = 0;
+let lastCarried = 0;  // when an autosave or a heartbeat last carried active seconds
 ["keydown", "pointerdown", "pointermove", "wheel", "input", "scroll"].forEach((t) =>
   document.addEventListener(t, () => { lastInput = Date.now(); }, {passive: true, capture: true}));
 setInterval(() => {
@@ -97,6 +99,7 @@ setInterval(() => {
 }, 1000);
 
 function takeSeconds() {
+  lastCarried = Date.now();
   const s = Math.round(pending * 10) / 10;
   pending -= s;
   inFlight += s;
@@ -109,6 +112,7 @@ function settle(s, ok) {
 
 function beat(keepalive) {
   if (readonly || pending < 0.5 || isSignedOut()) return;
+  if (!keepalive && Date.now() - lastCarried < BEAT_MS) return;  // an autosave carried them: no request needed
   const s = takeSeconds();
   postJSON(data.urls.heartbeat, {seconds: s}, {keepalive}).then((r) => {
     settle(s, r.ok || (r.status >= 400 && r.status < 500 && !r.sessionEnded));  // signed out: send them again later
@@ -142,8 +146,10 @@ function save(keepalive) {
   if (readonly || !dirty || (saving && !keepalive)) return Promise.resolve();
   dirty = false;
   saving = true;
-  return postJSON(data.urls.autosave, collect(), {keepalive})
+  const s = takeSeconds();
+  return postJSON(data.urls.autosave, Object.assign(collect(), {seconds: s}), {keepalive})
     .then((r) => {
+      settle(s, r.ok);  // refused or not sent: the next heartbeat or autosave carries them
       const body = r.body;
       if (r.offline) {
         dirty = true;
