@@ -444,12 +444,16 @@ ARENA_PREFERENCE_CHOICES = [
 
 
 def available_arena_tasks(tasks: QuerySet[ArenaTask]) -> QuerySet[ArenaTask]:
-    """The blinding rule: an arena task is available to its expert only once any rating task they hold for the same
-    case is submitted (a case's drafts tell which of its reader reports was AI-assisted). rating.services.
-    _create_tasks_locked keeps the other direction: no reader-pair rating for an expert holding an arena task."""
+    """The blinding rule: an arena task is available to its expert only if they hold no read of the case, and only
+    once any rating task they hold for the same case is submitted (a case's drafts tell which of its reader reports
+    was AI-assisted). rating.services._create_tasks_locked keeps the other direction: no reader-pair rating for an
+    expert holding an arena task."""
     pending = Rating.objects.filter(case=OuterRef("case"), expert=OuterRef("expert")).exclude(
         status=Rating.Status.DONE)
-    return tasks.filter(~Exists(pending))
+    # Nor to a person who also reads the case (a membership written around the services' role rule): its AI
+    # drafts would unblind an unassisted read still to do, or tell them which arm their own read was in.
+    own_read = Read.objects.filter(case=OuterRef("case"), reader__user=OuterRef("expert__user"))
+    return tasks.filter(~Exists(pending)).filter(~Exists(own_read))
 
 
 def arena_worklist(user, trial: Trial) -> QuerySet[ArenaTask]:

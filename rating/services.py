@@ -701,10 +701,14 @@ def create_arena_tasks(*, actor, trial: Trial, sample_size: int | None = None,
         else:
             pairs[case.pk] = pair
     load = Counter(ArenaTask.objects.filter(case__trial=trial).values_list("expert_id", flat=True))
+    readers_of: dict[int, set[int]] = {}  # a person who reads a case judges none of its drafts (as rating panels)
+    for case_id, user_id in Read.objects.filter(case__trial=trial, reader__isnull=False).values_list(
+            "case_id", "reader__user_id"):
+        readers_of.setdefault(case_id, set()).add(user_id)
     for case in _arena_sample(trial, [c for c in cases if c.pk in pairs], set(existing), sample_size):
         draw.cases_in_arena += 1
         have = {t.expert_id for t in existing.get(case.pk, [])}
-        eligible = [e for e in pool if e.pk not in have and not (
+        eligible = [e for e in pool if e.pk not in have and e.user_id not in readers_of.get(case.pk, ()) and not (
             trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)]
         eligible.sort(key=lambda e: (load[e.pk], _hmac(trial, f"arena-panel|{case.pk}|{e.pk}")))
         need = max(trial.expert_panel_size - len(have), 0)

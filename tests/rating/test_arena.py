@@ -235,8 +235,8 @@ def test_concurrent_submits_store_exactly_one_judgement(monkeypatch):
         th.start()
     for th in threads:
         th.join()
-    assert [type(e) for e in errors if not isinstance(e, Conflict)] == []
-    assert sum(1 for _, created in results if created) == 1
+    assert [type(e) for e in errors if not isinstance(e, Conflict)] == [], [repr(e) for e in errors]
+    assert sum(1 for _, created in results if created) == 1, (results, [repr(e) for e in errors])
     stored = ArenaTask.objects.get(pk=task.pk)
     winner = next(a for a in answers if a["comment"] == stored.comment)
     assert (stored.preference, stored.quality_a) == (winner["preference"], winner["quality_a"])
