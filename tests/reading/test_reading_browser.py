@@ -233,7 +233,7 @@ def test_autosaves_carry_active_seconds_and_spare_the_heartbeats(live_server, pa
     assert len(saves) >= 5 and not beats, (len(saves), beats)
     assert all("seconds" in b for b in saves) and sum(b["seconds"] for b in saves) >= 4
     read.refresh_from_db()
-    assert read.findings_text.startswith("w0 w1") and read.active_seconds >= 6
+    assert read.findings_text.startswith("w0 w1") and read.active_seconds >= 4  # ~7 s typed; the last beat later
     # Typing stops: the seconds since the last autosave go out in a heartbeat within two intervals
     page.mouse.move(10, 10)
     page.wait_for_timeout(4500)
