@@ -94,6 +94,7 @@ def measure(endpoints: dict, n: int, profile: str) -> list[dict]:
             fn(0)
         sql[name] = [x["sql"][:200] for x in q.captured_queries]  # now: each request's start clears the log
     cpu = {name: [] for name in endpoints}
+    wall = dict.fromkeys(endpoints, 0.0)
     db_cpu = dict.fromkeys(endpoints, 0.0)
     with connection.cursor() as c:  # the PostgreSQL backend serving this process (persistent: CONN_MAX_AGE)
         c.execute("SELECT pg_backend_pid()")
@@ -105,9 +106,10 @@ def measure(endpoints: dict, n: int, profile: str) -> list[dict]:
                 continue
             if prof is not None and name == profile:
                 prof.enable()
-            d, t = _backend_cpu_ns(backend), time.thread_time()
+            d, t, w = _backend_cpu_ns(backend), time.thread_time(), time.perf_counter()
             fn(i + 1)
             cpu[name].append((time.thread_time() - t) * 1000)
+            wall[name] += (time.perf_counter() - w) * 1000
             db_cpu[name] += (_backend_cpu_ns(backend) - d) / 1e6
             if prof is not None and name == profile:
                 prof.disable()
@@ -115,7 +117,8 @@ def measure(endpoints: dict, n: int, profile: str) -> list[dict]:
     for name, v in cpu.items():
         v.sort()
         out.append({"endpoint": name, "n": len(v), "cpu_ms_mean": sum(v) / len(v), "cpu_ms_median": v[len(v) // 2],
-                    "db_cpu_ms": db_cpu[name] / len(v), "queries": len(sql[name]), "sql": sql[name]})
+                    "db_cpu_ms": db_cpu[name] / len(v), "wall_ms": wall[name] / len(v), "queries": len(sql[name]),
+                    "sql": sql[name]})
     out.append(prof)
     return out
 
@@ -152,6 +155,16 @@ def run(a) -> list[dict]:
         Caller(sessions[name])("POST", f"/api/reading/reads/{spid}/submit/", {**report, "seconds": 5})
 
     from imaging.models import Image
+    from reading.models import Read
+
+    # first opens: a read still to do of each reader, opened by the page itself (what a reader's next case does)
+    todo = [(r.reader.user.username, r.public_id) for r in Read.objects.filter(
+        status=Read.Status.TODO, reader__user__username__in=readers).select_related("reader__user")
+        .order_by("order_key")]
+
+    def first_open(i):
+        name, rpid = todo[i % len(todo)]
+        Caller(sessions[name])("GET", f"/reading/{trial}/read/{rpid}/")
 
     image = Image.objects.filter(case__reads__public_id=pid).values_list("public_id", flat=True).first()
     endpoints = {
@@ -165,13 +178,15 @@ def run(a) -> list[dict]:
         "open": lambda i: r0("POST", api + "open/"),
         "worklist": lambda i: r0("GET", f"/api/reading/trials/{trial}/worklist/"),
         "read page": lambda i: r0("GET", f"/reading/{trial}/read/{pid}/"),
+        "read page first open": first_open,
         "submit": submit,
         "rating worklist": lambda i: e0("GET", root),
         "rating task": lambda i: e0("GET", f"{root}{tid}/"),
         "rating open": lambda i: e0("POST", f"{root}{tid}/open/"),
         "rating autosave": lambda i: e0("POST", f"{root}{tid}/autosave/", {"preference": "A", "quality_a": 1 + i % 5}),
     }
-    endpoints = {k: (fn, len(submit_queue) - 1 if k == "submit" else a.n) for k, fn in endpoints.items()
+    limits = {"submit": len(submit_queue) - 1, "read page first open": len(todo) - 6}  # fresh ones (5 warm-ups)
+    endpoints = {k: (fn, limits.get(k, a.n)) for k, fn in endpoints.items()
                  if not a.only or k in a.only.split(",")}
     *out, prof = measure(endpoints, a.n, a.profile)
     if prof is not None:
@@ -196,10 +211,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     rows = run(a)
     print(f"\nload average {os.getloadavg()[0]:.1f}")
-    print("| endpoint | CPU ms mean | CPU ms median | PostgreSQL CPU ms | queries |\n|---|---|---|---|---|")
+    print("| endpoint | CPU ms mean | CPU ms median | PostgreSQL CPU ms | wall ms mean | queries |\n"
+          "|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['endpoint']} | {r['cpu_ms_mean']:.2f} | {r['cpu_ms_median']:.2f} | {r['db_cpu_ms']:.2f} "
-              f"| {r['queries']} |")
+              f"| {r['wall_ms']:.2f} | {r['queries']} |")
         if a.sql:
             for s in r["sql"]:
                 print("      ", s)

@@ -277,16 +277,21 @@ def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
     return read
 
 
-def own_read_trial(user, public_id: str) -> Trial:
-    """The trial of the user's own read, to check a submission against (its findings): read_for_reader's answers
-    (unknown id 404, another reader's read 403) without loading the read, which the service then locks."""
+def check_own_read(user, public_id: str, trial: Trial | None = None) -> int:
+    """read_for_reader's answers (an unknown id, or another trial's, 404; another reader's read 403) in one compiled
+    query, without loading the read, which the service then locks and loads once. Returns the read's trial id."""
     row = _READ_OWNER(public_id=public_id)
-    if row is None:
+    if row is None or (trial is not None and row[0] != trial.pk):
         raise Http404("No such read.")
     trial_id, reader_user_id, reader_role = row
     if reader_user_id != user.pk or reader_role != Role.READER:
         raise PermissionDenied("This read is assigned to another reader.")
-    return Trial.objects.get(pk=trial_id)
+    return trial_id
+
+
+def own_read_trial(user, public_id: str) -> Trial:
+    """The trial of the user's own read, to check a submission against (its findings): :func:`check_own_read`."""
+    return Trial.objects.get(pk=check_own_read(user, public_id))
 
 
 _READ_OWNER = CompiledQuery(

@@ -276,7 +276,7 @@ def _credit_active_time(read: Read, seconds: float, now) -> float:
 
 
 @transaction.atomic
-def open_read(actor, read: Read) -> Read:
+def open_read(actor, read: Read | str) -> Read:
     """First open stamps opened_at and, in an AI arm, stores the draft shown and prefills the report with its
     text. Reopening resumes (same read, same clock); a submitted read opens read-only and changes nothing."""
     read = _locked_own_read(actor, read)

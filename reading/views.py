@@ -39,16 +39,17 @@ def next_read(request, trial_code: str):
 
 def read_page(request, trial_code: str, public_id: str):
     trial = _trial(trial_code)
-    read = selectors.read_for_reader(request.user, public_id, trial)
+    selectors.check_own_read(request.user, public_id, trial)  # 404 / 403 as read_for_reader, without loading it
     notice = ""
-    if not read.is_submitted:
-        try:
-            read = services.open_read(request.user, read)
-        except TrialLocked as exc:
-            notice = exc.message
-        except TrialError as exc:
-            return render(request, "reading/unavailable.html", {"trial": trial, "message": exc.message},
-                          status=exc.status)
+    try:
+        # Opens (or resumes) it, loading it once under its lock (issue 19); a submitted read comes back as it is.
+        read = services.open_read(request.user, public_id)
+    except TrialLocked as exc:
+        read = selectors.read_for_reader(request.user, public_id, trial)
+        notice = "" if read.is_submitted else exc.message
+    except TrialError as exc:
+        return render(request, "reading/unavailable.html", {"trial": trial, "message": exc.message},
+                      status=exc.status)
     payload = selectors.read_payload(read)
     # The page's generic JSON never holds the draft; an AI page gets its hints in a separate block.
     page_data = {k: payload[k] for k in PAGE_KEYS}
