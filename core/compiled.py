@@ -90,7 +90,7 @@ class CompiledQuery:
         compiled = self._compiled.get(key)
         if compiled is None:
             with self._lock:
-                compiled = self._compiled.setdefault(key, self._compile(using, conn))
+                compiled = self._compiled.get(key) or self._compiled.setdefault(key, self._compile(using, conn))
         sql, slots = compiled
         params = [const if name is None else _bound(conn, values[name]) for name, const in slots]
         with conn.cursor() as cur:
