@@ -170,11 +170,16 @@ def _worklist_of(m: Membership, trial: Trial, now=None) -> QuerySet[Read]:
 WORKLIST_PAGE_SIZE = 50
 
 
-def _next_of(available: QuerySet[Read]) -> Read | None:
-    """The first read in progress in the reader's order, else the first to do: one query (issue 19.2)."""
+def _next_order(available: QuerySet[Read]) -> QuerySet[Read]:
+    """The reads in progress first in the reader's order, then those to do."""
     in_progress_first = SqlCase(When(status=Read.Status.IN_PROGRESS, then=Value(0)), default=Value(1))
     return (available.filter(status__in=[Read.Status.IN_PROGRESS, Read.Status.TODO])
-            .order_by(in_progress_first, "order_key", "pk").first())
+            .order_by(in_progress_first, "order_key", "pk"))
+
+
+def _next_of(available: QuerySet[Read]) -> Read | None:
+    """The first read in progress in the reader's order, else the first to do: one query (issue 19.2)."""
+    return _next_order(available).first()
 
 
 def next_read_for(user, trial: Trial, now=None) -> Read | None:
@@ -195,9 +200,7 @@ def next_read_id_for(user, trial: Trial, now=None) -> str | None:
 def _next_read_id_query(*, user_id: int, trial_id: int, cutoff: datetime) -> QuerySet:
     mine = Read.objects.filter(reader__user_id=user_id, reader__role=Role.READER, reader__trial_id=trial_id,
                                case__trial_id=trial_id)
-    in_progress_first = SqlCase(When(status=Read.Status.IN_PROGRESS, then=Value(0)), default=Value(1))
-    return (_available_by(mine, cutoff).filter(status__in=[Read.Status.IN_PROGRESS, Read.Status.TODO])
-            .order_by(in_progress_first, "order_key", "pk").values_list("public_id")[:1])
+    return _next_order(_available_by(mine, cutoff)).values_list("public_id")[:1]
 
 
 _NEXT_READ_ID = CompiledQuery(_next_read_id_query, kind="first",
