@@ -12,12 +12,9 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from core.auth import ModelBackend
 from core.errors import InvalidInput
@@ -25,6 +22,8 @@ from rating import services as rating_services
 from rating.models import Rating
 from reading import services
 from reading.models import Read
+from tests.clients import browser_client as _browser
+from tests.clients import token_client as _token
 from tests.factories.rating import complete_case, rating_trial, tasks_of
 from tests.factories.reading import reader_in, reads_of, with_images_and_drafts
 from tests.factories.trial import add_cases, make_trial
@@ -48,22 +47,6 @@ def _opened(m) -> Read:
     # an open a while ago, so that every beat below is credited in full (the cap is the wall time since the last)
     Read.objects.filter(pk=read.pk).update(last_heartbeat_at=timezone.now() - timedelta(minutes=5))
     return read
-
-
-def _browser(user, csrf: bool = True) -> Client:
-    """A signed-in browser with CSRF checks on, sending the CSRF cookie and header as read.js does."""
-    c = Client(enforce_csrf_checks=True)
-    c.force_login(user)
-    if csrf:
-        c.cookies["csrftoken"] = "a" * 32
-        c.defaults["HTTP_X_CSRFTOKEN"] = "a" * 32
-    return c
-
-
-def _token(user) -> APIClient:
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return api
 
 
 def _post(client, name: str, public_id: str, body, raw: str | None = None):

@@ -21,7 +21,6 @@ import re
 
 import pytest
 from django.db import transaction
-from django.test import Client
 from django.urls import reverse
 
 from rating import selectors as rating_selectors
@@ -29,6 +28,7 @@ from rating import services as rating_services
 from rating.models import ArenaTask, Rating
 from reading import services as reading_services
 from reading.models import Read
+from tests.clients import browser_client as _browser
 from tests.factories.rating import complete_case, rating_trial, tasks_of
 from tests.factories.reading import reader_in, reads_of
 from tests.rating.arena_support import arena_trial
@@ -41,14 +41,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.requirement("
 @pytest.fixture(autouse=True)
 def _no_drafts_task(monkeypatch):
     monkeypatch.setattr("inference.services.send_draft_task", lambda draft_id: False)
-
-
-def _browser(user) -> Client:
-    c = Client(enforce_csrf_checks=True)
-    c.force_login(user)
-    c.cookies["csrftoken"] = "a" * 32
-    c.defaults["HTTP_X_CSRFTOKEN"] = "a" * 32
-    return c
 
 
 def _post(client, url: str, body: dict):

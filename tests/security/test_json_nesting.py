@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from core.parsers import MAX_JSON_DEPTH, TOO_DEEP, nested_too_deep
 from rating.models import Rating
 from reading import services
 from reading.models import Read
+from tests.clients import browser_client as _browser
+from tests.clients import token_client as _token
 from tests.factories.rating import complete_case, rating_trial, tasks_of
 from tests.factories.reading import reader_in, reads_of
 from trial.models import Center
@@ -42,20 +41,6 @@ def t(transactional_db, monkeypatch):
     complete_case(t["cases"][0])
     t["reader"] = reader_in(t, "unassisted")
     return t
-
-
-def _token(user) -> APIClient:
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
-    return api
-
-
-def _browser(user) -> Client:
-    c = Client(enforce_csrf_checks=True)
-    c.force_login(user)
-    c.cookies["csrftoken"] = "a" * 32
-    c.defaults["HTTP_X_CSRFTOKEN"] = "a" * 32
-    return c
 
 
 def _refused(r) -> None:
