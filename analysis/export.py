@@ -616,6 +616,14 @@ def model_versions(trial: Trial) -> list[dict]:
     return out
 
 
+def _answer_after(after: dict) -> dict:
+    """An amended A/B answer's columns (ratings and arena judgements alike); blanks for what it left empty."""
+    return {"preference": after.get("preference") or "",
+            "quality_a": "" if after.get("quality_a") is None else after["quality_a"],
+            "quality_b": "" if after.get("quality_b") is None else after["quality_b"],
+            "comment": after.get("comment") or ""}
+
+
 def _rating_amendment_rows(trial: Trial) -> list[dict]:
     """One row per amendment of a rating, with the answer after it; the ratings table keeps the first submission,
     which the analysis counts (docs/primary_analysis.md)."""
@@ -625,10 +633,8 @@ def _rating_amendment_rows(trial: Trial) -> list[dict]:
     for a in amendments:
         after = a.amended
         rows.append({"rating_id": a.rating.public_id, "amendment": a.number, "amended_at": _iso(a.created_at),
-                     "amended_as": a.amended_as, "reason": a.reason, "preference": after.get("preference") or "",
-                     "quality_a": "" if after.get("quality_a") is None else after["quality_a"],
-                     "quality_b": "" if after.get("quality_b") is None else after["quality_b"],
-                     "comment": after.get("comment") or "", "blinding_guess": after.get("blinding_guess") or ""})
+                     "amended_as": a.amended_as, "reason": a.reason, **_answer_after(after),
+                     "blinding_guess": after.get("blinding_guess") or ""})
     return rows
 
 
@@ -640,12 +646,8 @@ def _arena_amendment_rows(trial: Trial) -> list[dict]:
     amendments = (ArenaAmendment.objects.filter(task__case__trial=trial).select_related("task")
                   .order_by("task__case__code", "task__public_id", "number"))
     for a in amendments:
-        after = a.amended
         rows.append({"task_id": a.task.public_id, "amendment": a.number, "amended_at": _iso(a.created_at),
-                     "amended_as": "expert", "reason": a.reason, "preference": after.get("preference") or "",
-                     "quality_a": "" if after.get("quality_a") is None else after["quality_a"],
-                     "quality_b": "" if after.get("quality_b") is None else after["quality_b"],
-                     "comment": after.get("comment") or ""})
+                     "amended_as": "expert", "reason": a.reason, **_answer_after(a.amended)})
     return rows
 
 
