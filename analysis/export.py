@@ -185,7 +185,7 @@ DICTIONARY = {
         "task_id": "After lock only. The amended arena judgement (arena.task_id), whose row keeps the first "
                    "submission",
         "amendment": "Number of the amendment of the judgement (1 = first)",
-        "amended_at": "UTC time of the amendment", "amended_as": "expert (the judgement's author)",
+        "amended_at": "UTC time of the amendment", "amended_as": "expert (the judgement's author) or coordinator",
         "reason": "The reason given for the amendment",
         "preference": "A, B or tie after the amendment (A and B as in the arena table)",
         "quality_a": "Quality of draft A (1-5, optional) after the amendment",
@@ -640,14 +640,14 @@ def _rating_amendment_rows(trial: Trial) -> list[dict]:
 
 def _arena_amendment_rows(trial: Trial) -> list[dict]:
     """One row per amendment of an arena judgement, with the answer after it (A/B as in the arena table); the arena
-    table keeps the first submission, which the arena's analysis counts (docs/ai-evaluation.md). Only the task's
-    expert amends a judgement (rating.services.amend_arena_task)."""
+    table keeps the first submission, which the arena's analysis counts (docs/ai-evaluation.md). The task's expert or
+    a coordinator amends a judgement (rating.services.amend_arena_task); amended_as records which, as for ratings."""
     rows = []
     amendments = (ArenaAmendment.objects.filter(task__case__trial=trial).select_related("task")
                   .order_by("task__case__code", "task__public_id", "number"))
     for a in amendments:
         rows.append({"task_id": a.task.public_id, "amendment": a.number, "amended_at": _iso(a.created_at),
-                     "amended_as": "expert", "reason": a.reason, **_answer_after(a.amended)})
+                     "amended_as": a.amended_as, "reason": a.reason, **_answer_after(a.amended)})
     return rows
 
 

@@ -1,8 +1,9 @@
 """The standalone arena's API under /api/arena/<trial_code>/... (issue 20 item 1; docs/ai-evaluation.md).
 
 Experts: their available arena tasks, one task (drafts A and B, blinded by rating.selectors.arena_task_payload),
-open, autosave, submit. Coordinators: the arena's model versions (``setup``) and the draw of its tasks (``draw``);
-both name model versions, so they are refused to anyone who also reads or rates in the trial (trial.blinding)."""
+open, autosave, submit, amend. Coordinators: the arena's model versions (``setup``) and the draw of its tasks
+(``draw``); both name model versions, so they are refused to anyone who also reads or rates in the trial
+(trial.blinding); and ``amend``, any task's, under the same rule (rating.selectors.arena_task_for_amendment)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -94,21 +95,24 @@ class ArenaSubmitView(_ExpertView, SubmitEndpoint):
 
 
 class ArenaAmendView(_ExpertView):
-    """Amend a submitted arena judgement: its expert, with a reason, before lock; signed where the trial signs
-    submissions. The task keeps its first submission; the answer is the amendment, before and after, in A/B terms."""
+    """Amend a submitted arena judgement: its expert, or a coordinator of the trial who neither reads nor rates in it
+    (selectors.arena_task_for_amendment), with a reason, before lock; signed where the trial signs submissions. The
+    task keeps its first submission; the answer is the amendment, before and after, in A/B terms."""
 
     @extend_schema(operation_id="arena_amend", request=ArenaAmendmentInputSerializer,
                    responses=ArenaAmendmentSerializer,
-                   summary="Amend a submitted arena judgement (reason required); already_amended on a repeat")
+                   summary="Amend a submitted arena judgement (its expert or a coordinator; reason required); "
+                           "already_amended on a repeat")
     def post(self, request, trial_code: str, public_id: str):
         data = request_answer(request)
         signature = submission_signature(data.pop("password", None))
-        task = self.get_task(public_id)
+        task = selectors.arena_task_for_amendment(request.user, self.get_trial(), public_id)
         d = valid(ArenaAmendmentInputSerializer, data, task=task)
         amendment, created = services.amend_arena_task(actor=request.user, task=task, answer=d["answer"],
                                                        reason=d["reason"], signature=signature)
         return Response(ArenaAmendmentSerializer({
-            "task_id": task.public_id, "number": amendment.number, "reason": amendment.reason,
+            "task_id": task.public_id, "number": amendment.number, "amended_as": amendment.amended_as,
+            "reason": amendment.reason,
             "created_at": amendment.created_at.isoformat(), "previous": amendment.previous,
             "amended": amendment.amended, "already_amended": not created}).data)
 

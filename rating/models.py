@@ -147,14 +147,15 @@ class ArenaTask(models.Model):
 
 @history()
 class ArenaAmendment(models.Model):
-    """A change to a submitted arena judgement by its expert, as a rating's amendment (issue 18 item 2). The task
-    keeps its first submission unchanged, which is what the arena's analysis counts (docs/ai-evaluation.md); each
-    amendment stores the answer before and after (in the task's A/B terms: no model version), who made it, when and
-    why. ``number`` counts the task's amendments from 1."""
+    """A change to a submitted arena judgement by its expert or a coordinator of the trial, as a rating's amendment
+    (issue 18 item 2). The task keeps its first submission unchanged, which is what the arena's analysis counts
+    (docs/ai-evaluation.md); each amendment stores the answer before and after (in the task's A/B terms: no model
+    version), who made it, in which role, when and why. ``number`` counts the task's amendments from 1."""
 
     task = models.ForeignKey(ArenaTask, on_delete=models.PROTECT, related_name="amendments")
     number = models.PositiveSmallIntegerField()
     amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    amended_as = models.CharField(max_length=16, help_text="The role the change was made in: expert or coordinator")
     reason = models.TextField()
     previous = models.JSONField(help_text="The answer before: {preference, quality_a, quality_b, comment}")
     amended = models.JSONField(help_text="The answer after, same keys")

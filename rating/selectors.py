@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
 from core.keyed import keyed_hex
@@ -473,6 +474,19 @@ def arena_task_for_expert(user, trial: Trial, public_id: str) -> ArenaTask:
     return task
 
 
+def arena_task_for_amendment(user, trial: Trial, public_id: str) -> ArenaTask:
+    """An arena task the user may amend (as :func:`rating_for_amendment`): the expert's own available task, or any
+    task of the trial for one of its coordinators who neither reads nor rates in it. Another expert's task is 404
+    (its existence is not revealed), anyone else 403; the service checks the rest (submitted, not locked)."""
+    if has_role(user, trial, Role.COORDINATOR) and not is_blinded_participant(user, trial):
+        task = (ArenaTask.objects.filter(public_id=public_id, case__trial=trial)
+                .select_related("case__trial", "draft_a", "draft_b", "expert__user").first())
+        if task is None:
+            raise Http404("No such arena task.")
+        return task
+    return arena_task_for_expert(user, trial, public_id)
+
+
 def arena_task_label(task: ArenaTask) -> str:
     """Keyed on the task's opaque id: names neither the case nor the versions."""
     return "D-" + keyed_hex(task.case.trial.secret, "arena-task-label", task.public_id)[:8].upper()
@@ -540,11 +554,12 @@ def arena_summary(trial: Trial) -> dict:
             "cases": tasks.values("case").distinct().count()}
 
 
-def arena_coordinator_page(user, trial: Trial) -> dict:
+def arena_coordinator_page(user, trial: Trial, page=None) -> dict:
     """The coordinator's arena page (issue 20 item 1): the arena's versions, the tasks drawn and submitted, per expert,
-    and the drafts the arena leaves out now, by reason. Coordinators who do not also read or rate in the trial only
-    (the API's rule, trial.blinding: the page names model versions). Nothing per version is counted: a judgement count
-    per version before lock would unblind the coordinator's view of the comparison (docs/ai-evaluation.md)."""
+    one page of the tasks (``page``) with their amendment links, and the drafts the arena leaves out now, by reason.
+    Coordinators who do not also read or rate in the trial only (the API's rule, trial.blinding: the page names model
+    versions). Nothing per version is counted: a judgement count per version before lock would unblind the
+    coordinator's view of the comparison (docs/ai-evaluation.md)."""
     require_role(user, trial, Role.COORDINATOR)
     require_not_blinded(user, trial)
     versions = arena_model_versions(trial)
@@ -558,7 +573,23 @@ def arena_coordinator_page(user, trial: Trial) -> dict:
     return {**arena_summary(trial), "versions": versions, "enrolled_cases": len(case_ids),
             "per_expert": [{"expert": r["expert__user__username"], "total": r["total"], "done": r["done"]}
                            for r in per_expert],
-            **_arena_left_out(cases, case_ids, versions)}
+            "tasks": arena_task_rows(trial, page), **_arena_left_out(cases, case_ids, versions)}
+
+
+def arena_task_rows(trial: Trial, page=None) -> dict:
+    """One page of the trial's arena tasks for its coordinator, by case and expert: the task's label (the one its
+    expert sees), case, expert, status, submission time, number of amendments, and the amendment page's link for a
+    submitted task before lock (as the case page's rating tasks). Nothing names a version or the answer."""
+    tasks = (ArenaTask.objects.filter(case__trial=trial).select_related("case__trial", "expert__user")
+             .annotate(n_amendments=Count("amendments")).order_by("case__code", "expert__user__username", "pk"))
+    page_of = Paginator(tasks, WORKLIST_PAGE_SIZE).get_page(page)
+    amendable = not trial.is_locked
+    return {"page": page_of.number, "pages": page_of.paginator.num_pages, "rows": [
+        {"label": arena_task_label(t), "case": t.case.code, "expert": t.expert.user.username, "status": t.status,
+         "status_label": STATUS_LABELS[t.status], "submitted_at": t.submitted_at, "amendments": t.n_amendments,
+         "amend_url": reverse("arena:amend", args=[trial.code, t.public_id])
+         if amendable and t.status == ArenaTask.Status.DONE else None}
+        for t in page_of]}
 
 
 def _arena_left_out(cases: QuerySet[Case], case_ids: list[int], versions: list) -> dict:
@@ -583,7 +614,7 @@ def arena_left_out_by_reason(cases: QuerySet[Case], case_ids: list[int], version
     return left_out
 
 
-# -- amending an arena judgement (its expert only; rating.services.amend_arena_task) --------------------------------
+# -- amending an arena judgement (its expert or a coordinator; rating.services.amend_arena_task) ------------------
 def current_arena_answer(task: ArenaTask) -> dict:
     """The latest version of the judgement: the last amendment's, else the submission's."""
     latest = task.amendments.order_by("-number").first()
@@ -605,7 +636,7 @@ def arena_amendment_history(task: ArenaTask) -> list[dict]:
     names = {"preference": "Preference", "quality_a": "Quality of draft A", "quality_b": "Quality of draft B",
              "comment": "Comment"}
     return [
-        {"number": a.number, "at": a.created_at, "by": a.amended_by.get_username(), "as": "expert",
+        {"number": a.number, "at": a.created_at, "by": a.amended_by.get_username(), "as": a.amended_as,
          "reason": a.reason,
          "changes": [{"field": names[k], "before": _arena_words(k, a.previous.get(k)),
                       "after": _arena_words(k, a.amended.get(k))}

@@ -281,6 +281,7 @@ class ArenaAmendmentSerializer(serializers.Serializer):
 
     task_id = serializers.CharField()
     number = serializers.IntegerField()
+    amended_as = serializers.CharField(help_text="expert or coordinator")
     reason = serializers.CharField()
     created_at = serializers.CharField()
     previous = ArenaSavedAnswerSerializer()

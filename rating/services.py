@@ -35,6 +35,7 @@ from inference.models import Draft, ModelVersion
 from inference.selectors import arena_model_versions
 from reading.models import Read
 from trial import audit, signatures
+from trial.blinding import is_blinded_participant
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
 from trial.services import ensure_coordinator, ensure_writable
@@ -862,8 +863,9 @@ def _submit_arena_task(actor, task: ArenaTask, data: dict, *, signature) -> tupl
 
 # -- amending an arena judgement (as a rating's amendment, issue 18 item 2) -------------------------------------
 ARENA_ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment")
-# What the expert's signature of an amendment covers (Trial.sign_submissions).
-ARENA_AMENDMENT_SIGNED_FIELDS = ("task_id", "number", "amended_by_id", "reason", "previous", "amended")
+# What the signature of an amendment covers, its expert's or a coordinator's (Trial.sign_submissions). Each
+# signature stores its own field list (trial.signatures.sign_entry), so older ones, without amended_as, still verify.
+ARENA_AMENDMENT_SIGNED_FIELDS = ("task_id", "number", "amended_by_id", "amended_as", "reason", "previous", "amended")
 
 
 def arena_answer_of(task: ArenaTask) -> dict:
@@ -871,14 +873,32 @@ def arena_answer_of(task: ArenaTask) -> dict:
     return {k: getattr(task, k) for k in ARENA_ANSWER_FIELDS}
 
 
+def _locked_arena_for_amendment(actor, task: ArenaTask) -> tuple[ArenaTask, str]:
+    """The task under a row lock and the role its amendment is made in: its own expert (while the arena's blinding
+    rule makes it available to them), else a coordinator of the trial who is not a blinded participant (one who also
+    reads or rates must not see others' judgements; docs/design.md section 5). Refused once the trial is locked."""
+    t = ArenaTask.objects.select_for_update(of=("self",)).select_related("case__trial", "expert").get(pk=task.pk)
+    trial = t.case.trial
+    if t.expert.user_id == getattr(actor, "pk", None) and t.expert.role == Role.EXPERT and not arena_blocked(t):
+        role = Role.EXPERT
+    elif has_role(actor, trial, Role.COORDINATOR) and not is_blinded_participant(actor, trial):
+        role = Role.COORDINATOR
+    else:
+        raise NotAllowed("Only the judgement's expert or a coordinator of the trial may amend it.")
+    ensure_writable(trial)
+    return t, role
+
+
 def amend_arena_task(*, actor, task: ArenaTask, answer: dict, reason: str,
                      signature: signatures.SignatureInput | None = None) -> tuple[ArenaAmendment, bool]:
-    """Amend a submitted arena judgement: its expert only, while the trial is not locked, always with a reason, as a
-    rating's amendment (:func:`amend_rating`). ``answer`` holds the parts that change; the result needs a preference,
-    as at submit. The task keeps its first submission (what the arena's analysis counts); the amendment stores the
-    answer before and after in A/B terms (no version), audited with both, and signed (authorship) where the trial
-    signs submissions: a wrong password is recorded before the transaction. A repeat of the latest amendment (same
-    answer and reason) returns it with created=False; an answer identical to the current version is refused."""
+    """Amend a submitted arena judgement: its expert, or a coordinator of the trial who neither reads nor rates in it
+    (trial.blinding), while the trial is not locked, always with a reason, as a rating's amendment
+    (:func:`amend_rating`). ``answer`` holds the parts that change; the result needs a preference, as at submit. The
+    task keeps its first submission (what the arena's analysis counts); the amendment stores the answer before and
+    after in A/B terms (no version) and the role it was made in, audited with both, and signed (authorship of the
+    amendment, by whoever makes it) where the trial signs submissions: a wrong password is recorded before the
+    transaction. A repeat of the latest amendment (same answer and reason, same person) returns it with
+    created=False; an answer identical to the current version is refused."""
     if signature is not None and task.case.trial.sign_submissions:
         signatures.check_password_first(actor, task.case.trial, signature, action="arena:amend", obj=task)
     return _amend_arena_task(actor, task, answer, reason, signature=signature)
@@ -886,7 +906,7 @@ def amend_arena_task(*, actor, task: ArenaTask, answer: dict, reason: str,
 
 @transaction.atomic
 def _amend_arena_task(actor, task: ArenaTask, answer: dict, reason: str, *, signature) -> tuple[ArenaAmendment, bool]:
-    t = _locked_own_arena(actor, task)
+    t, role = _locked_arena_for_amendment(actor, task)
     trial = t.case.trial
     if t.status != ArenaTask.Status.DONE:
         raise Conflict("Only a submitted judgement can be amended; until then, change and submit it.",
@@ -907,8 +927,8 @@ def _amend_arena_task(actor, task: ArenaTask, answer: dict, reason: str, *, sign
         signatures.reauthenticate(actor, signature)
     with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
         amendment = ArenaAmendment.objects.create(
-            task=t, number=(latest.number + 1) if latest else 1, amended_by=actor, reason=reason, previous=current,
-            amended=new)
+            task=t, number=(latest.number + 1) if latest else 1, amended_by=actor, amended_as=role, reason=reason,
+            previous=current, amended=new)
     entry = audit.record(actor=actor, trial=trial, action="arena:amend", obj=t, before=current,
                          after={**new, "amendment": amendment.number}, reason=reason)
     if trial.sign_submissions:

@@ -171,30 +171,44 @@ class ArenaTaskView(View):
 
 
 class ArenaAmendView(View):
-    """Amend a submitted arena judgement: its expert only (``selectors.arena_task_for_expert``: 404 for anyone else),
-    before lock, with a reason, signed where the trial signs submissions. The drafts (A/B, as on the task page), the
-    latest answer in a form, and the amendment history; the service decides and its refusals are shown here."""
+    """Amend a submitted arena judgement: its expert, or a coordinator of the trial who neither reads nor rates in it
+    (``selectors.arena_task_for_amendment``: 404 for another expert's task), before lock, with a reason, signed where
+    the trial signs submissions. The latest answer in a form and the amendment history; the service decides and its
+    refusals are shown here. The expert sees the drafts (A/B, as on the task page); a coordinator does not: before
+    lock the arena's judgements are withheld from everyone, and the drafts' text (in the export's drafts table with
+    its model version) beside a judgement would give that judgement per version (docs/ai-evaluation.md)."""
 
     template_name = "rating/arena_amend.html"
 
-    def _render(self, request, task, answer: dict, *, reason: str = "", error: str = "", status: int = 200):
+    def _render(self, request, task, answer: dict, *, reason: str = "", error: str = "", status: int = 200,
+                readonly: bool = False):
         trial = task.case.trial
-        ctx = {"trial": trial, "task": selectors.arena_task_payload(task), "answer": answer, "reason": reason,
-               "error": error, "history": selectors.arena_amendment_history(task), "readonly": trial.is_locked}
+        as_coordinator = task.expert.user_id != request.user.pk
+        payload = selectors.arena_task_payload(task)
+        if as_coordinator:
+            payload = {**payload, "drafts": [], "images": []}
+        ctx = {"trial": trial, "task": payload, "answer": answer, "reason": reason, "error": error,
+               "history": selectors.arena_amendment_history(task), "readonly": readonly or trial.is_locked,
+               "as_coordinator": as_coordinator}
         return render(request, self.template_name, ctx, status=status)
 
     def get(self, request, trial_code: str, public_id: str):
         trial = get_object_or_404(Trial, code=trial_code)
-        task = selectors.arena_task_for_expert(request.user, trial, public_id)
-        if task.status != task.Status.DONE:
+        task = selectors.arena_task_for_amendment(request.user, trial, public_id)
+        unsubmitted = task.status != task.Status.DONE
+        if unsubmitted and task.expert.user_id == request.user.pk:
             messages.error(request, "Only a submitted judgement can be amended; until then, change and submit it.")
             return redirect("arena:task", trial_code=trial.code, public_id=task.public_id)
+        if unsubmitted:  # a coordinator: the task page is the expert's; say why here, with nothing to change
+            # nor the expert's answer in progress: only what was submitted is anyone else's to see
+            return self._render(request, task, {}, readonly=True, status=409,
+                                error="Only a submitted judgement can be amended: the expert has not submitted it yet.")
         error = f"Trial {trial.code} is locked: arena judgements are read-only." if trial.is_locked else ""
         return self._render(request, task, selectors.current_arena_answer(task), error=error)
 
     def post(self, request, trial_code: str, public_id: str):
         trial = get_object_or_404(Trial, code=trial_code)
-        task = selectors.arena_task_for_expert(request.user, trial, public_id)
+        task = selectors.arena_task_for_amendment(request.user, trial, public_id)
         answer = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
         reason = request.POST.get("reason", "")
         try:
@@ -221,7 +235,7 @@ class ArenaSetupView(View):
 
     def post(self, request, trial_code: str):
         trial = get_object_or_404(Trial, code=trial_code)
-        page = selectors.arena_coordinator_page(request.user, trial)  # the permission check, before any input
+        page = selectors.arena_coordinator_page(request.user, trial, page=request.GET.get("page"))  # permission first
         action = request.POST.get("action")
         if action == "versions":
             form = ArenaVersionsForm(request.POST)
@@ -253,7 +267,7 @@ class ArenaSetupView(View):
             return None
 
     def _page(self, request, trial: Trial, versions_form=None, draw_form=None, status: int = 200, page=None):
-        page = page or selectors.arena_coordinator_page(request.user, trial)
+        page = page or selectors.arena_coordinator_page(request.user, trial, page=request.GET.get("page"))
         versions_form = versions_form or ArenaVersionsForm(
             initial={"model_versions": [mv.name for mv in page["versions"]]})
         draw_form = draw_form or ArenaDrawForm(trial=trial)

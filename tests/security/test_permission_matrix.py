@@ -127,9 +127,10 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "arena:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},
     # The coordinator's arena page: POST without an action is refused with the page again (400).
     "arena:setup": {"GET": page_only(coordinator=200), "POST": page_only(coordinator=400)},
-    # Amending an arena judgement: its expert only; the world's task is not submitted yet (GET: sent to the task,
-    # POST: 409 not_submitted).
-    "arena:amend": {"GET": page_only(expert=302), "POST": page_only(expert=409)},
+    # Amending an arena judgement: its expert or a coordinator (as rating:amend); the world's task is not submitted
+    # yet: GET sends the expert to the task and tells the coordinator why (409); the empty POST is 409 not_submitted
+    # for both. Another trial's coordinator (outsider), the reader and the statistician: 403.
+    "arena:amend": {"GET": page_only(expert=302, coordinator=409), "POST": page_only(expert=409, coordinator=409)},
     # --- statistician pages
     "analysis:page": {"GET": page_only(coordinator=200, statistician=200),
                       "POST": page_only(coordinator=302, statistician=302)},
@@ -183,7 +184,8 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "arena-open": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "arena-autosave": {"GET": api_refuses_method(), "POST": api_only(expert=200)},
     "arena-submit": {"GET": api_refuses_method(), "POST": api_only(expert=400)},
-    "arena-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400)},  # no reason: 400
+    # The task's expert or a coordinator (as rating-amend); an empty body has no reason: 400
+    "arena-amend": {"GET": api_refuses_method(), "POST": api_only(expert=400, coordinator=400)},
     "arena-setup": {"GET": api_only(coordinator=200), "POST": api_only(coordinator=400)},
     "arena-draw": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=200)},
     # --- API: reading
@@ -425,3 +427,30 @@ def test_revealed_allocations_are_exactly_the_revealed_slots(world):
             expected = 401 if role == "anonymous" else 403
             response = client_for(world, role).get(reverse("allocation-list", args=["PM"]))
             assert response.status_code == expected
+
+
+@pytest.mark.parametrize("also", ["expert", "reader", "statistician"])
+def test_arena_amendment_routes_for_a_coordinator_who_holds_another_role(world, also):
+    """The role combinations the matrix's single roles leave out, on the arena's amendment routes (the page and the
+    API): a member of the trial made its coordinator too. Made coordinator, an expert or a reader is a blinded
+    participant (trial.blinding) and gets another expert's task as any expert or reader would: 404 for an expert
+    (its existence is not revealed), 403 for a reader; the statistician, not blinded, gets the coordinator's
+    answers (the task is not submitted: 409 on the page, no reason: 400 on the API). Nothing forbidden either way."""
+    from rating.models import ArenaTask
+    from trial.models import Membership
+
+    member = world["users"][also]
+    task = (ArenaTask.objects.filter(case__trial=world["trial"]).exclude(expert__user=member)
+            .exclude(expert=world["expert"]).first())
+    assert task is not None, "the fixture's arena should have another expert's task"
+    Membership.objects.create(user=member, trial=world["trial"], role="coordinator")
+    client = client_for(world, also)
+    page = reverse("arena:amend", args=["PM", task.public_id])
+    api = reverse("arena-amend", args=["PM", task.public_id])
+    want = {"expert": (404, 404, 404), "reader": (403, 403, 403), "statistician": (409, 409, 400)}[also]
+    responses = [client.get(page), client.post(page), client.post(api, "{}", content_type="application/json")]
+    assert tuple(r.status_code for r in responses) == want
+    forbidden = _forbidden_strings(world)["expert" if also == "statistician" else also]
+    for r in responses:
+        body = body_of(r).decode().lower()
+        assert not [s for s in forbidden if s and s.lower() in body]
