@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,7 @@ from .pipeline import AnalysisResults
 from .stats._result import StatResult
 from .stats.calibration import CalibrationSummary, RecalibratedSummary
 from .stats.comparisons import describe
+from .stats.multiarm import MultiArmPrimary
 from .stats.primary import PreferenceDetails, PrimaryResult, ReadingTimeDetails
 from .stats.proportions import PanelMajorityResult, PreferenceRateResult
 from .stats.roc import AUCResult, OperatingPointResult
@@ -166,6 +168,44 @@ class ManifestRow:
 
 
 @dataclass(frozen=True)
+class MultiArmRow:
+    """One primary endpoint of one AI arm's contrast with the control, at the contrast's adjusted level. ``ci`` is
+    the result's interval with a non-finite end as None, as results.json holds it (the table shows a dash for the
+    whole interval then); ``holm_listed`` is False when the contrast has no Holm p for the endpoint (an empty cell,
+    where a listed None is a dash)."""
+
+    endpoint: str
+    result: PrimaryResult
+    ci: tuple[float | None, float | None]
+    holm_p: float | None
+    holm_listed: bool
+
+
+@dataclass(frozen=True)
+class MultiArmContrastRows:
+    """One AI arm against the control: its endpoints in the testing order."""
+
+    arm: str
+    control: str
+    alpha: float
+    conf_level: float
+    rows: list[MultiArmRow]
+
+
+@dataclass(frozen=True)
+class MultiArmSection:
+    """The several-AI-arms table (issue 20; :class:`~analysis.stats.multiarm.MultiArmPrimary`), read from the typed
+    result: each contrast's endpoints in its hierarchy order."""
+
+    control: str
+    arms: list[str]
+    alpha: float
+    rule: str
+    notes: list[str]
+    contrasts: list[MultiArmContrastRows]
+
+
+@dataclass(frozen=True)
 class ReportPage:
     """Everything the report template shows, decided here (the template only lays it out)."""
 
@@ -194,8 +234,8 @@ class ReportPage:
     manifest: list[ManifestRow]
     css: str
     figures: dict[str, Figure] = field(default_factory=dict)
-    #: ``results.multi_arm`` as in results.json (trials with several AI arms; issue 20), else None
-    multi_arm: dict[str, Any] | None = None
+    #: ``results.multi_arm`` (trials with several AI arms; issue 20), typed, else None
+    multi_arm: MultiArmSection | None = None
     #: ``results.error_analysis`` (issue 20; CONSORT-AI item 19), else None
     error_analysis: ErrorAnalysis | None = None
 
@@ -212,6 +252,27 @@ def _primary_section(results: AnalysisResults, a: str, c: str) -> PrimarySection
                    preference=p.details if isinstance(p.details, PreferenceDetails) else None),
     ]
     return PrimarySection(rows=rows, methods=pr.methods, hierarchy_text=pr.hierarchy_text, engine=pr.engine)
+
+
+def _finite(x: Any) -> float | None:
+    """x, or None when it is missing or not finite (results.json's form of a number)."""
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _multi_arm_section(multi: MultiArmPrimary | None) -> MultiArmSection | None:
+    if multi is None:
+        return None
+    contrasts = []
+    for c in multi.contrasts:
+        rows = []
+        for ep in c.primary.hierarchy:
+            r: PrimaryResult = getattr(c.primary, ep)
+            rows.append(MultiArmRow(endpoint=ep, result=r, ci=(_finite(r.ci[0]), _finite(r.ci[1])),
+                                    holm_p=c.holm_p.get(ep), holm_listed=ep in c.holm_p))
+        contrasts.append(MultiArmContrastRows(arm=c.arm, control=c.control, alpha=c.alpha, conf_level=c.conf_level,
+                                              rows=rows))
+    return MultiArmSection(control=multi.control, arms=list(multi.arms), alpha=multi.alpha, rule=multi.rule,
+                           notes=list(multi.notes), contrasts=contrasts)
 
 
 def _secondary_section(results: AnalysisResults, a: str, c: str) -> SecondarySection:
@@ -313,7 +374,7 @@ def build_page(results: AnalysisResults, manifest: dict, figures: dict[str, str]
         manifest=_manifest_rows(manifest),
         css=CSS,
         figures={name: Figure(name, src, CAPTIONS[name]) for name, src in figures.items()},
-        multi_arm=results.multi_arm.to_dict() if results.multi_arm is not None else None,
+        multi_arm=_multi_arm_section(results.multi_arm),
         error_analysis=results.error_analysis,
     )
 
