@@ -18,7 +18,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from .pipeline import AnalysisResults, prepare_tables  # noqa: E402
+from .pipeline import AnalysisResults, ArmConsort, prepare_tables  # noqa: E402
+from .stats._result import UNSET, StatResult  # noqa: E402
 from .stats.primary import SubgroupModels  # noqa: E402
 from .stats.sections import ArmComparison  # noqa: E402
 from .templatetags.report_format import ci as _ci  # noqa: E402
@@ -143,18 +144,24 @@ def fig_quality(results: AnalysisResults, tables: dict[str, pd.DataFrame], path:
     return _save(fig, path)
 
 
+def _count(result: StatResult, name: str) -> int:
+    """A count a result may leave unset (an empty result has none): 0 then."""
+    value = getattr(result, name, UNSET)
+    return 0 if value is UNSET or value is None else value
+
+
 def fig_preference(results: AnalysisResults, path: Path) -> Path:
     a, c = _arm_names(results)
-    pr = results.preference.pairs.to_dict()
+    pr = results.preference.pairs  # a PreferenceRateResult, or an empty StatResult when nothing was rated
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 2.8), gridspec_kw={"width_ratios": [3, 2]})
-    n = pr.get("n_pairs") or 0
+    n = _count(pr, "n_pairs")
     if not n:
         _empty(ax1, "no pairwise ratings")
         _empty(ax2)
     else:
-        parts = [(f"{a} preferred", pr.get("assisted_preferred", 0), COLORS["assisted"]),
-                 ("no preference", pr.get("ties", 0), COLORS["tie"]),
-                 (f"{c} preferred", pr.get("other_preferred", 0), COLORS["control"])]
+        parts = [(f"{a} preferred", _count(pr, "assisted_preferred"), COLORS["assisted"]),
+                 ("no preference", _count(pr, "ties"), COLORS["tie"]),
+                 (f"{c} preferred", _count(pr, "other_preferred"), COLORS["control"])]
         left = 0.0
         for label, k, col in parts:
             share = 100 * k / n
@@ -167,7 +174,7 @@ def fig_preference(results: AnalysisResults, path: Path) -> Path:
         ax1.set_yticks([])
         ax1.set_xlabel(f"% of {n} judged pairs")
         ax1.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=8)
-        est, ci = pr.get("estimate"), pr.get("ci") or [None, None]
+        est, ci = pr.estimate, pr.ci or (None, None)  # StatResult keeps a non-finite number as None
         if est is not None:
             lo, hi = ci[0] if ci[0] is not None else est, ci[1] if ci[1] is not None else est
             ax2.errorbar([est], [0], xerr=[[est - lo], [hi - est]], fmt="o", color=COLORS["assisted"], capsize=6)
@@ -404,30 +411,34 @@ def _arrow(ax, x0: float, y0: float, x1: float, y1: float) -> None:
     ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "-|>", "color": "#1f3b4d", "lw": 1.1})
 
 
+NO_ARM_FLOW = ArmConsort(readers_allocated=0, cases_allocated=0, cases_assigned=0, reads=0, reads_submitted=0,
+                         reads_not_submitted=0, cases_read=0)
+
+
 def fig_consort(results: AnalysisResults, path: Path) -> Path:
     a, c = _arm_names(results)
-    f = results.consort.to_dict()
-    by = f.get("by_arm") or {}
+    f = results.consort
+    by = f.by_arm
     fig, ax = plt.subplots(figsize=(9, 7.2))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
-    _box(ax, 0.5, 0.94, 0.42, 0.07, f"Cases registered (n={f.get('cases_registered', 0)})")
-    refused = f.get("files_refused") or {}
+    _box(ax, 0.5, 0.94, 0.42, 0.07, f"Cases registered (n={f.cases_registered})")
+    refused = f.files_refused
     if refused:  # files the import refused, by reason (imaging.ImportRefusal; issue 20)
         lines = [f"Files refused at import (n={sum(refused.values())})"]
         lines += [f"  {r}: {k}" for r, k in list(refused.items())[:4]]
         if len(refused) > 4:
             lines.append(f"  {len(refused) - 4} other reasons")
         _box(ax, 0.135, 0.94, 0.25, 0.04 + 0.025 * len(lines), "\n".join(lines), fc="#fbf4f4")
-    reasons = f.get("exclusion_reasons") or {}
-    ex_lines = [f"Excluded (n={f.get('cases_excluded', 0)})"] + [f"  {r}: {k}" for r, k in list(reasons.items())[:5]]
+    reasons = f.exclusion_reasons
+    ex_lines = [f"Excluded (n={f.cases_excluded})"] + [f"  {r}: {k}" for r, k in list(reasons.items())[:5]]
     if len(reasons) > 5:
         ex_lines.append(f"  {len(reasons) - 5} other reasons")
-    ex_lines.append(f"Not enrolled (n={f.get('cases_not_enrolled', 0)})")
+    ex_lines.append(f"Not enrolled (n={f.cases_not_enrolled})")
     _box(ax, 0.82, 0.83, 0.30, 0.04 + 0.025 * len(ex_lines), "\n".join(ex_lines), fc="#fbf4f4")
-    ood = results.consort.drafts_out_of_distribution
-    enrolled = f"Cases enrolled (n={f.get('cases_enrolled', 0)})"
+    ood = f.drafts_out_of_distribution
+    enrolled = f"Cases enrolled (n={f.cases_enrolled})"
     if ood.cases_marked or ood.cases_withheld:  # inference/backends/ood.py
         enrolled += f"\nAI draft out of distribution: marked {ood.cases_marked}, withheld {ood.cases_withheld}"
     _box(ax, 0.5, 0.72, 0.42, 0.07, enrolled)
@@ -437,21 +448,21 @@ def fig_consort(results: AnalysisResults, path: Path) -> Path:
     xs = np.linspace(0.25, 0.75, len(arms)) if len(arms) <= 2 else np.linspace(0.17, 0.83, len(arms))
     width = 0.42 if len(arms) <= 2 else 0.9 / len(arms)
     for x, arm in zip(xs, arms, strict=True):
-        b = by.get(arm) or {}
-        alloc = f"Allocated to {arm}\nreaders randomised: {b.get('readers_allocated', 0)}"
-        if b.get("cases_allocated"):
-            alloc += f", cases randomised: {b['cases_allocated']}"
-        alloc += f"\ncases assigned: {b.get('cases_assigned', 0)}"
+        b = by.get(arm) or NO_ARM_FLOW  # an arm with no allocation or read counts zeros
+        alloc = f"Allocated to {arm}\nreaders randomised: {b.readers_allocated}"
+        if b.cases_allocated:
+            alloc += f", cases randomised: {b.cases_allocated}"
+        alloc += f"\ncases assigned: {b.cases_assigned}"
         _box(ax, x, 0.55, width, 0.10, alloc)
         _arrow(ax, 0.5, 0.685, x, 0.60)
-        read = (f"Read: {b.get('reads_submitted', 0)} reads submitted\n"
-                f"of {b.get('reads', 0)} ({b.get('cases_read', 0)} cases)\n"
-                f"not submitted (excluded): {b.get('reads_not_submitted', 0)}")
+        read = (f"Read: {b.reads_submitted} reads submitted\n"
+                f"of {b.reads} ({b.cases_read} cases)\n"
+                f"not submitted (excluded): {b.reads_not_submitted}")
         _box(ax, x, 0.36, width, 0.11, read)
         _arrow(ax, x, 0.50, x, 0.415)
     _box(ax, 0.5, 0.14, 0.62, 0.11,
-         f"Rated: {f.get('ratings_submitted', 0)} expert ratings submitted of {f.get('rating_tasks', 0)} tasks\n"
-         f"cases rated: {f.get('cases_rated', 0)}; not submitted (excluded): {f.get('ratings_not_submitted', 0)}\n"
+         f"Rated: {f.ratings_submitted} expert ratings submitted of {f.rating_tasks} tasks\n"
+         f"cases rated: {f.cases_rated}; not submitted (excluded): {f.ratings_not_submitted}\n"
          f"Analysed: quality {_analysed(results.quality.comparison)} cases, reading time "
          f"{_analysed(results.reading_time.comparison)} cases")
     for x in xs:
