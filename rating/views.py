@@ -69,50 +69,96 @@ def task(request, trial_code: str, public_id: str):
     return render(request, "rating/task.html", ctx, status=status)
 
 
-class RatingAmendView(View):
+class _AmendPageView(View):
+    """What the rating's and the arena judgement's amendment pages share (issue 18 item 2): the one page for the
+    task's expert and the trial's coordinators (the subclass's ``find`` decides who may), the latest answer in a form,
+    a required reason, the history; before lock only. The service decides; its refusals are shown on the page. An
+    unsubmitted task sends its expert to the task page and is explained to a coordinator (409, nothing to change)."""
+
+    template_name: str
+    fields: tuple[str, ...]  # the answer's fields the form posts
+    noun: str  # "rating", "judgement"
+    plural: str  # what the locked trial's message calls them
+    task_route: str
+    amend_route: str
+
+    def find(self, user, trial: Trial, public_id: str):
+        raise NotImplementedError
+
+    def current(self, task) -> dict:
+        """The latest version of the answer (the form's starting point)."""
+        raise NotImplementedError
+
+    def unsubmitted_answer(self, task) -> dict:
+        """What a coordinator's page shows of a task its expert has not submitted."""
+        raise NotImplementedError
+
+    def amend(self, request, task, answer: dict, reason: str):
+        """The service's amendment: (amendment, created)."""
+        raise NotImplementedError
+
+    def context(self, request, task, answer: dict, *, reason: str = "", error: str = "") -> dict:
+        raise NotImplementedError
+
+    def get(self, request, trial_code: str, public_id: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        task = self.find(request.user, trial, public_id)
+        if task.status != task.Status.DONE:
+            if task.expert.user_id == request.user.pk:
+                messages.error(request, f"Only a submitted {self.noun} can be amended; until then, change and "
+                                        "submit it.")
+                return redirect(self.task_route, trial_code=trial.code, public_id=task.public_id)
+            # a coordinator: the task page is the expert's; say why here, with nothing to change
+            ctx = self.context(request, task, self.unsubmitted_answer(task), error=f"Only a submitted {self.noun} can "
+                               "be amended: the expert has not submitted it yet.")
+            return render(request, self.template_name, {**ctx, "readonly": True}, status=409)
+        error = f"Trial {trial.code} is locked: {self.plural} are read-only." if trial.is_locked else ""
+        return render(request, self.template_name, self.context(request, task, self.current(task), error=error))
+
+    def post(self, request, trial_code: str, public_id: str):
+        trial = get_object_or_404(Trial, code=trial_code)
+        task = self.find(request.user, trial, public_id)
+        answer = {k: request.POST.get(k) for k in self.fields if k in request.POST}
+        reason = request.POST.get("reason", "")
+        try:
+            amendment, created = self.amend(request, task, answer, reason)
+        except TrialError as exc:
+            typed = {k: int(v) if k.startswith("quality_") and str(v).isdigit() else v for k, v in answer.items()}
+            ctx = self.context(request, task, {**self.current(task), **typed}, reason=reason, error=exc.message)
+            return render(request, self.template_name, ctx, status=exc.status)
+        messages.success(request, f"Amendment {amendment.number} saved." if created
+                         else f"Amendment {amendment.number} was already saved; it is kept as it was.")
+        return redirect(self.amend_route, trial_code=trial.code, public_id=task.public_id)
+
+
+class RatingAmendView(_AmendPageView):
     """Amend a submitted rating (issue 18): its expert, or a coordinator of the trial (the one page for both;
     ``selectors.rating_for_amendment`` decides who may). The task's reports (A/B, blinded as on the task page), the
     latest answer in a form, a required reason, and the amendment history. Before lock only; the service decides
     and its refusals are shown on the page. Nothing here names an arm, for either."""
 
     template_name = "rating/amend.html"
+    fields = ANSWER_FIELDS
+    noun, plural = "rating", "ratings"
+    task_route, amend_route = "rating:task", "rating:amend"
 
-    def _context(self, request, rating, answer: dict, *, reason: str = "", error: str = "") -> dict:
-        trial = rating.case.trial
-        return {"trial": trial, "task": selectors.task_payload(rating), "answer": answer, "reason": reason,
-                "error": error, "history": selectors.rating_amendment_history(rating), "readonly": trial.is_locked,
-                "as_coordinator": rating.expert.user_id != request.user.pk, "case_id": rating.case_id}
+    def find(self, user, trial: Trial, public_id: str):
+        return selectors.rating_for_amendment(user, trial, public_id)
 
-    def get(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
-        rating = selectors.rating_for_amendment(request.user, trial, public_id)
-        unsubmitted = rating.status != rating.Status.DONE
-        if unsubmitted and rating.expert.user_id == request.user.pk:
-            messages.error(request, "Only a submitted rating can be amended; until then, change and submit it.")
-            return redirect("rating:task", trial_code=trial.code, public_id=rating.public_id)
-        if unsubmitted:  # a coordinator: the task page is the expert's; say why here, with nothing to change
-            ctx = self._context(request, rating, selectors.current_rating_answer(rating),
-                                error="Only a submitted rating can be amended: the expert has not submitted it yet.")
-            return render(request, self.template_name, {**ctx, "readonly": True}, status=409)
-        error = f"Trial {trial.code} is locked: ratings are read-only." if trial.is_locked else ""
-        return render(request, self.template_name,
-                      self._context(request, rating, selectors.current_rating_answer(rating), error=error))
+    def current(self, task) -> dict:
+        return selectors.current_rating_answer(task)
 
-    def post(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
-        rating = selectors.rating_for_amendment(request.user, trial, public_id)
-        answer = {k: request.POST.get(k) for k in ANSWER_FIELDS if k in request.POST}
-        reason = request.POST.get("reason", "")
-        try:
-            amendment, created = services.amend_rating(actor=request.user, rating=rating, answer=answer, reason=reason)
-        except TrialError as exc:
-            typed = {k: int(v) if k.startswith("quality_") and str(v).isdigit() else v for k, v in answer.items()}
-            shown = {**selectors.current_rating_answer(rating), **typed}
-            return render(request, self.template_name,
-                          self._context(request, rating, shown, reason=reason, error=exc.message), status=exc.status)
-        messages.success(request, f"Amendment {amendment.number} saved." if created
-                         else f"Amendment {amendment.number} was already saved; it is kept as it was.")
-        return redirect("rating:amend", trial_code=trial.code, public_id=rating.public_id)
+    def unsubmitted_answer(self, task) -> dict:
+        return selectors.current_rating_answer(task)
+
+    def amend(self, request, task, answer: dict, reason: str):
+        return services.amend_rating(actor=request.user, rating=task, answer=answer, reason=reason)
+
+    def context(self, request, task, answer: dict, *, reason: str = "", error: str = "") -> dict:
+        trial = task.case.trial
+        return {"trial": trial, "task": selectors.task_payload(task), "answer": answer, "reason": reason,
+                "error": error, "history": selectors.rating_amendment_history(task), "readonly": trial.is_locked,
+                "as_coordinator": task.expert.user_id != request.user.pk, "case_id": task.case_id}
 
 
 # -- the standalone arena (issue 20 item 1): the expert's worklist and comparison page -----------------------------
@@ -170,7 +216,7 @@ class ArenaTaskView(View):
         return redirect("arena:worklist", trial_code=trial.code)
 
 
-class ArenaAmendView(View):
+class ArenaAmendView(_AmendPageView):
     """Amend a submitted arena judgement: its expert, or a coordinator of the trial who neither reads nor rates in it
     (``selectors.arena_task_for_amendment``: 404 for another expert's task), before lock, with a reason, signed where
     the trial signs submissions. The latest answer in a form and the amendment history; the service decides and its
@@ -179,49 +225,32 @@ class ArenaAmendView(View):
     its model version) beside a judgement would give that judgement per version (docs/ai-evaluation.md)."""
 
     template_name = "rating/arena_amend.html"
+    fields = ARENA_FIELDS
+    noun, plural = "judgement", "arena judgements"
+    task_route, amend_route = "arena:task", "arena:amend"
 
-    def _render(self, request, task, answer: dict, *, reason: str = "", error: str = "", status: int = 200,
-                readonly: bool = False):
+    def find(self, user, trial: Trial, public_id: str):
+        return selectors.arena_task_for_amendment(user, trial, public_id)
+
+    def current(self, task) -> dict:
+        return selectors.current_arena_answer(task)
+
+    def unsubmitted_answer(self, task) -> dict:
+        return {}  # nor the expert's answer in progress: only what was submitted is anyone else's to see
+
+    def amend(self, request, task, answer: dict, reason: str):
+        return services.amend_arena_task(actor=request.user, task=task, answer=answer, reason=reason,
+                                         signature=submission_signature(request.POST.get("password")))
+
+    def context(self, request, task, answer: dict, *, reason: str = "", error: str = "") -> dict:
         trial = task.case.trial
         as_coordinator = task.expert.user_id != request.user.pk
         payload = selectors.arena_task_payload(task)
         if as_coordinator:
             payload = {**payload, "drafts": [], "images": []}
-        ctx = {"trial": trial, "task": payload, "answer": answer, "reason": reason, "error": error,
-               "history": selectors.arena_amendment_history(task), "readonly": readonly or trial.is_locked,
-               "as_coordinator": as_coordinator}
-        return render(request, self.template_name, ctx, status=status)
-
-    def get(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
-        task = selectors.arena_task_for_amendment(request.user, trial, public_id)
-        unsubmitted = task.status != task.Status.DONE
-        if unsubmitted and task.expert.user_id == request.user.pk:
-            messages.error(request, "Only a submitted judgement can be amended; until then, change and submit it.")
-            return redirect("arena:task", trial_code=trial.code, public_id=task.public_id)
-        if unsubmitted:  # a coordinator: the task page is the expert's; say why here, with nothing to change
-            # nor the expert's answer in progress: only what was submitted is anyone else's to see
-            return self._render(request, task, {}, readonly=True, status=409,
-                                error="Only a submitted judgement can be amended: the expert has not submitted it yet.")
-        error = f"Trial {trial.code} is locked: arena judgements are read-only." if trial.is_locked else ""
-        return self._render(request, task, selectors.current_arena_answer(task), error=error)
-
-    def post(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
-        task = selectors.arena_task_for_amendment(request.user, trial, public_id)
-        answer = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
-        reason = request.POST.get("reason", "")
-        try:
-            amendment, created = services.amend_arena_task(
-                actor=request.user, task=task, answer=answer, reason=reason,
-                signature=submission_signature(request.POST.get("password")))
-        except TrialError as exc:
-            typed = {k: int(v) if k.startswith("quality_") and str(v).isdigit() else v for k, v in answer.items()}
-            return self._render(request, task, {**selectors.current_arena_answer(task), **typed}, reason=reason,
-                                error=exc.message, status=exc.status)
-        messages.success(request, f"Amendment {amendment.number} saved." if created
-                         else f"Amendment {amendment.number} was already saved; it is kept as it was.")
-        return redirect("arena:amend", trial_code=trial.code, public_id=task.public_id)
+        return {"trial": trial, "task": payload, "answer": answer, "reason": reason, "error": error,
+                "history": selectors.arena_amendment_history(task), "readonly": trial.is_locked,
+                "as_coordinator": as_coordinator}
 
 
 # -- the standalone arena's coordinator page (issue 20 item 1): versions, draw, progress ------------------------------

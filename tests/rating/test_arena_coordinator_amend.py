@@ -5,14 +5,13 @@ coordinator's amendment page shows no draft (docs/ai-evaluation.md, "Amending a 
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from analysis.export import build_export
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked
 from rating import services as rating_services
 from rating.models import ArenaAmendment, ArenaTask
+from tests.clients import browser_client, token_client
 from tests.factories.imaging import add_image
 from tests.factories.trial import PASSWORD, make_trial
 from tests.rating.arena_support import VERSION_TEXT, arena_trial, tasks_of
@@ -37,18 +36,6 @@ def _arena(code: str, sign: bool = False) -> dict:
         rating_services.submit_arena_task(expert.user, task, ANSWER, signature=signature)
         t["tasks"].append(ArenaTask.objects.get(pk=task.pk))
     return t
-
-
-def _api(user) -> APIClient:
-    api = APIClient()
-    api.force_authenticate(user)
-    return api
-
-
-def _page(user) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
 
 
 def _forbidden(t) -> list[str]:
@@ -143,26 +130,27 @@ def test_the_api_takes_a_coordinators_amendment_and_refuses_the_others():
     task, code = t["tasks"][0], t["trial"].code
     url = reverse("arena-amend", args=[code, task.public_id])
     body = {"preference": "B", "reason": "The expert asked by e-mail"}
-    r = _api(t["coordinator"]).post(url, body, format="json")
+    r = token_client(t["coordinator"]).post(url, body, format="json")
     assert r.status_code == 200, r.content
     got = r.json()
     assert (got["number"], got["amended_as"], got["already_amended"]) == (1, "coordinator", False)
     assert got["amended"] == {**ANSWER, "preference": "B"}
-    assert _api(t["coordinator"]).post(url, body, format="json").json()["already_amended"] is True
+    assert token_client(t["coordinator"]).post(url, body, format="json").json()["already_amended"] is True
     assert not [s for s in _forbidden(t) if s in r.content.decode()]
     # the expert's own answer says in which role
-    r = _api(t["experts"][0].user).post(url, {"quality_a": 2, "reason": "Own second look"}, format="json")
+    r = token_client(t["experts"][0].user).post(url, {"quality_a": 2, "reason": "Own second look"}, format="json")
     assert (r.status_code, r.json()["amended_as"]) == (200, "expert")
-    assert _api(t["experts"][1].user).post(url, body, format="json").status_code == 404  # not theirs
-    assert _api(t["statistician"].user).post(url, body, format="json").status_code == 403
-    assert _api(t["readers"][0].user).post(url, body, format="json").status_code == 403
-    assert _api(make_trial(code="ACPX", experts=1)["coordinator"]).post(url, body, format="json").status_code == 403
+    assert token_client(t["experts"][1].user).post(url, body, format="json").status_code == 404  # not theirs
+    assert token_client(t["statistician"].user).post(url, body, format="json").status_code == 403
+    assert token_client(t["readers"][0].user).post(url, body, format="json").status_code == 403
+    outsider = make_trial(code="ACPX", experts=1)["coordinator"]  # another trial's coordinator
+    assert token_client(outsider).post(url, body, format="json").status_code == 403
     blinded = t["experts"][1]
     Membership.objects.create(user=blinded.user, trial=t["trial"], role="coordinator")
-    assert _api(blinded.user).post(url, body, format="json").status_code == 404  # as another expert
+    assert token_client(blinded.user).post(url, body, format="json").status_code == 404  # as another expert
     assert ArenaAmendment.objects.count() == 2
     # No reason: 400; unsubmitted: 409.
-    assert _api(t["coordinator"]).post(url, {"preference": "tie"}, format="json").status_code == 400
+    assert token_client(t["coordinator"]).post(url, {"preference": "tie"}, format="json").status_code == 400
 
 
 # -- the pages -----------------------------------------------------------------------------------------------------
@@ -175,7 +163,7 @@ def test_a_coordinator_amends_from_the_arena_page_and_sees_no_draft():
     done, todo = tasks_of(expert)[:2]
     rating_services.submit_arena_task(expert.user, done, ANSWER)
     rating_services.autosave_arena_task(expert.user, todo, {"preference": "B", "comment": "Half-way thought"})
-    code, c = t["trial"].code, _page(t["coordinator"])
+    code, c = t["trial"].code, browser_client(t["coordinator"])
     setup = reverse("arena:setup", args=[code])
     url = reverse("arena:amend", args=[code, done.public_id])
     html = c.get(setup).content.decode()
@@ -204,7 +192,7 @@ def test_a_coordinator_amends_from_the_arena_page_and_sees_no_draft():
     body = " ".join(p.content.decode() for p in pages)
     assert not [s for s in _forbidden(t) if s in body]
     # The expert sees the coordinator's amendment in the history, with the drafts as before.
-    html = _page(expert.user).get(url).content.decode()
+    html = browser_client(expert.user).get(url).content.decode()
     assert "(coordinator)" in html and 'id="draft-A"' in html and 'name="preference" value="tie" checked' in html
     # Locked: no link, the page read-only, the POST refused.
     trial_services.lock_trial(t["coordinator"], t["trial"], reason="end of study")
@@ -214,17 +202,17 @@ def test_a_coordinator_amends_from_the_arena_page_and_sees_no_draft():
     assert r.status_code == 409 and ArenaAmendment.objects.count() == 1
 
 
-def test_a_blinded_coordinator_reaches_no_other_experts_amendment_page():
+def test_a_blinded_coordinator_reaches_no_other_experts_amendmentbrowser_client():
     t = _arena("ACB")
     code, other = t["trial"].code, t["tasks"][0]
     url = reverse("arena:amend", args=[code, other.public_id])
     expert = t["experts"][1]
     Membership.objects.create(user=expert.user, trial=t["trial"], role="coordinator")
-    c = _page(expert.user)
+    c = browser_client(expert.user)
     assert c.get(url).status_code == 404 and c.post(url, {"preference": "B", "reason": "x"}).status_code == 404
     assert c.get(reverse("arena:setup", args=[code])).status_code == 403
     assert c.get(reverse("arena:amend", args=[code, t["tasks"][1].public_id])).status_code == 200  # their own
-    assert _page(t["statistician"].user).get(url).status_code == 403
+    assert browser_client(t["statistician"].user).get(url).status_code == 403
     assert not ArenaAmendment.objects.exists()
 
 
