@@ -133,6 +133,13 @@ def test_every_page_has_no_serious_or_critical_violation(live_server, browser):
     visit(pg, reverse("arena:amend", args=[code, arena_task.public_id]), name="arena-amend")
     ctx.close()
 
+    # A coordinator amends the judgement too: the arena page's task table with its Amend link, the amendment page
+    # (no drafts shown to a coordinator).
+    ctx, pg = as_user(t["coordinator"].username, "coordinator")
+    visit(pg, reverse("arena:setup", args=[code]), name="arena-setup-submitted")
+    visit(pg, reverse("arena:amend", args=[code, arena_task.public_id]), name="arena-amend")
+    ctx.close()
+
     ctx, pg = as_user(t["statistician"].user.username, "statistician")
     visit(pg, reverse("home"), name="home")
     visit(pg, reverse("analysis:page", args=[code]), name="analysis")
