@@ -73,7 +73,8 @@ class _AmendPageView(View):
     """What the rating's and the arena judgement's amendment pages share (issue 18 item 2): the one page for the
     task's expert and the trial's coordinators (the subclass's ``find`` decides who may), the latest answer in a form,
     a required reason, the history; before lock only. The service decides; its refusals are shown on the page. An
-    unsubmitted task sends its expert to the task page and is explained to a coordinator (409, nothing to change)."""
+    unsubmitted task sends its expert to the task page and is explained to a coordinator (409, nothing to change,
+    no answer shown)."""
 
     template_name: str
     fields: tuple[str, ...]  # the answer's fields the form posts
@@ -87,10 +88,6 @@ class _AmendPageView(View):
 
     def current(self, task) -> dict:
         """The latest version of the answer (the form's starting point)."""
-        raise NotImplementedError
-
-    def unsubmitted_answer(self, task) -> dict:
-        """What a coordinator's page shows of a task its expert has not submitted."""
         raise NotImplementedError
 
     def amend(self, request, task, answer: dict, reason: str):
@@ -108,9 +105,10 @@ class _AmendPageView(View):
                 messages.error(request, f"Only a submitted {self.noun} can be amended; until then, change and "
                                         "submit it.")
                 return redirect(self.task_route, trial_code=trial.code, public_id=task.public_id)
-            # a coordinator: the task page is the expert's; say why here, with nothing to change
-            ctx = self.context(request, task, self.unsubmitted_answer(task), error=f"Only a submitted {self.noun} can "
-                               "be amended: the expert has not submitted it yet.")
+            # a coordinator: the task page is the expert's; say why here, with nothing to change, nor the expert's
+            # answer in progress (others see an answer once submitted: the export's ratings and arena tables)
+            ctx = self.context(request, task, {}, error=f"Only a submitted {self.noun} can be amended: the expert "
+                               "has not submitted it yet.")
             return render(request, self.template_name, {**ctx, "readonly": True}, status=409)
         error = f"Trial {trial.code} is locked: {self.plural} are read-only." if trial.is_locked else ""
         return render(request, self.template_name, self.context(request, task, self.current(task), error=error))
@@ -146,9 +144,6 @@ class RatingAmendView(_AmendPageView):
         return selectors.rating_for_amendment(user, trial, public_id)
 
     def current(self, task) -> dict:
-        return selectors.current_rating_answer(task)
-
-    def unsubmitted_answer(self, task) -> dict:
         return selectors.current_rating_answer(task)
 
     def amend(self, request, task, answer: dict, reason: str):
@@ -234,9 +229,6 @@ class ArenaAmendView(_AmendPageView):
 
     def current(self, task) -> dict:
         return selectors.current_arena_answer(task)
-
-    def unsubmitted_answer(self, task) -> dict:
-        return {}  # nor the expert's answer in progress: only what was submitted is anyone else's to see
 
     def amend(self, request, task, answer: dict, reason: str):
         return services.amend_arena_task(actor=request.user, task=task, answer=answer, reason=reason,

@@ -115,8 +115,12 @@ def test_a_coordinator_amends_a_rating_from_the_case_page_blinded_as_the_expert_
     assert a.amended_by == coordinator and a.amended_as == "coordinator" and a.amended["quality_b"] == 1
     pages.append(c.get(url))
     assert "Expert&#x27;s e-mail" in pages[-1].content.decode()
+    services.autosave_rating(other.expert.user, other, {"quality_a": 2, "comment": "Half-way thought"})
     pages.append(c.get(reverse("rating:amend", args=[code, other.public_id])))
     assert pages[-1].status_code == 409 and "has not submitted it yet" in pages[-1].content.decode()
+    # nor the expert's answer in progress: the coordinator sees a rating's answer once it is submitted only
+    assert "Half-way thought" not in pages[-1].content.decode()
+    assert 'value="2" checked' not in pages[-1].content.decode()
     text = " ".join(p.content.decode() for p in pages).lower()
     for s in forbidden_words(t, rating):
         assert s.lower() not in text, s
