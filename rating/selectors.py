@@ -25,7 +25,7 @@ from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role, membership_of, require_role
 
 from .models import ArenaTask, Rating
-from .services import ARENA_ANSWER_FIELDS, ARENA_EXCLUSIONS, arena_answer_of, sort_arena_drafts
+from .services import ANSWER_FIELDS, ARENA_ANSWER_FIELDS, ARENA_EXCLUSIONS, current_version, sort_arena_drafts
 
 # The 5-point quality scale, anchors written out on the page and in the API.
 QUALITY_SCALE = [
@@ -391,15 +391,9 @@ def expert_sees_case_images(user, case) -> bool:
 
 
 # -- amendments on the expert's page (issue 18); everything in the task's A/B terms, nothing names an arm ----------
-AMEND_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_guess")
-
-
 def current_rating_answer(rating: Rating) -> dict:
     """The latest version of the answer: the last amendment's, else the submission's."""
-    latest = rating.amendments.order_by("-number").first()
-    if latest:
-        return dict(latest.amended)
-    return {k: getattr(rating, k) for k in AMEND_FIELDS}
+    return current_version(rating)[1]
 
 
 def _answer_words(field: str, value, single: bool) -> str:
@@ -422,7 +416,7 @@ def answer_changes(rating: Rating, before: dict, after: dict) -> list[dict]:
              "comment": "Comment", "blinding_guess": GUESS_QUESTION_SINGLE if single else GUESS_QUESTION}
     return [{"field": names[k], "before": _answer_words(k, before.get(k), single),
              "after": _answer_words(k, after.get(k), single)}
-            for k in AMEND_FIELDS if before.get(k) != after.get(k)]
+            for k in ANSWER_FIELDS if before.get(k) != after.get(k)]
 
 
 def rating_amendment_history(rating: Rating) -> list[dict]:
@@ -617,8 +611,7 @@ def arena_left_out_by_reason(cases: QuerySet[Case], case_ids: list[int], version
 # -- amending an arena judgement (its expert or a coordinator; rating.services.amend_arena_task) ------------------
 def current_arena_answer(task: ArenaTask) -> dict:
     """The latest version of the judgement: the last amendment's, else the submission's."""
-    latest = task.amendments.order_by("-number").first()
-    return dict(latest.amended) if latest else arena_answer_of(task)
+    return current_version(task)[1]
 
 
 def _arena_words(field: str, value) -> str:

@@ -36,7 +36,7 @@ from inference.selectors import arena_model_versions
 from reading.models import Read
 from trial import audit, signatures
 from trial.blinding import is_blinded_participant
-from trial.models import Case, Membership, Trial
+from trial.models import AuditEntry, Case, Membership, Trial
 from trial.permissions import Role, has_role
 from trial.services import ensure_coordinator, ensure_writable
 from trial.signatures import Meaning
@@ -495,10 +495,34 @@ def answer_of(rating: Rating) -> dict:
     return {k: getattr(rating, k) for k in ANSWER_FIELDS}
 
 
-def current_answer(rating: Rating) -> dict:
-    """The latest version: the last amendment's answer, else the first submission."""
-    latest = rating.amendments.order_by("-number").first()
-    return dict(latest.amended) if latest else answer_of(rating)
+def current_version(task: Rating | ArenaTask) -> tuple[RatingAmendment | ArenaAmendment | None, dict]:
+    """The task's latest amendment (None before the first) and the answer it holds now: that amendment's, else the
+    first submission's, in the task's A/B terms (a rating or an arena judgement)."""
+    latest = task.amendments.order_by("-number").first()
+    if latest is not None:
+        return latest, dict(latest.amended)
+    return None, answer_of(task) if isinstance(task, Rating) else arena_answer_of(task)
+
+
+def _repeated_amendment(latest, *, actor, reason: str, what: str):
+    """An amendment that changes nothing: a retried request (the latest amendment, by the same person with the same
+    reason) is answered with that amendment; anything else is refused."""
+    if latest is not None and latest.reason == reason and latest.amended_by_id == actor.pk:
+        return latest
+    raise Conflict(f"The amended {what} is the same as the current version: nothing to amend.", code="no_change")
+
+
+def _record_amendment(model: type[RatingAmendment] | type[ArenaAmendment], *, actor, trial: Trial, action: str,
+                      obj: Rating | ArenaTask, latest, role: str, reason: str, previous: dict, amended: dict,
+                      **target) -> tuple[RatingAmendment | ArenaAmendment, AuditEntry]:
+    """Store the next amendment of ``obj`` (``target``: the amendment's key to it, rating= or task=) and audit it
+    with the answer before and after and the reason."""
+    with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
+        amendment = model.objects.create(number=(latest.number + 1) if latest else 1, amended_by=actor,
+                                         amended_as=role, reason=reason, previous=previous, amended=amended, **target)
+    entry = audit.record(actor=actor, trial=trial, action=action, obj=obj, before=previous,
+                         after={**amended, "amendment": amendment.number}, reason=reason)
+    return amendment, entry
 
 
 def clean_reason(reason) -> str:
@@ -544,8 +568,7 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
                        code="not_submitted")
     reason = clean_reason(reason)
     cleaned = clean_answer(r, dict(answer or {}), complete=False)
-    latest = r.amendments.order_by("-number").first()
-    current = dict(latest.amended) if latest else answer_of(r)
+    latest, current = current_version(r)
     new = {**current, **cleaned}
     if r.read_b_id is None:
         new["preference"], new["quality_b"] = "", None
@@ -553,15 +576,9 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
     if missing:
         raise InvalidInput("Please give " + " and ".join(missing) + " in the amended rating.")
     if new == current:
-        if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
-            return latest, False
-        raise Conflict("The amended rating is the same as the current version: nothing to amend.", code="no_change")
-    with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
-        amendment = RatingAmendment.objects.create(
-            rating=r, number=(latest.number + 1) if latest else 1, amended_by=actor, amended_as=role, reason=reason,
-            previous=current, amended=new)
-    audit.record(actor=actor, trial=trial, action="rating:amend", obj=r, before=current,
-                 after={**new, "amendment": amendment.number}, reason=reason)
+        return _repeated_amendment(latest, actor=actor, reason=reason, what="rating"), False
+    amendment, _ = _record_amendment(RatingAmendment, actor=actor, trial=trial, action="rating:amend", obj=r,
+                                     latest=latest, role=role, reason=reason, previous=current, amended=new, rating=r)
     return amendment, True
 
 
@@ -913,24 +930,16 @@ def _amend_arena_task(actor, task: ArenaTask, answer: dict, reason: str, *, sign
                        code="not_submitted")
     reason = clean_reason(reason)
     cleaned = clean_arena_answer(t, dict(answer or {}), complete=False)
-    latest = t.amendments.order_by("-number").first()
-    current = dict(latest.amended) if latest else arena_answer_of(t)
+    latest, current = current_version(t)
     new = {**current, **cleaned}
     if not new.get("preference"):
         raise InvalidInput("Please give a preference (A, B or tie) in the amended judgement.")
     if new == current:
-        if latest and latest.reason == reason and latest.amended_by_id == actor.pk:
-            return latest, False
-        raise Conflict("The amended judgement is the same as the current version: nothing to amend.",
-                       code="no_change")
+        return _repeated_amendment(latest, actor=actor, reason=reason, what="judgement"), False
     if trial.sign_submissions:
         signatures.reauthenticate(actor, signature)
-    with audit.history_context(actor=actor, reason=reason):  # the row history says who and why
-        amendment = ArenaAmendment.objects.create(
-            task=t, number=(latest.number + 1) if latest else 1, amended_by=actor, amended_as=role, reason=reason,
-            previous=current, amended=new)
-    entry = audit.record(actor=actor, trial=trial, action="arena:amend", obj=t, before=current,
-                         after={**new, "amendment": amendment.number}, reason=reason)
+    amendment, entry = _record_amendment(ArenaAmendment, actor=actor, trial=trial, action="arena:amend", obj=t,
+                                         latest=latest, role=role, reason=reason, previous=current, amended=new, task=t)
     if trial.sign_submissions:
         signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
                               obj=amendment, fields=ARENA_AMENDMENT_SIGNED_FIELDS)
