@@ -128,7 +128,7 @@ def run(a) -> list[dict]:
     import load_realistic as lr
     from django.conf import settings
 
-    seeded = base.seed(a.cases, a.readers, sample=a.cases, n_experts=2)
+    seeded = base.seed(a.cases, a.readers, sample=a.cases, n_experts=a.experts)
     lr.seed_rating_tasks(seeded["trial"], 20)
     readers = list(seeded["tokens"])
     experts = ["load-expert-0", "load-expert-1"]
@@ -203,6 +203,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--cases", type=int, default=120)
     p.add_argument("--readers", type=int, default=40)
+    p.add_argument("--experts", type=int, default=2, help="experts in the trial (the realistic run has 100)")
     p.add_argument("--only", default="")
     p.add_argument("--profile", default="", help="cProfile this endpoint")
     p.add_argument("--sort", default="cumulative")

@@ -170,12 +170,13 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     # A person who also reads in the trial (a second role, written around the services) and holds a read of the
     # case would find their own report as A or B, and so the other's arm: never on its panel (docs/design.md
     # section 5, one person one side). In the same query (a submit's query count is unchanged).
+    # (pk, center) pairs only: a panel is drawn from ids, and a trial's experts (100 in the load test,
+    # docs/performance.md) need not become model instances on every submit that completes a case.
     experts = list(
         Membership.objects.select_for_update(of=("self",))
         .filter(trial=trial, role=Role.EXPERT)
         .exclude(user_id__in=Read.objects.filter(case=case, reader__isnull=False).values("reader__user_id"))
-        .select_related("user")
-        .order_by("pk")
+        .order_by("pk").values_list("pk", "center_id")
     )
     existing = set(Rating.objects.filter(case=case).values_list("expert_id", flat=True))
     # An expert who holds an arena task of the case may have seen its drafts, which tell which report was
@@ -185,29 +186,33 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     made: list[Rating] = []
     if need > 0:
         eligible = [
-            e for e in experts
-            if e.pk not in existing and e.pk not in saw_drafts
-            and not (trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)
+            pk for pk, center_id in experts
+            if pk not in existing and pk not in saw_drafts
+            and not (trial.experts_off_own_center and center_id is not None and center_id == case.center_id)
         ]
+        # A trial's experts are its memberships with the expert role: their ratings are the trial's (no join).
         load = dict(
-            Rating.objects.filter(case__trial=trial, expert__in=eligible)
+            Rating.objects.filter(expert_id__in=eligible)
             .values_list("expert").annotate(n=Count("id")).values_list("expert", "n")
         )
         # Least loaded first; ties broken by a keyed draw so no expert is systematically first.
-        eligible.sort(key=lambda e: (load.get(e.pk, 0), _hmac(trial, f"panel|{case.pk}|{e.pk}")))
-        for expert in eligible[:need]:
-            made.append(_new_task(case, expert, reads))
+        eligible.sort(key=lambda pk: (load.get(pk, 0), _hmac(trial, f"panel|{case.pk}|{pk}")))
+        for expert_id in eligible[:need]:
+            made.append(_new_task(case, expert_id, reads))
+    # The trial's own chain (no actor): one lock of its head and one insert for the tasks and the case's status.
+    changes = [audit.Change("rating:create", obj=r, after=audit.snapshot(r)) for r in made]
     if case.status == Case.Status.ENROLLED:
         before = audit.snapshot(case)
         case.status = Case.Status.READ
         case.save(update_fields=["status"])
-        audit.record(actor=None, trial=trial, action="case:read", obj=case, before=before, after=audit.snapshot(case))
+        changes.append(audit.Change("case:read", obj=case, before=before, after=audit.snapshot(case)))
+    audit.record_many(actor=None, trial=trial, changes=changes)
     return made
 
 
-def _new_task(case: Case, expert: Membership, reads: list[Read]) -> Rating:
+def _new_task(case: Case, expert_id: int, reads: list[Read]) -> Rating:
     trial = case.trial
-    rating = Rating(case=case, expert=expert)
+    rating = Rating(case=case, expert_id=expert_id)
     rating.order_seed = order_seed_for(trial, rating.public_id)
     rating.order_key = _worklist_key(trial, rating.public_id)
     if len(reads) == 1:
@@ -216,7 +221,6 @@ def _new_task(case: Case, expert: Membership, reads: list[Read]) -> Rating:
         first, second = reads
         rating.read_a, rating.read_b = (second, first) if swap_from_seed(rating.order_seed) else (first, second)
     rating.save()
-    audit.record(actor=None, trial=trial, action="rating:create", obj=rating, after=audit.snapshot(rating))
     return rating
 
 
