@@ -166,6 +166,22 @@ def run(a) -> list[dict]:
         name, rpid = todo[i % len(todo)]
         Caller(sessions[name])("GET", f"/reading/{trial}/read/{rpid}/")
 
+    # rating tasks still to do (every expert's), each opened once by its expert, then submitted once
+    from rating.models import Rating
+
+    rating_todo = [(r.expert.user.username, r.public_id) for r in Rating.objects.filter(
+        status=Rating.Status.TODO).exclude(public_id=tid).select_related("expert__user").order_by("pk")]
+    sessions.update(lr.sessions_for(sorted({name for name, _ in rating_todo} - set(sessions))))
+    answer = {"preference": "A", "quality_a": 4, "quality_b": 3}
+
+    def rating_first_open(i):
+        name, rtid = rating_todo[i % len(rating_todo)]
+        Caller(sessions[name])("POST", f"{root}{rtid}/open/")
+
+    def rating_submit(i):
+        name, rtid = rating_todo[i % len(rating_todo)]
+        Caller(sessions[name])("POST", f"{root}{rtid}/submit/", answer)
+
     image = Image.objects.filter(case__reads__public_id=pid).values_list("public_id", flat=True).first()
     endpoints = {
         "next": lambda i: r0("GET", f"/reading/{trial}/next/"),
@@ -184,8 +200,11 @@ def run(a) -> list[dict]:
         "rating task": lambda i: e0("GET", f"{root}{tid}/"),
         "rating open": lambda i: e0("POST", f"{root}{tid}/open/"),
         "rating autosave": lambda i: e0("POST", f"{root}{tid}/autosave/", {"preference": "A", "quality_a": 1 + i % 5}),
+        "rating first open": rating_first_open,
+        "rating submit": rating_submit,
     }
-    limits = {"submit": len(submit_queue) - 1, "read page first open": len(todo) - 6}  # fresh ones (5 warm-ups)
+    limits = {"submit": len(submit_queue) - 1, "read page first open": len(todo) - 6,  # fresh ones (5 warm-ups)
+              "rating first open": len(rating_todo) - 6, "rating submit": len(rating_todo) - 6}
     endpoints = {k: (fn, limits.get(k, a.n)) for k, fn in endpoints.items()
                  if not a.only or k in a.only.split(",")}
     *out, prof = measure(endpoints, a.n, a.profile)

@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
@@ -225,11 +226,28 @@ def _new_task(case: Case, expert_id: int, reads: list[Read]) -> Rating:
 
 
 # -- the expert's side --------------------------------------------------------------------------------------
+# The expert's task with its case, trial and expert membership, without (_TASK) or with its row lock (_LOCKED_TASK):
+# every open, save and submit reads it; compiled once per process (core.compiled; docs/performance.md).
+# Its two reads come in the same row: the task's payload shows them (two queries fewer).
+_TASK_RELATED = ("case__trial", "expert", "read_a", "read_b")
+_TASK = CompiledQuery(lambda *, pk: Rating.objects.filter(pk=pk).select_related(*_TASK_RELATED)
+                      .order_by("pk")[:1], kind="object", params={"pk": int})
+_LOCKED_TASK = CompiledQuery(lambda *, pk: Rating.objects.select_for_update(of=("self",)).filter(pk=pk)
+                             .select_related(*_TASK_RELATED).order_by("pk")[:1], kind="object", params={"pk": int})
+
+
+def _task(query: CompiledQuery, pk: int) -> Rating:
+    r = query(pk=pk)
+    if r is None:
+        raise Rating.DoesNotExist("Rating matching query does not exist.")
+    return r
+
+
 def _locked_own(actor, rating: Rating) -> Rating:
-    r = Rating.objects.select_for_update(of=("self",)).select_related("case__trial", "expert").get(pk=rating.pk)
+    r = _task(_LOCKED_TASK, rating.pk)
     if r.expert.user_id != getattr(actor, "pk", None) or r.expert.role != Role.EXPERT:
         raise NotAllowed("This rating task is not yours.")
-    ensure_writable(r.case.trial)
+    ensure_writable(r.case.trial, loaded=True)  # the trial's row was read with the task's, in this transaction
     return r
 
 
@@ -334,7 +352,7 @@ def _clean_guess(rating: Rating, data: dict) -> dict:
 @transaction.atomic
 def open_rating(actor, rating: Rating) -> Rating:
     """Opening stamps opened_at once; reopening resumes. Opening a submitted task only shows it."""
-    r = Rating.objects.select_related("expert", "case__trial").get(pk=rating.pk)
+    r = _task(_TASK, rating.pk)
     if r.expert.user_id != getattr(actor, "pk", None):
         raise NotAllowed("This rating task is not yours.")
     if r.status != Rating.Status.TODO or r.case.trial.is_locked:

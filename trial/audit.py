@@ -27,6 +27,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
+
 from .models import AuditEntry, AuditHead, Trial
 
 GENESIS = "0" * 64
@@ -95,9 +97,14 @@ def chain_name(trial: Trial | None, actor=None) -> str:
     return f"trial:{trial.pk}:user:{actor_id}" if actor_id else f"trial:{trial.pk}"
 
 
+# Every audited write locks its chain's head: compiled once per process (core.compiled; docs/performance.md).
+_HEAD = CompiledQuery(lambda *, chain: AuditHead.objects.select_for_update().filter(chain=chain).order_by("pk")[:1],
+                      kind="object", params={"chain": str})
+
+
 def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
     name = chain_name(trial, actor)
-    head = AuditHead.objects.select_for_update().filter(chain=name).first()
+    head = _HEAD(chain=name)
     if head is not None:
         return head
     try:
