@@ -92,7 +92,7 @@ def pair_reads(case: Case) -> list[Read] | None:
     """The reads to rate for a case, in canonical order; None when the design gives no rateable set (yet: with
     three or more arms the pair is given once every read of the case is submitted)."""
     trial = case.trial
-    reads = list(Read.objects.filter(case=case).select_related("arm").order_by("pk"))
+    reads = _CASE_READS(case_id=case.pk)
     if trial.design == Trial.Design.CASE_RANDOMISED:
         return reads[:1] if len(reads) == 1 else None
     if trial.design == Trial.Design.PAIRED_BY_CASE:
@@ -122,15 +122,24 @@ def pair_reads(case: Case) -> list[Read] | None:
 
 
 # -- task creation ------------------------------------------------------------------------------------------
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside submit_read's transaction: its failure fails the submit
 def on_read_submitted(read: Read) -> list[Rating]:
     """Called after a read is submitted (inside submit_read's transaction). Locks the case row so that two
     reads of one case submitted at the same moment cannot both miss the other: the second waits, then sees
     the first committed."""
     # of=self: lock the case row only. A plain select_for_update with select_related would also lock the trial
     # row FOR UPDATE, which blocks every insert that references the trial (audit entries) until this commits.
-    case = Case.objects.select_for_update(of=("self",)).select_related("trial", "center").get(pk=read.case_id)
+    case = _LOCKED_CASE(pk=read.case_id)
+    if case is None:
+        raise Case.DoesNotExist("Case matching query does not exist.")
     return _create_tasks_locked(case)
+
+
+# Every submit locks its case and reads the case's reads: compiled once per process (core.compiled).
+_LOCKED_CASE = CompiledQuery(lambda *, pk: Case.objects.select_for_update(of=("self",)).filter(pk=pk)
+                             .select_related("trial", "center").order_by("pk")[:1], kind="object", params={"pk": int})
+_CASE_READS = CompiledQuery(lambda *, case_id: Read.objects.filter(case_id=case_id).select_related("arm")
+                            .order_by("pk"), kind="objects", params={"case_id": int})
 
 
 @transaction.atomic
