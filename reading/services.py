@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
@@ -129,11 +130,36 @@ def _first_writable(rows, read: Read | str) -> Read:
     """The read from ``rows`` (a locking queryset with the case's trial), by public id or instance: 404 when there
     is none, TrialLocked when its trial is locked (read from the same row, inside the caller's transaction)."""
     locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
+    return _writable(locked)
+
+
+def _writable(locked: Read | None) -> Read:
     if locked is None:
         raise Http404("No such read.")
     if locked.case.trial.status == Trial.Status.LOCKED:
         raise TrialLocked(f"Trial {locked.case.trial.code} is locked: its data is read-only.")
     return locked
+
+
+def _own_rows(light: bool):
+    if light:
+        return Read.objects.select_for_update(of=("self",)).select_related("case__trial", "reader").only(
+            *(f.attname for f in Read._meta.concrete_fields), *_LIGHT_RELATED)
+    return Read.objects.select_for_update(of=("self",)).select_related(
+        "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
+
+
+# Every open, heartbeat, autosave and submit locks the reader's read with its case, trial (arm, model): the SQL
+# compiled once per process (core.compiled; docs/performance.md), by public id (the API) or by primary key.
+_OWN_READ = {
+    (light, "public_id"): CompiledQuery(lambda *, public_id, light=light: _own_rows(light).filter(
+        public_id=public_id).order_by("pk")[:1], kind="object", params={"public_id": str})
+    for light in (False, True)
+} | {
+    (light, "pk"): CompiledQuery(lambda *, pk, light=light: _own_rows(light).filter(pk=pk).order_by("pk")[:1],
+                                 kind="object", params={"pk": int})
+    for light in (False, True)
+}
 
 
 def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
@@ -142,13 +168,10 @@ def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
     a locked trial is refused as ensure_writable would. ``read``: a Read, or its public id (the API's case: an
     unknown id is 404, as reading.selectors.read_for_reader answers). ``light``: only the case, trial and reader
     columns a heartbeat or autosave of an opened read uses, no arm or model version (a fifth of the columns)."""
-    if light:
-        rows = Read.objects.select_for_update(of=("self",)).select_related("case__trial", "reader").only(
-            *(f.attname for f in Read._meta.concrete_fields), *_LIGHT_RELATED)
+    if isinstance(read, str):
+        locked = _writable(_OWN_READ[light, "public_id"](public_id=read))
     else:
-        rows = Read.objects.select_for_update(of=("self",)).select_related(
-            "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
-    locked = _first_writable(rows, read)
+        locked = _writable(_OWN_READ[light, "pk"](pk=read.pk))
     if (
         locked.reader is None
         or locked.reader.user_id != getattr(actor, "pk", None)
