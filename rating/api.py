@@ -76,7 +76,12 @@ def light_autosave(request, data: dict, trial_code: str, public_id: str) -> dict
         rating = selectors.rating_for_expert(request.user, trial_or_404(trial_code), public_id)
         status = services.autosave_rating(request.user, rating,
                                           services.clean_answer(rating, data, complete=False)).status
-    return SavedSerializer({"saved": True, "status": status}).data
+    return _SAVED_OUT.to_representation({"saved": True, "status": status})
+
+
+# One instance (its plain fields hold no state): a serializer deep-copies its fields on each instantiation
+# (reading/api.py, the light lane's answers; docs/performance.md).
+_SAVED_OUT = SavedSerializer()
 
 
 @extend_schema_view(post=extend_schema(operation_id="rating_submit", request=AnswerSerializer,
