@@ -6,6 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 
+from core.serializers import represent
 from trial.api_base import valid
 from trial.selectors import trial_or_404
 
@@ -76,12 +77,7 @@ def light_autosave(request, data: dict, trial_code: str, public_id: str) -> dict
         rating = selectors.rating_for_expert(request.user, trial_or_404(trial_code), public_id)
         status = services.autosave_rating(request.user, rating,
                                           services.clean_answer(rating, data, complete=False)).status
-    return _SAVED_OUT.to_representation({"saved": True, "status": status})
-
-
-# One instance (its plain fields hold no state): a serializer deep-copies its fields on each instantiation
-# (reading/api.py, the light lane's answers; docs/performance.md).
-_SAVED_OUT = SavedSerializer()
+    return represent(SavedSerializer, {"saved": True, "status": status})
 
 
 @extend_schema_view(post=extend_schema(operation_id="rating_submit", request=AnswerSerializer,

@@ -15,6 +15,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from core.errors import InvalidInput
+from core.serializers import represent
 from trial.api_base import TrialScopedAPIView, valid
 from trial.signatures import submission_signature
 
@@ -59,7 +60,7 @@ class BlindedTaskView(TrialScopedAPIView):
         return self.kind.get(self.request.user, self.get_trial(), public_id)
 
     def task_response(self, task) -> Response:
-        return Response(self.kind.task(self.kind.payload(task)).data)
+        return Response(represent(self.kind.task, self.kind.payload(task)))
 
     def answer_of(self, data: dict, task) -> dict:
         return valid(self.kind.answer, data, **{self.kind.answer_context: task})
@@ -69,7 +70,7 @@ class WorklistEndpoint(BlindedTaskView):
     def get(self, request, trial_code: str):
         q = valid(RatingWorklistQuerySerializer, request.query_params)
         payload = self.kind.worklist_payload(request.user, self.get_trial(), page=q.get("page"))
-        return Response(self.kind.worklist(payload).data)
+        return Response(represent(self.kind.worklist, payload))
 
 
 class TaskEndpoint(BlindedTaskView):
@@ -90,7 +91,7 @@ class AutosaveEndpoint(BlindedTaskView):
         data = request_answer(request)
         task = self.get_task(public_id)
         task = self.kind.autosave(request.user, task, self.answer_of(data, task))
-        return Response(self.kind.saved({"saved": True, "status": task.status}).data)
+        return Response(represent(self.kind.saved, {"saved": True, "status": task.status}))
 
 
 class SubmitEndpoint(BlindedTaskView):
@@ -100,5 +101,5 @@ class SubmitEndpoint(BlindedTaskView):
         task = self.get_task(public_id)
         task, created = self.kind.submit(request.user, task, self.answer_of(data, task), signature=signature)
         nxt = self.kind.next_id(request.user, self.get_trial())
-        return Response(self.kind.submitted({"submitted": True, "already_submitted": not created,
-                                             "status": task.status, "next": nxt}).data)
+        return Response(represent(self.kind.submitted, {"submitted": True, "already_submitted": not created,
+                                                        "status": task.status, "next": nxt}))

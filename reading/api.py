@@ -12,6 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.serializers import represent
 from trial.api_base import TrialScopedAPIView, json_object, valid
 from trial.signatures import submission_signature
 
@@ -39,7 +40,7 @@ class WorklistView(TrialScopedAPIView):
     def get(self, request, trial_code: str):
         q = valid(ReaderWorklistQuerySerializer, request.query_params)
         payload = selectors.worklist_payload(request.user, self.get_trial(), page=q.get("page"))
-        return Response(ReaderWorklistSerializer(payload).data)
+        return Response(represent(ReaderWorklistSerializer, payload))
 
 
 class _ReadView(APIView):
@@ -55,14 +56,14 @@ class ReadDetailView(_ReadView):
     @extend_schema(operation_id="reading_read", responses=ReadSerializer,
                    summary="The read (no draft field outside AI arms)")
     def get(self, request, public_id: str):
-        return Response(ReadSerializer(selectors.read_payload(self.get_read(public_id))).data)
+        return Response(represent(ReadSerializer, selectors.read_payload(self.get_read(public_id))))
 
 
 class OpenView(_ReadView):
     @extend_schema(operation_id="reading_open", request=None, responses=ReadSerializer, summary="Open (or resume)")
     def post(self, request, public_id: str):
         read = services.open_read(request.user, self.get_read(public_id))
-        return Response(ReadSerializer(selectors.read_payload(read)).data)
+        return Response(represent(ReadSerializer, selectors.read_payload(read)))
 
 
 class HeartbeatView(_ReadView):
@@ -89,22 +90,17 @@ class AutosaveView(_ReadView):
             "active_seconds": round(read.active_seconds, 1)}).data)
 
 
-# The light lane's answers, by one instance of each output serializer: a serializer deep-copies its declared fields
-# on every instantiation, a sixth of a heartbeat's CPU (docs/performance.md); its plain fields hold no state.
-_HEARTBEAT_OUT, _AUTOSAVE_OUT = HeartbeatSerializer(), AutosaveSerializer()
-
-
 def light_heartbeat(request, data: dict, public_id: str) -> dict:
     """HeartbeatView's answer through the light lane (core.light_api): the same service and body."""
     read = services.heartbeat(request.user, public_id, data.get("seconds"))
-    return _HEARTBEAT_OUT.to_representation({"status": read.status, "active_seconds": round(read.active_seconds, 1),
+    return represent(HeartbeatSerializer, {"status": read.status, "active_seconds": round(read.active_seconds, 1),
                                              "submitted": read.is_submitted})
 
 
 def light_autosave(request, data: dict, public_id: str) -> dict:
     """AutosaveView's answer through the light lane (core.light_api): the same service and body."""
     read = services.autosave(request.user, public_id, data, seconds=data.get("seconds"))
-    return _AUTOSAVE_OUT.to_representation({
+    return represent(AutosaveSerializer, {
         "status": read.status, "autosaved_at": selectors._iso(read.autosaved_at), "submitted": read.is_submitted,
         "active_seconds": round(read.active_seconds, 1)})
 
@@ -121,7 +117,7 @@ class SubmitView(_ReadView):
         read, created = services.submit_read(request.user, public_id, d, seconds=d.get("seconds"),
                                              signature=signature)
         payload = {**selectors.read_payload(read), "already_submitted": not created}
-        return Response(SubmittedReadSerializer(payload).data)
+        return Response(represent(SubmittedReadSerializer, payload))
 
 
 class AmendView(APIView):
