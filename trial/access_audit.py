@@ -7,7 +7,10 @@ Connected in TrialConfig.ready(). Never recorded: passwords or any other credent
 """
 from __future__ import annotations
 
+import ipaddress
+
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -21,20 +24,38 @@ FLAGS = ("is_superuser", "is_staff", "is_active")
 USER = "auth.User"
 
 
-def _ip(request) -> str:
-    return (request.META.get("REMOTE_ADDR", "") if request is not None else "") or ""
+def client_ip(request) -> str:
+    """The address of the person's machine: REMOTE_ADDR, or behind ``TRUSTED_PROXY_COUNT`` reverse proxies the
+    address the outermost of them saw (the count-th entry from the right of X-Forwarded-For; each proxy appends the
+    address it was called from, so entries further left are whatever the caller sent). django-axes keeps the login
+    lockout per username and this address (AXES_CLIENT_IP_CALLABLE): behind a proxy REMOTE_ADDR is the proxy's,
+    the same for everyone, and failing logins with a colleague's username from any desk locked the colleague out
+    everywhere. A header with too few entries or no address there: REMOTE_ADDR."""
+    if request is None:
+        return ""
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0:
+        return remote
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < hops:
+        return remote
+    try:
+        return str(ipaddress.ip_address(forwarded[-hops]))
+    except ValueError:
+        return remote
 
 
 def on_login(sender, request, user, **kwargs) -> None:
     audit.record(actor=user, trial=None, action="auth:login", object_type=USER, object_id=str(user.pk),
-                 after={"ip": _ip(request)})
+                 after={"ip": client_ip(request)})
 
 
 def on_logout(sender, request, user, **kwargs) -> None:
     if user is None:  # an anonymous session was flushed: nobody logged out
         return
     audit.record(actor=user, trial=None, action="auth:logout", object_type=USER, object_id=str(user.pk),
-                 after={"ip": _ip(request)})
+                 after={"ip": client_ip(request)})
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
@@ -42,7 +63,7 @@ def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     # and the attempt is not attributable to the account it named.
     username = str(credentials.get("username", ""))[:150]
     audit.record(actor=None, trial=None, action="auth:login_failed", object_type=USER, object_id=username,
-                 after={"username": username, "ip": _ip(request)})
+                 after={"username": username, "ip": client_ip(request)})
 
 
 def on_lockout(sender, request, username, ip_address, **kwargs) -> None:
