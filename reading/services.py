@@ -12,12 +12,13 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
+from core.errors import Conflict, InvalidInput, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
 from trial import audit, signatures
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
+from trial.services import hold_unlocked
 from trial.signatures import Meaning
 
 from . import signals
@@ -148,14 +149,10 @@ def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
     else:
         rows = Read.objects.select_for_update(of=("self",)).select_related(
             "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
-    locked = _first_writable(rows, read)
-    if (
-        locked.reader is None
-        or locked.reader.user_id != getattr(actor, "pk", None)
-        or locked.reader.role != Role.READER
-    ):
-        raise NotAllowed("This read is assigned to another reader.")
-    return locked
+    # Ownership in the WHERE: another reader's read is never locked or waited for (its reader's submit holds the
+    # row; a probe that waited would learn the read exists and is being written), and is the unknown id's 404
+    # (tests/security/test_probe_parity.py).
+    return _first_writable(rows.filter(reader__user_id=getattr(actor, "pk", None), reader__role=Role.READER), read)
 
 
 def _ensure_available(read: Read) -> None:
@@ -475,6 +472,9 @@ def submit_read(actor, read: Read | str, data, seconds=None,
     password is recorded before the transaction (trial.signatures.check_password_first)."""
     if signature is not None:
         row = (Read.objects.filter(pk=read.pk) if isinstance(read, Read) else Read.objects.filter(public_id=read))
+        # Only the actor's own read: a wrong password on another's id is the unknown id's 404, not a 403 that
+        # says the id exists (tests/security/test_probe_parity.py).
+        row = row.filter(reader__user_id=getattr(actor, "pk", None), reader__role=Role.READER)
         info = row.values("case__trial_id", "case__trial__sign_submissions", "submitted_at").first()
         if info and info["case__trial__sign_submissions"] and info["submitted_at"] is None:
             trial = Trial.objects.get(pk=info["case__trial_id"])
@@ -489,6 +489,7 @@ def _submit_read(actor, read: Read | str, data, *, seconds, signature) -> tuple[
     if read.is_submitted:
         return read, False
     trial = read.case.trial
+    hold_unlocked(trial)  # not locked until this submit is stored (a submit in flight at the lock)
     cleaned = clean_report(trial, data, complete=True)
     if trial.sign_submissions:
         signatures.reauthenticate(actor, signature)
@@ -538,10 +539,11 @@ def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAme
     rows = Read.objects.select_for_update(of=("self",)).select_related("case", "case__trial", "reader")
     locked = _first_writable(rows, read)
     trial = locked.case.trial
+    hold_unlocked(trial)  # not locked until this amendment is stored
     own = locked.reader is not None and locked.reader.user_id == getattr(actor, "pk", None) \
         and locked.reader.role == Role.READER
     if not own and not has_role(actor, trial, Role.COORDINATOR):
-        raise NotAllowed("Only the read's reader or a coordinator of the trial may amend it.")
+        raise Http404("No such read.")  # as an unknown id (reading.selectors.read_for_amendment)
     if not locked.is_submitted:
         raise Conflict("Only a submitted read can be amended; until then, edit and submit it.", code="not_submitted")
     if not isinstance(reason, str) or not reason.strip():
