@@ -53,8 +53,8 @@ def api_only(**allowed) -> dict:
 
 
 def read_page(**allowed) -> dict:
-    """A page of one read: anyone but its reader (and, to amend, a coordinator) gets the 404 of an unknown id, so a
-    probe of someone else's read id learns nothing (tests/security/test_probe_parity.py)."""
+    """A page of one read or image: anyone but its reader (and, to amend or view images, a coordinator) gets the 404
+    of an unknown id, so a probe of someone else's id learns nothing (tests/security/test_probe_parity.py)."""
     return roles(404, anonymous=302, **allowed)
 
 
@@ -115,9 +115,9 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "inference:retry": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     # --- images: coordinators and the case's readers/experts; this image's case (1) has no rating task and the
     # reader's read of it is elsewhere, so only the coordinator may see it
-    "imaging:image-meta": {"GET": page_only(coordinator=200), "POST": page_post_only()},
-    "imaging:image-display": {"GET": page_only(coordinator=200), "POST": page_post_only()},
-    "imaging:image-full": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "imaging:image-meta": {"GET": read_page(coordinator=200), "POST": page_post_only()},
+    "imaging:image-display": {"GET": read_page(coordinator=200), "POST": page_post_only()},
+    "imaging:image-full": {"GET": read_page(coordinator=200), "POST": page_post_only()},
     # --- reader pages
     "reading:worklist": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
     "reading:next": {"GET": page_only(reader=302), "POST": page_only(reader=302)},

@@ -25,11 +25,12 @@ import pytest
 from django.db import close_old_connections, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from imaging.models import Image
 from rating.models import Rating
 from reading.models import Read
 from tests.clients import browser_client, token_client
 from tests.factories.rating import complete_case, rating_trial
-from tests.factories.reading import reader_in, reads_of
+from tests.factories.reading import reader_in, reads_of, with_images_and_drafts
 
 MADE_UP = "AbCdEfGhIjKlMnOp"
 _TIME = re.compile(r"'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00:00'")  # the clock in a session lookup
@@ -144,3 +145,22 @@ def test_a_probe_never_waits_on_the_row_lock_of_a_read_being_submitted():
     assert not waited, "a probe waited on another reader's row lock"
     assert {status for status, _ in answers.values()} == {404}
     assert max(seconds for _, seconds in answers.values()) < 5
+
+
+@pytest.mark.django_db
+def test_a_probe_of_an_image_of_someone_elses_case_is_the_made_up_ids_answer():
+    """Before: 403 "You may not view this case's images." for an image id that exists, 404 for a made-up one.
+    The answers are now the same; the statements are not (the viewer rules run for an image that exists: 7
+    statements, against 3 for a made-up id), left as it is: image ids are 24 random hex characters, shown only on
+    the pages of the cases a person may view."""
+    t = rating_trial(code="PIM", cases=4)
+    with_images_and_drafts(t, t["cases"])
+    me, other = reader_in(t, "unassisted"), reader_in(t, "ai_assisted", 1)  # the other center's cases
+    mine = {r.case_id for r in reads_of(me)}
+    image = Image.objects.exclude(case_id__in=mine).filter(case__reads__reader=other).first()
+    assert image is not None
+    c = browser_client(me.user)
+    for template in ("/reading/images/{}/meta.json", "/reading/images/{}/display.png", "/reading/images/{}/full.bin"):
+        made_up = _probe(c, "get", template, "0123456789abcdef01234567")
+        theirs = _probe(c, "get", template, image.public_id)
+        assert made_up[0] == theirs[0] == 404 and made_up[1] == theirs[1], template
