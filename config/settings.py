@@ -204,6 +204,7 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 # anyone can lock a named colleague out by failing with their username. Too high, and a caller picks the address.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "trial.access_audit.client_ip"
+AXES_USERNAME_CALLABLE = "trial.access_audit.lockout_username"  # cut to 150: longer overflowed axes's column
 # A right password clears that username+address's failures: a reader who mistyped four times and got in is not
 # locked out later by one mistyped signature password (the failures would count for 15 minutes after the last).
 AXES_RESET_ON_SUCCESS = True

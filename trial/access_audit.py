@@ -19,6 +19,7 @@ from django.db.models.signals import m2m_changed, post_save, pre_save
 from core.middleware import request_user
 
 from . import audit
+from .models import AuditEntry
 
 FLAGS = ("is_superuser", "is_staff", "is_active")
 USER = "auth.User"
@@ -58,17 +59,34 @@ def on_logout(sender, request, user, **kwargs) -> None:
                  after={"ip": client_ip(request)})
 
 
+USERNAME_MAX = 150  # auth.User.username's length: no account has a longer one
+_OBJECT_ID_MAX = AuditEntry._meta.get_field("object_id").max_length
+
+
+def lockout_username(request, credentials: dict | None = None) -> str | None:
+    """The username django-axes counts a failure under (AXES_USERNAME_CALLABLE): axes's own choice (the
+    credentials, else the posted form or body), cut to the longest username there can be. Before, a made-up
+    username longer than axes's column (255) was a DataError: a 500 on the login page and the token endpoint."""
+    if credentials:
+        name = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        name = getattr(request, "data", request.POST).get(settings.AXES_USERNAME_FORM_FIELD)
+    return None if name is None else str(name)[:USERNAME_MAX]
+
+
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     # `credentials` has the password masked by Django; only the username is kept. No actor: nobody is logged in,
-    # and the attempt is not attributable to the account it named.
-    username = str(credentials.get("username", ""))[:150]
-    audit.record(actor=None, trial=None, action="auth:login_failed", object_type=USER, object_id=username,
-                 after={"username": username, "ip": client_ip(request)})
+    # and the attempt is not attributable to the account it named. The entry's object id holds 80 characters (a
+    # username 150: before, a longer failed username was a DataError, a 500); the whole username is in `after`.
+    username = str(credentials.get("username", ""))[:USERNAME_MAX]
+    audit.record(actor=None, trial=None, action="auth:login_failed", object_type=USER,
+                 object_id=username[:_OBJECT_ID_MAX], after={"username": username, "ip": client_ip(request)})
 
 
 def on_lockout(sender, request, username, ip_address, **kwargs) -> None:
-    audit.record(actor=None, trial=None, action="auth:lockout", object_type=USER, object_id=str(username)[:150],
-                 after={"username": str(username), "ip": ip_address or ""})
+    username = str(username)[:USERNAME_MAX]
+    audit.record(actor=None, trial=None, action="auth:lockout", object_type=USER,
+                 object_id=username[:_OBJECT_ID_MAX], after={"username": username, "ip": ip_address or ""})
 
 
 def _flags(user) -> dict:

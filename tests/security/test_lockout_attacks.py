@@ -9,7 +9,9 @@ Leaked, fixed: behind the reverse proxy that ends TLS (SECURE_PROXY_SSL_HEADER),
 for everyone, so "username + address" was "username": a reader at any desk locked the coordinator out everywhere.
 The address is now the client's, read from X-Forwarded-For behind `TRUSTED_PROXY_COUNT` proxies
 (trial.access_audit.client_ip, also what the access audit records); entries a caller adds themselves are ignored.
-And a right password now clears that username and address's failures (`AXES_RESET_ON_SUCCESS`).
+And a right password now clears that username and address's failures (`AXES_RESET_ON_SUCCESS`). And a made-up
+username over 80 characters was a 500 (the access audit's object id; over 255, axes's own column): now cut to the
+150 a username can have (trial.access_audit.lockout_username, AXES_USERNAME_CALLABLE), refused and counted.
 
 Held: the answers (status and body) are the same for an existing and a made-up username, before, at and during a
 lockout, on the login page and the token endpoint; both count toward one lockout (form or JSON body); the
@@ -172,3 +174,25 @@ def test_a_lockout_does_not_end_a_session_or_token_already_held():
     assert _login("coord", PASSWORD, REMOTE_ADDR="127.0.0.1").status_code == 429
     assert signed_in.get(reverse("home")).status_code == 200
     assert api.get(reverse("trial-list")).status_code == 200
+
+
+@pytest.mark.parametrize("length", [81, 151, 300, 5000])
+def test_an_overlong_username_is_refused_and_counted_never_a_500(length):
+    """Before: over 80 characters the access audit's object id, over 255 axes's username column, overflowed: a
+    DataError (500) on the login page and the token endpoint, from anyone, signed in or not."""
+    name = "é" * length
+    login = [_login(name, f"wrong-{i}", REMOTE_ADDR=READER_DESK).status_code for i in range(3)]
+    token = [_token(name, f"wrong-{i}", json_body=True, REMOTE_ADDR=READER_DESK).status_code for i in range(2)]
+    assert login == [200, 200, 200] and token == [400, 429]  # counted together: the fifth locks
+    assert _login(name, "again", REMOTE_ADDR=READER_DESK).status_code == 429
+    failed = AuditEntry.objects.filter(action="auth:login_failed").order_by("pk").last()
+    assert failed.after["username"] == name[:150] and failed.object_id == name[:80]
+
+
+def test_an_inactive_account_answers_as_a_made_up_one_even_with_its_right_password():
+    UserFactory(username="gone", is_active=False)
+    gone = _login("gone", PASSWORD, REMOTE_ADDR=READER_DESK)
+    made_up = _login("gone2", PASSWORD, REMOTE_ADDR=COORD_DESK)
+    assert gone.status_code == made_up.status_code == 200
+    assert _CSRF.sub(b"", gone.content).replace(b"gone", b"N") == _CSRF.sub(b"", made_up.content).replace(
+        b"gone2", b"N")
