@@ -87,12 +87,9 @@ def measure(endpoints: dict, n: int, profile: str) -> list[dict]:
     from django.test.utils import CaptureQueriesContext
 
     sql = {}
-    for name, (fn, _) in endpoints.items():
+    for fn, _ in endpoints.values():
         for _ in range(5):  # warm-up: URL resolvers, templates, prepared connections
             fn(0)
-        with CaptureQueriesContext(connection) as q:
-            fn(0)
-        sql[name] = [x["sql"][:200] for x in q.captured_queries]  # now: each request's start clears the log
     cpu = {name: [] for name in endpoints}
     wall = dict.fromkeys(endpoints, 0.0)
     db_cpu = dict.fromkeys(endpoints, 0.0)
@@ -106,6 +103,11 @@ def measure(endpoints: dict, n: int, profile: str) -> list[dict]:
                 continue
             if prof is not None and name == profile:
                 prof.enable()
+            if name not in sql:  # the queries of the first measured call (a first open is one, not a resume)
+                with CaptureQueriesContext(connection) as q:
+                    fn(i + 1)
+                sql[name] = [x["sql"][:200] for x in q.captured_queries]
+                continue
             d, t, w = _backend_cpu_ns(backend), time.thread_time(), time.perf_counter()
             fn(i + 1)
             cpu[name].append((time.thread_time() - t) * 1000)
@@ -128,7 +130,7 @@ def run(a) -> list[dict]:
     import load_realistic as lr
     from django.conf import settings
 
-    seeded = base.seed(a.cases, a.readers, sample=a.cases, n_experts=2)
+    seeded = base.seed(a.cases, a.readers, sample=a.cases, n_experts=a.experts)
     lr.seed_rating_tasks(seeded["trial"], 20)
     readers = list(seeded["tokens"])
     experts = ["load-expert-0", "load-expert-1"]
@@ -166,6 +168,22 @@ def run(a) -> list[dict]:
         name, rpid = todo[i % len(todo)]
         Caller(sessions[name])("GET", f"/reading/{trial}/read/{rpid}/")
 
+    # rating tasks still to do (every expert's), each opened once by its expert, then submitted once
+    from rating.models import Rating
+
+    rating_todo = [(r.expert.user.username, r.public_id) for r in Rating.objects.filter(
+        status=Rating.Status.TODO).exclude(public_id=tid).select_related("expert__user").order_by("pk")]
+    sessions.update(lr.sessions_for(sorted({name for name, _ in rating_todo} - set(sessions))))
+    answer = {"preference": "A", "quality_a": 4, "quality_b": 3}
+
+    def rating_first_open(i):
+        name, rtid = rating_todo[i % len(rating_todo)]
+        Caller(sessions[name])("POST", f"{root}{rtid}/open/")
+
+    def rating_submit(i):
+        name, rtid = rating_todo[i % len(rating_todo)]
+        Caller(sessions[name])("POST", f"{root}{rtid}/submit/", answer)
+
     image = Image.objects.filter(case__reads__public_id=pid).values_list("public_id", flat=True).first()
     endpoints = {
         "next": lambda i: r0("GET", f"/reading/{trial}/next/"),
@@ -184,8 +202,11 @@ def run(a) -> list[dict]:
         "rating task": lambda i: e0("GET", f"{root}{tid}/"),
         "rating open": lambda i: e0("POST", f"{root}{tid}/open/"),
         "rating autosave": lambda i: e0("POST", f"{root}{tid}/autosave/", {"preference": "A", "quality_a": 1 + i % 5}),
+        "rating first open": rating_first_open,
+        "rating submit": rating_submit,
     }
-    limits = {"submit": len(submit_queue) - 1, "read page first open": len(todo) - 6}  # fresh ones (5 warm-ups)
+    limits = {"submit": len(submit_queue) - 1, "read page first open": len(todo) - 6,  # fresh ones (5 warm-ups)
+              "rating first open": len(rating_todo) - 6, "rating submit": len(rating_todo) - 6}
     endpoints = {k: (fn, limits.get(k, a.n)) for k, fn in endpoints.items()
                  if not a.only or k in a.only.split(",")}
     *out, prof = measure(endpoints, a.n, a.profile)
@@ -203,6 +224,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--cases", type=int, default=120)
     p.add_argument("--readers", type=int, default=40)
+    p.add_argument("--experts", type=int, default=2, help="experts in the trial (the realistic run has 100)")
     p.add_argument("--only", default="")
     p.add_argument("--profile", default="", help="cProfile this endpoint")
     p.add_argument("--sort", default="cumulative")

@@ -33,7 +33,10 @@ def current_calibration(model_version: ModelVersion, trial) -> ExpertCalibration
 def ready_draft(case, model_version) -> Draft | None:
     if model_version is None:
         return None
-    return Draft.objects.filter(case=case, model_version=model_version, status=Draft.Status.READY).first()
+    draft = Draft.objects.filter(case=case, model_version=model_version, status=Draft.Status.READY).first()
+    if draft is not None:
+        draft.model_version = model_version  # the caller's (the read page shows it): no query for it
+    return draft
 
 
 def drafts_for_trial(trial, status: str = ""):

@@ -3,12 +3,11 @@ already blinded); writes go through rating.services. The trial comes from the UR
 selectors check the expert's membership (they need it)."""
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework.response import Response
 
 from trial.api_base import valid
-from trial.models import Trial
+from trial.selectors import trial_or_404
 
 from . import selectors, services
 from .blinded_api import (
@@ -74,7 +73,7 @@ def light_autosave(request, data: dict, trial_code: str, public_id: str) -> dict
     open task in two statements (services.autosave_own_rating), anything else as AutosaveView does it."""
     status = services.autosave_own_rating(request.user, trial_code=trial_code, public_id=public_id, data=data)
     if status is None:
-        rating = selectors.rating_for_expert(request.user, get_object_or_404(Trial, code=trial_code), public_id)
+        rating = selectors.rating_for_expert(request.user, trial_or_404(trial_code), public_id)
         status = services.autosave_rating(request.user, rating,
                                           services.clean_answer(rating, data, complete=False)).status
     return SavedSerializer({"saved": True, "status": status}).data

@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from core.keyed import keyed_hex
 from imaging.selectors import image_entries
 from inference.backends.text import remove_redactions
@@ -213,14 +214,19 @@ def worklist(user, trial: Trial) -> QuerySet[Rating]:
             .order_by("order_key", "public_id"))
 
 
+# Every request of an expert's task: compiled once per process (core.compiled; docs/performance.md).
+_OWN_TASK = CompiledQuery(
+    lambda *, public_id, trial_id, expert_id: Rating.objects.filter(
+        public_id=public_id, case__trial_id=trial_id, expert_id=expert_id)
+    .select_related("case__trial", "read_a", "read_b", "expert").order_by("pk")[:1],
+    kind="object", params={"public_id": str, "trial_id": int, "expert_id": int})
+
+
 def rating_for_expert(user, trial: Trial, public_id: str) -> Rating:
     """The expert's own task; 404 for anyone else's (their existence is not revealed)."""
     expert = expert_membership(user, trial)
-    rating = (
-        Rating.objects.filter(public_id=public_id, case__trial=trial, expert=expert)
-        .select_related("case__trial", "read_a", "read_b", "expert")
-        .first()
-    )
+    rating = _OWN_TASK(public_id=public_id, trial_id=trial.pk, expert_id=expert.pk) if isinstance(
+        public_id, str) else None
     if rating is None:
         raise Http404("No such rating task.")
     return rating

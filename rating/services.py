@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from core.errors import Conflict, InvalidInput, NotAllowed, require_storable_text, storable_text
 from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
@@ -91,7 +92,7 @@ def pair_reads(case: Case) -> list[Read] | None:
     """The reads to rate for a case, in canonical order; None when the design gives no rateable set (yet: with
     three or more arms the pair is given once every read of the case is submitted)."""
     trial = case.trial
-    reads = list(Read.objects.filter(case=case).select_related("arm").order_by("pk"))
+    reads = _CASE_READS(case_id=case.pk)
     if trial.design == Trial.Design.CASE_RANDOMISED:
         return reads[:1] if len(reads) == 1 else None
     if trial.design == Trial.Design.PAIRED_BY_CASE:
@@ -121,15 +122,24 @@ def pair_reads(case: Case) -> list[Read] | None:
 
 
 # -- task creation ------------------------------------------------------------------------------------------
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside submit_read's transaction: its failure fails the submit
 def on_read_submitted(read: Read) -> list[Rating]:
     """Called after a read is submitted (inside submit_read's transaction). Locks the case row so that two
     reads of one case submitted at the same moment cannot both miss the other: the second waits, then sees
     the first committed."""
     # of=self: lock the case row only. A plain select_for_update with select_related would also lock the trial
     # row FOR UPDATE, which blocks every insert that references the trial (audit entries) until this commits.
-    case = Case.objects.select_for_update(of=("self",)).select_related("trial", "center").get(pk=read.case_id)
+    case = _LOCKED_CASE(pk=read.case_id)
+    if case is None:
+        raise Case.DoesNotExist("Case matching query does not exist.")
     return _create_tasks_locked(case)
+
+
+# Every submit locks its case and reads the case's reads: compiled once per process (core.compiled).
+_LOCKED_CASE = CompiledQuery(lambda *, pk: Case.objects.select_for_update(of=("self",)).filter(pk=pk)
+                             .select_related("trial", "center").order_by("pk")[:1], kind="object", params={"pk": int})
+_CASE_READS = CompiledQuery(lambda *, case_id: Read.objects.filter(case_id=case_id).select_related("arm")
+                            .order_by("pk"), kind="objects", params={"case_id": int})
 
 
 @transaction.atomic
@@ -170,12 +180,13 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     # A person who also reads in the trial (a second role, written around the services) and holds a read of the
     # case would find their own report as A or B, and so the other's arm: never on its panel (docs/design.md
     # section 5, one person one side). In the same query (a submit's query count is unchanged).
+    # (pk, center) pairs only: a panel is drawn from ids, and a trial's experts (100 in the load test,
+    # docs/performance.md) need not become model instances on every submit that completes a case.
     experts = list(
         Membership.objects.select_for_update(of=("self",))
         .filter(trial=trial, role=Role.EXPERT)
         .exclude(user_id__in=Read.objects.filter(case=case, reader__isnull=False).values("reader__user_id"))
-        .select_related("user")
-        .order_by("pk")
+        .order_by("pk").values_list("pk", "center_id")
     )
     existing = set(Rating.objects.filter(case=case).values_list("expert_id", flat=True))
     # An expert who holds an arena task of the case may have seen its drafts, which tell which report was
@@ -185,29 +196,33 @@ def _create_tasks_locked(case: Case) -> list[Rating]:
     made: list[Rating] = []
     if need > 0:
         eligible = [
-            e for e in experts
-            if e.pk not in existing and e.pk not in saw_drafts
-            and not (trial.experts_off_own_center and e.center_id is not None and e.center_id == case.center_id)
+            pk for pk, center_id in experts
+            if pk not in existing and pk not in saw_drafts
+            and not (trial.experts_off_own_center and center_id is not None and center_id == case.center_id)
         ]
+        # A trial's experts are its memberships with the expert role: their ratings are the trial's (no join).
         load = dict(
-            Rating.objects.filter(case__trial=trial, expert__in=eligible)
+            Rating.objects.filter(expert_id__in=eligible)
             .values_list("expert").annotate(n=Count("id")).values_list("expert", "n")
         )
         # Least loaded first; ties broken by a keyed draw so no expert is systematically first.
-        eligible.sort(key=lambda e: (load.get(e.pk, 0), _hmac(trial, f"panel|{case.pk}|{e.pk}")))
-        for expert in eligible[:need]:
-            made.append(_new_task(case, expert, reads))
+        eligible.sort(key=lambda pk: (load.get(pk, 0), _hmac(trial, f"panel|{case.pk}|{pk}")))
+        for expert_id in eligible[:need]:
+            made.append(_new_task(case, expert_id, reads))
+    # The trial's own chain (no actor): one lock of its head and one insert for the tasks and the case's status.
+    changes = [audit.Change("rating:create", obj=r, after=audit.snapshot(r)) for r in made]
     if case.status == Case.Status.ENROLLED:
         before = audit.snapshot(case)
         case.status = Case.Status.READ
         case.save(update_fields=["status"])
-        audit.record(actor=None, trial=trial, action="case:read", obj=case, before=before, after=audit.snapshot(case))
+        changes.append(audit.Change("case:read", obj=case, before=before, after=audit.snapshot(case)))
+    audit.record_many(actor=None, trial=trial, changes=changes)
     return made
 
 
-def _new_task(case: Case, expert: Membership, reads: list[Read]) -> Rating:
+def _new_task(case: Case, expert_id: int, reads: list[Read]) -> Rating:
     trial = case.trial
-    rating = Rating(case=case, expert=expert)
+    rating = Rating(case=case, expert_id=expert_id)
     rating.order_seed = order_seed_for(trial, rating.public_id)
     rating.order_key = _worklist_key(trial, rating.public_id)
     if len(reads) == 1:
@@ -216,16 +231,32 @@ def _new_task(case: Case, expert: Membership, reads: list[Read]) -> Rating:
         first, second = reads
         rating.read_a, rating.read_b = (second, first) if swap_from_seed(rating.order_seed) else (first, second)
     rating.save()
-    audit.record(actor=None, trial=trial, action="rating:create", obj=rating, after=audit.snapshot(rating))
     return rating
 
 
 # -- the expert's side --------------------------------------------------------------------------------------
+# The expert's task with its case, trial and expert membership, without (_TASK) or with its row lock (_LOCKED_TASK):
+# every open, save and submit reads it; compiled once per process (core.compiled; docs/performance.md).
+# Its two reads come in the same row: the task's payload shows them (two queries fewer).
+_TASK_RELATED = ("case__trial", "expert", "read_a", "read_b")
+_TASK = CompiledQuery(lambda *, pk: Rating.objects.filter(pk=pk).select_related(*_TASK_RELATED)
+                      .order_by("pk")[:1], kind="object", params={"pk": int})
+_LOCKED_TASK = CompiledQuery(lambda *, pk: Rating.objects.select_for_update(of=("self",)).filter(pk=pk)
+                             .select_related(*_TASK_RELATED).order_by("pk")[:1], kind="object", params={"pk": int})
+
+
+def _task(query: CompiledQuery, pk: int) -> Rating:
+    r = query(pk=pk)
+    if r is None:
+        raise Rating.DoesNotExist("Rating matching query does not exist.")
+    return r
+
+
 def _locked_own(actor, rating: Rating) -> Rating:
-    r = Rating.objects.select_for_update(of=("self",)).select_related("case__trial", "expert").get(pk=rating.pk)
+    r = _task(_LOCKED_TASK, rating.pk)
     if r.expert.user_id != getattr(actor, "pk", None) or r.expert.role != Role.EXPERT:
         raise NotAllowed("This rating task is not yours.")
-    hold_unlocked(r.case.trial)  # and unlocked until this transaction ends (a submit in flight at the lock)
+    ensure_writable(r.case.trial, loaded=True)  # the trial's row was read with the task's, in this transaction
     return r
 
 
@@ -330,7 +361,7 @@ def _clean_guess(rating: Rating, data: dict) -> dict:
 @transaction.atomic
 def open_rating(actor, rating: Rating) -> Rating:
     """Opening stamps opened_at once; reopening resumes. Opening a submitted task only shows it."""
-    r = Rating.objects.select_related("expert", "case__trial").get(pk=rating.pk)
+    r = _task(_TASK, rating.pk)
     if r.expert.user_id != getattr(actor, "pk", None):
         raise NotAllowed("This rating task is not yours.")
     if r.status != Rating.Status.TODO or r.case.trial.is_locked:
@@ -446,6 +477,7 @@ def _submit_rating(actor, rating: Rating, data: dict, *, signature) -> tuple[Rat
             return r, False
         raise Conflict("This rating was already submitted; a rating cannot be changed or given twice.",
                        code="already_submitted")
+    hold_unlocked(r.case.trial)  # not locked until this submit is stored (a submit in flight at the lock)
     cleaned = clean_answer(r, data, complete=True)
     trial = r.case.trial
     if trial.sign_submissions:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 
 from core.errors import TrialError
 from inference.services import set_arena_model_versions
 from trial.models import Trial
+from trial.selectors import trial_or_404
 from trial.signatures import submission_signature
 
 from . import selectors, services
@@ -18,7 +19,7 @@ ANSWER_FIELDS = ("preference", "quality_a", "quality_b", "comment", "blinding_gu
 
 
 def worklist(request, trial_code: str):
-    trial = get_object_or_404(Trial, code=trial_code)
+    trial = trial_or_404(trial_code)
     payload = selectors.worklist_payload(request.user, trial, page=request.GET.get("page"))
     arena = selectors.arena_progress(selectors.arena_worklist(request.user, trial))
     return render(request, "rating/worklist.html", {"trial": trial, "wl": payload, "locked": trial.is_locked,
@@ -26,7 +27,7 @@ def worklist(request, trial_code: str):
 
 
 def task(request, trial_code: str, public_id: str):
-    trial = get_object_or_404(Trial, code=trial_code)
+    trial = trial_or_404(trial_code)
     rating = selectors.rating_for_expert(request.user, trial, public_id)
     status = 200
     if request.method == "POST":  # the form works without JavaScript too
@@ -84,7 +85,7 @@ class RatingAmendView(View):
                 "as_coordinator": rating.expert.user_id != request.user.pk, "case_id": rating.case_id}
 
     def get(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         rating = selectors.rating_for_amendment(request.user, trial, public_id)
         unsubmitted = rating.status != rating.Status.DONE
         if unsubmitted and rating.expert.user_id == request.user.pk:
@@ -99,7 +100,7 @@ class RatingAmendView(View):
                       self._context(request, rating, selectors.current_rating_answer(rating), error=error))
 
     def post(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         rating = selectors.rating_for_amendment(request.user, trial, public_id)
         answer = {k: request.POST.get(k) for k in ANSWER_FIELDS if k in request.POST}
         reason = request.POST.get("reason", "")
@@ -123,7 +124,7 @@ class ArenaWorklistView(View):
     """The expert's arena tasks (only those the blinding rule makes available)."""
 
     def get(self, request, trial_code: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         payload = selectors.arena_worklist_payload(request.user, trial, page=request.GET.get("page"))
         return render(request, "rating/arena_worklist.html", {"trial": trial, "wl": payload,
                                                               "locked": trial.is_locked})
@@ -147,7 +148,7 @@ class ArenaTaskView(View):
         return render(request, "rating/arena_task.html", ctx, status=status)
 
     def get(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         task = selectors.arena_task_for_expert(request.user, trial, public_id)
         try:
             services.open_arena_task(request.user, task)
@@ -156,7 +157,7 @@ class ArenaTaskView(View):
         return self._render(request, trial, selectors.arena_task_for_expert(request.user, trial, public_id))
 
     def post(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         task = selectors.arena_task_for_expert(request.user, trial, public_id)
         data = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
         try:
@@ -184,7 +185,7 @@ class ArenaAmendView(View):
         return render(request, self.template_name, ctx, status=status)
 
     def get(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         task = selectors.arena_task_for_expert(request.user, trial, public_id)
         if task.status != task.Status.DONE:
             messages.error(request, "Only a submitted judgement can be amended; until then, change and submit it.")
@@ -193,7 +194,7 @@ class ArenaAmendView(View):
         return self._render(request, task, selectors.current_arena_answer(task), error=error)
 
     def post(self, request, trial_code: str, public_id: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         task = selectors.arena_task_for_expert(request.user, trial, public_id)
         answer = {k: request.POST.get(k) for k in ARENA_FIELDS if k in request.POST}
         reason = request.POST.get("reason", "")
@@ -216,11 +217,11 @@ class ArenaSetupView(View):
     coordinator who neither reads nor rates in the trial, as the API does; one form per POST, named by ``action``."""
 
     def get(self, request, trial_code: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         return self._page(request, trial)
 
     def post(self, request, trial_code: str):
-        trial = get_object_or_404(Trial, code=trial_code)
+        trial = trial_or_404(trial_code)
         page = selectors.arena_coordinator_page(request.user, trial)  # the permission check, before any input
         action = request.POST.get("action")
         if action == "versions":

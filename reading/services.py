@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from core.errors import Conflict, InvalidInput, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
@@ -130,6 +131,10 @@ def _first_writable(rows, read: Read | str) -> Read:
     """The read from ``rows`` (a locking queryset with the case's trial), by public id or instance: 404 when there
     is none, TrialLocked when its trial is locked (read from the same row, inside the caller's transaction)."""
     locked = rows.filter(public_id=read).first() if isinstance(read, str) else rows.filter(pk=read.pk).first()
+    return _writable(locked)
+
+
+def _writable(locked: Read | None) -> Read:
     if locked is None:
         raise Http404("No such read.")
     if locked.case.trial.status == Trial.Status.LOCKED:
@@ -137,22 +142,43 @@ def _first_writable(rows, read: Read | str) -> Read:
     return locked
 
 
+def _own_rows(light: bool):
+    if light:
+        return Read.objects.select_for_update(of=("self",)).select_related("case__trial", "reader").only(
+            *(f.attname for f in Read._meta.concrete_fields), *_LIGHT_RELATED)
+    return Read.objects.select_for_update(of=("self",)).select_related(
+        "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
+
+
+# Every open, heartbeat, autosave and submit locks the reader's read with its case, trial (arm, model): the SQL
+# compiled once per process (core.compiled; docs/performance.md), by public id (the API) or by primary key.
+# Ownership is in the WHERE: another reader's read is never locked or waited for (its reader's submit holds the
+# row; a probe that waited would learn the read exists and is being written), and is the unknown id's 404
+# (tests/security/test_probe_parity.py).
+_OWN_READ = {
+    (light, "public_id"): CompiledQuery(lambda *, public_id, user_id, light=light: _own_rows(light).filter(
+        public_id=public_id, reader__user_id=user_id, reader__role=Role.READER).order_by("pk")[:1],
+        kind="object", params={"public_id": str, "user_id": int})
+    for light in (False, True)
+} | {
+    (light, "pk"): CompiledQuery(lambda *, pk, user_id, light=light: _own_rows(light).filter(
+        pk=pk, reader__user_id=user_id, reader__role=Role.READER).order_by("pk")[:1],
+        kind="object", params={"pk": int, "user_id": int})
+    for light in (False, True)
+}
+
+
 def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
     """The actor's read, locked, in one query (issue 19: heartbeat and autosave take <= 3 queries): the row with
     its case, trial, arm and reader. The trial's status comes from this query, inside the caller's transaction, so
     a locked trial is refused as ensure_writable would. ``read``: a Read, or its public id (the API's case: an
-    unknown id is 404, as reading.selectors.read_for_reader answers). ``light``: only the case, trial and reader
-    columns a heartbeat or autosave of an opened read uses, no arm or model version (a fifth of the columns)."""
-    if light:
-        rows = Read.objects.select_for_update(of=("self",)).select_related("case__trial", "reader").only(
-            *(f.attname for f in Read._meta.concrete_fields), *_LIGHT_RELATED)
-    else:
-        rows = Read.objects.select_for_update(of=("self",)).select_related(
-            "case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
-    # Ownership in the WHERE: another reader's read is never locked or waited for (its reader's submit holds the
-    # row; a probe that waited would learn the read exists and is being written), and is the unknown id's 404
-    # (tests/security/test_probe_parity.py).
-    return _first_writable(rows.filter(reader__user_id=getattr(actor, "pk", None), reader__role=Role.READER), read)
+    unknown id, or another reader's read, is 404, as reading.selectors.read_for_reader answers). ``light``: only
+    the case, trial and reader columns a heartbeat or autosave of an opened read uses, no arm or model version (a
+    fifth of the columns)."""
+    user_id = getattr(actor, "pk", None) or 0  # no user: no read matches (a compiled query takes no None)
+    if isinstance(read, str):
+        return _writable(_OWN_READ[light, "public_id"](public_id=read, user_id=user_id))
+    return _writable(_OWN_READ[light, "pk"](pk=read.pk, user_id=user_id))
 
 
 def _ensure_available(read: Read) -> None:

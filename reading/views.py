@@ -3,13 +3,14 @@ reader sees (availability, blinding), the services do the writes; the page's Jav
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.decorators.http import require_POST
 
 from core.errors import TrialError, TrialLocked
 from trial.blinding import is_blinded_participant
 from trial.models import Trial
+from trial.selectors import trial_or_404
 from trial.signatures import submission_signature
 
 from . import selectors, services
@@ -19,7 +20,7 @@ PAGE_KEYS = ("public_id", "trial", "case", "arm", "status", "findings", "report"
 
 
 def _trial(code: str) -> Trial:
-    return get_object_or_404(Trial, code=code)
+    return trial_or_404(code)
 
 
 def worklist(request, trial_code: str):

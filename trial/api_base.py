@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from rest_framework import serializers, viewsets
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import IsAuthenticated
@@ -17,6 +16,7 @@ from rest_framework.views import APIView
 
 from .models import Trial
 from .permissions import Role, TrialRolePermission
+from .selectors import trial_or_404
 
 
 def valid(serializer_cls: type[serializers.Serializer], data: Any, **context: Any) -> Any:
@@ -45,7 +45,7 @@ class TrialScoped:
 
     def get_trial(self) -> Trial:
         if not hasattr(self, "_trial"):
-            self._trial = get_object_or_404(Trial, code=self.kwargs["trial_code"])
+            self._trial = trial_or_404(self.kwargs["trial_code"])
         return self._trial
 
     def roles_for_action(self) -> tuple[str, ...]:

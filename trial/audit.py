@@ -27,6 +27,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
+
 from .models import AuditEntry, AuditHead, Trial
 
 GENESIS = "0" * 64
@@ -95,9 +97,14 @@ def chain_name(trial: Trial | None, actor=None) -> str:
     return f"trial:{trial.pk}:user:{actor_id}" if actor_id else f"trial:{trial.pk}"
 
 
+# Every audited write locks its chain's head: compiled once per process (core.compiled; docs/performance.md).
+_HEAD = CompiledQuery(lambda *, chain: AuditHead.objects.select_for_update().filter(chain=chain).order_by("pk")[:1],
+                      kind="object", params={"chain": str})
+
+
 def _locked_head(trial: Trial | None, actor=None) -> AuditHead:
     name = chain_name(trial, actor)
-    head = AuditHead.objects.select_for_update().filter(chain=name).first()
+    head = _HEAD(chain=name)
     if head is not None:
         return head
     try:
@@ -131,8 +138,9 @@ def open_chain(trial: Trial, user) -> AuditHead:
     return _locked_head(trial, user)
 
 
-def _append(head: AuditHead, *, actor, trial: Trial | None, action: str, object_type: str, object_id: str,
-            before: dict | None = None, after: dict | None = None, reason: str = "") -> AuditEntry:
+def _next_entry(head: AuditHead, *, actor, trial: Trial | None, action: str, object_type: str, object_id: str,
+                before: dict | None = None, after: dict | None = None, reason: str = "") -> AuditEntry:
+    """The chain's next entry, hashed onto the head, which moves on (in memory: the caller saves both)."""
     entry = AuditEntry(
         chain=head.chain,
         sequence=head.count + 1,
@@ -149,12 +157,26 @@ def _append(head: AuditHead, *, actor, trial: Trial | None, action: str, object_
         prev_hash=head.last_hash,
     )
     entry.hash = _entry_hash(_hashed_fields(entry))
-    entry.save()
     head.last_hash = entry.hash
     head.count = entry.sequence
+    return entry
+
+
+def _save_head(head: AuditHead) -> None:
     sign_head(head)
     head.save(update_fields=["last_hash", "count", "signature"])
+
+
+def _append(head: AuditHead, **fields: Any) -> AuditEntry:
+    entry = _next_entry(head, **fields)
+    entry.save()
+    _save_head(head)
     return entry
+
+
+def _target(obj: models.Model | None, object_type: str, object_id: str) -> tuple[str, str]:
+    return (object_type or (obj._meta.label if obj is not None else ""),
+            object_id or (str(obj.pk) if obj is not None else ""))
 
 
 def record(
@@ -170,18 +192,41 @@ def record(
     reason: str = "",
 ) -> AuditEntry:
     """Append one entry. Call inside the transaction that makes the change it records."""
-    with transaction.atomic():
-        return _append(
-            _locked_head(trial, actor),
-            actor=actor,
-            trial=trial,
-            action=action,
-            object_type=object_type or (obj._meta.label if obj is not None else ""),
-            object_id=object_id or (str(obj.pk) if obj is not None else ""),
-            before=before,
-            after=after,
-            reason=reason,
-        )
+    object_type, object_id = _target(obj, object_type, object_id)
+    # No savepoint: an entry that fails must fail the change it records (the caller's transaction), and a
+    # savepoint is two more round trips on every audited write (docs/performance.md).
+    with transaction.atomic(savepoint=False):
+        return _append(_locked_head(trial, actor), actor=actor, trial=trial, action=action,
+                       object_type=object_type, object_id=object_id, before=before, after=after, reason=reason)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change for :func:`record_many` (the arguments of :func:`record` after actor and trial)."""
+
+    action: str
+    obj: models.Model | None = None
+    before: dict | None = None
+    after: dict | None = None
+    reason: str = ""
+
+
+def record_many(*, actor, trial: Trial | None, changes: list[Change]) -> list[AuditEntry]:
+    """Append several entries to one chain, in order, under one lock of its head: one insert and one head update
+    for all (a submit that completes a case records its rating tasks and the case's new status together, while
+    it holds the trial's chain; docs/performance.md). The entries are the same as one :func:`record` each."""
+    if not changes:
+        return []
+    with transaction.atomic(savepoint=False):  # as record
+        head = _locked_head(trial, actor)
+        entries = []
+        for c in changes:
+            object_type, object_id = _target(c.obj, "", "")
+            entries.append(_next_entry(head, actor=actor, trial=trial, action=c.action, object_type=object_type,
+                                       object_id=object_id, before=c.before, after=c.after, reason=c.reason))
+        AuditEntry.objects.bulk_create(entries)
+        _save_head(head)
+    return entries
 
 
 @dataclass

@@ -61,8 +61,15 @@ def can_create_trials(user) -> bool:
     return bool(user.is_authenticated and (user.is_superuser or user.has_perm("trial.add_trial")))
 
 
+# Every reader and expert request asks it (their own read, task or worklist): compiled (core.compiled).
+_MEMBERSHIP = CompiledQuery(
+    lambda *, user_id, trial_id, role: Membership.objects.filter(user_id=user_id, trial_id=trial_id, role=role)
+    .select_related("center", "arm").order_by("pk")[:1], kind="object",
+    params={"user_id": int, "trial_id": int, "role": str})
+
+
 def membership_of(user, trial: Trial, role: str) -> Membership:
-    m = Membership.objects.filter(user=user, trial=trial, role=role).select_related("center", "arm").first()
+    m = _MEMBERSHIP(user_id=user.pk, trial_id=trial.pk, role=role) if getattr(user, "pk", None) else None
     if m is None:
         raise PermissionDenied("You are not a member of this trial in that role.")
     return m

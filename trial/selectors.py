@@ -10,12 +10,26 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
+from core.compiled import CompiledQuery
+
 from . import signals
 from .audit import CHAIN_OPEN, FieldChange, to_json, verify_all
 from .blinding import require_not_blinded
 from .models import AllocationList, AllocationSlot, AuditEntry, Case, Center, Membership, Trial
 from .permissions import Role, require_role
 from .signatures import SIGNED_STEPS, verify_signatures
+
+# The trial of every URL (its code): compiled once per process (core.compiled; issue 19).
+_TRIAL_BY_CODE = CompiledQuery(lambda *, code: Trial.objects.filter(code=code).order_by("pk")[:1], kind="object",
+                               params={"code": str})
+
+
+def trial_or_404(code: str) -> Trial:
+    """The trial with this code, or 404 (as ``get_object_or_404(Trial, code=code)``)."""
+    trial = _TRIAL_BY_CODE(code=code) if isinstance(code, str) else None
+    if trial is None:
+        raise Http404("No Trial matches the given query.")
+    return trial
 
 
 def trials_for_user(user) -> QuerySet[Trial]:

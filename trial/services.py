@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core.compiled import CompiledQuery
 from core.errors import Conflict, ErrorCode, InvalidInput, NotAllowed, TrialLocked
 
 from . import audit, selectors, signals, signatures
@@ -69,9 +70,15 @@ SIMILAR_CASES_MAX = 10
 
 
 # -- guards -------------------------------------------------------------------------------------------------
-def ensure_writable(trial: Trial) -> None:
-    """Locked trials are read-only for everyone; checked against the database row, not a cached object."""
-    status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
+_STATUS = CompiledQuery(lambda *, pk: Trial.objects.filter(pk=pk).values_list("status"), kind="first",
+                        params={"pk": int})
+
+
+def ensure_writable(trial: Trial, *, loaded: bool = False) -> None:
+    """Locked trials are read-only for everyone; checked against the database row, not a cached object.
+    ``loaded``: ``trial`` was read from its row in the caller's transaction, just now (with a locked row that
+    refers to it): its status is the row's."""
+    status = trial.status if loaded else _STATUS(pk=trial.pk)
     if status == Trial.Status.LOCKED:
         raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
 

@@ -106,3 +106,91 @@ def test_refusals_are_clear():
         unused(user_id=1, trial_id=1)
     with pytest.raises(ImproperlyConfigured, match="kind"):
         CompiledQuery(lambda: Membership.objects.all(), kind="all", params={})
+
+
+def _fields(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields
+            if f.attname not in obj.get_deferred_fields()}
+
+
+def test_model_kinds_build_the_instances_the_orm_builds():
+    """kind "object"/"objects": the same SQL as the ORM, instances with the same field values (JSON, datetimes
+    and choices through Django's converters), select_related objects in place without another query, deferred
+    fields deferred, annotations set; the hot selects of reading and rating that use it answer as the ORM."""
+    from django.db import transaction
+    from django.db.models import Count
+
+    from rating.selectors import _OWN_TASK
+    from reading.services import _OWN_READ
+    from trial.permissions import _MEMBERSHIP
+    from trial.selectors import _TRIAL_BY_CODE, trial_or_404
+
+    t = make_trial(code="CQM", centers=1)
+    trial = t["trial"]
+    add_cases(t, 3)
+    reads = list(Read.objects.filter(case__trial=trial))
+    assert len(reads) >= 2
+    Read.objects.filter(pk=reads[0].pk).update(opened_at=timezone.now(), finding_marks={"effusion": "present"})
+    related = ("case", "case__trial", "arm", "arm__model_assignment__model_version", "reader")
+    each = CompiledQuery(lambda *, trial_id: Read.objects.filter(case__trial_id=trial_id).select_related(*related)
+                         .annotate(n_images=Count("case__images")).order_by("pk"),
+                         kind="objects", params={"trial_id": int})
+    orm = list(Read.objects.filter(case__trial_id=trial.pk).select_related(*related)
+               .annotate(n_images=Count("case__images")).order_by("pk"))
+    with CaptureQueriesContext(connection) as q:
+        got = each(trial_id=trial.pk)
+        for r in got:  # related objects were built from the same row: no query
+            assert r.case.trial.code == "CQM" and r.reader is not None and r.arm.code
+    assert len(q.captured_queries) == 1
+    assert [_fields(r) for r in got] == [_fields(r) for r in orm]
+    assert [(r.n_images, _fields(r.case), _fields(r.case.trial), _fields(r.arm), _fields(r.reader))
+            for r in got] == [(r.n_images, _fields(r.case), _fields(r.case.trial), _fields(r.arm), _fields(r.reader))
+                              for r in orm]
+    first = next(r for r in got if r.pk == reads[0].pk)
+    assert first.finding_marks == {"effusion": "present"} and first.opened_at.tzinfo is not None
+    assert each(trial_id=10**9) == []
+
+    assert _fields(trial_or_404("CQM")) == _fields(trial) and trial_or_404("CQM").findings == trial.findings
+    assert _TRIAL_BY_CODE(code="nope") is None
+    member = Membership.objects.filter(trial=trial, role="reader").select_related("center", "arm").first()
+    m = _MEMBERSHIP(user_id=member.user_id, trial_id=trial.pk, role="reader")
+    assert _fields(m) == _fields(member) and _fields(m.center) == _fields(member.center)
+    assert _MEMBERSHIP(user_id=member.user_id, trial_id=trial.pk, role="expert") is None
+    read = reads[0]
+    with transaction.atomic():
+        for light in (False, True):
+            owner = read.reader.user_id
+            by_id = _OWN_READ[light, "public_id"](public_id=read.public_id, user_id=owner)
+            by_pk = _OWN_READ[light, "pk"](pk=read.pk, user_id=owner)
+            # Someone else's read: no row (ownership is in the WHERE: tests/security/test_probe_parity.py)
+            assert _OWN_READ[light, "public_id"](public_id=read.public_id, user_id=owner + 10_000) is None
+            assert by_id.pk == by_pk.pk == read.pk and by_id.case.trial.pk == trial.pk
+            assert by_id.get_deferred_fields() == by_pk.get_deferred_fields()
+            assert bool(by_id.get_deferred_fields()) is False  # the read's own columns, in full
+            assert by_id.reader.user_id == read.reader.user_id
+        assert _OWN_READ[False, "public_id"](public_id="no-such-read", user_id=read.reader.user_id) is None
+    assert _OWN_TASK(public_id="x", trial_id=trial.pk, expert_id=1) is None
+
+
+def test_model_kinds_refuse_what_they_would_get_wrong():
+    values = CompiledQuery(lambda *, pk: Membership.objects.filter(pk=pk).values("role"), kind="object",
+                           params={"pk": int})
+    with pytest.raises(ImproperlyConfigured, match="plain model queryset"):
+        values(pk=1)
+    prefetch = CompiledQuery(lambda *, pk: Membership.objects.filter(pk=pk).prefetch_related("user"),
+                             kind="objects", params={"pk": int})
+    with pytest.raises(ImproperlyConfigured, match="plain model queryset"):
+        prefetch(pk=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_model_query_outside_a_transaction_is_refused_as_the_orm_refuses():
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    locking = CompiledQuery(lambda *, pk: Membership.objects.select_for_update().filter(pk=pk), kind="objects",
+                            params={"pk": int})
+    with transaction.atomic():
+        assert locking(pk=10**9) == []  # compiled inside a transaction
+    with pytest.raises(TransactionManagementError):
+        locking(pk=10**9)

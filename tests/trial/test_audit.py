@@ -170,3 +170,23 @@ def test_concurrent_actors_append_without_breaking_any_chain():
         assert AuditEntry.objects.filter(action=audit.CHAIN_OPEN, object_id=chain).count() == 1
     assert AuditEntry.objects.filter(chain=audit.chain_name(trial), object_type="y").count() == 200
     assert audit.verify_all()[1] is None
+
+
+def test_record_many_appends_in_order_as_single_records_would(t):
+    """record_many (a completing submit's tasks and case status, one head lock): the entries follow the chain's
+    head in order, hash the same way as record's (verify_chain recomputes each), and the head is signed."""
+    trial = t["trial"]
+    center, arm = t["centers"][0], t["arms"]["unassisted"]
+    head_before = audit.AuditHead.objects.get(chain=audit.chain_name(trial))
+    made = audit.record_many(actor=None, trial=trial, changes=[
+        audit.Change("demo:first", obj=center, after={"n": 1}),
+        audit.Change("demo:second", obj=arm, before={"n": 1}, after={"n": 2}, reason="why"),
+    ])
+    assert [e.sequence for e in made] == [head_before.count + 1, head_before.count + 2]
+    assert made[0].prev_hash == head_before.last_hash and made[1].prev_hash == made[0].hash
+    stored = list(AuditEntry.objects.filter(chain=audit.chain_name(trial)).order_by("-sequence")[:2])[::-1]
+    assert [(e.action, e.object_type, e.object_id, e.reason) for e in stored] == [
+        ("demo:first", "trial.Center", str(center.pk), ""), ("demo:second", "trial.Arm", str(arm.pk), "why")]
+    assert all(audit.entry_hash_ok(e) for e in stored)
+    assert audit.verify_chain(audit.chain_name(trial)) is None
+    assert audit.record_many(actor=None, trial=trial, changes=[]) == []
