@@ -198,6 +198,16 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Reverse proxies in front of gunicorn (TLS ends there: SECURE_PROXY_SSL_HEADER), each appending to X-Forwarded-For.
+# The lockout and the access audit take the client's address from the count-th entry from the right
+# (trial.access_audit.client_ip); 0 (no proxy) uses REMOTE_ADDR. Too low, and everyone shares the proxy's address:
+# anyone can lock a named colleague out by failing with their username. Too high, and a caller picks the address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "trial.access_audit.client_ip"
+AXES_USERNAME_CALLABLE = "trial.access_audit.lockout_username"  # cut to 150: longer overflowed axes's column
+# A right password clears that username+address's failures: a reader who mistyped four times and got in is not
+# locked out later by one mistyped signature password (the failures would count for 15 minutes after the last).
+AXES_RESET_ON_SUCCESS = True
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate challenge makes an unauthenticated API request a 401 (a client knows to

@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.accounts import PasswordResetForm
+from core.converters import OpaqueIdConverter
 from trial import views as trial_views
 from trial.api import TokenView
+
+# Before the includes below: their public-id routes use it.
+register_converter(OpaqueIdConverter, "opaque_id")
 
 urlpatterns = [
     path("", trial_views.home, name="home"),

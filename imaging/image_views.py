@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -66,7 +65,9 @@ logger = logging.getLogger("imaging.images")
 def _image_for(request, public_id: str) -> Image:
     image = get_object_or_404(Image.objects.select_related("case", "case__trial"), public_id=public_id)
     if not can_view_case_images(request.user, image.case):
-        raise PermissionDenied("You may not view this case's images.")
+        # The unknown id's answer: a probe of an image id seen elsewhere learns nothing (ninth session, helper
+        # attack; tests/security/test_probe_parity.py).
+        raise Http404("No Image matches the given query.")
     return image
 
 

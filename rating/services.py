@@ -30,7 +30,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from core.compiled import CompiledQuery
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
+from core.errors import Conflict, InvalidInput, NotAllowed, require_storable_text, storable_text
 from core.keyed import keyed_hex
 from inference.models import Draft, ModelVersion
 from inference.selectors import arena_model_versions
@@ -39,7 +39,7 @@ from trial import audit, signatures
 from trial.blinding import is_blinded_participant
 from trial.models import AuditEntry, Case, Membership, Trial
 from trial.permissions import Role, has_role
-from trial.services import ensure_coordinator, ensure_writable
+from trial.services import ensure_coordinator, ensure_writable, hold_unlocked
 from trial.signatures import Meaning
 
 from .models import ArenaAmendment, ArenaTask, Rating, RatingAmendment
@@ -478,6 +478,7 @@ def _submit_rating(actor, rating: Rating, data: dict, *, signature) -> tuple[Rat
             return r, False
         raise Conflict("This rating was already submitted; a rating cannot be changed or given twice.",
                        code="already_submitted")
+    hold_unlocked(r.case.trial)  # not locked until this submit is stored (a submit in flight at the lock)
     cleaned = clean_answer(r, data, complete=True)
     trial = r.case.trial
     if trial.sign_submissions:
@@ -586,8 +587,7 @@ def amend_rating(*, actor, rating: Rating, answer: dict, reason: str) -> tuple[R
     if r is None:
         raise NotAllowed("No such rating.")
     trial = r.case.trial
-    if trial.status == Trial.Status.LOCKED:
-        raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+    hold_unlocked(trial)  # refused when locked, and not locked until this amendment is stored
     role = _amender_role(actor, r)
     seen = ArenaTask.objects.filter(case=r.case, expert=r.expert).filter(  # opened, or answered without opening
         Q(opened_at__isnull=False) | ~Q(status=ArenaTask.Status.TODO))
@@ -797,7 +797,7 @@ def _locked_own_arena(actor, task: ArenaTask) -> ArenaTask:
     t = ArenaTask.objects.select_for_update(of=("self",)).select_related("case__trial", "expert").get(pk=task.pk)
     if t.expert.user_id != getattr(actor, "pk", None) or t.expert.role != Role.EXPERT or arena_blocked(t):
         raise NotAllowed("This arena task is not yours, or not available yet.")
-    ensure_writable(t.case.trial)
+    hold_unlocked(t.case.trial)  # and unlocked until this transaction ends (a submit in flight at the lock)
     return t
 
 

@@ -1,7 +1,7 @@
 """REST API for readers (issue 4): worklist, read detail, open, heartbeat, autosave, submit; amend (issue 18).
 
 Session or token auth (project defaults). Reads are addressed by their opaque public_id; another reader's read
-is 403, an unknown id 404 (reading.selectors.read_for_reader, which checks the reader's membership: it needs it).
+is the 404 of an unknown id (reading.selectors.read_for_reader, which checks the reader's membership: it needs it).
 Service errors become {code, detail} with 400/403/409 (core.api_errors). An unassisted read's responses carry no
 draft field at all (reading.selectors.read_payload; ReadSerializer's draft fields are optional).
 """

@@ -22,7 +22,7 @@ from inference.selectors import arm_model_version, ready_draft
 from inference.similar import library_cases
 from trial.blinding import BLINDED_MESSAGE, is_blinded_participant
 from trial.models import Case, Membership, Trial
-from trial.permissions import Role, has_role
+from trial.permissions import Role
 
 from .models import Read
 
@@ -265,30 +265,26 @@ def worklist_summary(user, trial: Trial, now=None, page=None) -> dict:
 
 
 def read_for_reader(user, public_id: str, trial: Trial | None = None) -> Read:
-    """The read with this opaque id, if it is the user's own: unknown ids (or another trial's) are 404,
-    another reader's read is 403."""
+    """The read with this opaque id, if it is the user's own. Anything else is the same 404, an unknown id, another
+    trial's read and another reader's read alike: a probe learns nothing, not even that the id exists (docs/NOTES.md,
+    ninth session, helper attack)."""
     read = (
         Read.objects.select_related("case", "case__trial", "case__center", "arm",
                                     "arm__model_assignment__model_version", "reader", "reader__user", "draft")
-        .filter(public_id=public_id)
-        .first()
+        .filter(public_id=public_id, reader__user_id=user.pk, reader__role=Role.READER)  # ownership in the WHERE:
+        .first()  # another's read takes the unknown id's path, row for row (tests/security/test_probe_parity.py)
     )
     if read is None or (trial is not None and read.case.trial_id != trial.pk):
         raise Http404("No such read.")
-    if read.reader is None or read.reader.user_id != user.pk or read.reader.role != Role.READER:
-        raise PermissionDenied("This read is assigned to another reader.")
     return read
 
 
 def check_own_read(user, public_id: str, trial: Trial | None = None) -> int:
-    """read_for_reader's answers (an unknown id, or another trial's, 404; another reader's read 403) in one compiled
-    query, without loading the read, which the service then locks and loads once. Returns the read's trial id."""
-    row = _READ_OWNER(public_id=public_id)
-    if row is None or (trial is not None and row[0] != trial.pk):
+    """read_for_reader's answer (404 for anything but the user's own read) in one compiled query, without loading
+    the read, which the service then locks and loads once. Returns the read's trial id."""
+    trial_id = _READ_OWNER(public_id=public_id, user_id=user.pk)
+    if trial_id is None or (trial is not None and trial_id != trial.pk):
         raise Http404("No such read.")
-    trial_id, reader_user_id, reader_role = row
-    if reader_user_id != user.pk or reader_role != Role.READER:
-        raise PermissionDenied("This read is assigned to another reader.")
     return trial_id
 
 
@@ -298,21 +294,28 @@ def own_read_trial(user, public_id: str) -> Trial:
 
 
 _READ_OWNER = CompiledQuery(
-    lambda *, public_id: Read.objects.filter(public_id=public_id)
-    .values_list("case__trial_id", "reader__user_id", "reader__role")[:1],
-    kind="row", params={"public_id": str})
+    lambda *, public_id, user_id: Read.objects.filter(public_id=public_id, reader__user_id=user_id,
+                                                      reader__role=Role.READER)
+    .values_list("case__trial_id", flat=True)[:1],
+    kind="first", params={"public_id": str, "user_id": int})
 
 
 def read_for_amendment(user, public_id: str, trial: Trial | None = None) -> Read:
     """A submitted or unsubmitted read that the user may amend: its reader, or a coordinator of its trial (issue 18
-    item 2). Unknown ids (or another trial's, when ``trial`` is given) are 404, anyone else 403. The service checks
-    the rest (submitted, not locked) under a lock."""
-    read = Read.objects.select_related("case", "case__trial", "reader", "arm").filter(public_id=public_id).first()
+    item 2). Unknown ids (or another trial's, when ``trial`` is given) and other people's reads are 404 (a probe
+    learns nothing); a coordinator who also reads or rates is refused another reader's read (403). The service
+    checks the rest (submitted, not locked) under a lock."""
+    # Whether the user coordinates the read's trial comes with the read, so another person's read and an unknown id
+    # cost the same one query (a reader's probe: tests/security/test_probe_parity.py).
+    coordinates = Membership.objects.filter(user_id=user.pk, trial_id=OuterRef("case__trial_id"),
+                                            role=Role.COORDINATOR)
+    read = (Read.objects.select_related("case", "case__trial", "reader", "arm")
+            .annotate(by_coordinator=Exists(coordinates)).filter(public_id=public_id).first())
     if read is None or (trial is not None and read.case.trial_id != trial.pk):
         raise Http404("No such read.")
     own = read.reader is not None and read.reader.user_id == user.pk and read.reader.role == Role.READER
-    if not own and not has_role(user, read.case.trial, Role.COORDINATOR):
-        raise PermissionDenied("Only the read's reader or a coordinator of the trial may amend it.")
+    if not own and not read.by_coordinator:
+        raise Http404("No such read.")
     if not own and is_blinded_participant(user, read.case.trial):
         # A coordinator who also reads or rates (a membership written around the services): another reader's
         # report, its reader and times would let them match the A/B reports they rate, or the reports of cases

@@ -13,12 +13,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from core.compiled import CompiledQuery
-from core.errors import Conflict, InvalidInput, NotAllowed, TrialLocked, require_storable_text, storable_text
+from core.errors import Conflict, InvalidInput, TrialLocked, require_storable_text, storable_text
 from core.keyed import keyed_int
 from inference.selectors import arm_model_version, ready_draft
 from trial import audit, signatures
 from trial.models import Case, Membership, Trial
 from trial.permissions import Role, has_role
+from trial.services import hold_unlocked
 from trial.signatures import Meaning
 
 from . import signals
@@ -151,13 +152,18 @@ def _own_rows(light: bool):
 
 # Every open, heartbeat, autosave and submit locks the reader's read with its case, trial (arm, model): the SQL
 # compiled once per process (core.compiled; docs/performance.md), by public id (the API) or by primary key.
+# Ownership is in the WHERE: another reader's read is never locked or waited for (its reader's submit holds the
+# row; a probe that waited would learn the read exists and is being written), and is the unknown id's 404
+# (tests/security/test_probe_parity.py).
 _OWN_READ = {
-    (light, "public_id"): CompiledQuery(lambda *, public_id, light=light: _own_rows(light).filter(
-        public_id=public_id).order_by("pk")[:1], kind="object", params={"public_id": str})
+    (light, "public_id"): CompiledQuery(lambda *, public_id, user_id, light=light: _own_rows(light).filter(
+        public_id=public_id, reader__user_id=user_id, reader__role=Role.READER).order_by("pk")[:1],
+        kind="object", params={"public_id": str, "user_id": int})
     for light in (False, True)
 } | {
-    (light, "pk"): CompiledQuery(lambda *, pk, light=light: _own_rows(light).filter(pk=pk).order_by("pk")[:1],
-                                 kind="object", params={"pk": int})
+    (light, "pk"): CompiledQuery(lambda *, pk, user_id, light=light: _own_rows(light).filter(
+        pk=pk, reader__user_id=user_id, reader__role=Role.READER).order_by("pk")[:1],
+        kind="object", params={"pk": int, "user_id": int})
     for light in (False, True)
 }
 
@@ -166,19 +172,13 @@ def _locked_own_read(actor, read: Read | str, *, light: bool = False) -> Read:
     """The actor's read, locked, in one query (issue 19: heartbeat and autosave take <= 3 queries): the row with
     its case, trial, arm and reader. The trial's status comes from this query, inside the caller's transaction, so
     a locked trial is refused as ensure_writable would. ``read``: a Read, or its public id (the API's case: an
-    unknown id is 404, as reading.selectors.read_for_reader answers). ``light``: only the case, trial and reader
-    columns a heartbeat or autosave of an opened read uses, no arm or model version (a fifth of the columns)."""
+    unknown id, or another reader's read, is 404, as reading.selectors.read_for_reader answers). ``light``: only
+    the case, trial and reader columns a heartbeat or autosave of an opened read uses, no arm or model version (a
+    fifth of the columns)."""
+    user_id = getattr(actor, "pk", None) or 0  # no user: no read matches (a compiled query takes no None)
     if isinstance(read, str):
-        locked = _writable(_OWN_READ[light, "public_id"](public_id=read))
-    else:
-        locked = _writable(_OWN_READ[light, "pk"](pk=read.pk))
-    if (
-        locked.reader is None
-        or locked.reader.user_id != getattr(actor, "pk", None)
-        or locked.reader.role != Role.READER
-    ):
-        raise NotAllowed("This read is assigned to another reader.")
-    return locked
+        return _writable(_OWN_READ[light, "public_id"](public_id=read, user_id=user_id))
+    return _writable(_OWN_READ[light, "pk"](pk=read.pk, user_id=user_id))
 
 
 def _ensure_available(read: Read) -> None:
@@ -498,6 +498,9 @@ def submit_read(actor, read: Read | str, data, seconds=None,
     password is recorded before the transaction (trial.signatures.check_password_first)."""
     if signature is not None:
         row = (Read.objects.filter(pk=read.pk) if isinstance(read, Read) else Read.objects.filter(public_id=read))
+        # Only the actor's own read: a wrong password on another's id is the unknown id's 404, not a 403 that
+        # says the id exists (tests/security/test_probe_parity.py).
+        row = row.filter(reader__user_id=getattr(actor, "pk", None), reader__role=Role.READER)
         info = row.values("case__trial_id", "case__trial__sign_submissions", "submitted_at").first()
         if info and info["case__trial__sign_submissions"] and info["submitted_at"] is None:
             trial = Trial.objects.get(pk=info["case__trial_id"])
@@ -512,6 +515,7 @@ def _submit_read(actor, read: Read | str, data, *, seconds, signature) -> tuple[
     if read.is_submitted:
         return read, False
     trial = read.case.trial
+    hold_unlocked(trial)  # not locked until this submit is stored (a submit in flight at the lock)
     cleaned = clean_report(trial, data, complete=True)
     if trial.sign_submissions:
         signatures.reauthenticate(actor, signature)
@@ -561,10 +565,11 @@ def amend_read(*, actor, read: Read | str, report, reason: str) -> tuple[ReadAme
     rows = Read.objects.select_for_update(of=("self",)).select_related("case", "case__trial", "reader")
     locked = _first_writable(rows, read)
     trial = locked.case.trial
+    hold_unlocked(trial)  # not locked until this amendment is stored
     own = locked.reader is not None and locked.reader.user_id == getattr(actor, "pk", None) \
         and locked.reader.role == Role.READER
     if not own and not has_role(actor, trial, Role.COORDINATOR):
-        raise NotAllowed("Only the read's reader or a coordinator of the trial may amend it.")
+        raise Http404("No such read.")  # as an unknown id (reading.selectors.read_for_amendment)
     if not locked.is_submitted:
         raise Conflict("Only a submitted read can be amended; until then, edit and submit it.", code="not_submitted")
     if not isinstance(reason, str) or not reason.strip():

@@ -40,7 +40,7 @@ def next_read(request, trial_code: str):
 
 def read_page(request, trial_code: str, public_id: str):
     trial = _trial(trial_code)
-    selectors.check_own_read(request.user, public_id, trial)  # 404 / 403 as read_for_reader, without loading it
+    selectors.check_own_read(request.user, public_id, trial)  # 404 as read_for_reader, without loading it
     notice = ""
     try:
         # Opens (or resumes) it, loading it once under its lock (issue 19); a submitted read comes back as it is.

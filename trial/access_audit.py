@@ -7,7 +7,10 @@ Connected in TrialConfig.ready(). Never recorded: passwords or any other credent
 """
 from __future__ import annotations
 
+import ipaddress
+
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
@@ -16,38 +19,74 @@ from django.db.models.signals import m2m_changed, post_save, pre_save
 from core.middleware import request_user
 
 from . import audit
+from .models import AuditEntry
 
 FLAGS = ("is_superuser", "is_staff", "is_active")
 USER = "auth.User"
 
 
-def _ip(request) -> str:
-    return (request.META.get("REMOTE_ADDR", "") if request is not None else "") or ""
+def client_ip(request) -> str:
+    """The address of the person's machine: REMOTE_ADDR, or behind ``TRUSTED_PROXY_COUNT`` reverse proxies the
+    address the outermost of them saw (the count-th entry from the right of X-Forwarded-For; each proxy appends the
+    address it was called from, so entries further left are whatever the caller sent). django-axes keeps the login
+    lockout per username and this address (AXES_CLIENT_IP_CALLABLE): behind a proxy REMOTE_ADDR is the proxy's,
+    the same for everyone, and failing logins with a colleague's username from any desk locked the colleague out
+    everywhere. A header with too few entries or no address there: REMOTE_ADDR."""
+    if request is None:
+        return ""
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0:
+        return remote
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < hops:
+        return remote
+    try:
+        return str(ipaddress.ip_address(forwarded[-hops]))
+    except ValueError:
+        return remote
 
 
 def on_login(sender, request, user, **kwargs) -> None:
     audit.record(actor=user, trial=None, action="auth:login", object_type=USER, object_id=str(user.pk),
-                 after={"ip": _ip(request)})
+                 after={"ip": client_ip(request)})
 
 
 def on_logout(sender, request, user, **kwargs) -> None:
     if user is None:  # an anonymous session was flushed: nobody logged out
         return
     audit.record(actor=user, trial=None, action="auth:logout", object_type=USER, object_id=str(user.pk),
-                 after={"ip": _ip(request)})
+                 after={"ip": client_ip(request)})
+
+
+USERNAME_MAX = 150  # auth.User.username's length: no account has a longer one
+_OBJECT_ID_MAX = AuditEntry._meta.get_field("object_id").max_length
+
+
+def lockout_username(request, credentials: dict | None = None) -> str | None:
+    """The username django-axes counts a failure under (AXES_USERNAME_CALLABLE): axes's own choice (the
+    credentials, else the posted form or body), cut to the longest username there can be. Before, a made-up
+    username longer than axes's column (255) was a DataError: a 500 on the login page and the token endpoint."""
+    if credentials:
+        name = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        name = getattr(request, "data", request.POST).get(settings.AXES_USERNAME_FORM_FIELD)
+    return None if name is None else str(name)[:USERNAME_MAX]
 
 
 def on_login_failed(sender, credentials, request=None, **kwargs) -> None:
     # `credentials` has the password masked by Django; only the username is kept. No actor: nobody is logged in,
-    # and the attempt is not attributable to the account it named.
-    username = str(credentials.get("username", ""))[:150]
-    audit.record(actor=None, trial=None, action="auth:login_failed", object_type=USER, object_id=username,
-                 after={"username": username, "ip": _ip(request)})
+    # and the attempt is not attributable to the account it named. The entry's object id holds 80 characters (a
+    # username 150: before, a longer failed username was a DataError, a 500); the whole username is in `after`.
+    username = str(credentials.get("username", ""))[:USERNAME_MAX]
+    audit.record(actor=None, trial=None, action="auth:login_failed", object_type=USER,
+                 object_id=username[:_OBJECT_ID_MAX], after={"username": username, "ip": client_ip(request)})
 
 
 def on_lockout(sender, request, username, ip_address, **kwargs) -> None:
-    audit.record(actor=None, trial=None, action="auth:lockout", object_type=USER, object_id=str(username)[:150],
-                 after={"username": str(username), "ip": ip_address or ""})
+    username = str(username)[:USERNAME_MAX]
+    audit.record(actor=None, trial=None, action="auth:lockout", object_type=USER,
+                 object_id=username[:_OBJECT_ID_MAX], after={"username": username, "ip": ip_address or ""})
 
 
 def _flags(user) -> dict:

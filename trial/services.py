@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.compiled import CompiledQuery
@@ -81,6 +81,30 @@ def ensure_writable(trial: Trial, *, loaded: bool = False) -> None:
     status = trial.status if loaded else _STATUS(pk=trial.pk)
     if status == Trial.Status.LOCKED:
         raise TrialLocked(f"Trial {trial.code} is locked: its data is read-only.")
+
+
+_HOLD_UNLOCKED_SQL = f'SELECT status FROM "{Trial._meta.db_table}" WHERE id = %s FOR SHARE'
+
+
+def hold_unlocked(trial: Trial | int) -> None:
+    """In the transaction of a write to a submitted record (a submit, an amendment): refuse if the trial is locked,
+    and keep it from locking until this transaction ends. FOR SHARE on the trial's row conflicts with the lock
+    step's FOR NO KEY UPDATE (_lock_trial_row), so the step waits for a submit in flight (and counts it), and a
+    submit begun after the step waits for it and reads "locked". Before, a submit that had read the status and
+    then waited (on its audit chain, its case) was stored after the lock, its time before locked_at
+    (tests/security/test_insider_concurrency.py). On SQLite (the demo) one writer at a time: the status is read."""
+    trial_id = trial if isinstance(trial, int) else trial.pk
+    if connection.vendor != "postgresql":
+        status = Trial.objects.filter(pk=trial_id).values_list("status", flat=True).first()
+    else:
+        with connection.cursor() as cur:
+            cur.execute(_HOLD_UNLOCKED_SQL, [trial_id])
+            row = cur.fetchone()
+        status = row[0] if row else None
+    if status == Trial.Status.LOCKED:
+        code = trial.code if isinstance(trial, Trial) else Trial.objects.filter(pk=trial_id).values_list(
+            "code", flat=True).first()
+        raise TrialLocked(f"Trial {code} is locked: its data is read-only.")
 
 
 def ensure_coordinator(actor, trial: Trial) -> None:

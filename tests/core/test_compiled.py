@@ -159,13 +159,16 @@ def test_model_kinds_build_the_instances_the_orm_builds():
     read = reads[0]
     with transaction.atomic():
         for light in (False, True):
-            by_id = _OWN_READ[light, "public_id"](public_id=read.public_id)
-            by_pk = _OWN_READ[light, "pk"](pk=read.pk)
+            owner = read.reader.user_id
+            by_id = _OWN_READ[light, "public_id"](public_id=read.public_id, user_id=owner)
+            by_pk = _OWN_READ[light, "pk"](pk=read.pk, user_id=owner)
+            # Someone else's read: no row (ownership is in the WHERE: tests/security/test_probe_parity.py)
+            assert _OWN_READ[light, "public_id"](public_id=read.public_id, user_id=owner + 10_000) is None
             assert by_id.pk == by_pk.pk == read.pk and by_id.case.trial.pk == trial.pk
             assert by_id.get_deferred_fields() == by_pk.get_deferred_fields()
             assert bool(by_id.get_deferred_fields()) is False  # the read's own columns, in full
             assert by_id.reader.user_id == read.reader.user_id
-        assert _OWN_READ[False, "public_id"](public_id="no-such-read") is None
+        assert _OWN_READ[False, "public_id"](public_id="no-such-read", user_id=read.reader.user_id) is None
     assert _OWN_TASK(public_id="x", trial_id=trial.pk, expert_id=1) is None
 
 

@@ -55,7 +55,7 @@ def test_permissions_and_files(paired):
     for user in (expert2.user, other_center_reader.user, paired["statistician"].user):
         c = _client(user)
         for kind in ("meta.json", "display.png", "full.bin"):
-            assert c.get(url[kind]).status_code == 403
+            assert c.get(url[kind]).status_code == 404  # as an unknown id
     assert _client(un.user).get(reverse("imaging:image-display", args=["nope"])).status_code == 404
     anon = Client().get(url["display.png"])
     assert anon.status_code == 302  # to the login page

@@ -200,12 +200,12 @@ def test_unassisted_read_carries_no_trace_of_the_draft(live_server, page):
     assert "draft" not in everything.lower()
     assert f'"draft_id": {draft.pk}' not in everything
 
-    # Another reader's read: 403 on the page and on the API
+    # Another reader's read: the 404 of an unknown id, on the page and on the API
     other = Read.objects.filter(reader=ai_reader).first()
     resp = page.goto(live_server.url + reverse("reading:read", args=["BRU", other.public_id]))
-    assert resp.status == 403
+    assert resp.status == 404
     other_api = live_server.url + reverse("reading-api:detail", args=[other.public_id])
-    assert page.request.get(other_api).status == 403
+    assert page.request.get(other_api).status == 404
     other.refresh_from_db()
     assert other.opened_at is None
 

@@ -62,7 +62,7 @@ def test_no_javascript_submit_and_repeat(paired):
     read.refresh_from_db()
     assert read.findings_text == "Clear." and read.finding_marks["pneumothorax"] == {"present": False, "confidence": 5}
     other = paired["ai_reader"]
-    assert _client(other.user).get(reverse("reading:read", args=["RD1", read.public_id])).status_code == 403
+    assert _client(other.user).get(reverse("reading:read", args=["RD1", read.public_id])).status_code == 404
     assert _client(other.user).post(reverse("reading:submit", args=["RD1", read.public_id]),
-                                    form).status_code == 403
+                                    form).status_code == 404
     assert c.get(reverse("reading:read", args=["OTHER", read.public_id])).status_code == 404

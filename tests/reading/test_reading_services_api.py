@@ -6,11 +6,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from core.errors import InvalidInput, NotAllowed, TrialLocked
+from core.errors import InvalidInput, TrialLocked
 from reading import services
 from reading.models import Read
 from tests.factories.reading import DRAFT_FINDINGS, reads_of
@@ -153,15 +154,15 @@ def test_submit_after_lock_is_refused_and_changes_nothing(paired):
 def test_another_readers_read_is_refused(paired):
     owner, other = paired["un_reader"], paired["ai_reader"]
     read = reads_of(owner).first()
-    with pytest.raises(NotAllowed):
+    with pytest.raises(Http404):
         services.submit_read(other.user, read, complete(paired["trial"]))
     c = client_for(other.user)
-    for action in ("", "open", "heartbeat", "autosave", "submit"):
+    for action in ("", "open", "heartbeat", "autosave", "submit"):  # the 404 of an unknown id: nothing told
         r = c.post(api(read, action), complete(paired["trial"]), format="json") if action else c.get(api(read))
-        assert r.status_code == 403, action
+        assert r.status_code == 404, action
     assert c.get(reverse("reading-api:detail", args=["no-such-read"])).status_code == 404
     expert = paired["experts"][0].user
-    assert client_for(expert).get(api(read)).status_code == 403
+    assert client_for(expert).get(api(read)).status_code == 404
     assert client_for(expert).get(reverse("reading-api:worklist", args=["RD1"])).status_code == 403
     read.refresh_from_db()
     assert read.opened_at is None and read.submitted_at is None

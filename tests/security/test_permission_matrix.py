@@ -52,6 +52,17 @@ def api_only(**allowed) -> dict:
     return roles(403, anonymous=401, **allowed)
 
 
+def read_page(**allowed) -> dict:
+    """A page of one read or image: anyone but its reader (and, to amend or view images, a coordinator) gets the 404
+    of an unknown id, so a probe of someone else's id learns nothing (tests/security/test_probe_parity.py)."""
+    return roles(404, anonymous=302, **allowed)
+
+
+def read_api(**allowed) -> dict:
+    """The API of one read: as read_page (401 for anonymous)."""
+    return roles(404, anonymous=401, **allowed)
+
+
 def api_refuses_method(**overrides) -> dict:
     """An API route that does not take this method: 405 once authenticated."""
     return roles(405, anonymous=401, **overrides)
@@ -104,17 +115,17 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "inference:retry": {"GET": page_post_only(), "POST": page_only(coordinator=302)},
     # --- images: coordinators and the case's readers/experts; this image's case (1) has no rating task and the
     # reader's read of it is elsewhere, so only the coordinator may see it
-    "imaging:image-meta": {"GET": page_only(coordinator=200), "POST": page_post_only()},
-    "imaging:image-display": {"GET": page_only(coordinator=200), "POST": page_post_only()},
-    "imaging:image-full": {"GET": page_only(coordinator=200), "POST": page_post_only()},
+    "imaging:image-meta": {"GET": read_page(coordinator=200), "POST": page_post_only()},
+    "imaging:image-display": {"GET": read_page(coordinator=200), "POST": page_post_only()},
+    "imaging:image-full": {"GET": read_page(coordinator=200), "POST": page_post_only()},
     # --- reader pages
     "reading:worklist": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
     "reading:next": {"GET": page_only(reader=302), "POST": page_only(reader=302)},
-    "reading:read": {"GET": page_only(reader=200), "POST": page_only(reader=200)},
-    "reading:submit": {"GET": page_post_only(), "POST": page_only(reader=302)},
+    "reading:read": {"GET": read_page(reader=200), "POST": read_page(reader=200)},
+    "reading:submit": {"GET": page_post_only(), "POST": read_page(reader=302)},
     # issue 18 amendment pages, the author or a coordinator: the fixture's read is not submitted (409 on the page,
     # also for the empty POST: the service refuses an unsubmitted read before asking for the reason)
-    "reading:amend": {"GET": page_only(reader=409, coordinator=409), "POST": page_only(reader=409, coordinator=409)},
+    "reading:amend": {"GET": read_page(reader=409, coordinator=409), "POST": read_page(reader=409, coordinator=409)},
     # --- expert pages
     "rating:worklist": {"GET": page_only(expert=200), "POST": page_only(expert=200)},
     "rating:task": {"GET": page_only(expert=200), "POST": page_only(expert=400)},  # POST without an answer: 400
@@ -190,13 +201,13 @@ EXPECTED: dict[str, dict[str, dict]] = {
     "arena-draw": {"GET": api_only(coordinator=405), "POST": api_only(coordinator=200)},
     # --- API: reading
     "reading-api:worklist": {"GET": api_only(reader=200), "POST": api_refuses_method()},
-    "reading-api:detail": {"GET": api_only(reader=200), "POST": api_refuses_method()},
-    "reading-api:open": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
-    "reading-api:heartbeat": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
-    "reading-api:autosave": {"GET": api_refuses_method(), "POST": api_only(reader=200)},
-    "reading-api:submit": {"GET": api_refuses_method(), "POST": api_only(reader=400)},
+    "reading-api:detail": {"GET": read_api(reader=200), "POST": api_refuses_method()},
+    "reading-api:open": {"GET": api_refuses_method(), "POST": read_api(reader=200)},
+    "reading-api:heartbeat": {"GET": api_refuses_method(), "POST": read_api(reader=200)},
+    "reading-api:autosave": {"GET": api_refuses_method(), "POST": read_api(reader=200)},
+    "reading-api:submit": {"GET": api_refuses_method(), "POST": read_api(reader=400)},
     # The read's reader or a coordinator; the matrix's empty body has no reason: 400 (tests/reading/test_amendments.py)
-    "reading-api:amend": {"GET": api_refuses_method(), "POST": api_only(reader=400, coordinator=400)},
+    "reading-api:amend": {"GET": api_refuses_method(), "POST": read_api(reader=400, coordinator=400)},
     # --- API: analysis runs
     "analysis-run-list": {"GET": api_only(coordinator=200, statistician=200),
                           "POST": api_only(coordinator=201, statistician=201)},
