@@ -14,6 +14,7 @@ IP address of the request).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.http import QueryDict
 from django.utils import timezone
 
 from core.errors import InvalidInput, NotAllowed
@@ -77,8 +79,19 @@ def check_password_first(actor, trial: Trial | None, signature: SignatureInput |
     with transaction.atomic():
         audit.record(actor=actor, trial=trial, action="sign:failed", obj=obj,
                      after={"step": action, "meaning": str(signature.meaning)})
-    user_login_failed.send(sender=__name__, credentials=_credentials(actor), request=request)
+    user_login_failed.send(sender=__name__, credentials=_credentials(actor), request=_without_form(request))
     raise NotAllowed(WRONG_PASSWORD)
+
+
+def _without_form(request):
+    """The request as the lockout records it: without its form. django-axes stores a failed attempt's POST data
+    (all but the password) for the cool-off; a signed submit's form is a report or a rating, which the failed-login
+    table must not keep (docs/audit.md, "Electronic signatures")."""
+    if request is None:
+        return None
+    bare = copy.copy(request)
+    bare.POST = QueryDict()
+    return bare
 
 
 def reauthenticate(actor, signature: SignatureInput | None) -> None:

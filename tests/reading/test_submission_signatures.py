@@ -147,3 +147,25 @@ def test_a_rating_submission_is_signed_by_the_expert(db):
     html = page.get(reverse("rating:task", args=[t["trial"].code, other.public_id])).content.decode()
     assert 'id="signature-password"' in html
     assert Read.objects.filter(case=t["cases"][0], submitted_at__isnull=False).count() == 2
+
+
+def test_a_wrong_signature_leaves_no_report_text_in_the_lockout_table(signing, settings):
+    """The lockout counts a wrong signature password (django-axes), but its failed-attempt table keeps the
+    request's form: a signed submit's form is the report, which must not be kept there (trial/signatures.py)."""
+    from axes.models import AccessAttempt
+
+    settings.AXES_ENABLED = True
+    trial, read, user = signing["trial"], signing["read"], signing["un_reader"].user
+    c = Client()
+    c.force_login(user)
+    services.open_read(user, read)
+    secret = "Distinctive report text 7f3a"
+    form = {"findings_text": secret, "impression_text": "Normal.", "password": "wrong",
+            **{f"present_{code}": "absent" for code in trial.finding_codes},
+            **{f"confidence_{code}": "4" for code in trial.finding_codes}}
+    c.post(reverse("reading:submit", args=[trial.code, read.public_id]), form)
+    read.refresh_from_db()
+    assert not read.is_submitted
+    attempts = list(AccessAttempt.objects.filter(username=user.get_username()))
+    assert attempts and attempts[0].failures_since_start == 1  # counted toward the lockout
+    assert all(secret not in a.post_data and "findings_text" not in a.post_data for a in attempts)
