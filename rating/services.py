@@ -569,7 +569,9 @@ def clean_reason(reason) -> str:
 def _amender_role(actor, r: Rating) -> str:
     if r.expert.user_id == getattr(actor, "pk", None) and r.expert.role == Role.EXPERT:
         return Role.EXPERT
-    if has_role(actor, r.case.trial, Role.COORDINATOR):
+    # A coordinator who also reads or rates is blinded (docs/design.md section 5): another expert's answers and A/B
+    # order are not theirs to see or change, whatever route reaches the service (the selector refuses too).
+    if has_role(actor, r.case.trial, Role.COORDINATOR) and not is_blinded_participant(actor, r.case.trial):
         return Role.COORDINATOR
     raise NotAllowed("Only the rating's expert or a coordinator of the trial may amend it.")
 

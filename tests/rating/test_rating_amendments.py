@@ -168,3 +168,16 @@ def test_the_export_carries_rating_amendments_after_lock_only_and_the_ratings_ta
     first = next(r for r in export.tables["ratings"] if r["rating_id"] == rating.public_id)
     assert (first["preference"], first["quality_b"]) == ("A", 3)  # the analysis counts the first submission
     assert any(d["table"] == "rating_amendments" and d["column"] == "reason" for d in export.dictionary)
+
+
+def test_a_coordinator_who_also_rates_cannot_amend_another_experts_rating_through_the_service(rated):
+    """Blinding in the service too, not only in the page's selector: a coordinator holding an expert membership
+    (written around the services) is a blinded participant until lock (docs/design.md section 5)."""
+    from trial.models import Membership
+
+    t, rating, coord = rated, rated["rating"], rated["coordinator"]
+    Membership.objects.create(trial=t["trial"], user=coord, role=Membership.Role.EXPERT, center=t["centers"][0])
+    coord = type(coord).objects.get(pk=coord.pk)  # a new request's user (roles are cached per user object)
+    with pytest.raises(NotAllowed):
+        services.amend_rating(actor=coord, rating=rating, answer={"quality_a": 2}, reason="Wrong report")
+    assert not RatingAmendment.objects.exists()
