@@ -470,36 +470,51 @@ def submit_rating(actor, rating: Rating, data: dict,
 def _submit_rating(actor, rating: Rating, data: dict, *, signature) -> tuple[Rating, bool]:
     r = _locked_own(actor, rating)
     if r.status == Rating.Status.DONE:
-        try:
-            cleaned = clean_answer(r, data, complete=False)
-        except InvalidInput:
-            cleaned = None
-        if cleaned is not None and _same_answer(r, cleaned):
-            return r, False
-        raise Conflict("This rating was already submitted; a rating cannot be changed or given twice.",
-                       code="already_submitted")
+        _repeat_or_conflict(r, data, clean_answer, _same_answer, what="rating")
+        return r, False
     hold_unlocked(r.case.trial)  # not locked until this submit is stored (a submit in flight at the lock)
     cleaned = clean_answer(r, data, complete=True)
-    trial = r.case.trial
-    if trial.sign_submissions:
-        signatures.reauthenticate(actor, signature)
-    before = audit.snapshot(r)
-    for k, v in cleaned.items():
-        setattr(r, k, v)
     if r.read_b_id is None:
-        r.preference, r.quality_b = "", None
-    now = timezone.now()
-    r.opened_at = r.opened_at or now
-    r.submitted_at = now
-    r.status = Rating.Status.DONE
-    r.save()
-    entry = audit.record(actor=actor, trial=trial, action="rating:submit", obj=r, before=before,
-                         after=audit.snapshot(r))
-    if trial.sign_submissions:
-        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
-                              obj=r, fields=SIGNED_FIELDS)
+        cleaned = {**cleaned, "preference": "", "quality_b": None}
+    _store_submission(actor, r, cleaned, signature=signature, action="rating:submit", signed_fields=SIGNED_FIELDS)
     _after_rating_submitted(r)
     return r, True
+
+
+def _repeat_or_conflict(task: Rating | ArenaTask, data: dict, clean, same, *, what: str) -> None:
+    """A submitted task sent again: the same answer (a retried or double-clicked request) is a success that stores
+    nothing (returns); a different one is refused."""
+    try:
+        cleaned = clean(task, data, complete=False)
+    except InvalidInput:
+        cleaned = None
+    if cleaned is not None and same(task, cleaned):
+        return
+    article = "an" if what[0] in "aeiou" else "a"
+    raise Conflict(f"This {what} was already submitted; {article} {what} cannot be changed or given twice.",
+                   code="already_submitted")
+
+
+def _store_submission(actor, task: Rating | ArenaTask, cleaned: dict, *, signature, action: str,
+                      signed_fields: tuple[str, ...]) -> None:
+    """A rating's or an arena judgement's submission: the answer, the times, the audit entry, and the author's
+    signature where the trial's ``sign_submissions`` asks for it (checked before anything changes)."""
+    trial = task.case.trial
+    if trial.sign_submissions:
+        signatures.reauthenticate(actor, signature)
+    before = audit.snapshot(task)
+    for k, v in cleaned.items():
+        setattr(task, k, v)
+    now = timezone.now()
+    task.opened_at = task.opened_at or now
+    task.submitted_at = now
+    task.status = type(task).Status.DONE
+    task.save()
+    entry = audit.record(actor=actor, trial=trial, action=action, obj=task, before=before,
+                         after=audit.snapshot(task))
+    if trial.sign_submissions:
+        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
+                              obj=task, fields=signed_fields)
 
 
 def _after_rating_submitted(r: Rating) -> None:
@@ -883,32 +898,15 @@ def submit_arena_task(actor, task: ArenaTask, data: dict,
 def _submit_arena_task(actor, task: ArenaTask, data: dict, *, signature) -> tuple[ArenaTask, bool]:
     t = _locked_own_arena(actor, task)
     if t.status == ArenaTask.Status.DONE:
-        try:
-            cleaned = clean_arena_answer(t, data, complete=False)
-        except InvalidInput:
-            cleaned = None
-        if cleaned is not None and all(getattr(t, k) == v for k, v in cleaned.items()):
-            return t, False
-        raise Conflict("This arena judgement was already submitted; it cannot be changed or given twice.",
-                       code="already_submitted")
+        _repeat_or_conflict(t, data, clean_arena_answer, _same_arena_answer, what="arena judgement")
+        return t, False
     cleaned = clean_arena_answer(t, data, complete=True)
-    trial = t.case.trial
-    if trial.sign_submissions:
-        signatures.reauthenticate(actor, signature)
-    before = audit.snapshot(t)
-    for k, v in cleaned.items():
-        setattr(t, k, v)
-    now = timezone.now()
-    t.opened_at = t.opened_at or now
-    t.submitted_at = now
-    t.status = ArenaTask.Status.DONE
-    t.save()
-    entry = audit.record(actor=actor, trial=trial, action="arena:submit", obj=t, before=before,
-                         after=audit.snapshot(t))
-    if trial.sign_submissions:
-        signatures.sign_entry(actor, entry, signatures.SignatureInput(signature.password, Meaning.AUTHORSHIP),
-                              obj=t, fields=ARENA_SIGNED_FIELDS)
+    _store_submission(actor, t, cleaned, signature=signature, action="arena:submit", signed_fields=ARENA_SIGNED_FIELDS)
     return t, True
+
+
+def _same_arena_answer(t: ArenaTask, cleaned: dict) -> bool:
+    return all(getattr(t, k) == v for k, v in cleaned.items())
 
 
 # -- amending an arena judgement (as a rating's amendment, issue 18 item 2) -------------------------------------
