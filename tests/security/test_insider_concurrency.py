@@ -85,6 +85,27 @@ def _hold_chain(trial: Trial, user) -> tuple[threading.Event, threading.Thread]:
     return release, t
 
 
+def _submit_racing_the_lock(t: dict, author, submit) -> tuple[Worker, bool, Trial]:
+    """``submit`` parked on its author's audit chain (held from another connection) while the coordinator locks the
+    trial; then the chain is released. Returns the submit's worker, whether the lock finished first, the trial."""
+    release, holder = _hold_chain(t["trial"], author)
+    sub = Worker(submit)
+    sub.start()
+    _waiting_on_a_lock()
+    locker = Worker(lambda: trial_services.lock_trial(t["coordinator"], Trial.objects.get(pk=t["trial"].pk),
+                                                      reason="database lock"))
+    locker.start()
+    locker.join(3)  # it either finishes (the submit does not hold it up) or waits for the submit
+    locked_first = not locker.is_alive()
+    release.set()
+    holder.join(10)
+    sub.join(20)
+    locker.join(20)
+    assert not sub.is_alive() and not locker.is_alive()
+    assert locker.error is None, locker.error
+    return sub, locked_first, Trial.objects.get(pk=t["trial"].pk)
+
+
 def test_two_tabs_submitting_one_read_at_once_store_it_once():
     t = rating_trial(code="CC1", cases=2)
     me = reader_in(t, "unassisted")
@@ -156,22 +177,8 @@ def test_a_rating_submitted_while_the_trial_locks_is_refused_or_before_the_lock(
     task = Rating.objects.filter(expert=t["experts"][0]).first()
     expert = t["experts"][0].user
     rating_services.open_rating(expert, task)
-    release, holder = _hold_chain(t["trial"], expert)
-    sub = Worker(lambda: rating_services.submit_rating(expert, Rating.objects.get(pk=task.pk), GOOD))
-    sub.start()
-    _waiting_on_a_lock()
-    locker = Worker(lambda: trial_services.lock_trial(t["coordinator"], Trial.objects.get(pk=t["trial"].pk),
-                                                      reason="database lock"))
-    locker.start()
-    locker.join(3)  # it either finishes (the submit does not hold it up) or waits for the submit
-    locked_first = not locker.is_alive()
-    release.set()
-    holder.join(10)
-    sub.join(20)
-    locker.join(20)
-    assert not sub.is_alive() and not locker.is_alive()
-    assert locker.error is None, locker.error
-    trial = Trial.objects.get(pk=t["trial"].pk)
+    sub, locked_first, trial = _submit_racing_the_lock(
+        t, expert, lambda: rating_services.submit_rating(expert, Rating.objects.get(pk=task.pk), GOOD))
     task.refresh_from_db()
     assert trial.status == Trial.Status.LOCKED
     # Before: the lock finished while the submit was parked, then the rating was stored in the locked trial, its
@@ -191,23 +198,9 @@ def test_a_read_submitted_while_the_trial_locks_is_refused_or_before_the_lock():
     me = reader_in(t, "unassisted")
     read = reads_of(me)[0]
     reading_services.open_read(me.user, read.public_id)
-    release, holder = _hold_chain(t["trial"], me.user)
-    sub = Worker(lambda: reading_services.submit_read(me.user, read.public_id, _report(t["trial"], "Late."),
-                                                      seconds=3))
-    sub.start()
-    _waiting_on_a_lock()
-    locker = Worker(lambda: trial_services.lock_trial(t["coordinator"], Trial.objects.get(pk=t["trial"].pk),
-                                                      reason="database lock"))
-    locker.start()
-    locker.join(3)
-    locked_first = not locker.is_alive()
-    release.set()
-    holder.join(10)
-    sub.join(20)
-    locker.join(20)
-    assert not sub.is_alive() and not locker.is_alive()
-    assert locker.error is None, locker.error
-    trial = Trial.objects.get(pk=t["trial"].pk)
+    sub, locked_first, trial = _submit_racing_the_lock(
+        t, me.user, lambda: reading_services.submit_read(me.user, read.public_id, _report(t["trial"], "Late."),
+                                                         seconds=3))
     read.refresh_from_db()
     assert trial.status == Trial.Status.LOCKED
     if locked_first:
